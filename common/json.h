@@ -1,0 +1,32 @@
+/*
+ * json.h — the bounded JSON reader: every untrusted message goes through it.
+ *
+ * Limits (DESIGN §4): a message ≤ 1 MiB, a request ≤ 64 KiB, nesting ≤ 32.
+ * The depth is checked by a scan before jansson sees the bytes, so deep
+ * input never reaches a recursive parser.  Duplicate keys are rejected,
+ * trailing bytes are rejected, the top level must be an object.
+ * Thread-safe.
+ */
+#ifndef KMS_COMMON_JSON_H
+#define KMS_COMMON_JSON_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define JSON_MAX_MESSAGE (1024 * 1024)	/* one nng message (Batch) */
+#define JSON_MAX_REQUEST (64 * 1024)	/* one request or batch item */
+#define JSON_MAX_DEPTH 32		/* nesting of arrays and objects */
+
+/*
+ * Parse buf[0..len) as one JSON object of at most maxlen bytes.
+ * Returns the object (caller json_decref()s) or NULL with *err set to
+ * KMS_ESERIALIZATION and a message in msg.
+ */
+json_t *json_read_bounded(const void *buf, size_t len, size_t maxlen,
+    int *err, char *msg, size_t msglen);
+/* Depth of the deepest array/object in buf, scanning strings correctly;
+ * stops early and returns limit + 1 once limit is exceeded. */
+int json_depth(const void *buf, size_t len, int limit);
+
+#endif

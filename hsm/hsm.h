@@ -1,0 +1,115 @@
+/*
+ * hsm.h — the only code that calls PKCS#11.
+ *
+ * An hsm is one loaded module, one token found by label, logged in as the
+ * user (the PIN is read from a file and wiped right after C_Login).  Each
+ * worker thread opens its own hsm_session; a session is not thread-safe,
+ * the hsm is.  Keys are used through object handles (hsm_key) only; no
+ * function here ever returns key material, and no request-path function
+ * calls C_FindObjects.
+ *
+ * Custody (DESIGN §2):
+ *  - the domain key is an AES-256 token object (label HSM_DOMAIN_LABEL),
+ *    private, sensitive, not extractable, CKA_WRAP/CKA_UNWRAP only;
+ *  - wrapped mode: hsm_generate_wrapped() makes a transient sensitive
+ *    session key, wraps it under the domain key with CKM_AES_KEY_WRAP
+ *    (0x2109) and destroys it; hsm_unwrap() turns the blob into a
+ *    sensitive, non-extractable session object for use;
+ *  - resident mode: hsm_generate_resident() makes a private, sensitive,
+ *    non-extractable token object with a CKA_ID; hsm_load_resident() finds
+ *    it (start-up only) and returns a C_CopyObject session copy.
+ *
+ * Failure: any CK_RV meaning the token went away (session handle invalid,
+ * device error/removed/memory, token not present, not logged in...) maps to
+ * KMS_EDEPENDENCYTIMEOUT and marks the hsm down.  hsm_recover() (called by
+ * the daemon's scheduler) re-initialises, logs in again and bumps the
+ * generation; sessions reopen themselves on next use when their generation
+ * is old, and handles from an older generation must be reloaded by the
+ * caller (hsm_generation()).
+ */
+#ifndef KMS_HSM_H
+#define KMS_HSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HSM_DOMAIN_LABEL "kmsd-domain-key"
+#define HSM_WRAPPED_LEN 40	/* AES-256 key under RFC 3394 key wrap */
+#define HSM_GCM_IV_LEN 12
+#define HSM_GCM_TAG_LEN 16
+#define HSM_RESIDENT_ID_MAX 32	/* CKA_ID bytes (we use key id ‖ version) */
+
+typedef struct hsm hsm;
+typedef struct hsm_session hsm_session;
+typedef unsigned long hsm_key;	/* CK_OBJECT_HANDLE; 0 is never valid */
+
+struct hsm_config {
+	const char *module;	/* path of the PKCS#11 .so */
+	const char *token_label;
+	const char *pin_file;	/* user PIN, read then wiped */
+	int create_domain_key;	/* token set-up only: create it if absent */
+};
+
+/*
+ * Load, C_Initialize (OS locking), find the token, log in, probe the
+ * mechanisms (CKM_AES_GCM, CKM_AES_KEY_WRAP) and find the domain key.
+ * On failure returns an error and a sentence in errbuf naming what is
+ * missing (module, token, PIN file, mechanism, domain key).
+ */
+int hsm_open(const struct hsm_config *cfg, hsm **out, char *errbuf,
+    size_t errlen);
+void hsm_close(hsm *h);
+
+int hsm_session_open(hsm *h, hsm_session **out);
+void hsm_session_close(hsm_session *s);
+
+/* Current generation; bumped by every successful hsm_recover(). */
+uint64_t hsm_generation(const hsm *h);
+/* 1 when the last call saw the token go away and no recovery has run. */
+int hsm_is_down(const hsm *h);
+/* Re-open the token and log in again; 0 when the token is back. */
+int hsm_recover(hsm *h);
+
+/* Random bytes from the token (C_GenerateRandom, one call). */
+int hsm_random(hsm_session *s, uint8_t *buf, size_t n);
+
+/* Wrapped mode. */
+int hsm_generate_wrapped(hsm_session *s, uint8_t *wrapped, size_t wrapsz,
+    size_t *wrappedlen);
+int hsm_unwrap(hsm_session *s, const uint8_t *wrapped, size_t len,
+    hsm_key *out);
+
+/* Resident mode: id is the CKA_ID. */
+int hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen);
+int hsm_load_resident(hsm_session *s, const uint8_t *id, size_t idlen,
+    hsm_key *out);	/* KMS_ENOTFOUND when absent */
+int hsm_destroy_resident(hsm_session *s, const uint8_t *id, size_t idlen);
+/* Start-up reconciliation: call fn for each resident key's CKA_ID. */
+int hsm_list_resident(hsm_session *s,
+    void (*fn)(const uint8_t *id, size_t idlen, void *arg), void *arg);
+
+/* Destroy a session object made by hsm_unwrap/hsm_load_resident. */
+void hsm_key_release(hsm_session *s, hsm_key k);
+
+/*
+ * AES-256-GCM with a 12-byte IV and 16-byte tag.  Encrypt writes
+ * ptlen + HSM_GCM_TAG_LEN bytes (ciphertext ‖ tag) to out.  Decrypt takes
+ * ciphertext ‖ tag; a bad tag returns KMS_EINVALIDCIPHERTEXT and leaves
+ * pt zeroed.
+ */
+int hsm_gcm_encrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
+    const uint8_t *aad, size_t aadlen, const uint8_t *pt, size_t ptlen,
+    uint8_t *out);
+int hsm_gcm_decrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
+    const uint8_t *aad, size_t aadlen, const uint8_t *ct, size_t ctlen,
+    uint8_t *pt, size_t *ptlen);
+
+/* For tests proving custody: read boolean attributes of an object. */
+struct hsm_key_attrs {
+	int sensitive, extractable, token, is_private;
+	int value_readable;	/* 1 if C_GetAttributeValue(CKA_VALUE) worked */
+	int wrap_refused;	/* 1 if C_WrapKey of it under the domain key fails */
+};
+int hsm_inspect_key(hsm_session *s, hsm_key k, struct hsm_key_attrs *out);
+
+#endif

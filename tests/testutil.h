@@ -1,0 +1,34 @@
+/*
+ * testutil.h — helpers shared by the test binaries: a throwaway SoftHSM2
+ * token in a temp dir, and a real kmsd started on it.  Binaries come from
+ * $KMS_BIN_DIR (set by tests/run-all; default ./bin).
+ */
+#ifndef KMS_TESTUTIL_H
+#define KMS_TESTUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct tu_env {
+	char dir[256];		/* temp state dir, removed by tu_env_destroy */
+	char conf[300];		/* dir/kmsd.conf */
+	char endpoint[300];	/* ipc://dir/kmsd.sock */
+	char module[256];	/* PKCS#11 module kmsd loads */
+	pid_t kmsd;		/* 0 when not running */
+};
+
+/* Make a temp dir with a token (scripts/hsm-init) and a kmsd.conf; extra
+ * is appended to kmsd.conf (may be NULL).  Returns 0 or -1. */
+int tu_env_init(struct tu_env *e, const char *extra_conf);
+/* Start kmsd -c conf and wait until the socket answers; 0 or -1. */
+int tu_kmsd_start(struct tu_env *e);
+/* SIGTERM, wait; returns kmsd's exit status (0 for a clean stop). */
+int tu_kmsd_stop(struct tu_env *e);
+void tu_env_destroy(struct tu_env *e);
+/* Path of a binary in KMS_BIN_DIR. */
+const char *tu_bin(const char *name);
+/* Run a shell command, capture stdout (NUL-terminated, malloc'd) and exit
+ * status; stderr captured too if err is not NULL. */
+int tu_run(const char *cmd, char **out, char **err);
+
+#endif
