@@ -1,0 +1,322 @@
+/*
+ * config.c — kmsd.conf parsing and validation.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "kmsd/config.h"
+
+#define CONFIG_LINE_MAX 4096
+/* NIST SP 800-38D §8.3: at most 2^32 invocations with random 96-bit IVs. */
+#define GCM_RANDOM_IV_LIMIT 4294967296ULL
+
+static void
+copy(char *dst, size_t dstlen, const char *src)
+{
+	snprintf(dst, dstlen, "%s", src);
+}
+
+void
+config_defaults(struct config *c, const char *state_dir)
+{
+	char abs[PATH_MAX];
+	struct passwd *pw;
+
+	memset(c, 0, sizeof(*c));
+	if (state_dir == NULL) {
+		state_dir = "var";
+	}
+	if (state_dir[0] != '/' && getcwd(abs, sizeof(abs)) != NULL) {
+		char joined[PATH_MAX + CONFIG_PATH_MAX];
+		snprintf(joined, sizeof(joined), "%s/%s", abs, state_dir);
+		copy(c->state_dir, sizeof(c->state_dir), joined);
+	} else {
+		copy(c->state_dir, sizeof(c->state_dir), state_dir);
+	}
+	copy(c->pkcs11_module, sizeof(c->pkcs11_module),
+	    "/usr/lib/softhsm/libsofthsm2.so");
+	copy(c->token_label, sizeof(c->token_label), "kmsd");
+	c->socket_mode = 0660;
+	c->key_storage = STORAGE_WRAPPED;
+	c->workers = 8;
+	copy(c->account_id, sizeof(c->account_id), "000000000000");
+	c->key_cache_handles = 20000;
+	c->max_encryptions = GCM_RANDOM_IV_LIMIT - 1;
+	c->hsm_retry_ms = 500;
+	/* The invoking user administers the embedded default. */
+	if ((pw = getpwuid(getuid())) != NULL) {
+		snprintf(c->administrators[0], sizeof(c->administrators[0]),
+		    "user:%s", pw->pw_name);
+	} else {
+		snprintf(c->administrators[0], sizeof(c->administrators[0]),
+		    "uid:%u", (unsigned)getuid());
+	}
+	c->nadministrators = 1;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s)) {
+		s++;
+	}
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1])) {
+		*--e = '\0';
+	}
+	return s;
+}
+
+static int
+parse_uint(const char *v, unsigned long long max, unsigned long long *out,
+    int base)
+{
+	char *end;
+	unsigned long long n;
+
+	if (*v == '\0' || *v == '-') {
+		return -1;
+	}
+	errno = 0;
+	n = strtoull(v, &end, base);
+	if (errno != 0 || *end != '\0' || n > max) {
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+static int
+set_admins(struct config *c, char *v)
+{
+	char *tok, *save = NULL;
+
+	c->nadministrators = 0;
+	for (tok = strtok_r(v, " ,\t", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ,\t", &save)) {
+		if (c->nadministrators == CONFIG_MAX_ADMINS ||
+		    strlen(tok) >= sizeof(c->administrators[0])) {
+			return -1;
+		}
+		copy(c->administrators[c->nadministrators++],
+		    sizeof(c->administrators[0]), tok);
+	}
+	return 0;
+}
+
+static int
+set_key(struct config *c, const char *k, char *v, const char **why)
+{
+	unsigned long long n;
+
+	*why = "bad value";
+	if (strcmp(k, "state_dir") == 0) {
+		if (v[0] != '/') {
+			*why = "state_dir must be an absolute path";
+			return -1;
+		}
+		copy(c->state_dir, sizeof(c->state_dir), v);
+	} else if (strcmp(k, "pkcs11_module") == 0) {
+		copy(c->pkcs11_module, sizeof(c->pkcs11_module), v);
+	} else if (strcmp(k, "softhsm2_conf") == 0) {
+		copy(c->softhsm2_conf, sizeof(c->softhsm2_conf), v);
+	} else if (strcmp(k, "token_label") == 0) {
+		if (strlen(v) == 0 || strlen(v) > 32) {
+			*why = "token_label must be 1-32 characters";
+			return -1;
+		}
+		copy(c->token_label, sizeof(c->token_label), v);
+	} else if (strcmp(k, "pin_file") == 0) {
+		copy(c->pin_file, sizeof(c->pin_file), v);
+	} else if (strcmp(k, "listen") == 0) {
+		if (strncmp(v, "ipc://", 6) != 0) {
+			*why = "listen must be an ipc:// URL";
+			return -1;
+		}
+		copy(c->listen, sizeof(c->listen), v);
+	} else if (strcmp(k, "socket_mode") == 0) {
+		if (parse_uint(v, 0777, &n, 8) != 0) {
+			*why = "socket_mode must be octal, e.g. 0660";
+			return -1;
+		}
+		c->socket_mode = (unsigned)n;
+	} else if (strcmp(k, "store") == 0) {
+		if (strncmp(v, "sqlite:", 7) == 0) {
+			v += 7;
+		}
+		copy(c->store, sizeof(c->store), v);
+	} else if (strcmp(k, "key_storage") == 0) {
+		if (strcmp(v, "wrapped") == 0) {
+			c->key_storage = STORAGE_WRAPPED;
+		} else if (strcmp(v, "resident") == 0) {
+			c->key_storage = STORAGE_RESIDENT;
+		} else {
+			*why = "key_storage must be wrapped or resident";
+			return -1;
+		}
+	} else if (strcmp(k, "workers") == 0) {
+		if (parse_uint(v, CONFIG_WORKERS_MAX, &n, 10) != 0 || n == 0) {
+			*why = "workers must be 1-256";
+			return -1;
+		}
+		c->workers = (int)n;
+	} else if (strcmp(k, "administrators") == 0) {
+		if (set_admins(c, v) != 0) {
+			*why = "too many or too long administrators";
+			return -1;
+		}
+	} else if (strcmp(k, "account_id") == 0) {
+		if (strlen(v) != 12 || strspn(v, "0123456789") != 12) {
+			*why = "account_id must be 12 digits";
+			return -1;
+		}
+		copy(c->account_id, sizeof(c->account_id), v);
+	} else if (strcmp(k, "key_cache_handles") == 0) {
+		if (parse_uint(v, 10000000, &n, 10) != 0 || n < 16) {
+			*why = "key_cache_handles must be 16-10000000";
+			return -1;
+		}
+		c->key_cache_handles = (size_t)n;
+	} else if (strcmp(k, "max_encryptions_per_version") == 0) {
+		if (parse_uint(v, GCM_RANDOM_IV_LIMIT - 1, &n, 10) != 0 ||
+		    n == 0) {
+			*why = "max_encryptions_per_version must be 1-(2^32-1)";
+			return -1;
+		}
+		c->max_encryptions = n;
+	} else if (strcmp(k, "hsm_retry_ms") == 0) {
+		if (parse_uint(v, 60000, &n, 10) != 0 || n < 10) {
+			*why = "hsm_retry_ms must be 10-60000";
+			return -1;
+		}
+		c->hsm_retry_ms = (int)n;
+	} else {
+		*why = "unknown key";
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+	char line[CONFIG_LINE_MAX];
+	FILE *f;
+	int lineno = 0, r = 0;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return KMS_EVALIDATION;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *s, *eq, *k, *v, *hash;
+		const char *why;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line too long", path,
+			    lineno);
+			r = KMS_EVALIDATION;
+			break;
+		}
+		if ((hash = strchr(line, '#')) != NULL) {
+			*hash = '\0';
+		}
+		s = trim(line);
+		if (*s == '\0') {
+			continue;
+		}
+		if ((eq = strchr(s, '=')) == NULL) {
+			snprintf(err, errlen, "%s:%d: expected key = value",
+			    path, lineno);
+			r = KMS_EVALIDATION;
+			break;
+		}
+		*eq = '\0';
+		k = trim(s);
+		v = trim(eq + 1);
+		if (set_key(c, k, v, &why) != 0) {
+			snprintf(err, errlen, "%s:%d: %s: %s", path, lineno, k,
+			    why);
+			r = KMS_EVALIDATION;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+static void
+derive(char *dst, size_t len, const char *dir, const char *prefix,
+    const char *name)
+{
+	if (dst[0] == '\0') {
+		snprintf(dst, len, "%s%s/%s", prefix, dir, name);
+	}
+}
+
+int
+config_finish(struct config *c, char *err, size_t errlen)
+{
+	struct stat st;
+	char sc[CONFIG_PATH_MAX + 32];
+
+	derive(c->pin_file, sizeof(c->pin_file), c->state_dir, "", "user.pin");
+	derive(c->listen, sizeof(c->listen), c->state_dir, "ipc://",
+	    "kmsd.sock");
+	derive(c->store, sizeof(c->store), c->state_dir, "", "kmsd.db");
+	snprintf(sc, sizeof(sc), "%s/softhsm2.conf", c->state_dir);
+	if (c->softhsm2_conf[0] == '\0' && stat(sc, &st) == 0) {
+		copy(c->softhsm2_conf, sizeof(c->softhsm2_conf), sc);
+	}
+	if (stat(c->state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "state_dir %s: not a directory "
+		    "(run scripts/hsm-init %s)", c->state_dir, c->state_dir);
+		return KMS_EVALIDATION;
+	}
+	if (access(c->pkcs11_module, R_OK) != 0) {
+		snprintf(err, errlen, "pkcs11_module %s: %s", c->pkcs11_module,
+		    strerror(errno));
+		return KMS_EVALIDATION;
+	}
+	if (stat(c->pin_file, &st) != 0) {
+		snprintf(err, errlen, "pin_file %s: %s", c->pin_file,
+		    strerror(errno));
+		return KMS_EVALIDATION;
+	}
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "pin_file %s: readable by others "
+		    "(mode %03o); chmod 600 it", c->pin_file,
+		    (unsigned)(st.st_mode & 0777));
+		return KMS_EVALIDATION;
+	}
+	if (c->softhsm2_conf[0] != '\0' && access(c->softhsm2_conf, R_OK) != 0) {
+		snprintf(err, errlen, "softhsm2_conf %s: %s", c->softhsm2_conf,
+		    strerror(errno));
+		return KMS_EVALIDATION;
+	}
+	return 0;
+}
+
+int
+config_is_admin(const struct config *c, const char *principal)
+{
+	int i;
+
+	for (i = 0; i < c->nadministrators; i++) {
+		if (strcmp(c->administrators[i], principal) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}

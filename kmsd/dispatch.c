@@ -1,0 +1,508 @@
+/*
+ * dispatch.c — request bytes + principal → reply object.
+ *
+ * Knows nothing of nng: the IPC server, tests and fuzzers call it alike.
+ * Every failure becomes {"__type": <AWS name>, "message": ...}; the daemon
+ * never drops a request it cannot parse.  Batch runs its items in order on
+ * the same worker (one HSM session, one store connection) and answers each
+ * in place; one item's failure does not fail the others.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/b64.h"
+#include "common/ctx.h"
+#include "common/err.h"
+#include "common/json.h"
+#include "common/secmem.h"
+#include "kmsd/op.h"
+
+static const struct op_def ops[] = {
+	{ "CreateKey", op_create_key, 0 },
+	{ "Decrypt", op_decrypt, 1 },
+	{ "DescribeKey", op_describe_key, 1 },
+	{ "DisableKey", op_disable_key, 0 },
+	{ "EnableKey", op_enable_key, 0 },
+	{ "Encrypt", op_encrypt, 1 },
+	{ "GenerateDataKey", op_generate_data_key, 1 },
+	{ "GenerateDataKeyWithoutPlaintext",
+	    op_generate_data_key_without_plaintext, 1 },
+	{ "GenerateRandom", op_generate_random, 1 },
+	{ "ListKeys", op_list_keys, 0 },
+	{ "ReEncrypt", op_re_encrypt, 1 },
+	{ "UpdateKeyDescription", op_update_key_description, 0 },
+};
+
+int
+op_fail(struct opctx *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+uint8_t *
+op_secret(struct opctx *c, size_t n)
+{
+	uint8_t *p;
+
+	/* 16-byte alignment keeps later carvings aligned. */
+	n = (n + 15) & ~(size_t)15;
+	if (c->secret == NULL || n > c->secret_cap - c->secret_used) {
+		return NULL;
+	}
+	p = c->secret + c->secret_used;
+	c->secret_used += n;
+	return p;
+}
+
+static json_t *
+field(struct opctx *c, const char *name)
+{
+	json_t *v = json_object_get(c->req, name);
+
+	return json_is_null(v) ? NULL : v;
+}
+
+int
+req_string(struct opctx *c, const char *name, int required, size_t minlen,
+    size_t maxlen, const char **out)
+{
+	json_t *v = field(c, name);
+	size_t len;
+
+	*out = NULL;
+	if (v == NULL) {
+		if (required) {
+			return op_fail(c, KMS_EVALIDATION, "1 validation error "
+			    "detected: Value null at '%s' failed to satisfy "
+			    "constraint: Member must not be null", name);
+		}
+		return 0;
+	}
+	if (!json_is_string(v)) {
+		return op_fail(c, KMS_ESERIALIZATION, "%s must be a string",
+		    name);
+	}
+	len = json_string_length(v);
+	if (len < minlen || len > maxlen) {
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value at '%s' failed to satisfy constraint: "
+		    "Member must have length between %zu and %zu", name,
+		    minlen, maxlen);
+	}
+	if (strlen(json_string_value(v)) != len) {
+		return op_fail(c, KMS_EVALIDATION, "%s contains a NUL", name);
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+int
+req_int(struct opctx *c, const char *name, int required, long long min,
+    long long max, long long *out, int *present)
+{
+	json_t *v = field(c, name);
+
+	*present = 0;
+	if (v == NULL) {
+		if (required) {
+			return op_fail(c, KMS_EVALIDATION, "1 validation error "
+			    "detected: Value null at '%s' failed to satisfy "
+			    "constraint: Member must not be null", name);
+		}
+		return 0;
+	}
+	if (!json_is_integer(v)) {
+		return op_fail(c, KMS_ESERIALIZATION, "%s must be an integer",
+		    name);
+	}
+	if (json_integer_value(v) < min || json_integer_value(v) > max) {
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value '%lld' at '%s' failed to satisfy "
+		    "constraint: Member must have value between %lld and %lld",
+		    (long long)json_integer_value(v), name, min, max);
+	}
+	*out = json_integer_value(v);
+	*present = 1;
+	return 0;
+}
+
+int
+req_bool(struct opctx *c, const char *name, int *out)
+{
+	json_t *v = field(c, name);
+
+	*out = 0;
+	if (v == NULL) {
+		return 0;
+	}
+	if (!json_is_boolean(v)) {
+		return op_fail(c, KMS_ESERIALIZATION, "%s must be a boolean",
+		    name);
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+int
+req_blob(struct opctx *c, const char *name, int required, size_t minlen,
+    size_t maxlen, uint8_t *out, size_t outsz, size_t *outlen)
+{
+	json_t *v = field(c, name);
+	size_t len, n = 0;
+
+	*outlen = 0;
+	if (v == NULL) {
+		if (required) {
+			return op_fail(c, KMS_EVALIDATION, "1 validation error "
+			    "detected: Value null at '%s' failed to satisfy "
+			    "constraint: Member must not be null", name);
+		}
+		return 0;
+	}
+	if (!json_is_string(v)) {
+		return op_fail(c, KMS_ESERIALIZATION, "%s must be a base64 "
+		    "string", name);
+	}
+	len = json_string_length(v);
+	/* Bound before decoding: the decoded size cannot exceed 3/4 len. */
+	if (B64_DECODED_MAX(len) > maxlen + 2 || len > B64_ENCODED_LEN(outsz)) {
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value at '%s' failed to satisfy constraint: "
+		    "Member must have length less than or equal to %zu", name,
+		    maxlen);
+	}
+	if (b64_decode(json_string_value(v), len, out, outsz, &n) != 0) {
+		return op_fail(c, KMS_ESERIALIZATION, "%s is not valid "
+		    "base64", name);
+	}
+	if (n < minlen || n > maxlen) {
+		secure_wipe(out, n);
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value at '%s' failed to satisfy constraint: "
+		    "Member must have length between %zu and %zu", name,
+		    minlen, maxlen);
+	}
+	*outlen = n;
+	return 0;
+}
+
+int
+req_context(struct opctx *c, const char *name, uint8_t *out, size_t outsz,
+    size_t *outlen)
+{
+	json_t *v = field(c, name);
+	char msg[256];
+	int r;
+
+	if (v != NULL && !json_is_object(v)) {
+		return op_fail(c, KMS_ESERIALIZATION, "%s must be an object "
+		    "of strings", name);
+	}
+	if ((r = ctx_canonical_json(v, out, outsz, outlen, msg,
+	    sizeof(msg))) != 0) {
+		return op_fail(c, r, "%s: %s", name, msg);
+	}
+	return 0;
+}
+
+int
+req_grant_tokens(struct opctx *c)
+{
+	json_t *v = field(c, "GrantTokens"), *t;
+	size_t i;
+
+	if (v == NULL) {
+		return 0;
+	}
+	if (!json_is_array(v)) {
+		return op_fail(c, KMS_ESERIALIZATION, "GrantTokens must be a "
+		    "list of strings");
+	}
+	if (json_array_size(v) > KMS_MAX_GRANT_TOKENS) {
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value at 'grantTokens' failed to satisfy "
+		    "constraint: Member must have length less than or equal "
+		    "to %d", KMS_MAX_GRANT_TOKENS);
+	}
+	json_array_foreach(v, i, t) {
+		if (!json_is_string(t)) {
+			return op_fail(c, KMS_ESERIALIZATION, "GrantTokens "
+			    "must be a list of strings");
+		}
+		if (json_string_length(t) < 1 ||
+		    json_string_length(t) > KMS_MAX_GRANT_TOKEN) {
+			return op_fail(c, KMS_EVALIDATION, "GrantTokens[%zu] "
+			    "must have length between 1 and %d", i,
+			    KMS_MAX_GRANT_TOKEN);
+		}
+		/* Grants arrive with the authorisation issue: until then a
+		 * token cannot name anything, so none is valid. */
+		return op_fail(c, KMS_EINVALIDGRANTTOKEN, "Grant token "
+		    "%zu is not valid", i);
+	}
+	return 0;
+}
+
+int
+req_algorithm(struct opctx *c, const char *name)
+{
+	const char *a;
+	int r;
+
+	if ((r = req_string(c, name, 0, 1, 64, &a)) != 0 || a == NULL) {
+		return r;
+	}
+	if (strcmp(a, "SYMMETRIC_DEFAULT") == 0) {
+		return 0;
+	}
+	if (strcmp(a, "RSAES_OAEP_SHA_1") == 0 ||
+	    strcmp(a, "RSAES_OAEP_SHA_256") == 0 ||
+	    strcmp(a, "SM2PKE") == 0) {
+		return op_fail(c, KMS_EINVALIDKEYUSAGE, "%s is not valid for "
+		    "a symmetric key", a);
+	}
+	return op_fail(c, KMS_EVALIDATION, "1 validation error detected: "
+	    "Value '%s' at '%s' failed to satisfy constraint: Member must "
+	    "satisfy enum value set: [SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_1, "
+	    "RSAES_OAEP_SHA_256, SM2PKE]", a, name);
+}
+
+int
+resp_blob(json_t *obj, const char *name, const uint8_t *buf, size_t len,
+    struct opctx *c)
+{
+	size_t n = B64_ENCODED_LEN(len) + 1;
+	char *b64 = (char *)op_secret(c, n);
+	json_t *s;
+
+	if (b64 == NULL || b64_encode(buf, len, b64, n) != 0) {
+		return op_fail(c, KMS_EINTERNAL, "out of reply memory");
+	}
+	s = json_stringn_nocheck(b64, n - 1);
+	if (s == NULL || json_object_set_new_nocheck(obj, name, s) != 0) {
+		return op_fail(c, KMS_EINTERNAL, "out of memory");
+	}
+	return 0;
+}
+
+int
+op_key(struct opctx *c, const char *key_id, struct key_info *ki)
+{
+	return keycache_lookup(c->w, key_id, ki, c->msg, sizeof(c->msg));
+}
+
+static const char *
+state_name(int s)
+{
+	switch (s) {
+	case KEY_ENABLED:
+		return "Enabled";
+	case KEY_DISABLED:
+		return "Disabled";
+	case KEY_PENDING_DELETION:
+		return "PendingDeletion";
+	case KEY_PENDING_IMPORT:
+		return "PendingImport";
+	default:
+		return "Unavailable";
+	}
+}
+
+int
+op_state_error(struct opctx *c, int err, const struct key_info *ki)
+{
+	switch (err) {
+	case KMS_EDISABLED:
+		return op_fail(c, err, "%s is disabled.", ki->arn);
+	case KMS_EINVALIDSTATE:
+	case KMS_EKEYUNAVAILABLE:
+		return op_fail(c, KMS_EINVALIDSTATE, "%s is %s and cannot be "
+		    "used for %s.", ki->arn, state_name(ki->state), c->action);
+	case KMS_ENOTFOUND:
+		return op_fail(c, err, "Key '%s' does not exist", ki->arn);
+	case KMS_EDEPENDENCYTIMEOUT:
+		return op_fail(c, err, "The HSM is unavailable; retry later.");
+	case KMS_ELIMITEXCEEDED:
+		return op_fail(c, err, "Too many keys in use at once.");
+	default:
+		if (c->msg[0] == '\0') {
+			op_fail(c, err, "%s", kms_strerror(err));
+		}
+		return err;
+	}
+}
+
+static json_t *
+error_object(int err, const char *msg)
+{
+	/* Client-side codes never leave the daemon under their own name. */
+	if (err >= KMS_EINVAL || err <= 0) {
+		err = KMS_EINTERNAL;
+	}
+	return json_pack("{s:s, s:s}", "__type", kms_error_name(err),
+	    "message", msg[0] != '\0' ? msg : kms_strerror(err));
+}
+
+static const struct op_def *
+find_op(const char *name)
+{
+	size_t lo = 0, hi = sizeof(ops) / sizeof(ops[0]);
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int cmp = strcmp(name, ops[mid].name);
+		if (cmp == 0) {
+			return &ops[mid];
+		}
+		if (cmp < 0) {
+			hi = mid;
+		} else {
+			lo = mid + 1;
+		}
+	}
+	return NULL;
+}
+
+/* One request object (top level or a Batch item). */
+static json_t *
+run_one(struct opctx *c, json_t *req, int in_batch)
+{
+	const struct op_def *op;
+	json_t *action, *resp = NULL;
+	int r;
+
+	c->req = req;
+	c->msg[0] = '\0';
+	c->action = "?";
+	if (!json_is_object(req)) {
+		return error_object(KMS_ESERIALIZATION, "A request must be a "
+		    "JSON object");
+	}
+	action = json_object_get(req, "Action");
+	if (!json_is_string(action)) {
+		return error_object(KMS_ESERIALIZATION, "Missing or non-string "
+		    "\"Action\"");
+	}
+	if ((op = find_op(json_string_value(action))) == NULL) {
+		if (strcmp(json_string_value(action), "Batch") == 0) {
+			return error_object(KMS_EVALIDATION, "Batch cannot be "
+			    "nested");
+		}
+		snprintf(c->msg, sizeof(c->msg), "Unknown operation %.64s",
+		    json_string_value(action));
+		return error_object(KMS_EUNKNOWNOP, c->msg);
+	}
+	if (in_batch && !op->batchable) {
+		snprintf(c->msg, sizeof(c->msg), "%s is not allowed in a Batch",
+		    op->name);
+		return error_object(KMS_EVALIDATION, c->msg);
+	}
+	c->action = op->name;
+	if ((r = op->fn(c, &resp)) != 0) {
+		json_decref(resp);
+		return error_object(r, c->msg);
+	}
+	return resp;
+}
+
+static json_t *
+run_batch(struct opctx *c, json_t *msg)
+{
+	json_t *reqs = json_object_get(msg, "Requests"), *out, *arr, *item;
+	size_t i;
+
+	if (!json_is_array(reqs)) {
+		return error_object(KMS_ESERIALIZATION, "Batch needs "
+		    "\"Requests\": [ ... ]");
+	}
+	if (json_array_size(reqs) < 1 ||
+	    json_array_size(reqs) > KMS_MAX_BATCH) {
+		snprintf(c->msg, sizeof(c->msg), "A Batch holds 1 to %d "
+		    "requests", KMS_MAX_BATCH);
+		return error_object(KMS_EVALIDATION, c->msg);
+	}
+	if ((arr = json_array()) == NULL) {
+		return NULL;
+	}
+	json_array_foreach(reqs, i, item) {
+		json_t *r;
+		size_t sz = json_dumpb(item, NULL, 0, JSON_COMPACT);
+		if (sz > JSON_MAX_REQUEST) {
+			r = error_object(KMS_EVALIDATION, "A Batch item "
+			    "exceeds 65536 bytes");
+		} else {
+			r = run_one(c, item, 1);
+		}
+		if (r == NULL || json_array_append_new(arr, r) != 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	out = json_object();
+	if (out == NULL || json_object_set_new(out, "Responses", arr) != 0) {
+		json_decref(out);
+		json_decref(arr);
+		return NULL;
+	}
+	return out;
+}
+
+json_t *
+dispatch(struct worker *w, const struct principal *p, const void *buf,
+    size_t len)
+{
+	struct opctx c;
+	json_t *msg, *action, *resp;
+	int err = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.w = w;
+	c.p = p;
+	c.secret = w->secret;
+	c.secret_cap = w->secret_cap;
+	if ((msg = json_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
+	    sizeof(c.msg))) == NULL) {
+		return error_object(KMS_ESERIALIZATION, c.msg);
+	}
+	action = json_object_get(msg, "Action");
+	if (json_is_string(action) &&
+	    strcmp(json_string_value(action), "Batch") == 0) {
+		resp = run_batch(&c, msg);
+	} else if (len > JSON_MAX_REQUEST) {
+		resp = error_object(KMS_EVALIDATION, "A request exceeds 65536 "
+		    "bytes");
+	} else {
+		resp = run_one(&c, msg, 0);
+	}
+	json_decref(msg);
+	/* Plaintexts of this request die here, with the request. */
+	if (c.secret_used > 0) {
+		secure_wipe(c.secret, c.secret_used);
+	}
+	return resp;
+}
+
+char *
+dispatch_bytes(struct worker *w, const struct principal *p, const void *buf,
+    size_t len, size_t *outlen)
+{
+	json_t *resp = dispatch(w, p, buf, len);
+	char *s;
+
+	if (resp == NULL) {
+		return NULL;
+	}
+	s = json_dumps(resp, JSON_COMPACT);
+	json_decref(resp);
+	if (s != NULL && outlen != NULL) {
+		*outlen = strlen(s);
+	}
+	return s;
+}

@@ -1,0 +1,821 @@
+/*
+ * keycache.c — keys in memory: the metadata the request path needs and the
+ * HSM handles of their versions.
+ *
+ * Entries are loaded from the store on first use and kept (about 200 bytes
+ * a key, so 100k keys fit easily); HSM handles are bounded by
+ * key_cache_handles and evicted by a clock sweep, since every unwrapped
+ * version is a session object inside the HSM.  One mutex guards the table;
+ * a version in use is pinned so it cannot be evicted under a worker.  HSM
+ * calls made under the lock are the cold ones only (unwrap on a miss,
+ * release on eviction, rotation).
+ *
+ * Encryption counting (DESIGN §3): each version counts its encryptions and
+ * reserves them durably in blocks before use; after a restart the count
+ * resumes at the reservation, so a crash can only waste IVs, never reuse
+ * the 2^32 budget.  A spent version makes the key rotate automatically.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/blob.h"
+#include "common/err.h"
+#include "kmsd/kmsd.h"
+
+#define KC_BUCKETS 65536	/* power of two */
+#define KC_RESERVE_BLOCK (1ULL << 20)	/* encryptions reserved per write */
+
+struct kentry;
+
+struct kver {
+	struct kentry *e;
+	uint32_t version;
+	uint8_t material[STORE_MATERIAL_MAX];
+	uint8_t material_len;
+	uint8_t resident;
+	uint8_t referenced;		/* clock bit */
+	uint8_t unavailable;		/* material could not be loaded */
+	int pins;
+	hsm_key handle;			/* 0: not loaded */
+	uint64_t gen;			/* hsm generation of handle */
+	size_t slot;			/* index in the clock ring */
+	uint64_t enc_count;
+	uint64_t enc_reserved;
+};
+
+struct kentry {
+	struct kentry *next;
+	uint8_t id[16];
+	int state;
+	int64_t creation_ms;
+	int64_t deletion_ms;
+	uint32_t current_version;
+	uint64_t row_version;
+	char key_usage[24];
+	char key_spec[24];
+	char origin[12];
+	struct kver **versions;		/* index version - 1 */
+	uint32_t nversions;
+};
+
+struct keycache {
+	struct kmsd *d;
+	pthread_mutex_t mu;
+	struct kentry *buckets[KC_BUCKETS];
+	size_t nentries;
+	struct kver **ring;		/* versions holding an HSM handle */
+	size_t ring_len, ring_cap, hand;
+};
+
+int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+key_arn(const struct kmsd *d, const char *id_str, char *out, size_t len)
+{
+	snprintf(out, len, "arn:kms:local:%s:key/%s", d->cfg.account_id,
+	    id_str);
+}
+
+static size_t
+bucket_of(const uint8_t id[16])
+{
+	uint64_t h;
+
+	/* Ids are random UUIDs: their bytes are already uniform. */
+	memcpy(&h, id + 8, sizeof(h));
+	return (size_t)(h & (KC_BUCKETS - 1));
+}
+
+int
+keycache_create(struct kmsd *d, struct keycache **out)
+{
+	struct keycache *kc;
+
+	if ((kc = calloc(1, sizeof(*kc))) == NULL) {
+		return KMS_ENOMEM;
+	}
+	kc->d = d;
+	kc->ring_cap = d->cfg.key_cache_handles;
+	if ((kc->ring = calloc(kc->ring_cap, sizeof(*kc->ring))) == NULL) {
+		free(kc);
+		return KMS_ENOMEM;
+	}
+	pthread_mutex_init(&kc->mu, NULL);
+	*out = kc;
+	return 0;
+}
+
+static void
+entry_free(struct kentry *e)
+{
+	uint32_t i;
+
+	for (i = 0; i < e->nversions; i++) {
+		free(e->versions[i]);
+	}
+	free(e->versions);
+	free(e);
+}
+
+void
+keycache_destroy(struct keycache *kc, hsm_session *hs)
+{
+	size_t i;
+
+	if (kc == NULL) {
+		return;
+	}
+	for (i = 0; i < kc->ring_len; i++) {
+		struct kver *v = kc->ring[i];
+		if (v != NULL && v->handle != 0 && hs != NULL &&
+		    v->gen == hsm_generation(kc->d->hsm)) {
+			hsm_key_release(hs, v->handle);
+		}
+	}
+	for (i = 0; i < KC_BUCKETS; i++) {
+		struct kentry *e = kc->buckets[i], *n;
+		for (; e != NULL; e = n) {
+			n = e->next;
+			entry_free(e);
+		}
+	}
+	free(kc->ring);
+	pthread_mutex_destroy(&kc->mu);
+	free(kc);
+}
+
+static struct kentry *
+find(struct keycache *kc, const uint8_t id[16])
+{
+	struct kentry *e;
+
+	for (e = kc->buckets[bucket_of(id)]; e != NULL; e = e->next) {
+		if (memcmp(e->id, id, 16) == 0) {
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static void
+info_from_entry(const struct kmsd *d, const struct kentry *e,
+    struct key_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	memcpy(out->id, e->id, 16);
+	uuid_format(e->id, out->id_str);
+	key_arn(d, out->id_str, out->arn, sizeof(out->arn));
+	out->state = e->state;
+	out->creation_ms = e->creation_ms;
+	out->deletion_ms = e->deletion_ms;
+	out->current_version = e->current_version;
+	snprintf(out->key_usage, sizeof(out->key_usage), "%s", e->key_usage);
+	snprintf(out->key_spec, sizeof(out->key_spec), "%s", e->key_spec);
+	snprintf(out->origin, sizeof(out->origin), "%s", e->origin);
+	out->row_version = e->row_version;
+}
+
+static int
+add_version(struct kentry *e, const struct store_version *sv)
+{
+	struct kver *v, **nv;
+
+	if (sv->version != e->nversions + 1 ||
+	    sv->material_len > STORE_MATERIAL_MAX) {
+		return KMS_EINTERNAL;	/* versions are dense from 1 */
+	}
+	if ((v = calloc(1, sizeof(*v))) == NULL) {
+		return KMS_ENOMEM;
+	}
+	if ((nv = realloc(e->versions, (e->nversions + 1) *
+	    sizeof(*nv))) == NULL) {
+		free(v);
+		return KMS_ENOMEM;
+	}
+	e->versions = nv;
+	v->e = e;
+	v->version = sv->version;
+	memcpy(v->material, sv->material, sv->material_len);
+	v->material_len = (uint8_t)sv->material_len;
+	v->resident = (uint8_t)(sv->resident != 0);
+	v->slot = SIZE_MAX;
+	v->enc_reserved = sv->enc_reserved;
+	v->enc_count = sv->enc_reserved;	/* assume the block was spent */
+	e->versions[e->nversions++] = v;
+	return 0;
+}
+
+static void
+entry_set_meta(struct kentry *e, const struct store_key *k)
+{
+	e->state = k->state;
+	e->creation_ms = k->creation_ms;
+	e->deletion_ms = k->deletion_ms;
+	e->current_version = k->current_version;
+	e->row_version = k->row_version;
+	snprintf(e->key_usage, sizeof(e->key_usage), "%s", k->key_usage);
+	snprintf(e->key_spec, sizeof(e->key_spec), "%s", k->key_spec);
+	snprintf(e->origin, sizeof(e->origin), "%s", k->origin);
+}
+
+/* Read a key and its versions from the store into a new, unlinked entry. */
+static int
+load_entry(struct worker *w, const uint8_t id[16], struct kentry **out)
+{
+	struct store_key *k = NULL;
+	struct store_version *vs = NULL;
+	struct kentry *e = NULL;
+	size_t n = 0, i;
+	int r;
+
+	if ((k = malloc(sizeof(*k))) == NULL) {
+		return KMS_ENOMEM;
+	}
+	if ((r = w->st->ops->get_key(w->st, id, k)) != 0) {
+		goto out;
+	}
+	if ((r = w->st->ops->get_versions(w->st, id, &vs, &n)) != 0) {
+		goto out;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		r = KMS_ENOMEM;
+		goto out;
+	}
+	memcpy(e->id, id, 16);
+	entry_set_meta(e, k);
+	for (i = 0; i < n; i++) {
+		if ((r = add_version(e, &vs[i])) != 0) {
+			goto out;
+		}
+	}
+	if (e->current_version == 0 || e->current_version > e->nversions) {
+		fprintf(stderr, "kmsd: key %s: current version %u of %u; "
+		    "marking Unavailable\n", "?", e->current_version,
+		    e->nversions);
+		e->state = KEY_UNAVAILABLE;
+	}
+	*out = e;
+	e = NULL;
+	r = 0;
+ out:
+	if (e != NULL) {
+		entry_free(e);
+	}
+	free(vs);
+	free(k);
+	return r;
+}
+
+/* Find or load; returns with kc->mu held and *ep set on success. */
+static int
+get_locked(struct worker *w, const uint8_t id[16], struct kentry **ep)
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *e, *loaded = NULL;
+	int r;
+
+	pthread_mutex_lock(&kc->mu);
+	if ((e = find(kc, id)) != NULL) {
+		*ep = e;
+		return 0;
+	}
+	pthread_mutex_unlock(&kc->mu);
+	if ((r = load_entry(w, id, &loaded)) != 0) {
+		return r;
+	}
+	pthread_mutex_lock(&kc->mu);
+	if ((e = find(kc, id)) != NULL) {
+		entry_free(loaded);	/* another worker won the race */
+	} else {
+		size_t b = bucket_of(id);
+		loaded->next = kc->buckets[b];
+		kc->buckets[b] = loaded;
+		kc->nentries++;
+		e = loaded;
+	}
+	*ep = e;
+	return 0;
+}
+
+int
+keycache_lookup_id(struct worker *w, const uint8_t id[16],
+    struct key_info *out)
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *e;
+	int r;
+
+	if ((r = get_locked(w, id, &e)) != 0) {
+		return r;
+	}
+	info_from_entry(w->d, e, out);
+	pthread_mutex_unlock(&kc->mu);
+	return 0;
+}
+
+int
+keycache_lookup(struct worker *w, const char *key_id, struct key_info *out,
+    char *msg, size_t msglen)
+{
+	char prefix[KEY_ARN_MAX];
+	const char *s = key_id;
+	uint8_t id[16];
+	size_t plen;
+	int r;
+
+	if (key_id == NULL || *key_id == '\0' || strlen(key_id) > 2048) {
+		snprintf(msg, msglen, "KeyId must be 1-2048 characters");
+		return KMS_EVALIDATION;
+	}
+	plen = (size_t)snprintf(prefix, sizeof(prefix),
+	    "arn:kms:local:%s:key/", w->d->cfg.account_id);
+	if (strncmp(s, "arn:", 4) == 0) {
+		if (strncmp(s, prefix, plen) != 0) {
+			snprintf(msg, msglen, "Invalid keyId %s", key_id);
+			return KMS_ENOTFOUND;
+		}
+		s += plen;
+	} else if (strncmp(s, "alias/", 6) == 0) {
+		snprintf(msg, msglen, "Alias %s is not found.", key_id);
+		return KMS_ENOTFOUND;
+	}
+	if (uuid_parse(s, strlen(s), id) != 0) {
+		snprintf(msg, msglen, "Invalid keyId %s", key_id);
+		return KMS_ENOTFOUND;
+	}
+	if ((r = keycache_lookup_id(w, id, out)) == KMS_ENOTFOUND) {
+		char arn[KEY_ARN_MAX], idstr[37];
+		uuid_format(id, idstr);
+		key_arn(w->d, idstr, arn, sizeof(arn));
+		snprintf(msg, msglen, "Key '%s' does not exist", arn);
+	}
+	return r;
+}
+
+/* Drop a version's handle (lock held). */
+static void
+unload(struct keycache *kc, struct worker *w, struct kver *v)
+{
+	if (v->handle != 0 && v->gen == hsm_generation(kc->d->hsm)) {
+		hsm_key_release(w->hs, v->handle);
+	}
+	v->handle = 0;
+	if (v->slot != SIZE_MAX) {
+		kc->ring[v->slot] = NULL;
+		v->slot = SIZE_MAX;
+	}
+}
+
+/* Find a ring slot for a newly loaded version, evicting if full. */
+static int
+ring_place(struct keycache *kc, struct worker *w, struct kver *v)
+{
+	size_t i, tries;
+
+	if (kc->ring_len < kc->ring_cap) {
+		v->slot = kc->ring_len;
+		kc->ring[kc->ring_len++] = v;
+		return 0;
+	}
+	for (tries = 0; tries < 2 * kc->ring_cap; tries++) {
+		i = kc->hand;
+		kc->hand = (kc->hand + 1) % kc->ring_cap;
+		if (kc->ring[i] == NULL) {
+			v->slot = i;
+			kc->ring[i] = v;
+			return 0;
+		}
+		if (kc->ring[i]->pins > 0) {
+			continue;
+		}
+		if (kc->ring[i]->referenced) {
+			kc->ring[i]->referenced = 0;
+			continue;
+		}
+		unload(kc, w, kc->ring[i]);
+		v->slot = i;
+		kc->ring[i] = v;
+		return 0;
+	}
+	return KMS_ELIMITEXCEEDED;	/* every cached handle is pinned */
+}
+
+/* Make sure v has a live HSM handle (lock held). */
+static int
+ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
+{
+	uint64_t gen = hsm_generation(kc->d->hsm);
+	hsm_key h = 0;
+	int r;
+
+	if (v->handle != 0 && v->gen == gen) {
+		v->referenced = 1;
+		return 0;
+	}
+	if (v->handle != 0) {
+		v->handle = 0;	/* stale: vanished with the old sessions */
+	}
+	if (v->resident) {
+		r = hsm_load_resident(w->hs, v->material, v->material_len, &h);
+	} else {
+		r = hsm_unwrap(w->hs, v->material, v->material_len, &h);
+	}
+	if (r == KMS_ENOTFOUND || r == KMS_EINVALIDCIPHERTEXT ||
+	    r == KMS_EVALIDATION) {
+		/* The material is gone or corrupt: Unavailable, not a loop. */
+		v->unavailable = 1;
+		return KMS_EKEYUNAVAILABLE;
+	}
+	if (r != 0) {
+		return r;
+	}
+	if (v->slot == SIZE_MAX && (r = ring_place(kc, w, v)) != 0) {
+		hsm_key_release(w->hs, h);
+		return r;
+	}
+	v->handle = h;
+	v->gen = gen;
+	v->referenced = 1;
+	return 0;
+}
+
+static int
+state_error(int state)
+{
+	switch (state) {
+	case KEY_ENABLED:
+		return 0;
+	case KEY_DISABLED:
+		return KMS_EDISABLED;
+	case KEY_UNAVAILABLE:
+		return KMS_EKEYUNAVAILABLE;
+	default:
+		return KMS_EINVALIDSTATE;
+	}
+}
+
+/* Add a fresh version and make it current (lock held: rare). */
+static int
+rotate_locked(struct worker *w, struct kentry *e)
+{
+	struct store_version sv;
+	struct store_key *k = NULL;
+	uint64_t rv;
+	int r;
+
+	memset(&sv, 0, sizeof(sv));
+	memcpy(sv.key_id, e->id, 16);
+	sv.version = e->nversions + 1;
+	sv.creation_ms = now_ms();
+	if (w->d->cfg.key_storage == STORAGE_RESIDENT) {
+		memcpy(sv.material, e->id, 16);
+		sv.material[16] = (uint8_t)(sv.version >> 24);
+		sv.material[17] = (uint8_t)(sv.version >> 16);
+		sv.material[18] = (uint8_t)(sv.version >> 8);
+		sv.material[19] = (uint8_t)sv.version;
+		sv.material_len = 20;
+		sv.resident = 1;
+		r = hsm_generate_resident(w->hs, sv.material, 20);
+	} else {
+		r = hsm_generate_wrapped(w->hs, sv.material,
+		    sizeof(sv.material), &sv.material_len);
+	}
+	if (r != 0) {
+		return r;
+	}
+	if ((k = malloc(sizeof(*k))) == NULL) {
+		r = KMS_ENOMEM;
+		goto out;
+	}
+	if ((r = w->st->ops->add_version(w->st, &sv)) != 0 ||
+	    (r = w->st->ops->get_key(w->st, e->id, k)) != 0) {
+		goto out;
+	}
+	k->current_version = sv.version;
+	if ((r = w->st->ops->update_key(w->st, k, &rv)) != 0) {
+		goto out;
+	}
+	if ((r = add_version(e, &sv)) != 0) {
+		goto out;
+	}
+	e->current_version = sv.version;
+	e->row_version = rv;
+ out:
+	free(k);
+	return r;
+}
+
+int
+keycache_pin_encrypt(struct worker *w, const uint8_t id[16],
+    struct key_use *u)
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *e;
+	struct kver *v;
+	int r;
+
+	if ((r = get_locked(w, id, &e)) != 0) {
+		return r;
+	}
+	if ((r = state_error(e->state)) != 0) {
+		goto out;
+	}
+	v = e->versions[e->current_version - 1];
+	if (v->enc_count >= w->d->cfg.max_encryptions) {
+		if ((r = rotate_locked(w, e)) != 0) {
+			goto out;
+		}
+		v = e->versions[e->current_version - 1];
+	}
+	if (v->enc_count >= v->enc_reserved) {
+		uint64_t want = v->enc_reserved + KC_RESERVE_BLOCK;
+		if (want > w->d->cfg.max_encryptions) {
+			want = w->d->cfg.max_encryptions;
+		}
+		if ((r = w->st->ops->reserve_encryptions(w->st, e->id,
+		    v->version, want)) != 0) {
+			goto out;
+		}
+		v->enc_reserved = want;
+	}
+	if (v->unavailable) {
+		r = KMS_EKEYUNAVAILABLE;
+		goto out;
+	}
+	if ((r = ensure_loaded(kc, w, v)) != 0) {
+		goto out;
+	}
+	v->enc_count++;
+	v->pins++;
+	u->v = v;
+	u->handle = v->handle;
+	u->version = v->version;
+ out:
+	pthread_mutex_unlock(&kc->mu);
+	return r;
+}
+
+int
+keycache_pin_decrypt(struct worker *w, const uint8_t id[16],
+    uint32_t version, struct key_use *u)
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *e;
+	struct kver *v;
+	int r;
+
+	if ((r = get_locked(w, id, &e)) != 0) {
+		return r;
+	}
+	if ((r = state_error(e->state)) != 0) {
+		goto out;
+	}
+	if (version == 0 || version > e->nversions) {
+		r = KMS_EINVALIDCIPHERTEXT;	/* unknown version: no hint */
+		goto out;
+	}
+	v = e->versions[version - 1];
+	if (v->unavailable) {
+		r = KMS_EKEYUNAVAILABLE;
+		goto out;
+	}
+	if ((r = ensure_loaded(kc, w, v)) != 0) {
+		goto out;
+	}
+	v->pins++;
+	u->v = v;
+	u->handle = v->handle;
+	u->version = v->version;
+ out:
+	pthread_mutex_unlock(&kc->mu);
+	return r;
+}
+
+void
+keycache_unpin(struct worker *w, struct key_use *u)
+{
+	struct keycache *kc = w->d->keys;
+	struct kver *v = u->v;
+
+	if (v == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&kc->mu);
+	KMS_ASSERT(v->pins > 0);
+	v->pins--;
+	pthread_mutex_unlock(&kc->mu);
+	u->v = NULL;
+}
+
+int
+keycache_refresh(struct worker *w, const uint8_t id[16])
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *fresh = NULL, *e;
+	uint32_t i;
+	int r;
+
+	if ((r = load_entry(w, id, &fresh)) != 0) {
+		return r;
+	}
+	pthread_mutex_lock(&kc->mu);
+	if ((e = find(kc, id)) == NULL) {
+		size_t b = bucket_of(id);
+		fresh->next = kc->buckets[b];
+		kc->buckets[b] = fresh;
+		kc->nentries++;
+		fresh = NULL;
+	} else {
+		for (i = e->nversions; i < fresh->nversions; i++) {
+			struct store_version sv;
+			struct kver *fv = fresh->versions[i];
+			memset(&sv, 0, sizeof(sv));
+			sv.version = fv->version;
+			memcpy(sv.material, fv->material, fv->material_len);
+			sv.material_len = fv->material_len;
+			sv.resident = fv->resident;
+			sv.enc_reserved = fv->enc_reserved;
+			if ((r = add_version(e, &sv)) != 0) {
+				break;
+			}
+		}
+		e->state = fresh->state;
+		e->current_version = fresh->current_version;
+		e->deletion_ms = fresh->deletion_ms;
+		e->row_version = fresh->row_version;
+	}
+	pthread_mutex_unlock(&kc->mu);
+	if (fresh != NULL) {
+		entry_free(fresh);
+	}
+	return r;
+}
+
+void
+keycache_invalidate_handles(struct keycache *kc)
+{
+	size_t i;
+
+	/* The sessions that held them are gone: forget, don't release. */
+	pthread_mutex_lock(&kc->mu);
+	for (i = 0; i < kc->ring_len; i++) {
+		if (kc->ring[i] != NULL && kc->ring[i]->pins == 0) {
+			kc->ring[i]->handle = 0;
+			kc->ring[i]->slot = SIZE_MAX;
+			kc->ring[i] = NULL;
+		}
+	}
+	pthread_mutex_unlock(&kc->mu);
+}
+
+int
+keycache_create_key(struct worker *w, struct store_key *k,
+    const struct store_tag *tags, size_t ntags)
+{
+	struct store_version sv;
+	uint8_t rnd[16];
+	int r, resident = w->d->cfg.key_storage == STORAGE_RESIDENT;
+
+	memset(&sv, 0, sizeof(sv));
+	/* A version-4 UUID from the HSM's generator. */
+	if ((r = hsm_random(w->hs, rnd, sizeof(rnd))) != 0) {
+		return r;
+	}
+	rnd[6] = (uint8_t)((rnd[6] & 0x0f) | 0x40);
+	rnd[8] = (uint8_t)((rnd[8] & 0x3f) | 0x80);
+	memcpy(k->id, rnd, 16);
+	memcpy(sv.key_id, rnd, 16);
+	sv.version = 1;
+	sv.creation_ms = k->creation_ms;
+	/* Crash order (DESIGN §7): material in the HSM, then the row. */
+	if (resident) {
+		memcpy(sv.material, rnd, 16);
+		sv.material[19] = 1;
+		sv.material_len = 20;
+		sv.resident = 1;
+		r = hsm_generate_resident(w->hs, sv.material, 20);
+	} else {
+		r = hsm_generate_wrapped(w->hs, sv.material,
+		    sizeof(sv.material), &sv.material_len);
+	}
+	if (r != 0) {
+		return r;
+	}
+	k->current_version = 1;
+	k->row_version = 1;
+	if ((r = w->st->ops->create_key(w->st, k, &sv, tags, ntags)) != 0) {
+		if (resident) {
+			(void)hsm_destroy_resident(w->hs, sv.material, 20);
+		}
+		return r;
+	}
+	return keycache_refresh(w, k->id);
+}
+
+struct startup_arg {
+	struct worker *w;
+	int loaded, missing;
+};
+
+static int
+startup_version(const struct store_version *sv, void *arg)
+{
+	struct startup_arg *a = arg;
+	struct keycache *kc = a->w->d->keys;
+	struct kentry *e;
+	int r;
+
+	if (!sv->resident) {
+		return 0;
+	}
+	if ((r = get_locked(a->w, sv->key_id, &e)) != 0) {
+		return r;
+	}
+	if (sv->version >= 1 && sv->version <= e->nversions) {
+		struct kver *v = e->versions[sv->version - 1];
+		if (ensure_loaded(kc, a->w, v) == 0) {
+			a->loaded++;
+		} else {
+			char idstr[37];
+			uuid_format(sv->key_id, idstr);
+			fprintf(stderr, "kmsd: key %s version %u: HSM object "
+			    "missing; key Unavailable\n", idstr, sv->version);
+			e->state = KEY_UNAVAILABLE;
+			a->missing++;
+		}
+	}
+	pthread_mutex_unlock(&kc->mu);
+	return 0;
+}
+
+struct reconcile_arg {
+	struct worker *w;
+	int destroyed;
+};
+
+static void
+reconcile_object(const uint8_t *id, size_t idlen, void *arg)
+{
+	struct reconcile_arg *a = arg;
+	struct store_version *vs = NULL;
+	size_t n = 0, i;
+	uint32_t ver;
+	int known = 0;
+
+	if (idlen != 20) {
+		return;		/* not one of ours */
+	}
+	ver = (uint32_t)id[16] << 24 | (uint32_t)id[17] << 16 |
+	    (uint32_t)id[18] << 8 | id[19];
+	if (a->w->st->ops->get_versions(a->w->st, id, &vs, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			if (vs[i].version == ver) {
+				known = 1;
+			}
+		}
+	}
+	free(vs);
+	if (!known) {
+		/* Material made before a crash, never committed: destroy. */
+		if (hsm_destroy_resident(a->w->hs, id, idlen) == 0) {
+			a->destroyed++;
+		}
+	}
+}
+
+int
+keycache_startup(struct worker *w, char *err, size_t errlen)
+{
+	struct startup_arg a = { w, 0, 0 };
+	struct reconcile_arg ra = { w, 0 };
+	int r;
+
+	if (w->d->cfg.key_storage != STORAGE_RESIDENT) {
+		/* Wrapped versions are unwrapped on first use. */
+		return 0;
+	}
+	if ((r = hsm_list_resident(w->hs, reconcile_object, &ra)) != 0) {
+		snprintf(err, errlen, "listing resident keys: %s",
+		    kms_strerror(r));
+		return r;
+	}
+	if ((r = w->st->ops->for_each_version(w->st, startup_version,
+	    &a)) != 0) {
+		snprintf(err, errlen, "loading resident keys: %s",
+		    kms_strerror(r));
+		return r;
+	}
+	fprintf(stderr, "kmsd: resident mode: %d versions loaded, %d missing, "
+	    "%d orphan objects destroyed\n", a.loaded, a.missing,
+	    ra.destroyed);
+	return 0;
+}

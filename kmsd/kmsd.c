@@ -1,0 +1,188 @@
+/*
+ * kmsd.c — the daemon's life cycle: open the HSM, the key cache and each
+ * worker's HSM session and store connection; resolve callers' names.
+ */
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/err.h"
+#include "common/secmem.h"
+#include "kmsd/kmsd.h"
+
+#define PRINCIPAL_CACHE 64		/* callers remembered */
+#define PRINCIPAL_TTL_MS 60000		/* re-read passwd/group after */
+
+int
+kmsd_open(struct kmsd *d, char *err, size_t errlen)
+{
+	struct hsm_config hc;
+	int r;
+
+	if (d->cfg.softhsm2_conf[0] != '\0') {
+		setenv("SOFTHSM2_CONF", d->cfg.softhsm2_conf, 1);
+	}
+	memset(&hc, 0, sizeof(hc));
+	hc.module = d->cfg.pkcs11_module;
+	hc.token_label = d->cfg.token_label;
+	hc.pin_file = d->cfg.pin_file;
+	if ((r = hsm_open(&hc, &d->hsm, err, errlen)) != 0) {
+		return r;
+	}
+	if ((r = keycache_create(d, &d->keys)) != 0) {
+		snprintf(err, errlen, "key cache: %s", kms_strerror(r));
+		hsm_close(d->hsm);
+		d->hsm = NULL;
+		return r;
+	}
+	return 0;
+}
+
+void
+kmsd_close(struct kmsd *d)
+{
+	if (d->keys != NULL) {
+		hsm_session *s = NULL;
+		if (d->hsm != NULL && !hsm_is_down(d->hsm) &&
+		    hsm_session_open(d->hsm, &s) != 0) {
+			s = NULL;
+		}
+		keycache_destroy(d->keys, s);
+		if (s != NULL) {
+			hsm_session_close(s);
+		}
+		d->keys = NULL;
+	}
+	if (d->hsm != NULL) {
+		hsm_close(d->hsm);
+		d->hsm = NULL;
+	}
+}
+
+int
+worker_init(struct kmsd *d, int id, struct worker *w, char *err,
+    size_t errlen)
+{
+	int r;
+
+	memset(w, 0, sizeof(*w));
+	w->d = d;
+	w->id = id;
+	if ((r = hsm_session_open(d->hsm, &w->hs)) != 0) {
+		snprintf(err, errlen, "worker %d: HSM session: %s", id,
+		    kms_strerror(r));
+		goto fail;
+	}
+	if ((r = store_sqlite_open(d->cfg.store, &w->st, err, errlen)) != 0) {
+		goto fail;
+	}
+	if ((w->secret = secure_alloc(WORKER_SECRET_CAP)) == NULL) {
+		snprintf(err, errlen, "worker %d: cannot lock %d bytes of "
+		    "memory for secrets (RLIMIT_MEMLOCK?)", id,
+		    WORKER_SECRET_CAP);
+		r = KMS_ENOMEM;
+		goto fail;
+	}
+	w->secret_cap = WORKER_SECRET_CAP;
+	return 0;
+ fail:
+	worker_fini(w);
+	return r;
+}
+
+void
+worker_fini(struct worker *w)
+{
+	if (w->secret != NULL) {
+		secure_free(w->secret, w->secret_cap);
+		w->secret = NULL;
+	}
+	if (w->st != NULL) {
+		w->st->ops->close(w->st);
+		w->st = NULL;
+	}
+	if (w->hs != NULL) {
+		hsm_session_close(w->hs);
+		w->hs = NULL;
+	}
+}
+
+/* Names of recent callers, so passwd and group are not read per request. */
+static struct {
+	struct principal p;
+	int64_t at;
+	int used;
+} pcache[PRINCIPAL_CACHE];
+static pthread_mutex_t pcache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+resolve(struct principal *p)
+{
+	struct passwd pw, *pwp = NULL;
+	struct group gr, *grp = NULL;
+	gid_t gids[PRINCIPAL_GROUPS_MAX];
+	int ngids = PRINCIPAL_GROUPS_MAX, i;
+	char buf[16384];
+
+	snprintf(p->uid_name, sizeof(p->uid_name), "uid:%u", (unsigned)p->uid);
+	snprintf(p->name, sizeof(p->name), "%s", p->uid_name);
+	p->ngroups = 0;
+	if (getpwuid_r(p->uid, &pw, buf, sizeof(buf), &pwp) != 0 ||
+	    pwp == NULL) {
+		return;
+	}
+	snprintf(p->name, sizeof(p->name), "user:%s", pw.pw_name);
+	if (getgrouplist(pw.pw_name, p->gid, gids, &ngids) < 0) {
+		ngids = PRINCIPAL_GROUPS_MAX;	/* truncated: keep the first */
+	}
+	for (i = 0; i < ngids && p->ngroups < PRINCIPAL_GROUPS_MAX; i++) {
+		if (getgrgid_r(gids[i], &gr, buf, sizeof(buf), &grp) == 0 &&
+		    grp != NULL) {
+			snprintf(p->groups[p->ngroups++], sizeof(p->groups[0]),
+			    "group:%s", gr.gr_name);
+		}
+	}
+}
+
+void
+principal_from_uid(struct principal *p, uid_t uid, gid_t gid, pid_t pid)
+{
+	int64_t t = now_ms();
+	int i, slot = -1, oldest = 0;
+
+	pthread_mutex_lock(&pcache_mu);
+	for (i = 0; i < PRINCIPAL_CACHE; i++) {
+		if (pcache[i].used && pcache[i].p.uid == uid &&
+		    pcache[i].p.gid == gid &&
+		    t - pcache[i].at < PRINCIPAL_TTL_MS) {
+			*p = pcache[i].p;
+			pthread_mutex_unlock(&pcache_mu);
+			p->pid = pid;
+			return;
+		}
+		if (!pcache[i].used && slot < 0) {
+			slot = i;
+		}
+		if (pcache[i].at < pcache[oldest].at) {
+			oldest = i;
+		}
+	}
+	pthread_mutex_unlock(&pcache_mu);
+	memset(p, 0, sizeof(*p));
+	p->uid = uid;
+	p->gid = gid;
+	snprintf(p->source, sizeof(p->source), "ipc");
+	resolve(p);
+	pthread_mutex_lock(&pcache_mu);
+	if (slot < 0) {
+		slot = oldest;
+	}
+	pcache[slot].p = *p;
+	pcache[slot].at = t;
+	pcache[slot].used = 1;
+	pthread_mutex_unlock(&pcache_mu);
+	p->pid = pid;
+}

@@ -1,0 +1,153 @@
+/*
+ * kmsd.h — the daemon's shared state, its workers, and the interfaces
+ * between its layers:
+ *
+ *   server.c   nng listener, worker threads, peer credentials → principal
+ *   dispatch.c request bytes + principal → reply JSON (knows nothing of nng)
+ *   op_*.c     one handler per AWS operation
+ *   keycache.c key metadata and HSM handles in memory, loaded from the store
+ *
+ * struct kmsd is shared by all workers: its config is read-only after
+ * start-up and its key cache is internally locked.  struct worker belongs to
+ * one thread: its HSM session and store connection are used by it alone.
+ */
+#ifndef KMSD_KMSD_H
+#define KMSD_KMSD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "hsm/hsm.h"
+#include "kmsd/config.h"
+#include "kmsd/store.h"
+
+#define PRINCIPAL_MAX 160
+#define PRINCIPAL_GROUPS_MAX 32
+
+/* Who is calling, as the transport proved it (never from the request). */
+struct principal {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	char name[PRINCIPAL_MAX];	/* preferred form: user:<name> */
+	char uid_name[32];		/* uid:<n> */
+	char groups[PRINCIPAL_GROUPS_MAX][80];	/* group:<name> */
+	int ngroups;
+	char source[64];		/* "ipc" or a peer address */
+};
+
+struct keycache;
+
+struct kmsd {
+	struct config cfg;
+	hsm *hsm;
+	struct keycache *keys;
+	atomic_int stopping;
+	atomic_uint_fast64_t requests;
+};
+
+struct worker {
+	struct kmsd *d;
+	int id;
+	hsm_session *hs;
+	store *st;
+	uint8_t *secret;		/* locked scratch, WORKER_SECRET_CAP */
+	size_t secret_cap;
+};
+
+/* Plaintexts of one request (a Batch of 1000 data keys of 1 KiB, their
+ * base64 and an Encrypt of 4 KiB fit). */
+#define WORKER_SECRET_CAP (4 * 1024 * 1024)
+
+/* ---- keycache.c ---- */
+
+#define KEY_ARN_MAX 128
+
+/* A key as the handlers see it: a snapshot copied out under the lock. */
+struct key_info {
+	uint8_t id[16];
+	char id_str[37];
+	char arn[KEY_ARN_MAX];
+	int state;			/* enum key_state */
+	int64_t creation_ms;
+	int64_t deletion_ms;
+	uint32_t current_version;
+	char key_usage[32];
+	char key_spec[32];
+	char origin[16];
+	char creator[STORE_NAME_MAX];
+	uint64_t row_version;
+};
+
+/* A version pinned for one operation; release with keycache_unpin. */
+struct key_use {
+	void *v;			/* the cache's version record */
+	hsm_key handle;
+	uint32_t version;
+};
+
+int keycache_create(struct kmsd *d, struct keycache **out);
+void keycache_destroy(struct keycache *kc, hsm_session *hs);
+/* Load metadata (and, in resident mode, HSM copies) at start-up. */
+int keycache_startup(struct worker *w, char *err, size_t errlen);
+
+/*
+ * Resolve a KeyId (id or key ARN) to a snapshot.  KMS_ENOTFOUND or
+ * KMS_EVALIDATION (malformed).  Loads from the store on a miss.
+ */
+int keycache_lookup(struct worker *w, const char *key_id, struct key_info *out,
+    char *msg, size_t msglen);
+int keycache_lookup_id(struct worker *w, const uint8_t id[16],
+    struct key_info *out);
+/* Pin the current version for encryption (counts the encryption, rotates
+ * when the version is spent) or a given version for decryption. */
+int keycache_pin_encrypt(struct worker *w, const uint8_t id[16],
+    struct key_use *u);
+int keycache_pin_decrypt(struct worker *w, const uint8_t id[16],
+    uint32_t version, struct key_use *u);
+void keycache_unpin(struct worker *w, struct key_use *u);
+/* A mutation was committed to the store: refresh this key's entry. */
+int keycache_refresh(struct worker *w, const uint8_t id[16]);
+/* After an HSM outage: every handle is stale. */
+void keycache_invalidate_handles(struct keycache *kc);
+/* Create a key: material in the HSM, row committed, entry cached. */
+int keycache_create_key(struct worker *w, struct store_key *k,
+    const struct store_tag *tags, size_t ntags);
+void key_arn(const struct kmsd *d, const char *id_str, char *out, size_t len);
+
+/* ---- dispatch.c ---- */
+
+/*
+ * Handle one message (a request or a Batch) from principal p and return
+ * the reply object (never NULL unless out of memory; the caller
+ * json_decref()s it).  Every failure is a typed error object.
+ */
+json_t *dispatch(struct worker *w, const struct principal *p,
+    const void *buf, size_t len);
+/* Same, serialised: malloc'd bytes (for tests and fuzzing). */
+char *dispatch_bytes(struct worker *w, const struct principal *p,
+    const void *buf, size_t len, size_t *outlen);
+
+/* ---- daemon life cycle (kmsd.c) ---- */
+
+/* Open HSM, store, key cache; 0 or error with a sentence in err. */
+int kmsd_open(struct kmsd *d, char *err, size_t errlen);
+void kmsd_close(struct kmsd *d);
+int worker_init(struct kmsd *d, int id, struct worker *w, char *err,
+    size_t errlen);
+void worker_fini(struct worker *w);
+/* Fill a principal for a uid/gid/pid (names resolved, cached). */
+void principal_from_uid(struct principal *p, uid_t uid, gid_t gid,
+    pid_t pid);
+
+/* ---- server.c ---- */
+int server_run(struct kmsd *d, char *err, size_t errlen);
+
+/* Milliseconds since the epoch. */
+int64_t now_ms(void);
+
+#endif

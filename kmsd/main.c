@@ -1,0 +1,138 @@
+/*
+ * main.c — kmsd's command line.
+ *
+ *   kmsd [-c FILE] [--state-dir DIR]        serve (foreground)
+ *   kmsd ... --check-config                 validate and exit
+ *   kmsd ... --create-domain-key            token set-up (scripts/hsm-init)
+ *
+ * Without -c, DIR/kmsd.conf is read when it exists (DIR defaults to ./var),
+ * else the embedded defaults apply.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+
+#include "common/err.h"
+#include "common/secmem.h"
+#include "kmsd/kmsd.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: kmsd [-c FILE] [--state-dir DIR] [--check-config | "
+	    "--create-domain-key]\n"
+	    "  -c, --config FILE      config file (default DIR/kmsd.conf if "
+	    "present)\n"
+	    "      --state-dir DIR    state directory (default ./var)\n"
+	    "      --check-config     validate the configuration and exit\n"
+	    "      --create-domain-key  create the domain key in the token if "
+	    "absent\n");
+}
+
+/* No core files, no ptrace by others: the process holds secrets. */
+static void
+harden(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+	(void)setrlimit(RLIMIT_CORE, &rl);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "state-dir", required_argument, NULL, 'S' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "create-domain-key", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct kmsd d;
+	const char *conf = NULL, *state_dir = NULL;
+	char err[1024], defconf[CONFIG_PATH_MAX + 16];
+	int ch, check = 0, create_dk = 0, r;
+
+	while ((ch = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'S':
+			state_dir = optarg;
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'D':
+			create_dk = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	harden();
+	secure_json_allocator();
+	config_defaults(&d.cfg, state_dir);
+	if (conf == NULL) {
+		snprintf(defconf, sizeof(defconf), "%s/kmsd.conf",
+		    d.cfg.state_dir);
+		if (access(defconf, F_OK) == 0) {
+			conf = defconf;
+		}
+	}
+	err[0] = '\0';
+	if ((conf != NULL && config_load(&d.cfg, conf, err,
+	    sizeof(err)) != 0) || config_finish(&d.cfg, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "kmsd: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("kmsd: configuration OK (%s)\n",
+		    conf != NULL ? conf : "embedded defaults");
+		return 0;
+	}
+	if (d.cfg.softhsm2_conf[0] != '\0') {
+		setenv("SOFTHSM2_CONF", d.cfg.softhsm2_conf, 1);
+	}
+	if (create_dk) {
+		struct hsm_config hc = { d.cfg.pkcs11_module,
+			d.cfg.token_label, d.cfg.pin_file, 1 };
+		hsm *h = NULL;
+		if ((r = hsm_open(&hc, &h, err, sizeof(err))) != 0) {
+			fprintf(stderr, "kmsd: %s\n", err);
+			return 1;
+		}
+		hsm_close(h);
+		return 0;
+	}
+	if ((r = kmsd_open(&d, err, sizeof(err))) != 0) {
+		fprintf(stderr, "kmsd: %s\n", err);
+		return 1;
+	}
+	r = server_run(&d, err, sizeof(err));
+	if (r != 0) {
+		fprintf(stderr, "kmsd: %s\n", err);
+	}
+	kmsd_close(&d);
+	nng_fini();
+	return r == 0 ? 0 : 1;
+}

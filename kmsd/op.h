@@ -1,0 +1,90 @@
+/*
+ * op.h — what operation handlers share: the per-request context, typed
+ * readers for request fields (each failure is a typed error with an
+ * AWS-style message), and the handler table entry.
+ *
+ * Handlers run on one worker thread; everything here is per-request.
+ */
+#ifndef KMSD_OP_H
+#define KMSD_OP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "kmsd/kmsd.h"
+
+#define OP_MSG_MAX 512
+#define KMS_MAX_DESCRIPTION 8192	/* AWS Description, characters */
+#define KMS_MAX_KEY_ID 2048		/* AWS KeyId length */
+#define KMS_MAX_GRANT_TOKEN 8192	/* AWS GrantToken length */
+#define KMS_MAX_TAGS 50			/* AWS tags per key */
+#define KMS_LIST_DEFAULT 100		/* AWS ListKeys default Limit */
+#define KMS_LIST_MAX 1000		/* AWS ListKeys maximum Limit */
+
+struct opctx {
+	struct worker *w;
+	const struct principal *p;
+	const char *action;
+	json_t *req;
+	char msg[OP_MSG_MAX];
+	/* Locked scratch for plaintexts: wiped after every request. */
+	uint8_t *secret;
+	size_t secret_cap, secret_used;
+};
+
+typedef int (*op_fn)(struct opctx *c, json_t **resp);
+
+struct op_def {
+	const char *name;
+	op_fn fn;
+	int batchable;			/* allowed inside Batch */
+};
+
+/* Set c->msg and return err. */
+int op_fail(struct opctx *c, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Field readers: absent + !required → 0 with *out untouched/NULL. */
+int req_string(struct opctx *c, const char *field, int required,
+    size_t minlen, size_t maxlen, const char **out);
+int req_int(struct opctx *c, const char *field, int required, long long min,
+    long long max, long long *out, int *present);
+int req_bool(struct opctx *c, const char *field, int *out);
+/* Base64 blob into out (outsz bytes); length checked in decoded bytes. */
+int req_blob(struct opctx *c, const char *field, int required, size_t minlen,
+    size_t maxlen, uint8_t *out, size_t outsz, size_t *outlen);
+/* Canonical encryption context of field (absent = empty). */
+int req_context(struct opctx *c, const char *field, uint8_t *out,
+    size_t outsz, size_t *outlen);
+int req_grant_tokens(struct opctx *c);
+/* Reject a non-default EncryptionAlgorithm. */
+int req_algorithm(struct opctx *c, const char *field);
+/* Carve n bytes of locked scratch for this request. */
+uint8_t *op_secret(struct opctx *c, size_t n);
+
+/* Set a base64 field on obj. */
+int resp_blob(json_t *obj, const char *field, const uint8_t *buf, size_t len,
+    struct opctx *c);
+
+/* Resolve KeyId for an operation; fills info or fails with AWS's error. */
+int op_key(struct opctx *c, const char *key_id, struct key_info *ki);
+/* The error for using a key in its state for crypto. */
+int op_state_error(struct opctx *c, int err, const struct key_info *ki);
+
+/* Handlers. */
+int op_create_key(struct opctx *c, json_t **resp);
+int op_describe_key(struct opctx *c, json_t **resp);
+int op_list_keys(struct opctx *c, json_t **resp);
+int op_update_key_description(struct opctx *c, json_t **resp);
+int op_enable_key(struct opctx *c, json_t **resp);
+int op_disable_key(struct opctx *c, json_t **resp);
+int op_encrypt(struct opctx *c, json_t **resp);
+int op_decrypt(struct opctx *c, json_t **resp);
+int op_re_encrypt(struct opctx *c, json_t **resp);
+int op_generate_data_key(struct opctx *c, json_t **resp);
+int op_generate_data_key_without_plaintext(struct opctx *c, json_t **resp);
+int op_generate_random(struct opctx *c, json_t **resp);
+
+#endif

@@ -1,0 +1,258 @@
+/*
+ * server.c — the nng front end: one rep0 socket on the IPC listener, a pool
+ * of workers each owning an nng context, an HSM session and a store
+ * connection, and a scheduler thread that brings the HSM back after an
+ * outage.  The caller's identity comes from the kernel through the pipe
+ * (NNG_OPT_IPC_PEER_UID/GID/PID), never from the request.
+ *
+ * Life: server_run() blocks SIGINT/SIGTERM, starts everything, waits for a
+ * signal, then closes the socket (which aborts every worker's receive) and
+ * joins the threads.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/transport/ipc/ipc.h>
+
+#include "common/err.h"
+#include "common/json.h"
+#include "common/secmem.h"
+#include "kmsd/kmsd.h"
+
+struct srv_worker {
+	struct worker w;
+	nng_socket sock;
+	nng_ctx ctx;
+	nng_aio *aio;
+	pthread_t thr;
+	int started;
+};
+
+static json_t *
+deny(const char *msg)
+{
+	return json_pack("{s:s, s:s}", "__type", "AccessDeniedException",
+	    "message", msg);
+}
+
+static void
+wipe_free(nng_msg *m)
+{
+	if (m != NULL) {
+		secure_wipe(nng_msg_body(m), nng_msg_len(m));
+		nng_msg_free(m);
+	}
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct srv_worker *sw = arg;
+	struct principal p;
+
+	for (;;) {
+		uint64_t uid = 0, gid = 0, pid = 0;
+		nng_msg *m;
+		nng_pipe pipe;
+		json_t *resp;
+		size_t n;
+		int rv;
+
+		nng_ctx_recv(sw->ctx, sw->aio);
+		nng_aio_wait(sw->aio);
+		if ((rv = nng_aio_result(sw->aio)) != 0) {
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+				break;
+			}
+			continue;
+		}
+		m = nng_aio_get_msg(sw->aio);
+		pipe = nng_msg_get_pipe(m);
+		if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
+		    nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
+			resp = deny("The caller's identity is unknown");
+		} else {
+			(void)nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID,
+			    &pid);
+			principal_from_uid(&p, (uid_t)uid, (gid_t)gid,
+			    (pid_t)pid);
+			resp = dispatch(&sw->w, &p, nng_msg_body(m),
+			    nng_msg_len(m));
+		}
+		atomic_fetch_add(&sw->w.d->requests, 1);
+		/* The request may carry a plaintext: wipe before reuse. */
+		secure_wipe(nng_msg_body(m), nng_msg_len(m));
+		nng_msg_clear(m);
+		if (resp == NULL) {
+			static const char oom[] = "{\"__type\":\"KMSInternal"
+			    "Exception\",\"message\":\"out of memory\"}";
+			rv = nng_msg_append(m, oom, sizeof(oom) - 1);
+		} else {
+			n = json_dumpb(resp, NULL, 0, JSON_COMPACT);
+			if ((rv = nng_msg_realloc(m, n)) == 0) {
+				json_dumpb(resp, nng_msg_body(m), n,
+				    JSON_COMPACT);
+			}
+			json_decref(resp);
+		}
+		if (rv != 0) {
+			wipe_free(m);
+			continue;
+		}
+		nng_aio_set_msg(sw->aio, m);
+		nng_ctx_send(sw->ctx, sw->aio);
+		nng_aio_wait(sw->aio);
+		if (nng_aio_result(sw->aio) != 0) {
+			wipe_free(nng_aio_get_msg(sw->aio));
+		}
+	}
+	return NULL;
+}
+
+struct sched {
+	struct kmsd *d;
+	pthread_t thr;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+};
+
+/* Brings the HSM back after an outage; later also deletions and rotation. */
+static void *
+sched_main(void *arg)
+{
+	struct sched *s = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)s->d->cfg.hsm_retry_ms * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		if (s->stop) {
+			break;
+		}
+		if (hsm_is_down(s->d->hsm)) {
+			pthread_mutex_unlock(&s->mu);
+			if (hsm_recover(s->d->hsm) == 0) {
+				keycache_invalidate_handles(s->d->keys);
+				fprintf(stderr, "kmsd: HSM is back\n");
+			}
+			pthread_mutex_lock(&s->mu);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+int
+server_run(struct kmsd *d, char *err, size_t errlen)
+{
+	struct srv_worker *ws = NULL;
+	struct sched sched;
+	nng_socket sock = NNG_SOCKET_INITIALIZER;
+	nng_listener l;
+	sigset_t set;
+	int i, rv, sig, r = KMS_EINTERNAL, sched_started = 0, sock_open = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	memset(&sched, 0, sizeof(sched));
+	if ((ws = calloc((size_t)d->cfg.workers, sizeof(*ws))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < d->cfg.workers; i++) {
+		if ((r = worker_init(d, i, &ws[i].w, err, errlen)) != 0) {
+			goto out;
+		}
+	}
+	if ((r = keycache_startup(&ws[0].w, err, errlen)) != 0) {
+		goto out;
+	}
+	r = KMS_EINTERNAL;
+	if ((rv = nng_rep0_open(&sock)) != 0) {
+		snprintf(err, errlen, "nng_rep0_open: %s", nng_strerror(rv));
+		goto out;
+	}
+	sock_open = 1;
+	/* Bigger messages never reach the parser (DESIGN §4). */
+	nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, JSON_MAX_MESSAGE);
+	for (i = 0; i < d->cfg.workers; i++) {
+		ws[i].sock = sock;
+		if ((rv = nng_ctx_open(&ws[i].ctx, sock)) != 0 ||
+		    (rv = nng_aio_alloc(&ws[i].aio, NULL, NULL)) != 0) {
+			snprintf(err, errlen, "nng: %s", nng_strerror(rv));
+			goto out;
+		}
+	}
+	if ((rv = nng_listener_create(&l, sock, d->cfg.listen)) != 0 ||
+	    (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS,
+	    (int)d->cfg.socket_mode)) != 0 ||
+	    (rv = nng_listener_start(l, 0)) != 0) {
+		snprintf(err, errlen, "listen %s: %s", d->cfg.listen,
+		    nng_strerror(rv));
+		goto out;
+	}
+	for (i = 0; i < d->cfg.workers; i++) {
+		if (pthread_create(&ws[i].thr, NULL, worker_main, &ws[i]) != 0) {
+			snprintf(err, errlen, "cannot start worker threads");
+			goto out;
+		}
+		ws[i].started = 1;
+	}
+	sched.d = d;
+	pthread_mutex_init(&sched.mu, NULL);
+	pthread_cond_init(&sched.cv, NULL);
+	if (pthread_create(&sched.thr, NULL, sched_main, &sched) != 0) {
+		snprintf(err, errlen, "cannot start the scheduler");
+		goto out;
+	}
+	sched_started = 1;
+	printf("kmsd: ready on %s (%d workers, %s keys)\n", d->cfg.listen,
+	    d->cfg.workers, d->cfg.key_storage == STORAGE_RESIDENT ?
+	    "resident" : "wrapped");
+	fflush(stdout);
+
+	while (sigwait(&set, &sig) != 0) {
+	}
+	fprintf(stderr, "kmsd: signal %d, stopping\n", sig);
+	r = 0;
+ out:
+	atomic_store(&d->stopping, 1);
+	if (sched_started) {
+		pthread_mutex_lock(&sched.mu);
+		sched.stop = 1;
+		pthread_cond_signal(&sched.cv);
+		pthread_mutex_unlock(&sched.mu);
+		pthread_join(sched.thr, NULL);
+	}
+	if (sock_open) {
+		nng_close(sock);
+	}
+	if (ws != NULL) {
+		for (i = 0; i < d->cfg.workers; i++) {
+			if (ws[i].started) {
+				pthread_join(ws[i].thr, NULL);
+			}
+			if (ws[i].aio != NULL) {
+				nng_aio_free(ws[i].aio);
+			}
+			worker_fini(&ws[i].w);
+		}
+		free(ws);
+	}
+	return r;
+}
