@@ -7,7 +7,8 @@ BIN	?= bin
 LIB	?= lib
 CC	?= cc
 PKGS	:= libsodium jansson sqlite3 libcrypto
-WARN	:= -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
+WARN	:= -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
+	   -Wno-format-truncation
 HARDEN	:= -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 OPT	?= -O2 -g
 CFLAGS	+= -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) -fPIC \
