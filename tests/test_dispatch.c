@@ -1,0 +1,379 @@
+/*
+ * test_dispatch.c — the dispatcher driven directly with request bytes, on a
+ * real SoftHSM2 token and a real store: no nng in between.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "common/err.h"
+#include "common/secmem.h"
+#include "kmsd/kmsd.h"
+#include "tests/testutil.h"
+
+static struct tu_env env;
+static struct kmsd d;
+static struct worker w;
+static struct principal alice;
+
+static json_t *
+call(const char *req)
+{
+	size_t n;
+	char *out = dispatch_bytes(&w, &alice, req, strlen(req), &n);
+	json_t *j;
+
+	assert_non_null(out);
+	j = json_loadb(out, n, 0, NULL);
+	free(out);
+	assert_non_null(j);
+	return j;
+}
+
+static const char *
+err_type(json_t *j)
+{
+	json_t *t = json_object_get(j, "__type");
+
+	return json_is_string(t) ? json_string_value(t) : "";
+}
+
+static void
+expect_error(const char *req, const char *type)
+{
+	json_t *j = call(req);
+
+	if (strcmp(err_type(j), type) != 0) {
+		char *s = json_dumps(j, 0);
+		fail_msg("%s → %s, wanted %s", req, s, type);
+	}
+	assert_true(json_is_string(json_object_get(j, "message")));
+	json_decref(j);
+}
+
+static char key_id[64];
+
+static int
+setup(void **state)
+{
+	char err[512];
+	json_t *j;
+
+	if (tu_env_init(&env, NULL) != 0) {
+		return -1;
+	}
+	secure_json_allocator();
+	config_defaults(&d.cfg, env.dir);
+	if (config_load(&d.cfg, env.conf, err, sizeof(err)) != 0 ||
+	    config_finish(&d.cfg, err, sizeof(err)) != 0 ||
+	    kmsd_open(&d, err, sizeof(err)) != 0 ||
+	    worker_init(&d, 0, &w, err, sizeof(err)) != 0) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	principal_from_uid(&alice, getuid(), getgid(), getpid());
+	j = call("{\"Action\":\"CreateKey\",\"Description\":\"t\"}");
+	snprintf(key_id, sizeof(key_id), "%s", json_string_value(
+	    json_object_get(json_object_get(j, "KeyMetadata"), "KeyId")));
+	json_decref(j);
+	return key_id[0] != '\0' ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	worker_fini(&w);
+	kmsd_close(&d);
+	tu_env_destroy(&env);
+	return 0;
+}
+
+static void
+test_dispatch_create_key_returns_full_metadata(void **state)
+{
+	json_t *j = call("{\"Action\":\"CreateKey\",\"Description\":\"hello\","
+	    "\"Tags\":[{\"TagKey\":\"team\",\"TagValue\":\"blue\"}]}");
+	json_t *m = json_object_get(j, "KeyMetadata");
+	const char *fields[] = { "AWSAccountId", "KeyId", "Arn",
+		"CreationDate", "Enabled", "Description", "KeyUsage",
+		"KeyState", "Origin", "KeyManager", "KeySpec",
+		"CustomerMasterKeySpec", "EncryptionAlgorithms",
+		"MultiRegion" };
+	size_t i;
+
+	assert_non_null(m);
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (json_object_get(m, fields[i]) == NULL) {
+			fail_msg("KeyMetadata lacks %s", fields[i]);
+		}
+	}
+	assert_string_equal(json_string_value(json_object_get(m, "KeyState")),
+	    "Enabled");
+	assert_string_equal(json_string_value(json_object_get(m,
+	    "Description")), "hello");
+	assert_true(strncmp(json_string_value(json_object_get(m, "Arn")),
+	    "arn:kms:local:", 14) == 0);
+	json_decref(j);
+}
+
+static void
+test_dispatch_data_key_round_trip_with_context(void **state)
+{
+	char req[4096];
+	json_t *g, *dj;
+
+	snprintf(req, sizeof(req), "{\"Action\":\"GenerateDataKey\","
+	    "\"KeyId\":\"%s\",\"KeySpec\":\"AES_256\","
+	    "\"EncryptionContext\":{\"purpose\":\"test\"}}", key_id);
+	g = call(req);
+	assert_non_null(json_object_get(g, "Plaintext"));
+	snprintf(req, sizeof(req), "{\"Action\":\"Decrypt\","
+	    "\"CiphertextBlob\":\"%s\",\"EncryptionContext\":"
+	    "{\"purpose\":\"test\"}}", json_string_value(json_object_get(g,
+	    "CiphertextBlob")));
+	dj = call(req);
+	assert_string_equal(json_string_value(json_object_get(dj,
+	    "Plaintext")), json_string_value(json_object_get(g, "Plaintext")));
+	json_decref(dj);
+	snprintf(req, sizeof(req), "{\"Action\":\"Decrypt\","
+	    "\"CiphertextBlob\":\"%s\",\"EncryptionContext\":"
+	    "{\"purpose\":\"other\"}}", json_string_value(json_object_get(g,
+	    "CiphertextBlob")));
+	expect_error(req, "InvalidCiphertextException");
+	json_decref(g);
+}
+
+static void
+test_dispatch_malformed_requests_get_typed_errors(void **state)
+{
+	char deep[200];
+	int i;
+
+	expect_error("", "SerializationException");
+	expect_error("{", "SerializationException");
+	expect_error("[]", "SerializationException");
+	expect_error("\"Encrypt\"", "SerializationException");
+	expect_error("{\"Action\":1}", "SerializationException");
+	expect_error("{}", "SerializationException");
+	expect_error("{\"Action\":\"Encrypt\"} trailing", "SerializationException");
+	expect_error("{\"Action\":\"Encrypt\",\"Action\":\"Decrypt\"}",
+	    "SerializationException");
+	expect_error("{\"Action\":\"StealKeys\"}", "UnknownOperationException");
+	expect_error("{\"Action\":\"Encrypt\",\"KeyId\":5,\"Plaintext\":\"AA==\"}",
+	    "SerializationException");
+	expect_error("{\"Action\":\"Encrypt\",\"KeyId\":\"x\",\"Plaintext\":\"***\"}",
+	    "NotFoundException");
+	expect_error("{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":\"4\"}",
+	    "SerializationException");
+	/* Nesting deeper than 32 never reaches the parser. */
+	snprintf(deep, sizeof(deep), "{\"Action\":\"Encrypt\",\"x\":");
+	for (i = 0; i < 40; i++) {
+		strcat(deep, "[");
+	}
+	expect_error(deep, "SerializationException");
+}
+
+static void
+test_dispatch_every_prefix_of_a_request_fails_cleanly(void **state)
+{
+	char req[512];
+	size_t i, n;
+
+	n = (size_t)snprintf(req, sizeof(req), "{\"Action\":\"Encrypt\","
+	    "\"KeyId\":\"%s\",\"Plaintext\":\"aGVsbG8=\","
+	    "\"EncryptionContext\":{\"a\":\"b\"}}", key_id);
+	for (i = 0; i < n; i++) {
+		size_t outlen;
+		char *out = dispatch_bytes(&w, &alice, req, i, &outlen);
+		assert_non_null(out);
+		assert_non_null(strstr(out, "SerializationException"));
+		free(out);
+	}
+}
+
+static void
+test_dispatch_oversized_single_request_is_refused(void **state)
+{
+	size_t n = 70 * 1024;
+	char *req = malloc(n + 100);
+	json_t *j;
+
+	assert_non_null(req);
+	strcpy(req, "{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":4,"
+	    "\"Pad\":\"");
+	memset(req + strlen(req), 'a', n);
+	strcpy(req + strlen(req) - 0, "\"}");
+	req[strlen(req)] = '\0';
+	j = call(req);
+	assert_string_equal(err_type(j), "ValidationException");
+	json_decref(j);
+	free(req);
+}
+
+static void
+test_dispatch_batch_answers_each_item_in_order(void **state)
+{
+	char req[2048];
+	json_t *j, *rs;
+
+	snprintf(req, sizeof(req), "{\"Action\":\"Batch\",\"Requests\":["
+	    "{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":8},"
+	    "{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":0},"
+	    "{\"Action\":\"GenerateDataKey\",\"KeyId\":\"%s\","
+	    "\"NumberOfBytes\":16},"
+	    "{\"Action\":\"Nope\"},"
+	    "{\"Action\":\"Batch\",\"Requests\":[]},"
+	    "{\"Action\":\"CreateKey\"},"
+	    "7]}", key_id);
+	j = call(req);
+	rs = json_object_get(j, "Responses");
+	assert_int_equal(json_array_size(rs), 7);
+	assert_non_null(json_object_get(json_array_get(rs, 0), "Plaintext"));
+	assert_string_equal(err_type(json_array_get(rs, 1)),
+	    "ValidationException");
+	assert_non_null(json_object_get(json_array_get(rs, 2),
+	    "CiphertextBlob"));
+	assert_string_equal(err_type(json_array_get(rs, 3)),
+	    "UnknownOperationException");
+	assert_string_equal(err_type(json_array_get(rs, 4)),
+	    "ValidationException");
+	assert_string_equal(err_type(json_array_get(rs, 5)),
+	    "ValidationException");
+	assert_string_equal(err_type(json_array_get(rs, 6)),
+	    "SerializationException");
+	json_decref(j);
+	expect_error("{\"Action\":\"Batch\",\"Requests\":[]}",
+	    "ValidationException");
+	expect_error("{\"Action\":\"Batch\",\"Requests\":{}}",
+	    "SerializationException");
+}
+
+static void
+test_dispatch_batch_limit_is_1000(void **state)
+{
+	size_t cap = 1001 * 48 + 64, i;
+	char *req = malloc(cap);
+	json_t *j;
+
+	assert_non_null(req);
+	strcpy(req, "{\"Action\":\"Batch\",\"Requests\":[");
+	for (i = 0; i < 1001; i++) {
+		strcat(req, i ? ",{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":1}" :
+		    "{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":1}");
+	}
+	strcat(req, "]}");
+	j = call(req);
+	assert_string_equal(err_type(j), "ValidationException");
+	json_decref(j);
+	free(req);
+}
+
+static void
+test_dispatch_disabled_key_refuses_crypto(void **state)
+{
+	char req[512];
+	json_t *j;
+
+	snprintf(req, sizeof(req), "{\"Action\":\"DisableKey\",\"KeyId\":\"%s\"}",
+	    key_id);
+	json_decref(call(req));
+	snprintf(req, sizeof(req), "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
+	    "\"Plaintext\":\"aGk=\"}", key_id);
+	expect_error(req, "DisabledException");
+	snprintf(req, sizeof(req), "{\"Action\":\"DescribeKey\",\"KeyId\":\"%s\"}",
+	    key_id);
+	j = call(req);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j,
+	    "KeyMetadata"), "KeyState")), "Disabled");
+	json_decref(j);
+	snprintf(req, sizeof(req), "{\"Action\":\"EnableKey\",\"KeyId\":\"%s\"}",
+	    key_id);
+	json_decref(call(req));
+	snprintf(req, sizeof(req), "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
+	    "\"Plaintext\":\"aGk=\"}", key_id);
+	j = call(req);
+	assert_non_null(json_object_get(j, "CiphertextBlob"));
+	json_decref(j);
+}
+
+static void
+test_dispatch_data_key_spec_rules(void **state)
+{
+	char req[512];
+
+	snprintf(req, sizeof(req), "{\"Action\":\"GenerateDataKey\","
+	    "\"KeyId\":\"%s\"}", key_id);
+	expect_error(req, "ValidationException");
+	snprintf(req, sizeof(req), "{\"Action\":\"GenerateDataKey\","
+	    "\"KeyId\":\"%s\",\"KeySpec\":\"AES_256\",\"NumberOfBytes\":32}",
+	    key_id);
+	expect_error(req, "ValidationException");
+	snprintf(req, sizeof(req), "{\"Action\":\"GenerateDataKey\","
+	    "\"KeyId\":\"%s\",\"KeySpec\":\"AES_512\"}", key_id);
+	expect_error(req, "ValidationException");
+	snprintf(req, sizeof(req), "{\"Action\":\"GenerateDataKey\","
+	    "\"KeyId\":\"%s\",\"NumberOfBytes\":1025}", key_id);
+	expect_error(req, "ValidationException");
+	expect_error("{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":1025}",
+	    "ValidationException");
+	expect_error("{\"Action\":\"CreateKey\",\"KeySpec\":\"RSA_2048\"}",
+	    "UnsupportedOperationException");
+	expect_error("{\"Action\":\"CreateKey\",\"KeySpec\":\"BOGUS\"}",
+	    "ValidationException");
+	expect_error("{\"Action\":\"ListKeys\",\"Marker\":\"zz\"}",
+	    "InvalidMarkerException");
+	expect_error("{\"Action\":\"ListKeys\",\"Limit\":0}",
+	    "ValidationException");
+}
+
+static void
+test_dispatch_automatic_rotation_when_a_version_is_spent(void **state)
+{
+	char req[512];
+	json_t *j;
+	int i;
+
+	/* A tiny budget stands in for 2^32 encryptions. */
+	d.cfg.max_encryptions = 3;
+	for (i = 0; i < 5; i++) {
+		snprintf(req, sizeof(req), "{\"Action\":\"Encrypt\","
+		    "\"KeyId\":\"%s\",\"Plaintext\":\"aGk=\"}", key_id);
+		j = call(req);
+		assert_non_null(json_object_get(j, "CiphertextBlob"));
+		json_decref(j);
+	}
+	d.cfg.max_encryptions = 4294967295ULL;
+	{
+		struct key_info ki;
+		char msg[128];
+		assert_int_equal(keycache_lookup(&w, key_id, &ki, msg,
+		    sizeof(msg)), 0);
+		assert_true(ki.current_version >= 2);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dispatch_create_key_returns_full_metadata),
+		cmocka_unit_test(test_dispatch_data_key_round_trip_with_context),
+		cmocka_unit_test(test_dispatch_malformed_requests_get_typed_errors),
+		cmocka_unit_test(test_dispatch_every_prefix_of_a_request_fails_cleanly),
+		cmocka_unit_test(test_dispatch_oversized_single_request_is_refused),
+		cmocka_unit_test(test_dispatch_batch_answers_each_item_in_order),
+		cmocka_unit_test(test_dispatch_batch_limit_is_1000),
+		cmocka_unit_test(test_dispatch_disabled_key_refuses_crypto),
+		cmocka_unit_test(test_dispatch_data_key_spec_rules),
+		cmocka_unit_test(test_dispatch_automatic_rotation_when_a_version_is_spent),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
