@@ -1,0 +1,631 @@
+/*
+ * test_integ.c — a real kmsd on a throwaway SoftHSM2 token, driven only
+ * through libkmsclient, as applications use it.  The whole group runs
+ * twice: wrapped key storage, then resident.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "kms.h"
+#include "tests/testutil.h"
+
+static struct tu_env env;
+static kms_client *cl;
+static char key[KMS_KEY_ID_LEN + 1];
+static const char *storage;
+
+static void
+must(int r, const kms_error_info *ei, const char *what)
+{
+	if (r != 0) {
+		fail_msg("%s: %d %s: %s", what, r, ei->name, ei->message);
+	}
+}
+
+static void
+new_key(char *out, const char *desc)
+{
+	kms_create_key_req req = { 0 };
+	kms_key_metadata m;
+	kms_error_info ei;
+
+	req.description = desc;
+	must(kms_create_key(cl, &req, &m, &ei), &ei, "CreateKey");
+	snprintf(out, KMS_KEY_ID_LEN + 1, "%s", m.key_id);
+	kms_key_metadata_free(&m);
+}
+
+static int
+setup(void **state)
+{
+	char extra[64];
+
+	snprintf(extra, sizeof(extra), "key_storage = %s", storage);
+	if (tu_env_init(&env, extra) != 0 || tu_kmsd_start(&env) != 0 ||
+	    kms_client_open(&cl, env.endpoint) != 0) {
+		return -1;
+	}
+	kms_client_set_timeout(cl, 20000);
+	new_key(key, "integration");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	kms_client_close(cl);
+	cl = NULL;
+	if (tu_kmsd_stop(&env) != 0) {
+		fprintf(stderr, "kmsd did not stop cleanly\n");
+		tu_env_destroy(&env);
+		return -1;
+	}
+	tu_env_destroy(&env);
+	return 0;
+}
+
+static const kms_context_pair ctx_pairs[] = { { "tenant", "acme" },
+	{ "purpose", "test" } };
+static const kms_context ctx2 = { ctx_pairs, 2 };
+
+static void
+test_every_key_operation_round_trips(void **state)
+{
+	kms_create_key_req cr = { 0 };
+	kms_tag tag = { "team", "blue" };
+	kms_key_metadata m;
+	kms_key_list l;
+	kms_error_info ei;
+	char id[KMS_KEY_ID_LEN + 1];
+	int seen = 0;
+	size_t i;
+
+	cr.description = "round trip";
+	cr.tags = &tag;
+	cr.ntags = 1;
+	must(kms_create_key(cl, &cr, &m, &ei), &ei, "CreateKey");
+	snprintf(id, sizeof(id), "%s", m.key_id);
+	assert_string_equal(m.key_state, "Enabled");
+	assert_true(m.enabled);
+	assert_string_equal(m.key_spec, "SYMMETRIC_DEFAULT");
+	assert_string_equal(m.key_usage, "ENCRYPT_DECRYPT");
+	assert_string_equal(m.description, "round trip");
+	assert_true(m.creation_date > 1.7e9);
+	kms_key_metadata_free(&m);
+
+	must(kms_update_key_description(cl, id, "renamed", &ei), &ei,
+	    "UpdateKeyDescription");
+	must(kms_describe_key(cl, id, NULL, &m, &ei), &ei, "DescribeKey");
+	assert_string_equal(m.description, "renamed");
+	assert_string_equal(m.key_id, id);
+	{
+		/* The ARN works wherever the id does. */
+		char arn[KMS_ARN_MAX];
+		snprintf(arn, sizeof(arn), "%s", m.arn);
+		kms_key_metadata_free(&m);
+		must(kms_describe_key(cl, arn, NULL, &m, &ei), &ei,
+		    "DescribeKey by ARN");
+		assert_string_equal(m.key_id, id);
+		kms_key_metadata_free(&m);
+	}
+
+	must(kms_disable_key(cl, id, &ei), &ei, "DisableKey");
+	must(kms_describe_key(cl, id, NULL, &m, &ei), &ei, "DescribeKey");
+	assert_string_equal(m.key_state, "Disabled");
+	assert_false(m.enabled);
+	kms_key_metadata_free(&m);
+	must(kms_enable_key(cl, id, &ei), &ei, "EnableKey");
+
+	/* ListKeys pages one at a time and finds the key. */
+	{
+		char *marker = NULL;
+		int pages = 0;
+		do {
+			must(kms_list_keys(cl, 1, marker, &l, &ei), &ei,
+			    "ListKeys");
+			free(marker);
+			marker = l.next_marker ? strdup(l.next_marker) : NULL;
+			for (i = 0; i < l.nkeys; i++) {
+				if (strcmp(l.keys[i].key_id, id) == 0) {
+					seen++;
+				}
+			}
+			assert_true(l.nkeys <= 1);
+			if (l.truncated) {
+				assert_non_null(l.next_marker);
+			}
+			kms_key_list_free(&l);
+			pages++;
+		} while (marker != NULL && pages < 1000);
+		free(marker);
+		assert_true(pages >= 2);
+	}
+	assert_int_equal(seen, 1);
+}
+
+static void
+test_encrypt_decrypt_and_re_encrypt_with_context(void **state)
+{
+	kms_encrypt_req er = { 0 };
+	kms_encrypt_resp eo;
+	kms_decrypt_req dr = { 0 };
+	kms_decrypt_resp dout;
+	kms_re_encrypt_req rr = { 0 };
+	kms_re_encrypt_resp ro;
+	kms_error_info ei;
+	char other[KMS_KEY_ID_LEN + 1];
+	const uint8_t pt[] = "attack at dawn";
+
+	er.key_id = key;
+	er.plaintext = pt;
+	er.plaintext_len = sizeof(pt);
+	er.context = ctx2;
+	must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt");
+	assert_int_equal(eo.ciphertext_blob.len, 49 + sizeof(pt));
+	assert_non_null(strstr(eo.key_id, key));
+	assert_string_equal(eo.encryption_algorithm, "SYMMETRIC_DEFAULT");
+
+	dr.ciphertext_blob = eo.ciphertext_blob.data;
+	dr.ciphertext_len = eo.ciphertext_blob.len;
+	dr.context = ctx2;
+	must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt");
+	assert_int_equal(dout.plaintext.len, sizeof(pt));
+	assert_memory_equal(dout.plaintext.data, pt, sizeof(pt));
+	assert_non_null(strstr(dout.key_id, key));
+	kms_decrypt_resp_free(&dout);
+
+	/* Context pairs in another order are the same context. */
+	{
+		kms_context_pair rev[2] = { ctx_pairs[1], ctx_pairs[0] };
+		dr.context.pairs = rev;
+		must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt rev");
+		kms_decrypt_resp_free(&dout);
+		dr.context = ctx2;
+	}
+
+	new_key(other, "destination");
+	rr.ciphertext_blob = eo.ciphertext_blob.data;
+	rr.ciphertext_len = eo.ciphertext_blob.len;
+	rr.source_context = ctx2;
+	rr.destination_key_id = other;
+	must(kms_re_encrypt(cl, &rr, &ro, &ei), &ei, "ReEncrypt");
+	assert_non_null(strstr(ro.source_key_id, key));
+	assert_non_null(strstr(ro.key_id, other));
+	dr.ciphertext_blob = ro.ciphertext_blob.data;
+	dr.ciphertext_len = ro.ciphertext_blob.len;
+	dr.context.npairs = 0;
+	must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt re-encrypted");
+	assert_memory_equal(dout.plaintext.data, pt, sizeof(pt));
+	assert_non_null(strstr(dout.key_id, other));
+	kms_decrypt_resp_free(&dout);
+	kms_re_encrypt_resp_free(&ro);
+	kms_encrypt_resp_free(&eo);
+}
+
+static void
+test_wrong_context_and_every_byte_flip_are_invalid_ciphertext(void **state)
+{
+	kms_encrypt_req er = { 0 };
+	kms_encrypt_resp eo;
+	kms_decrypt_req dr = { 0 };
+	kms_decrypt_resp dout;
+	kms_error_info ei;
+	const kms_context_pair wrong_pairs[] = { { "tenant", "evil" },
+		{ "purpose", "test" } };
+	const kms_context wrong = { wrong_pairs, 2 };
+	uint8_t pt[32] = { 1, 2, 3 }, *copy;
+	size_t i;
+	int bit;
+
+	er.key_id = key;
+	er.plaintext = pt;
+	er.plaintext_len = sizeof(pt);
+	er.context = ctx2;
+	must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt");
+	dr.ciphertext_blob = eo.ciphertext_blob.data;
+	dr.ciphertext_len = eo.ciphertext_blob.len;
+	dr.context = wrong;
+	assert_int_equal(kms_decrypt(cl, &dr, &dout, &ei),
+	    KMS_EINVALIDCIPHERTEXT);
+	assert_string_equal(ei.name, "InvalidCiphertextException");
+	dr.context.npairs = 0;
+	assert_int_equal(kms_decrypt(cl, &dr, &dout, &ei),
+	    KMS_EINVALIDCIPHERTEXT);
+
+	copy = malloc(eo.ciphertext_blob.len);
+	dr.context = ctx2;
+	dr.ciphertext_blob = copy;
+	for (i = 0; i < eo.ciphertext_blob.len; i++) {
+		for (bit = 0; bit < 8; bit += 7) {
+			memcpy(copy, eo.ciphertext_blob.data,
+			    eo.ciphertext_blob.len);
+			copy[i] ^= (uint8_t)(1u << bit);
+			if (kms_decrypt(cl, &dr, &dout, &ei) !=
+			    KMS_EINVALIDCIPHERTEXT) {
+				fail_msg("flip of byte %zu bit %d: %s", i, bit,
+				    ei.name);
+			}
+		}
+	}
+	/* Truncated and extended blobs too. */
+	dr.ciphertext_len = eo.ciphertext_blob.len - 1;
+	memcpy(copy, eo.ciphertext_blob.data, eo.ciphertext_blob.len);
+	assert_int_equal(kms_decrypt(cl, &dr, &dout, &ei),
+	    KMS_EINVALIDCIPHERTEXT);
+	free(copy);
+	kms_encrypt_resp_free(&eo);
+}
+
+static void
+test_unknown_key_wrong_key_id_and_disabled_key(void **state)
+{
+	kms_encrypt_req er = { 0 };
+	kms_encrypt_resp eo;
+	kms_decrypt_req dr = { 0 };
+	kms_decrypt_resp dout;
+	kms_error_info ei;
+	char other[KMS_KEY_ID_LEN + 1];
+	const uint8_t pt[4] = "abc";
+
+	er.key_id = "6e1b0b3c-1c53-4b0f-9d6f-000000000000";
+	er.plaintext = pt;
+	er.plaintext_len = sizeof(pt);
+	assert_int_equal(kms_encrypt(cl, &er, &eo, &ei), KMS_ENOTFOUND);
+	assert_string_equal(ei.name, "NotFoundException");
+	er.key_id = "not-a-key";
+	assert_int_equal(kms_encrypt(cl, &er, &eo, &ei), KMS_ENOTFOUND);
+
+	er.key_id = key;
+	must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt");
+	new_key(other, "other");
+	dr.ciphertext_blob = eo.ciphertext_blob.data;
+	dr.ciphertext_len = eo.ciphertext_blob.len;
+	dr.key_id = other;
+	assert_int_equal(kms_decrypt(cl, &dr, &dout, &ei), KMS_EINCORRECTKEY);
+	assert_string_equal(ei.name, "IncorrectKeyException");
+	dr.key_id = key;
+	must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt with KeyId");
+	kms_decrypt_resp_free(&dout);
+
+	must(kms_disable_key(cl, key, &ei), &ei, "DisableKey");
+	{
+		kms_encrypt_resp refused;
+		assert_int_equal(kms_encrypt(cl, &er, &refused, &ei),
+		    KMS_EDISABLED);
+	}
+	assert_string_equal(ei.name, "DisabledException");
+	assert_int_equal(kms_decrypt(cl, &dr, &dout, &ei), KMS_EDISABLED);
+	must(kms_enable_key(cl, key, &ei), &ei, "EnableKey");
+	must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt after enable");
+	kms_decrypt_resp_free(&dout);
+	kms_encrypt_resp_free(&eo);
+}
+
+static void
+test_limits_are_enforced_with_validation_errors(void **state)
+{
+	static uint8_t big[4097];
+	kms_encrypt_req er = { 0 };
+	kms_encrypt_resp eo;
+	kms_generate_data_key_req gr = { 0 };
+	kms_generate_data_key_resp go;
+	kms_secret s;
+	kms_error_info ei;
+
+	er.key_id = key;
+	er.plaintext = big;
+	er.plaintext_len = 4097;
+	assert_int_equal(kms_encrypt(cl, &er, &eo, &ei), KMS_EVALIDATION);
+	er.plaintext_len = 4096;
+	must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt 4096");
+	kms_encrypt_resp_free(&eo);
+	er.plaintext_len = 0;
+	assert_int_equal(kms_encrypt(cl, &er, &eo, &ei), KMS_EVALIDATION);
+
+	assert_int_equal(kms_generate_random(cl, 1025, &s, &ei),
+	    KMS_EVALIDATION);
+	must(kms_generate_random(cl, 1024, &s, &ei), &ei, "GenerateRandom");
+	assert_int_equal(s.len, 1024);
+	kms_secret_free(&s);
+
+	gr.key_id = key;
+	assert_int_equal(kms_generate_data_key(cl, &gr, &go, &ei),
+	    KMS_EVALIDATION);
+	gr.key_spec = "AES_256";
+	gr.number_of_bytes = 32;
+	assert_int_equal(kms_generate_data_key(cl, &gr, &go, &ei),
+	    KMS_EVALIDATION);
+	gr.key_spec = NULL;
+	gr.number_of_bytes = 1025;
+	assert_int_equal(kms_generate_data_key(cl, &gr, &go, &ei),
+	    KMS_EVALIDATION);
+	gr.number_of_bytes = 1024;
+	must(kms_generate_data_key(cl, &gr, &go, &ei), &ei, "GDK 1024");
+	assert_int_equal(go.plaintext.len, 1024);
+	kms_generate_data_key_resp_free(&go);
+	gr.number_of_bytes = 0;
+	gr.key_spec = "AES_128";
+	must(kms_generate_data_key_without_plaintext(cl, &gr, &go, &ei), &ei,
+	    "GDKWithoutPlaintext");
+	assert_int_equal(go.plaintext.len, 0);
+	assert_int_equal(go.ciphertext_blob.len, 49 + 16);
+	kms_generate_data_key_resp_free(&go);
+}
+
+static void
+expect_raw(const char *req, const char *type)
+{
+	kms_error_info ei;
+	char *reply = NULL;
+	size_t n;
+	int r;
+
+	r = kms_call_json(cl, req, strlen(req), &reply, &n, &ei);
+	if (r == 0 || strcmp(ei.name, type) != 0) {
+		fail_msg("%s → %s (%s)", req, ei.name, reply ? reply : "");
+	}
+	kms_free(reply);
+}
+
+static void
+test_malformed_requests_get_typed_errors_and_daemon_lives(void **state)
+{
+	kms_secret s;
+	kms_error_info ei;
+
+	expect_raw("{not json", "SerializationException");
+	expect_raw("[1,2]", "SerializationException");
+	expect_raw("{\"Action\":\"DropAllKeys\"}", "UnknownOperationException");
+	expect_raw("{\"Action\":\"Encrypt\",\"KeyId\":[],\"Plaintext\":\"AA==\"}",
+	    "SerializationException");
+	expect_raw("{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":true}",
+	    "SerializationException");
+	expect_raw("{\"Action\":\"Decrypt\",\"CiphertextBlob\":\"@@@@\"}",
+	    "SerializationException");
+	must(kms_generate_random(cl, 16, &s, &ei), &ei, "still alive");
+	kms_secret_free(&s);
+}
+
+static void
+test_oversized_message_never_reaches_the_parser(void **state)
+{
+	nng_socket s;
+	nng_msg *m;
+	size_t n = 2 * 1024 * 1024;
+	kms_secret sec;
+	kms_error_info ei;
+
+	/* A raw peer: the library itself refuses to send this much. */
+	assert_int_equal(nng_req0_open(&s), 0);
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 1000);
+	assert_int_equal(nng_dial(s, env.endpoint, NULL, 0), 0);
+	assert_int_equal(nng_msg_alloc(&m, n), 0);
+	memset(nng_msg_body(m), '{', n);
+	assert_int_equal(nng_sendmsg(s, m, 0), 0);
+	assert_int_not_equal(nng_recvmsg(s, &m, 0), 0);
+	nng_close(s);
+	/* Others are served all the while. */
+	must(kms_generate_random(cl, 16, &sec, &ei), &ei, "after oversize");
+	kms_secret_free(&sec);
+}
+
+struct thr {
+	int ok, fail;
+	char err[256];
+};
+
+static void *
+hammer(void *arg)
+{
+	struct thr *t = arg;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		kms_generate_data_key_req gr = { 0 };
+		kms_generate_data_key_resp go;
+		kms_decrypt_req dr = { 0 };
+		kms_decrypt_resp dout;
+		kms_error_info ei;
+
+		gr.key_id = key;
+		gr.key_spec = "AES_256";
+		gr.context = ctx2;
+		if (kms_generate_data_key(cl, &gr, &go, &ei) != 0) {
+			t->fail++;
+			snprintf(t->err, sizeof(t->err), "GDK %s", ei.message);
+			continue;
+		}
+		dr.ciphertext_blob = go.ciphertext_blob.data;
+		dr.ciphertext_len = go.ciphertext_blob.len;
+		dr.context = ctx2;
+		if (kms_decrypt(cl, &dr, &dout, &ei) != 0 ||
+		    dout.plaintext.len != 32 ||
+		    memcmp(dout.plaintext.data, go.plaintext.data, 32) != 0) {
+			t->fail++;
+			snprintf(t->err, sizeof(t->err), "Decrypt %s",
+			    ei.message);
+		} else {
+			t->ok++;
+			kms_decrypt_resp_free(&dout);
+		}
+		kms_generate_data_key_resp_free(&go);
+	}
+	return NULL;
+}
+
+static void
+test_sixteen_threads_share_one_client(void **state)
+{
+	pthread_t th[16];
+	struct thr t[16];
+	int i, ok = 0;
+
+	memset(t, 0, sizeof(t));
+	for (i = 0; i < 16; i++) {
+		assert_int_equal(pthread_create(&th[i], NULL, hammer, &t[i]), 0);
+	}
+	for (i = 0; i < 16; i++) {
+		pthread_join(th[i], NULL);
+		if (t[i].fail != 0) {
+			fail_msg("thread %d: %d failures: %s", i, t[i].fail,
+			    t[i].err);
+		}
+		ok += t[i].ok;
+	}
+	assert_int_equal(ok, 1600);
+}
+
+static void
+test_batch_mixes_successes_and_failures(void **state)
+{
+	kms_batch_item items[3];
+	kms_error_info ei;
+	const uint8_t pt[] = "x";
+
+	memset(items, 0, sizeof(items));
+	items[0].op = KMS_BATCH_GENERATE_DATA_KEY;
+	items[0].req.generate_data_key.key_id = key;
+	items[0].req.generate_data_key.key_spec = "AES_256";
+	items[1].op = KMS_BATCH_ENCRYPT;
+	items[1].req.encrypt.key_id = "alias/none";
+	items[1].req.encrypt.plaintext = pt;
+	items[1].req.encrypt.plaintext_len = 1;
+	items[2].op = KMS_BATCH_ENCRYPT;
+	items[2].req.encrypt.key_id = key;
+	items[2].req.encrypt.plaintext = pt;
+	items[2].req.encrypt.plaintext_len = 1;
+	must(kms_batch(cl, items, 3, &ei), &ei, "Batch");
+	assert_int_equal(items[0].err.code, 0);
+	assert_int_equal(items[0].resp.generate_data_key.plaintext.len, 32);
+	assert_int_equal(items[1].err.code, KMS_ENOTFOUND);
+	assert_int_equal(items[2].err.code, 0);
+	assert_true(items[2].resp.encrypt.ciphertext_blob.len > 0);
+	kms_batch_item_free(&items[0]);
+	kms_batch_item_free(&items[1]);
+	kms_batch_item_free(&items[2]);
+}
+
+/* Does any file under dir contain needle? */
+static int
+tree_contains(const char *dir, const uint8_t *needle, size_t n)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	int found = 0;
+
+	if (dp == NULL) {
+		return 0;
+	}
+	while (!found && (de = readdir(dp)) != NULL) {
+		char path[1024];
+		struct stat st;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (lstat(path, &st) != 0) {
+			continue;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			found = tree_contains(path, needle, n);
+		} else if (S_ISREG(st.st_mode)) {
+			FILE *f = fopen(path, "rb");
+			uint8_t *buf;
+			if (f == NULL) {
+				continue;
+			}
+			buf = malloc((size_t)st.st_size + 1);
+			if (buf != NULL && fread(buf, 1, (size_t)st.st_size, f) ==
+			    (size_t)st.st_size) {
+				found = memmem(buf, (size_t)st.st_size, needle,
+				    n) != NULL;
+			}
+			free(buf);
+			fclose(f);
+		}
+	}
+	closedir(dp);
+	return found;
+}
+
+static void
+test_restart_decrypts_everything_and_no_secret_touches_disk(void **state)
+{
+	enum { N = 20 };
+	kms_generate_data_key_resp go[N];
+	kms_generate_data_key_req gr = { 0 };
+	kms_decrypt_req dr = { 0 };
+	kms_decrypt_resp dout;
+	kms_error_info ei;
+	char keys[4][KMS_KEY_ID_LEN + 1];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		new_key(keys[i], "restart");
+	}
+	for (i = 0; i < N; i++) {
+		gr.key_id = keys[i % 4];
+		gr.key_spec = "AES_256";
+		gr.context = ctx2;
+		must(kms_generate_data_key(cl, &gr, &go[i], &ei), &ei, "GDK");
+	}
+	kms_client_close(cl);
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	/* No data key is anywhere on disk: token, store, log, socket dir. */
+	for (i = 0; i < N; i++) {
+		assert_false(tree_contains(env.dir, go[i].plaintext.data, 32));
+	}
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	for (i = 0; i < N; i++) {
+		dr.ciphertext_blob = go[i].ciphertext_blob.data;
+		dr.ciphertext_len = go[i].ciphertext_blob.len;
+		dr.context = ctx2;
+		must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt after "
+		    "restart");
+		assert_memory_equal(dout.plaintext.data, go[i].plaintext.data,
+		    32);
+		kms_decrypt_resp_free(&dout);
+		kms_generate_data_key_resp_free(&go[i]);
+	}
+}
+
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test(test_every_key_operation_round_trips),
+	cmocka_unit_test(test_encrypt_decrypt_and_re_encrypt_with_context),
+	cmocka_unit_test(test_wrong_context_and_every_byte_flip_are_invalid_ciphertext),
+	cmocka_unit_test(test_unknown_key_wrong_key_id_and_disabled_key),
+	cmocka_unit_test(test_limits_are_enforced_with_validation_errors),
+	cmocka_unit_test(test_malformed_requests_get_typed_errors_and_daemon_lives),
+	cmocka_unit_test(test_oversized_message_never_reaches_the_parser),
+	cmocka_unit_test(test_sixteen_threads_share_one_client),
+	cmocka_unit_test(test_batch_mixes_successes_and_failures),
+	cmocka_unit_test(test_restart_decrypts_everything_and_no_secret_touches_disk),
+};
+
+int
+main(void)
+{
+	int r;
+
+	storage = "wrapped";
+	r = cmocka_run_group_tests_name("integration, wrapped keys", tests,
+	    setup, teardown);
+	storage = "resident";
+	r |= cmocka_run_group_tests_name("integration, resident keys", tests,
+	    setup, teardown);
+	return r;
+}
