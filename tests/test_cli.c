@@ -22,7 +22,7 @@ static struct tu_env env;
 static char key[64];
 static char kmsctl[512];
 
-/* Run kmsctl with args; returns exit status, output in *out/*err. */
+/* Run kmsctl with args; returns exit status, output in *out and *err. */
 static int
 ctl(char **out, char **err, const char *fmt, ...)
 {
