@@ -1,0 +1,332 @@
+/*
+ * bench_hsm.c — the HSM baseline: the PKCS#11 calls an operation needs,
+ * made directly through hsm/ from one thread on the daemon's own token,
+ * with no daemon, no transport and no store.  It is the ceiling kmsd's
+ * throughput is judged against (issue 5).
+ *
+ * Per operation:
+ *   GenerateDataKey (+WithoutPlaintext): C_GenerateRandom(data key ‖ IV),
+ *     AES-GCM encrypt of the data key with AAD (blob header ‖ context);
+ *   Encrypt: C_GenerateRandom(IV), AES-GCM encrypt of the plaintext;
+ *   Decrypt: AES-GCM decrypt;
+ *   ReEncrypt: decrypt, then as Encrypt;
+ *   CreateKey: generate a key and wrap it under the domain key.
+ * The CMK is a session object unwrapped from a fresh wrapped blob, as kmsd
+ * holds hot keys.
+ *
+ * The token is found from a kmsd.conf (--hsm-conf), read here with the
+ * same keys and defaults as kmsd's own parser; lines are bounded.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/secmem.h"
+#include "hsm/hsm.h"
+#include "tools/bench.h"
+
+#define CONF_LINE_MAX 2048
+#define CONF_PATH_MAX 1024
+#define BLOB_HEADER_LEN 21		/* format ‖ key id ‖ version */
+#define AAD_MAX (BLOB_HEADER_LEN + 2 + BENCH_MAX_CONTEXT_PAIRS * 256)
+
+struct hsm_conf {
+	char state_dir[CONF_PATH_MAX];
+	char module[CONF_PATH_MAX];
+	char softhsm2_conf[CONF_PATH_MAX];
+	char label[64];
+	char pin_file[CONF_PATH_MAX];
+};
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s)) {
+		s++;
+	}
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1])) {
+		*--e = '\0';
+	}
+	return s;
+}
+
+static int
+read_conf(const char *path, struct hsm_conf *c, char *err, size_t errlen)
+{
+	char line[CONF_LINE_MAX];
+	FILE *f;
+	int lineno = 0;
+
+	memset(c, 0, sizeof(*c));
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "cannot open %s", path);
+		return -1;
+	}
+	/* state_dir defaults to the config file's directory's ./var, as
+	 * kmsd's does; the suite always sets it. */
+	snprintf(c->state_dir, sizeof(c->state_dir), "./var");
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *k, *v, *eq;
+
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line too long", path,
+			    lineno);
+			fclose(f);
+			return -1;
+		}
+		k = trim(line);
+		if (*k == '#' || *k == '\0') {
+			continue;
+		}
+		if ((eq = strchr(k, '=')) == NULL) {
+			continue;
+		}
+		*eq = '\0';
+		k = trim(k);
+		v = trim(eq + 1);
+		if (strcmp(k, "state_dir") == 0) {
+			snprintf(c->state_dir, sizeof(c->state_dir), "%s", v);
+		} else if (strcmp(k, "pkcs11_module") == 0) {
+			snprintf(c->module, sizeof(c->module), "%s", v);
+		} else if (strcmp(k, "softhsm2_conf") == 0) {
+			snprintf(c->softhsm2_conf, sizeof(c->softhsm2_conf),
+			    "%s", v);
+		} else if (strcmp(k, "token_label") == 0) {
+			snprintf(c->label, sizeof(c->label), "%s", v);
+		} else if (strcmp(k, "pin_file") == 0) {
+			snprintf(c->pin_file, sizeof(c->pin_file), "%s", v);
+		}
+	}
+	fclose(f);
+	if (c->module[0] == '\0') {
+		snprintf(c->module, sizeof(c->module),
+		    "/usr/lib/softhsm/libsofthsm2.so");
+	}
+	if (c->label[0] == '\0') {
+		snprintf(c->label, sizeof(c->label), "kmsd");
+	}
+	if (c->pin_file[0] == '\0') {
+		snprintf(c->pin_file, sizeof(c->pin_file), "%s/user.pin",
+		    c->state_dir);
+	}
+	if (c->softhsm2_conf[0] == '\0') {
+		char p[CONF_PATH_MAX + 32];
+
+		snprintf(p, sizeof(p), "%s/softhsm2.conf", c->state_dir);
+		if (access(p, R_OK) == 0) {
+			snprintf(c->softhsm2_conf, sizeof(c->softhsm2_conf),
+			    "%s", p);
+		}
+	}
+	return 0;
+}
+
+struct hsm_thr {
+	hsm_session *s;
+	hsm_key k;
+	int op;
+	size_t ptlen;
+	uint8_t aad[AAD_MAX];
+	size_t aadlen;
+	uint8_t *pt;			/* secure memory, ptlen */
+	uint8_t ct[KMS_MAX_PLAINTEXT + HSM_GCM_TAG_LEN];	/* prepared */
+	uint8_t iv[HSM_GCM_IV_LEN];
+};
+
+static int
+one_encrypt(struct hsm_thr *t, uint8_t *rnd, size_t rndlen)
+{
+	uint8_t out[KMS_MAX_PLAINTEXT + HSM_GCM_TAG_LEN];
+	int r;
+
+	if ((r = hsm_random(t->s, rnd, rndlen)) != 0) {
+		return r;
+	}
+	/* GenerateDataKey: the data key is the first bytes, the IV last. */
+	return hsm_gcm_encrypt(t->s, t->k, rnd + rndlen - HSM_GCM_IV_LEN,
+	    t->aad, t->aadlen, rndlen > HSM_GCM_IV_LEN ? rnd : t->pt,
+	    t->ptlen, out);
+}
+
+static int
+hsm_req(void *arg, uint64_t *seed, uint64_t *ops, uint64_t *op_errors,
+    char *err, size_t errlen)
+{
+	struct hsm_thr *t = arg;
+	uint8_t rnd[KMS_MAX_DATA_KEY_BYTES + HSM_GCM_IV_LEN];
+	uint8_t pt[KMS_MAX_PLAINTEXT];
+	uint8_t wrapped[HSM_WRAPPED_LEN];
+	size_t ptlen = 0, wl;
+	int op = t->op, r = 0;
+
+	*ops = 1;
+	*op_errors = 0;
+	if (op == OP_MIX) {
+		op = bench_mix_pick(seed);
+	}
+	switch (op) {
+	case OP_GDK:
+	case OP_GDK_WP:
+		r = one_encrypt(t, rnd, t->ptlen + HSM_GCM_IV_LEN);
+		break;
+	case OP_ENCRYPT:
+		r = one_encrypt(t, rnd, HSM_GCM_IV_LEN);
+		break;
+	case OP_DECRYPT:
+		r = hsm_gcm_decrypt(t->s, t->k, t->iv, t->aad, t->aadlen,
+		    t->ct, t->ptlen + HSM_GCM_TAG_LEN, pt, &ptlen);
+		break;
+	case OP_RE_ENCRYPT:
+		if ((r = hsm_gcm_decrypt(t->s, t->k, t->iv, t->aad, t->aadlen,
+		    t->ct, t->ptlen + HSM_GCM_TAG_LEN, pt, &ptlen)) == 0) {
+			r = one_encrypt(t, rnd, HSM_GCM_IV_LEN);
+		}
+		break;
+	case OP_CREATE_KEY:
+		r = hsm_generate_wrapped(t->s, wrapped, sizeof(wrapped), &wl);
+		break;
+	default:
+		r = KMS_EINVAL;
+		break;
+	}
+	secure_wipe(rnd, sizeof(rnd));
+	secure_wipe(pt, sizeof(pt));
+	if (r != 0) {
+		snprintf(err, errlen, "hsm baseline: %s", kms_strerror(r));
+	}
+	return r;
+}
+
+/* AAD as kmsd builds it: blob bytes 0-20 ‖ canonical context. */
+static int
+build_aad(struct hsm_thr *t, uint64_t *seed)
+{
+	size_t i, n = 0;
+	uint64_t x;
+
+	t->aad[n++] = 0x01;
+	for (i = 0; i < 16; i++) {
+		x = bench_rand(seed);
+		t->aad[n++] = (uint8_t)x;
+	}
+	t->aad[n++] = 0;
+	t->aad[n++] = 0;
+	t->aad[n++] = 0;
+	t->aad[n++] = 1;
+	t->aad[n++] = (uint8_t)(bench_ctx.npairs >> 8);
+	t->aad[n++] = (uint8_t)bench_ctx.npairs;
+	for (i = 0; i < bench_ctx.npairs; i++) {
+		const char *kv[2] = { bench_ctx.pairs[i].key,
+		    bench_ctx.pairs[i].value };
+		int j;
+
+		for (j = 0; j < 2; j++) {
+			size_t l = strlen(kv[j]);
+
+			if (l > 0xffff || sizeof(t->aad) - n < l + 2) {
+				return -1;
+			}
+			t->aad[n++] = (uint8_t)(l >> 8);
+			t->aad[n++] = (uint8_t)l;
+			memcpy(t->aad + n, kv[j], l);
+			n += l;
+		}
+	}
+	t->aadlen = n;
+	return 0;
+}
+
+int
+hsm_measure(const struct bench_opts *o, struct bench_result *res, char *err,
+    size_t errlen)
+{
+	struct hsm_conf c;
+	struct hsm_config hc;
+	struct hsm_thr *t = NULL;
+	struct bench_run run;
+	hsm *h = NULL;
+	uint8_t wrapped[HSM_WRAPPED_LEN];
+	size_t wl;
+	uint64_t seed = 0x243F6A8885A308D3ULL;
+	void *args[1];
+	int r = -1, rv;
+
+	if (o->hsm_conf == NULL) {
+		snprintf(err, errlen, "--baseline hsm needs --hsm-conf");
+		return -1;
+	}
+	if (read_conf(o->hsm_conf, &c, err, errlen) != 0) {
+		return -1;
+	}
+	if (c.softhsm2_conf[0] != '\0') {
+		setenv("SOFTHSM2_CONF", c.softhsm2_conf, 1);
+	}
+	memset(&hc, 0, sizeof(hc));
+	hc.module = c.module;
+	hc.token_label = c.label;
+	hc.pin_file = c.pin_file;
+	if ((rv = hsm_open(&hc, &h, err, errlen)) != 0) {
+		return -1;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (t->pt = secure_alloc(KMS_MAX_PLAINTEXT)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	t->op = o->op;
+	t->ptlen = o->plaintext_bytes;
+	if ((rv = hsm_session_open(h, &t->s)) != 0 ||
+	    (rv = hsm_generate_wrapped(t->s, wrapped, sizeof(wrapped),
+	    &wl)) != 0 ||
+	    (rv = hsm_unwrap(t->s, wrapped, wl, &t->k)) != 0 ||
+	    (rv = hsm_random(t->s, t->pt, t->ptlen)) != 0 ||
+	    (rv = hsm_random(t->s, t->iv, sizeof(t->iv))) != 0) {
+		snprintf(err, errlen, "hsm baseline set-up: %s",
+		    kms_strerror(rv));
+		goto out;
+	}
+	if (build_aad(t, &seed) != 0) {
+		snprintf(err, errlen, "encryption context too long");
+		goto out;
+	}
+	/* The ciphertext Decrypt and ReEncrypt open. */
+	if ((rv = hsm_gcm_encrypt(t->s, t->k, t->iv, t->aad, t->aadlen, t->pt,
+	    t->ptlen, t->ct)) != 0) {
+		snprintf(err, errlen, "hsm baseline set-up: %s",
+		    kms_strerror(rv));
+		goto out;
+	}
+	memset(&run, 0, sizeof(run));
+	args[0] = t;
+	run.nthreads = 1;
+	run.args = args;
+	run.fn = hsm_req;
+	run.warmup = o->warmup;
+	run.duration = o->duration;
+	run.count = o->count;
+	run.ops_per_req = 1;
+	if (bench_run(&run, res) != 0) {
+		snprintf(err, errlen, "hsm baseline: the run failed");
+		goto out;
+	}
+	r = 0;
+ out:
+	if (t != NULL) {
+		if (t->s != NULL) {
+			if (t->k != 0) {
+				hsm_key_release(t->s, t->k);
+			}
+			hsm_session_close(t->s);
+		}
+		secure_free(t->pt, KMS_MAX_PLAINTEXT);
+		free(t);
+	}
+	hsm_close(h);
+	return r;
+}
