@@ -1,0 +1,257 @@
+/*
+ * test_bench.c — kms-bench works and reports: short runs against a real
+ * kmsd on a throwaway token, the JSON parsed and every promised field
+ * checked.  Never asserts speed; `make bench` measures.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "tests/testutil.h"
+
+static struct tu_env env;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (tu_env_init(&env, NULL) != 0 || tu_kmsd_start(&env) != 0) {
+		return -1;
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	tu_env_destroy(&env);
+	return 0;
+}
+
+/* Run kms-bench with args against the test kmsd; returns parsed JSON. */
+static json_t *
+bench(const char *args)
+{
+	char cmd[2048], *out = NULL, *err = NULL;
+	json_error_t je;
+	json_t *j;
+	int rc;
+
+	snprintf(cmd, sizeof(cmd), "%s --endpoint %s --kmsd-pid %ld --json "
+	    "%s", tu_bin("kms-bench"), env.endpoint, (long)env.kmsd, args);
+	rc = tu_run(cmd, &out, &err);
+	if (rc != 0) {
+		fprintf(stderr, "%s\nexit %d\nstdout: %s\nstderr: %s\n", cmd,
+		    rc, out ? out : "", err ? err : "");
+	}
+	assert_int_equal(rc, 0);
+	assert_non_null(out);
+	j = json_loads(out, 0, &je);
+	if (j == NULL) {
+		fprintf(stderr, "not JSON (%s): %s\n", je.text, out);
+	}
+	assert_non_null(j);
+	free(out);
+	free(err);
+	return j;
+}
+
+static void
+assert_number(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (v == NULL || !json_is_number(v)) {
+		fail_msg("field %s missing or not a number", k);
+	}
+}
+
+static void
+assert_latency(json_t *o)
+{
+	json_t *l = json_object_get(o, "latency_us");
+	static const char *ks[] = { "p50", "p90", "p99", "p999", "max" };
+	size_t i;
+
+	assert_true(json_is_object(l));
+	for (i = 0; i < sizeof(ks) / sizeof(ks[0]); i++) {
+		assert_number(l, ks[i]);
+	}
+	/* Percentiles are ordered and measured (a reply takes > 0 µs). */
+	assert_true(json_number_value(json_object_get(l, "p50")) > 0);
+	assert_true(json_number_value(json_object_get(l, "p50")) <=
+	    json_number_value(json_object_get(l, "p99")));
+	assert_true(json_number_value(json_object_get(l, "p99")) <=
+	    json_number_value(json_object_get(l, "max")));
+}
+
+/* The fields issue 5 promises, for any run. */
+static void
+assert_report(json_t *j, const char *op, int clients, int outstanding,
+    int batch, json_int_t ops)
+{
+	assert_string_equal(json_string_value(json_object_get(j, "op")), op);
+	assert_int_equal(json_integer_value(json_object_get(j, "clients")),
+	    clients);
+	assert_int_equal(json_integer_value(json_object_get(j,
+	    "outstanding")), outstanding);
+	assert_int_equal(json_integer_value(json_object_get(j, "batch")),
+	    batch);
+	assert_int_equal(json_integer_value(json_object_get(j, "errors")), 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "ops")), ops);
+	assert_number(j, "ops_per_s");
+	assert_true(json_number_value(json_object_get(j, "ops_per_s")) > 0);
+	assert_latency(j);
+	assert_number(j, "kmsd_cpu_s");
+	assert_true(json_integer_value(json_object_get(j,
+	    "kmsd_peak_rss_kib")) > 0);
+}
+
+static void
+assert_baseline(json_t *j, const char *kind)
+{
+	json_t *b = json_object_get(j, "baseline");
+
+	assert_true(json_is_object(b));
+	assert_string_equal(json_string_value(json_object_get(b, "kind")),
+	    kind);
+	assert_number(b, "ops_per_s");
+	assert_true(json_number_value(json_object_get(b, "ops_per_s")) > 0);
+	assert_int_equal(json_integer_value(json_object_get(b, "errors")), 0);
+	assert_latency(b);
+	assert_number(j, "ratio");
+	assert_true(json_number_value(json_object_get(j, "ratio")) > 0);
+}
+
+static void
+test_bench_reports_generate_data_key_beside_echo(void **state)
+{
+	json_t *j;
+
+	(void)state;
+	j = bench("--op generate-data-key --clients 2 --outstanding 2 "
+	    "--count 200 --baseline echo");
+	assert_report(j, "generate-data-key", 2, 2, 1, 200);
+	assert_baseline(j, "echo");
+	/* The echo server answered with the real messages' sizes. */
+	assert_true(json_integer_value(json_object_get(j, "request_bytes")) >
+	    0);
+	assert_true(json_integer_value(json_object_get(j, "reply_bytes")) >
+	    0);
+	json_decref(j);
+}
+
+static void
+test_bench_counts_operations_not_requests_in_batch(void **state)
+{
+	json_t *j;
+
+	(void)state;
+	j = bench("--op generate-data-key --clients 2 --outstanding 2 "
+	    "--batch 10 --count 200 --keys 3");
+	assert_report(j, "generate-data-key", 2, 2, 10, 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "requests")),
+	    20);
+	assert_null(json_object_get(j, "baseline"));
+	json_decref(j);
+}
+
+static void
+test_bench_reports_hsm_baseline(void **state)
+{
+	char args[1024];
+	json_t *j;
+
+	(void)state;
+	snprintf(args, sizeof(args), "--op generate-data-key --clients 2 "
+	    "--batch 10 --count 200 --baseline hsm --hsm-conf %s", env.conf);
+	j = bench(args);
+	assert_report(j, "generate-data-key", 2, 1, 10, 200);
+	assert_baseline(j, "hsm");
+	json_decref(j);
+}
+
+static void
+test_bench_decrypts_and_mixes_with_context(void **state)
+{
+	json_t *j;
+
+	(void)state;
+	j = bench("--op decrypt --clients 1 --outstanding 2 --count 50 "
+	    "--keys 4 --hot 2 --context-pairs 3 --plaintext-bytes 100");
+	assert_report(j, "decrypt", 1, 2, 1, 50);
+	assert_int_equal(json_integer_value(json_object_get(j, "hot")), 2);
+	json_decref(j);
+	j = bench("--op mix --clients 1 --batch 5 --count 50 --keys 3");
+	assert_report(j, "mix", 1, 1, 5, 50);
+	json_decref(j);
+}
+
+static void
+test_bench_times_kmsd_startup(void **state)
+{
+	char cmd[2048], *out = NULL;
+	json_error_t je;
+	json_t *j;
+	long pid;
+	int rc, st;
+
+	(void)state;
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	snprintf(cmd, sizeof(cmd), "%s --op startup --json --endpoint %s "
+	    "--kmsd-bin %s --kmsd-conf %s --kmsd-log %s/kmsd.log",
+	    tu_bin("kms-bench"), env.endpoint, tu_bin("kmsd"), env.conf,
+	    env.dir);
+	rc = tu_run(cmd, &out, NULL);
+	assert_int_equal(rc, 0);
+	assert_non_null(j = json_loads(out, 0, &je));
+	assert_string_equal(json_string_value(json_object_get(j, "op")),
+	    "startup");
+	assert_true(json_number_value(json_object_get(j, "startup_s")) > 0);
+	assert_true(json_number_value(json_object_get(j, "socket_s")) <=
+	    json_number_value(json_object_get(j, "startup_s")));
+	pid = (long)json_integer_value(json_object_get(j, "kmsd_pid"));
+	assert_true(pid > 0);
+	assert_true(json_integer_value(json_object_get(j,
+	    "kmsd_peak_rss_kib")) > 0);
+	/* It left kmsd running and serving: stop it as ours. */
+	assert_int_equal(kill((pid_t)pid, 0), 0);
+	assert_int_equal(kill((pid_t)pid, SIGTERM), 0);
+	for (rc = 0; rc < 500 && kill((pid_t)pid, 0) == 0; rc++) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		(void)waitpid((pid_t)pid, &st, WNOHANG);
+		nanosleep(&ts, NULL);
+	}
+	assert_int_not_equal(kill((pid_t)pid, 0), 0);
+	json_decref(j);
+	free(out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+		    test_bench_reports_generate_data_key_beside_echo),
+		cmocka_unit_test(
+		    test_bench_counts_operations_not_requests_in_batch),
+		cmocka_unit_test(test_bench_reports_hsm_baseline),
+		cmocka_unit_test(test_bench_decrypts_and_mixes_with_context),
+		cmocka_unit_test(test_bench_times_kmsd_startup),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
