@@ -1,0 +1,51 @@
+/*
+ * fuzz_json.c — libFuzzer harness for the bounded JSON reader.
+ *
+ * Whatever the bytes, json_read_bounded returns an object or NULL with
+ * KMS_ESERIALIZATION and a printable message; json_depth agrees with the
+ * reader about the depth limit.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/json.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char msg[256];
+	json_t *o;
+	size_t i;
+	int err = -1, depth;
+
+	depth = json_depth(data, size, JSON_MAX_DEPTH);
+	if (depth < 0 || depth > JSON_MAX_DEPTH + 1) {
+		abort();
+	}
+	msg[0] = '\0';
+	o = json_read_bounded(data, size, JSON_MAX_REQUEST, &err, msg,
+	    sizeof(msg));
+	if (o != NULL) {
+		if (err != 0 || !json_is_object(o) || depth > JSON_MAX_DEPTH) {
+			abort();
+		}
+		json_decref(o);
+		return 0;
+	}
+	if (err != KMS_ESERIALIZATION || msg[0] == '\0') {
+		abort();
+	}
+	/* The message goes into a JSON reply: printable ASCII only. */
+	for (i = 0; msg[i] != '\0'; i++) {
+		if ((unsigned char)msg[i] < 0x20 ||
+		    (unsigned char)msg[i] > 0x7e) {
+			abort();
+		}
+	}
+	return 0;
+}
