@@ -2,10 +2,13 @@
  * test_err.c — the error table (common/err.c).
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -131,6 +134,26 @@ test_err_out_of_range_codes_give_fixed_strings(void **state)
 	}
 }
 
+/* KMS_ASSERT aborts in every build, never continues. */
+static void
+test_err_assert_aborts_on_false(void **state)
+{
+	pid_t pid;
+	int status, one = 1;
+
+	KMS_ASSERT(one == 1);	/* a true assertion is a no-op */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		signal(SIGABRT, SIG_DFL);
+		KMS_ASSERT(one == 2);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
 int
 main(void)
 {
@@ -143,6 +166,7 @@ main(void)
 		cmocka_unit_test(test_err_success_name_is_not_an_error_code),
 		cmocka_unit_test(test_err_accepts_namespaced_type),
 		cmocka_unit_test(test_err_out_of_range_codes_give_fixed_strings),
+		cmocka_unit_test(test_err_assert_aborts_on_false),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
