@@ -16,7 +16,7 @@
 
 /* Masks: 0xff when the relation holds, 0 otherwise, without branches. */
 #define MASK_EQ(x, y) \
-	(((((0U - ((unsigned int)(x) ^ (unsigned int)(y))) >> 8) & 0xff)) ^ 0xff)
+	((((0U - ((unsigned int)(x) ^ (unsigned int)(y))) >> 8) & 0xff) ^ 0xff)
 #define MASK_GT(x, y) ((((unsigned int)(y) - (unsigned int)(x)) >> 8) & 0xff)
 #define MASK_GE(x, y) (MASK_GT(y, x) ^ 0xff)
 #define MASK_LT(x, y) MASK_GT(y, x)
@@ -78,7 +78,8 @@ b64_encode(const uint8_t *in, size_t len, char *out, size_t outsz)
 		out[o++] = pad_char;
 		out[o++] = pad_char;
 	} else if (len - i == 2) {
-		v = ((unsigned int)in[i] << 16) | ((unsigned int)in[i + 1] << 8);
+		v = ((unsigned int)in[i] << 16) |
+		    ((unsigned int)in[i + 1] << 8);
 		out[o++] = (char)sextet_to_char((v >> 18) & 63);
 		out[o++] = (char)sextet_to_char((v >> 12) & 63);
 		out[o++] = (char)sextet_to_char((v >> 6) & 63);

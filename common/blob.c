@@ -54,7 +54,8 @@ blob_parse(const uint8_t *buf, size_t len, struct blob_view *out)
 	memcpy(b.key_id, buf + BLOB_OFF_KEY_ID, BLOB_KEY_ID_LEN);
 	b.version = get_u32_be(buf + BLOB_OFF_VERSION);
 	if (b.version == 0) {
-		return KMS_EINVALIDCIPHERTEXT;	/* versions count from 1 */
+		/* Versions count from 1. */
+		return KMS_EINVALIDCIPHERTEXT;
 	}
 	b.iv = buf + BLOB_OFF_IV;
 	b.ct = buf + BLOB_OFF_CT;

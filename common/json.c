@@ -45,7 +45,8 @@ json_depth(const void *buf, size_t len, int limit)
 	for (i = 0; i < len; i++) {
 		if (in_string) {
 			if (s[i] == '\\') {
-				i++;	/* the escaped byte cannot end the string */
+				/* The escaped byte cannot end the string. */
+				i++;
 			} else if (s[i] == '"') {
 				in_string = 0;
 			}
@@ -87,14 +88,15 @@ json_depth(const void *buf, size_t len, int limit)
 static void
 clean_parse_error(char *text)
 {
+	unsigned char *s;
 	char *near;
 
 	if ((near = strstr(text, " near '")) != NULL) {
 		*near = '\0';
 	}
-	for (; *text != '\0'; text++) {
-		if ((unsigned char)*text < 0x20 || (unsigned char)*text > 0x7e) {
-			*text = '?';
+	for (s = (unsigned char *)text; *s != '\0'; s++) {
+		if (*s < 0x20 || *s > 0x7e) {
+			*s = '?';
 		}
 	}
 }

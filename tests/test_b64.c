@@ -220,7 +220,8 @@ main(void)
 		cmocka_unit_test(test_b64_rejects_whitespace),
 		cmocka_unit_test(test_b64_rejects_bad_padding),
 		cmocka_unit_test(test_b64_rejects_non_canonical_trailing_bits),
-		cmocka_unit_test(test_b64_rejects_url_safe_and_foreign_characters),
+		cmocka_unit_test(
+		    test_b64_rejects_url_safe_and_foreign_characters),
 		cmocka_unit_test(test_b64_wipes_output_on_failure),
 		cmocka_unit_test(test_b64_decode_rejects_small_buffer),
 		cmocka_unit_test(test_b64_encode_rejects_small_buffer),

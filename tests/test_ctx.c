@@ -272,7 +272,7 @@ test_utf8_accepts_valid_boundaries(void **state)
 		"\xc2\x80",		/* U+0080 */
 		"\xdf\xbf",		/* U+07FF */
 		"\xe0\xa0\x80",		/* U+0800 */
-		"\xed\x9f\xbf",		/* U+D7FF, just below surrogates */
+		"\xed\x9f\xbf",		/* U+D7FF, below surrogates */
 		"\xee\x80\x80",		/* U+E000, just above */
 		"\xef\xbf\xbf",		/* U+FFFF */
 		"\xf0\x90\x80\x80",	/* U+10000 */
@@ -384,7 +384,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ctx_empty_context_is_u16_zero),
 		cmocka_unit_test(test_ctx_split_point_changes_the_encoding),
-		cmocka_unit_test(test_ctx_sorts_by_key_bytes_regardless_of_order),
+		cmocka_unit_test(
+		    test_ctx_sorts_by_key_bytes_regardless_of_order),
 		cmocka_unit_test(test_ctx_matches_known_answer_vector),
 		cmocka_unit_test(test_ctx_keeps_empty_values),
 		cmocka_unit_test(test_ctx_rejects_duplicate_keys_in_pairs),

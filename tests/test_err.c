@@ -158,14 +158,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_err_every_code_has_distinct_nonempty_name),
+		cmocka_unit_test(
+		    test_err_every_code_has_distinct_nonempty_name),
 		cmocka_unit_test(test_err_every_code_has_nonempty_text),
 		cmocka_unit_test(test_err_name_round_trips_to_code),
 		cmocka_unit_test(test_err_uses_aws_names),
 		cmocka_unit_test(test_err_unknown_name_is_internal),
 		cmocka_unit_test(test_err_success_name_is_not_an_error_code),
 		cmocka_unit_test(test_err_accepts_namespaced_type),
-		cmocka_unit_test(test_err_out_of_range_codes_give_fixed_strings),
+		cmocka_unit_test(
+		    test_err_out_of_range_codes_give_fixed_strings),
 		cmocka_unit_test(test_err_assert_aborts_on_false),
 	};
 

@@ -153,7 +153,8 @@ test_json_depth_ignores_brackets_in_strings(void **state)
 static void
 test_json_rejects_duplicate_keys(void **state)
 {
-	static const char *s = "{\"Action\":\"Encrypt\",\"Action\":\"Decrypt\"}";
+	static const char *s =
+	    "{\"Action\":\"Encrypt\",\"Action\":\"Decrypt\"}";
 	static const char *inner = "{\"c\":{\"k\":\"1\",\"k\":\"2\"}}";
 	char msg[256];
 	int err;
@@ -386,8 +387,10 @@ main(void)
 		cmocka_unit_test(test_json_rejects_non_object_top_level),
 		cmocka_unit_test(test_json_rejects_oversize_input),
 		cmocka_unit_test(test_json_rejects_nul_and_bad_utf8_in_strings),
-		cmocka_unit_test(test_json_error_message_locates_without_echoing_input),
-		cmocka_unit_test(test_json_rejects_every_prefix_of_a_valid_request),
+		cmocka_unit_test(
+		    test_json_error_message_locates_without_echoing_input),
+		cmocka_unit_test(
+		    test_json_rejects_every_prefix_of_a_valid_request),
 		cmocka_unit_test(test_json_survives_random_mutations),
 		cmocka_unit_test(test_json_handles_null_arguments),
 	};

@@ -231,7 +231,8 @@ main(void)
 		cmocka_unit_test(test_secmem_memcmp_is_zero_only_when_equal),
 		cmocka_unit_test(test_secmem_overflow_hits_guard_page),
 		cmocka_unit_test(test_secmem_json_allocator_is_installed),
-		cmocka_unit_test(test_secmem_json_free_accepts_null_and_any_size),
+		cmocka_unit_test(
+		    test_secmem_json_free_accepts_null_and_any_size),
 		cmocka_unit_test(test_secmem_json_free_wipes_the_block),
 	};
 
