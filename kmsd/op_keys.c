@@ -113,9 +113,10 @@ parse_tags(struct opctx *c, struct store_tag **out, size_t *n)
 		    json_string_value(v));
 		for (j = 0; j < i; j++) {
 			if (strcmp(arr[j].key, arr[i].key) == 0) {
+				op_fail(c, KMS_ETAG, "Duplicate TagKey %s",
+				    arr[i].key);
 				free(arr);
-				return op_fail(c, KMS_ETAG, "Duplicate TagKey "
-				    "%s", arr[i].key);
+				return KMS_ETAG;
 			}
 		}
 	}
