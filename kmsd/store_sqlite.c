@@ -1,0 +1,1211 @@
+/*
+ * store_sqlite.c — the metadata store on SQLite (store.h, DESIGN §7).
+ *
+ * One handle is one connection, used by one worker thread.  The database is
+ * in WAL mode with synchronous=FULL, so every mutation is on disk when the
+ * call returns, and readers never block the writer.  Writers from several
+ * connections (one per worker) queue on SQLite's write lock for up to
+ * STORE_BUSY_MS; past that the call fails with KMS_EDEPENDENCYTIMEOUT.
+ * A new database file is created mode 0600 (SQLite gives its -wal and -shm
+ * files the database's mode).  secure_delete is on, so a deleted key's
+ * wrapped blobs are overwritten in the database file; old WAL frames may
+ * hold them until the WAL is reused, which is why deletion must also
+ * destroy material in the HSM where it is resident.
+ *
+ * Schema, by migration (schema_migrations records each one applied; a
+ * migration runs in its own transaction, so a crash leaves the database at
+ * one numbered version):
+ *
+ * 1  keys      id BLOB(16) PK, creation_ms, state (enum key_state),
+ *              key_usage, key_spec, origin, description, current_version,
+ *              deletion_ms (0 unless PendingDeletion), creator,
+ *              row_version (bumped by every mutation of the key).
+ *    versions  (key_id → keys ON DELETE CASCADE, version) PK, creation_ms,
+ *              material (wrapped blob or CKA_ID, ≤ STORE_MATERIAL_MAX),
+ *              resident (0/1), enc_reserved (GCM encryptions reserved).
+ *    tags      (key_id → keys ON DELETE CASCADE, tag_key) PK, tag_value.
+ * 2  aliases   name PK, key_id → keys ON DELETE CASCADE, creation_ms.
+ *    policies  key_id PK → keys ON DELETE CASCADE, name ('default'),
+ *              document (JSON text), policy_version.
+ *    grants    grant_id PK, key_id → keys ON DELETE CASCADE, name,
+ *              grantee, retiring (principals), operations (text),
+ *              constraints_json, token_hash, creation_ms,
+ *              issuing_principal.  Indexed by key_id and token_hash.
+ *
+ * Ids are 16-byte BLOBs; SQLite orders BLOBs by memcmp, which is the order
+ * list_keys promises.  Unsigned 64-bit values are stored as INTEGER and are
+ * refused above INT64_MAX.  Statements are prepared once at open and reset
+ * (bindings cleared) after every use.  Errors are logged to stderr with the
+ * operation and SQLite's message; bound values (key material) never are.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "common/err.h"
+#include "kmsd/store.h"
+
+#define STORE_BUSY_MS 5000	/* wait for another writer before failing */
+#define STORE_PAGE 128		/* for_each_version rows read per query */
+#define STORE_LIST_MAX (1u << 20)	/* list_keys page cap (sanity) */
+
+/* Numbered migrations: migrations[i] brings the schema to version i + 1.
+ * Append only; never edit one that has shipped. */
+static const char *const migrations[] = {
+	/* 1: keys, their versions and tags. */
+	"CREATE TABLE keys ("
+	" id BLOB PRIMARY KEY NOT NULL"
+	"  CHECK (typeof(id) = 'blob' AND length(id) = 16),"
+	" creation_ms INTEGER NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" key_usage TEXT NOT NULL,"
+	" key_spec TEXT NOT NULL,"
+	" origin TEXT NOT NULL,"
+	" description TEXT NOT NULL DEFAULT '',"
+	" current_version INTEGER NOT NULL,"
+	" deletion_ms INTEGER NOT NULL DEFAULT 0,"
+	" creator TEXT NOT NULL DEFAULT '',"
+	" row_version INTEGER NOT NULL DEFAULT 1"
+	");"
+	"CREATE TABLE versions ("
+	" key_id BLOB NOT NULL REFERENCES keys(id) ON DELETE CASCADE,"
+	" version INTEGER NOT NULL CHECK (version >= 1),"
+	" creation_ms INTEGER NOT NULL,"
+	" material BLOB NOT NULL CHECK (length(material) <= 64),"
+	" resident INTEGER NOT NULL CHECK (resident IN (0, 1)),"
+	" enc_reserved INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (key_id, version)"
+	");"
+	"CREATE TABLE tags ("
+	" key_id BLOB NOT NULL REFERENCES keys(id) ON DELETE CASCADE,"
+	" tag_key TEXT NOT NULL,"
+	" tag_value TEXT NOT NULL,"
+	" PRIMARY KEY (key_id, tag_key)"
+	");",
+
+	/* 2: aliases, key policies and grants (operations come later). */
+	"CREATE TABLE aliases ("
+	" name TEXT PRIMARY KEY NOT NULL,"
+	" key_id BLOB NOT NULL REFERENCES keys(id) ON DELETE CASCADE,"
+	" creation_ms INTEGER NOT NULL"
+	");"
+	"CREATE INDEX aliases_key ON aliases(key_id);"
+	"CREATE TABLE policies ("
+	" key_id BLOB PRIMARY KEY NOT NULL"
+	"  REFERENCES keys(id) ON DELETE CASCADE,"
+	" name TEXT NOT NULL DEFAULT 'default',"
+	" document TEXT NOT NULL,"
+	" policy_version INTEGER NOT NULL DEFAULT 1"
+	");"
+	"CREATE TABLE grants ("
+	" grant_id TEXT PRIMARY KEY NOT NULL,"
+	" key_id BLOB NOT NULL REFERENCES keys(id) ON DELETE CASCADE,"
+	" name TEXT,"
+	" grantee TEXT NOT NULL,"
+	" retiring TEXT,"
+	" operations TEXT NOT NULL,"
+	" constraints_json TEXT,"
+	" token_hash BLOB,"
+	" creation_ms INTEGER NOT NULL,"
+	" issuing_principal TEXT NOT NULL"
+	");"
+	"CREATE INDEX grants_key ON grants(key_id);"
+	"CREATE INDEX grants_token ON grants(token_hash);",
+};
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_KEY_INSERT,
+	ST_KEY_GET,
+	ST_KEY_UPDATE,
+	ST_KEY_BUMP,
+	ST_KEY_DELETE,
+	ST_KEY_COUNT,
+	ST_KEY_LIST,
+	ST_KEY_LIST_AFTER,
+	ST_VERSION_INSERT,
+	ST_VERSION_LIST,
+	ST_VERSION_ALL,
+	ST_VERSION_ALL_AFTER,
+	ST_VERSION_RESERVE,
+	ST_TAG_INSERT,
+	ST_TAG_LIST,
+	ST_MAX
+};
+
+#define VERSION_COLS \
+	"key_id, version, creation_ms, material, resident, enc_reserved"
+
+static const char *const stmt_sql[ST_MAX] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_KEY_INSERT] = "INSERT INTO keys (id, creation_ms, state, "
+	    "key_usage, key_spec, origin, description, current_version, "
+	    "deletion_ms, creator, row_version) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[ST_KEY_GET] = "SELECT creation_ms, state, key_usage, key_spec, "
+	    "origin, description, current_version, deletion_ms, creator, "
+	    "row_version FROM keys WHERE id = ?1",
+	[ST_KEY_UPDATE] = "UPDATE keys SET state = ?2, description = ?3, "
+	    "current_version = ?4, deletion_ms = ?5, "
+	    "row_version = row_version + 1 WHERE id = ?1 "
+	    "RETURNING row_version",
+	[ST_KEY_BUMP] = "UPDATE keys SET row_version = row_version + 1 "
+	    "WHERE id = ?1",
+	[ST_KEY_DELETE] = "DELETE FROM keys WHERE id = ?1",
+	[ST_KEY_COUNT] = "SELECT count(*) FROM keys",
+	[ST_KEY_LIST] = "SELECT id FROM keys ORDER BY id LIMIT ?1",
+	[ST_KEY_LIST_AFTER] = "SELECT id FROM keys WHERE id > ?1 "
+	    "ORDER BY id LIMIT ?2",
+	[ST_VERSION_INSERT] = "INSERT INTO versions (" VERSION_COLS ") "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_VERSION_LIST] = "SELECT " VERSION_COLS " FROM versions "
+	    "WHERE key_id = ?1 ORDER BY version",
+	[ST_VERSION_ALL] = "SELECT " VERSION_COLS " FROM versions "
+	    "ORDER BY key_id, version LIMIT ?1",
+	[ST_VERSION_ALL_AFTER] = "SELECT " VERSION_COLS " FROM versions "
+	    "WHERE (key_id, version) > (?1, ?2) "
+	    "ORDER BY key_id, version LIMIT ?3",
+	[ST_VERSION_RESERVE] = "UPDATE versions "
+	    "SET enc_reserved = MAX(enc_reserved, ?3) "
+	    "WHERE key_id = ?1 AND version = ?2",
+	[ST_TAG_INSERT] = "INSERT INTO tags (key_id, tag_key, tag_value) "
+	    "VALUES (?1, ?2, ?3)",
+	[ST_TAG_LIST] = "SELECT tag_key, tag_value FROM tags "
+	    "WHERE key_id = ?1 ORDER BY tag_key",
+};
+
+struct sqlite_store {
+	struct store base;		/* first: store * casts to this */
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_MAX];
+};
+
+static const struct store_ops sqlite_ops;
+
+static struct sqlite_store *
+to_sqlite(store *st)
+{
+	KMS_ASSERT(st != NULL && st->ops == &sqlite_ops);
+	return (struct sqlite_store *)st;
+}
+
+/*
+ * Map an SQLite result to the error space.  Expected outcomes (duplicate,
+ * missing parent) are not logged; everything else is, with the operation.
+ */
+static int
+map_err(struct sqlite_store *s, int rc, const char *op)
+{
+	switch (rc) {
+	case SQLITE_CONSTRAINT_PRIMARYKEY:
+	case SQLITE_CONSTRAINT_UNIQUE:
+		return KMS_EALREADYEXISTS;
+	case SQLITE_CONSTRAINT_FOREIGNKEY:
+		return KMS_ENOTFOUND;
+	default:
+		break;
+	}
+	fprintf(stderr, "kmsd: store: %s: %s (%d)\n", op,
+	    sqlite3_errmsg(s->db), rc);
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+		return KMS_EDEPENDENCYTIMEOUT;
+	}
+	return KMS_EINTERNAL;
+}
+
+/* Reset a statement for its next use and drop pointers to caller memory. */
+static void
+finish(sqlite3_stmt *st)
+{
+	(void)sqlite3_reset(st);
+	(void)sqlite3_clear_bindings(st);
+}
+
+/* Step a statement that returns no rows. */
+static int
+step_done(struct sqlite_store *s, sqlite3_stmt *st, const char *op)
+{
+	int rc, r = 0;
+
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+	}
+	finish(st);
+	return r;
+}
+
+static int
+tx_begin(struct sqlite_store *s, const char *op)
+{
+	return step_done(s, s->st[ST_BEGIN], op);
+}
+
+static int
+tx_commit(struct sqlite_store *s, const char *op)
+{
+	return step_done(s, s->st[ST_COMMIT], op);
+}
+
+/* Roll back if a transaction is still open (some errors end it). */
+static void
+tx_rollback(struct sqlite_store *s, const char *op)
+{
+	if (!sqlite3_get_autocommit(s->db)) {
+		(void)step_done(s, s->st[ST_ROLLBACK], op);
+	}
+}
+
+static int
+bind_id(sqlite3_stmt *st, int idx, const uint8_t id[16])
+{
+	return sqlite3_bind_blob(st, idx, id, 16, SQLITE_STATIC);
+}
+
+static int
+bind_text(sqlite3_stmt *st, int idx, const char *p)
+{
+	return sqlite3_bind_text(st, idx, p, -1, SQLITE_STATIC);
+}
+
+/* A fixed-size string field is valid when it is NUL-terminated in place. */
+static int
+field_ok(const char *p, size_t len)
+{
+	return strnlen(p, len) < len;
+}
+
+static int
+check_key(const struct store_key *k)
+{
+	if (k->state < KEY_ENABLED || k->state > KEY_UNAVAILABLE ||
+	    !field_ok(k->key_usage, sizeof(k->key_usage)) ||
+	    !field_ok(k->key_spec, sizeof(k->key_spec)) ||
+	    !field_ok(k->origin, sizeof(k->origin)) ||
+	    !field_ok(k->description, sizeof(k->description)) ||
+	    !field_ok(k->creator, sizeof(k->creator)) ||
+	    k->row_version > INT64_MAX) {
+		return KMS_EINVAL;
+	}
+	return 0;
+}
+
+static int
+check_version(const struct store_version *v)
+{
+	if (v->version < 1 || v->material_len > STORE_MATERIAL_MAX ||
+	    (v->resident != 0 && v->resident != 1) ||
+	    v->enc_reserved > INT64_MAX) {
+		return KMS_EINVAL;
+	}
+	return 0;
+}
+
+static int
+check_tag(const struct store_tag *t)
+{
+	if (!field_ok(t->key, sizeof(t->key)) || t->key[0] == '\0' ||
+	    !field_ok(t->value, sizeof(t->value))) {
+		return KMS_EINVAL;
+	}
+	return 0;
+}
+
+/* Copy a TEXT column into a fixed field; too long means a corrupt row. */
+static int
+col_text(sqlite3_stmt *st, int col, char *dst, size_t len)
+{
+	const unsigned char *p = sqlite3_column_text(st, col);
+	int n = sqlite3_column_bytes(st, col);
+
+	if (p == NULL) {
+		n = 0;
+	}
+	if (n < 0 || (size_t)n >= len) {
+		return KMS_EINTERNAL;
+	}
+	if (n > 0) {
+		memcpy(dst, p, (size_t)n);
+	}
+	dst[n] = '\0';
+	return 0;
+}
+
+/* An INTEGER column that must lie in [0, max]. */
+static int
+col_uint(sqlite3_stmt *st, int col, uint64_t max, uint64_t *out)
+{
+	sqlite3_int64 v = sqlite3_column_int64(st, col);
+
+	if (sqlite3_column_type(st, col) != SQLITE_INTEGER || v < 0 ||
+	    (uint64_t)v > max) {
+		return KMS_EINTERNAL;
+	}
+	*out = (uint64_t)v;
+	return 0;
+}
+
+static int
+col_id(sqlite3_stmt *st, int col, uint8_t out[16])
+{
+	const void *p = sqlite3_column_blob(st, col);
+
+	if (sqlite3_column_type(st, col) != SQLITE_BLOB || p == NULL ||
+	    sqlite3_column_bytes(st, col) != 16) {
+		return KMS_EINTERNAL;
+	}
+	memcpy(out, p, 16);
+	return 0;
+}
+
+/* One row of VERSION_COLS into v. */
+static int
+read_version(sqlite3_stmt *st, struct store_version *v)
+{
+	const void *m;
+	uint64_t u;
+	int n;
+
+	memset(v, 0, sizeof(*v));
+	if (col_id(st, 0, v->key_id) != 0 ||
+	    col_uint(st, 1, UINT32_MAX, &u) != 0 || u < 1) {
+		return KMS_EINTERNAL;
+	}
+	v->version = (uint32_t)u;
+	v->creation_ms = sqlite3_column_int64(st, 2);
+	m = sqlite3_column_blob(st, 3);
+	n = sqlite3_column_bytes(st, 3);
+	if (n < 0 || n > STORE_MATERIAL_MAX || (n > 0 && m == NULL)) {
+		return KMS_EINTERNAL;
+	}
+	if (n > 0) {
+		memcpy(v->material, m, (size_t)n);
+	}
+	v->material_len = (size_t)n;
+	if (col_uint(st, 4, 1, &u) != 0) {
+		return KMS_EINTERNAL;
+	}
+	v->resident = (int)u;
+	if (col_uint(st, 5, INT64_MAX, &v->enc_reserved) != 0) {
+		return KMS_EINTERNAL;
+	}
+	return 0;
+}
+
+/* Log a row that does not fit its structure (a corrupt database). */
+static int
+corrupt(const char *op)
+{
+	fprintf(stderr, "kmsd: store: %s: malformed row in the database\n",
+	    op);
+	return KMS_EINTERNAL;
+}
+
+static int
+insert_version(struct sqlite_store *s, const struct store_version *v,
+    const char *op)
+{
+	sqlite3_stmt *st = s->st[ST_VERSION_INSERT];
+	int rc;
+
+	if ((rc = bind_id(st, 1, v->key_id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, v->version)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 3, v->creation_ms)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_blob(st, 4, v->material, (int)v->material_len,
+	    SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(st, 5, v->resident)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 6, (sqlite3_int64)v->enc_reserved)) !=
+	    SQLITE_OK) {
+		finish(st);
+		return map_err(s, rc, op);
+	}
+	return step_done(s, st, op);
+}
+
+static int
+sq_create_key(store *sto, const struct store_key *k,
+    const struct store_version *v, const struct store_tag *tags,
+    size_t ntags)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "create_key";
+	sqlite3_stmt *st = s->st[ST_KEY_INSERT];
+	size_t i;
+	int rc, r;
+
+	if (k == NULL || (ntags > 0 && tags == NULL) || check_key(k) != 0) {
+		return KMS_EINVAL;
+	}
+	if (v != NULL && (check_version(v) != 0 ||
+	    memcmp(v->key_id, k->id, 16) != 0)) {
+		return KMS_EINVAL;
+	}
+	for (i = 0; i < ntags; i++) {
+		if (check_tag(&tags[i]) != 0) {
+			return KMS_EINVAL;
+		}
+	}
+	if ((r = tx_begin(s, op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_id(st, 1, k->id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, k->creation_ms)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(st, 3, k->state)) != SQLITE_OK ||
+	    (rc = bind_text(st, 4, k->key_usage)) != SQLITE_OK ||
+	    (rc = bind_text(st, 5, k->key_spec)) != SQLITE_OK ||
+	    (rc = bind_text(st, 6, k->origin)) != SQLITE_OK ||
+	    (rc = bind_text(st, 7, k->description)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 8, k->current_version)) !=
+	    SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 9, k->deletion_ms)) != SQLITE_OK ||
+	    (rc = bind_text(st, 10, k->creator)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 11, (sqlite3_int64)k->row_version)) !=
+	    SQLITE_OK) {
+		finish(st);
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((r = step_done(s, st, op)) != 0) {
+		goto out;
+	}
+	if (v != NULL && (r = insert_version(s, v, op)) != 0) {
+		goto out;
+	}
+	st = s->st[ST_TAG_INSERT];
+	for (i = 0; i < ntags; i++) {
+		if ((rc = bind_id(st, 1, k->id)) != SQLITE_OK ||
+		    (rc = bind_text(st, 2, tags[i].key)) != SQLITE_OK ||
+		    (rc = bind_text(st, 3, tags[i].value)) != SQLITE_OK) {
+			finish(st);
+			r = map_err(s, rc, op);
+			goto out;
+		}
+		if ((r = step_done(s, st, op)) != 0) {
+			/* Two tags with one key: the caller's mistake. */
+			if (r == KMS_EALREADYEXISTS) {
+				r = KMS_EINVAL;
+			}
+			goto out;
+		}
+	}
+	r = tx_commit(s, op);
+ out:
+	if (r != 0) {
+		tx_rollback(s, op);
+	}
+	return r;
+}
+
+static int
+sq_get_key(store *sto, const uint8_t id[16], struct store_key *out)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "get_key";
+	sqlite3_stmt *st = s->st[ST_KEY_GET];
+	uint64_t u;
+	int rc, r = KMS_EINTERNAL;
+
+	if (id == NULL || out == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : map_err(s, rc, op);
+		goto out;
+	}
+	memset(out, 0, sizeof(*out));
+	memcpy(out->id, id, 16);
+	out->creation_ms = sqlite3_column_int64(st, 0);
+	if (col_uint(st, 1, KEY_UNAVAILABLE, &u) != 0) {
+		r = corrupt(op);
+		goto out;
+	}
+	out->state = (int)u;
+	if (col_text(st, 2, out->key_usage, sizeof(out->key_usage)) != 0 ||
+	    col_text(st, 3, out->key_spec, sizeof(out->key_spec)) != 0 ||
+	    col_text(st, 4, out->origin, sizeof(out->origin)) != 0 ||
+	    col_text(st, 5, out->description, sizeof(out->description)) != 0 ||
+	    col_uint(st, 6, UINT32_MAX, &u) != 0) {
+		r = corrupt(op);
+		goto out;
+	}
+	out->current_version = (uint32_t)u;
+	out->deletion_ms = sqlite3_column_int64(st, 7);
+	if (col_text(st, 8, out->creator, sizeof(out->creator)) != 0 ||
+	    col_uint(st, 9, INT64_MAX, &out->row_version) != 0) {
+		r = corrupt(op);
+		goto out;
+	}
+	r = 0;
+ out:
+	finish(st);
+	if (r != 0 && out != NULL) {
+		/* Never leave a half-filled row behind. */
+		memset(out, 0, sizeof(*out));
+	}
+	return r;
+}
+
+static int
+sq_update_key(store *sto, const struct store_key *k, uint64_t *row_version)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "update_key";
+	sqlite3_stmt *st = s->st[ST_KEY_UPDATE];
+	uint64_t rv = 0;
+	int rc, r = KMS_EINTERNAL;
+
+	if (k == NULL || check_key(k) != 0) {
+		return KMS_EINVAL;
+	}
+	if ((rc = bind_id(st, 1, k->id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(st, 2, k->state)) != SQLITE_OK ||
+	    (rc = bind_text(st, 3, k->description)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 4, k->current_version)) !=
+	    SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 5, k->deletion_ms)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : map_err(s, rc, op);
+		goto out;
+	}
+	if (col_uint(st, 0, INT64_MAX, &rv) != 0) {
+		r = corrupt(op);
+		goto out;
+	}
+	/* The statement (and its implicit transaction) ends at DONE: only
+	 * then is the change committed, so only then is it reported. */
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if (row_version != NULL) {
+		*row_version = rv;
+	}
+	r = 0;
+ out:
+	finish(st);
+	return r;
+}
+
+static int
+sq_list_keys(store *sto, const uint8_t *after, size_t max,
+    uint8_t (*ids)[16], size_t *n, int *more)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "list_keys";
+	sqlite3_stmt *st;
+	size_t got = 0;
+	int rc, r = KMS_EINTERNAL, extra = 0, lim;
+
+	if (n == NULL || more == NULL || (max > 0 && ids == NULL) ||
+	    max > STORE_LIST_MAX) {
+		return KMS_EINVAL;
+	}
+	if (after == NULL) {
+		st = s->st[ST_KEY_LIST];
+		lim = 1;
+		rc = SQLITE_OK;
+	} else {
+		st = s->st[ST_KEY_LIST_AFTER];
+		lim = 2;
+		rc = bind_id(st, 1, after);
+	}
+	/* One row past the page tells whether more follow. */
+	if (rc != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, lim, (sqlite3_int64)max + 1)) !=
+	    SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (got == max) {
+			extra = 1;
+			continue;
+		}
+		if (col_id(st, 0, ids[got]) != 0) {
+			r = corrupt(op);
+			goto out;
+		}
+		got++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	*n = got;
+	*more = extra;
+	r = 0;
+ out:
+	finish(st);
+	return r;
+}
+
+static int
+sq_add_version(store *sto, const struct store_version *v)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "add_version";
+	sqlite3_stmt *st = s->st[ST_KEY_BUMP];
+	int rc, r;
+
+	if (v == NULL || check_version(v) != 0) {
+		return KMS_EINVAL;
+	}
+	/* A new version is a mutation of its key: bump row_version with it. */
+	if ((r = tx_begin(s, op)) != 0) {
+		return r;
+	}
+	if ((r = insert_version(s, v, op)) != 0) {
+		goto out;
+	}
+	if ((rc = bind_id(st, 1, v->key_id)) != SQLITE_OK) {
+		finish(st);
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((r = step_done(s, st, op)) != 0) {
+		goto out;
+	}
+	r = tx_commit(s, op);
+ out:
+	if (r != 0) {
+		tx_rollback(s, op);
+	}
+	return r;
+}
+
+/* Grow *arr (of *cap elements of size sz) to hold one more; 0 or ENOMEM. */
+static int
+grow(void **arr, size_t *cap, size_t used, size_t sz)
+{
+	size_t ncap;
+	void *p;
+
+	if (used < *cap) {
+		return 0;
+	}
+	ncap = *cap == 0 ? 4 : *cap * 2;
+	if (ncap > SIZE_MAX / sz || (p = realloc(*arr, ncap * sz)) == NULL) {
+		return KMS_ENOMEM;
+	}
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+static int
+sq_get_versions(store *sto, const uint8_t id[16],
+    struct store_version **out, size_t *n)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "get_versions";
+	sqlite3_stmt *st = s->st[ST_VERSION_LIST];
+	struct store_version *arr = NULL;
+	size_t cap = 0, used = 0;
+	int rc, r = KMS_EINTERNAL;
+
+	if (id == NULL || out == NULL || n == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = grow((void **)&arr, &cap, used, sizeof(*arr))) != 0) {
+			goto out;
+		}
+		if (read_version(st, &arr[used]) != 0) {
+			r = corrupt(op);
+			goto out;
+		}
+		used++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	*out = arr;
+	*n = used;
+	arr = NULL;
+	r = 0;
+ out:
+	finish(st);
+	free(arr);
+	return r;
+}
+
+static int
+sq_reserve_encryptions(store *sto, const uint8_t id[16], uint32_t version,
+    uint64_t reserved)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "reserve_encryptions";
+	sqlite3_stmt *st = s->st[ST_VERSION_RESERVE];
+	int rc, r = KMS_EINTERNAL;
+
+	if (id == NULL || reserved > INT64_MAX) {
+		return KMS_EINVAL;
+	}
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, version)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)reserved)) !=
+	    SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	r = sqlite3_changes(s->db) == 0 ? KMS_ENOTFOUND : 0;
+ out:
+	finish(st);
+	return r;
+}
+
+static int
+sq_get_tags(store *sto, const uint8_t id[16], struct store_tag **out,
+    size_t *n)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "get_tags";
+	sqlite3_stmt *st = s->st[ST_TAG_LIST];
+	struct store_tag *arr = NULL;
+	size_t cap = 0, used = 0;
+	int rc, r = KMS_EINTERNAL;
+
+	if (id == NULL || out == NULL || n == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = grow((void **)&arr, &cap, used, sizeof(*arr))) != 0) {
+			goto out;
+		}
+		if (col_text(st, 0, arr[used].key, sizeof(arr[used].key)) !=
+		    0 || col_text(st, 1, arr[used].value,
+		    sizeof(arr[used].value)) != 0) {
+			r = corrupt(op);
+			goto out;
+		}
+		used++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	*out = arr;
+	*n = used;
+	arr = NULL;
+	r = 0;
+ out:
+	finish(st);
+	free(arr);
+	return r;
+}
+
+/*
+ * Pages of STORE_PAGE rows in (key_id, version) order; each page is read
+ * and its statement reset before fn sees it, so fn may use this store
+ * (the key cache loads keys from inside the walk).
+ */
+static int
+sq_for_each_version(store *sto,
+    int (*fn)(const struct store_version *v, void *arg), void *arg)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "for_each_version";
+	struct store_version *page = NULL, last;
+	sqlite3_stmt *st = NULL;
+	size_t got, i;
+	int rc, r = KMS_EINTERNAL, first = 1;
+
+	if (fn == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((page = calloc(STORE_PAGE, sizeof(*page))) == NULL) {
+		return KMS_ENOMEM;
+	}
+	memset(&last, 0, sizeof(last));
+	for (;;) {
+		if (first) {
+			st = s->st[ST_VERSION_ALL];
+			rc = sqlite3_bind_int(st, 1, STORE_PAGE);
+		} else {
+			st = s->st[ST_VERSION_ALL_AFTER];
+			if ((rc = bind_id(st, 1, last.key_id)) == SQLITE_OK &&
+			    (rc = sqlite3_bind_int64(st, 2, last.version)) ==
+			    SQLITE_OK) {
+				rc = sqlite3_bind_int(st, 3, STORE_PAGE);
+			}
+		}
+		if (rc != SQLITE_OK) {
+			r = map_err(s, rc, op);
+			goto out;
+		}
+		got = 0;
+		while (got < STORE_PAGE &&
+		    (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (read_version(st, &page[got]) != 0) {
+				r = corrupt(op);
+				goto out;
+			}
+			got++;
+		}
+		if (got < STORE_PAGE && rc != SQLITE_DONE) {
+			r = map_err(s, rc, op);
+			goto out;
+		}
+		finish(st);
+		st = NULL;
+		for (i = 0; i < got; i++) {
+			if ((r = fn(&page[i], arg)) != 0) {
+				goto out;
+			}
+		}
+		if (got < STORE_PAGE) {
+			break;
+		}
+		last = page[got - 1];
+		first = 0;
+	}
+	r = 0;
+ out:
+	if (st != NULL) {
+		finish(st);
+	}
+	free(page);
+	return r;
+}
+
+static int
+sq_delete_key(store *sto, const uint8_t id[16])
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "delete_key";
+	sqlite3_stmt *st = s->st[ST_KEY_DELETE];
+	int rc, r = KMS_EINTERNAL;
+
+	if (id == NULL) {
+		return KMS_EINVAL;
+	}
+	/* Versions, tags, aliases, policy and grants go by ON DELETE
+	 * CASCADE, in the same statement and so the same transaction. */
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	r = sqlite3_changes(s->db) == 0 ? KMS_ENOTFOUND : 0;
+ out:
+	finish(st);
+	return r;
+}
+
+/* 0 on error (logged): the count is informational. */
+static uint64_t
+sq_count_keys(store *sto)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3_stmt *st = s->st[ST_KEY_COUNT];
+	uint64_t n = 0;
+	int rc;
+
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (col_uint(st, 0, INT64_MAX, &n) != 0) {
+			n = 0;
+		}
+	} else {
+		(void)map_err(s, rc, "count_keys");
+	}
+	finish(st);
+	return n;
+}
+
+static void
+free_store(struct sqlite_store *s)
+{
+	int i;
+
+	if (s == NULL) {
+		return;
+	}
+	for (i = 0; i < ST_MAX; i++) {
+		sqlite3_finalize(s->st[i]);	/* NULL is a no-op */
+	}
+	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK) {
+		fprintf(stderr, "kmsd: store: close: %s\n",
+		    sqlite3_errmsg(s->db));
+	}
+	free(s);
+}
+
+static void
+sq_close(store *sto)
+{
+	if (sto != NULL) {
+		free_store(to_sqlite(sto));
+	}
+}
+
+static const struct store_ops sqlite_ops = {
+	.close = sq_close,
+	.create_key = sq_create_key,
+	.get_key = sq_get_key,
+	.update_key = sq_update_key,
+	.list_keys = sq_list_keys,
+	.add_version = sq_add_version,
+	.get_versions = sq_get_versions,
+	.reserve_encryptions = sq_reserve_encryptions,
+	.get_tags = sq_get_tags,
+	.for_each_version = sq_for_each_version,
+	.delete_key = sq_delete_key,
+	.count_keys = sq_count_keys,
+};
+
+static void __attribute__((format(printf, 3, 4)))
+set_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errbuf == NULL || errlen == 0) {
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(errbuf, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Run one statement that returns at most one integer; *out gets it (0 for
+ * NULL or no row) when out is not NULL. */
+static int
+exec_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if ((rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL)) != SQLITE_OK) {
+		return rc;
+	}
+	if (out != NULL) {
+		*out = 0;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (out != NULL) {
+			*out = sqlite3_column_int64(st, 0);
+		}
+	}
+	if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	}
+	/* Keep the step's error and message: finalize would repeat it. */
+	(void)sqlite3_finalize(st);
+	return rc;
+}
+
+/*
+ * Bring the schema to NMIGRATIONS, one transaction per migration.  Several
+ * workers open at once: BEGIN IMMEDIATE serialises them, and each re-reads
+ * the applied version inside its transaction, so every migration runs
+ * exactly once.
+ */
+static int
+migrate(sqlite3 *db, const char *path, char *errbuf, size_t errlen)
+{
+	char sql[128];
+	int64_t have;
+	int i, rc;
+
+	for (i = 0; i < NMIGRATIONS; i++) {
+		if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL,
+		    NULL)) != SQLITE_OK ||
+		    (rc = sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS "
+		    "schema_migrations (version INTEGER PRIMARY KEY, "
+		    "applied_ms INTEGER NOT NULL)", NULL, NULL, NULL)) !=
+		    SQLITE_OK ||
+		    (rc = exec_int(db, "SELECT max(version) FROM "
+		    "schema_migrations", &have)) != SQLITE_OK) {
+			goto fail;
+		}
+		if (have > NMIGRATIONS) {
+			set_err(errbuf, errlen, "store %s: schema version "
+			    "%lld is newer than this kmsd knows (%d)", path,
+			    (long long)have, NMIGRATIONS);
+			(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return KMS_EINTERNAL;
+		}
+		if (have < i) {
+			set_err(errbuf, errlen, "store %s: schema_migrations "
+			    "is missing version %d", path, i);
+			(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			return KMS_EINTERNAL;
+		}
+		if (have == i) {
+			snprintf(sql, sizeof(sql), "INSERT INTO "
+			    "schema_migrations (version, applied_ms) "
+			    "VALUES (%d, %lld)", i + 1, (long long)now_ms());
+			if ((rc = sqlite3_exec(db, migrations[i], NULL, NULL,
+			    NULL)) != SQLITE_OK ||
+			    (rc = sqlite3_exec(db, sql, NULL, NULL, NULL)) !=
+			    SQLITE_OK) {
+				goto fail;
+			}
+		}
+		if ((rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) !=
+		    SQLITE_OK) {
+			goto fail;
+		}
+	}
+	return 0;
+ fail:
+	set_err(errbuf, errlen, "store %s: migration %d: %s", path, i + 1,
+	    sqlite3_errmsg(db));
+	if (!sqlite3_get_autocommit(db)) {
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	return (rc & 0xff) == SQLITE_BUSY ? KMS_EDEPENDENCYTIMEOUT :
+	    KMS_EINTERNAL;
+}
+
+/* Per-connection settings; WAL and foreign keys are verified, since an
+ * SQLite built without them would otherwise ignore the pragma. */
+static int
+configure(sqlite3 *db, const char *path, char *errbuf, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	const char *what;
+	int64_t fk = 0;
+	int rc, wal = 0;
+
+	what = "journal_mode=WAL";
+	if ((rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st,
+	    NULL)) != SQLITE_OK) {
+		goto fail;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *m = sqlite3_column_text(st, 0);
+		wal = m != NULL && strcmp((const char *)m, "wal") == 0;
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_OK) {
+		goto fail;	/* message read before finalize */
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (!wal) {
+		set_err(errbuf, errlen, "store %s: cannot enable WAL mode",
+		    path);
+		return KMS_EINTERNAL;
+	}
+	what = "pragmas";
+	if ((rc = sqlite3_exec(db, "PRAGMA synchronous=FULL; "
+	    "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON", NULL, NULL,
+	    NULL)) != SQLITE_OK ||
+	    (rc = exec_int(db, "PRAGMA foreign_keys", &fk)) != SQLITE_OK) {
+		goto fail;
+	}
+	if (fk != 1) {
+		set_err(errbuf, errlen, "store %s: this SQLite has no foreign "
+		    "key support", path);
+		return KMS_EINTERNAL;
+	}
+	return 0;
+ fail:
+	set_err(errbuf, errlen, "store %s: %s: %s", path, what,
+	    sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return (rc & 0xff) == SQLITE_BUSY ? KMS_EDEPENDENCYTIMEOUT :
+	    KMS_EINTERNAL;
+}
+
+int
+store_sqlite_open(const char *path, store **out, char *errbuf,
+    size_t errlen)
+{
+	struct sqlite_store *s = NULL;
+	int fd, i, rc, r = KMS_EINTERNAL;
+
+	if (path == NULL || *path == '\0' || out == NULL) {
+		set_err(errbuf, errlen, "store: no database path");
+		return KMS_EINVAL;
+	}
+	/* Create the file ourselves so that it is private from the start;
+	 * an existing file keeps the mode its operator gave it. */
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		set_err(errbuf, errlen, "store %s: cannot open: %s", path,
+		    strerror(errno));
+		return KMS_EINTERNAL;
+	}
+	close(fd);
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		set_err(errbuf, errlen, "store %s: out of memory", path);
+		return KMS_ENOMEM;
+	}
+	s->base.ops = &sqlite_ops;
+	/* NOMUTEX: a connection belongs to one thread (store.h). */
+	if ((rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+	    NULL)) != SQLITE_OK) {
+		set_err(errbuf, errlen, "store %s: cannot open: %s", path,
+		    s->db != NULL ? sqlite3_errmsg(s->db) :
+		    sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	if ((r = configure(s->db, path, errbuf, errlen)) != 0 ||
+	    (r = migrate(s->db, path, errbuf, errlen)) != 0) {
+		goto fail;
+	}
+	for (i = 0; i < ST_MAX; i++) {
+		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+			set_err(errbuf, errlen, "store %s: prepare %d: %s",
+			    path, i, sqlite3_errmsg(s->db));
+			r = KMS_EINTERNAL;
+			goto fail;
+		}
+	}
+	*out = &s->base;
+	return 0;
+ fail:
+	free_store(s);
+	return r;
+}
