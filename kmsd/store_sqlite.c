@@ -1110,14 +1110,22 @@ configure(sqlite3 *db, const char *path, char *errbuf, size_t errlen)
 	sqlite3_stmt *st = NULL;
 	const char *what;
 	int64_t fk = 0;
-	int rc, wal = 0;
+	int rc, tries, wal = 0;
 
 	what = "journal_mode=WAL";
 	if ((rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st,
 	    NULL)) != SQLITE_OK) {
 		goto fail;
 	}
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	/* Switching a new file to WAL needs an exclusive lock, and SQLite
+	 * returns BUSY at once rather than calling the busy handler when
+	 * several workers open together: retry for STORE_BUSY_MS. */
+	for (tries = 0; (rc = sqlite3_step(st)) == SQLITE_BUSY &&
+	    tries < STORE_BUSY_MS / 10; tries++) {
+		sqlite3_reset(st);
+		usleep(10000);
+	}
+	if (rc == SQLITE_ROW) {
 		const unsigned char *m = sqlite3_column_text(st, 0);
 		wal = m != NULL && strcmp((const char *)m, "wal") == 0;
 		rc = SQLITE_OK;

@@ -973,6 +973,70 @@ test_store_concurrent_connections_open_and_write(void **state)
 	    "schema_migrations"), 2);
 }
 
+struct opener {
+	const char *path;
+	pthread_barrier_t *go;
+	int err;
+};
+
+static void *
+opener_main(void *arg)
+{
+	struct opener *o = arg;
+	char err[512];
+	store *s = NULL;
+
+	pthread_barrier_wait(o->go);
+	if ((o->err = store_sqlite_open(o->path, &s, err, sizeof(err))) !=
+	    0) {
+		fprintf(stderr, "opener: %s\n", err);
+		return NULL;
+	}
+	if (s->ops->count_keys(s) != 0) {
+		o->err = -1;
+	}
+	s->ops->close(s);
+	return NULL;
+}
+
+/* Workers start together on a file that does not exist yet: each must
+ * open (WAL switch and migrations race), none may fail. */
+static void
+test_store_simultaneous_opens_of_a_new_file_succeed(void **state)
+{
+	struct fx *f = *state;
+	pthread_barrier_t go;
+	pthread_t th[8];
+	struct opener o[8];
+	char p[160];
+	int round, i;
+
+	for (round = 0; round < 40; round++) {
+		assert_int_equal(pthread_barrier_init(&go, NULL, 8), 0);
+		for (i = 0; i < 8; i++) {
+			o[i].path = f->path;
+			o[i].go = &go;
+			o[i].err = 0;
+			assert_int_equal(pthread_create(&th[i], NULL,
+			    opener_main, &o[i]), 0);
+		}
+		for (i = 0; i < 8; i++) {
+			assert_int_equal(pthread_join(th[i], NULL), 0);
+		}
+		pthread_barrier_destroy(&go);
+		for (i = 0; i < 8; i++) {
+			assert_int_equal(o[i].err, 0);
+		}
+		assert_int_equal(raw_int(f->path, "SELECT count(*) FROM "
+		    "schema_migrations"), 2);
+		assert_int_equal(unlink(f->path), 0);
+		snprintf(p, sizeof(p), "%s-wal", f->path);
+		unlink(p);
+		snprintf(p, sizeof(p), "%s-shm", f->path);
+		unlink(p);
+	}
+}
+
 /* Not asserted: informs the ≥500 durable CreateKey/s benchmark target. */
 static void
 test_store_create_key_rate_is_printed(void **state)
@@ -1021,6 +1085,7 @@ main(void)
 		T(test_store_count_keys),
 		T(test_store_busy_writer_times_out_as_dependency_timeout),
 		T(test_store_concurrent_connections_open_and_write),
+		T(test_store_simultaneous_opens_of_a_new_file_succeed),
 		T(test_store_create_key_rate_is_printed),
 	};
 
