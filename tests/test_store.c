@@ -115,7 +115,8 @@ make_version(struct store_version *v, const uint8_t id[16], uint32_t ver,
 	v->version = ver;
 	v->creation_ms = 1700000001000LL + ver;
 	for (i = 0; i < len; i++) {
-		v->material[i] = (uint8_t)(0xa5 ^ (ver * 17) ^ (i * 29) ^ id[3]);
+		v->material[i] = (uint8_t)(0xa5 ^ ver * 17 ^ i * 29 ^
+		    id[i % 16]);
 	}
 	v->material_len = len;
 	v->enc_reserved = 0;
