@@ -59,6 +59,31 @@ struct store_tag {
 	char value[257 * 4];		/* 0..256 characters, UTF-8 */
 };
 
+/* An alias: alias/<name> → key. */
+struct store_alias {
+	char name[STORE_NAME_MAX + 1];
+	uint8_t key_id[16];
+	int64_t creation_ms;
+	int64_t update_ms;
+};
+
+#define STORE_GRANT_ID_MAX 64
+#define STORE_GRANT_OPS_MAX 1024	/* JSON array of operation names */
+#define STORE_GRANT_CONSTRAINTS_MAX 16384	/* JSON constraints object */
+
+struct store_grant {
+	char grant_id[STORE_GRANT_ID_MAX + 1];
+	uint8_t key_id[16];
+	char name[STORE_NAME_MAX + 1];		/* "" when none */
+	char grantee[STORE_NAME_MAX];
+	char retiring[STORE_NAME_MAX];		/* "" when none */
+	char operations[STORE_GRANT_OPS_MAX];
+	char constraints[STORE_GRANT_CONSTRAINTS_MAX];	/* "" when none */
+	uint8_t token_hash[32];			/* SHA-256 of the token */
+	int64_t creation_ms;
+	char issuer[STORE_NAME_MAX];
+};
+
 typedef struct store store;
 
 struct store_ops {
@@ -95,6 +120,45 @@ struct store_ops {
 	/* Destroy a key and everything that hangs from it (deletion). */
 	int (*delete_key)(store *s, const uint8_t id[16]);
 	uint64_t (*count_keys)(store *s);
+
+	/* Tags: upsert / remove by key name (missing names are ignored). */
+	int (*put_tags)(store *s, const uint8_t id[16],
+	    const struct store_tag *tags, size_t n);
+	int (*delete_tags)(store *s, const uint8_t id[16],
+	    const char *const *keys, size_t n);
+
+	/* Aliases.  create: KMS_EALREADYEXISTS if the name is taken. */
+	int (*create_alias)(store *s, const struct store_alias *a);
+	int (*update_alias)(store *s, const char *name, const uint8_t id[16],
+	    int64_t update_ms);
+	int (*delete_alias)(store *s, const char *name);
+	int (*get_alias)(store *s, const char *name, struct store_alias *out);
+	/* By name, strictly after `after` (NULL: start), optionally only
+	 * one key's (key_id NULL: all). */
+	int (*list_aliases)(store *s, const uint8_t *key_id, const char *after,
+	    size_t max, struct store_alias *out, size_t *n, int *more);
+	int (*count_aliases)(store *s, const uint8_t id[16], size_t *n);
+
+	/* Key policy "default"; put bumps the key's row_version and returns
+	 * the new policy version.  get: *doc malloc'd (caller frees);
+	 * KMS_ENOTFOUND when the key has none. */
+	int (*put_policy)(store *s, const uint8_t id[16], const char *doc,
+	    uint64_t *policy_version);
+	int (*get_policy)(store *s, const uint8_t id[16], char **doc,
+	    uint64_t *policy_version);
+
+	/* Grants; create and delete bump the key's row_version. */
+	int (*create_grant)(store *s, const struct store_grant *g);
+	int (*delete_grant)(store *s, const uint8_t id[16],
+	    const char *grant_id);
+	/* All grants of a key in creation order; *out malloc'd. */
+	int (*get_grants)(store *s, const uint8_t id[16],
+	    struct store_grant **out, size_t *n);
+	int (*find_grant_by_token)(store *s, const uint8_t hash[32],
+	    struct store_grant *out);
+	/* Grants whose retiring principal is p, by grant id after `after`. */
+	int (*list_retirable)(store *s, const char *p, const char *after,
+	    size_t max, struct store_grant **out, size_t *n, int *more);
 };
 
 struct store {

@@ -96,7 +96,8 @@ static const char *const migrations[] = {
 	"CREATE TABLE aliases ("
 	" name TEXT PRIMARY KEY NOT NULL,"
 	" key_id BLOB NOT NULL REFERENCES keys(id) ON DELETE CASCADE,"
-	" creation_ms INTEGER NOT NULL"
+	" creation_ms INTEGER NOT NULL,"
+	" update_ms INTEGER NOT NULL DEFAULT 0"
 	");"
 	"CREATE INDEX aliases_key ON aliases(key_id);"
 	"CREATE TABLE policies ("
@@ -142,8 +143,30 @@ enum stmt_id {
 	ST_VERSION_RESERVE,
 	ST_TAG_INSERT,
 	ST_TAG_LIST,
+	ST_TAG_UPSERT,
+	ST_TAG_DELETE,
+	ST_ALIAS_INSERT,
+	ST_ALIAS_UPDATE,
+	ST_ALIAS_DELETE,
+	ST_ALIAS_GET,
+	ST_ALIAS_LIST,
+	ST_ALIAS_LIST_KEY,
+	ST_ALIAS_COUNT,
+	ST_POLICY_PUT,
+	ST_POLICY_GET,
+	ST_GRANT_INSERT,
+	ST_GRANT_DELETE,
+	ST_GRANT_LIST,
+	ST_GRANT_BY_TOKEN,
+	ST_GRANT_RETIRABLE,
 	ST_MAX
 };
+
+#define GRANT_COLS \
+	"grant_id, key_id, coalesce(name, ''), grantee, coalesce(retiring, ''), " \
+	"operations, coalesce(constraints_json, ''), token_hash, creation_ms, " \
+	"issuing_principal"
+#define ALIAS_COLS "name, key_id, creation_ms, update_ms"
 
 #define VERSION_COLS \
 	"key_id, version, creation_ms, material, resident, enc_reserved"
@@ -186,6 +209,39 @@ static const char *const stmt_sql[ST_MAX] = {
 	    "VALUES (?1, ?2, ?3)",
 	[ST_TAG_LIST] = "SELECT tag_key, tag_value FROM tags "
 	    "WHERE key_id = ?1 ORDER BY tag_key",
+	[ST_TAG_UPSERT] = "INSERT INTO tags (key_id, tag_key, tag_value) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT (key_id, tag_key) "
+	    "DO UPDATE SET tag_value = excluded.tag_value",
+	[ST_TAG_DELETE] = "DELETE FROM tags WHERE key_id = ?1 AND tag_key = ?2",
+	[ST_ALIAS_INSERT] = "INSERT INTO aliases (" ALIAS_COLS ") "
+	    "VALUES (?1, ?2, ?3, ?4)",
+	[ST_ALIAS_UPDATE] = "UPDATE aliases SET key_id = ?2, update_ms = ?3 "
+	    "WHERE name = ?1",
+	[ST_ALIAS_DELETE] = "DELETE FROM aliases WHERE name = ?1",
+	[ST_ALIAS_GET] = "SELECT " ALIAS_COLS " FROM aliases WHERE name = ?1",
+	[ST_ALIAS_LIST] = "SELECT " ALIAS_COLS " FROM aliases "
+	    "WHERE name > ?1 ORDER BY name LIMIT ?2",
+	[ST_ALIAS_LIST_KEY] = "SELECT " ALIAS_COLS " FROM aliases "
+	    "WHERE key_id = ?3 AND name > ?1 ORDER BY name LIMIT ?2",
+	[ST_ALIAS_COUNT] = "SELECT count(*) FROM aliases WHERE key_id = ?1",
+	[ST_POLICY_PUT] = "INSERT INTO policies (key_id, name, document, "
+	    "policy_version) VALUES (?1, 'default', ?2, 1) "
+	    "ON CONFLICT (key_id) DO UPDATE SET document = excluded.document, "
+	    "policy_version = policy_version + 1 RETURNING policy_version",
+	[ST_POLICY_GET] = "SELECT document, policy_version FROM policies "
+	    "WHERE key_id = ?1",
+	[ST_GRANT_INSERT] = "INSERT INTO grants (grant_id, key_id, name, "
+	    "grantee, retiring, operations, constraints_json, token_hash, "
+	    "creation_ms, issuing_principal) VALUES (?1, ?2, nullif(?3, ''), "
+	    "?4, nullif(?5, ''), ?6, nullif(?7, ''), ?8, ?9, ?10)",
+	[ST_GRANT_DELETE] = "DELETE FROM grants WHERE key_id = ?1 AND "
+	    "grant_id = ?2",
+	[ST_GRANT_LIST] = "SELECT " GRANT_COLS " FROM grants WHERE key_id = ?1 "
+	    "ORDER BY creation_ms, grant_id",
+	[ST_GRANT_BY_TOKEN] = "SELECT " GRANT_COLS " FROM grants "
+	    "WHERE token_hash = ?1",
+	[ST_GRANT_RETIRABLE] = "SELECT " GRANT_COLS " FROM grants "
+	    "WHERE retiring = ?1 AND grant_id > ?2 ORDER BY grant_id LIMIT ?3",
 };
 
 struct sqlite_store {
@@ -948,6 +1004,572 @@ sq_count_keys(store *sto)
 	return n;
 }
 
+/* ---- tags, aliases, policies, grants (authorisation) ---- */
+
+/* Bump a key's row_version inside the caller's transaction. */
+static int
+bump_key(struct sqlite_store *s, const uint8_t id[16], const char *op)
+{
+	sqlite3_stmt *st = s->st[ST_KEY_BUMP];
+	int rc;
+
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
+		finish(st);
+		return map_err(s, rc, op);
+	}
+	if ((rc = step_done(s, st, op)) != 0) {
+		return rc;
+	}
+	return sqlite3_changes(s->db) == 0 ? KMS_ENOTFOUND : 0;
+}
+
+static int
+sq_put_tags(store *sto, const uint8_t id[16], const struct store_tag *tags,
+    size_t n)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "put_tags";
+	sqlite3_stmt *st = s->st[ST_TAG_UPSERT];
+	size_t i;
+	int rc, r;
+
+	if (id == NULL || (n > 0 && tags == NULL)) {
+		return KMS_EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		if (check_tag(&tags[i]) != 0) {
+			return KMS_EINVAL;
+		}
+	}
+	if ((r = tx_begin(s, op)) != 0) {
+		return r;
+	}
+	if ((r = bump_key(s, id, op)) != 0) {
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if ((rc = bind_id(st, 1, id)) != SQLITE_OK ||
+		    (rc = bind_text(st, 2, tags[i].key)) != SQLITE_OK ||
+		    (rc = bind_text(st, 3, tags[i].value)) != SQLITE_OK) {
+			finish(st);
+			r = map_err(s, rc, op);
+			goto out;
+		}
+		if ((r = step_done(s, st, op)) != 0) {
+			goto out;
+		}
+	}
+	r = tx_commit(s, op);
+ out:
+	if (r != 0) {
+		tx_rollback(s, op);
+	}
+	return r;
+}
+
+static int
+sq_delete_tags(store *sto, const uint8_t id[16], const char *const *keys,
+    size_t n)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "delete_tags";
+	sqlite3_stmt *st = s->st[ST_TAG_DELETE];
+	size_t i;
+	int rc, r;
+
+	if (id == NULL || (n > 0 && keys == NULL)) {
+		return KMS_EINVAL;
+	}
+	if ((r = tx_begin(s, op)) != 0) {
+		return r;
+	}
+	if ((r = bump_key(s, id, op)) != 0) {
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if ((rc = bind_id(st, 1, id)) != SQLITE_OK ||
+		    (rc = bind_text(st, 2, keys[i])) != SQLITE_OK) {
+			finish(st);
+			r = map_err(s, rc, op);
+			goto out;
+		}
+		if ((r = step_done(s, st, op)) != 0) {
+			goto out;
+		}
+	}
+	r = tx_commit(s, op);
+ out:
+	if (r != 0) {
+		tx_rollback(s, op);
+	}
+	return r;
+}
+
+static int
+read_alias(sqlite3_stmt *st, struct store_alias *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (col_text(st, 0, a->name, sizeof(a->name)) != 0 ||
+	    col_id(st, 1, a->key_id) != 0) {
+		return KMS_EINTERNAL;
+	}
+	a->creation_ms = sqlite3_column_int64(st, 2);
+	a->update_ms = sqlite3_column_int64(st, 3);
+	return 0;
+}
+
+static int
+sq_create_alias(store *sto, const struct store_alias *a)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3_stmt *st = s->st[ST_ALIAS_INSERT];
+	int rc;
+
+	if (a == NULL || !field_ok(a->name, sizeof(a->name))) {
+		return KMS_EINVAL;
+	}
+	if ((rc = bind_text(st, 1, a->name)) != SQLITE_OK ||
+	    (rc = bind_id(st, 2, a->key_id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 3, a->creation_ms)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 4, a->update_ms)) != SQLITE_OK) {
+		finish(st);
+		return map_err(s, rc, "create_alias");
+	}
+	return step_done(s, st, "create_alias");
+}
+
+static int
+sq_update_alias(store *sto, const char *name, const uint8_t id[16],
+    int64_t update_ms)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3_stmt *st = s->st[ST_ALIAS_UPDATE];
+	int rc, r;
+
+	if (name == NULL || id == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((rc = bind_text(st, 1, name)) != SQLITE_OK ||
+	    (rc = bind_id(st, 2, id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 3, update_ms)) != SQLITE_OK) {
+		finish(st);
+		return map_err(s, rc, "update_alias");
+	}
+	if ((r = step_done(s, st, "update_alias")) != 0) {
+		return r;
+	}
+	return sqlite3_changes(s->db) == 0 ? KMS_ENOTFOUND : 0;
+}
+
+static int
+sq_delete_alias(store *sto, const char *name)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3_stmt *st = s->st[ST_ALIAS_DELETE];
+	int rc, r;
+
+	if (name == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((rc = bind_text(st, 1, name)) != SQLITE_OK) {
+		finish(st);
+		return map_err(s, rc, "delete_alias");
+	}
+	if ((r = step_done(s, st, "delete_alias")) != 0) {
+		return r;
+	}
+	return sqlite3_changes(s->db) == 0 ? KMS_ENOTFOUND : 0;
+}
+
+static int
+sq_get_alias(store *sto, const char *name, struct store_alias *out)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3_stmt *st = s->st[ST_ALIAS_GET];
+	int rc, r;
+
+	if (name == NULL || out == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((rc = bind_text(st, 1, name)) != SQLITE_OK) {
+		r = map_err(s, rc, "get_alias");
+	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND :
+		    map_err(s, rc, "get_alias");
+	} else {
+		r = read_alias(st, out) != 0 ? corrupt("get_alias") : 0;
+	}
+	finish(st);
+	return r;
+}
+
+static int
+sq_list_aliases(store *sto, const uint8_t *key_id, const char *after,
+    size_t max, struct store_alias *out, size_t *n, int *more)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "list_aliases";
+	sqlite3_stmt *st = s->st[key_id ? ST_ALIAS_LIST_KEY : ST_ALIAS_LIST];
+	size_t got = 0;
+	int rc, r = KMS_EINTERNAL, extra = 0;
+
+	if (n == NULL || more == NULL || (max > 0 && out == NULL) ||
+	    max > STORE_LIST_MAX) {
+		return KMS_EINVAL;
+	}
+	if ((rc = bind_text(st, 1, after ? after : "")) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)max + 1)) !=
+	    SQLITE_OK ||
+	    (key_id != NULL && (rc = bind_id(st, 3, key_id)) != SQLITE_OK)) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (got == max) {
+			extra = 1;
+			continue;
+		}
+		if (read_alias(st, &out[got]) != 0) {
+			r = corrupt(op);
+			goto out;
+		}
+		got++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	*n = got;
+	*more = extra;
+	r = 0;
+ out:
+	finish(st);
+	return r;
+}
+
+static int
+sq_count_aliases(store *sto, const uint8_t id[16], size_t *n)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3_stmt *st = s->st[ST_ALIAS_COUNT];
+	uint64_t u = 0;
+	int rc, r = 0;
+
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK ||
+	    (rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = map_err(s, rc, "count_aliases");
+	} else if (col_uint(st, 0, INT64_MAX, &u) != 0) {
+		r = corrupt("count_aliases");
+	}
+	finish(st);
+	*n = (size_t)u;
+	return r;
+}
+
+static int
+sq_put_policy(store *sto, const uint8_t id[16], const char *doc,
+    uint64_t *policy_version)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "put_policy";
+	sqlite3_stmt *st = s->st[ST_POLICY_PUT];
+	uint64_t v = 0;
+	int rc, r;
+
+	if (id == NULL || doc == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((r = tx_begin(s, op)) != 0) {
+		return r;
+	}
+	if ((r = bump_key(s, id, op)) != 0) {
+		goto out;
+	}
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK ||
+	    (rc = bind_text(st, 2, doc)) != SQLITE_OK) {
+		finish(st);
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW ||
+	    col_uint(st, 0, INT64_MAX, &v) != 0) {
+		r = rc == SQLITE_ROW ? corrupt(op) : map_err(s, rc, op);
+		finish(st);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		finish(st);
+		goto out;
+	}
+	finish(st);
+	if ((r = tx_commit(s, op)) == 0 && policy_version != NULL) {
+		*policy_version = v;
+	}
+ out:
+	if (r != 0) {
+		tx_rollback(s, op);
+	}
+	return r;
+}
+
+static int
+sq_get_policy(store *sto, const uint8_t id[16], char **doc,
+    uint64_t *policy_version)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3_stmt *st = s->st[ST_POLICY_GET];
+	const unsigned char *p;
+	uint64_t v = 0;
+	int rc, r = 0, len;
+
+	if (id == NULL || doc == NULL) {
+		return KMS_EINVAL;
+	}
+	*doc = NULL;
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
+		r = map_err(s, rc, "get_policy");
+	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND :
+		    map_err(s, rc, "get_policy");
+	} else if ((p = sqlite3_column_text(st, 0)) == NULL ||
+	    (len = sqlite3_column_bytes(st, 0)) < 0 ||
+	    col_uint(st, 1, INT64_MAX, &v) != 0) {
+		r = corrupt("get_policy");
+	} else if ((*doc = malloc((size_t)len + 1)) == NULL) {
+		r = KMS_ENOMEM;
+	} else {
+		memcpy(*doc, p, (size_t)len);
+		(*doc)[len] = '\0';
+		if (policy_version != NULL) {
+			*policy_version = v;
+		}
+	}
+	finish(st);
+	return r;
+}
+
+static int
+read_grant(sqlite3_stmt *st, struct store_grant *g)
+{
+	const void *h;
+
+	memset(g, 0, sizeof(*g));
+	if (col_text(st, 0, g->grant_id, sizeof(g->grant_id)) != 0 ||
+	    col_id(st, 1, g->key_id) != 0 ||
+	    col_text(st, 2, g->name, sizeof(g->name)) != 0 ||
+	    col_text(st, 3, g->grantee, sizeof(g->grantee)) != 0 ||
+	    col_text(st, 4, g->retiring, sizeof(g->retiring)) != 0 ||
+	    col_text(st, 5, g->operations, sizeof(g->operations)) != 0 ||
+	    col_text(st, 6, g->constraints, sizeof(g->constraints)) != 0 ||
+	    col_text(st, 9, g->issuer, sizeof(g->issuer)) != 0) {
+		return KMS_EINTERNAL;
+	}
+	h = sqlite3_column_blob(st, 7);
+	if (h == NULL || sqlite3_column_bytes(st, 7) != 32) {
+		return KMS_EINTERNAL;
+	}
+	memcpy(g->token_hash, h, 32);
+	g->creation_ms = sqlite3_column_int64(st, 8);
+	return 0;
+}
+
+static int
+sq_create_grant(store *sto, const struct store_grant *g)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "create_grant";
+	sqlite3_stmt *st = s->st[ST_GRANT_INSERT];
+	int rc, r;
+
+	if (g == NULL || !field_ok(g->grant_id, sizeof(g->grant_id)) ||
+	    !field_ok(g->name, sizeof(g->name)) ||
+	    !field_ok(g->grantee, sizeof(g->grantee)) ||
+	    !field_ok(g->retiring, sizeof(g->retiring)) ||
+	    !field_ok(g->operations, sizeof(g->operations)) ||
+	    !field_ok(g->constraints, sizeof(g->constraints)) ||
+	    !field_ok(g->issuer, sizeof(g->issuer))) {
+		return KMS_EINVAL;
+	}
+	if ((r = tx_begin(s, op)) != 0) {
+		return r;
+	}
+	if ((r = bump_key(s, g->key_id, op)) != 0) {
+		goto out;
+	}
+	if ((rc = bind_text(st, 1, g->grant_id)) != SQLITE_OK ||
+	    (rc = bind_id(st, 2, g->key_id)) != SQLITE_OK ||
+	    (rc = bind_text(st, 3, g->name)) != SQLITE_OK ||
+	    (rc = bind_text(st, 4, g->grantee)) != SQLITE_OK ||
+	    (rc = bind_text(st, 5, g->retiring)) != SQLITE_OK ||
+	    (rc = bind_text(st, 6, g->operations)) != SQLITE_OK ||
+	    (rc = bind_text(st, 7, g->constraints)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_blob(st, 8, g->token_hash, 32,
+	    SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 9, g->creation_ms)) != SQLITE_OK ||
+	    (rc = bind_text(st, 10, g->issuer)) != SQLITE_OK) {
+		finish(st);
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((r = step_done(s, st, op)) != 0) {
+		goto out;
+	}
+	r = tx_commit(s, op);
+ out:
+	if (r != 0) {
+		tx_rollback(s, op);
+	}
+	return r;
+}
+
+static int
+sq_delete_grant(store *sto, const uint8_t id[16], const char *grant_id)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "delete_grant";
+	sqlite3_stmt *st = s->st[ST_GRANT_DELETE];
+	int rc, r;
+
+	if (id == NULL || grant_id == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((r = tx_begin(s, op)) != 0) {
+		return r;
+	}
+	if ((r = bump_key(s, id, op)) != 0) {
+		goto out;
+	}
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK ||
+	    (rc = bind_text(st, 2, grant_id)) != SQLITE_OK) {
+		finish(st);
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((r = step_done(s, st, op)) != 0) {
+		goto out;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		r = KMS_ENOTFOUND;
+		goto out;
+	}
+	r = tx_commit(s, op);
+ out:
+	if (r != 0) {
+		tx_rollback(s, op);
+	}
+	return r;
+}
+
+/* Read all rows of a prepared, bound grant query into *out. */
+static int
+collect_grants(struct sqlite_store *s, sqlite3_stmt *st, size_t max,
+    struct store_grant **out, size_t *n, int *more, const char *op)
+{
+	struct store_grant *arr = NULL;
+	size_t cap = 0, used = 0;
+	int rc, r = KMS_EINTERNAL, extra = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (used == max) {
+			extra = 1;
+			continue;
+		}
+		if ((r = grow((void **)&arr, &cap, used, sizeof(*arr))) != 0) {
+			goto out;
+		}
+		if (read_grant(st, &arr[used]) != 0) {
+			r = corrupt(op);
+			goto out;
+		}
+		used++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	*out = arr;
+	*n = used;
+	if (more != NULL) {
+		*more = extra;
+	}
+	arr = NULL;
+	r = 0;
+ out:
+	finish(st);
+	free(arr);
+	return r;
+}
+
+static int
+sq_get_grants(store *sto, const uint8_t id[16], struct store_grant **out,
+    size_t *n)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3_stmt *st = s->st[ST_GRANT_LIST];
+	int rc;
+
+	if (id == NULL || out == NULL || n == NULL) {
+		return KMS_EINVAL;
+	}
+	*out = NULL;
+	*n = 0;
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
+		finish(st);
+		return map_err(s, rc, "get_grants");
+	}
+	return collect_grants(s, st, SIZE_MAX, out, n, NULL, "get_grants");
+}
+
+static int
+sq_find_grant_by_token(store *sto, const uint8_t hash[32],
+    struct store_grant *out)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3_stmt *st = s->st[ST_GRANT_BY_TOKEN];
+	int rc, r;
+
+	if (hash == NULL || out == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((rc = sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC)) !=
+	    SQLITE_OK) {
+		r = map_err(s, rc, "find_grant_by_token");
+	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND :
+		    map_err(s, rc, "find_grant_by_token");
+	} else {
+		r = read_grant(st, out) != 0 ?
+		    corrupt("find_grant_by_token") : 0;
+	}
+	finish(st);
+	return r;
+}
+
+static int
+sq_list_retirable(store *sto, const char *p, const char *after, size_t max,
+    struct store_grant **out, size_t *n, int *more)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3_stmt *st = s->st[ST_GRANT_RETIRABLE];
+	int rc;
+
+	if (p == NULL || out == NULL || n == NULL || more == NULL ||
+	    max > STORE_LIST_MAX) {
+		return KMS_EINVAL;
+	}
+	*out = NULL;
+	*n = 0;
+	if ((rc = bind_text(st, 1, p)) != SQLITE_OK ||
+	    (rc = bind_text(st, 2, after ? after : "")) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)max + 1)) !=
+	    SQLITE_OK) {
+		finish(st);
+		return map_err(s, rc, "list_retirable");
+	}
+	return collect_grants(s, st, max, out, n, more, "list_retirable");
+}
+
 static void
 free_store(struct sqlite_store *s)
 {
@@ -987,6 +1609,21 @@ static const struct store_ops sqlite_ops = {
 	.for_each_version = sq_for_each_version,
 	.delete_key = sq_delete_key,
 	.count_keys = sq_count_keys,
+	.put_tags = sq_put_tags,
+	.delete_tags = sq_delete_tags,
+	.create_alias = sq_create_alias,
+	.update_alias = sq_update_alias,
+	.delete_alias = sq_delete_alias,
+	.get_alias = sq_get_alias,
+	.list_aliases = sq_list_aliases,
+	.count_aliases = sq_count_aliases,
+	.put_policy = sq_put_policy,
+	.get_policy = sq_get_policy,
+	.create_grant = sq_create_grant,
+	.delete_grant = sq_delete_grant,
+	.get_grants = sq_get_grants,
+	.find_grant_by_token = sq_find_grant_by_token,
+	.list_retirable = sq_list_retirable,
 };
 
 static void __attribute__((format(printf, 3, 4)))
