@@ -135,6 +135,14 @@ KMS_API int kms_client_open(kms_client **cp, const char *url);
 KMS_API void kms_client_close(kms_client *c);
 /* Per-call timeout in milliseconds (default 30000; 0 = none). */
 KMS_API int kms_client_set_timeout(kms_client *c, int ms);
+/*
+ * How long a call waits for a connection to the daemon before failing with
+ * KMS_ETRANSPORT ("Could not connect"), in milliseconds; 0 (the default)
+ * means the call timeout.  For tools that should fail fast when no daemon
+ * runs.  A request in flight when its connection drops fails with
+ * KMS_ETRANSPORT and is never resent (at most once).
+ */
+KMS_API int kms_client_set_connect_timeout(kms_client *c, int ms);
 /* The endpoint kms_client_open(NULL) would use, into buf. */
 KMS_API int kms_default_endpoint(char *buf, size_t len);
 
