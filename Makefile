@@ -13,6 +13,7 @@ HARDEN	:= -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 OPT	?= -O2 -g
 CFLAGS	+= -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) -fPIC \
 	   -fvisibility=hidden -I. -Iinclude -MMD -MP
+CFLAGS	+= -I/usr/include/p11-kit-1
 LDLIBS	:= -lnng $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl -lpthread
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined

@@ -1,0 +1,877 @@
+/*
+ * pkcs11.c — kmsd's one PKCS#11 client (see hsm.h for the contract).
+ *
+ * Sessions: the hsm owns one long-lived "internal" session, logged in,
+ * guarded by a mutex; every shared object (the domain key's session copy,
+ * unwrapped versions, resident copies) is created in it, so a worker's
+ * session can be reopened without destroying keys other workers use.
+ * PKCS#11 makes session objects visible to every session of the
+ * application, so workers use those handles from their own sessions.
+ *
+ * Outage: a CK_RV that means the token went away marks the hsm down (an
+ * atomic); while down every call fails at once with
+ * KMS_EDEPENDENCYTIMEOUT.  hsm_recover() rebuilds the internal session and
+ * login and bumps the generation; worker sessions reopen when they see a
+ * newer generation.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <p11-kit/pkcs11.h>
+
+#include "common/err.h"
+#include "common/secmem.h"
+#include "hsm/hsm.h"
+
+#define PIN_MAX 256		/* bytes of a PIN file we accept */
+#define FIND_BATCH 64		/* objects per C_FindObjects call */
+
+struct hsm {
+	void *dl;
+	CK_FUNCTION_LIST_PTR f;
+	CK_SLOT_ID slot;
+	char label[33];
+	char pin_file[1024];
+	pthread_mutex_t mu;		/* internal session and object life */
+	CK_SESSION_HANDLE sess;		/* internal session, logged in */
+	CK_OBJECT_HANDLE domain;	/* session copy of the domain key */
+	atomic_uint_fast64_t gen;
+	atomic_int down;
+};
+
+struct hsm_session {
+	hsm *h;
+	CK_SESSION_HANDLE s;
+	uint64_t gen;
+	int open;
+};
+
+static const char *
+rv_name(CK_RV rv)
+{
+	switch (rv) {
+	case CKR_OK: return "CKR_OK";
+	case CKR_HOST_MEMORY: return "CKR_HOST_MEMORY";
+	case CKR_GENERAL_ERROR: return "CKR_GENERAL_ERROR";
+	case CKR_ARGUMENTS_BAD: return "CKR_ARGUMENTS_BAD";
+	case CKR_ATTRIBUTE_SENSITIVE: return "CKR_ATTRIBUTE_SENSITIVE";
+	case CKR_ATTRIBUTE_TYPE_INVALID: return "CKR_ATTRIBUTE_TYPE_INVALID";
+	case CKR_DEVICE_ERROR: return "CKR_DEVICE_ERROR";
+	case CKR_DEVICE_MEMORY: return "CKR_DEVICE_MEMORY";
+	case CKR_DEVICE_REMOVED: return "CKR_DEVICE_REMOVED";
+	case CKR_ENCRYPTED_DATA_INVALID: return "CKR_ENCRYPTED_DATA_INVALID";
+	case CKR_ENCRYPTED_DATA_LEN_RANGE:
+		return "CKR_ENCRYPTED_DATA_LEN_RANGE";
+	case CKR_KEY_HANDLE_INVALID: return "CKR_KEY_HANDLE_INVALID";
+	case CKR_KEY_UNEXTRACTABLE: return "CKR_KEY_UNEXTRACTABLE";
+	case CKR_MECHANISM_INVALID: return "CKR_MECHANISM_INVALID";
+	case CKR_OBJECT_HANDLE_INVALID: return "CKR_OBJECT_HANDLE_INVALID";
+	case CKR_PIN_INCORRECT: return "CKR_PIN_INCORRECT";
+	case CKR_PIN_LOCKED: return "CKR_PIN_LOCKED";
+	case CKR_SESSION_CLOSED: return "CKR_SESSION_CLOSED";
+	case CKR_SESSION_HANDLE_INVALID: return "CKR_SESSION_HANDLE_INVALID";
+	case CKR_TEMPLATE_INCONSISTENT: return "CKR_TEMPLATE_INCONSISTENT";
+	case CKR_TOKEN_NOT_PRESENT: return "CKR_TOKEN_NOT_PRESENT";
+	case CKR_TOKEN_NOT_RECOGNIZED: return "CKR_TOKEN_NOT_RECOGNIZED";
+	case CKR_USER_NOT_LOGGED_IN: return "CKR_USER_NOT_LOGGED_IN";
+	case CKR_WRAPPED_KEY_INVALID: return "CKR_WRAPPED_KEY_INVALID";
+	case CKR_WRAPPED_KEY_LEN_RANGE: return "CKR_WRAPPED_KEY_LEN_RANGE";
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+		return "CKR_CRYPTOKI_NOT_INITIALIZED";
+	default: return "CKR_?";
+	}
+}
+
+/*
+ * THE mapping of CK_RV to the error space.  The CK_RV is logged, never
+ * sent; a vanished token marks the hsm down.
+ */
+static int
+rv_err(hsm *h, CK_RV rv, const char *what)
+{
+	switch (rv) {
+	case CKR_OK:
+		return 0;
+	case CKR_SESSION_HANDLE_INVALID:
+	case CKR_SESSION_CLOSED:
+	case CKR_DEVICE_ERROR:
+	case CKR_DEVICE_MEMORY:
+	case CKR_DEVICE_REMOVED:
+	case CKR_TOKEN_NOT_PRESENT:
+	case CKR_TOKEN_NOT_RECOGNIZED:
+	case CKR_USER_NOT_LOGGED_IN:
+	case CKR_CRYPTOKI_NOT_INITIALIZED:
+	case CKR_KEY_HANDLE_INVALID:
+	case CKR_OBJECT_HANDLE_INVALID:
+		if (h != NULL && atomic_exchange(&h->down, 1) == 0) {
+			fprintf(stderr, "kmsd: hsm: %s: %s (0x%lx): token "
+			    "unavailable\n", what, rv_name(rv),
+			    (unsigned long)rv);
+		}
+		return KMS_EDEPENDENCYTIMEOUT;
+	case CKR_ENCRYPTED_DATA_INVALID:
+	case CKR_ENCRYPTED_DATA_LEN_RANGE:
+	case CKR_WRAPPED_KEY_INVALID:
+	case CKR_WRAPPED_KEY_LEN_RANGE:
+		return KMS_EINVALIDCIPHERTEXT;
+	case CKR_HOST_MEMORY:
+		fprintf(stderr, "kmsd: hsm: %s: %s\n", what, rv_name(rv));
+		return KMS_ENOMEM;
+	case CKR_PIN_INCORRECT:
+	case CKR_PIN_LOCKED:
+	case CKR_PIN_LEN_RANGE:
+		fprintf(stderr, "kmsd: hsm: %s: %s\n", what, rv_name(rv));
+		return KMS_EACCESSDENIED;
+	default:
+		fprintf(stderr, "kmsd: hsm: %s: %s (0x%lx)\n", what,
+		    rv_name(rv), (unsigned long)rv);
+		return KMS_EINTERNAL;
+	}
+}
+
+uint64_t
+hsm_generation(const hsm *h)
+{
+	return atomic_load(&((hsm *)h)->gen);
+}
+
+int
+hsm_is_down(const hsm *h)
+{
+	return atomic_load(&((hsm *)h)->down);
+}
+
+/* Find the slot whose token has our label. */
+static CK_RV
+find_slot(hsm *h, CK_SLOT_ID *out)
+{
+	CK_SLOT_ID slots[64];
+	CK_ULONG n = 64, i;
+	CK_TOKEN_INFO ti;
+	CK_RV rv;
+	size_t ll = strlen(h->label);
+
+	if ((rv = h->f->C_GetSlotList(CK_TRUE, slots, &n)) != CKR_OK) {
+		return rv;
+	}
+	for (i = 0; i < n; i++) {
+		if (h->f->C_GetTokenInfo(slots[i], &ti) != CKR_OK) {
+			continue;
+		}
+		/* Labels are blank-padded to 32 bytes. */
+		if (memcmp(ti.label, h->label, ll) == 0 &&
+		    (ll == 32 || ti.label[ll] == ' ')) {
+			*out = slots[i];
+			return CKR_OK;
+		}
+	}
+	return CKR_TOKEN_NOT_PRESENT;
+}
+
+/* Read the PIN into locked memory; the caller wipes it. */
+static int
+read_pin(const char *path, char *pin, size_t pinsz, size_t *len)
+{
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		return -1;
+	}
+	n = read(fd, pin, pinsz - 1);
+	close(fd);
+	if (n <= 0) {
+		return -1;
+	}
+	while (n > 0 && (pin[n - 1] == '\n' || pin[n - 1] == '\r')) {
+		n--;
+	}
+	pin[n] = '\0';
+	*len = (size_t)n;
+	return n > 0 ? 0 : -1;
+}
+
+static CK_RV
+login(hsm *h)
+{
+	char *pin = secure_alloc(PIN_MAX);
+	size_t len = 0;
+	CK_RV rv;
+
+	if (pin == NULL) {
+		return CKR_HOST_MEMORY;
+	}
+	if (read_pin(h->pin_file, pin, PIN_MAX, &len) != 0) {
+		secure_free(pin, PIN_MAX);
+		return CKR_PIN_INCORRECT;
+	}
+	rv = h->f->C_Login(h->sess, CKU_USER, (CK_UTF8CHAR_PTR)pin, len);
+	/* The PIN is gone as soon as the token has it. */
+	secure_free(pin, PIN_MAX);
+	if (rv == CKR_USER_ALREADY_LOGGED_IN) {
+		rv = CKR_OK;
+	}
+	return rv;
+}
+
+static CK_RV
+find_domain(hsm *h, CK_OBJECT_HANDLE *out)
+{
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_ATTRIBUTE t[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_LABEL, (void *)HSM_DOMAIN_LABEL,
+		    sizeof(HSM_DOMAIN_LABEL) - 1 },
+	};
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	*out = CK_INVALID_HANDLE;
+	if ((rv = h->f->C_FindObjectsInit(h->sess, t, 2)) != CKR_OK) {
+		return rv;
+	}
+	rv = h->f->C_FindObjects(h->sess, out, 1, &n);
+	(void)h->f->C_FindObjectsFinal(h->sess);
+	if (rv == CKR_OK && n == 0) {
+		*out = CK_INVALID_HANDLE;
+	}
+	return rv;
+}
+
+static CK_RV
+create_domain(hsm *h, CK_OBJECT_HANDLE *out)
+{
+	CK_MECHANISM m = { CKM_AES_KEY_GEN, NULL, 0 };
+	CK_ULONG len = 32;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE t[] = {
+		{ CKA_VALUE_LEN, &len, sizeof(len) },
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_WRAP, &yes, sizeof(yes) },
+		{ CKA_UNWRAP, &yes, sizeof(yes) },
+		{ CKA_ENCRYPT, &no, sizeof(no) },
+		{ CKA_DECRYPT, &no, sizeof(no) },
+		{ CKA_SIGN, &no, sizeof(no) },
+		{ CKA_VERIFY, &no, sizeof(no) },
+		{ CKA_LABEL, (void *)HSM_DOMAIN_LABEL,
+		    sizeof(HSM_DOMAIN_LABEL) - 1 },
+	};
+
+	return h->f->C_GenerateKey(h->sess, &m, t, sizeof(t) / sizeof(t[0]),
+	    out);
+}
+
+/* Internal session, login, domain key copy (mu held). */
+static int
+attach(hsm *h, int create_domain_key, char *errbuf, size_t errlen)
+{
+	CK_OBJECT_HANDLE tok = CK_INVALID_HANDLE;
+	CK_BBOOL no = CK_FALSE;
+	CK_ATTRIBUTE copy[] = { { CKA_TOKEN, &no, sizeof(no) } };
+	CK_RV rv;
+
+	if ((rv = find_slot(h, &h->slot)) != CKR_OK) {
+		snprintf(errbuf, errlen, "no token labelled \"%s\" (%s); run "
+		    "scripts/hsm-init", h->label, rv_name(rv));
+		return rv_err(NULL, rv, "find token");
+	}
+	if ((rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION |
+	    CKF_RW_SESSION, NULL, NULL, &h->sess)) != CKR_OK) {
+		snprintf(errbuf, errlen, "C_OpenSession: %s", rv_name(rv));
+		return rv_err(NULL, rv, "open session");
+	}
+	if ((rv = login(h)) != CKR_OK) {
+		snprintf(errbuf, errlen, "login to token \"%s\" with %s: %s",
+		    h->label, h->pin_file, rv_name(rv));
+		goto fail;
+	}
+	if ((rv = find_domain(h, &tok)) != CKR_OK) {
+		snprintf(errbuf, errlen, "finding the domain key: %s",
+		    rv_name(rv));
+		goto fail;
+	}
+	if (tok == CK_INVALID_HANDLE) {
+		if (!create_domain_key) {
+			snprintf(errbuf, errlen, "domain key \"%s\" not found "
+			    "in token \"%s\"; run scripts/hsm-init",
+			    HSM_DOMAIN_LABEL, h->label);
+			rv = CKR_GENERAL_ERROR;
+			goto fail;
+		}
+		if ((rv = create_domain(h, &tok)) != CKR_OK) {
+			snprintf(errbuf, errlen, "creating the domain key: %s",
+			    rv_name(rv));
+			goto fail;
+		}
+		fprintf(stderr, "kmsd: domain key created in token \"%s\"\n",
+		    h->label);
+	}
+	/* Token objects are ~3x slower to use in SoftHSM2 than session
+	 * objects; the copy stays sensitive and non-extractable. */
+	if ((rv = h->f->C_CopyObject(h->sess, tok, copy, 1, &h->domain)) !=
+	    CKR_OK) {
+		snprintf(errbuf, errlen, "copying the domain key: %s",
+		    rv_name(rv));
+		goto fail;
+	}
+	return 0;
+ fail:
+	(void)h->f->C_CloseSession(h->sess);
+	h->sess = CK_INVALID_HANDLE;
+	return rv == CKR_GENERAL_ERROR ? KMS_ENOTFOUND :
+	    rv_err(NULL, rv, "attach");
+}
+
+static int
+probe_mechanisms(hsm *h, char *errbuf, size_t errlen)
+{
+	static const struct {
+		CK_MECHANISM_TYPE m;
+		CK_FLAGS need;
+		const char *name;
+	} need[] = {
+		{ CKM_AES_GCM, CKF_ENCRYPT | CKF_DECRYPT, "CKM_AES_GCM" },
+		{ CKM_AES_KEY_WRAP, CKF_WRAP | CKF_UNWRAP,
+		    "CKM_AES_KEY_WRAP (0x2109)" },
+		{ CKM_AES_KEY_GEN, CKF_GENERATE, "CKM_AES_KEY_GEN" },
+	};
+	CK_MECHANISM_INFO mi;
+	size_t i;
+
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (h->f->C_GetMechanismInfo(h->slot, need[i].m, &mi) !=
+		    CKR_OK || (mi.flags & need[i].need) != need[i].need) {
+			snprintf(errbuf, errlen, "the HSM lacks %s, which kmsd "
+			    "needs", need[i].name);
+			return KMS_EUNSUPPORTED;
+		}
+	}
+	return 0;
+}
+
+int
+hsm_open(const struct hsm_config *cfg, hsm **out, char *errbuf,
+    size_t errlen)
+{
+	CK_C_GetFunctionList gfl;
+	CK_C_INITIALIZE_ARGS ia;
+	hsm *h;
+	CK_RV rv;
+	int r = KMS_EINTERNAL;
+
+	if (cfg == NULL || cfg->module == NULL || cfg->token_label == NULL ||
+	    cfg->pin_file == NULL || strlen(cfg->token_label) > 32 ||
+	    strlen(cfg->pin_file) >= sizeof(h->pin_file)) {
+		snprintf(errbuf, errlen, "bad HSM configuration");
+		return KMS_EINVAL;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		return KMS_ENOMEM;
+	}
+	pthread_mutex_init(&h->mu, NULL);
+	snprintf(h->label, sizeof(h->label), "%s", cfg->token_label);
+	snprintf(h->pin_file, sizeof(h->pin_file), "%s", cfg->pin_file);
+	atomic_init(&h->gen, 1);
+	atomic_init(&h->down, 0);
+	if ((h->dl = dlopen(cfg->module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		snprintf(errbuf, errlen, "cannot load PKCS#11 module %s: %s",
+		    cfg->module, dlerror());
+		goto fail;
+	}
+	if ((gfl = (CK_C_GetFunctionList)dlsym(h->dl,
+	    "C_GetFunctionList")) == NULL || gfl(&h->f) != CKR_OK) {
+		snprintf(errbuf, errlen, "%s is not a PKCS#11 module",
+		    cfg->module);
+		goto fail;
+	}
+	memset(&ia, 0, sizeof(ia));
+	ia.flags = CKF_OS_LOCKING_OK;
+	if ((rv = h->f->C_Initialize(&ia)) != CKR_OK &&
+	    rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		snprintf(errbuf, errlen, "C_Initialize: %s", rv_name(rv));
+		h->f = NULL;
+		goto fail;
+	}
+	if ((r = attach(h, cfg->create_domain_key, errbuf, errlen)) != 0 ||
+	    (r = probe_mechanisms(h, errbuf, errlen)) != 0) {
+		goto fail;
+	}
+	*out = h;
+	return 0;
+ fail:
+	hsm_close(h);
+	return r != 0 ? r : KMS_EINTERNAL;
+}
+
+void
+hsm_close(hsm *h)
+{
+	if (h == NULL) {
+		return;
+	}
+	if (h->f != NULL) {
+		if (h->sess != CK_INVALID_HANDLE) {
+			(void)h->f->C_Logout(h->sess);
+			(void)h->f->C_CloseSession(h->sess);
+		}
+		(void)h->f->C_Finalize(NULL);
+	}
+	if (h->dl != NULL) {
+		dlclose(h->dl);
+	}
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
+int
+hsm_recover(hsm *h)
+{
+	char err[256];
+	int r;
+
+	pthread_mutex_lock(&h->mu);
+	if (!atomic_load(&h->down)) {
+		pthread_mutex_unlock(&h->mu);
+		return 0;
+	}
+	/* Whatever survived the outage is unusable: start afresh. */
+	if (h->slot != 0 || h->sess != CK_INVALID_HANDLE) {
+		(void)h->f->C_CloseAllSessions(h->slot);
+	}
+	h->sess = CK_INVALID_HANDLE;
+	h->domain = CK_INVALID_HANDLE;
+	if ((r = attach(h, 0, err, sizeof(err))) == 0) {
+		atomic_fetch_add(&h->gen, 1);
+		atomic_store(&h->down, 0);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return r;
+}
+
+int
+hsm_session_open(hsm *h, hsm_session **out)
+{
+	hsm_session *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		return KMS_ENOMEM;
+	}
+	s->h = h;
+	*out = s;
+	return 0;
+}
+
+void
+hsm_session_close(hsm_session *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	if (s->open && !atomic_load(&s->h->down)) {
+		(void)s->h->f->C_CloseSession(s->s);
+	}
+	free(s);
+}
+
+/* Make s usable: fail fast while down, reopen after a recovery. */
+static int
+ready(hsm_session *s)
+{
+	uint64_t gen;
+	CK_RV rv;
+
+	if (atomic_load(&s->h->down)) {
+		return KMS_EDEPENDENCYTIMEOUT;
+	}
+	gen = atomic_load(&s->h->gen);
+	if (s->open && s->gen == gen) {
+		return 0;
+	}
+	if (s->open) {
+		(void)s->h->f->C_CloseSession(s->s);	/* stale anyway */
+		s->open = 0;
+	}
+	if ((rv = s->h->f->C_OpenSession(s->h->slot, CKF_SERIAL_SESSION |
+	    CKF_RW_SESSION, NULL, NULL, &s->s)) != CKR_OK) {
+		return rv_err(s->h, rv, "C_OpenSession");
+	}
+	s->open = 1;
+	s->gen = gen;
+	return 0;
+}
+
+int
+hsm_random(hsm_session *s, uint8_t *buf, size_t n)
+{
+	int r;
+
+	if ((r = ready(s)) != 0) {
+		return r;
+	}
+	return rv_err(s->h, s->h->f->C_GenerateRandom(s->s, buf, n),
+	    "C_GenerateRandom");
+}
+
+int
+hsm_generate_wrapped(hsm_session *s, uint8_t *wrapped, size_t wrapsz,
+    size_t *wrappedlen)
+{
+	CK_MECHANISM gen = { CKM_AES_KEY_GEN, NULL, 0 };
+	CK_MECHANISM kw = { CKM_AES_KEY_WRAP, NULL, 0 };
+	CK_ULONG len = 32, wl = wrapsz;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	/* Transient: extractable only so that it can be wrapped (SoftHSM2
+	 * refuses to wrap otherwise); destroyed right after. */
+	CK_ATTRIBUTE t[] = {
+		{ CKA_VALUE_LEN, &len, sizeof(len) },
+		{ CKA_TOKEN, &no, sizeof(no) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &yes, sizeof(yes) },
+		{ CKA_ENCRYPT, &yes, sizeof(yes) },
+		{ CKA_DECRYPT, &yes, sizeof(yes) },
+	};
+	CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+	CK_RV rv;
+	int r;
+
+	if ((r = ready(s)) != 0) {
+		return r;
+	}
+	if ((rv = s->h->f->C_GenerateKey(s->s, &gen, t, sizeof(t) /
+	    sizeof(t[0]), &k)) != CKR_OK) {
+		return rv_err(s->h, rv, "C_GenerateKey");
+	}
+	rv = s->h->f->C_WrapKey(s->s, &kw, s->h->domain, k, wrapped, &wl);
+	(void)s->h->f->C_DestroyObject(s->s, k);
+	if (rv != CKR_OK) {
+		return rv_err(s->h, rv, "C_WrapKey");
+	}
+	*wrappedlen = wl;
+	return 0;
+}
+
+static const CK_OBJECT_CLASS secret_class = CKO_SECRET_KEY;
+static const CK_KEY_TYPE aes_type = CKK_AES;
+
+int
+hsm_unwrap(hsm_session *s, const uint8_t *wrapped, size_t len, hsm_key *out)
+{
+	CK_MECHANISM kw = { CKM_AES_KEY_WRAP, NULL, 0 };
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE t[] = {
+		{ CKA_CLASS, (void *)&secret_class, sizeof(secret_class) },
+		{ CKA_KEY_TYPE, (void *)&aes_type, sizeof(aes_type) },
+		{ CKA_TOKEN, &no, sizeof(no) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_ENCRYPT, &yes, sizeof(yes) },
+		{ CKA_DECRYPT, &yes, sizeof(yes) },
+		{ CKA_WRAP, &no, sizeof(no) },
+		{ CKA_UNWRAP, &no, sizeof(no) },
+	};
+	CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+	CK_RV rv;
+	int r;
+
+	if (len != HSM_WRAPPED_LEN) {
+		return KMS_EINVALIDCIPHERTEXT;
+	}
+	if ((r = ready(s)) != 0) {
+		return r;
+	}
+	pthread_mutex_lock(&s->h->mu);
+	rv = s->h->f->C_UnwrapKey(s->h->sess, &kw, s->h->domain,
+	    (CK_BYTE_PTR)wrapped, len, t, sizeof(t) / sizeof(t[0]), &k);
+	pthread_mutex_unlock(&s->h->mu);
+	if (rv != CKR_OK) {
+		return rv_err(s->h, rv, "C_UnwrapKey");
+	}
+	*out = k;
+	return 0;
+}
+
+int
+hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen)
+{
+	CK_MECHANISM gen = { CKM_AES_KEY_GEN, NULL, 0 };
+	CK_ULONG len = 32;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE t[] = {
+		{ CKA_VALUE_LEN, &len, sizeof(len) },
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_ENCRYPT, &yes, sizeof(yes) },
+		{ CKA_DECRYPT, &yes, sizeof(yes) },
+		{ CKA_WRAP, &no, sizeof(no) },
+		{ CKA_UNWRAP, &no, sizeof(no) },
+		{ CKA_ID, (void *)id, idlen },
+	};
+	CK_OBJECT_HANDLE k;
+	int r;
+
+	if (idlen == 0 || idlen > HSM_RESIDENT_ID_MAX) {
+		return KMS_EINVAL;
+	}
+	if ((r = ready(s)) != 0) {
+		return r;
+	}
+	return rv_err(s->h, s->h->f->C_GenerateKey(s->s, &gen, t,
+	    sizeof(t) / sizeof(t[0]), &k), "C_GenerateKey (resident)");
+}
+
+/* Find a resident token object by CKA_ID (mu held). */
+static CK_RV
+find_resident(hsm *h, const uint8_t *id, size_t idlen, CK_OBJECT_HANDLE *out)
+{
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE t[] = {
+		{ CKA_CLASS, (void *)&secret_class, sizeof(secret_class) },
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_ID, (void *)id, idlen },
+	};
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	*out = CK_INVALID_HANDLE;
+	if ((rv = h->f->C_FindObjectsInit(h->sess, t, 3)) != CKR_OK) {
+		return rv;
+	}
+	rv = h->f->C_FindObjects(h->sess, out, 1, &n);
+	(void)h->f->C_FindObjectsFinal(h->sess);
+	if (rv == CKR_OK && n == 0) {
+		*out = CK_INVALID_HANDLE;
+	}
+	return rv;
+}
+
+int
+hsm_load_resident(hsm_session *s, const uint8_t *id, size_t idlen,
+    hsm_key *out)
+{
+	CK_BBOOL no = CK_FALSE;
+	CK_ATTRIBUTE copy[] = { { CKA_TOKEN, &no, sizeof(no) } };
+	CK_OBJECT_HANDLE tok, k;
+	CK_RV rv;
+	int r;
+
+	if ((r = ready(s)) != 0) {
+		return r;
+	}
+	pthread_mutex_lock(&s->h->mu);
+	if ((rv = find_resident(s->h, id, idlen, &tok)) == CKR_OK) {
+		if (tok == CK_INVALID_HANDLE) {
+			pthread_mutex_unlock(&s->h->mu);
+			return KMS_ENOTFOUND;
+		}
+		rv = s->h->f->C_CopyObject(s->h->sess, tok, copy, 1, &k);
+	}
+	pthread_mutex_unlock(&s->h->mu);
+	if (rv != CKR_OK) {
+		return rv_err(s->h, rv, "load resident key");
+	}
+	*out = k;
+	return 0;
+}
+
+int
+hsm_destroy_resident(hsm_session *s, const uint8_t *id, size_t idlen)
+{
+	CK_OBJECT_HANDLE tok;
+	CK_RV rv;
+	int r;
+
+	if ((r = ready(s)) != 0) {
+		return r;
+	}
+	pthread_mutex_lock(&s->h->mu);
+	if ((rv = find_resident(s->h, id, idlen, &tok)) == CKR_OK) {
+		if (tok == CK_INVALID_HANDLE) {
+			pthread_mutex_unlock(&s->h->mu);
+			return KMS_ENOTFOUND;
+		}
+		rv = s->h->f->C_DestroyObject(s->h->sess, tok);
+	}
+	pthread_mutex_unlock(&s->h->mu);
+	return rv_err(s->h, rv, "destroy resident key");
+}
+
+struct resident_id {
+	uint8_t id[HSM_RESIDENT_ID_MAX];
+	size_t len;
+};
+
+int
+hsm_list_resident(hsm_session *s,
+    void (*fn)(const uint8_t *id, size_t idlen, void *arg), void *arg)
+{
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE t[] = {
+		{ CKA_CLASS, (void *)&secret_class, sizeof(secret_class) },
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+	};
+	CK_OBJECT_HANDLE batch[FIND_BATCH];
+	struct resident_id *ids = NULL, *na;
+	size_t nids = 0, i;
+	CK_ULONG n, j;
+	CK_RV rv;
+	int r;
+
+	if ((r = ready(s)) != 0) {
+		return r;
+	}
+	/* Collect first, call back after: fn may destroy objects. */
+	pthread_mutex_lock(&s->h->mu);
+	if ((rv = s->h->f->C_FindObjectsInit(s->h->sess, t, 2)) == CKR_OK) {
+		while ((rv = s->h->f->C_FindObjects(s->h->sess, batch,
+		    FIND_BATCH, &n)) == CKR_OK && n > 0) {
+			if ((na = realloc(ids, (nids + n) * sizeof(*ids))) ==
+			    NULL) {
+				rv = CKR_HOST_MEMORY;
+				break;
+			}
+			ids = na;
+			for (j = 0; j < n; j++) {
+				CK_ATTRIBUTE a = { CKA_ID, ids[nids].id,
+				    HSM_RESIDENT_ID_MAX };
+				/* Objects without an id (the domain key) or
+				 * with a longer one are not versions. */
+				if (s->h->f->C_GetAttributeValue(s->h->sess,
+				    batch[j], &a, 1) == CKR_OK &&
+				    a.ulValueLen > 0 &&
+				    a.ulValueLen <= HSM_RESIDENT_ID_MAX) {
+					ids[nids++].len = a.ulValueLen;
+				}
+			}
+		}
+		(void)s->h->f->C_FindObjectsFinal(s->h->sess);
+	}
+	pthread_mutex_unlock(&s->h->mu);
+	for (i = 0; rv == CKR_OK && i < nids; i++) {
+		fn(ids[i].id, ids[i].len, arg);
+	}
+	free(ids);
+	return rv_err(s->h, rv, "list resident keys");
+}
+
+void
+hsm_key_release(hsm_session *s, hsm_key k)
+{
+	if (k == CK_INVALID_HANDLE || ready(s) != 0) {
+		return;
+	}
+	pthread_mutex_lock(&s->h->mu);
+	(void)s->h->f->C_DestroyObject(s->h->sess, k);
+	pthread_mutex_unlock(&s->h->mu);
+}
+
+int
+hsm_gcm_encrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
+    const uint8_t *aad, size_t aadlen, const uint8_t *pt, size_t ptlen,
+    uint8_t *out)
+{
+	CK_GCM_PARAMS gp = { (CK_BYTE_PTR)iv, HSM_GCM_IV_LEN,
+		HSM_GCM_IV_LEN * 8, (CK_BYTE_PTR)aad, aadlen,
+		HSM_GCM_TAG_LEN * 8 };
+	CK_MECHANISM m = { CKM_AES_GCM, &gp, sizeof(gp) };
+	CK_ULONG outlen = ptlen + HSM_GCM_TAG_LEN;
+	CK_RV rv;
+	int r;
+
+	if ((r = ready(s)) != 0) {
+		return r;
+	}
+	if ((rv = s->h->f->C_EncryptInit(s->s, &m, k)) != CKR_OK) {
+		return rv_err(s->h, rv, "C_EncryptInit");
+	}
+	if ((rv = s->h->f->C_Encrypt(s->s, (CK_BYTE_PTR)pt, ptlen, out,
+	    &outlen)) != CKR_OK) {
+		return rv_err(s->h, rv, "C_Encrypt");
+	}
+	if (outlen != ptlen + HSM_GCM_TAG_LEN) {
+		return KMS_EINTERNAL;
+	}
+	return 0;
+}
+
+int
+hsm_gcm_decrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
+    const uint8_t *aad, size_t aadlen, const uint8_t *ct, size_t ctlen,
+    uint8_t *pt, size_t *ptlen)
+{
+	CK_GCM_PARAMS gp = { (CK_BYTE_PTR)iv, HSM_GCM_IV_LEN,
+		HSM_GCM_IV_LEN * 8, (CK_BYTE_PTR)aad, aadlen,
+		HSM_GCM_TAG_LEN * 8 };
+	CK_MECHANISM m = { CKM_AES_GCM, &gp, sizeof(gp) };
+	CK_ULONG outlen;
+	CK_RV rv;
+	int r;
+
+	if (ctlen < HSM_GCM_TAG_LEN) {
+		return KMS_EINVALIDCIPHERTEXT;
+	}
+	outlen = ctlen;		/* SoftHSM2 wants room for ct ‖ tag */
+	if ((r = ready(s)) != 0) {
+		return r;
+	}
+	if ((rv = s->h->f->C_DecryptInit(s->s, &m, k)) != CKR_OK) {
+		return rv_err(s->h, rv, "C_DecryptInit");
+	}
+	rv = s->h->f->C_Decrypt(s->s, (CK_BYTE_PTR)ct, ctlen, pt, &outlen);
+	if (rv != CKR_OK) {
+		/* No partial plaintext survives a failed tag check. */
+		secure_wipe(pt, ctlen - HSM_GCM_TAG_LEN);
+		return rv_err(s->h, rv, "C_Decrypt");
+	}
+	*ptlen = outlen;
+	return 0;
+}
+
+int
+hsm_inspect_key(hsm_session *s, hsm_key k, struct hsm_key_attrs *out)
+{
+	CK_BBOOL sens = 0, ext = 0, tok = 0, priv = 0;
+	CK_ATTRIBUTE a[] = {
+		{ CKA_SENSITIVE, &sens, sizeof(sens) },
+		{ CKA_EXTRACTABLE, &ext, sizeof(ext) },
+		{ CKA_TOKEN, &tok, sizeof(tok) },
+		{ CKA_PRIVATE, &priv, sizeof(priv) },
+	};
+	uint8_t value[64], wrapped[64];
+	CK_ATTRIBUTE v = { CKA_VALUE, value, sizeof(value) };
+	CK_MECHANISM kw = { CKM_AES_KEY_WRAP, NULL, 0 };
+	CK_ULONG wl = sizeof(wrapped);
+	CK_RV rv;
+	int r;
+
+	if ((r = ready(s)) != 0) {
+		return r;
+	}
+	if ((rv = s->h->f->C_GetAttributeValue(s->s, k, a, 4)) != CKR_OK) {
+		return rv_err(s->h, rv, "C_GetAttributeValue");
+	}
+	out->sensitive = sens != 0;
+	out->extractable = ext != 0;
+	out->token = tok != 0;
+	out->is_private = priv != 0;
+	out->value_readable = s->h->f->C_GetAttributeValue(s->s, k, &v, 1) ==
+	    CKR_OK && v.ulValueLen != CK_UNAVAILABLE_INFORMATION;
+	out->wrap_refused = s->h->f->C_WrapKey(s->s, &kw, s->h->domain, k,
+	    wrapped, &wl) != CKR_OK;
+	secure_wipe(value, sizeof(value));
+	secure_wipe(wrapped, sizeof(wrapped));
+	return 0;
+}
