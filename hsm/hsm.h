@@ -60,6 +60,16 @@ int hsm_open(const struct hsm_config *cfg, hsm **out, char *errbuf,
     size_t errlen);
 void hsm_close(hsm *h);
 
+/*
+ * Token set-up (scripts/hsm-init): initialise the first uninitialised token
+ * of the module as `label`, with the SO PIN and user PIN read from files
+ * (never from a command line).  Returns 0, or KMS_EALREADYEXISTS when a
+ * token with that label already exists.
+ */
+int hsm_init_token(const char *module, const char *label,
+    const char *so_pin_file, const char *user_pin_file, char *errbuf,
+    size_t errlen);
+
 int hsm_session_open(hsm *h, hsm_session **out);
 void hsm_session_close(hsm_session *s);
 

@@ -434,6 +434,109 @@ hsm_close(hsm *h)
 }
 
 int
+hsm_init_token(const char *module, const char *label,
+    const char *so_pin_file, const char *user_pin_file, char *errbuf,
+    size_t errlen)
+{
+	CK_C_GetFunctionList gfl;
+	CK_C_INITIALIZE_ARGS ia;
+	CK_SLOT_ID slots[64], slot = 0, found;
+	CK_ULONG n = 64, i;
+	CK_TOKEN_INFO ti;
+	CK_SESSION_HANDLE sess = CK_INVALID_HANDLE;
+	CK_UTF8CHAR padded[32];
+	char *so = NULL, *user = NULL;
+	size_t solen = 0, userlen = 0;
+	hsm tmp;
+	CK_RV rv = CKR_OK;
+	int r = KMS_EINTERNAL, have_slot = 0, inited = 0;
+	void *dl;
+
+	memset(&tmp, 0, sizeof(tmp));
+	if (strlen(label) > 32) {
+		snprintf(errbuf, errlen, "token label longer than 32");
+		return KMS_EINVAL;
+	}
+	snprintf(tmp.label, sizeof(tmp.label), "%s", label);
+	if ((dl = dlopen(module, RTLD_NOW | RTLD_LOCAL)) == NULL ||
+	    (gfl = (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList")) ==
+	    NULL || gfl(&tmp.f) != CKR_OK) {
+		snprintf(errbuf, errlen, "cannot load PKCS#11 module %s",
+		    module);
+		goto out;
+	}
+	memset(&ia, 0, sizeof(ia));
+	ia.flags = CKF_OS_LOCKING_OK;
+	if ((rv = tmp.f->C_Initialize(&ia)) != CKR_OK) {
+		snprintf(errbuf, errlen, "C_Initialize: %s", rv_name(rv));
+		goto out;
+	}
+	inited = 1;
+	if (find_slot(&tmp, &found) == CKR_OK) {
+		r = KMS_EALREADYEXISTS;
+		goto out;
+	}
+	if ((rv = tmp.f->C_GetSlotList(CK_TRUE, slots, &n)) != CKR_OK) {
+		snprintf(errbuf, errlen, "C_GetSlotList: %s", rv_name(rv));
+		goto out;
+	}
+	for (i = 0; i < n && !have_slot; i++) {
+		if (tmp.f->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
+		    !(ti.flags & CKF_TOKEN_INITIALIZED)) {
+			slot = slots[i];
+			have_slot = 1;
+		}
+	}
+	if (!have_slot) {
+		snprintf(errbuf, errlen, "no uninitialised token in %s",
+		    module);
+		goto out;
+	}
+	if ((so = secure_alloc(PIN_MAX)) == NULL ||
+	    (user = secure_alloc(PIN_MAX)) == NULL ||
+	    read_pin(so_pin_file, so, PIN_MAX, &solen) != 0 ||
+	    read_pin(user_pin_file, user, PIN_MAX, &userlen) != 0) {
+		snprintf(errbuf, errlen, "cannot read %s or %s", so_pin_file,
+		    user_pin_file);
+		goto out;
+	}
+	memset(padded, ' ', sizeof(padded));
+	memcpy(padded, label, strlen(label));
+	if ((rv = tmp.f->C_InitToken(slot, (CK_UTF8CHAR_PTR)so, solen,
+	    padded)) != CKR_OK) {
+		snprintf(errbuf, errlen, "C_InitToken: %s", rv_name(rv));
+		goto out;
+	}
+	/* SoftHSM2 moves an initialised token to a new slot id. */
+	if ((rv = find_slot(&tmp, &slot)) != CKR_OK ||
+	    (rv = tmp.f->C_OpenSession(slot, CKF_SERIAL_SESSION |
+	    CKF_RW_SESSION, NULL, NULL, &sess)) != CKR_OK ||
+	    (rv = tmp.f->C_Login(sess, CKU_SO, (CK_UTF8CHAR_PTR)so,
+	    solen)) != CKR_OK ||
+	    (rv = tmp.f->C_InitPIN(sess, (CK_UTF8CHAR_PTR)user, userlen)) !=
+	    CKR_OK) {
+		snprintf(errbuf, errlen, "setting the user PIN: %s",
+		    rv_name(rv));
+		goto out;
+	}
+	(void)tmp.f->C_Logout(sess);
+	r = 0;
+ out:
+	secure_free(so, PIN_MAX);
+	secure_free(user, PIN_MAX);
+	if (sess != CK_INVALID_HANDLE) {
+		(void)tmp.f->C_CloseSession(sess);
+	}
+	if (inited) {
+		(void)tmp.f->C_Finalize(NULL);
+	}
+	if (dl != NULL) {
+		dlclose(dl);
+	}
+	return r;
+}
+
+int
 hsm_recover(hsm *h)
 {
 	char err[256];

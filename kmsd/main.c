@@ -33,7 +33,10 @@ usage(FILE *f)
 	    "      --state-dir DIR    state directory (default ./var)\n"
 	    "      --check-config     validate the configuration and exit\n"
 	    "      --create-domain-key  create the domain key in the token if "
-	    "absent\n");
+	    "absent\n"
+	    "      --init-token SO_PIN_FILE  initialise a free token with the "
+	    "configured\n"
+	    "                         label and user PIN file (token set-up)\n");
 }
 
 /* No core files, no ptrace by others: the process holds secrets. */
@@ -54,12 +57,14 @@ main(int argc, char **argv)
 		{ "state-dir", required_argument, NULL, 'S' },
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "create-domain-key", no_argument, NULL, 'D' },
+		{ "init-token", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct kmsd d;
 	const char *conf = NULL, *state_dir = NULL;
 	char err[1024], defconf[CONFIG_PATH_MAX + 16];
+	const char *so_pin_file = NULL;
 	int ch, check = 0, create_dk = 0, r;
 
 	while ((ch = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
@@ -75,6 +80,9 @@ main(int argc, char **argv)
 			break;
 		case 'D':
 			create_dk = 1;
+			break;
+		case 'I':
+			so_pin_file = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -104,6 +112,22 @@ main(int argc, char **argv)
 	    sizeof(err)) != 0) {
 		fprintf(stderr, "kmsd: %s\n", err);
 		return 1;
+	}
+	if (so_pin_file != NULL) {
+		if (d.cfg.softhsm2_conf[0] != '\0') {
+			setenv("SOFTHSM2_CONF", d.cfg.softhsm2_conf, 1);
+		}
+		r = hsm_init_token(d.cfg.pkcs11_module, d.cfg.token_label,
+		    so_pin_file, d.cfg.pin_file, err, sizeof(err));
+		if (r == KMS_EALREADYEXISTS) {
+			return 0;
+		}
+		if (r != 0) {
+			fprintf(stderr, "kmsd: %s\n", err);
+			return 1;
+		}
+		printf("kmsd: token \"%s\" initialised\n", d.cfg.token_label);
+		return 0;
 	}
 	if (check) {
 		printf("kmsd: configuration OK (%s)\n",
