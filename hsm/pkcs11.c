@@ -937,6 +937,12 @@ hsm_gcm_decrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
 	if (rv != CKR_OK) {
 		/* No partial plaintext survives a failed tag check. */
 		secure_wipe(pt, ctlen - HSM_GCM_TAG_LEN);
+		/* SoftHSM2 2.6.1 reports a GCM tag mismatch as
+		 * CKR_GENERAL_ERROR; the standard says
+		 * CKR_ENCRYPTED_DATA_INVALID.  Both mean a bad ciphertext. */
+		if (rv == CKR_GENERAL_ERROR) {
+			return KMS_EINVALIDCIPHERTEXT;
+		}
 		return rv_err(s->h, rv, "C_Decrypt");
 	}
 	*ptlen = outlen;
