@@ -44,6 +44,7 @@ struct hsm {
 	CK_OBJECT_HANDLE domain;	/* session copy of the domain key */
 	atomic_uint_fast64_t gen;
 	atomic_int down;
+	int finalize;			/* we initialised the module */
 };
 
 struct hsm_session {
@@ -402,6 +403,8 @@ hsm_open(const struct hsm_config *cfg, hsm **out, char *errbuf,
 		h->f = NULL;
 		goto fail;
 	}
+	/* Finalising is process-wide: only the one who initialised may. */
+	h->finalize = rv == CKR_OK;
 	if ((r = attach(h, cfg->create_domain_key, errbuf, errlen)) != 0 ||
 	    (r = probe_mechanisms(h, errbuf, errlen)) != 0) {
 		goto fail;
@@ -424,7 +427,9 @@ hsm_close(hsm *h)
 			(void)h->f->C_Logout(h->sess);
 			(void)h->f->C_CloseSession(h->sess);
 		}
-		(void)h->f->C_Finalize(NULL);
+		if (h->finalize) {
+			(void)h->f->C_Finalize(NULL);
+		}
 	}
 	if (h->dl != NULL) {
 		dlclose(h->dl);
@@ -698,6 +703,10 @@ hsm_unwrap(hsm_session *s, const uint8_t *wrapped, size_t len, hsm_key *out)
 	rv = s->h->f->C_UnwrapKey(s->h->sess, &kw, s->h->domain,
 	    (CK_BYTE_PTR)wrapped, len, t, sizeof(t) / sizeof(t[0]), &k);
 	pthread_mutex_unlock(&s->h->mu);
+	if (rv == CKR_GENERAL_ERROR) {
+		/* SoftHSM2's answer to a blob failing the RFC 3394 check. */
+		return KMS_EINVALIDCIPHERTEXT;
+	}
 	if (rv != CKR_OK) {
 		return rv_err(s->h, rv, "C_UnwrapKey");
 	}
