@@ -369,7 +369,8 @@ transport_error(kms_client *c, struct slot *s, int rv, int sending,
 	lost = s->lost;
 	connected = c->pipes_up > 0;
 	pthread_mutex_unlock(&c->mu);
-	if (lost) {
+	if (lost || (!sending && (rv == NNG_ECONNRESET ||
+	    rv == NNG_ECONNSHUT || rv == NNG_ECONNABORTED))) {
 		return client_fail(ei, KMS_ETRANSPORT, "The connection to %s "
 		    "dropped during the request; it may or may not have been "
 		    "processed", c->url);
