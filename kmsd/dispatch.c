@@ -171,13 +171,22 @@ req_blob(struct opctx *c, const char *name, int required, size_t minlen,
 		    "string", name);
 	}
 	len = json_string_length(v);
-	/* Bound before decoding: the decoded size cannot exceed 3/4 len. */
-	if (B64_DECODED_MAX(len) > maxlen + 2 || len > B64_ENCODED_LEN(outsz)) {
+	/* Bound before decoding: the exact decoded size of well-formed
+	 * base64 is 3/4 of its length less the padding. */
+	n = B64_DECODED_MAX(len);
+	if (len >= 1 && json_string_value(v)[len - 1] == '=') {
+		n--;
+	}
+	if (len >= 2 && json_string_value(v)[len - 2] == '=') {
+		n--;
+	}
+	if (n > maxlen || n > outsz) {
 		return op_fail(c, KMS_EVALIDATION, "1 validation error "
 		    "detected: Value at '%s' failed to satisfy constraint: "
 		    "Member must have length less than or equal to %zu", name,
 		    maxlen);
 	}
+	n = 0;
 	if (b64_decode(json_string_value(v), len, out, outsz, &n) != 0) {
 		return op_fail(c, KMS_ESERIALIZATION, "%s is not valid "
 		    "base64", name);
