@@ -13,6 +13,7 @@
 
 #include "common/err.h"
 #include "kmsd/config.h"
+#include "kmsd/kmsd.h"
 
 #define CONFIG_LINE_MAX 4096
 /* NIST SP 800-38D §8.3: at most 2^32 invocations with random 96-bit IVs. */
@@ -60,6 +61,8 @@ config_defaults(struct config *c, const char *state_dir)
 		    "uid:%u", (unsigned)getuid());
 	}
 	c->nadministrators = 1;
+	copy(c->key_creators[0], sizeof(c->key_creators[0]), "*");
+	c->nkey_creators = 1;
 }
 
 static char *
@@ -96,20 +99,19 @@ parse_uint(const char *v, unsigned long long max, unsigned long long *out,
 	return 0;
 }
 
+/* A list of principals separated by blanks or commas. */
 static int
-set_admins(struct config *c, char *v)
+set_list(char (*list)[128], int *n, char *v)
 {
 	char *tok, *save = NULL;
 
-	c->nadministrators = 0;
+	*n = 0;
 	for (tok = strtok_r(v, " ,\t", &save); tok != NULL;
 	    tok = strtok_r(NULL, " ,\t", &save)) {
-		if (c->nadministrators == CONFIG_MAX_ADMINS ||
-		    strlen(tok) >= sizeof(c->administrators[0])) {
+		if (*n == CONFIG_MAX_ADMINS || strlen(tok) >= 128) {
 			return -1;
 		}
-		copy(c->administrators[c->nadministrators++],
-		    sizeof(c->administrators[0]), tok);
+		copy(list[(*n)++], 128, tok);
 	}
 	return 0;
 }
@@ -171,8 +173,13 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 		}
 		c->workers = (int)n;
 	} else if (strcmp(k, "administrators") == 0) {
-		if (set_admins(c, v) != 0) {
+		if (set_list(c->administrators, &c->nadministrators, v) != 0) {
 			*why = "too many or too long administrators";
+			return -1;
+		}
+	} else if (strcmp(k, "key_creators") == 0) {
+		if (set_list(c->key_creators, &c->nkey_creators, v) != 0) {
+			*why = "too many or too long key_creators";
 			return -1;
 		}
 	} else if (strcmp(k, "account_id") == 0) {
@@ -316,6 +323,26 @@ config_is_admin(const struct config *c, const char *principal)
 	for (i = 0; i < c->nadministrators; i++) {
 		if (strcmp(c->administrators[i], principal) == 0) {
 			return 1;
+		}
+	}
+	return 0;
+}
+
+int
+config_may_create_keys(const struct config *c, const struct principal *p)
+{
+	int i, j;
+
+	for (i = 0; i < c->nkey_creators; i++) {
+		const char *s = c->key_creators[i];
+		if (strcmp(s, "*") == 0 || strcmp(s, p->name) == 0 ||
+		    strcmp(s, p->uid_name) == 0) {
+			return 1;
+		}
+		for (j = 0; j < p->ngroups; j++) {
+			if (strcmp(s, p->groups[j]) == 0) {
+				return 1;
+			}
 		}
 	}
 	return 0;

@@ -29,6 +29,8 @@ struct config {
 	int workers;
 	char administrators[CONFIG_MAX_ADMINS][128];
 	int nadministrators;
+	char key_creators[CONFIG_MAX_ADMINS][128];	/* who may CreateKey */
+	int nkey_creators;
 	char account_id[13];			/* 12 digits */
 	size_t key_cache_handles;		/* unwrapped versions kept */
 	uint64_t max_encryptions;		/* per version, then rotate */
@@ -45,5 +47,8 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen);
 int config_finish(struct config *c, char *err, size_t errlen);
 /* Is this principal a configured administrator? */
 int config_is_admin(const struct config *c, const char *principal);
+struct principal;
+/* May this caller create keys (key_creators; "*" = anyone)? */
+int config_may_create_keys(const struct config *c, const struct principal *p);
 
 #endif

@@ -17,11 +17,16 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/secmem.h"
+#include "kmsd/authz.h"
 #include "kmsd/op.h"
 
+/* Sorted by name (binary search). */
 static const struct op_def ops[] = {
+	{ "CreateAlias", op_create_alias, 0 },
+	{ "CreateGrant", op_create_grant, 0 },
 	{ "CreateKey", op_create_key, 0 },
 	{ "Decrypt", op_decrypt, 1 },
+	{ "DeleteAlias", op_delete_alias, 0 },
 	{ "DescribeKey", op_describe_key, 1 },
 	{ "DisableKey", op_disable_key, 0 },
 	{ "EnableKey", op_enable_key, 0 },
@@ -30,8 +35,20 @@ static const struct op_def ops[] = {
 	{ "GenerateDataKeyWithoutPlaintext",
 	    op_generate_data_key_without_plaintext, 1 },
 	{ "GenerateRandom", op_generate_random, 1 },
+	{ "GetKeyPolicy", op_get_key_policy, 0 },
+	{ "ListAliases", op_list_aliases, 0 },
+	{ "ListGrants", op_list_grants, 0 },
+	{ "ListKeyPolicies", op_list_key_policies, 0 },
 	{ "ListKeys", op_list_keys, 0 },
+	{ "ListResourceTags", op_list_resource_tags, 0 },
+	{ "ListRetirableGrants", op_list_retirable_grants, 0 },
+	{ "PutKeyPolicy", op_put_key_policy, 0 },
 	{ "ReEncrypt", op_re_encrypt, 1 },
+	{ "RetireGrant", op_retire_grant, 0 },
+	{ "RevokeGrant", op_revoke_grant, 0 },
+	{ "TagResource", op_tag_resource, 0 },
+	{ "UntagResource", op_untag_resource, 0 },
+	{ "UpdateAlias", op_update_alias, 0 },
 	{ "UpdateKeyDescription", op_update_key_description, 0 },
 };
 
@@ -227,6 +244,7 @@ req_grant_tokens(struct opctx *c)
 	json_t *v = field(c, "GrantTokens"), *t;
 	size_t i;
 
+	c->ntokens = 0;
 	if (v == NULL) {
 		return 0;
 	}
@@ -251,12 +269,43 @@ req_grant_tokens(struct opctx *c)
 			    "must have length between 1 and %d", i,
 			    KMS_MAX_GRANT_TOKEN);
 		}
-		/* Grants arrive with the authorisation issue: until then a
-		 * token cannot name anything, so none is valid. */
-		return op_fail(c, KMS_EINVALIDGRANTTOKEN, "Grant token "
-		    "%zu is not valid", i);
+		c->tokens[c->ntokens++] = json_string_value(t);
 	}
 	return 0;
+}
+
+int
+op_authorize(struct opctx *c, const struct key_info *ki, const char *action,
+    const char *ctx_field)
+{
+	kms_context_pair pairs[CTX_MAX_PAIRS];
+	struct authz_req r;
+	json_t *ctx = ctx_field ? field(c, ctx_field) : NULL, *v;
+	const char *k;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.action = action;
+	r.bypass_lockout = -1;
+	r.request_alias = c->request_alias[0] ? c->request_alias : NULL;
+	r.grant_tokens = c->tokens;
+	r.ngrant_tokens = c->ntokens;
+	if (json_is_object(ctx)) {
+		json_object_foreach(ctx, k, v) {
+			if (r.nctx == CTX_MAX_PAIRS || !json_is_string(v)) {
+				return op_fail(c, KMS_EVALIDATION, "%s: at most "
+				    "%d string pairs", ctx_field,
+				    CTX_MAX_PAIRS);
+			}
+			pairs[r.nctx].key = k;
+			pairs[r.nctx].value = json_string_value(v);
+			r.nctx++;
+		}
+		r.ctx = pairs;
+	}
+	rc = authz_check(c->w, c->p, ki, &r, c->grant_id,
+	    sizeof(c->grant_id), c->msg, sizeof(c->msg));
+	return rc;
 }
 
 int
@@ -302,9 +351,59 @@ resp_blob(json_t *obj, const char *name, const uint8_t *buf, size_t len,
 }
 
 int
+op_alias_name_ok(struct opctx *c, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n < 7 || n > 256 || strncmp(name, "alias/", 6) != 0 ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789:/_-") != n) {
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value '%.256s' at 'aliasName' failed to satisfy "
+		    "constraint: Member must satisfy regular expression "
+		    "pattern: ^alias/[a-zA-Z0-9/_-]+$", name);
+	}
+	if (strncmp(name, "alias/aws/", 10) == 0) {
+		return op_fail(c, KMS_EINVALIDALIAS, "Alias names cannot begin "
+		    "with alias/aws/: that prefix is reserved");
+	}
+	return 0;
+}
+
+int
 op_key(struct opctx *c, const char *key_id, struct key_info *ki)
 {
-	return keycache_lookup(c->w, key_id, ki, c->msg, sizeof(c->msg));
+	struct store_alias a;
+	char prefix[KEY_ARN_MAX];
+	const char *name = NULL;
+	size_t plen;
+	int r;
+
+	plen = (size_t)snprintf(prefix, sizeof(prefix),
+	    "arn:kms:local:%s:alias/", c->w->d->cfg.account_id);
+	if (strncmp(key_id, "alias/", 6) == 0) {
+		name = key_id;
+	} else if (strncmp(key_id, prefix, plen) == 0) {
+		name = key_id + plen - 6;	/* "alias/..." */
+	}
+	if (name == NULL) {
+		return keycache_lookup(c->w, key_id, ki, c->msg,
+		    sizeof(c->msg));
+	}
+	if (strlen(name) > 256 || (r = c->w->st->ops->get_alias(c->w->st,
+	    name, &a)) == KMS_ENOTFOUND || r == KMS_EINVAL) {
+		return op_fail(c, KMS_ENOTFOUND, "Alias arn:kms:local:%s:%.256s "
+		    "is not found.", c->w->d->cfg.account_id, name);
+	}
+	if (r != 0) {
+		return op_fail(c, r, "The key store failed");
+	}
+	snprintf(c->request_alias, sizeof(c->request_alias), "%s", name);
+	if ((r = keycache_lookup_id(c->w, a.key_id, ki)) != 0) {
+		return op_fail(c, r, "Alias %s names a key that is gone",
+		    name);
+	}
+	return 0;
 }
 
 static const char *
@@ -390,6 +489,9 @@ run_one(struct opctx *c, json_t *req, int in_batch)
 	c->req = req;
 	c->msg[0] = '\0';
 	c->action = "?";
+	c->request_alias[0] = '\0';
+	c->ntokens = 0;
+	c->grant_id[0] = '\0';
 	if (!json_is_object(req)) {
 		return error_object(KMS_ESERIALIZATION, "A request must be a "
 		    "JSON object");

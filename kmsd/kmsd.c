@@ -11,6 +11,7 @@
 
 #include "common/err.h"
 #include "common/secmem.h"
+#include "kmsd/authz.h"
 #include "kmsd/kmsd.h"
 
 #define PRINCIPAL_CACHE 64		/* callers remembered */
@@ -32,7 +33,8 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 	if ((r = hsm_open(&hc, &d->hsm, err, errlen)) != 0) {
 		return r;
 	}
-	if ((r = keycache_create(d, &d->keys)) != 0) {
+	if ((r = authz_create(d, &d->authz)) != 0 ||
+	    (r = keycache_create(d, &d->keys)) != 0) {
 		snprintf(err, errlen, "key cache: %s", kms_strerror(r));
 		hsm_close(d->hsm);
 		d->hsm = NULL;
@@ -56,6 +58,8 @@ kmsd_close(struct kmsd *d)
 		}
 		d->keys = NULL;
 	}
+	authz_destroy(d->authz);
+	d->authz = NULL;
 	if (d->hsm != NULL) {
 		hsm_close(d->hsm);
 		d->hsm = NULL;

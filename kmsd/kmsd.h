@@ -41,11 +41,13 @@ struct principal {
 };
 
 struct keycache;
+struct authz;
 
 struct kmsd {
 	struct config cfg;
 	hsm *hsm;
 	struct keycache *keys;
+	struct authz *authz;
 	atomic_int stopping;
 	atomic_uint_fast64_t requests;
 };

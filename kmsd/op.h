@@ -29,6 +29,10 @@ struct opctx {
 	const char *action;
 	json_t *req;
 	char msg[OP_MSG_MAX];
+	char request_alias[300];	/* alias the KeyId named, if any */
+	const char *tokens[KMS_MAX_GRANT_TOKENS];	/* GrantTokens */
+	size_t ntokens;
+	char grant_id[72];		/* grant that allowed the request */
 	/* Locked scratch for plaintexts: wiped after every request. */
 	uint8_t *secret;
 	size_t secret_cap, secret_used;
@@ -68,8 +72,15 @@ uint8_t *op_secret(struct opctx *c, size_t n);
 int resp_blob(json_t *obj, const char *field, const uint8_t *buf, size_t len,
     struct opctx *c);
 
-/* Resolve KeyId for an operation; fills info or fails with AWS's error. */
+/* Resolve KeyId (id, key ARN, alias name or alias ARN) for an operation;
+ * fills info or fails with AWS's error.  Remembers an alias used. */
 int op_key(struct opctx *c, const char *key_id, struct key_info *ki);
+/* Is the caller allowed action on ki?  ctx_field names the request's
+ * encryption context field (NULL: none); GrantTokens are checked. */
+int op_authorize(struct opctx *c, const struct key_info *ki,
+    const char *action, const char *ctx_field);
+/* Validate an alias name as AWS does (InvalidAliasNameException). */
+int op_alias_name_ok(struct opctx *c, const char *name);
 /* The error for using a key in its state for crypto. */
 int op_state_error(struct opctx *c, int err, const struct key_info *ki);
 
@@ -86,5 +97,31 @@ int op_re_encrypt(struct opctx *c, json_t **resp);
 int op_generate_data_key(struct opctx *c, json_t **resp);
 int op_generate_data_key_without_plaintext(struct opctx *c, json_t **resp);
 int op_generate_random(struct opctx *c, json_t **resp);
+int op_get_key_policy(struct opctx *c, json_t **resp);
+int op_put_key_policy(struct opctx *c, json_t **resp);
+int op_list_key_policies(struct opctx *c, json_t **resp);
+int op_create_grant(struct opctx *c, json_t **resp);
+int op_list_grants(struct opctx *c, json_t **resp);
+int op_list_retirable_grants(struct opctx *c, json_t **resp);
+int op_retire_grant(struct opctx *c, json_t **resp);
+int op_revoke_grant(struct opctx *c, json_t **resp);
+int op_create_alias(struct opctx *c, json_t **resp);
+int op_update_alias(struct opctx *c, json_t **resp);
+int op_delete_alias(struct opctx *c, json_t **resp);
+int op_list_aliases(struct opctx *c, json_t **resp);
+int op_tag_resource(struct opctx *c, json_t **resp);
+int op_untag_resource(struct opctx *c, json_t **resp);
+int op_list_resource_tags(struct opctx *c, json_t **resp);
+/* KeyId field of a management operation; allow_alias 0 refuses one. */
+int op_mgmt_key(struct opctx *c, int allow_alias, struct key_info *ki);
+/* The key's store row (malloc'd) / commit a changed row and reply {}. */
+int op_load_row(struct opctx *c, const struct key_info *ki,
+    struct store_key **kp);
+int op_commit_key(struct opctx *c, const struct key_info *ki,
+    struct store_key *k, json_t **resp);
+json_t *op_key_metadata(const struct kmsd *d, const struct store_key *k);
+/* Shared by the tag operations and CreateKey. */
+int op_parse_tags(struct opctx *c, json_t *tags, struct store_tag **out,
+    size_t *n);
 
 #endif

@@ -60,6 +60,7 @@ seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
 static int
 open_blob(struct opctx *c, const uint8_t *buf, size_t len,
     const char *want_key, const uint8_t *ctx, size_t ctxlen,
+    const char *action, const char *ctx_field,
     struct key_info *ki, uint8_t *pt, size_t *ptlen)
 {
 	uint8_t aad[BLOB_HEADER_LEN + CTX_MAX_CANONICAL];
@@ -86,6 +87,9 @@ open_blob(struct opctx *c, const uint8_t *buf, size_t len,
 		/* A blob naming no key we hold is just a bad blob. */
 		return op_fail(c, r == KMS_ENOTFOUND ? KMS_EINVALIDCIPHERTEXT :
 		    r, "The ciphertext is invalid.");
+	}
+	if ((r = op_authorize(c, ki, action, ctx_field)) != 0) {
+		return r;
 	}
 	if ((r = keycache_pin_decrypt(c->w, b.key_id, b.version, &u)) != 0) {
 		if (r == KMS_EINVALIDCIPHERTEXT) {
@@ -114,6 +118,7 @@ key_for_encrypt(struct opctx *c, const char *field, struct key_info *ki)
 	int r;
 
 	if ((r = req_string(c, field, 1, 1, KMS_MAX_KEY_ID, &id)) != 0 ||
+	    (r = req_grant_tokens(c)) != 0 ||
 	    (r = op_key(c, id, ki)) != 0) {
 		return r;
 	}
@@ -170,7 +175,8 @@ op_encrypt(struct opctx *c, json_t **resp)
 	    &ctxlen)) != 0 ||
 	    (r = req_grant_tokens(c)) != 0 ||
 	    (r = req_algorithm(c, "EncryptionAlgorithm")) != 0 ||
-	    (r = check_dry_run(c)) != 0) {
+	    (r = check_dry_run(c)) != 0 ||
+	    (r = op_authorize(c, &ki, "Encrypt", "EncryptionContext")) != 0) {
 		return r;
 	}
 	if ((r = seal(c, &ki, NULL, ctx, ctxlen, pt, ptlen, blob)) != 0) {
@@ -218,8 +224,8 @@ op_decrypt(struct opctx *c, json_t **resp)
 		return op_fail(c, KMS_EUNSUPPORTED, "Recipient (Nitro "
 		    "attestation) is not supported by this kmsd");
 	}
-	if ((r = open_blob(c, blob, bloblen, key_id, ctx, ctxlen, &ki, pt,
-	    &ptlen)) != 0) {
+	if ((r = open_blob(c, blob, bloblen, key_id, ctx, ctxlen, "Decrypt",
+	    "EncryptionContext", &ki, pt, &ptlen)) != 0) {
 		return r;
 	}
 	if ((o = new_resp(c)) == NULL) {
@@ -268,7 +274,12 @@ op_re_encrypt(struct opctx *c, json_t **resp)
 	}
 	/* The plaintext never leaves the daemon: it goes from open to seal
 	 * inside this worker's locked scratch. */
-	if ((r = open_blob(c, blob, bloblen, src_id, sctx, sctxlen, &src, pt,
+	if ((r = op_authorize(c, &dst, "ReEncryptTo",
+	    "DestinationEncryptionContext")) != 0) {
+		return r;
+	}
+	if ((r = open_blob(c, blob, bloblen, src_id, sctx, sctxlen,
+	    "ReEncryptFrom", "SourceEncryptionContext", &src, pt,
 	    &ptlen)) != 0) {
 		return r;
 	}
@@ -312,6 +323,10 @@ generate_data_key(struct opctx *c, int with_plaintext, json_t **resp)
 	    &ctxlen)) != 0 ||
 	    (r = req_grant_tokens(c)) != 0 ||
 	    (r = check_dry_run(c)) != 0) {
+		return r;
+	}
+	if ((r = op_authorize(c, &ki, with_plaintext ? "GenerateDataKey" :
+	    "GenerateDataKeyWithoutPlaintext", "EncryptionContext")) != 0) {
 		return r;
 	}
 	if ((spec == NULL) == !present) {

@@ -12,7 +12,9 @@
 #include "common/blob.h"
 #include "common/ctx.h"
 #include "common/err.h"
+#include "kmsd/authz.h"
 #include "kmsd/op.h"
+#include "policy/policy.h"
 
 static const char *const usages[] = { "ENCRYPT_DECRYPT", "SIGN_VERIFY",
 	"GENERATE_VERIFY_MAC", "KEY_AGREEMENT", NULL };
@@ -63,10 +65,11 @@ req_enum(struct opctx *c, const char *name, const char *const *set,
 	return 0;
 }
 
-static int
-parse_tags(struct opctx *c, struct store_tag **out, size_t *n)
+int
+op_parse_tags(struct opctx *c, json_t *tags, struct store_tag **out,
+    size_t *n)
 {
-	json_t *tags = json_object_get(c->req, "Tags"), *t;
+	json_t *t;
 	struct store_tag *arr;
 	size_t i, j;
 
@@ -136,8 +139,8 @@ state_name(int s)
 	    "Unavailable";
 }
 
-static json_t *
-key_metadata(const struct kmsd *d, const struct store_key *k)
+json_t *
+op_key_metadata(const struct kmsd *d, const struct store_key *k)
 {
 	char id[37], arn[KEY_ARN_MAX];
 	json_t *m;
@@ -170,7 +173,7 @@ key_metadata(const struct kmsd *d, const struct store_key *k)
 static int
 reply_metadata(struct opctx *c, const struct store_key *k, json_t **resp)
 {
-	json_t *m = key_metadata(c->w->d, k);
+	json_t *m = op_key_metadata(c->w->d, k);
 
 	if (m == NULL || (*resp = json_pack("{s:o}", "KeyMetadata", m)) ==
 	    NULL) {
@@ -214,13 +217,22 @@ op_create_key(struct opctx *c, json_t **resp)
 		return op_fail(c, KMS_EUNSUPPORTED, "Custom key stores are not "
 		    "supported by this kmsd");
 	}
-	if (policy != NULL) {
-		/* Until key policies are enforced, accepting one would be a
-		 * lie about who can use the key. */
-		return op_fail(c, KMS_EUNSUPPORTED, "Key policies are not "
-		    "supported by this kmsd yet");
+	if (!config_may_create_keys(&c->w->d->cfg, c->p)) {
+		return op_fail(c, KMS_EACCESSDENIED, "User: %s is not "
+		    "authorized to perform: kms:CreateKey (see key_creators in "
+		    "kmsd.conf)", c->p->name);
 	}
-	if ((r = parse_tags(c, &tags, &ntags)) != 0) {
+	if (policy != NULL) {
+		char err[POLICY_ERR_MAX];
+		struct policy *pol = policy_compile(policy, strlen(policy),
+		    err, sizeof(err));
+		if (pol == NULL) {
+			return op_fail(c, KMS_EMALFORMEDPOLICY, "%s", err);
+		}
+		policy_free(pol);
+	}
+	if ((r = op_parse_tags(c, json_object_get(c->req, "Tags"), &tags,
+	    &ntags)) != 0) {
 		return r;
 	}
 	if ((k = calloc(1, sizeof(*k))) == NULL) {
@@ -236,11 +248,39 @@ op_create_key(struct opctx *c, json_t **resp)
 	    desc != NULL ? desc : "");
 	s = c->p->name[0] != '\0' ? c->p->name : c->p->uid_name;
 	snprintf(k->creator, sizeof(k->creator), "%s", s);
+	if (policy != NULL && !bypass) {
+		struct key_info pre;
+		/* The lockout check, against the key about to exist. */
+		memset(&pre, 0, sizeof(pre));
+		snprintf(pre.arn, sizeof(pre.arn), "arn:kms:local:%s:key/*",
+		    c->w->d->cfg.account_id);
+		snprintf(pre.key_spec, sizeof(pre.key_spec), "%s", spec);
+		snprintf(pre.key_usage, sizeof(pre.key_usage), "%s", usage);
+		snprintf(pre.origin, sizeof(pre.origin), "%s", origin);
+		if (!authz_lockout_safe(c->w, c->p, &pre, policy,
+		    strlen(policy))) {
+			r = op_fail(c, KMS_EMALFORMEDPOLICY, "The new key policy "
+			    "will not allow you to update the key policy in the "
+			    "future.");
+			goto out;
+		}
+	}
 	if ((r = keycache_create_key(c->w, k, tags, ntags)) != 0) {
 		struct key_info ki;
 		memset(&ki, 0, sizeof(ki));
 		r = op_state_error(c, r, &ki);
 		goto out;
+	}
+	/* No stored policy means the default one (creator and
+	 * administrators), so a crash before this write errs on the safe
+	 * side. */
+	if (policy != NULL && (r = c->w->st->ops->put_policy(c->w->st, k->id,
+	    policy, NULL)) != 0) {
+		r = op_fail(c, r, "Storing the key policy failed");
+		goto out;
+	}
+	if (policy != NULL) {
+		(void)keycache_refresh(c->w, k->id);
 	}
 	r = reply_metadata(c, k, resp);
  out:
@@ -249,9 +289,9 @@ op_create_key(struct opctx *c, json_t **resp)
 	return r;
 }
 
-/* KeyId for the management operations that take no alias. */
-static int
-mgmt_key(struct opctx *c, int allow_alias, struct key_info *ki)
+/* KeyId for the management operations (some refuse an alias). */
+int
+op_mgmt_key(struct opctx *c, int allow_alias, struct key_info *ki)
 {
 	const char *id;
 	int r;
@@ -266,8 +306,8 @@ mgmt_key(struct opctx *c, int allow_alias, struct key_info *ki)
 	return op_key(c, id, ki);
 }
 
-static int
-load_row(struct opctx *c, const struct key_info *ki, struct store_key **kp)
+int
+op_load_row(struct opctx *c, const struct key_info *ki, struct store_key **kp)
 {
 	struct store_key *k;
 	int r;
@@ -290,8 +330,9 @@ op_describe_key(struct opctx *c, json_t **resp)
 	struct key_info ki;
 	int r;
 
-	if ((r = mgmt_key(c, 1, &ki)) != 0 || (r = req_grant_tokens(c)) != 0 ||
-	    (r = load_row(c, &ki, &k)) != 0) {
+	if ((r = req_grant_tokens(c)) != 0 || (r = op_mgmt_key(c, 1, &ki)) != 0 ||
+	    (r = op_authorize(c, &ki, "DescribeKey", NULL)) != 0 ||
+	    (r = op_load_row(c, &ki, &k)) != 0) {
 		return r;
 	}
 	/* The cache knows of states the store does not (Unavailable). */
@@ -359,8 +400,8 @@ op_list_keys(struct opctx *c, json_t **resp)
 }
 
 /* Apply a change to the row, commit, refresh the cache, reply {}. */
-static int
-commit(struct opctx *c, const struct key_info *ki, struct store_key *k,
+int
+op_commit_key(struct opctx *c, const struct key_info *ki, struct store_key *k,
     json_t **resp)
 {
 	uint64_t rv;
@@ -386,7 +427,7 @@ op_update_key_description(struct opctx *c, json_t **resp)
 	const char *desc;
 	int r;
 
-	if ((r = mgmt_key(c, 0, &ki)) != 0 ||
+	if ((r = op_mgmt_key(c, 0, &ki)) != 0 ||
 	    (r = req_string(c, "Description", 1, 0, KMS_MAX_DESCRIPTION * 4,
 	    &desc)) != 0) {
 		return r;
@@ -394,11 +435,12 @@ op_update_key_description(struct opctx *c, json_t **resp)
 	if (!utf8_valid(desc, strlen(desc))) {
 		return op_fail(c, KMS_EVALIDATION, "Description is not UTF-8");
 	}
-	if ((r = load_row(c, &ki, &k)) != 0) {
+	if ((r = op_authorize(c, &ki, "UpdateKeyDescription", NULL)) != 0 ||
+	    (r = op_load_row(c, &ki, &k)) != 0) {
 		return r;
 	}
 	snprintf(k->description, sizeof(k->description), "%s", desc);
-	r = commit(c, &ki, k, resp);
+	r = op_commit_key(c, &ki, k, resp);
 	free(k);
 	return r;
 }
@@ -410,17 +452,19 @@ set_enabled(struct opctx *c, int enable, json_t **resp)
 	struct key_info ki;
 	int r;
 
-	if ((r = mgmt_key(c, 0, &ki)) != 0) {
+	if ((r = op_mgmt_key(c, 0, &ki)) != 0 ||
+	    (r = op_authorize(c, &ki, enable ? "EnableKey" : "DisableKey",
+	    NULL)) != 0) {
 		return r;
 	}
 	if (ki.state != KEY_ENABLED && ki.state != KEY_DISABLED) {
 		return op_state_error(c, KMS_EINVALIDSTATE, &ki);
 	}
-	if ((r = load_row(c, &ki, &k)) != 0) {
+	if ((r = op_load_row(c, &ki, &k)) != 0) {
 		return r;
 	}
 	k->state = enable ? KEY_ENABLED : KEY_DISABLED;
-	r = commit(c, &ki, k, resp);
+	r = op_commit_key(c, &ki, k, resp);
 	free(k);
 	return r;
 }
