@@ -771,6 +771,14 @@ policy_compile(const char *doc, size_t len, char *errbuf, size_t errlen)
 		    POLICY_MAX_DOC);
 		goto out;
 	}
+	/* json_read_bounded speaks of requests; say what a policy must be. */
+	for (i = 0; i < len && strchr(" \t\r\n", doc[i]) != NULL; i++) {
+		continue;
+	}
+	if (i < len && doc[i] != '{') {
+		fail(&e, NULL, "policy document must be a JSON object");
+		goto out;
+	}
 	msg[0] = '\0';
 	if ((root = json_read_bounded(doc, len, POLICY_MAX_DOC, &err, msg,
 	    sizeof(msg))) == NULL) {
