@@ -129,7 +129,8 @@ fill_item(struct world *w, kms_batch_item *it, int op, uint64_t *seed)
 {
 	const struct bench_opts *o = w->o;
 	size_t k = (size_t)(bench_rand(seed) % w->hot);
-	const struct prepared *p = &w->prep[k % (w->nprep ? w->nprep : 1)];
+	const struct prepared *p = w->nprep > 0 ? &w->prep[k % w->nprep] :
+	    NULL;
 	kms_generate_data_key_req *g = &it->req.generate_data_key;
 
 	memset(it, 0, sizeof(*it));
@@ -154,12 +155,14 @@ fill_item(struct world *w, kms_batch_item *it, int op, uint64_t *seed)
 		it->req.encrypt.context = bench_ctx;
 		break;
 	case OP_DECRYPT:
+		KMS_ASSERT(p != NULL);
 		it->op = KMS_BATCH_DECRYPT;
 		it->req.decrypt.ciphertext_blob = p->blob.data;
 		it->req.decrypt.ciphertext_len = p->blob.len;
 		it->req.decrypt.context = bench_ctx;
 		break;
 	case OP_RE_ENCRYPT:
+		KMS_ASSERT(p != NULL);
 		it->op = KMS_BATCH_RE_ENCRYPT;
 		it->req.re_encrypt.ciphertext_blob = p->blob.data;
 		it->req.re_encrypt.ciphertext_len = p->blob.len;
