@@ -493,7 +493,8 @@ query(json_t *root, const char *path, int *bad)
 	char name[256];
 
 	*bad = 0;
-	while (*p != '\0' && cur != NULL) {
+	/* Parse to the end even once cur is NULL, so bad syntax is caught. */
+	while (*p != '\0') {
 		size_t n = 0;
 		while (*p != '\0' && *p != '.' && *p != '[') {
 			if (n + 1 >= sizeof(name)) {
@@ -504,28 +505,28 @@ query(json_t *root, const char *path, int *bad)
 		}
 		name[n] = '\0';
 		if (n > 0) {
-			cur = json_is_object(cur) ? json_object_get(cur, name) :
-			    NULL;
+			cur = (cur != NULL && json_is_object(cur)) ?
+			    json_object_get(cur, name) : NULL;
 		} else if (*p != '[') {
 			*bad = 1;
 			return NULL;
 		}
-		while (*p == '[' && cur != NULL) {
+		while (*p == '[') {
 			char *end;
 			long i = strtol(p + 1, &end, 10);
 			if (end == p + 1 || *end != ']') {
 				*bad = 1;
 				return NULL;
 			}
-			if (!json_is_array(cur)) {
+			p = end + 1;
+			if (cur == NULL || !json_is_array(cur)) {
 				cur = NULL;
-				break;
+				continue;
 			}
 			if (i < 0) {
 				i += (long)json_array_size(cur);
 			}
 			cur = i >= 0 ? json_array_get(cur, (size_t)i) : NULL;
-			p = end + 1;
 		}
 		if (*p == '.') {
 			p++;
@@ -797,7 +798,12 @@ iso8601(double t, char *buf, size_t len)
 {
 	time_t s = (time_t)t;
 	struct tm tm;
-	long us = (long)((t - (double)s) * 1e6);
+	long us = (long)((t - (double)s) * 1e6 + 0.5);
+
+	if (us >= 1000000) {
+		s++;
+		us -= 1000000;
+	}
 
 	gmtime_r(&s, &tm);
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00",
@@ -1677,6 +1683,17 @@ main(int argc, char **argv)
 		}
 	}
 
+	if (R.query != NULL) {
+		json_t *probe = json_object();
+		int bad = 0;
+		(void)query(probe, R.query, &bad);
+		json_decref(probe);
+		if (bad) {
+			usage_error("argument --query: Bad value for --query "
+			    "%s", R.query);
+			return EXIT_USAGE;
+		}
+	}
 	if ((r = kms_client_open(&R.c, R.endpoint)) != 0) {
 		fprintf(stderr, "\nInvalid endpoint: %s (%s)\n",
 		    R.endpoint != NULL ? R.endpoint : "(default)",
