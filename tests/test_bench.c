@@ -202,7 +202,7 @@ test_bench_decrypts_and_mixes_with_context(void **state)
 static void
 test_bench_times_kmsd_startup(void **state)
 {
-	char cmd[2048], *out = NULL;
+	char cmd[2048], kmsd[1024], *out = NULL, *err = NULL;
 	json_error_t je;
 	json_t *j;
 	long pid;
@@ -210,12 +210,19 @@ test_bench_times_kmsd_startup(void **state)
 
 	(void)state;
 	assert_int_equal(tu_kmsd_stop(&env), 0);
+	/* tu_bin() returns one static buffer: copy before the next call. */
+	snprintf(kmsd, sizeof(kmsd), "%s", tu_bin("kmsd"));
 	snprintf(cmd, sizeof(cmd), "%s --op startup --json --endpoint %s "
 	    "--kmsd-bin %s --kmsd-conf %s --kmsd-log %s/kmsd.log",
-	    tu_bin("kms-bench"), env.endpoint, tu_bin("kmsd"), env.conf,
+	    tu_bin("kms-bench"), env.endpoint, kmsd, env.conf,
 	    env.dir);
-	rc = tu_run(cmd, &out, NULL);
+	rc = tu_run(cmd, &out, &err);
+	if (rc != 0) {
+		fprintf(stderr, "%s\nexit %d\nstderr: %s\n", cmd, rc,
+		    err ? err : "");
+	}
 	assert_int_equal(rc, 0);
+	free(err);
 	assert_non_null(j = json_loads(out, 0, &je));
 	assert_string_equal(json_string_value(json_object_get(j, "op")),
 	    "startup");
