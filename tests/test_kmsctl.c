@@ -126,7 +126,8 @@ test_kmsctl_usage_errors_exit_252_before_sending(void **state)
 		"generate-random --number-of-bytes 12abc",
 		"encrypt --key-id k --plaintext 'not base64!'",
 		"encrypt --key-id k --plaintext fileb:///nonexistent/x",
-		"encrypt --key-id k --plaintext aGk= --encryption-context novalue",
+		"encrypt --key-id k --plaintext aGk= --encryption-context "
+		    "novalue",
 		"encrypt --key-id k --plaintext aGk= --encryption-context =v",
 		"encrypt --key-id k --plaintext aGk= --encryption-context "
 		    "'{\"a\":1}'",

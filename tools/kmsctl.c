@@ -277,7 +277,8 @@ parse_context(const char *arg, struct ctxarg *a, const char *opt)
 		    &err, msg, sizeof(msg));
 		free(hold);
 		if (a->j == NULL) {
-			usage_error("argument --%s: invalid JSON: %s", opt, msg);
+			usage_error("argument --%s: invalid JSON: %s", opt,
+			    msg);
 			return EXIT_USAGE;
 		}
 		a->pairs = calloc(json_object_size(a->j) + 1,
@@ -288,8 +289,8 @@ parse_context(const char *arg, struct ctxarg *a, const char *opt)
 		}
 		json_object_foreach(a->j, k, v) {
 			if (!json_is_string(v)) {
-				usage_error("argument --%s: the value of \"%s\" "
-				    "is not a string", opt, k);
+				usage_error("argument --%s: the value of "
+				    "\"%s\" is not a string", opt, k);
 				ctxarg_free(a);
 				return EXIT_USAGE;
 			}
