@@ -33,7 +33,11 @@ struct srv_worker {
 	nng_aio *aio;
 	pthread_t thr;
 	int started;
+	char *out;			/* reply serialisation buffer */
+	size_t outcap;
 };
+
+#define REPLY_BUF_INITIAL (64 * 1024)
 
 static json_t *
 deny(const char *msg)
@@ -95,11 +99,22 @@ worker_main(void *arg)
 			    "Exception\",\"message\":\"out of memory\"}";
 			rv = nng_msg_append(m, oom, sizeof(oom) - 1);
 		} else {
-			n = json_dumpb(resp, NULL, 0, JSON_COMPACT);
-			if ((rv = nng_msg_realloc(m, n)) == 0) {
-				json_dumpb(resp, nng_msg_body(m), n,
-				    JSON_COMPACT);
+			/* Serialise once into the worker's buffer (a second
+			 * pass only when it must grow), then one copy. */
+			n = json_dumpb(resp, sw->out, sw->outcap, JSON_COMPACT);
+			if (n > sw->outcap) {
+				char *nb = realloc(sw->out, n);
+				if (nb != NULL) {
+					secure_wipe(sw->out, sw->outcap);
+					sw->out = nb;
+					sw->outcap = n;
+					n = json_dumpb(resp, sw->out,
+					    sw->outcap, JSON_COMPACT);
+				}
 			}
+			rv = n <= sw->outcap && n > 0 ?
+			    nng_msg_append(m, sw->out, n) : NNG_ENOMEM;
+			secure_wipe(sw->out, n <= sw->outcap ? n : 0);
 			json_decref(resp);
 		}
 		if (rv != 0) {
@@ -192,6 +207,11 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, JSON_MAX_MESSAGE);
 	for (i = 0; i < d->cfg.workers; i++) {
 		ws[i].sock = sock;
+		if ((ws[i].out = malloc(REPLY_BUF_INITIAL)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		ws[i].outcap = REPLY_BUF_INITIAL;
 		if ((rv = nng_ctx_open(&ws[i].ctx, sock)) != 0 ||
 		    (rv = nng_aio_alloc(&ws[i].aio, NULL, NULL)) != 0) {
 			snprintf(err, errlen, "nng: %s", nng_strerror(rv));
@@ -250,6 +270,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 			if (ws[i].aio != NULL) {
 				nng_aio_free(ws[i].aio);
 			}
+			free(ws[i].out);
 			worker_fini(&ws[i].w);
 		}
 		free(ws);
