@@ -62,7 +62,8 @@ string_list(const json_t *v, const char **out, size_t *n)
 		return -1;
 	}
 	for (i = 0; i < json_array_size(v); i++) {
-		if ((out[i] = json_string_value(json_array_get(v, i))) == NULL) {
+		out[i] = json_string_value(json_array_get(v, i));
+		if (out[i] == NULL) {
 			return -1;
 		}
 	}
@@ -421,7 +422,7 @@ test_policy_grant_vectors(void **state)
 }
 
 static void
-test_policy_accepts_exactly_32_KB_and_refuses_one_byte_more(void **state)
+test_policy_takes_32_KB_refuses_one_byte_more(void **state)
 {
 	char err[POLICY_ERR_MAX];
 	struct policy *p;
@@ -440,7 +441,7 @@ test_policy_accepts_exactly_32_KB_and_refuses_one_byte_more(void **state)
 }
 
 static void
-test_policy_default_document_gives_the_principals_everything(void **state)
+test_policy_default_document_allows_its_principals(void **state)
 {
 	const char *principals[] = { "uid:1000", "group:kmsadmin",
 	    "uid:1000" };
@@ -596,7 +597,7 @@ test_policy_survives_mutations(void **state)
 }
 
 static void
-test_policy_action_table_is_sorted_and_complete(void **state)
+test_policy_action_table_sorted_and_complete(void **state)
 {
 	static const char *const required[] = { "Encrypt", "Decrypt",
 	    "ReEncryptFrom", "ReEncryptTo", "GenerateDataKey",
@@ -744,7 +745,8 @@ twenty_statement_document(void)
 		off += (size_t)snprintf(d + off, POLICY_MAX_DOC - off,
 		    "{\"Sid\":\"s%d\",\"Effect\":\"Allow\",\"Principal\":"
 		    "{\"KMS\":[\"uid:%d\",\"group:g%d\"]},\"Action\":"
-		    "[\"kms:Encrypt\",\"kms:Decrypt\",\"kms:GenerateDataKey*\"],"
+		    "[\"kms:Encrypt\",\"kms:Decrypt\","
+		    "\"kms:GenerateDataKey*\"],"
 		    "\"Resource\":\"*\",\"Condition\":{\"StringEquals\":"
 		    "{\"kms:EncryptionContext:tenant\":\"t%d\"},"
 		    "\"StringLikeIfExists\":{\"kms:RequestAlias\":"
@@ -837,14 +839,15 @@ main(void)
 		cmocka_unit_test(test_policy_vectors_number_at_least_80),
 		cmocka_unit_test(test_policy_grant_vectors),
 		cmocka_unit_test(
-		    test_policy_accepts_exactly_32_KB_and_refuses_one_byte_more),
+		    test_policy_takes_32_KB_refuses_one_byte_more),
 		cmocka_unit_test(
-		    test_policy_default_document_gives_the_principals_everything),
-		cmocka_unit_test(test_policy_default_document_refuses_bad_input),
+		    test_policy_default_document_allows_its_principals),
+		cmocka_unit_test(
+		    test_policy_default_document_refuses_bad_input),
 		cmocka_unit_test(
 		    test_policy_rejects_every_prefix_of_a_valid_document),
 		cmocka_unit_test(test_policy_survives_mutations),
-		cmocka_unit_test(test_policy_action_table_is_sorted_and_complete),
+		cmocka_unit_test(test_policy_action_table_sorted_and_complete),
 		cmocka_unit_test(test_policy_matchers_handle_edges),
 		cmocka_unit_test(test_policy_evaluates_concurrently),
 		cmocka_unit_test(test_policy_evaluation_speed_is_printed),
