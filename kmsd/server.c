@@ -26,6 +26,8 @@
 #include "common/secmem.h"
 #include "kmsd/kmsd.h"
 
+#define PIPE_CREDS_CACHE 16	/* per worker, direct-mapped by pipe id */
+
 struct srv_worker {
 	struct worker w;
 	nng_socket sock;
@@ -35,6 +37,11 @@ struct srv_worker {
 	int started;
 	char *out;			/* reply serialisation buffer */
 	size_t outcap;
+	/* A pipe's peer cannot change: its credentials, read once. */
+	struct {
+		uint32_t pipe;
+		uint64_t uid, gid, pid;
+	} creds[PIPE_CREDS_CACHE];
 };
 
 #define REPLY_BUF_INITIAL (64 * 1024)
@@ -53,6 +60,34 @@ wipe_free(nng_msg *m)
 		secure_wipe(nng_msg_body(m), nng_msg_len(m));
 		nng_msg_free(m);
 	}
+}
+
+/* The kernel's word on who is at the other end of pipe (SO_PEERCRED). */
+static int
+peer_creds(struct srv_worker *sw, nng_pipe pipe, uint64_t *uid, uint64_t *gid,
+    uint64_t *pid)
+{
+	uint32_t id = (uint32_t)nng_pipe_id(pipe);
+	size_t i = id % PIPE_CREDS_CACHE;
+
+	if (id != 0 && sw->creds[i].pipe == id) {
+		*uid = sw->creds[i].uid;
+		*gid = sw->creds[i].gid;
+		*pid = sw->creds[i].pid;
+		return 0;
+	}
+	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, uid) != 0 ||
+	    nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_GID, gid) != 0) {
+		return -1;
+	}
+	if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID, pid) != 0) {
+		*pid = 0;
+	}
+	sw->creds[i].pipe = id;
+	sw->creds[i].uid = *uid;
+	sw->creds[i].gid = *gid;
+	sw->creds[i].pid = *pid;
+	return 0;
 }
 
 static void *
@@ -79,12 +114,9 @@ worker_main(void *arg)
 		}
 		m = nng_aio_get_msg(sw->aio);
 		pipe = nng_msg_get_pipe(m);
-		if (nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_UID, &uid) != 0 ||
-		    nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_GID, &gid) != 0) {
+		if (peer_creds(sw, pipe, &uid, &gid, &pid) != 0) {
 			resp = deny("The caller's identity is unknown");
 		} else {
-			(void)nng_pipe_get_uint64(pipe, NNG_OPT_IPC_PEER_PID,
-			    &pid);
 			principal_from_uid(&p, (uid_t)uid, (gid_t)gid,
 			    (pid_t)pid);
 			resp = dispatch(&sw->w, &p, nng_msg_body(m),
