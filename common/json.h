@@ -29,4 +29,12 @@ json_t *json_read_bounded(const void *buf, size_t len, size_t maxlen,
  * stops early and returns limit + 1 once limit is exceeded. */
 int json_depth(const void *buf, size_t len, int limit);
 
+/*
+ * Serialise j compactly into buf (no NUL).  Returns the length written, or
+ * the length needed when it exceeds cap (nothing useful in buf then), or 0
+ * on a value that cannot be written.  A faster json_dumpb(JSON_COMPACT) for
+ * replies: strings are escaped as RFC 8259 requires, reals use %.17g.
+ */
+size_t json_write_compact(const json_t *j, char *buf, size_t cap);
+
 #endif

@@ -133,15 +133,15 @@ worker_main(void *arg)
 		} else {
 			/* Serialise once into the worker's buffer (a second
 			 * pass only when it must grow), then one copy. */
-			n = json_dumpb(resp, sw->out, sw->outcap, JSON_COMPACT);
+			n = json_write_compact(resp, sw->out, sw->outcap);
 			if (n > sw->outcap) {
 				char *nb = realloc(sw->out, n);
 				if (nb != NULL) {
 					secure_wipe(sw->out, sw->outcap);
 					sw->out = nb;
 					sw->outcap = n;
-					n = json_dumpb(resp, sw->out,
-					    sw->outcap, JSON_COMPACT);
+					n = json_write_compact(resp, sw->out,
+					    sw->outcap);
 				}
 			}
 			rv = n <= sw->outcap && n > 0 ?
