@@ -1,13 +1,13 @@
 /*
  * server.c — the nng front end: one rep0 socket on the IPC listener, a pool
- * of workers each owning an nng context, an HSM session and a store
- * connection, and a scheduler thread that brings the HSM back after an
- * outage.  The caller's identity comes from the kernel through the pipe
+ * of workers each owning an nng context (driven by aio callbacks on nng's
+ * task threads), an HSM session and a store connection, and a scheduler
+ * thread that brings the HSM back after an outage.  The caller's identity comes from the kernel through the pipe
  * (NNG_OPT_IPC_PEER_UID/GID/PID), never from the request.
  *
  * Life: server_run() blocks SIGINT/SIGTERM, starts everything, waits for a
  * signal, then closes the socket (which aborts every worker's receive) and
- * joins the threads.
+ * waits for callbacks still running.
  */
 #include <errno.h>
 #include <signal.h>
@@ -33,7 +33,7 @@ struct srv_worker {
 	nng_socket sock;
 	nng_ctx ctx;
 	nng_aio *aio;
-	pthread_t thr;
+	int sending;			/* aio carries a reply */
 	int started;
 	char *out;			/* reply serialisation buffer */
 	size_t outcap;
@@ -90,77 +90,84 @@ peer_creds(struct srv_worker *sw, nng_pipe pipe, uint64_t *uid, uint64_t *gid,
 	return 0;
 }
 
-static void *
-worker_main(void *arg)
+/* Answer one request: the reply replaces the request in m. */
+static int
+serve(struct srv_worker *sw, nng_msg *m)
 {
-	struct srv_worker *sw = arg;
+	uint64_t uid = 0, gid = 0, pid = 0;
 	struct principal p;
+	json_t *resp;
+	size_t n;
+	int rv;
 
-	for (;;) {
-		uint64_t uid = 0, gid = 0, pid = 0;
-		nng_msg *m;
-		nng_pipe pipe;
-		json_t *resp;
-		size_t n;
-		int rv;
-
-		nng_ctx_recv(sw->ctx, sw->aio);
-		nng_aio_wait(sw->aio);
-		if ((rv = nng_aio_result(sw->aio)) != 0) {
-			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
-				break;
-			}
-			continue;
-		}
-		m = nng_aio_get_msg(sw->aio);
-		pipe = nng_msg_get_pipe(m);
-		if (peer_creds(sw, pipe, &uid, &gid, &pid) != 0) {
-			resp = deny("The caller's identity is unknown");
-		} else {
-			principal_from_uid(&p, (uid_t)uid, (gid_t)gid,
-			    (pid_t)pid);
-			resp = dispatch(&sw->w, &p, nng_msg_body(m),
-			    nng_msg_len(m));
-		}
-		atomic_fetch_add(&sw->w.d->requests, 1);
-		/* The request may carry a plaintext: wipe before reuse. */
-		secure_wipe(nng_msg_body(m), nng_msg_len(m));
-		nng_msg_clear(m);
-		if (resp == NULL) {
-			static const char oom[] = "{\"__type\":\"KMSInternal"
-			    "Exception\",\"message\":\"out of memory\"}";
-			rv = nng_msg_append(m, oom, sizeof(oom) - 1);
-		} else {
-			/* Serialise once into the worker's buffer (a second
-			 * pass only when it must grow), then one copy. */
+	if (peer_creds(sw, nng_msg_get_pipe(m), &uid, &gid, &pid) != 0) {
+		resp = deny("The caller's identity is unknown");
+	} else {
+		principal_from_uid(&p, (uid_t)uid, (gid_t)gid, (pid_t)pid);
+		resp = dispatch(&sw->w, &p, nng_msg_body(m), nng_msg_len(m));
+	}
+	atomic_fetch_add(&sw->w.d->requests, 1);
+	/* The request may carry a plaintext: wipe before reuse. */
+	secure_wipe(nng_msg_body(m), nng_msg_len(m));
+	nng_msg_clear(m);
+	if (resp == NULL) {
+		static const char oom[] = "{\"__type\":\"KMSInternal"
+		    "Exception\",\"message\":\"out of memory\"}";
+		return nng_msg_append(m, oom, sizeof(oom) - 1);
+	}
+	/* Serialise once into the worker's buffer (a second pass only when
+	 * it must grow), then one copy into the message. */
+	n = json_write_compact(resp, sw->out, sw->outcap);
+	if (n > sw->outcap) {
+		char *nb = realloc(sw->out, n);
+		if (nb != NULL) {
+			secure_wipe(sw->out, sw->outcap);
+			sw->out = nb;
+			sw->outcap = n;
 			n = json_write_compact(resp, sw->out, sw->outcap);
-			if (n > sw->outcap) {
-				char *nb = realloc(sw->out, n);
-				if (nb != NULL) {
-					secure_wipe(sw->out, sw->outcap);
-					sw->out = nb;
-					sw->outcap = n;
-					n = json_write_compact(resp, sw->out,
-					    sw->outcap);
-				}
-			}
-			rv = n <= sw->outcap && n > 0 ?
-			    nng_msg_append(m, sw->out, n) : NNG_ENOMEM;
-			secure_wipe(sw->out, n <= sw->outcap ? n : 0);
-			json_decref(resp);
-		}
-		if (rv != 0) {
-			wipe_free(m);
-			continue;
-		}
-		nng_aio_set_msg(sw->aio, m);
-		nng_ctx_send(sw->ctx, sw->aio);
-		nng_aio_wait(sw->aio);
-		if (nng_aio_result(sw->aio) != 0) {
-			wipe_free(nng_aio_get_msg(sw->aio));
 		}
 	}
-	return NULL;
+	rv = n <= sw->outcap && n > 0 ? nng_msg_append(m, sw->out, n) :
+	    NNG_ENOMEM;
+	secure_wipe(sw->out, n <= sw->outcap ? n : 0);
+	json_decref(resp);
+	return rv;
+}
+
+/*
+ * A worker is a state machine driven by its aio's completions, run on
+ * nng's task threads: no thread of ours waits in between, so a request
+ * costs no extra wake-ups.  One context's callbacks never overlap, so the
+ * worker's HSM session, store connection and buffers are its own.
+ */
+static void
+worker_cb(void *arg)
+{
+	struct srv_worker *sw = arg;
+	nng_msg *m;
+	int rv = nng_aio_result(sw->aio);
+
+	if (sw->sending) {
+		sw->sending = 0;
+		if (rv != 0) {
+			wipe_free(nng_aio_get_msg(sw->aio));
+		}
+	} else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+		return;		/* shutting down */
+	} else if (rv == 0) {
+		m = nng_aio_get_msg(sw->aio);
+		if (serve(sw, m) == 0) {
+			nng_aio_set_msg(sw->aio, m);
+			sw->sending = 1;
+			nng_ctx_send(sw->ctx, sw->aio);
+			return;
+		}
+		wipe_free(m);
+	}
+	if (atomic_load(&sw->w.d->stopping)) {
+		return;
+	}
+	nng_ctx_recv(sw->ctx, sw->aio);
 }
 
 struct sched {
@@ -245,7 +252,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 		}
 		ws[i].outcap = REPLY_BUF_INITIAL;
 		if ((rv = nng_ctx_open(&ws[i].ctx, sock)) != 0 ||
-		    (rv = nng_aio_alloc(&ws[i].aio, NULL, NULL)) != 0) {
+		    (rv = nng_aio_alloc(&ws[i].aio, worker_cb, &ws[i])) != 0) {
 			snprintf(err, errlen, "nng: %s", nng_strerror(rv));
 			goto out;
 		}
@@ -259,11 +266,8 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 		goto out;
 	}
 	for (i = 0; i < d->cfg.workers; i++) {
-		if (pthread_create(&ws[i].thr, NULL, worker_main, &ws[i]) != 0) {
-			snprintf(err, errlen, "cannot start worker threads");
-			goto out;
-		}
 		ws[i].started = 1;
+		nng_ctx_recv(ws[i].ctx, ws[i].aio);
 	}
 	sched.d = d;
 	pthread_mutex_init(&sched.mu, NULL);
@@ -296,10 +300,9 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	}
 	if (ws != NULL) {
 		for (i = 0; i < d->cfg.workers; i++) {
-			if (ws[i].started) {
-				pthread_join(ws[i].thr, NULL);
-			}
+			/* Waits for a callback still running. */
 			if (ws[i].aio != NULL) {
+				nng_aio_stop(ws[i].aio);
 				nng_aio_free(ws[i].aio);
 			}
 			free(ws[i].out);
