@@ -73,8 +73,13 @@ setup(void **state)
 	secure_json_allocator();
 	config_defaults(&d.cfg, env.dir);
 	if (config_load(&d.cfg, env.conf, err, sizeof(err)) != 0 ||
-	    config_finish(&d.cfg, err, sizeof(err)) != 0 ||
-	    kmsd_open(&d, err, sizeof(err)) != 0 ||
+	    config_finish(&d.cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	/* A small handle cache, so that eviction is exercised. */
+	d.cfg.key_cache_handles = 16;
+	if (kmsd_open(&d, err, sizeof(err)) != 0 ||
 	    worker_init(&d, 0, &w, err, sizeof(err)) != 0) {
 		fprintf(stderr, "setup: %s\n", err);
 		return -1;
@@ -360,10 +365,48 @@ test_dispatch_automatic_rotation_when_a_version_is_spent(void **state)
 	}
 }
 
+static void
+test_dispatch_more_keys_than_cached_handles_all_work(void **state)
+{
+	enum { N = 40 };
+	char ids[N][40], req[1024], *blobs[N];
+	json_t *j;
+	int i, round;
+
+	for (i = 0; i < N; i++) {
+		j = call("{\"Action\":\"CreateKey\"}");
+		snprintf(ids[i], sizeof(ids[i]), "%s", json_string_value(
+		    json_object_get(json_object_get(j, "KeyMetadata"),
+		    "KeyId")));
+		json_decref(j);
+		snprintf(req, sizeof(req), "{\"Action\":\"Encrypt\","
+		    "\"KeyId\":\"%s\",\"Plaintext\":\"a2V5\"}", ids[i]);
+		j = call(req);
+		blobs[i] = strdup(json_string_value(json_object_get(j,
+		    "CiphertextBlob")));
+		json_decref(j);
+	}
+	/* Twice round: every handle is evicted and unwrapped again. */
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < N; i++) {
+			snprintf(req, sizeof(req), "{\"Action\":\"Decrypt\","
+			    "\"CiphertextBlob\":\"%s\"}", blobs[i]);
+			j = call(req);
+			assert_string_equal(json_string_value(json_object_get(j,
+			    "Plaintext")), "a2V5");
+			json_decref(j);
+		}
+	}
+	for (i = 0; i < N; i++) {
+		free(blobs[i]);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dispatch_more_keys_than_cached_handles_all_work),
 		cmocka_unit_test(test_dispatch_create_key_returns_full_metadata),
 		cmocka_unit_test(test_dispatch_data_key_round_trip_with_context),
 		cmocka_unit_test(test_dispatch_malformed_requests_get_typed_errors),
