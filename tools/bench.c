@@ -744,7 +744,7 @@ print_json(const struct report *rp)
 	char *s;
 
 	j = json_pack("{s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f, "
-	    "s:I, s:I, s:f, s:o, s:I, s:s, s:o, s:o, s:o, s:I, s:I, "
+	    "s:I, s:I, s:f, s:o, s:I, s:I, s:s, s:o, s:o, s:o, s:I, s:I, "
 	    "s:{s:I, s:I, s:f}}",
 	    "op", bench_op_name(o->op),
 	    "clients", o->clients,
@@ -760,6 +760,7 @@ print_json(const struct report *rp)
 	    "ops_per_s", k->ops_per_s,
 	    "latency_us", json_latency(&k->lat),
 	    "errors", (json_int_t)k->errors,
+	    "warmup_errors", (json_int_t)k->warmup_errors,
 	    "first_error", k->first_error,
 	    "kmsd_pid", rp->kmsd_pid > 0 ? json_integer(rp->kmsd_pid) :
 	    json_null(),
@@ -844,8 +845,9 @@ print_human(const struct report *rp)
 		printf("kmsd: process not found; no CPU or RSS figures "
 		    "(--kmsd-pid)\n");
 	}
-	if (k->errors > 0) {
-		printf("first error: %s\n", k->first_error);
+	if (k->errors > 0 || k->warmup_errors > 0) {
+		printf("first error: %s (%llu failed during warm-up)\n",
+		    k->first_error, (unsigned long long)k->warmup_errors);
 	}
 }
 
@@ -1315,7 +1317,9 @@ main(int argc, char **argv)
 		print_human(&rp);
 	}
 	fflush(stdout);
-	rc = kres.errors > 0 || bres.errors > 0 ? 3 : 0;
+	/* 3: it ran, but something failed (or nothing was measured). */
+	rc = kres.errors > 0 || bres.errors > 0 || kres.warmup_errors > 0 ||
+	    kres.requests == 0 ? 3 : 0;
  out:
 	echo_server_stop(es);
 	if (ts != NULL) {

@@ -100,6 +100,7 @@ struct bench_result {
 	uint64_t ops;
 	uint64_t requests;
 	uint64_t errors;		/* failed operations */
+	uint64_t warmup_errors;		/* failed requests during warm-up */
 	double ops_per_s;
 	struct bench_latency lat;	/* per request */
 	double cpu_s;			/* watched process, -1 unknown */

@@ -21,7 +21,7 @@ struct thr {
 	void *arg;
 	uint64_t seed;
 	struct bench_samples s;
-	uint64_t ops, requests, errors;
+	uint64_t ops, requests, errors, warm_errors;
 	double last_end;
 	int oom;
 	pthread_t tid;
@@ -144,6 +144,7 @@ thr_main(void *a)
 			bench_note_error("%s", err[0] ? err : "error");
 		}
 		if (!measured) {
+			t->warm_errors += rv != 0 || op_errors > 0;
 			continue;
 		}
 		t->requests++;
@@ -270,6 +271,7 @@ bench_run(const struct bench_run *r, struct bench_result *out)
 		out->ops += ts[i].ops;
 		out->requests += ts[i].requests;
 		out->errors += ts[i].errors;
+		out->warmup_errors += ts[i].warm_errors;
 		if (ts[i].last_end > last) {
 			last = ts[i].last_end;
 		}
