@@ -32,7 +32,7 @@
 #define DEFAULT_DURATION 5.0
 #define DEFAULT_CREATE_THREADS 16
 #define DEFAULT_ECHO_WORKERS 8		/* kmsd's default worker count */
-#define LIST_PAGE 1000			/* ListKeys Limit maximum */
+#define LIST_PAGE 100			/* ListKeys default page (replies < 64 KiB) */
 #define STARTUP_TIMEOUT_S 300.0
 #define MIX_WEIGHTS 10
 
