@@ -171,8 +171,7 @@ static int
 teardown(void **state)
 {
 	kms_client_close(alice);
-	tu_env_destroy(&env);
-	return 0;
+	return tu_env_destroy(&env) == 0 ? 0 : -1;
 }
 
 static void

@@ -73,8 +73,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	tu_env_destroy(&env);
-	return 0;
+	return tu_env_destroy(&env) == 0 ? 0 : -1;
 }
 
 static void

@@ -190,16 +190,22 @@ tu_kmsd_stop(struct tu_env *e)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-void
+int
 tu_env_destroy(struct tu_env *e)
 {
 	char cmd[400];
+	int st = tu_kmsd_stop(e);
 
-	tu_kmsd_stop(e);
+	if (st != 0) {
+		fprintf(stderr, "kmsd exited with status %d; its log:\n", st);
+		snprintf(cmd, sizeof(cmd), "cat '%s/kmsd.log' >&2", e->dir);
+		(void)system(cmd);
+	}
 	if (e->dir[0] != '\0' && getenv("KMS_KEEP_TEST_DIRS") == NULL) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
 		if (system(cmd) != 0) {
 			fprintf(stderr, "could not remove %s\n", e->dir);
 		}
 	}
+	return st;
 }

@@ -24,7 +24,9 @@ int tu_env_init(struct tu_env *e, const char *extra_conf);
 int tu_kmsd_start(struct tu_env *e);
 /* SIGTERM, wait; returns kmsd's exit status (0 for a clean stop). */
 int tu_kmsd_stop(struct tu_env *e);
-void tu_env_destroy(struct tu_env *e);
+/* Stop kmsd, remove the dir; returns kmsd's exit status (0: clean, no
+ * sanitizer or leak report). */
+int tu_env_destroy(struct tu_env *e);
 /* Path of a binary in KMS_BIN_DIR. */
 const char *tu_bin(const char *name);
 /* Run a shell command, capture stdout (NUL-terminated, malloc'd) and exit
