@@ -119,9 +119,12 @@ serve(struct srv_worker *sw, nng_msg *m)
 	 * it must grow), then one copy into the message. */
 	n = json_write_compact(resp, sw->out, sw->outcap);
 	if (n > sw->outcap) {
-		char *nb = realloc(sw->out, n);
+		/* Grow by hand, not realloc: the old buffer held a reply and
+		 * is wiped before it is freed. */
+		char *nb = malloc(n);
 		if (nb != NULL) {
 			secure_wipe(sw->out, sw->outcap);
+			free(sw->out);
 			sw->out = nb;
 			sw->outcap = n;
 			n = json_write_compact(resp, sw->out, sw->outcap);
