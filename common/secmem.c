@@ -37,6 +37,94 @@ ensure_sodium(void)
 	return secmem_ready;
 }
 
+/*
+ * The pool: two size classes, each one sodium_malloc region cut into
+ * chunks, with a stack of free chunk indexes under a mutex.
+ */
+#define POOL_CLASSES 2
+static const size_t pool_chunk[POOL_CLASSES] = { 64, 4352 };
+static const size_t pool_count[POOL_CLASSES] = { 8192, 256 };
+
+static struct pool {
+	uint8_t *base;
+	size_t chunk, n, nfree;
+	uint32_t *free;
+} pools[POOL_CLASSES];
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void
+init_pools(void)
+{
+	size_t c, i;
+
+	if (!ensure_sodium()) {
+		return;
+	}
+	for (c = 0; c < POOL_CLASSES; c++) {
+		struct pool *p = &pools[c];
+		p->chunk = pool_chunk[c];
+		p->n = pool_count[c];
+		p->base = sodium_malloc(p->chunk * p->n);
+		p->free = malloc(p->n * sizeof(*p->free));
+		if (p->base == NULL || p->free == NULL) {
+			if (p->base != NULL) {
+				sodium_free(p->base);
+			}
+			free(p->free);
+			memset(p, 0, sizeof(*p));
+			continue;
+		}
+		for (i = 0; i < p->n; i++) {
+			p->free[i] = (uint32_t)(p->n - 1 - i);
+		}
+		p->nfree = p->n;
+	}
+}
+
+/* The pool holding p, or NULL. */
+static struct pool *
+pool_of(const void *ptr)
+{
+	const uint8_t *q = ptr;
+	size_t c;
+
+	for (c = 0; c < POOL_CLASSES; c++) {
+		struct pool *p = &pools[c];
+		if (p->base != NULL && q >= p->base &&
+		    q < p->base + p->chunk * p->n) {
+			return p;
+		}
+	}
+	return NULL;
+}
+
+void *
+secure_alloc_fast(size_t len)
+{
+	void *r = NULL;
+	size_t c;
+
+	if (pthread_once(&pool_once, init_pools) != 0) {
+		return secure_alloc(len);
+	}
+	for (c = 0; c < POOL_CLASSES; c++) {
+		struct pool *p = &pools[c];
+		if (len == 0 || len > p->chunk || p->base == NULL) {
+			continue;
+		}
+		pthread_mutex_lock(&pool_mu);
+		if (p->nfree > 0) {
+			r = p->base + (size_t)p->free[--p->nfree] * p->chunk;
+		}
+		pthread_mutex_unlock(&pool_mu);
+		if (r != NULL) {
+			return r;
+		}
+	}
+	return secure_alloc(len);
+}
+
 void *
 secure_alloc(size_t len)
 {
@@ -49,7 +137,18 @@ secure_alloc(size_t len)
 void
 secure_free(void *p, size_t len)
 {
+	struct pool *pl;
+
 	if (p == NULL) {
+		return;
+	}
+	if ((pl = pool_of(p)) != NULL) {
+		size_t off = (size_t)((uint8_t *)p - pl->base);
+		KMS_ASSERT(off % pl->chunk == 0 && len <= pl->chunk);
+		sodium_memzero(p, pl->chunk);
+		pthread_mutex_lock(&pool_mu);
+		pl->free[pl->nfree++] = (uint32_t)(off / pl->chunk);
+		pthread_mutex_unlock(&pool_mu);
 		return;
 	}
 	/*

@@ -59,7 +59,7 @@ put_b64(json_t *o, const char *name, const uint8_t *p, size_t len,
 	json_t *v;
 	int r = KMS_ENOMEM;
 
-	text = secret ? secure_alloc(n) : malloc(n);
+	text = secret ? secure_alloc_fast(n) : malloc(n);
 	if (text == NULL) {
 		return KMS_ENOMEM;
 	}
@@ -225,7 +225,7 @@ get_b64(const json_t *o, const char *name, int required, int secret,
 	}
 	max = B64_DECODED_MAX(json_string_length(v));
 	if (max > 0) {
-		data = secret ? secure_alloc(max) : malloc(max);
+		data = secret ? secure_alloc_fast(max) : malloc(max);
 		if (data == NULL) {
 			return client_fail(ei, KMS_ENOMEM, "Out of memory for "
 			    "\"%s\"", name);
