@@ -531,6 +531,48 @@ populate_keys(struct world *w, kms_client **clients, int nclients,
 	return 0;
 }
 
+/* PutKeyPolicy the --policy document on every hot key. */
+static int
+put_policies(struct world *w, kms_client *c, char *err, size_t errlen)
+{
+	json_t *doc, *req;
+	json_error_t je;
+	char *text, *s, *reply;
+	size_t i, n;
+	kms_error_info ei;
+	int r;
+
+	if ((doc = json_load_file(w->o->policy_file, 0, &je)) == NULL) {
+		snprintf(err, errlen, "%s: %s", w->o->policy_file, je.text);
+		return -1;
+	}
+	text = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	if (text == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < w->hot; i++) {
+		req = json_pack("{s:s, s:s, s:s, s:s}", "Action",
+		    "PutKeyPolicy", "KeyId", w->ids[i], "PolicyName",
+		    "default", "Policy", text);
+		s = req ? json_dumps(req, JSON_COMPACT) : NULL;
+		json_decref(req);
+		reply = NULL;
+		r = s ? kms_call_json(c, s, strlen(s), &reply, &n, &ei) :
+		    KMS_ENOMEM;
+		free(s);
+		kms_free(reply);
+		if (r != 0) {
+			fmt_err(err, errlen, "PutKeyPolicy", r, &ei);
+			free(text);
+			return -1;
+		}
+	}
+	free(text);
+	return 0;
+}
+
 static int
 prepare_ciphertexts(struct world *w, kms_client **clients, int nclients,
     char *err, size_t errlen)
@@ -1001,6 +1043,9 @@ usage(FILE *f)
 "  --hsm-conf FILE       kmsd.conf naming the token (--baseline hsm)\n"
 "  --echo-workers N      echo server workers (8, kmsd's default)\n"
 "  --create-threads N    threads creating keys (16)\n"
+"  --policy FILE         PutKeyPolicy FILE on the hot keys first (to\n"
+"                        measure what a policy costs; default: the\n"
+"                        keys' default policy)\n"
 "  --kmsd-bin PATH --kmsd-conf FILE --kmsd-log FILE --key-id ID\n"
 "                        --op startup: start kmsd, time it to ready\n");
 }
@@ -1037,7 +1082,8 @@ enum {
 	O_ENDPOINT = 256, O_OP, O_CLIENTS, O_OUTSTANDING, O_BATCH, O_KEYS,
 	O_REUSE, O_HOT, O_PTBYTES, O_CTXPAIRS, O_DURATION, O_COUNT, O_WARMUP,
 	O_JSON, O_KMSDPID, O_BASELINE, O_HSMCONF, O_ECHOWORKERS, O_CREATETHR,
-	O_KMSDBIN, O_KMSDCONF, O_KMSDLOG, O_KEYID, O_ECHOSERVER, O_HELP
+	O_KMSDBIN, O_KMSDCONF, O_KMSDLOG, O_KEYID, O_ECHOSERVER, O_POLICY,
+	O_HELP
 };
 
 static const struct option longopts[] = {
@@ -1065,6 +1111,7 @@ static const struct option longopts[] = {
 	{ "kmsd-log", required_argument, NULL, O_KMSDLOG },
 	{ "key-id", required_argument, NULL, O_KEYID },
 	{ "echo-server", required_argument, NULL, O_ECHOSERVER },
+	{ "policy", required_argument, NULL, O_POLICY },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 }
 };
@@ -1115,6 +1162,7 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 		case O_KEYS: NUM(0, 10000000); o->keys = (size_t)v;
 			keys_set = 1; break;
 		case O_REUSE: o->reuse_keys = 1; break;
+		case O_POLICY: o->policy_file = optarg; break;
 		case O_HOT: NUM(1, 10000000); o->hot = (size_t)v; break;
 		case O_PTBYTES: NUM(1, KMS_MAX_DATA_KEY_BYTES);
 			o->plaintext_bytes = (size_t)v; break;
@@ -1245,6 +1293,11 @@ main(int argc, char **argv)
 		goto out;
 	}
 	w.hot = o.hot > 0 && o.hot < w.nids ? o.hot : w.nids;
+	if (o.policy_file != NULL && put_policies(&w, clients[0], err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "kms-bench: --policy: %s\n", err);
+		goto out;
+	}
 	if (prepare_ciphertexts(&w, clients, o.clients, err,
 	    sizeof(err)) != 0) {
 		fprintf(stderr, "kms-bench: %s\n", err);

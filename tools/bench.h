@@ -62,6 +62,7 @@ struct bench_opts {
 	const char *kmsd_conf;
 	const char *kmsd_log;
 	const char *key_id;		/* --op startup: DescribeKey this */
+	const char *policy_file;	/* key policy put on the hot keys */
 };
 
 /* Latency samples of one thread (nanoseconds), grown as needed. */
