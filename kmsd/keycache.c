@@ -536,16 +536,30 @@ keycache_pin_encrypt(struct worker *w, const uint8_t id[16],
 		}
 		v = e->versions[e->current_version - 1];
 	}
-	if (v->enc_count >= v->enc_reserved) {
+	while (v->enc_count >= v->enc_reserved) {
 		uint64_t want = v->enc_reserved + KC_RESERVE_BLOCK;
 		if (want > w->d->cfg.max_encryptions) {
 			want = w->d->cfg.max_encryptions;
 		}
-		if ((r = w->st->ops->reserve_encryptions(w->st, e->id,
-		    v->version, want)) != 0) {
+		/* A durable write: made without the lock, so other keys are
+		 * served meanwhile.  Entries and versions are never freed
+		 * while the daemon runs, so v stays valid; a concurrent
+		 * reservation of the same block is harmless (the store only
+		 * raises it). */
+		pthread_mutex_unlock(&kc->mu);
+		r = w->st->ops->reserve_encryptions(w->st, e->id, v->version,
+		    want);
+		pthread_mutex_lock(&kc->mu);
+		if (r != 0) {
 			goto out;
 		}
-		v->enc_reserved = want;
+		if (v->enc_reserved < want) {
+			v->enc_reserved = want;
+		}
+		if (v != e->versions[e->current_version - 1]) {
+			/* Rotated meanwhile: use the new current version. */
+			v = e->versions[e->current_version - 1];
+		}
 	}
 	if (v->unavailable) {
 		r = KMS_EKEYUNAVAILABLE;
@@ -696,6 +710,9 @@ keycache_create_key(struct worker *w, struct store_key *k,
 	memcpy(sv.key_id, rnd, 16);
 	sv.version = 1;
 	sv.creation_ms = k->creation_ms;
+	/* The first block of encryptions is reserved with the key itself. */
+	sv.enc_reserved = w->d->cfg.max_encryptions < KC_RESERVE_BLOCK ?
+	    w->d->cfg.max_encryptions : KC_RESERVE_BLOCK;
 	/* Crash order (DESIGN §7): material in the HSM, then the row. */
 	if (resident) {
 		memcpy(sv.material, rnd, 16);
@@ -718,7 +735,17 @@ keycache_create_key(struct worker *w, struct store_key *k,
 		}
 		return r;
 	}
-	return keycache_refresh(w, k->id);
+	if ((r = keycache_refresh(w, k->id)) == 0) {
+		struct kentry *e;
+		/* Created here: none of its reserved block is spent yet. */
+		pthread_mutex_lock(&w->d->keys->mu);
+		if ((e = find(w->d->keys, k->id)) != NULL &&
+		    e->nversions == 1) {
+			e->versions[0]->enc_count = 0;
+		}
+		pthread_mutex_unlock(&w->d->keys->mu);
+	}
+	return r;
 }
 
 struct startup_arg {
