@@ -222,6 +222,26 @@ login(hsm *h)
 	return rv;
 }
 
+/* The first object matching t, or CK_INVALID_HANDLE (internal session;
+ * start-up and set-up paths only: C_FindObjects scans every object). */
+static CK_RV
+find_one(hsm *h, CK_ATTRIBUTE *t, CK_ULONG nt, CK_OBJECT_HANDLE *out)
+{
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	*out = CK_INVALID_HANDLE;
+	if ((rv = h->f->C_FindObjectsInit(h->sess, t, nt)) != CKR_OK) {
+		return rv;
+	}
+	rv = h->f->C_FindObjects(h->sess, out, 1, &n);
+	(void)h->f->C_FindObjectsFinal(h->sess);
+	if (rv == CKR_OK && n == 0) {
+		*out = CK_INVALID_HANDLE;
+	}
+	return rv;
+}
+
 static CK_RV
 find_domain(hsm *h, CK_OBJECT_HANDLE *out)
 {
@@ -231,19 +251,8 @@ find_domain(hsm *h, CK_OBJECT_HANDLE *out)
 		{ CKA_LABEL, (void *)HSM_DOMAIN_LABEL,
 		    sizeof(HSM_DOMAIN_LABEL) - 1 },
 	};
-	CK_ULONG n = 0;
-	CK_RV rv;
 
-	*out = CK_INVALID_HANDLE;
-	if ((rv = h->f->C_FindObjectsInit(h->sess, t, 2)) != CKR_OK) {
-		return rv;
-	}
-	rv = h->f->C_FindObjects(h->sess, out, 1, &n);
-	(void)h->f->C_FindObjectsFinal(h->sess);
-	if (rv == CKR_OK && n == 0) {
-		*out = CK_INVALID_HANDLE;
-	}
-	return rv;
+	return find_one(h, t, 2, out);
 }
 
 static CK_RV
@@ -755,19 +764,8 @@ find_resident(hsm *h, const uint8_t *id, size_t idlen, CK_OBJECT_HANDLE *out)
 		{ CKA_TOKEN, &yes, sizeof(yes) },
 		{ CKA_ID, (void *)id, idlen },
 	};
-	CK_ULONG n = 0;
-	CK_RV rv;
 
-	*out = CK_INVALID_HANDLE;
-	if ((rv = h->f->C_FindObjectsInit(h->sess, t, 3)) != CKR_OK) {
-		return rv;
-	}
-	rv = h->f->C_FindObjects(h->sess, out, 1, &n);
-	(void)h->f->C_FindObjectsFinal(h->sess);
-	if (rv == CKR_OK && n == 0) {
-		*out = CK_INVALID_HANDLE;
-	}
-	return rv;
+	return find_one(h, t, 3, out);
 }
 
 int

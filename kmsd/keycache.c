@@ -448,6 +448,26 @@ ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
 	return 0;
 }
 
+/* Load v's handle if needed and pin it for the caller (lock held). */
+static int
+pin_locked(struct keycache *kc, struct worker *w, struct kver *v,
+    struct key_use *u)
+{
+	int r;
+
+	if (v->unavailable) {
+		return KMS_EKEYUNAVAILABLE;
+	}
+	if ((r = ensure_loaded(kc, w, v)) != 0) {
+		return r;
+	}
+	v->pins++;
+	u->v = v;
+	u->handle = v->handle;
+	u->version = v->version;
+	return 0;
+}
+
 static int
 state_error(int state)
 {
@@ -561,18 +581,9 @@ keycache_pin_encrypt(struct worker *w, const uint8_t id[16],
 			v = e->versions[e->current_version - 1];
 		}
 	}
-	if (v->unavailable) {
-		r = KMS_EKEYUNAVAILABLE;
-		goto out;
+	if ((r = pin_locked(kc, w, v, u)) == 0) {
+		v->enc_count++;
 	}
-	if ((r = ensure_loaded(kc, w, v)) != 0) {
-		goto out;
-	}
-	v->enc_count++;
-	v->pins++;
-	u->v = v;
-	u->handle = v->handle;
-	u->version = v->version;
  out:
 	pthread_mutex_unlock(&kc->mu);
 	return r;
@@ -584,7 +595,6 @@ keycache_pin_decrypt(struct worker *w, const uint8_t id[16],
 {
 	struct keycache *kc = w->d->keys;
 	struct kentry *e;
-	struct kver *v;
 	int r;
 
 	if ((r = get_locked(w, id, &e)) != 0) {
@@ -597,18 +607,7 @@ keycache_pin_decrypt(struct worker *w, const uint8_t id[16],
 		r = KMS_EINVALIDCIPHERTEXT;	/* unknown version: no hint */
 		goto out;
 	}
-	v = e->versions[version - 1];
-	if (v->unavailable) {
-		r = KMS_EKEYUNAVAILABLE;
-		goto out;
-	}
-	if ((r = ensure_loaded(kc, w, v)) != 0) {
-		goto out;
-	}
-	v->pins++;
-	u->v = v;
-	u->handle = v->handle;
-	u->version = v->version;
+	r = pin_locked(kc, w, e->versions[version - 1], u);
  out:
 	pthread_mutex_unlock(&kc->mu);
 	return r;
