@@ -74,8 +74,10 @@ $(BIN)/kmsctl: $(call obj,tools/kmsctl.c) $(CLIENT_A)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-# kms-bench links the hsm layer too, for --baseline hsm.
-$(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c)) $(CLIENT_A) $(LIBHSM) $(LIBCOMMON)
+# kms-bench links the hsm layer and kmsd's config reader too, for
+# --baseline hsm.
+$(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) kmsd/config.c) $(CLIENT_A) \
+    $(LIBHSM) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 

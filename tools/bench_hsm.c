@@ -17,7 +17,6 @@
  * The token is found from a kmsd.conf (--hsm-conf), read here with the
  * same keys and defaults as kmsd's own parser; lines are bounded.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,107 +24,11 @@
 
 #include "common/secmem.h"
 #include "hsm/hsm.h"
+#include "kmsd/config.h"
 #include "tools/bench.h"
 
-#define CONF_LINE_MAX 2048
-#define CONF_PATH_MAX 1024
 #define BLOB_HEADER_LEN 21		/* format ‖ key id ‖ version */
 #define AAD_MAX (BLOB_HEADER_LEN + 2 + BENCH_MAX_CONTEXT_PAIRS * 256)
-
-struct hsm_conf {
-	char state_dir[CONF_PATH_MAX];
-	char module[CONF_PATH_MAX];
-	char softhsm2_conf[CONF_PATH_MAX];
-	char label[64];
-	char pin_file[CONF_PATH_MAX];
-};
-
-static char *
-trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s)) {
-		s++;
-	}
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1])) {
-		*--e = '\0';
-	}
-	return s;
-}
-
-static int
-read_conf(const char *path, struct hsm_conf *c, char *err, size_t errlen)
-{
-	char line[CONF_LINE_MAX];
-	FILE *f;
-	int lineno = 0;
-
-	memset(c, 0, sizeof(*c));
-	if ((f = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "cannot open %s", path);
-		return -1;
-	}
-	/* state_dir defaults to the config file's directory's ./var, as
-	 * kmsd's does; the suite always sets it. */
-	snprintf(c->state_dir, sizeof(c->state_dir), "./var");
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char *k, *v, *eq;
-
-		lineno++;
-		if (strchr(line, '\n') == NULL && !feof(f)) {
-			snprintf(err, errlen, "%s:%d: line too long", path,
-			    lineno);
-			fclose(f);
-			return -1;
-		}
-		k = trim(line);
-		if (*k == '#' || *k == '\0') {
-			continue;
-		}
-		if ((eq = strchr(k, '=')) == NULL) {
-			continue;
-		}
-		*eq = '\0';
-		k = trim(k);
-		v = trim(eq + 1);
-		if (strcmp(k, "state_dir") == 0) {
-			snprintf(c->state_dir, sizeof(c->state_dir), "%s", v);
-		} else if (strcmp(k, "pkcs11_module") == 0) {
-			snprintf(c->module, sizeof(c->module), "%s", v);
-		} else if (strcmp(k, "softhsm2_conf") == 0) {
-			snprintf(c->softhsm2_conf, sizeof(c->softhsm2_conf),
-			    "%s", v);
-		} else if (strcmp(k, "token_label") == 0) {
-			snprintf(c->label, sizeof(c->label), "%s", v);
-		} else if (strcmp(k, "pin_file") == 0) {
-			snprintf(c->pin_file, sizeof(c->pin_file), "%s", v);
-		}
-	}
-	fclose(f);
-	if (c->module[0] == '\0') {
-		snprintf(c->module, sizeof(c->module),
-		    "/usr/lib/softhsm/libsofthsm2.so");
-	}
-	if (c->label[0] == '\0') {
-		snprintf(c->label, sizeof(c->label), "kmsd");
-	}
-	if (c->pin_file[0] == '\0') {
-		snprintf(c->pin_file, sizeof(c->pin_file), "%s/user.pin",
-		    c->state_dir);
-	}
-	if (c->softhsm2_conf[0] == '\0') {
-		char p[CONF_PATH_MAX + 32];
-
-		snprintf(p, sizeof(p), "%s/softhsm2.conf", c->state_dir);
-		if (access(p, R_OK) == 0) {
-			snprintf(c->softhsm2_conf, sizeof(c->softhsm2_conf),
-			    "%s", p);
-		}
-	}
-	return 0;
-}
 
 struct hsm_thr {
 	hsm_session *s;
@@ -246,7 +149,7 @@ int
 hsm_measure(const struct bench_opts *o, struct bench_result *res, char *err,
     size_t errlen)
 {
-	struct hsm_conf c;
+	struct config c;
 	struct hsm_config hc;
 	struct hsm_thr *t = NULL;
 	struct bench_run run;
@@ -261,15 +164,18 @@ hsm_measure(const struct bench_opts *o, struct bench_result *res, char *err,
 		snprintf(err, errlen, "--baseline hsm needs --hsm-conf");
 		return -1;
 	}
-	if (read_conf(o->hsm_conf, &c, err, errlen) != 0) {
+	/* kmsd's own reader: the same defaults and derivations. */
+	config_defaults(&c, NULL);
+	if (config_load(&c, o->hsm_conf, err, errlen) != 0 ||
+	    config_finish(&c, err, errlen) != 0) {
 		return -1;
 	}
 	if (c.softhsm2_conf[0] != '\0') {
 		setenv("SOFTHSM2_CONF", c.softhsm2_conf, 1);
 	}
 	memset(&hc, 0, sizeof(hc));
-	hc.module = c.module;
-	hc.token_label = c.label;
+	hc.module = c.pkcs11_module;
+	hc.token_label = c.token_label;
 	hc.pin_file = c.pin_file;
 	if ((rv = hsm_open(&hc, &h, err, errlen)) != 0) {
 		return -1;
