@@ -524,7 +524,7 @@ run_one(struct opctx *c, json_t *req, int in_batch)
 }
 
 static json_t *
-run_batch(struct opctx *c, json_t *msg)
+run_batch(struct opctx *c, json_t *msg, size_t msglen)
 {
 	json_t *reqs = json_object_get(msg, "Requests"), *out, *arr, *item;
 	size_t i;
@@ -544,7 +544,10 @@ run_batch(struct opctx *c, json_t *msg)
 	}
 	json_array_foreach(reqs, i, item) {
 		json_t *r;
-		size_t sz = json_dumpb(item, NULL, 0, JSON_COMPACT);
+		/* An item is no bigger than the message holding it: measure
+		 * items only when the message could hold an oversized one. */
+		size_t sz = msglen <= JSON_MAX_REQUEST ? 0 :
+		    json_dumpb(item, NULL, 0, JSON_COMPACT);
 		if (sz > JSON_MAX_REQUEST) {
 			r = error_object(KMS_EVALIDATION, "A Batch item "
 			    "exceeds 65536 bytes");
@@ -585,7 +588,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	action = json_object_get(msg, "Action");
 	if (json_is_string(action) &&
 	    strcmp(json_string_value(action), "Batch") == 0) {
-		resp = run_batch(&c, msg);
+		resp = run_batch(&c, msg, len);
 	} else if (len > JSON_MAX_REQUEST) {
 		resp = error_object(KMS_EVALIDATION, "A request exceeds 65536 "
 		    "bytes");
