@@ -262,6 +262,31 @@ test_dispatch_batch_answers_each_item_in_order(void **state)
 }
 
 static void
+test_dispatch_batch_item_over_64k_fails_alone(void **state)
+{
+	size_t pad = 70 * 1024;
+	char *req = malloc(pad + 256);
+	json_t *j, *rs;
+	int n;
+
+	assert_non_null(req);
+	n = sprintf(req, "{\"Action\":\"Batch\",\"Requests\":["
+	    "{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":4},"
+	    "{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":4,"
+	    "\"Pad\":\"");
+	memset(req + n, 'p', pad);
+	strcpy(req + n + pad, "\"}]}");
+	j = call(req);
+	rs = json_object_get(j, "Responses");
+	assert_int_equal(json_array_size(rs), 2);
+	assert_non_null(json_object_get(json_array_get(rs, 0), "Plaintext"));
+	assert_string_equal(err_type(json_array_get(rs, 1)),
+	    "ValidationException");
+	json_decref(j);
+	free(req);
+}
+
+static void
 test_dispatch_batch_limit_is_1000(void **state)
 {
 	size_t cap = 1001 * 48 + 64, i;
@@ -414,6 +439,7 @@ main(void)
 		cmocka_unit_test(test_dispatch_oversized_single_request_is_refused),
 		cmocka_unit_test(test_dispatch_batch_answers_each_item_in_order),
 		cmocka_unit_test(test_dispatch_batch_limit_is_1000),
+		cmocka_unit_test(test_dispatch_batch_item_over_64k_fails_alone),
 		cmocka_unit_test(test_dispatch_disabled_key_refuses_crypto),
 		cmocka_unit_test(test_dispatch_data_key_spec_rules),
 		cmocka_unit_test(test_dispatch_automatic_rotation_when_a_version_is_spent),
