@@ -29,13 +29,23 @@ struct az_entry {
 	uint8_t id[16];
 	uint64_t row_version;
 	struct policy *pol;
+	int pol_shared;			/* a default policy: not ours to free */
 	struct az_grant *grants;
 	size_t ngrants;
+};
+
+/* Default policies compiled once per creator and shared by their keys. */
+#define AZ_MAX_DEFAULTS 256
+struct az_default {
+	char creator[STORE_NAME_MAX];
+	struct policy *pol;
 };
 
 struct authz {
 	struct kmsd *d;
 	pthread_mutex_t mu;
+	struct az_default defaults[AZ_MAX_DEFAULTS];
+	size_t ndefaults;
 	struct az_entry *buckets[AZ_BUCKETS];
 	size_t n;
 };
@@ -57,7 +67,9 @@ entry_free(struct az_entry *e)
 	if (e == NULL) {
 		return;
 	}
-	policy_free(e->pol);
+	if (!e->pol_shared) {
+		policy_free(e->pol);
+	}
 	for (i = 0; i < e->ngrants; i++) {
 		grant_fini(&e->grants[i]);
 	}
@@ -93,6 +105,9 @@ authz_destroy(struct authz *a)
 			n = e->next;
 			entry_free(e);
 		}
+	}
+	for (i = 0; i < a->ndefaults; i++) {
+		policy_free(a->defaults[i].pol);
 	}
 	pthread_mutex_destroy(&a->mu);
 	free(a);
@@ -276,13 +291,94 @@ load_grant(struct az_grant *g, const struct store_grant *sg)
 	return parse_constraints(g, sg->constraints);
 }
 
+/* The shared compiled default policy of creator (compiled on first use). */
+static struct policy *
+default_policy(struct worker *w, const char *creator)
+{
+	struct authz *a = w->d->authz;
+	struct policy *p = NULL;
+	char *doc = NULL, err[POLICY_ERR_MAX];
+	size_t i;
+
+	pthread_mutex_lock(&a->mu);
+	for (i = 0; i < a->ndefaults; i++) {
+		if (strcmp(a->defaults[i].creator, creator) == 0) {
+			p = a->defaults[i].pol;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (p != NULL || a->ndefaults >= AZ_MAX_DEFAULTS ||
+	    authz_default_document(w->d, creator, &doc) != 0) {
+		return p;
+	}
+	p = policy_compile(doc, strlen(doc), err, sizeof(err));
+	free(doc);
+	if (p == NULL) {
+		return NULL;
+	}
+	pthread_mutex_lock(&a->mu);
+	for (i = 0; i < a->ndefaults; i++) {
+		if (strcmp(a->defaults[i].creator, creator) == 0) {
+			policy_free(p);		/* another worker was first */
+			p = a->defaults[i].pol;
+			break;
+		}
+	}
+	if (i == a->ndefaults && a->ndefaults < AZ_MAX_DEFAULTS) {
+		snprintf(a->defaults[i].creator, sizeof(a->defaults[i].creator),
+		    "%s", creator);
+		a->defaults[i].pol = p;
+		a->ndefaults++;
+	} else if (i == a->ndefaults) {
+		policy_free(p);
+		p = NULL;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return p;
+}
+
+/* The key's compiled policy: its own, or its creator's shared default. */
+static int
+load_policy(struct worker *w, const struct key_info *ki, struct az_entry *e)
+{
+	struct store_key *k;
+	char *doc = NULL, err[POLICY_ERR_MAX];
+	int r;
+
+	r = w->st->ops->get_policy(w->st, ki->id, &doc, NULL);
+	if (r == 0) {
+		e->pol = policy_compile(doc, strlen(doc), err, sizeof(err));
+		free(doc);
+		if (e->pol == NULL) {
+			/* Stored policies compiled when put: this is damage. */
+			fprintf(stderr, "kmsd: key %s: stored policy does not "
+			    "compile: %s\n", ki->id_str, err);
+			return KMS_EINTERNAL;
+		}
+		return 0;
+	}
+	if (r != KMS_ENOTFOUND) {
+		return r;
+	}
+	if ((k = malloc(sizeof(*k))) == NULL) {
+		return KMS_ENOMEM;
+	}
+	if ((r = w->st->ops->get_key(w->st, ki->id, k)) == 0) {
+		e->pol = default_policy(w, k->creator);
+		e->pol_shared = 1;
+		r = e->pol != NULL ? 0 : KMS_EINTERNAL;
+	}
+	free(k);
+	return r;
+}
+
 /* Build an entry for key ki from the store (no lock held). */
 static int
 load_entry(struct worker *w, const struct key_info *ki, struct az_entry **out)
 {
 	struct store_grant *sg = NULL;
 	struct az_entry *e;
-	char *doc = NULL, err[POLICY_ERR_MAX];
 	size_t n = 0, i;
 	int r;
 
@@ -291,15 +387,7 @@ load_entry(struct worker *w, const struct key_info *ki, struct az_entry **out)
 	}
 	memcpy(e->id, ki->id, 16);
 	e->row_version = ki->row_version;
-	if ((r = load_document(w, ki->id, &doc)) != 0) {
-		goto out;
-	}
-	if ((e->pol = policy_compile(doc, strlen(doc), err,
-	    sizeof(err))) == NULL) {
-		/* Stored policies were compiled when put: this is damage. */
-		fprintf(stderr, "kmsd: key %s: stored policy does not "
-		    "compile: %s\n", ki->id_str, err);
-		r = KMS_EINTERNAL;
+	if ((r = load_policy(w, ki, e)) != 0) {
 		goto out;
 	}
 	if ((r = w->st->ops->get_grants(w->st, ki->id, &sg, &n)) != 0) {
@@ -320,7 +408,6 @@ load_entry(struct worker *w, const struct key_info *ki, struct az_entry **out)
 	r = 0;
  out:
 	free(sg);
-	free(doc);
 	entry_free(e);
 	return r;
 }
