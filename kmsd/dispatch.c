@@ -429,8 +429,10 @@ op_state_error(struct opctx *c, int err, const struct key_info *ki)
 	switch (err) {
 	case KMS_EDISABLED:
 		return op_fail(c, err, "%s is disabled.", ki->arn);
-	case KMS_EINVALIDSTATE:
 	case KMS_EKEYUNAVAILABLE:
+		return op_fail(c, KMS_EINVALIDSTATE, "%s is Unavailable: its "
+		    "key material cannot be loaded from the HSM.", ki->arn);
+	case KMS_EINVALIDSTATE:
 		return op_fail(c, KMS_EINVALIDSTATE, "%s is %s and cannot be "
 		    "used for %s.", ki->arn, state_name(ki->state), c->action);
 	case KMS_ENOTFOUND:

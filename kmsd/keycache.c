@@ -431,8 +431,16 @@ ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
 	}
 	if (r == KMS_ENOTFOUND || r == KMS_EINVALIDCIPHERTEXT ||
 	    r == KMS_EVALIDATION) {
-		/* The material is gone or corrupt: Unavailable, not a loop. */
+		/* The material is gone or corrupt: Unavailable, not a loop
+		 * (and not retried until the key is reloaded). */
+		char idstr[37];
+		uuid_format(v->e->id, idstr);
+		fprintf(stderr, "kmsd: key %s version %u: HSM material missing "
+		    "or corrupt; key Unavailable\n", idstr, v->version);
 		v->unavailable = 1;
+		if (v->version == v->e->current_version) {
+			v->e->state = KEY_UNAVAILABLE;
+		}
 		return KMS_EKEYUNAVAILABLE;
 	}
 	if (r != 0) {

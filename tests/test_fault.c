@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "kms.h"
 #include "tests/testutil.h"
@@ -118,6 +119,46 @@ run_fault_cycle(const char *storage)
 	return;
 }
 
+/* Material that cannot be unwrapped makes the key Unavailable. */
+static void
+test_missing_material_makes_the_key_unavailable(void **state)
+{
+	char db[400], key[KMS_KEY_ID_LEN + 1];
+	kms_create_key_req cr = { 0 };
+	kms_generate_data_key_resp out;
+	kms_key_metadata m;
+	kms_error_info ei;
+	sqlite3 *s;
+	int i;
+
+	assert_int_equal(tu_env_init(&env, NULL), 0);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	assert_int_equal(kms_create_key(cl, &cr, &m, &ei), 0);
+	snprintf(key, sizeof(key), "%s", m.key_id);
+	kms_key_metadata_free(&m);
+	kms_client_close(cl);
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	/* Damage the wrapped blob behind kmsd's back. */
+	snprintf(db, sizeof(db), "%s/kmsd.db", env.dir);
+	assert_int_equal(sqlite3_open(db, &s), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(s, "UPDATE versions SET material = "
+	    "randomblob(40)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(s);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(gdk(key, &out, &ei), KMS_EINVALIDSTATE);
+		assert_non_null(strstr(ei.message, "Unavailable"));
+	}
+	assert_int_equal(kms_describe_key(cl, key, NULL, &m, &ei), 0);
+	assert_string_equal(m.key_state, "Unavailable");
+	kms_key_metadata_free(&m);
+	kms_client_close(cl);
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	tu_env_destroy(&env);
+}
+
 static void
 test_token_pulled_and_restored_wrapped(void **state)
 {
@@ -136,6 +177,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_token_pulled_and_restored_wrapped),
 		cmocka_unit_test(test_token_pulled_and_restored_resident),
+		cmocka_unit_test(test_missing_material_makes_the_key_unavailable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
