@@ -6,8 +6,10 @@
  * --query, and the same error line and exit statuses (254 for a service
  * error, 252 for a usage error, 255 for anything else).
  *
- * Every operation goes through the typed API of libkmsclient; `call` sends
- * raw JSON for operations without a command yet.  Plaintexts are read into
+ * Key and crypto operations go through the typed API of libkmsclient; the
+ * policy, grant, alias and tag commands are built as JSON from a table of
+ * option → request field (cmd_json); `call` sends any raw JSON request.
+ * Plaintexts are read into
  * and returned in locked memory and wiped; JSON strings are wiped on free
  * (secure_json_allocator).  There is no state beyond the parsed options.
  */
@@ -47,6 +49,7 @@ enum kind {
 	O_TAGS,		/* TagKey=k,TagValue=v ... or JSON */
 	O_FLAG,		/* --x / --no-x */
 	O_POS,		/* positional argument */
+	O_CONSTRAINTS,	/* EncryptionContextSubset={k=v},... or JSON */
 };
 
 struct optspec {
@@ -54,6 +57,7 @@ struct optspec {
 	enum kind kind;
 	int required;
 	const char *help;
+	const char *field;	/* request field, for commands sent as JSON */
 };
 
 struct optval {
@@ -71,6 +75,7 @@ struct command {
 	int (*fn)(struct run *);
 	const char *summary;
 	struct optspec opts[MAX_OPTS];
+	const char *pages;	/* list field a paged reply accumulates */
 };
 
 struct run {
@@ -213,21 +218,31 @@ load_blob(const char *arg, kms_secret *out, const char *opt)
 	return decode_b64(arg, strlen(arg), out, opt);
 }
 
-/* A string parameter: file://PATH reads text (into *hold, freed by the
- * caller with free()). */
+/* A string parameter: file://PATH (or fileb://PATH) reads text into
+ * *hold, freed by the caller with free(). */
 static int
 load_text(const char *arg, const char **out, char **hold, const char *opt)
 {
 	kms_secret file = { NULL, 0 };
+	size_t skip;
 	int r;
 
 	*hold = NULL;
-	if (strncmp(arg, "file://", 7) != 0) {
+	if (strncmp(arg, "file://", 7) == 0) {
+		skip = 7;
+	} else if (strncmp(arg, "fileb://", 8) == 0) {
+		skip = 8;
+	} else {
 		*out = arg;
 		return 0;
 	}
-	if ((r = read_file(arg + 7, &file, opt)) != 0) {
+	if ((r = read_file(arg + skip, &file, opt)) != 0) {
 		return r;
+	}
+	if (memchr(file.data, '\0', file.len) != NULL) {
+		usage_error("argument --%s: %s is not text", opt, arg + skip);
+		input_free(&file);
+		return EXIT_USAGE;
 	}
 	if ((*hold = strndup((const char *)file.data, file.len)) == NULL) {
 		input_free(&file);
@@ -1308,16 +1323,336 @@ cmd_call(struct run *R)
 	return emit(R, j, NULL, NULL, 0);
 }
 
+/* ------------------------------------------------- commands sent as JSON */
+
+/*
+ * The policy, grant, alias and tag commands have no typed call in
+ * libkmsclient: each option names its request field, the request is built
+ * as JSON and sent with kms_call_json, and the reply (already shaped as
+ * AWS's) is printed with its dates made ISO 8601 as the AWS CLI shows them.
+ */
+
+/* A list option: several words, "a,b" or a JSON array of strings. */
+static int
+list_json(const struct optval *v, const char *opt, json_t **out)
+{
+	json_t *a = json_array();
+	char *save = NULL, *tok, *copy;
+	int i;
+
+	if (v->nlist == 1 && v->list[0][0] == '[') {
+		json_error_t je;
+		size_t k;
+		json_t *e;
+		json_decref(a);
+		a = json_loads(v->list[0], JSON_REJECT_DUPLICATES, &je);
+		if (!json_is_array(a)) {
+			json_decref(a);
+			usage_error("argument --%s: expected a JSON array of "
+			    "strings", opt);
+			return EXIT_USAGE;
+		}
+		json_array_foreach(a, k, e) {
+			if (!json_is_string(e)) {
+				json_decref(a);
+				usage_error("argument --%s: expected a JSON "
+				    "array of strings", opt);
+				return EXIT_USAGE;
+			}
+		}
+		*out = a;
+		return 0;
+	}
+	for (i = 0; i < v->nlist; i++) {
+		if ((copy = strdup(v->list[i])) == NULL) {
+			json_decref(a);
+			return EXIT_OTHER;
+		}
+		for (tok = strtok_r(copy, ",", &save); tok != NULL;
+		    tok = strtok_r(NULL, ",", &save)) {
+			json_array_append_new(a, json_string(tok));
+		}
+		free(copy);
+	}
+	*out = a;
+	return 0;
+}
+
+/*
+ * Grant constraints: JSON ({"EncryptionContextSubset": {"k": "v"}}) or the
+ * AWS CLI shorthand EncryptionContextSubset={k=v,k2=v2},
+ * EncryptionContextEquals={...}.
+ */
+static int
+constraints_json(const char *arg, json_t **out)
+{
+	const char *src, *p;
+	char *hold = NULL, msg[128];
+	json_t *o = NULL;
+	int r, err;
+
+	if ((r = load_text(arg, &src, &hold, "constraints")) != 0) {
+		return r;
+	}
+	for (p = src; isspace((unsigned char)*p); p++) {
+	}
+	if (*p == '{') {
+		o = json_read_bounded(p, strlen(p), JSON_MAX_REQUEST, &err,
+		    msg, sizeof(msg));
+		free(hold);
+		if (o == NULL) {
+			usage_error("argument --constraints: invalid JSON: %s",
+			    msg);
+			return EXIT_USAGE;
+		}
+		*out = o;
+		return 0;
+	}
+	o = json_object();
+	while (*p != '\0') {
+		const char *name = p, *eq = strchr(p, '='), *end;
+		json_t *m = json_object();
+		char nbuf[64];
+		if (eq == NULL || eq == name || eq[1] != '{' ||
+		    (size_t)(eq - name) >= sizeof(nbuf) ||
+		    (end = strchr(eq, '}')) == NULL) {
+			json_decref(m);
+			goto bad;
+		}
+		memcpy(nbuf, name, (size_t)(eq - name));
+		nbuf[eq - name] = '\0';
+		for (p = eq + 2; p < end;) {
+			const char *pe = memchr(p, ',', (size_t)(end - p)), *kv;
+			char *k, *v;
+			if (pe == NULL) {
+				pe = end;
+			}
+			if ((kv = memchr(p, '=', (size_t)(pe - p))) == NULL ||
+			    kv == p) {
+				json_decref(m);
+				goto bad;
+			}
+			k = strndup(p, (size_t)(kv - p));
+			v = strndup(kv + 1, (size_t)(pe - kv - 1));
+			if (k != NULL && v != NULL) {
+				json_object_set_new(m, k, json_string(v));
+			}
+			free(k);
+			free(v);
+			p = pe < end ? pe + 1 : end;
+		}
+		json_object_set_new(o, nbuf, m);
+		p = end + 1;
+		if (*p == ',') {
+			p++;
+		} else if (*p != '\0') {
+			goto bad;
+		}
+	}
+	free(hold);
+	*out = o;
+	return 0;
+ bad:
+	free(hold);
+	json_decref(o);
+	usage_error("argument --constraints: expected "
+	    "EncryptionContextSubset={key=value,...} or "
+	    "EncryptionContextEquals={key=value,...}, or a JSON object");
+	return EXIT_USAGE;
+}
+
+/* Set one option's request field. */
+static int
+put_field(json_t *req, const struct optspec *s, const struct optval *v)
+{
+	struct tagarg tags;
+	const char *text;
+	char *hold = NULL;
+	json_t *x = NULL;
+	long n;
+	size_t i;
+	int r;
+
+	switch (s->kind) {
+	case O_STR:
+		if ((r = load_text(v->val, &text, &hold, s->name)) != 0) {
+			return r;
+		}
+		x = json_string(text);
+		free(hold);
+		break;
+	case O_INT:
+		if ((r = parse_long(v->val, 0, INT_MAX, &n, s->name)) != 0) {
+			return r;
+		}
+		x = json_integer(n);
+		break;
+	case O_FLAG:
+		x = json_boolean(v->flag);
+		break;
+	case O_LIST:
+		if ((r = list_json(v, s->name, &x)) != 0) {
+			return r;
+		}
+		break;
+	case O_CONSTRAINTS:
+		if ((r = constraints_json(v->val, &x)) != 0) {
+			return r;
+		}
+		break;
+	case O_TAGS:
+		if ((r = parse_tags(v, &tags)) != 0) {
+			return r;
+		}
+		x = json_array();
+		for (i = 0; i < tags.ntags; i++) {
+			json_array_append_new(x, json_pack("{ssss}", "TagKey",
+			    tags.tags[i].key, "TagValue", tags.tags[i].value));
+		}
+		tagarg_free(&tags);
+		break;
+	default:
+		return EXIT_OTHER;
+	}
+	if (x == NULL || json_object_set_new(req, s->field, x) != 0) {
+		fprintf(stderr, "kmsctl: out of memory\n");
+		return EXIT_OTHER;
+	}
+	return 0;
+}
+
+/* Dates come as seconds since the epoch; the AWS CLI prints ISO 8601. */
+static void
+iso_dates(json_t *v)
+{
+	const char *k;
+	json_t *m;
+	size_t i;
+	char t[64];
+
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, m) {
+			iso_dates(m);
+		}
+		return;
+	}
+	json_object_foreach(v, k, m) {
+		if (json_is_number(m) && (strcmp(k, "CreationDate") == 0 ||
+		    strcmp(k, "LastUpdatedDate") == 0 ||
+		    strcmp(k, "DeletionDate") == 0)) {
+			json_object_set_new(v, k, json_string(iso8601(
+			    json_number_value(m), t, sizeof(t))));
+		} else {
+			iso_dates(m);
+		}
+	}
+}
+
+/* Send req; the parsed reply in *out, or an exit status. */
+static int
+send_json(const struct run *R, const json_t *req, json_t **out)
+{
+	kms_error_info ei;
+	char *text, *reply = NULL, msg[128];
+	size_t n = 0;
+	int r, err;
+
+	if ((text = json_dumps(req, JSON_COMPACT)) == NULL) {
+		return EXIT_OTHER;
+	}
+	r = kms_call_json(R->c, text, strlen(text), &reply, &n, &ei);
+	secure_wipe(text, strlen(text));
+	free(text);
+	if (r != 0) {
+		kms_free(reply);
+		return fail(R, r, &ei);
+	}
+	*out = json_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
+	    sizeof(msg));
+	kms_free(reply);
+	if (*out == NULL) {
+		fprintf(stderr, "kmsctl: unreadable reply: %s\n", msg);
+		return EXIT_OTHER;
+	}
+	return 0;
+}
+
+static int
+cmd_json(struct run *R)
+{
+	json_t *req, *reply = NULL, *all = NULL, *page;
+	const char *next;
+	int i, r, paginate;
+
+	if ((req = json_pack("{ss}", "Action", R->cmd->op)) == NULL) {
+		return EXIT_OTHER;
+	}
+	for (i = 0; i < MAX_OPTS && R->cmd->opts[i].name != NULL; i++) {
+		if (R->v[i].set && R->cmd->opts[i].field != NULL &&
+		    (r = put_field(req, &R->cmd->opts[i], &R->v[i])) != 0) {
+			json_decref(req);
+			return r;
+		}
+	}
+	/* As the AWS CLI: every page, unless one page was asked for. */
+	paginate = R->cmd->pages != NULL && opt(R, "limit") == NULL;
+	for (;;) {
+		if ((r = send_json(R, req, &reply)) != 0) {
+			json_decref(req);
+			json_decref(all);
+			return r;
+		}
+		if (!paginate) {
+			break;
+		}
+		page = json_object_get(reply, R->cmd->pages);
+		if (all == NULL) {
+			all = json_array();
+		}
+		if (json_is_array(page)) {
+			json_array_extend(all, page);
+		}
+		next = json_string_value(json_object_get(reply,
+		    "NextMarker"));
+		if (!json_is_true(json_object_get(reply, "Truncated")) ||
+		    next == NULL) {
+			json_object_set_new(reply, R->cmd->pages, all);
+			json_object_del(reply, "Truncated");
+			json_object_del(reply, "NextMarker");
+			break;
+		}
+		json_object_set_new(req, "Marker", json_string(next));
+		json_decref(reply);
+	}
+	json_decref(req);
+	iso_dates(reply);
+	return emit(R, reply, NULL, NULL, 0);
+}
+
 /* ------------------------------------------------------------ table */
 
 #define KEY_ID(req) { "key-id", O_STR, req, \
-	"Key id, key ARN, alias name (alias/...) or alias ARN." }
+	"Key id, key ARN, alias name (alias/...) or alias ARN.", "KeyId" }
 #define GRANTS { "grant-tokens", O_LIST, 0, \
-	"Grant tokens, separated by spaces (at most 10)." }
+	"Grant tokens, separated by spaces (at most 10).", "GrantTokens" }
+#define PAGING \
+	{ "limit", O_INT, 0, "Items per page (1-1000; at most 100 for " \
+	    "grants): fetch one page and show Truncated and NextMarker.", \
+	    "Limit" }, \
+	{ "starting-token", O_STR, 0, "Start from this NextMarker.", \
+	    "Marker" }, \
+	{ "marker", O_STR, 0, "Same as --starting-token.", "Marker" }
+#define ALIAS_NAME { "alias-name", O_STR, 1, \
+	"alias/NAME: 1-256 characters of a-zA-Z0-9:/_-, not alias/aws/.", \
+	"AliasName" }
 #define CONTEXT(name) { name, O_CTX, 0, \
 	"Encryption context: key=value,key2=value2 or a JSON object " \
 	"'{\"key\":\"value\"}' (file://PATH reads it from a file)." }
 
+/* Options without a request field and commands without pages leave them
+ * out: zero is their meaning. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const struct command commands[] = {
 	{ "create-key", "CreateKey", cmd_create_key,
 	    "Create a customer master key in the HSM.", {
@@ -1401,6 +1736,108 @@ static const struct command commands[] = {
 	    "Random bytes from the HSM.", {
 		{ "number-of-bytes", O_INT, 1, "How many, 1-1024." },
 	} },
+	{ "get-key-policy", "GetKeyPolicy", cmd_json,
+	    "Show a key's policy document.", {
+		KEY_ID(1),
+		{ "policy-name", O_STR, 0, "default (the only name).",
+		    "PolicyName" },
+	} },
+	{ "put-key-policy", "PutKeyPolicy", cmd_json,
+	    "Replace a key's policy.", {
+		KEY_ID(1),
+		{ "policy-name", O_STR, 0, "default (the only name).",
+		    "PolicyName" },
+		{ "policy", O_STR, 1, "Policy document, JSON (file://PATH or "
+		    "fileb://PATH reads it).", "Policy" },
+		{ "bypass-policy-lockout-safety-check", O_FLAG, 0,
+		    "Accept a policy under which you could no longer call "
+		    "PutKeyPolicy.", "BypassPolicyLockoutSafetyCheck" },
+	} },
+	{ "list-key-policies", "ListKeyPolicies", cmd_json,
+	    "List a key's policy names (always default).", {
+		KEY_ID(1), PAGING,
+	}, "PolicyNames" },
+	{ "create-grant", "CreateGrant", cmd_json,
+	    "Let a principal use a key for some operations.", {
+		KEY_ID(1),
+		{ "grantee-principal", O_STR, 1, "Who may use the grant: "
+		    "uid:N, user:NAME, group:NAME, ...", "GranteePrincipal" },
+		{ "operations", O_LIST, 1, "Operations, separated by spaces: "
+		    "Encrypt Decrypt GenerateDataKey ...", "Operations" },
+		{ "retiring-principal", O_STR, 0, "Who may retire the grant.",
+		    "RetiringPrincipal" },
+		{ "constraints", O_CONSTRAINTS, 0, "EncryptionContextSubset="
+		    "{k=v,...} or EncryptionContextEquals={k=v,...}, or "
+		    "JSON.", "Constraints" },
+		{ "name", O_STR, 0, "A name: the same request with the same "
+		    "name returns the same grant.", "Name" },
+		GRANTS,
+	} },
+	{ "list-grants", "ListGrants", cmd_json,
+	    "List a key's grants.", {
+		KEY_ID(1),
+		{ "grant-id", O_STR, 0, "Only this grant.", "GrantId" },
+		{ "grantee-principal", O_STR, 0, "Only grants to this "
+		    "principal.", "GranteePrincipal" },
+		PAGING,
+	}, "Grants" },
+	{ "list-retirable-grants", "ListRetirableGrants", cmd_json,
+	    "List the grants a principal may retire.", {
+		{ "retiring-principal", O_STR, 1, "The retiring principal.",
+		    "RetiringPrincipal" },
+		PAGING,
+	}, "Grants" },
+	{ "retire-grant", "RetireGrant", cmd_json,
+	    "Retire a grant: by its token, or by key and grant id.", {
+		{ "grant-token", O_STR, 0, "The grant's token.",
+		    "GrantToken" },
+		KEY_ID(0),
+		{ "grant-id", O_STR, 0, "The grant's id (with --key-id).",
+		    "GrantId" },
+	} },
+	{ "revoke-grant", "RevokeGrant", cmd_json,
+	    "Revoke a grant.", {
+		KEY_ID(1),
+		{ "grant-id", O_STR, 1, "The grant's id.", "GrantId" },
+	} },
+	{ "create-alias", "CreateAlias", cmd_json,
+	    "Give a key a name.", {
+		ALIAS_NAME,
+		{ "target-key-id", O_STR, 1, "Key id or key ARN.",
+		    "TargetKeyId" },
+	} },
+	{ "update-alias", "UpdateAlias", cmd_json,
+	    "Point an alias at another key.", {
+		ALIAS_NAME,
+		{ "target-key-id", O_STR, 1, "Key id or key ARN.",
+		    "TargetKeyId" },
+	} },
+	{ "delete-alias", "DeleteAlias", cmd_json,
+	    "Delete an alias (the key stays).", {
+		ALIAS_NAME,
+	} },
+	{ "list-aliases", "ListAliases", cmd_json,
+	    "List the aliases, or a key's aliases.", {
+		{ "key-id", O_STR, 0, "Only this key's aliases (key id or "
+		    "ARN).", "KeyId" },
+		PAGING,
+	}, "Aliases" },
+	{ "tag-resource", "TagResource", cmd_json,
+	    "Add or replace tags on a key.", {
+		KEY_ID(1),
+		{ "tags", O_TAGS, 1, "Tags: TagKey=key,TagValue=value ...",
+		    "Tags" },
+	} },
+	{ "untag-resource", "UntagResource", cmd_json,
+	    "Remove tags from a key.", {
+		KEY_ID(1),
+		{ "tag-keys", O_LIST, 1, "Tag keys, separated by spaces.",
+		    "TagKeys" },
+	} },
+	{ "list-resource-tags", "ListResourceTags", cmd_json,
+	    "List a key's tags.", {
+		KEY_ID(1), PAGING,
+	}, "Tags" },
 	{ "call", "raw", cmd_call,
 	    "Send a raw JSON request ({\"Action\": ...}) and print the "
 	    "reply.", {
@@ -1408,6 +1845,7 @@ static const struct command commands[] = {
 		    "file://PATH." },
 	} },
 };
+#pragma GCC diagnostic pop
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static const struct command *
