@@ -1010,28 +1010,17 @@ cmd_update_key_description(struct run *R)
 	return r != 0 ? fail(R, r, &ei) : 0;
 }
 
+/* enable-key and disable-key: the command's operation says which. */
 static int
-cmd_enable_key(struct run *R)
+cmd_enable_disable(struct run *R)
 {
 	kms_error_info ei;
+	const char *id = opt_str(R, "key-id");
 	int r;
 
-	if ((r = kms_enable_key(R->c, opt_str(R, "key-id"), &ei)) != 0) {
-		return fail(R, r, &ei);
-	}
-	return 0;
-}
-
-static int
-cmd_disable_key(struct run *R)
-{
-	kms_error_info ei;
-	int r;
-
-	if ((r = kms_disable_key(R->c, opt_str(R, "key-id"), &ei)) != 0) {
-		return fail(R, r, &ei);
-	}
-	return 0;
+	r = strcmp(R->cmd->op, "EnableKey") == 0 ?
+	    kms_enable_key(R->c, id, &ei) : kms_disable_key(R->c, id, &ei);
+	return r != 0 ? fail(R, r, &ei) : 0;
 }
 
 /* Context and grant tokens shared by the crypto commands. */
@@ -1642,6 +1631,8 @@ cmd_json(struct run *R)
 	{ "starting-token", O_STR, 0, "Start from this NextMarker.", \
 	    "Marker" }, \
 	{ "marker", O_STR, 0, "Same as --starting-token.", "Marker" }
+#define TARGET_KEY_ID { "target-key-id", O_STR, 1, "Key id or key ARN.", \
+	"TargetKeyId" }
 #define ALIAS_NAME { "alias-name", O_STR, 1, \
 	"alias/NAME: 1-256 characters of a-zA-Z0-9:/_-, not alias/aws/.", \
 	"AliasName" }
@@ -1683,10 +1674,10 @@ static const struct command commands[] = {
 		{ "description", O_STR, 1, "New description (file://PATH "
 		    "reads it)." },
 	} },
-	{ "enable-key", "EnableKey", cmd_enable_key, "Enable a key.", {
+	{ "enable-key", "EnableKey", cmd_enable_disable, "Enable a key.", {
 		KEY_ID(1),
 	} },
-	{ "disable-key", "DisableKey", cmd_disable_key,
+	{ "disable-key", "DisableKey", cmd_enable_disable,
 	    "Disable a key: it refuses every cryptographic operation.", {
 		KEY_ID(1),
 	} },
@@ -1802,15 +1793,11 @@ static const struct command commands[] = {
 	} },
 	{ "create-alias", "CreateAlias", cmd_json,
 	    "Give a key a name.", {
-		ALIAS_NAME,
-		{ "target-key-id", O_STR, 1, "Key id or key ARN.",
-		    "TargetKeyId" },
+		ALIAS_NAME, TARGET_KEY_ID,
 	} },
 	{ "update-alias", "UpdateAlias", cmd_json,
 	    "Point an alias at another key.", {
-		ALIAS_NAME,
-		{ "target-key-id", O_STR, 1, "Key id or key ARN.",
-		    "TargetKeyId" },
+		ALIAS_NAME, TARGET_KEY_ID,
 	} },
 	{ "delete-alias", "DeleteAlias", cmd_json,
 	    "Delete an alias (the key stays).", {
