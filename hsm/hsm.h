@@ -16,8 +16,8 @@
  *    (0x2109) and destroys it; hsm_unwrap() turns the blob into a
  *    sensitive, non-extractable session object for use;
  *  - resident mode: hsm_generate_resident() makes a private, sensitive,
- *    non-extractable token object with a CKA_ID; hsm_load_resident() finds
- *    it (start-up only) and returns a C_CopyObject session copy.
+ *    non-extractable token object with a CKA_ID; hsm_load_resident()
+ *    returns a C_CopyObject session copy of it (found once, then by handle).
  *
  * Failure: any CK_RV meaning the token went away (session handle invalid,
  * device error/removed/memory, token not present, not logged in...) maps to
@@ -89,14 +89,27 @@ int hsm_generate_wrapped(hsm_session *s, uint8_t *wrapped, size_t wrapsz,
 int hsm_unwrap(hsm_session *s, const uint8_t *wrapped, size_t len,
     hsm_key *out);
 
-/* Resident mode: id is the CKA_ID. */
+/*
+ * Resident mode: id is the CKA_ID.  A version's token object is searched
+ * for once (hsm_list_resident at start-up, or the first load) and its
+ * handle kept in a hsm_resident_ref with the HSM generation it belongs to;
+ * later loads copy it by handle, so no C_FindObjects runs on a request
+ * path.  A ref from an older generation, or whose copy does not carry the
+ * expected CKA_ID, is searched for again.
+ */
+typedef struct hsm_resident_ref {
+	hsm_key obj;		/* 0: not found yet */
+	uint64_t gen;
+} hsm_resident_ref;
+
 int hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen);
+/* ref may be NULL (always search); KMS_ENOTFOUND when absent. */
 int hsm_load_resident(hsm_session *s, const uint8_t *id, size_t idlen,
-    hsm_key *out);	/* KMS_ENOTFOUND when absent */
+    hsm_resident_ref *ref, hsm_key *out);
 int hsm_destroy_resident(hsm_session *s, const uint8_t *id, size_t idlen);
-/* Start-up reconciliation: call fn for each resident key's CKA_ID. */
-int hsm_list_resident(hsm_session *s,
-    void (*fn)(const uint8_t *id, size_t idlen, void *arg), void *arg);
+/* Start-up reconciliation: one search; fn for each resident object. */
+int hsm_list_resident(hsm_session *s, void (*fn)(const uint8_t *id,
+    size_t idlen, const hsm_resident_ref *ref, void *arg), void *arg);
 
 /* Destroy a session object made by hsm_unwrap/hsm_load_resident. */
 void hsm_key_release(hsm_session *s, hsm_key k);

@@ -768,26 +768,65 @@ find_resident(hsm *h, const uint8_t *id, size_t idlen, CK_OBJECT_HANDLE *out)
 	return find_one(h, t, 3, out);
 }
 
-int
-hsm_load_resident(hsm_session *s, const uint8_t *id, size_t idlen,
-    hsm_key *out)
+/* Copy the token object tok into a session object if it is still the
+ * version id; CK_INVALID_HANDLE in *out when it is not (mu held). */
+static CK_RV
+copy_resident(hsm *h, CK_OBJECT_HANDLE tok, const uint8_t *id, size_t idlen,
+    CK_OBJECT_HANDLE *out)
 {
 	CK_BBOOL no = CK_FALSE;
 	CK_ATTRIBUTE copy[] = { { CKA_TOKEN, &no, sizeof(no) } };
-	CK_OBJECT_HANDLE tok, k;
+	uint8_t got[HSM_RESIDENT_ID_MAX];
+	CK_ATTRIBUTE a = { CKA_ID, got, sizeof(got) };
+	CK_OBJECT_HANDLE k;
 	CK_RV rv;
+
+	*out = CK_INVALID_HANDLE;
+	if ((rv = h->f->C_CopyObject(h->sess, tok, copy, 1, &k)) != CKR_OK) {
+		return rv == CKR_OBJECT_HANDLE_INVALID ? CKR_OK : rv;
+	}
+	if ((rv = h->f->C_GetAttributeValue(h->sess, k, &a, 1)) != CKR_OK ||
+	    a.ulValueLen != idlen || memcmp(got, id, idlen) != 0) {
+		(void)h->f->C_DestroyObject(h->sess, k);
+		return rv == CKR_OK || rv == CKR_ATTRIBUTE_TYPE_INVALID ?
+		    CKR_OK : rv;
+	}
+	*out = k;
+	return CKR_OK;
+}
+
+int
+hsm_load_resident(hsm_session *s, const uint8_t *id, size_t idlen,
+    hsm_resident_ref *ref, hsm_key *out)
+{
+	uint64_t gen = hsm_generation(s->h);
+	CK_OBJECT_HANDLE tok, k = CK_INVALID_HANDLE;
+	CK_RV rv = CKR_OK;
 	int r;
 
 	if ((r = ready(s)) != 0) {
 		return r;
 	}
 	pthread_mutex_lock(&s->h->mu);
-	if ((rv = find_resident(s->h, id, idlen, &tok)) == CKR_OK) {
-		if (tok == CK_INVALID_HANDLE) {
-			pthread_mutex_unlock(&s->h->mu);
-			return KMS_ENOTFOUND;
+	if (ref != NULL && ref->obj != 0 && ref->gen == gen) {
+		rv = copy_resident(s->h, ref->obj, id, idlen, &k);
+	}
+	if (rv == CKR_OK && k == CK_INVALID_HANDLE) {
+		/* First use, a new generation, or a stale handle: search. */
+		if ((rv = find_resident(s->h, id, idlen, &tok)) == CKR_OK) {
+			if (tok == CK_INVALID_HANDLE) {
+				pthread_mutex_unlock(&s->h->mu);
+				return KMS_ENOTFOUND;
+			}
+			if (ref != NULL) {
+				ref->obj = tok;
+				ref->gen = gen;
+			}
+			rv = copy_resident(s->h, tok, id, idlen, &k);
+			if (rv == CKR_OK && k == CK_INVALID_HANDLE) {
+				rv = CKR_OBJECT_HANDLE_INVALID;
+			}
 		}
-		rv = s->h->f->C_CopyObject(s->h->sess, tok, copy, 1, &k);
 	}
 	pthread_mutex_unlock(&s->h->mu);
 	if (rv != CKR_OK) {
@@ -822,12 +861,14 @@ hsm_destroy_resident(hsm_session *s, const uint8_t *id, size_t idlen)
 struct resident_id {
 	uint8_t id[HSM_RESIDENT_ID_MAX];
 	size_t len;
+	hsm_resident_ref ref;
 };
 
 int
-hsm_list_resident(hsm_session *s,
-    void (*fn)(const uint8_t *id, size_t idlen, void *arg), void *arg)
+hsm_list_resident(hsm_session *s, void (*fn)(const uint8_t *id,
+    size_t idlen, const hsm_resident_ref *ref, void *arg), void *arg)
 {
+	uint64_t gen = hsm_generation(s->h);
 	CK_BBOOL yes = CK_TRUE;
 	CK_ATTRIBUTE t[] = {
 		{ CKA_CLASS, (void *)&secret_class, sizeof(secret_class) },
@@ -863,6 +904,8 @@ hsm_list_resident(hsm_session *s,
 				    batch[j], &a, 1) == CKR_OK &&
 				    a.ulValueLen > 0 &&
 				    a.ulValueLen <= HSM_RESIDENT_ID_MAX) {
+					ids[nids].ref.obj = batch[j];
+					ids[nids].ref.gen = gen;
 					ids[nids++].len = a.ulValueLen;
 				}
 			}
@@ -871,7 +914,7 @@ hsm_list_resident(hsm_session *s,
 	}
 	pthread_mutex_unlock(&s->h->mu);
 	for (i = 0; rv == CKR_OK && i < nids; i++) {
-		fn(ids[i].id, ids[i].len, arg);
+		fn(ids[i].id, ids[i].len, &ids[i].ref, arg);
 	}
 	free(ids);
 	return rv_err(s->h, rv, "list resident keys");

@@ -40,6 +40,7 @@ struct kver {
 	int pins;
 	hsm_key handle;			/* 0: not loaded */
 	uint64_t gen;			/* hsm generation of handle */
+	hsm_resident_ref tok;		/* resident: the token object */
 	size_t slot;			/* index in the clock ring */
 	uint64_t enc_count;
 	uint64_t enc_reserved;
@@ -425,7 +426,8 @@ ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
 		v->handle = 0;	/* stale: vanished with the old sessions */
 	}
 	if (v->resident) {
-		r = hsm_load_resident(w->hs, v->material, v->material_len, &h);
+		r = hsm_load_resident(w->hs, v->material, v->material_len,
+		    &v->tok, &h);
 	} else {
 		r = hsm_unwrap(w->hs, v->material, v->material_len, &h);
 	}
@@ -796,12 +798,20 @@ struct reconcile_arg {
 	int destroyed;
 };
 
+/*
+ * Each resident object on the token, from the one start-up search: a
+ * version the store knows keeps the object's handle (so loading it never
+ * searches); an object no stored version names was made before a crash and
+ * never committed, and is destroyed.
+ */
 static void
-reconcile_object(const uint8_t *id, size_t idlen, void *arg)
+reconcile_object(const uint8_t *id, size_t idlen, const hsm_resident_ref *ref,
+    void *arg)
 {
 	struct reconcile_arg *a = arg;
-	struct store_version *vs = NULL;
-	size_t n = 0, i;
+	struct keycache *kc = a->w->d->keys;
+	struct kentry *e;
+	struct kver *v;
 	uint32_t ver;
 	int known = 0;
 
@@ -810,19 +820,19 @@ reconcile_object(const uint8_t *id, size_t idlen, void *arg)
 	}
 	ver = (uint32_t)id[16] << 24 | (uint32_t)id[17] << 16 |
 	    (uint32_t)id[18] << 8 | id[19];
-	if (a->w->st->ops->get_versions(a->w->st, id, &vs, &n) == 0) {
-		for (i = 0; i < n; i++) {
-			if (vs[i].version == ver) {
+	if (get_locked(a->w, id, &e) == 0) {
+		if (ver >= 1 && ver <= e->nversions) {
+			v = e->versions[ver - 1];
+			if (v->resident && v->material_len == idlen &&
+			    memcmp(v->material, id, idlen) == 0) {
+				v->tok = *ref;
 				known = 1;
 			}
 		}
+		pthread_mutex_unlock(&kc->mu);
 	}
-	free(vs);
-	if (!known) {
-		/* Material made before a crash, never committed: destroy. */
-		if (hsm_destroy_resident(a->w->hs, id, idlen) == 0) {
-			a->destroyed++;
-		}
+	if (!known && hsm_destroy_resident(a->w->hs, id, idlen) == 0) {
+		a->destroyed++;
 	}
 }
 

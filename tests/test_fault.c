@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -159,6 +160,85 @@ test_missing_material_makes_the_key_unavailable(void **state)
 	tu_env_destroy(&env);
 }
 
+static long
+searches(const char *log)
+{
+	struct stat st;
+
+	return stat(log, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/*
+ * No C_FindObjects on a request path: with more keys than cached handles
+ * (so versions are evicted and loaded again) and across a restart, the
+ * searches counted by the shim happen at start-up only.
+ */
+static void
+run_no_search(const char *storage)
+{
+	char extra[1200], shim[512], log[600], keys[20][KMS_KEY_ID_LEN + 1];
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	kms_create_key_req cr = { 0 };
+	kms_key_metadata m;
+	kms_generate_data_key_resp out;
+	kms_error_info ei;
+	long before;
+	int i, round;
+	FILE *f;
+
+	snprintf(shim, sizeof(shim), "%s/%s/tests/libp11shim.so",
+	    getcwd(extra, 512) ? extra : ".", build);
+	assert_int_equal(tu_env_init(&env, NULL), 0);
+	snprintf(log, sizeof(log), "%s/find.log", env.dir);
+	setenv("P11SHIM_FIND_LOG", log, 1);
+	setenv("P11SHIM_MODULE", env.module, 1);
+	unsetenv("P11SHIM_FAULT_FILE");
+	snprintf(extra, sizeof(extra), "pkcs11_module = %s\nkey_storage = %s\n"
+	    "key_cache_handles = 16\n", shim, storage);
+	assert_non_null(f = fopen(env.conf, "a"));
+	fputs(extra, f);
+	fclose(f);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	for (i = 0; i < 20; i++) {
+		assert_int_equal(kms_create_key(cl, &cr, &m, &ei), 0);
+		snprintf(keys[i], sizeof(keys[i]), "%s", m.key_id);
+		kms_key_metadata_free(&m);
+	}
+	kms_client_close(cl);
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	unlink(log);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	assert_int_equal(gdk(keys[0], &out, &ei), 0);
+	kms_generate_data_key_resp_free(&out);
+	before = searches(log);
+	assert_true(before > 0);	/* the shim does count */
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < 20; i++) {
+			assert_int_equal(gdk(keys[i], &out, &ei), 0);
+			kms_generate_data_key_resp_free(&out);
+		}
+	}
+	assert_int_equal(searches(log), before);
+	kms_client_close(cl);
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	unsetenv("P11SHIM_FIND_LOG");
+	tu_env_destroy(&env);
+}
+
+static void
+test_no_search_on_a_request_path_wrapped(void **state)
+{
+	run_no_search("wrapped");
+}
+
+static void
+test_no_search_on_a_request_path_resident(void **state)
+{
+	run_no_search("resident");
+}
+
 static void
 test_token_pulled_and_restored_wrapped(void **state)
 {
@@ -178,6 +258,8 @@ main(void)
 		cmocka_unit_test(test_token_pulled_and_restored_wrapped),
 		cmocka_unit_test(test_token_pulled_and_restored_resident),
 		cmocka_unit_test(test_missing_material_makes_the_key_unavailable),
+		cmocka_unit_test(test_no_search_on_a_request_path_wrapped),
+		cmocka_unit_test(test_no_search_on_a_request_path_resident),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

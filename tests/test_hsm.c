@@ -104,15 +104,38 @@ static void
 test_hsm_resident_version_is_sensitive_and_unextractable(void **state)
 {
 	const uint8_t id[20] = "resident-version-001";
+	const uint8_t id2[20] = "resident-version-002";
+	hsm_resident_ref ref = { 0, 0 }, ref2 = { 0, 0 }, wrong;
 	hsm_key k;
 
 	assert_int_equal(hsm_generate_resident(s, id, sizeof(id)), 0);
-	assert_int_equal(hsm_load_resident(s, id, sizeof(id), &k), 0);
+	assert_int_equal(hsm_generate_resident(s, id2, sizeof(id2)), 0);
+	assert_int_equal(hsm_load_resident(s, id, sizeof(id), &ref, &k), 0);
+	assert_int_not_equal(ref.obj, 0);	/* found once, kept */
 	expect_custody(k, 0);	/* the session copy */
 	gcm_round_trip(k);
 	hsm_key_release(s, k);
+	/* Loaded again by handle. */
+	wrong = ref;
+	assert_int_equal(hsm_load_resident(s, id, sizeof(id), &ref, &k), 0);
+	assert_int_equal(ref.obj, wrong.obj);
+	expect_custody(k, 0);
+	hsm_key_release(s, k);
+	/* A handle that names another version is not trusted: the right
+	 * object is searched for again. */
+	assert_int_equal(hsm_load_resident(s, id2, sizeof(id2), &ref2, &k),
+	    0);
+	hsm_key_release(s, k);
+	wrong = ref2;
+	assert_int_equal(hsm_load_resident(s, id, sizeof(id), &wrong, &k), 0);
+	assert_int_equal(wrong.obj, ref.obj);
+	hsm_key_release(s, k);
+	assert_int_equal(hsm_destroy_resident(s, id2, sizeof(id2)), 0);
 	assert_int_equal(hsm_destroy_resident(s, id, sizeof(id)), 0);
-	assert_int_equal(hsm_load_resident(s, id, sizeof(id), &k),
+	/* Destroyed: neither the kept handle nor a search finds it. */
+	assert_int_equal(hsm_load_resident(s, id, sizeof(id), &ref, &k),
+	    KMS_ENOTFOUND);
+	assert_int_equal(hsm_load_resident(s, id, sizeof(id), NULL, &k),
 	    KMS_ENOTFOUND);
 }
 

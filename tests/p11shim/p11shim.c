@@ -9,12 +9,17 @@
  * fails with CKR_DEVICE_REMOVED / CKR_TOKEN_NOT_PRESENT.  When the file is
  * removed, calls go through again; old session handles then fail inside
  * the real module with CKR_SESSION_HANDLE_INVALID.
+ *
+ * With $P11SHIM_FIND_LOG set, every C_FindObjectsInit appends one byte to
+ * that file, so a test can show that no search runs on a request path.
  */
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -80,8 +85,22 @@ FWD(C_CloseAllSessions, (CK_SLOT_ID s), (s), CKR_DEVICE_REMOVED)
 FWD(C_Login, (CK_SESSION_HANDLE h, CK_USER_TYPE u, CK_UTF8CHAR_PTR p,
     CK_ULONG n), (h, u, p, n), CKR_DEVICE_REMOVED)
 FWD(C_Logout, (CK_SESSION_HANDLE h), (h), CKR_DEVICE_REMOVED)
-FWD(C_FindObjectsInit, (CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t,
-    CK_ULONG n), (h, t, n), CKR_DEVICE_REMOVED)
+static CK_RV
+shim_C_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n)
+{
+	const char *log = getenv("P11SHIM_FIND_LOG");
+	int fd;
+
+	if (faulted()) {
+		return CKR_DEVICE_REMOVED;
+	}
+	if (log != NULL && (fd = open(log, O_WRONLY | O_APPEND | O_CREAT |
+	    O_CLOEXEC, 0600)) >= 0) {
+		(void)!write(fd, "f", 1);
+		close(fd);
+	}
+	return real->C_FindObjectsInit(h, t, n);
+}
 FWD(C_FindObjects, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o,
     CK_ULONG m, CK_ULONG_PTR n), (h, o, m, n), CKR_DEVICE_REMOVED)
 FWD(C_FindObjectsFinal, (CK_SESSION_HANDLE h), (h), CKR_DEVICE_REMOVED)
