@@ -239,6 +239,49 @@ test_no_search_on_a_request_path_resident(void **state)
 	run_no_search("resident");
 }
 
+/* An HSM without a mechanism kmsd needs: kmsd refuses to start and says
+ * which. */
+static void
+test_missing_mechanism_refuses_start(void **state)
+{
+	static const struct {
+		const char *num, *name;
+	} mechs[] = {
+		{ "0x2109", "CKM_AES_KEY_WRAP" },
+		{ "0x1087", "CKM_AES_GCM" },
+	};
+	char extra[1200], shim[512], log[600], *out = NULL;
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	size_t i;
+	FILE *f;
+
+	snprintf(shim, sizeof(shim), "%s/%s/tests/libp11shim.so",
+	    getcwd(extra, 512) ? extra : ".", build);
+	assert_int_equal(tu_env_init(&env, NULL), 0);
+	setenv("P11SHIM_MODULE", env.module, 1);
+	unsetenv("P11SHIM_FAULT_FILE");
+	snprintf(extra, sizeof(extra), "pkcs11_module = %s\n", shim);
+	assert_non_null(f = fopen(env.conf, "a"));
+	fputs(extra, f);
+	fclose(f);
+	snprintf(log, sizeof(log), "cat %s/kmsd.log", env.dir);
+	for (i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++) {
+		setenv("P11SHIM_HIDE_MECH", mechs[i].num, 1);
+		assert_int_equal(tu_kmsd_start(&env), -1);
+		assert_int_equal(tu_run(log, &out, NULL), 0);
+		if (strstr(out, mechs[i].name) == NULL) {
+			fail_msg("kmsd.log does not name %s: %s",
+			    mechs[i].name, out);
+		}
+		free(out);
+	}
+	/* With every mechanism there, it starts. */
+	unsetenv("P11SHIM_HIDE_MECH");
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	tu_env_destroy(&env);
+}
+
 static void
 test_token_pulled_and_restored_wrapped(void **state)
 {
@@ -260,6 +303,7 @@ main(void)
 		cmocka_unit_test(test_missing_material_makes_the_key_unavailable),
 		cmocka_unit_test(test_no_search_on_a_request_path_wrapped),
 		cmocka_unit_test(test_no_search_on_a_request_path_resident),
+		cmocka_unit_test(test_missing_mechanism_refuses_start),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,9 @@
  * removed, calls go through again; old session handles then fail inside
  * the real module with CKR_SESSION_HANDLE_INVALID.
  *
+ * With $P11SHIM_HIDE_MECH set to a mechanism number (e.g. 0x2109), the
+ * token claims not to support it, as a weaker HSM would.
+ *
  * With $P11SHIM_FIND_LOG set, every C_FindObjectsInit appends one byte to
  * that file, so a test can show that no search runs on a request path.
  */
@@ -74,8 +77,20 @@ FWD(C_GetSlotList, (CK_BBOOL p, CK_SLOT_ID_PTR l, CK_ULONG_PTR n),
     (p, l, n), CKR_DEVICE_REMOVED)
 FWD(C_GetTokenInfo, (CK_SLOT_ID s, CK_TOKEN_INFO_PTR i), (s, i),
     CKR_TOKEN_NOT_PRESENT)
-FWD(C_GetMechanismInfo, (CK_SLOT_ID s, CK_MECHANISM_TYPE t,
-    CK_MECHANISM_INFO_PTR i), (s, t, i), CKR_TOKEN_NOT_PRESENT)
+static CK_RV
+shim_C_GetMechanismInfo(CK_SLOT_ID s, CK_MECHANISM_TYPE t,
+    CK_MECHANISM_INFO_PTR i)
+{
+	const char *hide = getenv("P11SHIM_HIDE_MECH");
+
+	if (faulted()) {
+		return CKR_TOKEN_NOT_PRESENT;
+	}
+	if (hide != NULL && strtoul(hide, NULL, 0) == t) {
+		return CKR_MECHANISM_INVALID;
+	}
+	return real->C_GetMechanismInfo(s, t, i);
+}
 FWD(C_GetMechanismList, (CK_SLOT_ID s, CK_MECHANISM_TYPE_PTR l,
     CK_ULONG_PTR n), (s, l, n), CKR_TOKEN_NOT_PRESENT)
 FWD(C_OpenSession, (CK_SLOT_ID s, CK_FLAGS f, CK_VOID_PTR a, CK_NOTIFY n,
