@@ -21,7 +21,7 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 COMMON_SRC := $(wildcard common/*.c)
 HSM_SRC    := $(wildcard hsm/*.c)
 POLICY_SRC := $(wildcard policy/*.c)
-KMSD_SRC   := $(filter-out kmsd/main.c,$(wildcard kmsd/*.c))
+KMSD_SRC   := $(filter-out kmsd/main.c kmsd/heapwipe.c,$(wildcard kmsd/*.c))
 CLIENT_SRC := $(wildcard libkmsclient/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
 SHIM_SRC   := $(wildcard tests/p11shim/*.c)
@@ -66,7 +66,8 @@ kmsclient.pc: Makefile
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kmsclient\nDescription: kmsd client library\nVersion: 0.1.0\nRequires.private: libsodium jansson\nLibs: -L$${libdir} -lkmsclient\nLibs.private: -lnng -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
 
 DAEMON_LIBS := $(LIBKMSD) $(LIBPOLICY) $(LIBHSM) $(LIBCOMMON)
-$(BIN)/kmsd: $(call obj,kmsd/main.c) $(DAEMON_LIBS)
+# kmsd/heapwipe.c replaces free() and realloc() in the daemon only.
+$(BIN)/kmsd: $(call obj,kmsd/main.c kmsd/heapwipe.c) $(DAEMON_LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
