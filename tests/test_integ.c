@@ -4,6 +4,7 @@
  * twice: wrapped key storage, then resident.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -399,26 +403,64 @@ test_malformed_requests_get_typed_errors_and_daemon_lives(void **state)
 	kms_secret_free(&s);
 }
 
+/*
+ * A raw peer that speaks nng's IPC framing by hand (the library itself
+ * refuses to send this much, and nng's req0 would redial and resend for
+ * ever): it announces a 2 MiB message and starts sending it.  kmsd must
+ * drop the connection at NNG_OPT_RECVMAXSZ, before any parsing, and go on
+ * serving others.
+ */
 static void
 test_oversized_message_never_reaches_the_parser(void **state)
 {
-	nng_socket s;
-	nng_msg *m;
-	size_t n = 2 * 1024 * 1024;
+	static const uint8_t hello[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { 5, 0 };
+	uint8_t hdr[13], peer[8], chunk[65536];
+	uint64_t len = 2 * 1024 * 1024 + 4;
+	size_t sent = 0;
 	kms_secret sec;
 	kms_error_info ei;
+	ssize_t r;
+	int fd, i, closed = 0;
 
-	/* A raw peer: the library itself refuses to send this much. */
-	assert_int_equal(nng_req0_open(&s), 0);
-	assert_int_equal(nng_dial(s, env.endpoint, NULL, 0), 0);
-	assert_int_equal(nng_msg_alloc(&m, n), 0);
-	memset(nng_msg_body(m), '{', n);
-	assert_int_equal(nng_sendmsg(s, m, 0), 0);
-	/* kmsd drops the connection at NNG_OPT_RECVMAXSZ; no reply comes.
-	 * (Waiting in nng_recvmsg for it can hang in nng 1.5.2's req0,
-	 * which keeps resending, so give the daemon time and hang up.) */
-	usleep(300 * 1000);
-	nng_close(s);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
+	    env.endpoint + strlen("ipc://"));
+	assert_true((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+	    sizeof(tv)), 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+	    sizeof(tv)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, hello, sizeof(hello)), sizeof(hello));
+	assert_int_equal(read(fd, peer, sizeof(peer)), sizeof(peer));
+	assert_int_equal(peer[5], 0x31);	/* rep0 */
+	/* Message type 1, 64-bit big-endian length, req0's request id. */
+	hdr[0] = 1;
+	for (i = 0; i < 8; i++) {
+		hdr[1 + i] = (uint8_t)(len >> (56 - 8 * i));
+	}
+	hdr[9] = 0x80;
+	hdr[10] = hdr[11] = 0;
+	hdr[12] = 1;
+	assert_int_equal(write(fd, hdr, sizeof(hdr)), sizeof(hdr));
+	memset(chunk, '{', sizeof(chunk));
+	while (sent < len) {
+		r = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
+		if (r <= 0) {
+			closed = 1;	/* EPIPE/ECONNRESET: dropped */
+			break;
+		}
+		sent += (size_t)r;
+	}
+	/* Whether or not the writes noticed, the daemon hangs up. */
+	if (!closed) {
+		r = read(fd, peer, sizeof(peer));
+		closed = r == 0 || (r < 0 && errno != EAGAIN &&
+		    errno != EWOULDBLOCK);
+	}
+	close(fd);
+	assert_true(closed);
 	/* Others are served all the while. */
 	must(kms_generate_random(cl, 16, &sec, &ei), &ei, "after oversize");
 	kms_secret_free(&sec);
