@@ -97,7 +97,11 @@ main(int argc, char **argv)
 		return 2;
 	}
 	harden();
+#if defined(__SANITIZE_ADDRESS__)
+	/* Without kmsd/heapwipe.c (compiled out under ASan), jansson's
+	 * blocks are wiped by its allocator instead. */
 	secure_json_allocator();
+#endif
 	config_defaults(&d.cfg, state_dir);
 	if (conf == NULL) {
 		snprintf(defconf, sizeof(defconf), "%s/kmsd.conf",
