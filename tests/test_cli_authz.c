@@ -375,6 +375,11 @@ test_cli_authz_aliases(void **state)
 	assert_true(json_is_true(json_object_get(j, "Truncated")));
 	assert_non_null(json_string_value(json_object_get(j, "NextMarker")));
 	json_decref(j);
+	/* A projection over the merged pages, as text. */
+	assert_int_equal(alice(&out, NULL, "list-aliases --key-id %s --query "
+	    "'Aliases[].AliasName' --output text", key), 0);
+	assert_string_equal(trimnl(out), "alias/cli-app\talias/cli-other");
+	free(out);
 	j = alice_json("list-aliases --key-id %s", key);
 	assert_int_equal(json_array_size(json_object_get(j, "Aliases")), 2);
 	assert_null(json_object_get(j, "NextMarker"));

@@ -499,63 +499,102 @@ parse_long(const char *s, long lo, long hi, long *out, const char *opt_name)
 
 /* ------------------------------------------------------------ output */
 
-/* Follow a --query path: Name.Sub, Name[0].Sub.  NULL when absent;
- * *bad set when the expression cannot be parsed. */
+/*
+ * --query, the JMESPath subset the AWS CLI's users type: Name.Sub,
+ * Name[0] (negative from the end), and the projection Name[].Sub or
+ * Name[*].Sub, which applies the rest to every element and keeps the
+ * non-null results.  Returns a new reference, NULL when absent; *bad is
+ * set when the expression cannot be parsed (checked even when the data
+ * runs out early).
+ */
 static json_t *
-query(json_t *root, const char *path, int *bad)
+qeval(json_t *cur, const char *p, int *bad)
 {
-	json_t *cur = root;
-	const char *p = path;
 	char name[256];
+	size_t n = 0;
 
-	*bad = 0;
-	/* Parse to the end even once cur is NULL, so bad syntax is caught. */
-	while (*p != '\0') {
-		size_t n = 0;
-		while (*p != '\0' && *p != '.' && *p != '[') {
-			if (n + 1 >= sizeof(name)) {
-				*bad = 1;
-				return NULL;
-			}
-			name[n++] = *p++;
-		}
-		name[n] = '\0';
-		if (n > 0) {
-			cur = (cur != NULL && json_is_object(cur)) ?
-			    json_object_get(cur, name) : NULL;
-		} else if (*p != '[') {
+	if (*p == '\0') {
+		return cur != NULL ? json_incref(cur) : NULL;
+	}
+	if (*p == '.') {
+		if (p[1] == '\0' || p[1] == '.' || p[1] == '[') {
 			*bad = 1;
 			return NULL;
 		}
-		while (*p == '[') {
-			char *end;
-			long i = strtol(p + 1, &end, 10);
-			if (end == p + 1 || *end != ']') {
+		p++;
+	}
+	if (*p == '[') {
+		char *end;
+		long i;
+		json_t *out, *e, *r;
+		size_t k;
+		if (p[1] == ']' || (p[1] == '*' && p[2] == ']')) {
+			p += p[1] == ']' ? 2 : 3;
+			if (*p != '\0' && *p != '.' && *p != '[') {
 				*bad = 1;
 				return NULL;
 			}
-			p = end + 1;
-			if (cur == NULL || !json_is_array(cur)) {
-				cur = NULL;
-				continue;
+			/* Check the rest's syntax once, on nothing. */
+			json_decref(qeval(NULL, p, bad));
+			if (*bad || cur == NULL || !json_is_array(cur)) {
+				return NULL;
 			}
+			out = json_array();
+			json_array_foreach(cur, k, e) {
+				if ((r = qeval(e, p, bad)) != NULL &&
+				    !json_is_null(r)) {
+					json_array_append(out, r);
+				}
+				json_decref(r);
+			}
+			return out;
+		}
+		i = strtol(p + 1, &end, 10);
+		if (end == p + 1 || *end != ']') {
+			*bad = 1;
+			return NULL;
+		}
+		p = end + 1;
+		if (*p != '\0' && *p != '.' && *p != '[') {
+			*bad = 1;
+			return NULL;
+		}
+		if (cur != NULL && json_is_array(cur)) {
 			if (i < 0) {
 				i += (long)json_array_size(cur);
 			}
 			cur = i >= 0 ? json_array_get(cur, (size_t)i) : NULL;
+		} else {
+			cur = NULL;
 		}
-		if (*p == '.') {
-			p++;
-			if (*p == '\0') {
-				*bad = 1;
-				return NULL;
-			}
-		} else if (*p != '\0' && *p != '[') {
+		return qeval(cur, p, bad);
+	}
+	while (*p != '\0' && *p != '.' && *p != '[') {
+		if (n + 1 >= sizeof(name)) {
 			*bad = 1;
 			return NULL;
 		}
+		name[n++] = *p++;
 	}
-	return cur;
+	name[n] = '\0';
+	if (n == 0) {
+		*bad = 1;
+		return NULL;
+	}
+	cur = (cur != NULL && json_is_object(cur)) ? json_object_get(cur,
+	    name) : NULL;
+	return qeval(cur, p, bad);
+}
+
+static json_t *
+query(json_t *root, const char *path, int *bad)
+{
+	*bad = 0;
+	if (*path == '.' || *path == '\0') {
+		*bad = 1;
+		return NULL;
+	}
+	return qeval(root, path, bad);
 }
 
 static void
@@ -760,16 +799,19 @@ emit(struct run *R, json_t *o, const char *bin, const uint8_t *p, size_t n)
 		}
 		json_object_del(o, bin);
 	}
-	sel = o;
+	sel = json_incref(o);
 	if (R->query != NULL) {
+		json_decref(sel);
 		sel = query(o, R->query, &bad);
 		if (bad) {
 			usage_error("argument --query: Bad value for --query "
 			    "%s", R->query);
+			json_decref(sel);
 			json_decref(o);
 			return EXIT_USAGE;
 		}
 	} else if (json_object_size(o) == 0) {
+		json_decref(sel);
 		/* AWS prints nothing for an empty response. */
 		json_decref(o);
 		return 0;
@@ -786,6 +828,7 @@ emit(struct run *R, json_t *o, const char *bin, const uint8_t *p, size_t n)
 		print_json(sel);
 	}
 	fflush(stdout);
+	json_decref(sel);
 	json_decref(o);
 	return 0;
 }
@@ -2112,7 +2155,7 @@ main(int argc, char **argv)
 	if (R.query != NULL) {
 		json_t *probe = json_object();
 		int bad = 0;
-		(void)query(probe, R.query, &bad);
+		json_decref(query(probe, R.query, &bad));
 		json_decref(probe);
 		if (bad) {
 			usage_error("argument --query: Bad value for --query "
