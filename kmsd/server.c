@@ -10,11 +10,14 @@
  * waits for callbacks still running.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -173,32 +176,181 @@ worker_cb(void *arg)
 	nng_ctx_recv(sw->ctx, sw->aio);
 }
 
+/*
+ * The listener watchdog.  nng 1.5.2 stops accepting for good when a peer
+ * hangs up during the SP handshake: the transport hands the listener
+ * NNG_ECLOSED, which it takes for its own closing (nng issue #1518, fixed
+ * in 1.6; Debian 12 ships 1.5.2).  One local process that connects and
+ * exits at the wrong moment would leave kmsd deaf to new clients.  So the
+ * scheduler watches the listener's error count; when it moves, it checks
+ * that the socket still completes a handshake and, if not, closes the
+ * listener and listens again.  Closing it drops the connections it had
+ * made (nng ties pipes to their listener): requests in flight on them fail
+ * and their clients reconnect.
+ */
+#define WATCH_MS 200		/* listener check period */
+#define PROBE_MS 2000		/* how long a live listener may take */
+
 struct sched {
 	struct kmsd *d;
+	nng_socket sock;
+	nng_listener l;
+	uint64_t errors;	/* listener's "other" errors seen so far */
 	pthread_t thr;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stop;
 };
 
-/* Brings the HSM back after an outage; later also deletions and rotation. */
+static int
+listener_open(struct kmsd *d, nng_socket sock, nng_listener *l, char *err,
+    size_t errlen)
+{
+	int rv;
+
+	if ((rv = nng_listener_create(l, sock, d->cfg.listen)) != 0 ||
+	    (rv = nng_listener_set_int(*l, NNG_OPT_IPC_PERMISSIONS,
+	    (int)d->cfg.socket_mode)) != 0 ||
+	    (rv = nng_listener_start(*l, 0)) != 0) {
+		snprintf(err, errlen, "listen %s: %s", d->cfg.listen,
+		    nng_strerror(rv));
+		return KMS_EINTERNAL;
+	}
+	return 0;
+}
+
+/* The listener's count of unclassified accept errors (where NNG_ECLOSED
+ * from a handshake lands). */
+static uint64_t
+listener_errors(nng_listener l)
+{
+	nng_stat *all, *ls, *st;
+	uint64_t v = 0;
+
+	if (nng_stats_get(&all) != 0) {
+		return 0;
+	}
+	if ((ls = nng_stat_find_listener(all, l)) != NULL &&
+	    (st = nng_stat_find(ls, "other")) != NULL) {
+		v = nng_stat_value(st);
+	}
+	nng_stats_free(all);
+	return v;
+}
+
+/* Read exactly n bytes within PROBE_MS; 0 on success. */
+static int
+read_full(int fd, uint8_t *p, size_t n)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		if (poll(&pfd, 1, PROBE_MS) != 1 ||
+		    (r = read(fd, p + got, n - got)) <= 0) {
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/*
+ * Does kmsd still take new clients at url?  A handshake is not enough (the
+ * transport negotiates even when the socket no longer accepts what it
+ * negotiated), so the probe sends one request, "{}", speaking nng's IPC
+ * framing, and waits for the reply (a ValidationException).  It hangs up
+ * only after the handshake, so it cannot trigger the bug it looks for.
+ */
+static int
+listener_answers(const char *url)
+{
+	static const uint8_t hello[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
+	static const uint8_t req[] = { 1, 0, 0, 0, 0, 0, 0, 0, 6,
+	    0x80, 0, 0, 1, '{', '}' };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	uint8_t got[9];
+	int fd, alive;
+
+	if (strncmp(url, "ipc://", 6) != 0 ||
+	    strlen(url + 6) >= sizeof(sa.sun_path)) {
+		return 1;	/* not ours to probe */
+	}
+	memcpy(sa.sun_path, url + 6, strlen(url + 6) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		return 1;	/* cannot tell: leave it */
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    write(fd, hello, sizeof(hello)) != (ssize_t)sizeof(hello)) {
+		close(fd);
+		return 0;
+	}
+	alive = read_full(fd, got, 8) == 0 && got[1] == 'S' &&
+	    got[2] == 'P' && send(fd, req, sizeof(req), MSG_NOSIGNAL) ==
+	    (ssize_t)sizeof(req) && read_full(fd, got, 9) == 0 && got[0] == 1;
+	close(fd);
+	return alive;
+}
+
+/* Scheduler thread, s->mu held: restore the listener if it went deaf. */
+static void
+watch_listener(struct sched *s)
+{
+	char err[256];
+	uint64_t e = listener_errors(s->l);
+
+	if (e == s->errors) {
+		return;
+	}
+	s->errors = e;
+	if (listener_answers(s->d->cfg.listen)) {
+		return;
+	}
+	/* Close first: closing unlinks the socket path. */
+	nng_listener_close(s->l);
+	if (listener_open(s->d, s->sock, &s->l, err, sizeof(err)) != 0) {
+		fprintf(stderr, "kmsd: the listener stopped accepting and "
+		    "cannot be restarted: %s\n", err);
+		return;
+	}
+	s->errors = listener_errors(s->l);
+	fprintf(stderr, "kmsd: the listener stopped accepting (a peer hung "
+	    "up during the handshake, nng 1.5.2 issue #1518); listening "
+	    "again\n");
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Brings the HSM back after an outage and keeps the listener accepting;
+ * later also deletions and rotation. */
 static void *
 sched_main(void *arg)
 {
 	struct sched *s = arg;
 	struct timespec ts;
+	uint64_t next_hsm = 0;
 
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)s->d->cfg.hsm_retry_ms * 1000000L;
+		ts.tv_nsec += (long)WATCH_MS * 1000000L;
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 		if (s->stop) {
 			break;
 		}
-		if (hsm_is_down(s->d->hsm)) {
+		watch_listener(s);
+		if (hsm_is_down(s->d->hsm) && mono_ms() >= next_hsm) {
+			next_hsm = mono_ms() + (uint64_t)s->d->cfg.hsm_retry_ms;
 			pthread_mutex_unlock(&s->mu);
 			if (hsm_recover(s->d->hsm) == 0) {
 				keycache_invalidate_handles(s->d->keys);
@@ -260,12 +412,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 			goto out;
 		}
 	}
-	if ((rv = nng_listener_create(&l, sock, d->cfg.listen)) != 0 ||
-	    (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS,
-	    (int)d->cfg.socket_mode)) != 0 ||
-	    (rv = nng_listener_start(l, 0)) != 0) {
-		snprintf(err, errlen, "listen %s: %s", d->cfg.listen,
-		    nng_strerror(rv));
+	if (listener_open(d, sock, &l, err, errlen) != 0) {
 		goto out;
 	}
 	for (i = 0; i < d->cfg.workers; i++) {
@@ -273,6 +420,9 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 		nng_ctx_recv(ws[i].ctx, ws[i].aio);
 	}
 	sched.d = d;
+	sched.sock = sock;
+	sched.l = l;
+	sched.errors = listener_errors(l);
 	pthread_mutex_init(&sched.mu, NULL);
 	pthread_cond_init(&sched.cv, NULL);
 	if (pthread_create(&sched.thr, NULL, sched_main, &sched) != 0) {

@@ -60,6 +60,8 @@ struct kms_client {
 	int timeout_ms;		/* whole call; 0 = none */
 	int connect_timeout_ms;	/* waiting for a connection; 0 = timeout_ms */
 	unsigned pipes_up;	/* connections open now (0 or 1) */
+	nng_dialer dialer;
+	int dialing;		/* dialer started (on the first call) */
 	char url[CLIENT_URL_MAX];
 };
 
@@ -228,9 +230,9 @@ kms_client_open(kms_client **cp, const char *url)
 		r = KMS_ETRANSPORT;
 		goto out;
 	}
-	/* Non-blocking: open succeeds while the daemon restarts; nng keeps
-	 * redialling in the background. */
-	if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	/* The URL is checked now; the connection is made by the first call
+	 * (a client opened and closed unused never connects). */
+	if ((rv = nng_dialer_create(&c->dialer, c->sock, url)) != 0) {
 		r = (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ||
 		    rv == NNG_EINVAL) ? KMS_EINVAL : KMS_ETRANSPORT;
 		goto out;
@@ -417,7 +419,18 @@ transact(kms_client *c, nng_msg **reqp, nng_msg **repp, kms_error_info *ei)
 	pthread_mutex_lock(&c->mu);
 	timeout = c->timeout_ms;
 	ctimeout = c->connect_timeout_ms;
+	/* Non-blocking: the call waits for the connection within its time,
+	 * and nng keeps redialling in the background if the daemon is away
+	 * or restarts. */
+	rv = c->dialing ? 0 : nng_dialer_start(c->dialer, NNG_FLAG_NONBLOCK);
+	c->dialing |= rv == 0;
 	pthread_mutex_unlock(&c->mu);
+	if (rv != 0) {
+		slot_put(c, s);
+		wipe_free_msg(req);
+		return client_fail(ei, KMS_ETRANSPORT, "%s: %s", c->url,
+		    nng_strerror(rv));
+	}
 	if (timeout > 0) {
 		deadline = nng_clock() + (nng_time)timeout;
 	}
