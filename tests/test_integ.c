@@ -472,29 +472,53 @@ test_oversized_message_never_reaches_the_parser(void **state)
  * careless or hostile local process cannot leave kmsd deaf.
  */
 static int
-listened_again(void)
+listened_again(const struct tu_env *e)
 {
 	char cmd[600];
 
 	snprintf(cmd, sizeof(cmd), "grep -q 'listening again' %s/kmsd.log",
-	    env.dir);
+	    e->dir);
 	return tu_run(cmd, NULL, NULL) == 0;
 }
 
+/*
+ * nng 1.5.2 stops accepting when a peer hangs up during the SP handshake
+ * (nng issue #1518); kmsd's watchdog must notice and listen again, so one
+ * careless or hostile local process cannot leave kmsd deaf.  Its own kmsd:
+ * nng leaks the listener the watchdog has to close, and only this daemon
+ * runs with that leak suppressed (tests/lsan-nng1518.supp).
+ */
 static void
 test_hangup_during_handshake_does_not_stop_accepting(void **state)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct tu_env e2;
 	kms_client *c2;
 	kms_secret sec;
 	kms_error_info ei;
+	char *saved = getenv("LSAN_OPTIONS") ? strdup(getenv("LSAN_OPTIONS")) :
+	    NULL, opts[700], cwd[400];
 	int fd, i, r = -1;
 
+	assert_int_equal(tu_env_init(&e2, NULL), 0);
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(opts, sizeof(opts), "%s%ssuppressions=%s/tests/"
+	    "lsan-nng1518.supp:print_suppressions=0", saved ? saved : "",
+	    saved && *saved ? ":" : "", cwd);
+	setenv("LSAN_OPTIONS", opts, 1);
+	r = tu_kmsd_start(&e2);
+	if (saved != NULL) {
+		setenv("LSAN_OPTIONS", saved, 1);
+	} else {
+		unsetenv("LSAN_OPTIONS");
+	}
+	free(saved);
+	assert_int_equal(r, 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
-	    env.endpoint + strlen("ipc://"));
+	    e2.endpoint + strlen("ipc://"));
 	/* Peers that hang up at once, mid-handshake, until one of them
 	 * catches nng out and kmsd's watchdog says it listened again. */
-	for (i = 0; i < 40 && !listened_again(); i++) {
+	for (i = 0; i < 40 && !listened_again(&e2); i++) {
 		assert_true((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
 		assert_int_equal(connect(fd, (struct sockaddr *)&sa,
 		    sizeof(sa)), 0);
@@ -504,7 +528,7 @@ test_hangup_during_handshake_does_not_stop_accepting(void **state)
 	}
 #if NNG_MAJOR_VERSION == 1 && NNG_MINOR_VERSION < 6
 	/* The bug is real in this nng, and was met. */
-	assert_true(listened_again());
+	assert_true(listened_again(&e2));
 #endif
 	/*
 	 * New clients are served again within moments: the watchdog checks
@@ -512,8 +536,9 @@ test_hangup_during_handshake_does_not_stop_accepting(void **state)
 	 * loses that connection when it is replaced (TransportError), as an
 	 * application with a retry policy would see; it then succeeds.
 	 */
+	r = -1;
 	for (i = 0; i < 20 && r != 0; i++) {
-		assert_int_equal(kms_client_open(&c2, env.endpoint), 0);
+		assert_int_equal(kms_client_open(&c2, e2.endpoint), 0);
 		kms_client_set_timeout(c2, 2000);
 		r = kms_generate_random(c2, 16, &sec, &ei);
 		if (r == 0) {
@@ -525,15 +550,7 @@ test_hangup_during_handshake_does_not_stop_accepting(void **state)
 		fail_msg("new clients are not served: %s %s", ei.name,
 		    ei.message);
 	}
-	/* And the shared client still is (it reconnects if it must). */
-	for (i = 0; i < 50; i++) {
-		if ((r = kms_generate_random(cl, 16, &sec, &ei)) == 0) {
-			kms_secret_free(&sec);
-			break;
-		}
-		usleep(100 * 1000);
-	}
-	assert_int_equal(r, 0);
+	assert_int_equal(tu_env_destroy(&e2), 0);
 }
 
 struct thr {
@@ -697,6 +714,7 @@ test_restart_decrypts_everything_and_no_secret_touches_disk(void **state)
 		must(kms_generate_data_key(cl, &gr, &go[i], &ei), &ei, "GDK");
 	}
 	kms_client_close(cl);
+	cl = NULL;
 	assert_int_equal(tu_kmsd_stop(&env), 0);
 	/* No data key is anywhere on disk: token, store, log, socket dir. */
 	for (i = 0; i < N; i++) {
