@@ -2,8 +2,10 @@
  * server.c — the nng front end: one rep0 socket on the IPC listener, a pool
  * of workers each owning an nng context (driven by aio callbacks on nng's
  * task threads), an HSM session and a store connection, and a scheduler
- * thread that brings the HSM back after an outage.  The caller's identity comes from the kernel through the pipe
- * (NNG_OPT_IPC_PEER_UID/GID/PID), never from the request.
+ * thread that brings the HSM back after an outage and keeps the listener
+ * accepting (see the watchdog below).  The caller's identity comes from
+ * the kernel through the pipe (NNG_OPT_IPC_PEER_UID/GID/PID), never from
+ * the request.
  *
  * Life: server_run() blocks SIGINT/SIGTERM, starts everything, waits for a
  * signal, then closes the socket (which aborts every worker's receive) and
