@@ -37,17 +37,6 @@ ctl(char **out, char **err, const char *fmt, ...)
 	return tu_run(cmd, out, err);
 }
 
-static char *
-trimnl(char *s)
-{
-	size_t n = strlen(s);
-
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) {
-		s[--n] = '\0';
-	}
-	return s;
-}
-
 static int
 setup(void **state)
 {
@@ -65,7 +54,7 @@ setup(void **state)
 		free(out);
 		return -1;
 	}
-	snprintf(key, sizeof(key), "%s", trimnl(out));
+	snprintf(key, sizeof(key), "%s", tu_trimnl(out));
 	free(out);
 	return strlen(key) == 36 ? 0 : -1;
 }
@@ -127,7 +116,7 @@ test_cli_readme_session(void **state)
 	free(err);
 	assert_int_equal(ctl(&out, NULL, "describe-key --key-id %s --query "
 	    "KeyMetadata.KeyState --output text", key), 0);
-	assert_string_equal(trimnl(out), "Disabled");
+	assert_string_equal(tu_trimnl(out), "Disabled");
 	free(out);
 	assert_int_equal(ctl(NULL, NULL, "enable-key --key-id %s", key), 0);
 	assert_int_equal(ctl(NULL, NULL, "decrypt --ciphertext-blob "
@@ -143,7 +132,7 @@ test_cli_other_operations(void **state)
 
 	assert_int_equal(ctl(&out, NULL, "generate-random --number-of-bytes "
 	    "24 --query Plaintext --output text"), 0);
-	assert_int_equal(strlen(trimnl(out)), 32);	/* base64 of 24 */
+	assert_int_equal(strlen(tu_trimnl(out)), 32);	/* base64 of 24 */
 	free(out);
 	assert_int_equal(ctl(&out, NULL, "list-keys --limit 1"), 0);
 	j = json_loads(out, 0, NULL);
@@ -155,7 +144,7 @@ test_cli_other_operations(void **state)
 	    "--description renamed", key), 0);
 	assert_int_equal(ctl(&out, NULL, "describe-key --key-id %s --query "
 	    "KeyMetadata.Description --output text", key), 0);
-	assert_string_equal(trimnl(out), "renamed");
+	assert_string_equal(tu_trimnl(out), "renamed");
 	free(out);
 	assert_int_equal(ctl(NULL, NULL, "generate-data-key-without-plaintext "
 	    "--key-id %s --number-of-bytes 16 --outfile %s/dk.enc", key,
@@ -205,7 +194,7 @@ test_cli_finds_the_daemon_from_the_project_directory(void **state)
 	    "%s describe-key --key-id %s --query KeyMetadata.KeyId "
 	    "--output text", env.dir, env.dir, kmsctl, key);
 	assert_int_equal(tu_run(cmd, &out, NULL), 0);
-	assert_string_equal(trimnl(out), key);
+	assert_string_equal(tu_trimnl(out), key);
 	free(out);
 }
 

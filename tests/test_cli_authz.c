@@ -61,17 +61,6 @@ bob_(char **out, char **err, const char *fmt, ...)
 	return r;
 }
 
-static char *
-trimnl(char *s)
-{
-	size_t n = strlen(s);
-
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) {
-		s[--n] = '\0';
-	}
-	return s;
-}
-
 /* Run as alice, wanting success; the output parsed as JSON. */
 static json_t *
 alice_json(const char *fmt, ...)
@@ -124,13 +113,13 @@ setup(void **state)
 	    "KeyMetadata.KeyId --output text") != 0) {
 		return -1;
 	}
-	snprintf(key, sizeof(key), "%s", trimnl(out));
+	snprintf(key, sizeof(key), "%s", tu_trimnl(out));
 	free(out);
 	if (alice(&out, NULL, "create-key --description second --query "
 	    "KeyMetadata.KeyId --output text") != 0) {
 		return -1;
 	}
-	snprintf(key2, sizeof(key2), "%s", trimnl(out));
+	snprintf(key2, sizeof(key2), "%s", tu_trimnl(out));
 	free(out);
 	return strlen(key) == 36 && strlen(key2) == 36 ? 0 : -1;
 }
@@ -192,7 +181,7 @@ test_cli_authz_grants(void **state)
 	assert_int_equal(bob_(&out, NULL, "decrypt --ciphertext-blob "
 	    "fileb://%s/web.enc --encryption-context app=web --query "
 	    "Plaintext --output text", env.dir), 0);
-	assert_string_equal(trimnl(out), "aGk=");
+	assert_string_equal(tu_trimnl(out), "aGk=");
 	free(out);
 	assert_int_equal(bob_(NULL, &err, "encrypt --key-id %s --plaintext "
 	    "aGk= --encryption-context app=evil", key), 254);
@@ -205,7 +194,7 @@ test_cli_authz_grants(void **state)
 	    "--retiring-principal user:root --constraints "
 	    "'{\"EncryptionContextSubset\":{\"app\":\"web\"}}' --name web "
 	    "--query GrantId --output text", key, bob), 0);
-	assert_string_equal(trimnl(out), gid);
+	assert_string_equal(tu_trimnl(out), gid);
 	free(out);
 
 	/* Listed, with its constraint and an ISO 8601 date. */
@@ -228,7 +217,7 @@ test_cli_authz_grants(void **state)
 	    "--grantee-principal %s --operations GenerateDataKey "
 	    "--retiring-principal user:root --query GrantToken --output text",
 	    key, bob), 0);
-	snprintf(tok, sizeof(tok), "%s", trimnl(out));
+	snprintf(tok, sizeof(tok), "%s", tu_trimnl(out));
 	free(out);
 	assert_int_equal(bob_(NULL, NULL, "generate-data-key --key-id %s "
 	    "--key-spec AES_256 --grant-tokens %s", key, tok), 0);
@@ -378,7 +367,7 @@ test_cli_authz_aliases(void **state)
 	/* A projection over the merged pages, as text. */
 	assert_int_equal(alice(&out, NULL, "list-aliases --key-id %s --query "
 	    "'Aliases[].AliasName' --output text", key), 0);
-	assert_string_equal(trimnl(out), "alias/cli-app\talias/cli-other");
+	assert_string_equal(tu_trimnl(out), "alias/cli-app\talias/cli-other");
 	free(out);
 	j = alice_json("list-aliases --key-id %s", key);
 	assert_int_equal(json_array_size(json_object_get(j, "Aliases")), 2);
@@ -394,7 +383,7 @@ test_cli_authz_aliases(void **state)
 	    "alias/cli-app --target-key-id %s", key2), 0);
 	assert_int_equal(alice(&out, NULL, "describe-key --key-id "
 	    "alias/cli-app --query KeyMetadata.KeyId --output text"), 0);
-	assert_string_equal(trimnl(out), key2);
+	assert_string_equal(tu_trimnl(out), key2);
 	free(out);
 	assert_int_equal(alice(NULL, NULL, "delete-alias --alias-name "
 	    "alias/cli-app"), 0);
@@ -423,7 +412,7 @@ test_cli_authz_tags(void **state)
 	    "--tag-keys env", key), 0);
 	assert_int_equal(alice(&out, NULL, "list-resource-tags --key-id %s "
 	    "--query Tags[0].TagValue --output text", key), 0);
-	assert_string_equal(trimnl(out), "blue");
+	assert_string_equal(tu_trimnl(out), "blue");
 	free(out);
 	assert_int_equal(alice(NULL, &err, "tag-resource --key-id %s --tags "
 	    "TagKey=aws:x,TagValue=1", key), 254);

@@ -61,6 +61,17 @@ read_all(int fd)
 	return buf;
 }
 
+char *
+tu_trimnl(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) {
+		s[--n] = '\0';
+	}
+	return s;
+}
+
 int
 tu_run(const char *cmd, char **out, char **err)
 {

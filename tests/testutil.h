@@ -32,5 +32,7 @@ const char *tu_bin(const char *name);
 /* Run a shell command, capture stdout (NUL-terminated, malloc'd) and exit
  * status; stderr captured too if err is not NULL. */
 int tu_run(const char *cmd, char **out, char **err);
+/* Strip trailing newlines in place (command output); returns s. */
+char *tu_trimnl(char *s);
 
 #endif
