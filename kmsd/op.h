@@ -36,6 +36,10 @@ struct opctx {
 	/* Locked scratch for plaintexts: wiped after every request. */
 	uint8_t *secret;
 	size_t secret_cap, secret_used;
+	/* HSM random bytes drawn for this request, not yet handed out (in
+	 * the scratch), and how many the rest of a Batch may want. */
+	uint8_t *rnd;
+	size_t rnd_len, rnd_off, rnd_hint;
 };
 
 typedef int (*op_fn)(struct opctx *c, json_t **resp);
@@ -67,6 +71,10 @@ int req_grant_tokens(struct opctx *c);
 int req_algorithm(struct opctx *c, const char *field);
 /* Carve n bytes of locked scratch for this request. */
 uint8_t *op_secret(struct opctx *c, size_t n);
+/* n fresh random bytes from the HSM, in the request's locked scratch
+ * (valid until the request ends).  A Batch draws for several items in one
+ * C_GenerateRandom call.  0 or the HSM error. */
+int op_random(struct opctx *c, size_t n, uint8_t **out);
 
 /* Set a base64 field on obj. */
 int resp_blob(json_t *obj, const char *field, const uint8_t *buf, size_t len,

@@ -25,7 +25,7 @@ seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
     const uint8_t *ctx, size_t ctxlen, const uint8_t *pt, size_t ptlen,
     uint8_t *blob)
 {
-	uint8_t aad[BLOB_HEADER_LEN + CTX_MAX_CANONICAL];
+	uint8_t aad[BLOB_HEADER_LEN + CTX_MAX_CANONICAL], *iv = NULL;
 	struct key_use u = { 0 };
 	int r;
 
@@ -35,9 +35,10 @@ seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
 	blob_write_header(blob, ki->id, u.version);
 	if (iv_in != NULL) {
 		memcpy(blob + BLOB_HEADER_LEN, iv_in, BLOB_IV_LEN);
-	} else if ((r = hsm_random(c->w->hs, blob + BLOB_HEADER_LEN,
-	    BLOB_IV_LEN)) != 0) {
+	} else if ((r = op_random(c, BLOB_IV_LEN, &iv)) != 0) {
 		goto out;
+	} else {
+		memcpy(blob + BLOB_HEADER_LEN, iv, BLOB_IV_LEN);
 	}
 	memcpy(aad, blob, BLOB_HEADER_LEN);
 	memcpy(aad + BLOB_HEADER_LEN, ctx, ctxlen);
@@ -351,12 +352,12 @@ generate_data_key(struct opctx *c, int with_plaintext, json_t **resp)
 		return op_fail(c, KMS_EUNSUPPORTED, "Recipient (Nitro "
 		    "attestation) is not supported by this kmsd");
 	}
-	if ((rnd = op_secret(c, n + BLOB_IV_LEN)) == NULL ||
-	    (blob = op_secret(c, n + BLOB_OVERHEAD)) == NULL) {
+	if ((blob = op_secret(c, n + BLOB_OVERHEAD)) == NULL) {
 		return op_fail(c, KMS_EINTERNAL, "out of request memory");
 	}
-	/* Data key and IV: one call to the HSM's generator. */
-	if ((r = hsm_random(c->w->hs, rnd, n + BLOB_IV_LEN)) != 0) {
+	/* Data key and IV from the HSM's generator (one call per request;
+	 * a Batch's items share it). */
+	if ((r = op_random(c, n + BLOB_IV_LEN, &rnd)) != 0) {
 		return op_state_error(c, r, &ki);
 	}
 	if ((r = seal(c, &ki, rnd + n, ctx, ctxlen, rnd, n, blob)) != 0) {

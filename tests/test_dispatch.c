@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "common/b64.h"
 #include "common/err.h"
 #include "common/secmem.h"
 #include "kmsd/kmsd.h"
@@ -261,6 +262,92 @@ test_dispatch_batch_answers_each_item_in_order(void **state)
 	    "SerializationException");
 }
 
+/*
+ * A Batch draws the randomness of its items together: every data key and
+ * every IV must still be its own, across several draws (large keys use up
+ * a draw early), and each data key must open again with Decrypt.
+ */
+#define BATCH_RND_ITEMS 240
+
+static void
+test_dispatch_batch_data_keys_and_ivs_are_all_distinct(void **state)
+{
+	static char pts[BATCH_RND_ITEMS][1400], ivs[BATCH_RND_ITEMS][12];
+	size_t cap = BATCH_RND_ITEMS * 1600 + 64, i, k, n;
+	char *req = malloc(cap), *p;
+	uint8_t blob[1200];
+	json_t *j, *rs, *item;
+
+	assert_non_null(req);
+	p = req + sprintf(req, "{\"Action\":\"Batch\",\"Requests\":[");
+	for (i = 0; i < BATCH_RND_ITEMS; i++) {
+		if (i % 3 == 2) {
+			/* Encrypt: an IV only. */
+			p += sprintf(p, "%s{\"Action\":\"Encrypt\",\"KeyId\":"
+			    "\"%s\",\"Plaintext\":\"aGk=\"}", i ? "," : "",
+			    key_id);
+		} else {
+			p += sprintf(p, "%s{\"Action\":\"GenerateDataKey\","
+			    "\"KeyId\":\"%s\",\"NumberOfBytes\":%d}",
+			    i ? "," : "", key_id, i % 7 == 0 ? 1024 : 32);
+		}
+	}
+	strcpy(p, "]}");
+	j = call(req);
+	rs = json_object_get(j, "Responses");
+	assert_int_equal(json_array_size(rs), BATCH_RND_ITEMS);
+	memset(pts, 0, sizeof(pts));
+	for (i = 0; i < BATCH_RND_ITEMS; i++) {
+		const char *b;
+		item = json_array_get(rs, i);
+		b = json_string_value(json_object_get(item, "CiphertextBlob"));
+		assert_non_null(b);
+		assert_int_equal(b64_decode(b, strlen(b), blob, sizeof(blob),
+		    &n), 0);
+		assert_true(n > 33);
+		memcpy(ivs[i], blob + 21, 12);
+		if (i % 3 != 2) {
+			b = json_string_value(json_object_get(item,
+			    "Plaintext"));
+			assert_non_null(b);
+			assert_true(strlen(b) < sizeof(pts[i]));
+			strcpy(pts[i], b);
+		}
+	}
+	for (i = 0; i < BATCH_RND_ITEMS; i++) {
+		for (k = i + 1; k < BATCH_RND_ITEMS; k++) {
+			assert_memory_not_equal(ivs[i], ivs[k], 12);
+			if (pts[i][0] != '\0' && pts[k][0] != '\0') {
+				assert_string_not_equal(pts[i], pts[k]);
+			}
+		}
+	}
+	/* Each data key opens again. */
+	p = req + sprintf(req, "{\"Action\":\"Batch\",\"Requests\":[");
+	for (i = 0, k = 0; i < BATCH_RND_ITEMS; i++) {
+		if (i % 3 == 2) {
+			continue;
+		}
+		p += sprintf(p, "%s{\"Action\":\"Decrypt\",\"CiphertextBlob\":"
+		    "\"%s\"}", k++ ? "," : "", json_string_value(
+		    json_object_get(json_array_get(rs, i), "CiphertextBlob")));
+	}
+	strcpy(p, "]}");
+	json_decref(j);
+	j = call(req);
+	rs = json_object_get(j, "Responses");
+	assert_int_equal(json_array_size(rs), k);
+	for (i = 0, k = 0; i < BATCH_RND_ITEMS; i++) {
+		if (i % 3 == 2) {
+			continue;
+		}
+		assert_string_equal(json_string_value(json_object_get(
+		    json_array_get(rs, k++), "Plaintext")), pts[i]);
+	}
+	json_decref(j);
+	free(req);
+}
+
 static void
 test_dispatch_batch_item_over_64k_fails_alone(void **state)
 {
@@ -438,6 +525,7 @@ main(void)
 		cmocka_unit_test(test_dispatch_every_prefix_of_a_request_fails_cleanly),
 		cmocka_unit_test(test_dispatch_oversized_single_request_is_refused),
 		cmocka_unit_test(test_dispatch_batch_answers_each_item_in_order),
+		cmocka_unit_test(test_dispatch_batch_data_keys_and_ivs_are_all_distinct),
 		cmocka_unit_test(test_dispatch_batch_limit_is_1000),
 		cmocka_unit_test(test_dispatch_batch_item_over_64k_fails_alone),
 		cmocka_unit_test(test_dispatch_disabled_key_refuses_crypto),
