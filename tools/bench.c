@@ -827,6 +827,10 @@ print_json(const struct report *rp)
 		    "errors", (json_int_t)b->errors,
 		    "elapsed_s", b->elapsed_s,
 		    "server_cpu_s", json_num_or_null(b->cpu_s, b->cpu_s >= 0));
+		if (base != NULL && o->baseline == BASE_HSM) {
+			json_object_set_new(base, "hsm_keys",
+			    json_integer((json_int_t)o->hsm_keys));
+		}
 		json_object_set_new(j, "baseline", base);
 		json_object_set_new(j, "ratio",
 		    json_real(ratio(k->ops_per_s, b->ops_per_s)));
@@ -1041,6 +1045,8 @@ usage(FILE *f)
 "  --kmsd-pid PID        kmsd for CPU/RSS (default: found by socket)\n"
 "  --baseline echo|hsm   also measure the transport or the HSM\n"
 "  --hsm-conf FILE       kmsd.conf naming the token (--baseline hsm)\n"
+"  --hsm-keys N          session objects the HSM baseline spreads\n"
+"                        its encryptions over (1)\n"
 "  --echo-workers N      echo server workers (8, kmsd's default)\n"
 "  --create-threads N    threads creating keys (16)\n"
 "  --policy FILE         PutKeyPolicy FILE on the hot keys first (to\n"
@@ -1083,7 +1089,7 @@ enum {
 	O_REUSE, O_HOT, O_PTBYTES, O_CTXPAIRS, O_DURATION, O_COUNT, O_WARMUP,
 	O_JSON, O_KMSDPID, O_BASELINE, O_HSMCONF, O_ECHOWORKERS, O_CREATETHR,
 	O_KMSDBIN, O_KMSDCONF, O_KMSDLOG, O_KEYID, O_ECHOSERVER, O_POLICY,
-	O_HELP
+	O_HSMKEYS, O_HELP
 };
 
 static const struct option longopts[] = {
@@ -1104,6 +1110,7 @@ static const struct option longopts[] = {
 	{ "kmsd-pid", required_argument, NULL, O_KMSDPID },
 	{ "baseline", required_argument, NULL, O_BASELINE },
 	{ "hsm-conf", required_argument, NULL, O_HSMCONF },
+	{ "hsm-keys", required_argument, NULL, O_HSMKEYS },
 	{ "echo-workers", required_argument, NULL, O_ECHOWORKERS },
 	{ "create-threads", required_argument, NULL, O_CREATETHR },
 	{ "kmsd-bin", required_argument, NULL, O_KMSDBIN },
@@ -1128,6 +1135,7 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 	o->clients = 1;
 	o->outstanding = 1;
 	o->batch = 1;
+	o->hsm_keys = 1;
 	o->keys = 1;
 	o->plaintext_bytes = 32;
 	o->context_pairs = 1;
@@ -1188,6 +1196,8 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 			}
 			break;
 		case O_HSMCONF: o->hsm_conf = optarg; break;
+		case O_HSMKEYS: NUM(1, 1000000); o->hsm_keys = (size_t)v;
+			break;
 		case O_ECHOWORKERS: NUM(1, 256); o->echo_workers = (int)v;
 			break;
 		case O_CREATETHR: NUM(1, 1024); o->create_threads = (int)v;

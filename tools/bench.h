@@ -56,6 +56,7 @@ struct bench_opts {
 	pid_t kmsd_pid;			/* 0: found from the IPC socket */
 	int baseline;			/* enum bench_baseline */
 	const char *hsm_conf;		/* kmsd.conf, for --baseline hsm */
+	size_t hsm_keys;		/* session objects the HSM baseline uses */
 	int echo_workers;
 	int create_threads;
 	const char *kmsd_bin;		/* --op startup */

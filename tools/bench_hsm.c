@@ -12,7 +12,10 @@
  *   ReEncrypt: decrypt, then as Encrypt;
  *   CreateKey: generate a key and wrap it under the domain key.
  * The CMK is a session object unwrapped from a fresh wrapped blob, as kmsd
- * holds hot keys.
+ * holds hot keys.  --hsm-keys N makes N such objects and spreads GenerateDataKey
+ * and Encrypt uniformly over them (Decrypt and ReEncrypt open under the
+ * first), to measure what the HSM's own cost does with the number of hot
+ * keys, apart from kmsd.
  *
  * The token is found from a kmsd.conf (--hsm-conf), read here with the
  * same keys and defaults as kmsd's own parser; lines are bounded.
@@ -32,7 +35,9 @@
 
 struct hsm_thr {
 	hsm_session *s;
-	hsm_key k;
+	hsm_key k;			/* keys[0] */
+	hsm_key *keys;
+	size_t nkeys;
 	int op;
 	size_t ptlen;
 	uint8_t aad[AAD_MAX];
@@ -43,16 +48,17 @@ struct hsm_thr {
 };
 
 static int
-one_encrypt(struct hsm_thr *t, uint8_t *rnd, size_t rndlen)
+one_encrypt(struct hsm_thr *t, uint64_t *seed, uint8_t *rnd, size_t rndlen)
 {
 	uint8_t out[KMS_MAX_PLAINTEXT + HSM_GCM_TAG_LEN];
+	hsm_key k = t->nkeys > 1 ? t->keys[bench_rand(seed) % t->nkeys] : t->k;
 	int r;
 
 	if ((r = hsm_random(t->s, rnd, rndlen)) != 0) {
 		return r;
 	}
 	/* GenerateDataKey: the data key is the first bytes, the IV last. */
-	return hsm_gcm_encrypt(t->s, t->k, rnd + rndlen - HSM_GCM_IV_LEN,
+	return hsm_gcm_encrypt(t->s, k, rnd + rndlen - HSM_GCM_IV_LEN,
 	    t->aad, t->aadlen, rndlen > HSM_GCM_IV_LEN ? rnd : t->pt,
 	    t->ptlen, out);
 }
@@ -76,10 +82,10 @@ hsm_req(void *arg, uint64_t *seed, uint64_t *ops, uint64_t *op_errors,
 	switch (op) {
 	case OP_GDK:
 	case OP_GDK_WP:
-		r = one_encrypt(t, rnd, t->ptlen + HSM_GCM_IV_LEN);
+		r = one_encrypt(t, seed, rnd, t->ptlen + HSM_GCM_IV_LEN);
 		break;
 	case OP_ENCRYPT:
-		r = one_encrypt(t, rnd, HSM_GCM_IV_LEN);
+		r = one_encrypt(t, seed, rnd, HSM_GCM_IV_LEN);
 		break;
 	case OP_DECRYPT:
 		r = hsm_gcm_decrypt(t->s, t->k, t->iv, t->aad, t->aadlen,
@@ -88,7 +94,7 @@ hsm_req(void *arg, uint64_t *seed, uint64_t *ops, uint64_t *op_errors,
 	case OP_RE_ENCRYPT:
 		if ((r = hsm_gcm_decrypt(t->s, t->k, t->iv, t->aad, t->aadlen,
 		    t->ct, t->ptlen + HSM_GCM_TAG_LEN, pt, &ptlen)) == 0) {
-			r = one_encrypt(t, rnd, HSM_GCM_IV_LEN);
+			r = one_encrypt(t, seed, rnd, HSM_GCM_IV_LEN);
 		}
 		break;
 	case OP_CREATE_KEY:
@@ -155,7 +161,7 @@ hsm_measure(const struct bench_opts *o, struct bench_result *res, char *err,
 	struct bench_run run;
 	hsm *h = NULL;
 	uint8_t wrapped[HSM_WRAPPED_LEN];
-	size_t wl;
+	size_t wl, i;
 	uint64_t seed = 0x243F6A8885A308D3ULL;
 	void *args[1];
 	int r = -1, rv;
@@ -181,6 +187,7 @@ hsm_measure(const struct bench_opts *o, struct bench_result *res, char *err,
 		return -1;
 	}
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (t->keys = calloc(o->hsm_keys, sizeof(*t->keys))) == NULL ||
 	    (t->pt = secure_alloc(KMS_MAX_PLAINTEXT)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
@@ -196,6 +203,18 @@ hsm_measure(const struct bench_opts *o, struct bench_result *res, char *err,
 		snprintf(err, errlen, "hsm baseline set-up: %s",
 		    kms_strerror(rv));
 		goto out;
+	}
+	/* Further keys, each its own wrapped blob, as kmsd's hot keys are. */
+	t->keys[0] = t->k;
+	for (t->nkeys = 1; t->nkeys < o->hsm_keys; t->nkeys++) {
+		if ((rv = hsm_generate_wrapped(t->s, wrapped, sizeof(wrapped),
+		    &wl)) != 0 ||
+		    (rv = hsm_unwrap(t->s, wrapped, wl,
+		    &t->keys[t->nkeys])) != 0) {
+			snprintf(err, errlen, "hsm baseline set-up, key %zu: "
+			    "%s", t->nkeys, kms_strerror(rv));
+			goto out;
+		}
 	}
 	if (build_aad(t, &seed) != 0) {
 		snprintf(err, errlen, "encryption context too long");
@@ -228,8 +247,12 @@ hsm_measure(const struct bench_opts *o, struct bench_result *res, char *err,
 			if (t->k != 0) {
 				hsm_key_release(t->s, t->k);
 			}
+			for (i = 1; i < t->nkeys; i++) {
+				hsm_key_release(t->s, t->keys[i]);
+			}
 			hsm_session_close(t->s);
 		}
+		free(t->keys);
 		secure_free(t->pt, KMS_MAX_PLAINTEXT);
 		free(t);
 	}
