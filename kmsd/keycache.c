@@ -86,6 +86,19 @@ key_arn(const struct kmsd *d, const char *id_str, char *out, size_t len)
 	    id_str);
 }
 
+/* dst (of dstsz) = NUL-terminated src of at most srcsz bytes, cut to fit. */
+static void
+copy_field(char *dst, size_t dstsz, const char *src, size_t srcsz)
+{
+	size_t n = strnlen(src, srcsz);
+
+	if (n >= dstsz) {
+		n = dstsz - 1;
+	}
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static size_t
 bucket_of(const uint8_t id[16])
 {
@@ -171,18 +184,26 @@ static void
 info_from_entry(const struct kmsd *d, const struct kentry *e,
     struct key_info *out)
 {
-	memset(out, 0, sizeof(*out));
+	size_t plen = d->key_arn_prefix_len;
+
+	/* On every request: copies, not printf. */
 	memcpy(out->id, e->id, 16);
 	uuid_format(e->id, out->id_str);
-	key_arn(d, out->id_str, out->arn, sizeof(out->arn));
+	memcpy(out->arn, d->key_arn_prefix, plen);
+	memcpy(out->arn + plen, out->id_str, sizeof(out->id_str));
 	out->state = e->state;
 	out->creation_ms = e->creation_ms;
 	out->deletion_ms = e->deletion_ms;
 	out->current_version = e->current_version;
-	snprintf(out->key_usage, sizeof(out->key_usage), "%s", e->key_usage);
-	snprintf(out->key_spec, sizeof(out->key_spec), "%s", e->key_spec);
-	snprintf(out->origin, sizeof(out->origin), "%s", e->origin);
+	copy_field(out->key_usage, sizeof(out->key_usage), e->key_usage,
+	    sizeof(e->key_usage));
+	copy_field(out->key_spec, sizeof(out->key_spec), e->key_spec,
+	    sizeof(e->key_spec));
+	copy_field(out->origin, sizeof(out->origin), e->origin,
+	    sizeof(e->origin));
+	out->creator[0] = '\0';
 	out->row_version = e->row_version;
+	out->entry = e;
 }
 
 static int
@@ -276,6 +297,29 @@ load_entry(struct worker *w, const uint8_t id[16], struct kentry **out)
 	return r;
 }
 
+/* The entry ki was looked up from (records are never freed while the
+ * daemon runs), with kc->mu held; or find or load it as get_locked. */
+static int get_locked(struct worker *w, const uint8_t id[16],
+    struct kentry **ep);
+
+static int
+get_locked_info(struct worker *w, const struct key_info *ki,
+    struct kentry **ep)
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *e = (struct kentry *)ki->entry;
+
+	if (e != NULL) {
+		pthread_mutex_lock(&kc->mu);
+		if (memcmp(e->id, ki->id, 16) == 0) {
+			*ep = e;
+			return 0;
+		}
+		pthread_mutex_unlock(&kc->mu);
+	}
+	return get_locked(w, ki->id, ep);
+}
+
 /* Find or load; returns with kc->mu held and *ep set on success. */
 static int
 get_locked(struct worker *w, const uint8_t id[16], struct kentry **ep)
@@ -327,7 +371,6 @@ int
 keycache_lookup(struct worker *w, const char *key_id, struct key_info *out,
     char *msg, size_t msglen)
 {
-	char prefix[KEY_ARN_MAX];
 	const char *s = key_id;
 	uint8_t id[16];
 	size_t plen;
@@ -337,10 +380,9 @@ keycache_lookup(struct worker *w, const char *key_id, struct key_info *out,
 		snprintf(msg, msglen, "KeyId must be 1-2048 characters");
 		return KMS_EVALIDATION;
 	}
-	plen = (size_t)snprintf(prefix, sizeof(prefix),
-	    "arn:kms:local:%s:key/", w->d->cfg.account_id);
+	plen = w->d->key_arn_prefix_len;
 	if (strncmp(s, "arn:", 4) == 0) {
-		if (strncmp(s, prefix, plen) != 0) {
+		if (strncmp(s, w->d->key_arn_prefix, plen) != 0) {
 			snprintf(msg, msglen, "Invalid keyId %s", key_id);
 			return KMS_ENOTFOUND;
 		}
@@ -545,7 +587,7 @@ rotate_locked(struct worker *w, struct kentry *e)
 }
 
 int
-keycache_pin_encrypt(struct worker *w, const uint8_t id[16],
+keycache_pin_encrypt(struct worker *w, const struct key_info *ki,
     struct key_use *u)
 {
 	struct keycache *kc = w->d->keys;
@@ -553,7 +595,7 @@ keycache_pin_encrypt(struct worker *w, const uint8_t id[16],
 	struct kver *v;
 	int r;
 
-	if ((r = get_locked(w, id, &e)) != 0) {
+	if ((r = get_locked_info(w, ki, &e)) != 0) {
 		return r;
 	}
 	if ((r = state_error(e->state)) != 0) {
@@ -600,14 +642,14 @@ keycache_pin_encrypt(struct worker *w, const uint8_t id[16],
 }
 
 int
-keycache_pin_decrypt(struct worker *w, const uint8_t id[16],
+keycache_pin_decrypt(struct worker *w, const struct key_info *ki,
     uint32_t version, struct key_use *u)
 {
 	struct keycache *kc = w->d->keys;
 	struct kentry *e;
 	int r;
 
-	if ((r = get_locked(w, id, &e)) != 0) {
+	if ((r = get_locked_info(w, ki, &e)) != 0) {
 		return r;
 	}
 	if ((r = state_error(e->state)) != 0) {

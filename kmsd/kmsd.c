@@ -26,6 +26,11 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 	if (d->cfg.softhsm2_conf[0] != '\0') {
 		setenv("SOFTHSM2_CONF", d->cfg.softhsm2_conf, 1);
 	}
+	d->key_arn_prefix_len = (size_t)snprintf(d->key_arn_prefix,
+	    sizeof(d->key_arn_prefix), "arn:kms:local:%s:key/",
+	    d->cfg.account_id);
+	KMS_ASSERT(d->key_arn_prefix_len + 37 <= KEY_ARN_MAX &&
+	    d->key_arn_prefix_len < sizeof(d->key_arn_prefix));
 	memset(&hc, 0, sizeof(hc));
 	hc.module = d->cfg.pkcs11_module;
 	hc.token_label = d->cfg.token_label;

@@ -43,6 +43,8 @@ struct principal {
 struct keycache;
 struct authz;
 
+#define KEY_ARN_PREFIX_MAX 64
+
 struct kmsd {
 	struct config cfg;
 	hsm *hsm;
@@ -50,6 +52,10 @@ struct kmsd {
 	struct authz *authz;
 	atomic_int stopping;
 	atomic_uint_fast64_t requests;
+	/* "arn:kms:local:<account>:key/", made once by kmsd_open (an
+	 * account id is 12 digits, so a key ARN always fits KEY_ARN_MAX). */
+	char key_arn_prefix[KEY_ARN_PREFIX_MAX];
+	size_t key_arn_prefix_len;
 };
 
 struct worker {
@@ -83,6 +89,9 @@ struct key_info {
 	char origin[16];
 	char creator[STORE_NAME_MAX];
 	uint64_t row_version;
+	/* The cache's record of the key (records live as long as the daemon):
+	 * lets pinning skip a second hash lookup.  NULL: look it up. */
+	const void *entry;
 };
 
 /* A version pinned for one operation; release with keycache_unpin. */
@@ -105,11 +114,12 @@ int keycache_lookup(struct worker *w, const char *key_id, struct key_info *out,
     char *msg, size_t msglen);
 int keycache_lookup_id(struct worker *w, const uint8_t id[16],
     struct key_info *out);
-/* Pin the current version for encryption (counts the encryption, rotates
- * when the version is spent) or a given version for decryption. */
-int keycache_pin_encrypt(struct worker *w, const uint8_t id[16],
+/* Pin the current version of ki's key for encryption (counts the
+ * encryption, rotates when the version is spent) or a given version for
+ * decryption; ki comes from a lookup. */
+int keycache_pin_encrypt(struct worker *w, const struct key_info *ki,
     struct key_use *u);
-int keycache_pin_decrypt(struct worker *w, const uint8_t id[16],
+int keycache_pin_decrypt(struct worker *w, const struct key_info *ki,
     uint32_t version, struct key_use *u);
 void keycache_unpin(struct worker *w, struct key_use *u);
 /* A mutation was committed to the store: refresh this key's entry. */

@@ -29,7 +29,7 @@ seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
 	struct key_use u = { 0 };
 	int r;
 
-	if ((r = keycache_pin_encrypt(c->w, ki->id, &u)) != 0) {
+	if ((r = keycache_pin_encrypt(c->w, ki, &u)) != 0) {
 		return op_state_error(c, r, ki);
 	}
 	blob_write_header(blob, ki->id, u.version);
@@ -92,7 +92,7 @@ open_blob(struct opctx *c, const uint8_t *buf, size_t len,
 	if ((r = op_authorize(c, ki, action, ctx_field)) != 0) {
 		return r;
 	}
-	if ((r = keycache_pin_decrypt(c->w, b.key_id, b.version, &u)) != 0) {
+	if ((r = keycache_pin_decrypt(c->w, ki, b.version, &u)) != 0) {
 		if (r == KMS_EINVALIDCIPHERTEXT) {
 			return op_fail(c, r, "The ciphertext is invalid.");
 		}
