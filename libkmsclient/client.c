@@ -18,6 +18,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,9 @@
  * room for nng's header; the bounded reader then enforces 1 MiB exactly. */
 #define CLIENT_RECVMAXSZ (JSON_MAX_MESSAGE + 4096)
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
+/* Room first given to a request: every single call fits; a Batch may
+ * need a second pass. */
+#define CLIENT_REQ_GUESS 4096
 #define CLIENT_URL_MAX 512
 /* Redial quickly while the daemon (re)starts, backing off to 500 ms. */
 #define CLIENT_REDIAL_MIN_MS 20
@@ -63,6 +67,7 @@ struct kms_client {
 	nng_dialer dialer;
 	int dialing;		/* dialer started (on the first call) */
 	char url[CLIENT_URL_MAX];
+	atomic_size_t req_hint;	/* size of a recent request, for the next */
 };
 
 static pthread_once_t json_once = PTHREAD_ONCE_INIT;
@@ -586,27 +591,45 @@ client_call(kms_client *c, const json_t *req, json_t **replyp,
     kms_error_info *ei)
 {
 	nng_msg *m = NULL, *rep = NULL;
-	size_t n;
+	size_t n, guess = atomic_load(&c->req_hint);
 	int r;
 
 	client_ok(ei);
-	n = json_dumpb(req, NULL, 0, JSON_COMPACT);
-	if (n == 0) {
-		return client_fail(ei, KMS_ENOMEM, "Cannot serialise the "
-		    "request");
+	/* One pass of the compact writer into a message of a likely size (a
+	 * recent request's, so Batches of one size fit too); a second, into
+	 * one of the exact size, only when it did not fit. */
+	if (guess < CLIENT_REQ_GUESS || guess > JSON_MAX_MESSAGE) {
+		guess = CLIENT_REQ_GUESS;
 	}
-	if (n > JSON_MAX_MESSAGE) {
-		return client_fail(ei, KMS_EINVAL, "The request is %zu bytes; "
-		    "a message holds at most %d", n, JSON_MAX_MESSAGE);
-	}
-	if (nng_msg_alloc(&m, n) != 0) {
+	if (nng_msg_alloc(&m, guess) != 0) {
 		return client_fail(ei, KMS_ENOMEM, "Out of memory");
 	}
-	if (json_dumpb(req, nng_msg_body(m), n, JSON_COMPACT) != n) {
+	n = json_write_compact(req, nng_msg_body(m), guess);
+	if (n > guess && n <= JSON_MAX_MESSAGE) {
+		/* The partial text may hold a plaintext: wipe, then grow. */
+		secure_wipe(nng_msg_body(m), guess);
+		if (nng_msg_realloc(m, n) != 0) {
+			wipe_free_msg(m);
+			return client_fail(ei, KMS_ENOMEM, "Out of memory");
+		}
+		if (json_write_compact(req, nng_msg_body(m), n) != n) {
+			n = 0;
+		}
+	}
+	if (n == 0) {
 		wipe_free_msg(m);
 		return client_fail(ei, KMS_ENOMEM, "Cannot serialise the "
 		    "request");
 	}
+	if (n > JSON_MAX_MESSAGE) {
+		wipe_free_msg(m);
+		return client_fail(ei, KMS_EINVAL, "The request is %zu bytes; "
+		    "a message holds at most %d", n, JSON_MAX_MESSAGE);
+	}
+	if (n < guess) {
+		(void)nng_msg_chop(m, guess - n);
+	}
+	atomic_store(&c->req_hint, n + n / 8);
 	if ((r = transact(c, &m, &rep, ei)) != 0) {
 		return r;
 	}
