@@ -33,12 +33,16 @@
 
 #define PIPE_CREDS_CACHE 16	/* per worker, direct-mapped by pipe id */
 
+struct reaper;
+
 struct srv_worker {
 	struct worker w;
 	nng_socket sock;
 	nng_ctx ctx;
-	nng_aio *aio;
-	int sending;			/* aio carries a reply */
+	nng_aio *aio;			/* receives; its callback serves */
+	nng_aio *saio;			/* sends; no callback (see below) */
+	struct reaper *reaper;
+	struct srv_worker *next;	/* in the reaper's queue */
 	int started;
 	char *out;			/* reply serialisation buffer */
 	size_t outcap;
@@ -143,10 +147,91 @@ serve(struct srv_worker *sw, nng_msg *m)
 }
 
 /*
- * A worker is a state machine driven by its aio's completions, run on
- * nng's task threads: no thread of ours waits in between, so a request
- * costs no extra wake-ups.  One context's callbacks never overlap, so the
- * worker's HSM session, store connection and buffers are its own.
+ * Replies whose send nng had to queue (the connection was still writing
+ * an earlier reply) are waited for here, on a thread of ours: a worker's
+ * callback runs on one of nng's few task threads and must never block
+ * waiting for another.
+ */
+struct reaper {
+	struct kmsd *d;
+	pthread_t thr;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct srv_worker *head, *tail;
+	int stop;
+};
+
+/* A send is over: dispose of a reply nng did not take. */
+static void
+send_done(struct srv_worker *sw)
+{
+	if (nng_aio_result(sw->saio) != 0) {
+		wipe_free(nng_aio_get_msg(sw->saio));
+		nng_aio_set_msg(sw->saio, NULL);
+	}
+}
+
+static void *
+reaper_main(void *arg)
+{
+	struct reaper *rp = arg;
+	struct srv_worker *sw;
+
+	pthread_mutex_lock(&rp->mu);
+	for (;;) {
+		while (rp->head == NULL && !rp->stop) {
+			pthread_cond_wait(&rp->cv, &rp->mu);
+		}
+		if ((sw = rp->head) == NULL) {
+			break;		/* stopping, and nothing is left */
+		}
+		if ((rp->head = sw->next) == NULL) {
+			rp->tail = NULL;
+		}
+		sw->next = NULL;
+		pthread_mutex_unlock(&rp->mu);
+		nng_aio_wait(sw->saio);
+		send_done(sw);
+		if (!atomic_load(&rp->d->stopping)) {
+			nng_ctx_recv(sw->ctx, sw->aio);
+		}
+		pthread_mutex_lock(&rp->mu);
+	}
+	pthread_mutex_unlock(&rp->mu);
+	return NULL;
+}
+
+static void
+reaper_push(struct reaper *rp, struct srv_worker *sw)
+{
+	pthread_mutex_lock(&rp->mu);
+	sw->next = NULL;
+	if (rp->tail != NULL) {
+		rp->tail->next = sw;
+	} else {
+		rp->head = sw;
+	}
+	rp->tail = sw;
+	pthread_cond_signal(&rp->cv);
+	pthread_mutex_unlock(&rp->mu);
+}
+
+/*
+ * A worker is a state machine driven by its receive aio's completions, run
+ * on nng's task threads: rep0 completes a receive on the thread that read
+ * the request, so serving it costs no wake-up.  The reply goes out through
+ * a second aio that has no callback: when the connection is idle (the
+ * usual case), rep0 hands the reply to it and completes the send before
+ * nng_ctx_send returns, and the worker receives again at once.  (An aio
+ * with a callback would have its completion dispatched to another task
+ * thread: one more wake-up and two context switches per request.)  rep0
+ * takes the message out of the aio when it accepts the send, so a message
+ * still there means the send is queued behind another reply or failed;
+ * the reaper thread waits for it, and nothing else touches the worker
+ * until the send is over.  (A queued send may complete on another thread
+ * while the worker looks: it then sees no message and goes on, and its
+ * next send waits on the aio first, so either answer is safe.)  One context's receive callbacks never overlap,
+ * so the worker's HSM session, store connection and buffers are its own.
  */
 static void
 worker_cb(void *arg)
@@ -155,22 +240,25 @@ worker_cb(void *arg)
 	nng_msg *m;
 	int rv = nng_aio_result(sw->aio);
 
-	if (sw->sending) {
-		sw->sending = 0;
-		if (rv != 0) {
-			wipe_free(nng_aio_get_msg(sw->aio));
-		}
-	} else if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
 		return;		/* shutting down */
-	} else if (rv == 0) {
+	}
+	if (rv == 0) {
 		m = nng_aio_get_msg(sw->aio);
+		nng_aio_set_msg(sw->aio, NULL);
 		if (serve(sw, m) == 0) {
-			nng_aio_set_msg(sw->aio, m);
-			sw->sending = 1;
-			nng_ctx_send(sw->ctx, sw->aio);
-			return;
+			/* The last send is over (the reaper or an inline
+			 * completion saw to it): this returns at once. */
+			nng_aio_wait(sw->saio);
+			nng_aio_set_msg(sw->saio, m);
+			nng_ctx_send(sw->ctx, sw->saio);
+			if (nng_aio_get_msg(sw->saio) != NULL) {
+				reaper_push(sw->reaper, sw);
+				return;
+			}
+		} else {
+			wipe_free(m);
 		}
-		wipe_free(m);
 	}
 	if (atomic_load(&sw->w.d->stopping)) {
 		return;
@@ -370,10 +458,12 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 {
 	struct srv_worker *ws = NULL;
 	struct sched sched;
+	struct reaper reaper;
 	nng_socket sock = NNG_SOCKET_INITIALIZER;
 	nng_listener l;
 	sigset_t set;
 	int i, rv, sig, r = KMS_EINTERNAL, sched_started = 0, sock_open = 0;
+	int reaper_started = 0;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -381,6 +471,10 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	memset(&sched, 0, sizeof(sched));
+	memset(&reaper, 0, sizeof(reaper));
+	reaper.d = d;
+	pthread_mutex_init(&reaper.mu, NULL);
+	pthread_cond_init(&reaper.cv, NULL);
 	if ((ws = calloc((size_t)d->cfg.workers, sizeof(*ws))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
@@ -408,12 +502,19 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 			goto out;
 		}
 		ws[i].outcap = REPLY_BUF_INITIAL;
+		ws[i].reaper = &reaper;
 		if ((rv = nng_ctx_open(&ws[i].ctx, sock)) != 0 ||
-		    (rv = nng_aio_alloc(&ws[i].aio, worker_cb, &ws[i])) != 0) {
+		    (rv = nng_aio_alloc(&ws[i].aio, worker_cb, &ws[i])) != 0 ||
+		    (rv = nng_aio_alloc(&ws[i].saio, NULL, NULL)) != 0) {
 			snprintf(err, errlen, "nng: %s", nng_strerror(rv));
 			goto out;
 		}
 	}
+	if (pthread_create(&reaper.thr, NULL, reaper_main, &reaper) != 0) {
+		snprintf(err, errlen, "cannot start the reply thread");
+		goto out;
+	}
+	reaper_started = 1;
 	if (listener_open(d, sock, &l, err, errlen) != 0) {
 		goto out;
 	}
@@ -451,19 +552,43 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 		pthread_join(sched.thr, NULL);
 	}
 	if (sock_open) {
+		/* Aborts receives and queued sends alike. */
 		nng_close(sock);
 	}
 	if (ws != NULL) {
+		/* Waits for a callback still running: none hands the reaper
+		 * work after this. */
 		for (i = 0; i < d->cfg.workers; i++) {
-			/* Waits for a callback still running. */
 			if (ws[i].aio != NULL) {
 				nng_aio_stop(ws[i].aio);
+			}
+		}
+	}
+	if (reaper_started) {
+		/* It drains its queue (every send there is over or aborted)
+		 * before it stops. */
+		pthread_mutex_lock(&reaper.mu);
+		reaper.stop = 1;
+		pthread_cond_signal(&reaper.cv);
+		pthread_mutex_unlock(&reaper.mu);
+		pthread_join(reaper.thr, NULL);
+	}
+	if (ws != NULL) {
+		for (i = 0; i < d->cfg.workers; i++) {
+			if (ws[i].aio != NULL) {
 				nng_aio_free(ws[i].aio);
+			}
+			if (ws[i].saio != NULL) {
+				nng_aio_stop(ws[i].saio);
+				send_done(&ws[i]);
+				nng_aio_free(ws[i].saio);
 			}
 			free(ws[i].out);
 			worker_fini(&ws[i].w);
 		}
 		free(ws);
 	}
+	pthread_cond_destroy(&reaper.cv);
+	pthread_mutex_destroy(&reaper.mu);
 	return r;
 }
