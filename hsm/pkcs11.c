@@ -369,6 +369,79 @@ probe_mechanisms(hsm *h, char *errbuf, size_t errlen)
 	return 0;
 }
 
+/*
+ * The module's locks.  PKCS#11 lets the application supply them; ours are
+ * adaptive mutexes, which spin briefly before sleeping.  A token library
+ * holds its locks for a few hundred nanoseconds (SoftHSM2 takes several
+ * per operation, some shared by every session), so with many workers on
+ * few cores a lock is often busy for less time than a futex sleep and
+ * wake-up cost; plain mutexes turned that into context switches.
+ */
+static CK_RV
+p11_mutex_create(CK_VOID_PTR_PTR mp)
+{
+	pthread_mutexattr_t a;
+	pthread_mutex_t *m;
+
+	if (mp == NULL) {
+		return CKR_ARGUMENTS_BAD;
+	}
+	if ((m = malloc(sizeof(*m))) == NULL) {
+		return CKR_HOST_MEMORY;
+	}
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+	if (pthread_mutex_init(m, &a) != 0) {
+		pthread_mutexattr_destroy(&a);
+		free(m);
+		return CKR_GENERAL_ERROR;
+	}
+	pthread_mutexattr_destroy(&a);
+	*mp = m;
+	return CKR_OK;
+}
+
+static CK_RV
+p11_mutex_destroy(CK_VOID_PTR m)
+{
+	if (m == NULL) {
+		return CKR_MUTEX_BAD;
+	}
+	pthread_mutex_destroy(m);
+	free(m);
+	return CKR_OK;
+}
+
+static CK_RV
+p11_mutex_lock(CK_VOID_PTR m)
+{
+	if (m == NULL || pthread_mutex_lock(m) != 0) {
+		return CKR_MUTEX_BAD;
+	}
+	return CKR_OK;
+}
+
+static CK_RV
+p11_mutex_unlock(CK_VOID_PTR m)
+{
+	if (m == NULL || pthread_mutex_unlock(m) != 0) {
+		return CKR_MUTEX_NOT_LOCKED;
+	}
+	return CKR_OK;
+}
+
+/* C_Initialize's arguments: our locks, or the OS's where allowed. */
+static void
+p11_init_args(CK_C_INITIALIZE_ARGS *ia)
+{
+	memset(ia, 0, sizeof(*ia));
+	ia->CreateMutex = p11_mutex_create;
+	ia->DestroyMutex = p11_mutex_destroy;
+	ia->LockMutex = p11_mutex_lock;
+	ia->UnlockMutex = p11_mutex_unlock;
+	ia->flags = CKF_OS_LOCKING_OK;
+}
+
 int
 hsm_open(const struct hsm_config *cfg, hsm **out, char *errbuf,
     size_t errlen)
@@ -404,8 +477,7 @@ hsm_open(const struct hsm_config *cfg, hsm **out, char *errbuf,
 		    cfg->module);
 		goto fail;
 	}
-	memset(&ia, 0, sizeof(ia));
-	ia.flags = CKF_OS_LOCKING_OK;
+	p11_init_args(&ia);
 	if ((rv = h->f->C_Initialize(&ia)) != CKR_OK &&
 	    rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		snprintf(errbuf, errlen, "C_Initialize: %s", rv_name(rv));
@@ -479,8 +551,7 @@ hsm_init_token(const char *module, const char *label,
 		    module);
 		goto out;
 	}
-	memset(&ia, 0, sizeof(ia));
-	ia.flags = CKF_OS_LOCKING_OK;
+	p11_init_args(&ia);
 	if ((rv = tmp.f->C_Initialize(&ia)) != CKR_OK) {
 		snprintf(errbuf, errlen, "C_Initialize: %s", rv_name(rv));
 		goto out;
