@@ -52,6 +52,7 @@ config_defaults(struct config *c, const char *state_dir)
 	c->key_cache_handles = 20000;
 	c->max_encryptions = GCM_RANDOM_IV_LIMIT - 1;
 	c->hsm_retry_ms = 500;
+	c->batch_hsm_exclusive = 1;
 	/* The invoking user administers the embedded default. */
 	if ((pw = getpwuid(getuid())) != NULL) {
 		snprintf(c->administrators[0], sizeof(c->administrators[0]),
@@ -207,6 +208,15 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			return -1;
 		}
 		c->hsm_retry_ms = (int)n;
+	} else if (strcmp(k, "batch_hsm_exclusive") == 0) {
+		if (strcmp(v, "yes") == 0) {
+			c->batch_hsm_exclusive = 1;
+		} else if (strcmp(v, "no") == 0) {
+			c->batch_hsm_exclusive = 0;
+		} else {
+			*why = "batch_hsm_exclusive must be yes or no";
+			return -1;
+		}
 	} else {
 		*why = "unknown key";
 		return -1;

@@ -35,6 +35,7 @@ struct config {
 	size_t key_cache_handles;		/* unwrapped versions kept */
 	uint64_t max_encryptions;		/* per version, then rotate */
 	int hsm_retry_ms;			/* recovery attempt period */
+	int batch_hsm_exclusive;		/* a Batch has the HSM to itself */
 };
 
 /* Defaults for state_dir (made absolute); path-valued keys not given in

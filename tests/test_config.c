@@ -87,7 +87,8 @@ test_config_reads_every_key(void **state)
 	    "account_id = 123456789012\n"
 	    "key_cache_handles = 100\n"
 	    "max_encryptions_per_version = 10\n"
-	    "hsm_retry_ms = 50\n"), err, sizeof(err)), 0);
+	    "hsm_retry_ms = 50\n"
+	    "batch_hsm_exclusive = no\n"), err, sizeof(err)), 0);
 	assert_string_equal(c.token_label, "other");
 	assert_string_equal(c.listen, "ipc:///tmp/x.sock");
 	assert_int_equal(c.socket_mode, 0600);
@@ -102,6 +103,7 @@ test_config_reads_every_key(void **state)
 	assert_int_equal(c.key_cache_handles, 100);
 	assert_int_equal(c.max_encryptions, 10);
 	assert_int_equal(c.hsm_retry_ms, 50);
+	assert_int_equal(c.batch_hsm_exclusive, 0);
 }
 
 static void
