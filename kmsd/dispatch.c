@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/b64.h"
+#include "common/blob.h"
 #include "common/ctx.h"
 #include "common/err.h"
 #include "common/json.h"
@@ -392,6 +393,22 @@ resp_blob(json_t *obj, const char *name, const uint8_t *buf, size_t len,
 }
 
 int
+resp_sealed(json_t *obj, const char *field, uint8_t *blob, size_t len,
+    struct opctx *c)
+{
+	struct seal_job *j = c->njobs > 0 ? &c->jobs[c->njobs - 1] : NULL;
+
+	if (j != NULL && j->blob == blob && j->obj == NULL &&
+	    j->item == c->item) {
+		KMS_ASSERT(len == BLOB_OVERHEAD + j->ptlen);
+		j->obj = obj;
+		j->name = field;
+		return 0;
+	}
+	return resp_blob(obj, field, blob, len, c);
+}
+
+int
 op_alias_name_ok(struct opctx *c, const char *name)
 {
 	size_t n = strlen(name);
@@ -521,6 +538,45 @@ find_op(const char *name)
 	return NULL;
 }
 
+/*
+ * The recorded encryptions of a Batch, with the HSM to this Batch; then,
+ * outside the turn, each blob's base64 into its response.  An item whose
+ * encryption fails gets the error instead of its response.
+ */
+static void
+run_seal_jobs(struct opctx *c, json_t *arr)
+{
+	struct seal_job *j;
+	size_t k;
+
+	pthread_mutex_lock(&c->w->d->batch_turn);
+	for (k = 0; k < c->njobs; k++) {
+		j = &c->jobs[k];
+		if (j->obj == NULL) {
+			/* Recorded but never given a response field. */
+			j->err = KMS_EINTERNAL;
+			json_array_set_new(arr, j->item,
+			    error_object(KMS_EINTERNAL, "internal error"));
+			continue;
+		}
+		c->msg[0] = '\0';
+		if ((j->err = op_seal_job(c, j)) != 0) {
+			/* Replaces (and frees) the item's response. */
+			json_array_set_new(arr, j->item,
+			    error_object(j->err, c->msg));
+		}
+	}
+	pthread_mutex_unlock(&c->w->d->batch_turn);
+	for (k = 0; k < c->njobs; k++) {
+		j = &c->jobs[k];
+		if (j->err == 0 && resp_blob(j->obj, j->name, j->blob,
+		    BLOB_OVERHEAD + j->ptlen, c) != 0) {
+			json_array_set_new(arr, j->item,
+			    error_object(KMS_EINTERNAL, c->msg));
+		}
+	}
+}
+
 /* One request object (top level or a Batch item). */
 static json_t *
 run_one(struct opctx *c, json_t *req, int in_batch)
@@ -570,15 +626,14 @@ static json_t *
 run_batch(struct opctx *c, json_t *msg, size_t msglen)
 {
 	json_t *reqs = json_object_get(msg, "Requests"), *out, *arr, *item;
-	int excl = c->w->d->cfg.batch_hsm_exclusive;
-	size_t i;
+	size_t i, n, before;
 
 	if (!json_is_array(reqs)) {
 		return error_object(KMS_ESERIALIZATION, "Batch needs "
 		    "\"Requests\": [ ... ]");
 	}
-	if (json_array_size(reqs) < 1 ||
-	    json_array_size(reqs) > KMS_MAX_BATCH) {
+	n = json_array_size(reqs);
+	if (n < 1 || n > KMS_MAX_BATCH) {
 		snprintf(c->msg, sizeof(c->msg), "A Batch holds 1 to %d "
 		    "requests", KMS_MAX_BATCH);
 		return error_object(KMS_EVALIDATION, c->msg);
@@ -587,16 +642,19 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 		return NULL;
 	}
 	/*
-	 * The items of a Batch run with the HSM to themselves: SoftHSM2
-	 * serialises its operations on internal locks, and workers running
-	 * Batches side by side spent their time handing those locks back and
-	 * forth (futex sleeps and wake-ups) instead of encrypting.  Parsing
-	 * the request and writing the reply stay outside, so the other core
-	 * does that work meanwhile.  Single requests never wait here.  An HSM
-	 * with parallel engines may want batch_hsm_exclusive = no.
+	 * With batch_hsm_exclusive, the items' encryptions are recorded as
+	 * the items run (parsing, authorisation, the response's other
+	 * fields) and done afterwards all together, with the HSM to this
+	 * Batch: SoftHSM2 serialises its operations on internal locks, and
+	 * workers whose encryptions interleaved spent their time handing
+	 * those locks back and forth (futex sleeps and wake-ups) instead of
+	 * encrypting.  Everything else stays outside the turn, so the other
+	 * core does it meanwhile.  Single requests never wait for a turn.
+	 * An HSM with parallel engines may want batch_hsm_exclusive = no.
 	 */
-	if (excl) {
-		pthread_mutex_lock(&c->w->d->batch_turn);
+	if (c->w->d->cfg.batch_hsm_exclusive &&
+	    (c->jobs = calloc(n, sizeof(*c->jobs))) != NULL) {
+		c->jobs_cap = n;
 	}
 	json_array_foreach(reqs, i, item) {
 		json_t *r;
@@ -604,13 +662,18 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 		 * items only when the message could hold an oversized one. */
 		size_t sz = msglen <= JSON_MAX_REQUEST ? 0 :
 		    json_dumpb(item, NULL, 0, JSON_COMPACT);
+		before = c->njobs;
+		c->item = i;
 		if (sz > JSON_MAX_REQUEST) {
 			r = error_object(KMS_EVALIDATION, "A Batch item "
 			    "exceeds 65536 bytes");
 		} else {
-			c->rnd_hint = (json_array_size(reqs) - i) *
-			    OP_RANDOM_PER_ITEM;
+			c->rnd_hint = (n - i) * OP_RANDOM_PER_ITEM;
 			r = run_one(c, item, 1);
+		}
+		/* A failed item's recorded encryption is void. */
+		if (r == NULL || json_object_get(r, "__type") != NULL) {
+			c->njobs = before;
 		}
 		if (r == NULL || json_array_append_new(arr, r) != 0) {
 			json_decref(arr);
@@ -618,9 +681,12 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 			break;
 		}
 	}
-	if (excl) {
-		pthread_mutex_unlock(&c->w->d->batch_turn);
+	if (arr != NULL && c->njobs > 0) {
+		run_seal_jobs(c, arr);
 	}
+	free(c->jobs);
+	c->jobs = NULL;
+	c->njobs = c->jobs_cap = 0;
 	if (arr == NULL) {
 		return NULL;
 	}

@@ -18,14 +18,14 @@
 
 #define ALG_DEFAULT "SYMMETRIC_DEFAULT"
 
-/* Seal pt under the key's current version into blob (caller's buffer of
- * BLOB_OVERHEAD + ptlen); iv may be given (from a combined random call). */
+/* The HSM's part of sealing: pin the key's current version, write the
+ * header, encrypt under it with AAD = header ‖ context. */
 static int
-seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
+seal_now(struct opctx *c, const struct key_info *ki, const uint8_t *iv,
     const uint8_t *ctx, size_t ctxlen, const uint8_t *pt, size_t ptlen,
     uint8_t *blob)
 {
-	uint8_t aad[BLOB_HEADER_LEN + CTX_MAX_CANONICAL], *iv = NULL;
+	uint8_t aad[BLOB_HEADER_LEN + CTX_MAX_CANONICAL];
 	struct key_use u = { 0 };
 	int r;
 
@@ -33,23 +33,68 @@ seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
 		return op_state_error(c, r, ki);
 	}
 	blob_write_header(blob, ki->id, u.version);
-	if (iv_in != NULL) {
-		memcpy(blob + BLOB_HEADER_LEN, iv_in, BLOB_IV_LEN);
-	} else if ((r = op_random(c, BLOB_IV_LEN, &iv)) != 0) {
-		goto out;
-	} else {
-		memcpy(blob + BLOB_HEADER_LEN, iv, BLOB_IV_LEN);
-	}
+	memcpy(blob + BLOB_HEADER_LEN, iv, BLOB_IV_LEN);
 	memcpy(aad, blob, BLOB_HEADER_LEN);
 	memcpy(aad + BLOB_HEADER_LEN, ctx, ctxlen);
 	r = hsm_gcm_encrypt(c->w->hs, u.handle, blob + BLOB_HEADER_LEN, aad,
 	    BLOB_HEADER_LEN + ctxlen, pt, ptlen,
 	    blob + BLOB_HEADER_LEN + BLOB_IV_LEN);
- out:
 	keycache_unpin(c->w, &u);
 	if (r != 0) {
 		return op_state_error(c, r, ki);
 	}
+	return 0;
+}
+
+int
+op_seal_job(struct opctx *c, struct seal_job *j)
+{
+	c->action = j->action;
+	return seal_now(c, &j->ki, j->iv, j->ctx, j->ctxlen, j->pt, j->ptlen,
+	    j->blob);
+}
+
+/*
+ * Seal pt under the key's current version into blob (caller's buffer of
+ * BLOB_OVERHEAD + ptlen, in the scratch); iv may be given (from a combined
+ * random call).  In a Batch that runs its encryptions together (c->jobs),
+ * the encryption is recorded instead, the context copied into the
+ * scratch; resp_sealed then names the response field.  Where nothing is
+ * left to record it in, it is done at once.
+ */
+static int
+seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
+    const uint8_t *ctx, size_t ctxlen, const uint8_t *pt, size_t ptlen,
+    uint8_t *blob)
+{
+	struct seal_job *j;
+	uint8_t *iv = NULL, *cc = NULL;
+	int r;
+
+	if (iv_in == NULL) {
+		if ((r = op_random(c, BLOB_IV_LEN, &iv)) != 0) {
+			return op_state_error(c, r, ki);
+		}
+		iv_in = iv;
+	}
+	if (c->jobs == NULL || c->njobs == c->jobs_cap ||
+	    (ctxlen > 0 && (cc = op_secret(c, ctxlen)) == NULL)) {
+		return seal_now(c, ki, iv_in, ctx, ctxlen, pt, ptlen, blob);
+	}
+	j = &c->jobs[c->njobs++];
+	memset(j, 0, sizeof(*j));
+	j->item = c->item;
+	j->action = c->action;
+	j->ki = *ki;
+	memcpy(j->iv, iv_in, BLOB_IV_LEN);
+	if (ctxlen > 0) {
+		memcpy(cc, ctx, ctxlen);
+	}
+	j->ctx = cc;
+	j->ctxlen = ctxlen;
+	j->pt = pt;
+	j->ptlen = ptlen;
+	j->blob = blob;
 	return 0;
 }
 
@@ -186,7 +231,7 @@ op_encrypt(struct opctx *c, json_t **resp)
 	if ((o = new_resp(c)) == NULL) {
 		return KMS_EINTERNAL;
 	}
-	if ((r = resp_blob(o, "CiphertextBlob", blob, BLOB_OVERHEAD + ptlen,
+	if ((r = resp_sealed(o, "CiphertextBlob", blob, BLOB_OVERHEAD + ptlen,
 	    c)) != 0) {
 		json_decref(o);
 		return r;
@@ -290,7 +335,7 @@ op_re_encrypt(struct opctx *c, json_t **resp)
 	if ((o = new_resp(c)) == NULL) {
 		return KMS_EINTERNAL;
 	}
-	if ((r = resp_blob(o, "CiphertextBlob", out, BLOB_OVERHEAD + ptlen,
+	if ((r = resp_sealed(o, "CiphertextBlob", out, BLOB_OVERHEAD + ptlen,
 	    c)) != 0) {
 		json_decref(o);
 		return r;
@@ -366,7 +411,7 @@ generate_data_key(struct opctx *c, int with_plaintext, json_t **resp)
 	if ((o = new_resp(c)) == NULL) {
 		return KMS_EINTERNAL;
 	}
-	if ((r = resp_blob(o, "CiphertextBlob", blob, BLOB_OVERHEAD + n,
+	if ((r = resp_sealed(o, "CiphertextBlob", blob, BLOB_OVERHEAD + n,
 	    c)) != 0 ||
 	    (with_plaintext && (r = resp_blob(o, "Plaintext", rnd, n,
 	    c)) != 0)) {

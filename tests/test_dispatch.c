@@ -393,6 +393,134 @@ test_dispatch_batch_limit_is_1000(void **state)
 	free(req);
 }
 
+/* Decrypt blob (base64) with context ctx (JSON text or NULL): the
+ * plaintext's base64, or NULL with the error type in why. */
+static char *
+decrypt_b64(const char *blob, const char *ctx, char *why, size_t whylen)
+{
+	char req[4096];
+	json_t *j;
+	char *pt = NULL;
+
+	snprintf(req, sizeof(req), "{\"Action\":\"Decrypt\","
+	    "\"CiphertextBlob\":\"%s\"%s%s}", blob,
+	    ctx != NULL ? ",\"EncryptionContext\":" : "", ctx != NULL ? ctx : "");
+	j = call(req);
+	snprintf(why, whylen, "%s", err_type(j));
+	if (json_is_string(json_object_get(j, "Plaintext"))) {
+		pt = strdup(json_string_value(json_object_get(j, "Plaintext")));
+	}
+	json_decref(j);
+	return pt;
+}
+
+/*
+ * With batch_hsm_exclusive (the default) a Batch records its items'
+ * encryptions and does them together afterwards; without it, each item
+ * encrypts as it runs.  Both must give the same answers: errors in the
+ * right places (a disabled key fails only when its version is pinned, in
+ * the later pass), every blob decrypting under its own context only, a
+ * key rotating in the middle of a Batch, and ReEncrypt.
+ */
+static void
+test_dispatch_batch_encryptions_together_or_not_same_answers(void **state)
+{
+	char req[8192], k2[64], why[64], *blob0, *pt;
+	json_t *j, *rs;
+	int excl, i;
+
+	j = call("{\"Action\":\"CreateKey\",\"Description\":\"off\"}");
+	snprintf(k2, sizeof(k2), "%s", json_string_value(json_object_get(
+	    json_object_get(j, "KeyMetadata"), "KeyId")));
+	json_decref(j);
+	snprintf(req, sizeof(req), "{\"Action\":\"DisableKey\","
+	    "\"KeyId\":\"%s\"}", k2);
+	json_decref(call(req));
+	/* A blob to re-encrypt. */
+	snprintf(req, sizeof(req), "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
+	    "\"Plaintext\":\"cmU=\",\"EncryptionContext\":{\"r\":\"1\"}}",
+	    key_id);
+	j = call(req);
+	blob0 = strdup(json_string_value(json_object_get(j,
+	    "CiphertextBlob")));
+	json_decref(j);
+	for (excl = 1; excl >= 0; excl--) {
+		d.cfg.batch_hsm_exclusive = excl;
+		/* A tiny budget: the key rotates inside the Batch. */
+		d.cfg.max_encryptions = 2;
+		snprintf(req, sizeof(req), "{\"Action\":\"Batch\",\"Requests\":["
+		    "{\"Action\":\"GenerateDataKey\",\"KeyId\":\"%s\","
+		    "\"KeySpec\":\"AES_256\",\"EncryptionContext\":{\"a\":\"1\"}},"
+		    "{\"Action\":\"GenerateDataKey\",\"KeyId\":\"%s\","
+		    "\"KeySpec\":\"AES_256\"},"
+		    "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
+		    "\"Plaintext\":\"aGk=\",\"EncryptionContext\":{\"b\":\"2\"}},"
+		    "{\"Action\":\"GenerateDataKey\",\"KeyId\":\"%s\","
+		    "\"NumberOfBytes\":0},"
+		    "{\"Action\":\"ReEncrypt\",\"CiphertextBlob\":\"%s\","
+		    "\"SourceEncryptionContext\":{\"r\":\"1\"},"
+		    "\"DestinationKeyId\":\"%s\","
+		    "\"DestinationEncryptionContext\":{\"c\":\"3\"}},"
+		    "{\"Action\":\"GenerateDataKeyWithoutPlaintext\","
+		    "\"KeyId\":\"%s\",\"NumberOfBytes\":64},"
+		    "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
+		    "\"Plaintext\":\"aGk=\"}]}",
+		    key_id, k2, key_id, key_id, blob0, key_id, key_id, key_id);
+		j = call(req);
+		rs = json_object_get(j, "Responses");
+		assert_int_equal(json_array_size(rs), 7);
+		assert_string_equal(err_type(json_array_get(rs, 1)),
+		    "DisabledException");
+		assert_non_null(strstr(json_string_value(json_object_get(
+		    json_array_get(rs, 1), "message")), k2));
+		assert_string_equal(err_type(json_array_get(rs, 3)),
+		    "ValidationException");
+		for (i = 0; i < 7; i++) {
+			static const char *ctx[7] = { "{\"a\":\"1\"}", NULL,
+			    "{\"b\":\"2\"}", NULL, "{\"c\":\"3\"}", NULL, NULL };
+			json_t *it = json_array_get(rs, i);
+			const char *b;
+			if (i == 1 || i == 3) {
+				continue;
+			}
+			assert_string_equal(err_type(it), "");
+			b = json_string_value(json_object_get(it,
+			    "CiphertextBlob"));
+			assert_non_null(b);
+			pt = decrypt_b64(b, ctx[i], why, sizeof(why));
+			if (pt == NULL) {
+				fail_msg("item %d (excl %d): %s", i, excl, why);
+			}
+			if (i == 0) {
+				assert_string_equal(pt, json_string_value(
+				    json_object_get(it, "Plaintext")));
+			} else if (i == 2 || i == 6) {
+				assert_string_equal(pt, "aGk=");
+			} else if (i == 4) {
+				assert_string_equal(pt, "cmU=");
+			}
+			free(pt);
+			if (ctx[i] != NULL) {
+				assert_null(decrypt_b64(b, "{\"x\":\"y\"}", why,
+				    sizeof(why)));
+				assert_string_equal(why,
+				    "InvalidCiphertextException");
+			}
+		}
+		json_decref(j);
+	}
+	d.cfg.batch_hsm_exclusive = 1;
+	d.cfg.max_encryptions = 4294967295ULL;
+	free(blob0);
+	{
+		struct key_info ki;
+		char msg[128];
+		assert_int_equal(keycache_lookup(&w, key_id, &ki, msg,
+		    sizeof(msg)), 0);
+		assert_true(ki.current_version >= 3);
+	}
+}
+
 static void
 test_dispatch_disabled_key_refuses_crypto(void **state)
 {
@@ -528,6 +656,7 @@ main(void)
 		cmocka_unit_test(test_dispatch_batch_data_keys_and_ivs_are_all_distinct),
 		cmocka_unit_test(test_dispatch_batch_limit_is_1000),
 		cmocka_unit_test(test_dispatch_batch_item_over_64k_fails_alone),
+		cmocka_unit_test(test_dispatch_batch_encryptions_together_or_not_same_answers),
 		cmocka_unit_test(test_dispatch_disabled_key_refuses_crypto),
 		cmocka_unit_test(test_dispatch_data_key_spec_rules),
 		cmocka_unit_test(test_dispatch_automatic_rotation_when_a_version_is_spent),
