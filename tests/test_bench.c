@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,41 @@ test_bench_reports_generate_data_key_beside_echo(void **state)
 	json_decref(j);
 }
 
+/* --rounds alternates kmsd and the baseline and reports the round whose
+ * ratio is the median: its figures are one of the rounds'. */
+static void
+test_bench_rounds_report_the_median_round(void **state)
+{
+	json_t *j, *rr;
+	double ratios[3], shown;
+	int i, below = 0, above = 0;
+
+	(void)state;
+	j = bench("--op generate-data-key --clients 1 --count 100 "
+	    "--baseline echo --rounds 3");
+	assert_report(j, "generate-data-key", 1, 1, 1, 100);
+	assert_baseline(j, "echo");
+	assert_int_equal(json_integer_value(json_object_get(j, "rounds")), 3);
+	rr = json_object_get(j, "round_results");
+	assert_int_equal(json_array_size(rr), 3);
+	shown = json_number_value(json_object_get(j, "ratio"));
+	for (i = 0; i < 3; i++) {
+		json_t *r = json_array_get(rr, (size_t)i);
+		assert_true(json_number_value(json_object_get(r,
+		    "ops_per_s")) > 0);
+		assert_true(json_number_value(json_object_get(r,
+		    "baseline_ops_per_s")) > 0);
+		ratios[i] = json_number_value(json_object_get(r, "ratio"));
+		below += ratios[i] < shown;
+		above += ratios[i] > shown;
+	}
+	/* The shown ratio is a round's, with at most one on each side. */
+	assert_true(below <= 1 && above <= 1);
+	assert_true(fabs(shown - ratios[0]) < 1e-9 ||
+	    fabs(shown - ratios[1]) < 1e-9 || fabs(shown - ratios[2]) < 1e-9);
+	json_decref(j);
+}
+
 static void
 test_bench_counts_operations_not_requests_in_batch(void **state)
 {
@@ -256,6 +292,7 @@ main(void)
 		cmocka_unit_test(
 		    test_bench_counts_operations_not_requests_in_batch),
 		cmocka_unit_test(test_bench_reports_hsm_baseline),
+		cmocka_unit_test(test_bench_rounds_report_the_median_round),
 		cmocka_unit_test(test_bench_decrypts_and_mixes_with_context),
 		cmocka_unit_test(test_bench_times_kmsd_startup),
 	};

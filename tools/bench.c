@@ -762,11 +762,16 @@ json_num_or_null(double v, int known)
 	return known ? json_real(v) : json_null();
 }
 
+#define BENCH_MAX_ROUNDS 15
+
 struct report {
 	const struct bench_opts *o;
 	const struct world *w;
-	const struct bench_result *k;	/* kmsd */
+	const struct bench_result *k;	/* kmsd (the median round) */
 	const struct bench_result *b;	/* baseline or NULL */
+	const struct bench_result *kr, *br;	/* every round */
+	int rounds;
+	uint64_t errors;		/* kmsd's failed operations, all rounds */
 	pid_t kmsd_pid;
 	size_t req_len, rep_len;
 };
@@ -801,7 +806,7 @@ print_json(const struct report *rp)
 	    "ops", (json_int_t)k->ops,
 	    "ops_per_s", k->ops_per_s,
 	    "latency_us", json_latency(&k->lat),
-	    "errors", (json_int_t)k->errors,
+	    "errors", (json_int_t)rp->errors,
 	    "warmup_errors", (json_int_t)k->warmup_errors,
 	    "first_error", k->first_error,
 	    "kmsd_pid", rp->kmsd_pid > 0 ? json_integer(rp->kmsd_pid) :
@@ -840,6 +845,22 @@ print_json(const struct report *rp)
 		    "p99", ratio(k->lat.p99, b->lat.p99),
 		    "p999", ratio(k->lat.p999, b->lat.p999)));
 	}
+	if (rp->rounds > 1) {
+		json_t *arr = json_array();
+		int i;
+		for (i = 0; i < rp->rounds && arr != NULL; i++) {
+			json_t *e = json_pack("{s:f, s:o}", "ops_per_s",
+			    rp->kr[i].ops_per_s, "baseline_ops_per_s", b != NULL ?
+			    json_real(rp->br[i].ops_per_s) : json_null());
+			if (e != NULL && b != NULL) {
+				json_object_set_new(e, "ratio", json_real(ratio(
+				    rp->kr[i].ops_per_s, rp->br[i].ops_per_s)));
+			}
+			json_array_append_new(arr, e);
+		}
+		json_object_set_new(j, "rounds", json_integer(rp->rounds));
+		json_object_set_new(j, "round_results", arr);
+	}
 	if ((s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6))) !=
 	    NULL) {
 		printf("%s\n", s);
@@ -871,6 +892,24 @@ print_human(const struct report *rp)
 	printf("messages: request %zu bytes, reply %zu bytes; measured "
 	    "%.2f s, %llu requests\n", rp->req_len, rp->rep_len,
 	    k->elapsed_s, (unsigned long long)k->requests);
+	if (rp->rounds > 1) {
+		int i;
+		printf("%d rounds, kmsd and %s alternated; the round of median "
+		    "%s is shown:\n", rp->rounds, b != NULL ? (o->baseline ==
+		    BASE_ECHO ? "echo" : "hsm") : "nothing", b != NULL ?
+		    "ratio" : "throughput");
+		for (i = 0; i < rp->rounds; i++) {
+			printf("  round %d: kmsd %.1f ops/s", i + 1,
+			    rp->kr[i].ops_per_s);
+			if (b != NULL) {
+				printf(", baseline %.1f, ratio %.3f",
+				    rp->br[i].ops_per_s,
+				    ratio(rp->kr[i].ops_per_s,
+				    rp->br[i].ops_per_s));
+			}
+			printf("\n");
+		}
+	}
 	printf("%-8s %12s %9s %9s %9s %9s %9s %8s\n", "", "ops/s",
 	    "p50 us", "p90 us", "p99 us", "p999 us", "max us", "errors");
 	print_row("kmsd", k);
@@ -1047,6 +1086,10 @@ usage(FILE *f)
 "  --hsm-conf FILE       kmsd.conf naming the token (--baseline hsm)\n"
 "  --hsm-keys N          session objects the HSM baseline spreads\n"
 "                        its encryptions over (1)\n"
+"  --rounds N            measure kmsd and the baseline alternately N\n"
+"                        times and report the round of median ratio\n"
+"                        (median throughput without a baseline): on a\n"
+"                        shared, noisy machine (1)\n"
 "  --echo-workers N      echo server workers (8, kmsd's default)\n"
 "  --create-threads N    threads creating keys (16)\n"
 "  --policy FILE         PutKeyPolicy FILE on the hot keys first (to\n"
@@ -1089,7 +1132,7 @@ enum {
 	O_REUSE, O_HOT, O_PTBYTES, O_CTXPAIRS, O_DURATION, O_COUNT, O_WARMUP,
 	O_JSON, O_KMSDPID, O_BASELINE, O_HSMCONF, O_ECHOWORKERS, O_CREATETHR,
 	O_KMSDBIN, O_KMSDCONF, O_KMSDLOG, O_KEYID, O_ECHOSERVER, O_POLICY,
-	O_HSMKEYS, O_HELP
+	O_HSMKEYS, O_ROUNDS, O_HELP
 };
 
 static const struct option longopts[] = {
@@ -1111,6 +1154,7 @@ static const struct option longopts[] = {
 	{ "baseline", required_argument, NULL, O_BASELINE },
 	{ "hsm-conf", required_argument, NULL, O_HSMCONF },
 	{ "hsm-keys", required_argument, NULL, O_HSMKEYS },
+	{ "rounds", required_argument, NULL, O_ROUNDS },
 	{ "echo-workers", required_argument, NULL, O_ECHOWORKERS },
 	{ "create-threads", required_argument, NULL, O_CREATETHR },
 	{ "kmsd-bin", required_argument, NULL, O_KMSDBIN },
@@ -1136,6 +1180,7 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 	o->outstanding = 1;
 	o->batch = 1;
 	o->hsm_keys = 1;
+	o->rounds = 1;
 	o->keys = 1;
 	o->plaintext_bytes = 32;
 	o->context_pairs = 1;
@@ -1196,6 +1241,8 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 			}
 			break;
 		case O_HSMCONF: o->hsm_conf = optarg; break;
+		case O_ROUNDS: NUM(1, BENCH_MAX_ROUNDS); o->rounds = (int)v;
+			break;
 		case O_HSMKEYS: NUM(1, 1000000); o->hsm_keys = (size_t)v;
 			break;
 		case O_ECHOWORKERS: NUM(1, 256); o->echo_workers = (int)v;
@@ -1253,6 +1300,10 @@ main(int argc, char **argv)
 	struct bench_opts o;
 	struct world w;
 	struct bench_result kres, bres;
+	struct bench_result kr[BENCH_MAX_ROUNDS], br[BENCH_MAX_ROUNDS];
+	double key[BENCH_MAX_ROUNDS];
+	uint64_t errors = 0, bad = 0;
+	int ord[BENCH_MAX_ROUNDS], k, m;
 	struct report rp;
 	struct bench_run run;
 	struct echo_server *es = NULL;
@@ -1346,31 +1397,70 @@ main(int argc, char **argv)
 	run.count = o.count;
 	run.ops_per_req = (uint64_t)o.batch;
 	run.watch_pid = pid;
-	if (bench_run(&run, &kres) != 0) {
-		fprintf(stderr, "kms-bench: the run failed\n");
+	if (o.baseline == BASE_ECHO && echo_server_start(o.echo_workers, &es,
+	    err, sizeof(err)) != 0) {
+		fprintf(stderr, "kms-bench: echo baseline: %s\n", err);
 		goto out;
 	}
-	if (o.baseline == BASE_ECHO) {
-		if (echo_server_start(o.echo_workers, &es, err,
-		    sizeof(err)) != 0 ||
-		    echo_measure(&o, echo_server_url(es), echo_server_pid(es),
-		    req_len, rep_len, &bres, err, sizeof(err)) != 0) {
-			fprintf(stderr, "kms-bench: echo baseline: %s\n", err);
+	/* Rounds alternate kmsd and its baseline, so that a slow spell of
+	 * a shared machine falls on both sides of a ratio. */
+	memset(kr, 0, sizeof(kr));
+	memset(br, 0, sizeof(br));
+	for (k = 0; k < o.rounds; k++) {
+		if (bench_run(&run, &kr[k]) != 0) {
+			fprintf(stderr, "kms-bench: the run failed\n");
 			goto out;
 		}
-		have_base = 1;
-	} else if (o.baseline == BASE_HSM) {
-		if (hsm_measure(&o, &bres, err, sizeof(err)) != 0) {
-			fprintf(stderr, "kms-bench: hsm baseline: %s\n", err);
-			goto out;
+		errors += kr[k].errors;
+		bad += kr[k].errors + kr[k].warmup_errors;
+		if (o.baseline == BASE_ECHO) {
+			if (echo_measure(&o, echo_server_url(es),
+			    echo_server_pid(es), req_len, rep_len, &br[k], err,
+			    sizeof(err)) != 0) {
+				fprintf(stderr, "kms-bench: echo baseline: "
+				    "%s\n", err);
+				goto out;
+			}
+			have_base = 1;
+		} else if (o.baseline == BASE_HSM) {
+			if (hsm_measure(&o, &br[k], err, sizeof(err)) != 0) {
+				fprintf(stderr, "kms-bench: hsm baseline: "
+				    "%s\n", err);
+				goto out;
+			}
+			have_base = 1;
 		}
-		have_base = 1;
+		bad += br[k].errors;
+		key[k] = have_base ? ratio(kr[k].ops_per_s, br[k].ops_per_s) :
+		    kr[k].ops_per_s;
+		ord[k] = k;
+	}
+	/* The round of median ratio (lower median for an even count). */
+	for (k = 1; k < o.rounds; k++) {
+		for (m = k; m > 0 && key[ord[m - 1]] > key[ord[m]]; m--) {
+			int t = ord[m];
+			ord[m] = ord[m - 1];
+			ord[m - 1] = t;
+		}
+	}
+	m = ord[(o.rounds - 1) / 2];
+	kres = kr[m];
+	bres = br[m];
+	/* The process's peak is the peak of every round. */
+	for (k = 0; k < o.rounds; k++) {
+		if (kr[k].peak_rss_kib > kres.peak_rss_kib) {
+			kres.peak_rss_kib = kr[k].peak_rss_kib;
+		}
 	}
 	memset(&rp, 0, sizeof(rp));
 	rp.o = &o;
 	rp.w = &w;
 	rp.k = &kres;
 	rp.b = have_base ? &bres : NULL;
+	rp.kr = kr;
+	rp.br = br;
+	rp.rounds = o.rounds;
+	rp.errors = errors;
 	rp.kmsd_pid = pid;
 	rp.req_len = req_len;
 	rp.rep_len = rep_len;
@@ -1381,8 +1471,7 @@ main(int argc, char **argv)
 	}
 	fflush(stdout);
 	/* 3: it ran, but something failed (or nothing was measured). */
-	rc = kres.errors > 0 || bres.errors > 0 || kres.warmup_errors > 0 ||
-	    kres.requests == 0 ? 3 : 0;
+	rc = bad > 0 || kres.requests == 0 ? 3 : 0;
  out:
 	echo_server_stop(es);
 	if (ts != NULL) {

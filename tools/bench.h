@@ -57,6 +57,7 @@ struct bench_opts {
 	int baseline;			/* enum bench_baseline */
 	const char *hsm_conf;		/* kmsd.conf, for --baseline hsm */
 	size_t hsm_keys;		/* session objects the HSM baseline uses */
+	int rounds;			/* kmsd and baseline alternated */
 	int echo_workers;
 	int create_threads;
 	const char *kmsd_bin;		/* --op startup */
