@@ -2,9 +2,10 @@
  * json.h — the bounded JSON reader: every untrusted message goes through it.
  *
  * Limits (DESIGN §4): a message ≤ 1 MiB, a request ≤ 64 KiB, nesting ≤ 32.
- * The depth is checked by a scan before jansson sees the bytes, so deep
- * input never reaches a recursive parser.  Duplicate keys are rejected,
- * trailing bytes are rejected, the top level must be an object.
+ * The parser (ours, building jansson values) refuses a level past the
+ * limit before descending into it, so its recursion is bounded.  Duplicate
+ * keys are rejected, trailing bytes are rejected, the top level must be an
+ * object.
  * Thread-safe.
  */
 #ifndef KMS_COMMON_JSON_H
@@ -26,7 +27,8 @@
 json_t *json_read_bounded(const void *buf, size_t len, size_t maxlen,
     int *err, char *msg, size_t msglen);
 /* Depth of the deepest array/object in buf, scanning strings correctly;
- * stops early and returns limit + 1 once limit is exceeded. */
+ * stops early and returns limit + 1 once limit is exceeded.  (A cheap
+ * check for callers that hand bytes to another parser.) */
 int json_depth(const void *buf, size_t len, int limit);
 
 /*

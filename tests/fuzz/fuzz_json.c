@@ -3,7 +3,10 @@
  *
  * Whatever the bytes, json_read_bounded returns an object or NULL with
  * KMS_ESERIALIZATION and a printable message; json_depth agrees with the
- * reader about the depth limit.
+ * reader about the depth limit; and the reader (ours) accepts what
+ * jansson's json_loadb(JSON_REJECT_DUPLICATES) accepts with an object on
+ * top, building equal values (a raw NUL byte, which jansson sometimes
+ * skips, we always refuse).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +33,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	msg[0] = '\0';
 	o = json_read_bounded(data, size, JSON_MAX_REQUEST, &err, msg,
 	    sizeof(msg));
+	if (size <= JSON_MAX_REQUEST && depth <= JSON_MAX_DEPTH) {
+		json_t *ref = json_loadb(size > 0 ? (const char *)data : "",
+		    size, JSON_REJECT_DUPLICATES, NULL);
+		if (ref != NULL && !json_is_object(ref)) {
+			json_decref(ref);
+			ref = NULL;
+		}
+		if ((o == NULL) != (ref == NULL) &&
+		    !(o == NULL && memchr(data, 0, size) != NULL)) {
+			abort();
+		}
+		if (o != NULL && ref != NULL && !json_equal(o, ref)) {
+			abort();
+		}
+		json_decref(ref);
+	}
 	if (o != NULL) {
 		if (err != 0 || !json_is_object(o) || depth > JSON_MAX_DEPTH) {
 			abort();
