@@ -673,7 +673,9 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 		}
 		/* A failed item's recorded encryption is void. */
 		if (r == NULL || json_object_get(r, "__type") != NULL) {
-			c->njobs = before;
+			while (c->njobs > before) {
+				free(c->jobs[--c->njobs].ctx);
+			}
 		}
 		if (r == NULL || json_array_append_new(arr, r) != 0) {
 			json_decref(arr);
@@ -683,6 +685,9 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 	}
 	if (arr != NULL && c->njobs > 0) {
 		run_seal_jobs(c, arr);
+	}
+	for (i = 0; i < c->njobs; i++) {
+		free(c->jobs[i].ctx);
 	}
 	free(c->jobs);
 	c->jobs = NULL;

@@ -58,7 +58,8 @@ struct seal_job {
 	const char *action;		/* its operation, for messages */
 	struct key_info ki;
 	uint8_t iv[12];			/* BLOB_IV_LEN */
-	const uint8_t *ctx, *pt;	/* in the request's scratch */
+	uint8_t *ctx;			/* copy, malloc'd; run_batch frees */
+	const uint8_t *pt;		/* in the request's scratch */
 	size_t ctxlen, ptlen;
 	uint8_t *blob;			/* BLOB_OVERHEAD + ptlen, scratch */
 	json_t *obj;			/* the item's response (borrowed) */

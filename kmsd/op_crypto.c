@@ -8,6 +8,7 @@
  * HSM does the AES-GCM under the version's non-extractable handle.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/blob.h"
@@ -58,9 +59,10 @@ op_seal_job(struct opctx *c, struct seal_job *j)
  * Seal pt under the key's current version into blob (caller's buffer of
  * BLOB_OVERHEAD + ptlen, in the scratch); iv may be given (from a combined
  * random call).  In a Batch that runs its encryptions together (c->jobs),
- * the encryption is recorded instead, the context copied into the
- * scratch; resp_sealed then names the response field.  Where nothing is
- * left to record it in, it is done at once.
+ * the encryption is recorded instead, with a copy of the context (not a
+ * secret: it goes to the heap, leaving the locked scratch to plaintexts);
+ * resp_sealed then names the response field.  Where it cannot be
+ * recorded, it is done at once.
  */
 static int
 seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
@@ -78,7 +80,7 @@ seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
 		iv_in = iv;
 	}
 	if (c->jobs == NULL || c->njobs == c->jobs_cap ||
-	    (ctxlen > 0 && (cc = op_secret(c, ctxlen)) == NULL)) {
+	    (ctxlen > 0 && (cc = malloc(ctxlen)) == NULL)) {
 		return seal_now(c, ki, iv_in, ctx, ctxlen, pt, ptlen, blob);
 	}
 	j = &c->jobs[c->njobs++];
