@@ -393,19 +393,20 @@ resp_blob(json_t *obj, const char *name, const uint8_t *buf, size_t len,
 }
 
 int
-resp_sealed(json_t *obj, const char *field, uint8_t *blob, size_t len,
+resp_hsm(json_t *obj, const char *field, uint8_t *buf, size_t len,
     struct opctx *c)
 {
-	struct seal_job *j = c->njobs > 0 ? &c->jobs[c->njobs - 1] : NULL;
+	struct hsm_job *j = c->njobs > 0 ? &c->jobs[c->njobs - 1] : NULL;
 
-	if (j != NULL && j->blob == blob && j->obj == NULL &&
+	if (j != NULL && j->out == buf && j->obj == NULL &&
 	    j->item == c->item) {
-		KMS_ASSERT(len == BLOB_OVERHEAD + j->ptlen);
+		KMS_ASSERT(len == (j->kind == JOB_SEAL ?
+		    BLOB_OVERHEAD + j->inlen : j->inlen - BLOB_OVERHEAD));
 		j->obj = obj;
 		j->name = field;
 		return 0;
 	}
-	return resp_blob(obj, field, blob, len, c);
+	return resp_blob(obj, field, buf, len, c);
 }
 
 int
@@ -539,14 +540,15 @@ find_op(const char *name)
 }
 
 /*
- * The recorded encryptions of a Batch, with the HSM to this Batch; then,
- * outside the turn, each blob's base64 into its response.  An item whose
- * encryption fails gets the error instead of its response.
+ * The recorded HSM calls of a Batch, with the HSM to this Batch; then,
+ * outside the turn, each output's base64 into its response.  An item
+ * whose call fails (a disabled key, a blob that does not authenticate)
+ * gets the error instead of its response.
  */
 static void
-run_seal_jobs(struct opctx *c, json_t *arr)
+run_hsm_jobs(struct opctx *c, json_t *arr)
 {
-	struct seal_job *j;
+	struct hsm_job *j;
 	size_t k;
 
 	pthread_mutex_lock(&c->w->d->batch_turn);
@@ -560,7 +562,7 @@ run_seal_jobs(struct opctx *c, json_t *arr)
 			continue;
 		}
 		c->msg[0] = '\0';
-		if ((j->err = op_seal_job(c, j)) != 0) {
+		if ((j->err = op_hsm_job(c, j)) != 0) {
 			/* Replaces (and frees) the item's response. */
 			json_array_set_new(arr, j->item,
 			    error_object(j->err, c->msg));
@@ -569,8 +571,8 @@ run_seal_jobs(struct opctx *c, json_t *arr)
 	pthread_mutex_unlock(&c->w->d->batch_turn);
 	for (k = 0; k < c->njobs; k++) {
 		j = &c->jobs[k];
-		if (j->err == 0 && resp_blob(j->obj, j->name, j->blob,
-		    BLOB_OVERHEAD + j->ptlen, c) != 0) {
+		if (j->err == 0 && resp_blob(j->obj, j->name, j->out,
+		    j->outlen, c) != 0) {
 			json_array_set_new(arr, j->item,
 			    error_object(KMS_EINTERNAL, c->msg));
 		}
@@ -642,15 +644,17 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 		return NULL;
 	}
 	/*
-	 * With batch_hsm_exclusive, the items' encryptions are recorded as
-	 * the items run (parsing, authorisation, the response's other
-	 * fields) and done afterwards all together, with the HSM to this
-	 * Batch: SoftHSM2 serialises its operations on internal locks, and
-	 * workers whose encryptions interleaved spent their time handing
-	 * those locks back and forth (futex sleeps and wake-ups) instead of
-	 * encrypting.  Everything else stays outside the turn, so the other
-	 * core does it meanwhile.  Single requests never wait for a turn.
-	 * An HSM with parallel engines may want batch_hsm_exclusive = no.
+	 * With batch_hsm_exclusive, the items' encryptions and decryptions
+	 * are recorded as the items run (parsing, authorisation, the
+	 * response's other fields) and made afterwards all together, with
+	 * the HSM to this Batch: SoftHSM2 serialises its operations on
+	 * internal locks, and workers whose calls interleaved spent their
+	 * time handing those locks back and forth (futex sleeps and
+	 * wake-ups) instead of encrypting.  Everything else stays outside
+	 * the turn, so the other core does it meanwhile.  Single requests
+	 * never wait for a turn.  (ReEncrypt decrypts at once: it needs the
+	 * plaintext to seal.)  An HSM with parallel engines may want
+	 * batch_hsm_exclusive = no.
 	 */
 	if (c->w->d->cfg.batch_hsm_exclusive &&
 	    (c->jobs = calloc(n, sizeof(*c->jobs))) != NULL) {
@@ -671,7 +675,7 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 			c->rnd_hint = (n - i) * OP_RANDOM_PER_ITEM;
 			r = run_one(c, item, 1);
 		}
-		/* A failed item's recorded encryption is void. */
+		/* A failed item's recorded calls are void. */
 		if (r == NULL || json_object_get(r, "__type") != NULL) {
 			while (c->njobs > before) {
 				free(c->jobs[--c->njobs].ctx);
@@ -684,7 +688,7 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 		}
 	}
 	if (arr != NULL && c->njobs > 0) {
-		run_seal_jobs(c, arr);
+		run_hsm_jobs(c, arr);
 	}
 	for (i = 0; i < c->njobs; i++) {
 		free(c->jobs[i].ctx);

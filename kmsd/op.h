@@ -40,31 +40,41 @@ struct opctx {
 	 * the scratch), and how many the rest of a Batch may want. */
 	uint8_t *rnd;
 	size_t rnd_len, rnd_off, rnd_hint;
-	/* Inside a Batch with batch_hsm_exclusive: encryptions recorded here
-	 * and done together, with the HSM to this Batch (see run_batch).
-	 * NULL: encrypt at once. */
-	struct seal_job *jobs;
+	/* Inside a Batch with batch_hsm_exclusive: HSM calls recorded here
+	 * and made together, with the HSM to this Batch (see run_batch).
+	 * NULL: call at once. */
+	struct hsm_job *jobs;
 	size_t njobs, jobs_cap;
 	size_t item;			/* the Batch item being run */
 };
 
 /*
- * An encryption recorded for later: everything but the HSM's part (and
- * the version, chosen when it is pinned) is ready.  The blob's base64 goes
- * into obj[name] once it is sealed.
+ * An HSM call recorded for later: everything but the HSM's part is ready
+ * (parsed, authorised).  Its output's base64 goes into obj[name] once the
+ * call is made.
+ *
+ * JOB_SEAL: encrypt in (inlen bytes) under the key's current version,
+ * chosen when it is pinned, into out (BLOB_OVERHEAD + inlen).
+ * JOB_OPEN: decrypt the blob in (inlen bytes) into out (outlen bytes
+ * once done), the version named by the blob.
  */
-struct seal_job {
+enum { JOB_SEAL = 1, JOB_OPEN };
+
+struct hsm_job {
+	int kind;
 	size_t item;			/* Batch item whose response it is */
 	const char *action;		/* its operation, for messages */
 	struct key_info ki;
-	uint8_t iv[12];			/* BLOB_IV_LEN */
+	uint8_t iv[12];			/* JOB_SEAL: BLOB_IV_LEN */
 	uint8_t *ctx;			/* copy, malloc'd; run_batch frees */
-	const uint8_t *pt;		/* in the request's scratch */
-	size_t ctxlen, ptlen;
-	uint8_t *blob;			/* BLOB_OVERHEAD + ptlen, scratch */
+	size_t ctxlen;
+	const uint8_t *in;		/* in the request's scratch */
+	size_t inlen;
+	uint8_t *out;			/* in the request's scratch */
+	size_t outlen;
 	json_t *obj;			/* the item's response (borrowed) */
-	const char *name;		/* its field for the blob */
-	int err;			/* set when sealing failed */
+	const char *name;		/* its field for out */
+	int err;			/* set when the call failed */
 };
 
 typedef int (*op_fn)(struct opctx *c, json_t **resp);
@@ -104,13 +114,14 @@ int op_random(struct opctx *c, size_t n, uint8_t **out);
 /* Set a base64 field on obj. */
 int resp_blob(json_t *obj, const char *field, const uint8_t *buf, size_t len,
     struct opctx *c);
-/* The same for a blob just sealed: when the sealing was recorded for
- * later (c->jobs), the field is set once it is done. */
-int resp_sealed(json_t *obj, const char *field, uint8_t *blob, size_t len,
+/* The same for the output of an HSM call (a blob sealed, a plaintext
+ * opened): when the call was recorded for later (c->jobs), the field is
+ * set once it is made. */
+int resp_hsm(json_t *obj, const char *field, uint8_t *buf, size_t len,
     struct opctx *c);
-/* Do a recorded encryption (the HSM's part): 0, or an error with c->msg
+/* Make a recorded HSM call: 0 (j->outlen set), or an error with c->msg
  * set. */
-int op_seal_job(struct opctx *c, struct seal_job *j);
+int op_hsm_job(struct opctx *c, struct hsm_job *j);
 
 /* Resolve KeyId (id, key ARN, alias name or alias ARN) for an operation;
  * fills info or fails with AWS's error.  Remembers an alias used. */

@@ -47,30 +47,69 @@ seal_now(struct opctx *c, const struct key_info *ki, const uint8_t *iv,
 	return 0;
 }
 
+static int open_now(struct opctx *c, const struct key_info *ki,
+    const struct blob_view *b, const uint8_t *ctx, size_t ctxlen,
+    uint8_t *pt, size_t *ptlen);
+
 int
-op_seal_job(struct opctx *c, struct seal_job *j)
+op_hsm_job(struct opctx *c, struct hsm_job *j)
 {
+	struct blob_view b;
+
 	c->action = j->action;
-	return seal_now(c, &j->ki, j->iv, j->ctx, j->ctxlen, j->pt, j->ptlen,
-	    j->blob);
+	if (j->kind == JOB_SEAL) {
+		j->outlen = BLOB_OVERHEAD + j->inlen;
+		return seal_now(c, &j->ki, j->iv, j->ctx, j->ctxlen, j->in,
+		    j->inlen, j->out);
+	}
+	/* Parsed when it was recorded; the bytes have not moved. */
+	KMS_ASSERT(blob_parse(j->in, j->inlen, &b) == 0);
+	return open_now(c, &j->ki, &b, j->ctx, j->ctxlen, j->out, &j->outlen);
+}
+
+/* Record an HSM call of the current Batch item; NULL when it cannot be
+ * (no Batch turn, or no memory): the caller makes it at once. */
+static struct hsm_job *
+record(struct opctx *c, int kind, const struct key_info *ki,
+    const uint8_t *ctx, size_t ctxlen)
+{
+	struct hsm_job *j;
+	uint8_t *cc = NULL;
+
+	if (c->jobs == NULL || c->njobs == c->jobs_cap ||
+	    (ctxlen > 0 && (cc = malloc(ctxlen)) == NULL)) {
+		return NULL;
+	}
+	j = &c->jobs[c->njobs++];
+	memset(j, 0, sizeof(*j));
+	j->kind = kind;
+	j->item = c->item;
+	j->action = c->action;
+	j->ki = *ki;
+	if (ctxlen > 0) {
+		memcpy(cc, ctx, ctxlen);
+	}
+	j->ctx = cc;
+	j->ctxlen = ctxlen;
+	return j;
 }
 
 /*
  * Seal pt under the key's current version into blob (caller's buffer of
  * BLOB_OVERHEAD + ptlen, in the scratch); iv may be given (from a combined
- * random call).  In a Batch that runs its encryptions together (c->jobs),
+ * random call).  In a Batch that makes its HSM calls together (c->jobs),
  * the encryption is recorded instead, with a copy of the context (not a
  * secret: it goes to the heap, leaving the locked scratch to plaintexts);
- * resp_sealed then names the response field.  Where it cannot be
- * recorded, it is done at once.
+ * resp_hsm then names the response field.  Where it cannot be recorded,
+ * it is done at once.
  */
 static int
 seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
     const uint8_t *ctx, size_t ctxlen, const uint8_t *pt, size_t ptlen,
     uint8_t *blob)
 {
-	struct seal_job *j;
-	uint8_t *iv = NULL, *cc = NULL;
+	struct hsm_job *j;
+	uint8_t *iv = NULL;
 	int r;
 
 	if (iv_in == NULL) {
@@ -79,24 +118,13 @@ seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
 		}
 		iv_in = iv;
 	}
-	if (c->jobs == NULL || c->njobs == c->jobs_cap ||
-	    (ctxlen > 0 && (cc = malloc(ctxlen)) == NULL)) {
+	if ((j = record(c, JOB_SEAL, ki, ctx, ctxlen)) == NULL) {
 		return seal_now(c, ki, iv_in, ctx, ctxlen, pt, ptlen, blob);
 	}
-	j = &c->jobs[c->njobs++];
-	memset(j, 0, sizeof(*j));
-	j->item = c->item;
-	j->action = c->action;
-	j->ki = *ki;
 	memcpy(j->iv, iv_in, BLOB_IV_LEN);
-	if (ctxlen > 0) {
-		memcpy(cc, ctx, ctxlen);
-	}
-	j->ctx = cc;
-	j->ctxlen = ctxlen;
-	j->pt = pt;
-	j->ptlen = ptlen;
-	j->blob = blob;
+	j->in = pt;
+	j->inlen = ptlen;
+	j->out = blob;
 	return 0;
 }
 
@@ -108,13 +136,12 @@ seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
 static int
 open_blob(struct opctx *c, const uint8_t *buf, size_t len,
     const char *want_key, const uint8_t *ctx, size_t ctxlen,
-    const char *action, const char *ctx_field,
+    const char *action, const char *ctx_field, int may_record,
     struct key_info *ki, uint8_t *pt, size_t *ptlen)
 {
-	uint8_t aad[BLOB_HEADER_LEN + CTX_MAX_CANONICAL];
 	struct blob_view b;
-	struct key_use u = { 0 };
 	struct key_info want;
+	struct hsm_job *j;
 	int r;
 
 	if (blob_parse(buf, len, &b) != 0) {
@@ -139,16 +166,39 @@ open_blob(struct opctx *c, const uint8_t *buf, size_t len,
 	if ((r = op_authorize(c, ki, action, ctx_field)) != 0) {
 		return r;
 	}
-	if ((r = keycache_pin_decrypt(c->w, ki, b.version, &u)) != 0) {
+	if (may_record && (j = record(c, JOB_OPEN, ki, ctx, ctxlen)) != NULL) {
+		/* The plaintext is as long as the ciphertext. */
+		j->in = buf;
+		j->inlen = len;
+		j->out = pt;
+		*ptlen = b.ct_len;
+		return 0;
+	}
+	return open_now(c, ki, &b, ctx, ctxlen, pt, ptlen);
+}
+
+/* The HSM's part of opening: pin the blob's version, decrypt it with
+ * AAD = header ‖ context. */
+static int
+open_now(struct opctx *c, const struct key_info *ki,
+    const struct blob_view *b, const uint8_t *ctx, size_t ctxlen,
+    uint8_t *pt, size_t *ptlen)
+{
+	uint8_t aad[BLOB_HEADER_LEN + CTX_MAX_CANONICAL];
+	struct key_use u = { 0 };
+	int r;
+
+	if ((r = keycache_pin_decrypt(c->w, ki, b->version, &u)) != 0) {
 		if (r == KMS_EINVALIDCIPHERTEXT) {
 			return op_fail(c, r, "The ciphertext is invalid.");
 		}
 		return op_state_error(c, r, ki);
 	}
-	memcpy(aad, b.header, BLOB_HEADER_LEN);
+	memcpy(aad, b->header, BLOB_HEADER_LEN);
 	memcpy(aad + BLOB_HEADER_LEN, ctx, ctxlen);
-	r = hsm_gcm_decrypt(c->w->hs, u.handle, b.iv, aad,
-	    BLOB_HEADER_LEN + ctxlen, b.ct, b.ct_len + BLOB_TAG_LEN, pt, ptlen);
+	r = hsm_gcm_decrypt(c->w->hs, u.handle, b->iv, aad,
+	    BLOB_HEADER_LEN + ctxlen, b->ct, b->ct_len + BLOB_TAG_LEN, pt,
+	    ptlen);
 	keycache_unpin(c->w, &u);
 	if (r == KMS_EINVALIDCIPHERTEXT) {
 		return op_fail(c, r, "The ciphertext is invalid.");
@@ -233,7 +283,7 @@ op_encrypt(struct opctx *c, json_t **resp)
 	if ((o = new_resp(c)) == NULL) {
 		return KMS_EINTERNAL;
 	}
-	if ((r = resp_sealed(o, "CiphertextBlob", blob, BLOB_OVERHEAD + ptlen,
+	if ((r = resp_hsm(o, "CiphertextBlob", blob, BLOB_OVERHEAD + ptlen,
 	    c)) != 0) {
 		json_decref(o);
 		return r;
@@ -273,13 +323,13 @@ op_decrypt(struct opctx *c, json_t **resp)
 		    "attestation) is not supported by this kmsd");
 	}
 	if ((r = open_blob(c, blob, bloblen, key_id, ctx, ctxlen, "Decrypt",
-	    "EncryptionContext", &ki, pt, &ptlen)) != 0) {
+	    "EncryptionContext", 1, &ki, pt, &ptlen)) != 0) {
 		return r;
 	}
 	if ((o = new_resp(c)) == NULL) {
 		return KMS_EINTERNAL;
 	}
-	if ((r = resp_blob(o, "Plaintext", pt, ptlen, c)) != 0) {
+	if ((r = resp_hsm(o, "Plaintext", pt, ptlen, c)) != 0) {
 		json_decref(o);
 		return r;
 	}
@@ -326,8 +376,9 @@ op_re_encrypt(struct opctx *c, json_t **resp)
 	    "DestinationEncryptionContext")) != 0) {
 		return r;
 	}
+	/* Not recorded: the plaintext is needed at once, to seal. */
 	if ((r = open_blob(c, blob, bloblen, src_id, sctx, sctxlen,
-	    "ReEncryptFrom", "SourceEncryptionContext", &src, pt,
+	    "ReEncryptFrom", "SourceEncryptionContext", 0, &src, pt,
 	    &ptlen)) != 0) {
 		return r;
 	}
@@ -337,7 +388,7 @@ op_re_encrypt(struct opctx *c, json_t **resp)
 	if ((o = new_resp(c)) == NULL) {
 		return KMS_EINTERNAL;
 	}
-	if ((r = resp_sealed(o, "CiphertextBlob", out, BLOB_OVERHEAD + ptlen,
+	if ((r = resp_hsm(o, "CiphertextBlob", out, BLOB_OVERHEAD + ptlen,
 	    c)) != 0) {
 		json_decref(o);
 		return r;
@@ -413,7 +464,7 @@ generate_data_key(struct opctx *c, int with_plaintext, json_t **resp)
 	if ((o = new_resp(c)) == NULL) {
 		return KMS_EINTERNAL;
 	}
-	if ((r = resp_sealed(o, "CiphertextBlob", blob, BLOB_OVERHEAD + n,
+	if ((r = resp_hsm(o, "CiphertextBlob", blob, BLOB_OVERHEAD + n,
 	    c)) != 0 ||
 	    (with_plaintext && (r = resp_blob(o, "Plaintext", rnd, n,
 	    c)) != 0)) {

@@ -425,13 +425,23 @@ decrypt_b64(const char *blob, const char *ctx, char *why, size_t whylen)
 static void
 test_dispatch_batch_encryptions_together_or_not_same_answers(void **state)
 {
-	char req[8192], k2[64], why[64], *blob0, *pt;
+	char req[8192], k2[64], why[64], *blob0, *blob2, *pt;
+	char bad[512];
+	uint8_t raw[384];
+	size_t rawlen;
 	json_t *j, *rs;
 	int excl, i;
 
 	j = call("{\"Action\":\"CreateKey\",\"Description\":\"off\"}");
 	snprintf(k2, sizeof(k2), "%s", json_string_value(json_object_get(
 	    json_object_get(j, "KeyMetadata"), "KeyId")));
+	json_decref(j);
+	/* A blob of the key about to be disabled. */
+	snprintf(req, sizeof(req), "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
+	    "\"Plaintext\":\"b2Zm\"}", k2);
+	j = call(req);
+	blob2 = strdup(json_string_value(json_object_get(j,
+	    "CiphertextBlob")));
 	json_decref(j);
 	snprintf(req, sizeof(req), "{\"Action\":\"DisableKey\","
 	    "\"KeyId\":\"%s\"}", k2);
@@ -508,10 +518,47 @@ test_dispatch_batch_encryptions_together_or_not_same_answers(void **state)
 			}
 		}
 		json_decref(j);
+		/* Decryptions: recorded too, their failures in place. */
+		assert_int_equal(b64_decode(blob0, strlen(blob0), raw,
+		    sizeof(raw), &rawlen), 0);
+		raw[rawlen - 1] ^= 1;		/* the tag */
+		assert_int_equal(b64_encode(raw, rawlen, bad, sizeof(bad)), 0);
+		snprintf(req, sizeof(req), "{\"Action\":\"Batch\",\"Requests\":["
+		    "{\"Action\":\"Decrypt\",\"CiphertextBlob\":\"%s\","
+		    "\"EncryptionContext\":{\"r\":\"1\"}},"
+		    "{\"Action\":\"Decrypt\",\"CiphertextBlob\":\"%s\","
+		    "\"EncryptionContext\":{\"r\":\"2\"}},"
+		    "{\"Action\":\"Decrypt\",\"CiphertextBlob\":\"%s\"},"
+		    "{\"Action\":\"Decrypt\",\"CiphertextBlob\":\"%s\","
+		    "\"EncryptionContext\":{\"r\":\"1\"}},"
+		    "{\"Action\":\"Decrypt\",\"CiphertextBlob\":\"%s\","
+		    "\"KeyId\":\"%s\",\"EncryptionContext\":{\"r\":\"1\"}},"
+		    "{\"Action\":\"Decrypt\",\"CiphertextBlob\":\"%s\","
+		    "\"EncryptionContext\":{\"r\":\"1\"}}]}",
+		    blob0, blob0, blob2, bad, blob0, k2, blob0);
+		j = call(req);
+		rs = json_object_get(j, "Responses");
+		assert_int_equal(json_array_size(rs), 6);
+		assert_string_equal(json_string_value(json_object_get(
+		    json_array_get(rs, 0), "Plaintext")), "cmU=");
+		assert_string_equal(err_type(json_array_get(rs, 1)),
+		    "InvalidCiphertextException");
+		assert_string_equal(err_type(json_array_get(rs, 2)),
+		    "DisabledException");
+		assert_string_equal(err_type(json_array_get(rs, 3)),
+		    "InvalidCiphertextException");
+		assert_string_equal(err_type(json_array_get(rs, 4)),
+		    "IncorrectKeyException");
+		assert_string_equal(json_string_value(json_object_get(
+		    json_array_get(rs, 5), "Plaintext")), "cmU=");
+		assert_non_null(strstr(json_string_value(json_object_get(
+		    json_array_get(rs, 0), "KeyId")), key_id));
+		json_decref(j);
 	}
 	d.cfg.batch_hsm_exclusive = 1;
 	d.cfg.max_encryptions = 4294967295ULL;
 	free(blob0);
+	free(blob2);
 	{
 		struct key_info ki;
 		char msg[128];
