@@ -10,6 +10,7 @@
 
 #include "common/blob.h"
 #include "common/err.h"
+#include "common/hex.h"
 
 /* Field offsets, as in the table of DESIGN §3. */
 #define BLOB_OFF_FORMAT 0
@@ -73,22 +74,6 @@ blob_write_header(uint8_t *out, const uint8_t key_id[BLOB_KEY_ID_LEN],
 	out[BLOB_OFF_FORMAT] = BLOB_FORMAT_1;
 	memcpy(out + BLOB_OFF_KEY_ID, key_id, BLOB_KEY_ID_LEN);
 	put_u32_be(out + BLOB_OFF_VERSION, version);
-}
-
-/* 0..15, or -1 when c is not a hex digit (either case). */
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
 }
 
 static int

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/hex.h"
 #include "common/json.h"
 #include "common/secmem.h"
 
@@ -122,21 +123,6 @@ jp_ws(struct jp *j)
 	}
 }
 
-static int
-hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 /* Four hex digits at p (p + 4 <= end checked by the caller). */
 static long
 hex4(const unsigned char *p)
@@ -145,7 +131,7 @@ hex4(const unsigned char *p)
 	int i, h;
 
 	for (i = 0; i < 4; i++) {
-		if ((h = hexval(p[i])) < 0) {
+		if ((h = hex_value(p[i])) < 0) {
 			return -1;
 		}
 		v = v * 16 + h;
