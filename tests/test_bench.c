@@ -116,6 +116,7 @@ assert_report(json_t *j, const char *op, int clients, int outstanding,
 	assert_true(json_number_value(json_object_get(j, "ops_per_s")) > 0);
 	assert_latency(j);
 	assert_number(j, "kmsd_cpu_s");
+	assert_number(j, "kmsd_ctx_switches_per_request");
 	assert_true(json_integer_value(json_object_get(j,
 	    "kmsd_peak_rss_kib")) > 0);
 }

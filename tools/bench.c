@@ -791,8 +791,8 @@ print_json(const struct report *rp)
 	char *s;
 
 	j = json_pack("{s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:f, "
-	    "s:I, s:I, s:f, s:o, s:I, s:I, s:s, s:o, s:o, s:o, s:I, s:I, "
-	    "s:{s:I, s:I, s:f}}",
+	    "s:I, s:I, s:f, s:o, s:I, s:I, s:s, s:o, s:o, s:o, s:o, s:I, "
+	    "s:I, s:{s:I, s:I, s:f}}",
 	    "op", bench_op_name(o->op),
 	    "clients", o->clients,
 	    "outstanding", o->outstanding,
@@ -812,6 +812,9 @@ print_json(const struct report *rp)
 	    "kmsd_pid", rp->kmsd_pid > 0 ? json_integer(rp->kmsd_pid) :
 	    json_null(),
 	    "kmsd_cpu_s", json_num_or_null(k->cpu_s, k->cpu_s >= 0),
+	    "kmsd_ctx_switches_per_request", json_num_or_null(
+	    k->requests > 0 ? (double)k->ctx_switches / (double)k->requests :
+	    0, k->ctx_switches >= 0 && k->requests > 0),
 	    "kmsd_peak_rss_kib", k->peak_rss_kib >= 0 ?
 	    json_integer(k->peak_rss_kib) : json_null(),
 	    "request_bytes", (json_int_t)rp->req_len,
@@ -835,6 +838,11 @@ print_json(const struct report *rp)
 		if (base != NULL && o->baseline == BASE_HSM) {
 			json_object_set_new(base, "hsm_keys",
 			    json_integer((json_int_t)o->hsm_keys));
+		}
+		if (base != NULL && b->ctx_switches >= 0 && b->requests > 0) {
+			json_object_set_new(base, "server_ctx_switches_per_request",
+			    json_real((double)b->ctx_switches /
+			    (double)b->requests));
 		}
 		json_object_set_new(j, "baseline", base);
 		json_object_set_new(j, "ratio",
@@ -926,6 +934,17 @@ print_human(const struct report *rp)
 		    "operation), peak RSS %ld KiB\n", (long)rp->kmsd_pid,
 		    k->cpu_s, k->elapsed_s, k->ops ? k->cpu_s * 1e6 /
 		    (double)k->ops : 0, k->peak_rss_kib);
+		if (k->ctx_switches >= 0 && k->requests > 0) {
+			printf("kmsd: %.1f context switches per request",
+			    (double)k->ctx_switches / (double)k->requests);
+			if (b != NULL && b->ctx_switches >= 0 &&
+			    b->requests > 0 && o->baseline == BASE_ECHO) {
+				printf(" (echo server: %.1f)",
+				    (double)b->ctx_switches /
+				    (double)b->requests);
+			}
+			printf("\n");
+		}
 	} else {
 		printf("kmsd: process not found; no CPU or RSS figures "
 		    "(--kmsd-pid)\n");

@@ -107,6 +107,7 @@ struct bench_result {
 	double ops_per_s;
 	struct bench_latency lat;	/* per request */
 	double cpu_s;			/* watched process, -1 unknown */
+	long long ctx_switches;		/* watched process's threads, -1 */
 	long peak_rss_kib;		/* watched process, -1 unknown */
 	char first_error[BENCH_ERR_MAX];
 };
@@ -121,6 +122,8 @@ void bench_note_error(const char *fmt, ...)
 /* bench_proc.c */
 /* utime+stime of pid in seconds, or -1. */
 double proc_cpu_seconds(pid_t pid);
+/* Context switches of every thread of pid (as they are now), or -1. */
+long long proc_ctx_switches(pid_t pid);
 /* A "Vm...:" line of /proc/pid/status in KiB, or -1. */
 long proc_status_kib(pid_t pid, const char *field);
 /* The process listening on the unix socket at path, or 0. */

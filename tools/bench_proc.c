@@ -72,6 +72,51 @@ proc_status_kib(pid_t pid, const char *field)
 	return v;
 }
 
+/* Context switches (voluntary and not) of every thread of pid, or -1. */
+long long
+proc_ctx_switches(pid_t pid)
+{
+	char path[64], line[256];
+	struct dirent *de;
+	long long total = 0;
+	DIR *dir;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+	if ((dir = opendir(path)) == NULL) {
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (!isdigit((unsigned char)de->d_name[0]) ||
+		    strlen(de->d_name) > 20) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "/proc/%ld/task/%s/status",
+		    (long)pid, de->d_name);
+		if ((f = fopen(path, "r")) == NULL) {
+			continue;	/* the thread ended meanwhile */
+		}
+		while (fgets(line, sizeof(line), f) != NULL) {
+			char *end;
+			long long x;
+			const char *v = NULL;
+			if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0) {
+				v = line + 24;
+			} else if (strncmp(line,
+			    "nonvoluntary_ctxt_switches:", 27) == 0) {
+				v = line + 27;
+			}
+			if (v != NULL && (x = strtoll(v, &end, 10)) >= 0 &&
+			    end != v) {
+				total += x;
+			}
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	return total;
+}
+
 /* Inodes of the unix sockets bound to path (listener and accepted). */
 static size_t
 socket_inodes(const char *path, unsigned long *ino, size_t max)

@@ -198,11 +198,13 @@ bench_run(const struct bench_run *r, struct bench_result *out)
 	uint64_t *all = NULL;
 	size_t nall = 0, k;
 	double cpu0 = -1, cpu1 = -1, last = 0;
+	long long cs0 = -1, cs1 = -1;
 	int i, started = 0, rc = -1;
 	struct timespec nap;
 
 	memset(out, 0, sizeof(*out));
 	out->cpu_s = -1;
+	out->ctx_switches = -1;
 	out->peak_rss_kib = -1;
 	if (r->nthreads < 1 || r->nthreads > BENCH_MAX_THREADS) {
 		return -1;
@@ -248,15 +250,20 @@ bench_run(const struct bench_run *r, struct bench_result *out)
 	}
 	if (r->watch_pid > 0) {
 		cpu0 = proc_cpu_seconds(r->watch_pid);
+		cs0 = proc_ctx_switches(r->watch_pid);
 	}
 	for (i = 0; i < started; i++) {
 		pthread_join(ts[i].tid, NULL);
 	}
 	if (r->watch_pid > 0) {
 		cpu1 = proc_cpu_seconds(r->watch_pid);
+		cs1 = proc_ctx_switches(r->watch_pid);
 		out->peak_rss_kib = proc_status_kib(r->watch_pid, "VmHWM");
 		if (cpu0 >= 0 && cpu1 >= 0) {
 			out->cpu_s = cpu1 - cpu0;
+		}
+		if (cs0 >= 0 && cs1 >= cs0) {
+			out->ctx_switches = cs1 - cs0;
 		}
 	}
 	if (started != r->nthreads) {
