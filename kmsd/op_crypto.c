@@ -63,7 +63,10 @@ op_hsm_job(struct opctx *c, struct hsm_job *j)
 		    j->inlen, j->out);
 	}
 	/* Parsed when it was recorded; the bytes have not moved. */
-	KMS_ASSERT(blob_parse(j->in, j->inlen, &b) == 0);
+	if (blob_parse(j->in, j->inlen, &b) != 0) {
+		return op_fail(c, KMS_EINVALIDCIPHERTEXT, "The ciphertext is "
+		    "invalid.");
+	}
 	return open_now(c, &j->ki, &b, j->ctx, j->ctxlen, j->out, &j->outlen);
 }
 
