@@ -230,8 +230,9 @@ reaper_push(struct reaper *rp, struct srv_worker *sw)
  * the reaper thread waits for it, and nothing else touches the worker
  * until the send is over.  (A queued send may complete on another thread
  * while the worker looks: it then sees no message and goes on, and its
- * next send waits on the aio first, so either answer is safe.)  One context's receive callbacks never overlap,
- * so the worker's HSM session, store connection and buffers are its own.
+ * next send waits on the aio first, so either answer is safe.)  One
+ * context's receive callbacks never overlap, so the worker's HSM session,
+ * store connection and buffers are its own.
  */
 static void
 worker_cb(void *arg)
