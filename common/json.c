@@ -200,133 +200,123 @@ put_utf8(char *o, uint32_t cp)
 	return 4;
 }
 
+/* Fail at q (inside a string); -1. */
+static int
+jp_fail_at(struct jp *j, const unsigned char *q, const char *why)
+{
+	j->p = q;
+	jp_fail(j, why);
+	return -1;
+}
+
+/*
+ * The escape at *qp (a backslash) into t; advances *qp past it and
+ * returns the bytes written, or -1.
+ */
+static int
+jp_escape(struct jp *j, const unsigned char **qp, char *t)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	const unsigned char *q = *qp;
+	const char *e;
+	long cp, lo;
+
+	if (j->end - q < 2) {
+		return jp_fail_at(j, q, "unterminated string");
+	}
+	if (q[1] != 'u') {
+		if (q[1] == '\0' || (e = strchr(from, q[1])) == NULL) {
+			return jp_fail_at(j, q, "invalid escape in a string");
+		}
+		*t = to[e - from];
+		*qp = q + 2;
+		return 1;
+	}
+	if (j->end - q < 6 || (cp = hex4(q + 2)) < 0) {
+		return jp_fail_at(j, q, "invalid \\u escape in a string");
+	}
+	q += 6;
+	if (cp >= 0xd800 && cp <= 0xdbff) {
+		if (j->end - q < 6 || q[0] != '\\' || q[1] != 'u' ||
+		    (lo = hex4(q + 2)) < 0xdc00 || lo > 0xdfff) {
+			return jp_fail_at(j, q, "unpaired surrogate in a string");
+		}
+		cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+		q += 6;
+	} else if (cp >= 0xdc00 && cp <= 0xdfff) {
+		return jp_fail_at(j, q, "unpaired surrogate in a string");
+	} else if (cp == 0) {
+		return jp_fail_at(j, q, "\\u0000 in a string");
+	}
+	*qp = q;
+	return (int)put_utf8(t, (uint32_t)cp);
+}
+
 /*
  * The string at j->p (just after its opening quote).  On success *out
- * points at its value (into the input when it has no escapes, else into
- * j->tmp), *len its length, and j->p is past the closing quote.
+ * points at its value (into the input while it has no escapes; from the
+ * first one on, it is unescaped into j->tmp), *len its length, and j->p
+ * is past the closing quote.
  */
 static int
 jp_string(struct jp *j, const char **out, size_t *len)
 {
-	const unsigned char *start = j->p, *q = j->p;
+	const unsigned char *start = j->p, *q = j->p, *run;
+	char *t = NULL;
 	size_t o = 0, n;
-	char *t;
+	int w;
 
-	/* The common case: no escapes. */
 	for (;;) {
-		while (q < j->end && *q >= 0x20 && *q < 0x80 && *q != '"' &&
-		    *q != '\\') {
-			q++;
+		/* A run of plain ASCII, the common case. */
+		for (run = q; q < j->end && *q >= 0x20 && *q < 0x80 &&
+		    *q != '"' && *q != '\\'; q++) {
+		}
+		if (t != NULL) {
+			memcpy(t + o, run, (size_t)(q - run));
+			o += (size_t)(q - run);
 		}
 		if (q >= j->end) {
-			j->p = q;
-			jp_fail(j, "unterminated string");
-			return -1;
+			return jp_fail_at(j, q, "unterminated string");
 		}
 		if (*q == '"') {
-			*out = (const char *)start;
-			*len = (size_t)(q - start);
-			j->p = q + 1;
-			return 0;
-		}
-		if (*q == '\\') {
 			break;
 		}
 		if (*q < 0x20) {
-			j->p = q;
-			jp_fail(j, *q == 0 ? "NUL byte in a string" :
+			return jp_fail_at(j, q, *q == 0 ? "NUL byte in a string" :
 			    "control character in a string");
-			return -1;
 		}
-		if ((n = utf8_len(q, j->end)) == 0) {
-			j->p = q;
-			jp_fail(j, "invalid UTF-8 in a string");
-			return -1;
-		}
-		q += n;
-	}
-	/* Escapes: unescape into j->tmp (the input is a bound on the size). */
-	if (j->tmp == NULL) {
-		j->tmpcap = (size_t)(j->end - j->s);
-		if ((j->tmp = malloc(j->tmpcap + 1)) == NULL) {
-			jp_fail(j, "out of memory");
-			return -1;
-		}
-	}
-	t = j->tmp;
-	o = (size_t)(q - start);
-	memcpy(t, start, o);
-	while (q < j->end && *q != '"') {
-		if (*q == '\\') {
-			long cp;
-			if (q + 1 >= j->end) {
-				break;
+		if (*q >= 0x80) {
+			if ((n = utf8_len(q, j->end)) == 0) {
+				return jp_fail_at(j, q,
+				    "invalid UTF-8 in a string");
 			}
-			switch (q[1]) {
-			case '"': t[o++] = '"'; q += 2; continue;
-			case '\\': t[o++] = '\\'; q += 2; continue;
-			case '/': t[o++] = '/'; q += 2; continue;
-			case 'b': t[o++] = '\b'; q += 2; continue;
-			case 'f': t[o++] = '\f'; q += 2; continue;
-			case 'n': t[o++] = '\n'; q += 2; continue;
-			case 'r': t[o++] = '\r'; q += 2; continue;
-			case 't': t[o++] = '\t'; q += 2; continue;
-			case 'u': break;
-			default:
-				j->p = q;
-				jp_fail(j, "invalid escape in a string");
-				return -1;
+			if (t != NULL) {
+				memcpy(t + o, q, n);
+				o += n;
 			}
-			if (j->end - q < 6 || (cp = hex4(q + 2)) < 0) {
-				j->p = q;
-				jp_fail(j, "invalid \\u escape in a string");
-				return -1;
-			}
-			q += 6;
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				long lo;
-				if (j->end - q < 6 || q[0] != '\\' || q[1] != 'u' ||
-				    (lo = hex4(q + 2)) < 0xdc00 || lo > 0xdfff) {
-					j->p = q;
-					jp_fail(j, "unpaired surrogate in a string");
-					return -1;
-				}
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-				q += 6;
-			} else if (cp >= 0xdc00 && cp <= 0xdfff) {
-				j->p = q;
-				jp_fail(j, "unpaired surrogate in a string");
-				return -1;
-			} else if (cp == 0) {
-				j->p = q;
-				jp_fail(j, "\\u0000 in a string");
-				return -1;
-			}
-			o += put_utf8(t + o, (uint32_t)cp);
-		} else if (*q < 0x20) {
-			j->p = q;
-			jp_fail(j, *q == 0 ? "NUL byte in a string" :
-			    "control character in a string");
-			return -1;
-		} else if (*q < 0x80) {
-			t[o++] = (char)*q++;
-		} else if ((n = utf8_len(q, j->end)) == 0) {
-			j->p = q;
-			jp_fail(j, "invalid UTF-8 in a string");
-			return -1;
-		} else {
-			memcpy(t + o, q, n);
-			o += n;
 			q += n;
+			continue;
 		}
+		/* A backslash: from here on the value is unescaped into
+		 * j->tmp (the input bounds its size). */
+		if (t == NULL) {
+			if (j->tmp == NULL) {
+				j->tmpcap = (size_t)(j->end - j->s);
+				if ((j->tmp = malloc(j->tmpcap + 1)) == NULL) {
+					return jp_fail_at(j, q, "out of memory");
+				}
+			}
+			t = j->tmp;
+			o = (size_t)(q - start);
+			memcpy(t, start, o);
+		}
+		if ((w = jp_escape(j, &q, t + o)) < 0) {
+			return -1;
+		}
+		o += (size_t)w;
 	}
-	if (q >= j->end) {
-		j->p = q;
-		jp_fail(j, "unterminated string");
-		return -1;
-	}
-	*out = t;
-	*len = o;
+	*out = t != NULL ? t : (const char *)start;
+	*len = t != NULL ? o : (size_t)(q - start);
 	j->p = q + 1;
 	return 0;
 }

@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "common/b64.h"
-#include "common/blob.h"
 #include "common/ctx.h"
 #include "common/err.h"
 #include "common/json.h"
@@ -400,8 +399,7 @@ resp_hsm(json_t *obj, const char *field, uint8_t *buf, size_t len,
 
 	if (j != NULL && j->out == buf && j->obj == NULL &&
 	    j->item == c->item) {
-		KMS_ASSERT(len == (j->kind == JOB_SEAL ?
-		    BLOB_OVERHEAD + j->inlen : j->inlen - BLOB_OVERHEAD));
+		KMS_ASSERT(len == j->outlen);
 		j->obj = obj;
 		j->name = field;
 		return 0;
@@ -537,6 +535,15 @@ find_op(const char *name)
 		}
 	}
 	return NULL;
+}
+
+/* Forget the recorded calls from the from-th on. */
+static void
+drop_jobs(struct opctx *c, size_t from)
+{
+	while (c->njobs > from) {
+		free(c->jobs[--c->njobs].ctx);
+	}
 }
 
 /*
@@ -677,9 +684,7 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 		}
 		/* A failed item's recorded calls are void. */
 		if (r == NULL || json_object_get(r, "__type") != NULL) {
-			while (c->njobs > before) {
-				free(c->jobs[--c->njobs].ctx);
-			}
+			drop_jobs(c, before);
 		}
 		if (r == NULL || json_array_append_new(arr, r) != 0) {
 			json_decref(arr);
@@ -690,12 +695,10 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 	if (arr != NULL && c->njobs > 0) {
 		run_hsm_jobs(c, arr);
 	}
-	for (i = 0; i < c->njobs; i++) {
-		free(c->jobs[i].ctx);
-	}
+	drop_jobs(c, 0);
 	free(c->jobs);
 	c->jobs = NULL;
-	c->njobs = c->jobs_cap = 0;
+	c->jobs_cap = 0;
 	if (arr == NULL) {
 		return NULL;
 	}

@@ -52,7 +52,8 @@ struct kmsd {
 	struct authz *authz;
 	atomic_int stopping;
 	atomic_uint_fast64_t requests;
-	/* Held by a Batch for its items when cfg.batch_hsm_exclusive. */
+	/* Held by a Batch while it makes its recorded HSM calls, when
+	 * cfg.batch_hsm_exclusive (dispatch.c, run_hsm_jobs). */
 	pthread_mutex_t batch_turn;
 	/* "arn:kms:local:<account>:key/", made once by kmsd_open (an
 	 * account id is 12 digits, so a key ARN always fits KEY_ARN_MAX). */

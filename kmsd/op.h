@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "common/blob.h"
 #include "kmsd/kmsd.h"
 
 #define OP_MSG_MAX 512
@@ -55,8 +56,8 @@ struct opctx {
  *
  * JOB_SEAL: encrypt in (inlen bytes) under the key's current version,
  * chosen when it is pinned, into out (BLOB_OVERHEAD + inlen).
- * JOB_OPEN: decrypt the blob in (inlen bytes) into out (outlen bytes
- * once done), the version named by the blob.
+ * JOB_OPEN: decrypt the blob parsed as blob (its version named there)
+ * into out.  Either way outlen is known when the call is recorded.
  */
 enum { JOB_SEAL = 1, JOB_OPEN };
 
@@ -66,10 +67,11 @@ struct hsm_job {
 	const char *action;		/* its operation, for messages */
 	struct key_info ki;
 	uint8_t iv[12];			/* JOB_SEAL: BLOB_IV_LEN */
+	const uint8_t *in;		/* JOB_SEAL: in the request's scratch */
+	size_t inlen;
+	struct blob_view blob;		/* JOB_OPEN: into the scratch */
 	uint8_t *ctx;			/* copy, malloc'd; run_batch frees */
 	size_t ctxlen;
-	const uint8_t *in;		/* in the request's scratch */
-	size_t inlen;
 	uint8_t *out;			/* in the request's scratch */
 	size_t outlen;
 	json_t *obj;			/* the item's response (borrowed) */

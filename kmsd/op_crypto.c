@@ -54,20 +54,13 @@ static int open_now(struct opctx *c, const struct key_info *ki,
 int
 op_hsm_job(struct opctx *c, struct hsm_job *j)
 {
-	struct blob_view b;
-
 	c->action = j->action;
 	if (j->kind == JOB_SEAL) {
-		j->outlen = BLOB_OVERHEAD + j->inlen;
 		return seal_now(c, &j->ki, j->iv, j->ctx, j->ctxlen, j->in,
 		    j->inlen, j->out);
 	}
-	/* Parsed when it was recorded; the bytes have not moved. */
-	if (blob_parse(j->in, j->inlen, &b) != 0) {
-		return op_fail(c, KMS_EINVALIDCIPHERTEXT, "The ciphertext is "
-		    "invalid.");
-	}
-	return open_now(c, &j->ki, &b, j->ctx, j->ctxlen, j->out, &j->outlen);
+	return open_now(c, &j->ki, &j->blob, j->ctx, j->ctxlen, j->out,
+	    &j->outlen);
 }
 
 /* Record an HSM call of the current Batch item; NULL when it cannot be
@@ -128,6 +121,7 @@ seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
 	j->in = pt;
 	j->inlen = ptlen;
 	j->out = blob;
+	j->outlen = BLOB_OVERHEAD + ptlen;
 	return 0;
 }
 
@@ -171,10 +165,9 @@ open_blob(struct opctx *c, const uint8_t *buf, size_t len,
 	}
 	if (may_record && (j = record(c, JOB_OPEN, ki, ctx, ctxlen)) != NULL) {
 		/* The plaintext is as long as the ciphertext. */
-		j->in = buf;
-		j->inlen = len;
+		j->blob = b;
 		j->out = pt;
-		*ptlen = b.ct_len;
+		j->outlen = *ptlen = b.ct_len;
 		return 0;
 	}
 	return open_now(c, ki, &b, ctx, ctxlen, pt, ptlen);

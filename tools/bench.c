@@ -782,6 +782,14 @@ ratio(double a, double b)
 	return b > 0 ? a / b : 0;
 }
 
+/* The watched process's context switches per request, or -1. */
+static double
+switches_per_request(const struct bench_result *r)
+{
+	return r->ctx_switches >= 0 && r->requests > 0 ?
+	    (double)r->ctx_switches / (double)r->requests : -1;
+}
+
 static void
 print_json(const struct report *rp)
 {
@@ -813,8 +821,7 @@ print_json(const struct report *rp)
 	    json_null(),
 	    "kmsd_cpu_s", json_num_or_null(k->cpu_s, k->cpu_s >= 0),
 	    "kmsd_ctx_switches_per_request", json_num_or_null(
-	    k->requests > 0 ? (double)k->ctx_switches / (double)k->requests :
-	    0, k->ctx_switches >= 0 && k->requests > 0),
+	    switches_per_request(k), switches_per_request(k) >= 0),
 	    "kmsd_peak_rss_kib", k->peak_rss_kib >= 0 ?
 	    json_integer(k->peak_rss_kib) : json_null(),
 	    "request_bytes", (json_int_t)rp->req_len,
@@ -839,10 +846,9 @@ print_json(const struct report *rp)
 			json_object_set_new(base, "hsm_keys",
 			    json_integer((json_int_t)o->hsm_keys));
 		}
-		if (base != NULL && b->ctx_switches >= 0 && b->requests > 0) {
+		if (base != NULL && switches_per_request(b) >= 0) {
 			json_object_set_new(base, "server_ctx_switches_per_request",
-			    json_real((double)b->ctx_switches /
-			    (double)b->requests));
+			    json_real(switches_per_request(b)));
 		}
 		json_object_set_new(j, "baseline", base);
 		json_object_set_new(j, "ratio",
@@ -934,14 +940,13 @@ print_human(const struct report *rp)
 		    "operation), peak RSS %ld KiB\n", (long)rp->kmsd_pid,
 		    k->cpu_s, k->elapsed_s, k->ops ? k->cpu_s * 1e6 /
 		    (double)k->ops : 0, k->peak_rss_kib);
-		if (k->ctx_switches >= 0 && k->requests > 0) {
+		if (switches_per_request(k) >= 0) {
 			printf("kmsd: %.1f context switches per request",
-			    (double)k->ctx_switches / (double)k->requests);
-			if (b != NULL && b->ctx_switches >= 0 &&
-			    b->requests > 0 && o->baseline == BASE_ECHO) {
+			    switches_per_request(k));
+			if (b != NULL && o->baseline == BASE_ECHO &&
+			    switches_per_request(b) >= 0) {
 				printf(" (echo server: %.1f)",
-				    (double)b->ctx_switches /
-				    (double)b->requests);
+				    switches_per_request(b));
 			}
 			printf("\n");
 		}
