@@ -221,6 +221,35 @@ test_bench_reports_hsm_baseline(void **state)
 }
 
 static void
+test_bench_times_hsm_calls_under_private_and_public_keys(void **state)
+{
+	static const char *kinds[] = { "private_us", "public_us" };
+	static const char *calls[] = { "random", "encrypt_init", "encrypt",
+	    "total" };
+	char args[1024];
+	json_t *j, *k;
+	size_t a, b;
+
+	(void)state;
+	snprintf(args, sizeof(args), "--op hsm-calls --hsm-conf %s "
+	    "--hsm-keys 3 --count 200 --rounds 2", env.conf);
+	j = bench(args);
+	assert_string_equal(json_string_value(json_object_get(j, "op")),
+	    "hsm-calls");
+	assert_int_equal(json_integer_value(json_object_get(j, "hsm_keys")),
+	    3);
+	for (a = 0; a < 2; a++) {
+		assert_non_null(k = json_object_get(j, kinds[a]));
+		for (b = 0; b < 4; b++) {
+			assert_number(k, calls[b]);
+			assert_true(json_number_value(json_object_get(k,
+			    calls[b])) > 0);
+		}
+	}
+	json_decref(j);
+}
+
+static void
 test_bench_decrypts_and_mixes_with_context(void **state)
 {
 	json_t *j;
@@ -293,6 +322,8 @@ main(void)
 		cmocka_unit_test(
 		    test_bench_counts_operations_not_requests_in_batch),
 		cmocka_unit_test(test_bench_reports_hsm_baseline),
+		cmocka_unit_test(
+		    test_bench_times_hsm_calls_under_private_and_public_keys),
 		cmocka_unit_test(test_bench_rounds_report_the_median_round),
 		cmocka_unit_test(test_bench_decrypts_and_mixes_with_context),
 		cmocka_unit_test(test_bench_times_kmsd_startup),

@@ -49,6 +49,7 @@ static const char *op_names[] = {
 	[OP_CREATE_KEY] = "create-key",
 	[OP_MIX] = "mix",
 	[OP_STARTUP] = "startup",
+	[OP_HSM_CALLS] = "hsm-calls",
 };
 
 const char *
@@ -1092,7 +1093,7 @@ usage(FILE *f)
 "  --endpoint URL        kmsd endpoint (default as kmsctl)\n"
 "  --op OP               generate-data-key | generate-data-key-without-\n"
 "                        plaintext | encrypt | decrypt | re-encrypt |\n"
-"                        create-key | mix | startup\n"
+"                        create-key | mix | startup | hsm-calls\n"
 "  --clients N           client objects, one per thread group (1)\n"
 "  --outstanding N       requests in flight per client (1)\n"
 "  --batch N             operations per Batch request (1: no Batch)\n"
@@ -1120,7 +1121,11 @@ usage(FILE *f)
 "                        measure what a policy costs; default: the\n"
 "                        keys' default policy)\n"
 "  --kmsd-bin PATH --kmsd-conf FILE --kmsd-log FILE --key-id ID\n"
-"                        --op startup: start kmsd, time it to ready\n");
+"                        --op startup: start kmsd, time it to ready\n"
+"  --op hsm-calls --hsm-conf FILE [--hsm-keys N] [--count N] [--rounds N]\n"
+"                        time a GenerateDataKey's PKCS#11 calls one by\n"
+"                        one on the token, under private keys (as kmsd\n"
+"                        holds them) and public ones; no kmsd\n");
 }
 
 static int
@@ -1307,7 +1312,8 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 		fprintf(stderr, "kms-bench: --baseline hsm needs --hsm-conf\n");
 		return -1;
 	}
-	if (o->op != OP_CREATE_KEY && o->op != OP_STARTUP && o->keys == 0) {
+	if (o->op != OP_CREATE_KEY && o->op != OP_STARTUP &&
+	    o->op != OP_HSM_CALLS && o->keys == 0) {
 		fprintf(stderr, "kms-bench: --op %s needs --keys >= 1\n",
 		    bench_op_name(o->op));
 		return -1;
@@ -1350,6 +1356,9 @@ main(int argc, char **argv)
 	build_context(o.context_pairs);
 	if (o.op == OP_STARTUP) {
 		return run_startup(&o);
+	}
+	if (o.op == OP_HSM_CALLS) {
+		return run_hsm_calls(&o);
 	}
 	memset(&w, 0, sizeof(w));
 	memset(&kres, 0, sizeof(kres));

@@ -33,6 +33,7 @@ enum bench_op {
 	OP_CREATE_KEY,
 	OP_MIX,
 	OP_STARTUP,
+	OP_HSM_CALLS,
 	OP_NONE
 };
 
@@ -156,5 +157,9 @@ extern kms_context bench_ctx;
 /* mix: the operation for one draw (GenerateDataKey 4, Decrypt 3,
  * Encrypt 2, ReEncrypt 1 in 10). */
 int bench_mix_pick(uint64_t *seed);
+
+/* --op hsm-calls (bench_p11.c): the HSM's calls of a GenerateDataKey,
+ * timed one by one, under private and public keys. */
+int run_hsm_calls(const struct bench_opts *o);
 
 #endif
