@@ -264,7 +264,7 @@ run_hsm_calls(const struct bench_opts *o)
 	config_defaults(&c, NULL);
 	if (config_load(&c, o->hsm_conf, err, sizeof(err)) != 0 ||
 	    config_finish(&c, err, sizeof(err)) != 0) {
-		fprintf(stderr, "kms-bench: %s: %s\n", o->hsm_conf, err);
+		fprintf(stderr, "kms-bench: --hsm-conf: %s\n", err);
 		return 2;
 	}
 	if (c.softhsm2_conf[0] != '\0') {
