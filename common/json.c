@@ -424,10 +424,31 @@ jp_literal(struct jp *j, const char *word, size_t n, json_t *v)
 	return v;
 }
 
+/* After a member of an array or object: ',' (1: another follows, white
+ * space skipped) or the closing bracket (0: done); else it fails (-1). */
+static int
+jp_after_member(struct jp *j, char close)
+{
+	jp_ws(j);
+	if (j->p < j->end && *j->p == ',') {
+		j->p++;
+		jp_ws(j);
+		return 1;
+	}
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		return 0;
+	}
+	jp_fail(j, close == ']' ? "',' or ']' expected" :
+	    "',' or '}' expected");
+	return -1;
+}
+
 static json_t *
 jp_array(struct jp *j)
 {
 	json_t *a, *v;
+	int more;
 
 	if ((a = json_array()) == NULL) {
 		return jp_fail(j, "out of memory");
@@ -446,17 +467,12 @@ jp_array(struct jp *j)
 			jp_fail(j, "out of memory");
 			break;
 		}
-		jp_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->end && *j->p == ']') {
-			j->p++;
+		if ((more = jp_after_member(j, ']')) == 0) {
 			return a;
 		}
-		jp_fail(j, "',' or ']' expected");
-		break;
+		if (more < 0) {
+			break;
+		}
 	}
 	json_decref(a);
 	return NULL;
@@ -469,6 +485,7 @@ jp_object(struct jp *j)
 	const char *k;
 	char *kcopy = NULL;
 	size_t klen;
+	int more;
 
 	if ((o = json_object()) == NULL) {
 		return jp_fail(j, "out of memory");
@@ -523,18 +540,12 @@ jp_object(struct jp *j)
 		if (v == NULL) {
 			break;
 		}
-		jp_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			jp_ws(j);
-			continue;
-		}
-		if (j->p < j->end && *j->p == '}') {
-			j->p++;
+		if ((more = jp_after_member(j, '}')) == 0) {
 			return o;
 		}
-		jp_fail(j, "',' or '}' expected");
-		break;
+		if (more < 0) {
+			break;
+		}
 	}
 	json_decref(o);
 	return NULL;
