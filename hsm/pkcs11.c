@@ -29,30 +29,10 @@
 #include "common/err.h"
 #include "common/secmem.h"
 #include "hsm/hsm.h"
+#include "hsm/internal.h"
 
 #define PIN_MAX 256		/* bytes of a PIN file we accept */
 #define FIND_BATCH 64		/* objects per C_FindObjects call */
-
-struct hsm {
-	void *dl;
-	CK_FUNCTION_LIST_PTR f;
-	CK_SLOT_ID slot;
-	char label[33];
-	char pin_file[1024];
-	pthread_mutex_t mu;		/* internal session and object life */
-	CK_SESSION_HANDLE sess;		/* internal session, logged in */
-	CK_OBJECT_HANDLE domain;	/* session copy of the domain key */
-	atomic_uint_fast64_t gen;
-	atomic_int down;
-	int finalize;			/* we initialised the module */
-};
-
-struct hsm_session {
-	hsm *h;
-	CK_SESSION_HANDLE s;
-	uint64_t gen;
-	int open;
-};
 
 static const char *
 rv_name(CK_RV rv)
@@ -94,8 +74,8 @@ rv_name(CK_RV rv)
  * THE mapping of CK_RV to the error space.  The CK_RV is logged, never
  * sent; a vanished token marks the hsm down.
  */
-static int
-rv_err(hsm *h, CK_RV rv, const char *what)
+int
+hsm_rv_err(hsm *h, CK_RV rv, const char *what)
 {
 	switch (rv) {
 	case CKR_OK:
@@ -293,12 +273,12 @@ attach(hsm *h, int create_domain_key, char *errbuf, size_t errlen)
 	if ((rv = find_slot(h, &h->slot)) != CKR_OK) {
 		snprintf(errbuf, errlen, "no token labelled \"%s\" (%s); run "
 		    "scripts/hsm-init", h->label, rv_name(rv));
-		return rv_err(NULL, rv, "find token");
+		return hsm_rv_err(NULL, rv, "find token");
 	}
 	if ((rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION |
 	    CKF_RW_SESSION, NULL, NULL, &h->sess)) != CKR_OK) {
 		snprintf(errbuf, errlen, "C_OpenSession: %s", rv_name(rv));
-		return rv_err(NULL, rv, "open session");
+		return hsm_rv_err(NULL, rv, "open session");
 	}
 	if ((rv = login(h)) != CKR_OK) {
 		snprintf(errbuf, errlen, "login to token \"%s\" with %s: %s",
@@ -339,7 +319,7 @@ attach(hsm *h, int create_domain_key, char *errbuf, size_t errlen)
 	(void)h->f->C_CloseSession(h->sess);
 	h->sess = CK_INVALID_HANDLE;
 	return rv == CKR_GENERAL_ERROR ? KMS_ENOTFOUND :
-	    rv_err(NULL, rv, "attach");
+	    hsm_rv_err(NULL, rv, "attach");
 }
 
 static int
@@ -672,8 +652,8 @@ hsm_session_close(hsm_session *s)
 }
 
 /* Make s usable: fail fast while down, reopen after a recovery. */
-static int
-ready(hsm_session *s)
+int
+hsm_ready(hsm_session *s)
 {
 	uint64_t gen;
 	CK_RV rv;
@@ -691,7 +671,7 @@ ready(hsm_session *s)
 	}
 	if ((rv = s->h->f->C_OpenSession(s->h->slot, CKF_SERIAL_SESSION |
 	    CKF_RW_SESSION, NULL, NULL, &s->s)) != CKR_OK) {
-		return rv_err(s->h, rv, "C_OpenSession");
+		return hsm_rv_err(s->h, rv, "C_OpenSession");
 	}
 	s->open = 1;
 	s->gen = gen;
@@ -703,10 +683,10 @@ hsm_random(hsm_session *s, uint8_t *buf, size_t n)
 {
 	int r;
 
-	if ((r = ready(s)) != 0) {
+	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
-	return rv_err(s->h, s->h->f->C_GenerateRandom(s->s, buf, n),
+	return hsm_rv_err(s->h, s->h->f->C_GenerateRandom(s->s, buf, n),
 	    "C_GenerateRandom");
 }
 
@@ -733,17 +713,17 @@ hsm_generate_wrapped(hsm_session *s, uint8_t *wrapped, size_t wrapsz,
 	CK_RV rv;
 	int r;
 
-	if ((r = ready(s)) != 0) {
+	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
 	if ((rv = s->h->f->C_GenerateKey(s->s, &gen, t, sizeof(t) /
 	    sizeof(t[0]), &k)) != CKR_OK) {
-		return rv_err(s->h, rv, "C_GenerateKey");
+		return hsm_rv_err(s->h, rv, "C_GenerateKey");
 	}
 	rv = s->h->f->C_WrapKey(s->s, &kw, s->h->domain, k, wrapped, &wl);
 	(void)s->h->f->C_DestroyObject(s->s, k);
 	if (rv != CKR_OK) {
-		return rv_err(s->h, rv, "C_WrapKey");
+		return hsm_rv_err(s->h, rv, "C_WrapKey");
 	}
 	*wrappedlen = wl;
 	return 0;
@@ -776,7 +756,7 @@ hsm_unwrap(hsm_session *s, const uint8_t *wrapped, size_t len, hsm_key *out)
 	if (len != HSM_WRAPPED_LEN) {
 		return KMS_EINVALIDCIPHERTEXT;
 	}
-	if ((r = ready(s)) != 0) {
+	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
 	pthread_mutex_lock(&s->h->mu);
@@ -788,7 +768,7 @@ hsm_unwrap(hsm_session *s, const uint8_t *wrapped, size_t len, hsm_key *out)
 		return KMS_EINVALIDCIPHERTEXT;
 	}
 	if (rv != CKR_OK) {
-		return rv_err(s->h, rv, "C_UnwrapKey");
+		return hsm_rv_err(s->h, rv, "C_UnwrapKey");
 	}
 	*out = k;
 	return 0;
@@ -818,10 +798,10 @@ hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen)
 	if (idlen == 0 || idlen > HSM_RESIDENT_ID_MAX) {
 		return KMS_EINVAL;
 	}
-	if ((r = ready(s)) != 0) {
+	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
-	return rv_err(s->h, s->h->f->C_GenerateKey(s->s, &gen, t,
+	return hsm_rv_err(s->h, s->h->f->C_GenerateKey(s->s, &gen, t,
 	    sizeof(t) / sizeof(t[0]), &k), "C_GenerateKey (resident)");
 }
 
@@ -875,7 +855,7 @@ hsm_load_resident(hsm_session *s, const uint8_t *id, size_t idlen,
 	CK_RV rv = CKR_OK;
 	int r;
 
-	if ((r = ready(s)) != 0) {
+	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
 	pthread_mutex_lock(&s->h->mu);
@@ -901,7 +881,7 @@ hsm_load_resident(hsm_session *s, const uint8_t *id, size_t idlen,
 	}
 	pthread_mutex_unlock(&s->h->mu);
 	if (rv != CKR_OK) {
-		return rv_err(s->h, rv, "load resident key");
+		return hsm_rv_err(s->h, rv, "load resident key");
 	}
 	*out = k;
 	return 0;
@@ -914,7 +894,7 @@ hsm_destroy_resident(hsm_session *s, const uint8_t *id, size_t idlen)
 	CK_RV rv;
 	int r;
 
-	if ((r = ready(s)) != 0) {
+	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
 	pthread_mutex_lock(&s->h->mu);
@@ -926,7 +906,7 @@ hsm_destroy_resident(hsm_session *s, const uint8_t *id, size_t idlen)
 		rv = s->h->f->C_DestroyObject(s->h->sess, tok);
 	}
 	pthread_mutex_unlock(&s->h->mu);
-	return rv_err(s->h, rv, "destroy resident key");
+	return hsm_rv_err(s->h, rv, "destroy resident key");
 }
 
 struct resident_id {
@@ -952,7 +932,7 @@ hsm_list_resident(hsm_session *s, void (*fn)(const uint8_t *id,
 	CK_RV rv;
 	int r;
 
-	if ((r = ready(s)) != 0) {
+	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
 	/* Collect first, call back after: fn may destroy objects. */
@@ -988,13 +968,13 @@ hsm_list_resident(hsm_session *s, void (*fn)(const uint8_t *id,
 		fn(ids[i].id, ids[i].len, &ids[i].ref, arg);
 	}
 	free(ids);
-	return rv_err(s->h, rv, "list resident keys");
+	return hsm_rv_err(s->h, rv, "list resident keys");
 }
 
 void
 hsm_key_release(hsm_session *s, hsm_key k)
 {
-	if (k == CK_INVALID_HANDLE || ready(s) != 0) {
+	if (k == CK_INVALID_HANDLE || hsm_ready(s) != 0) {
 		return;
 	}
 	pthread_mutex_lock(&s->h->mu);
@@ -1015,15 +995,15 @@ hsm_gcm_encrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
 	CK_RV rv;
 	int r;
 
-	if ((r = ready(s)) != 0) {
+	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
 	if ((rv = s->h->f->C_EncryptInit(s->s, &m, k)) != CKR_OK) {
-		return rv_err(s->h, rv, "C_EncryptInit");
+		return hsm_rv_err(s->h, rv, "C_EncryptInit");
 	}
 	if ((rv = s->h->f->C_Encrypt(s->s, (CK_BYTE_PTR)pt, ptlen, out,
 	    &outlen)) != CKR_OK) {
-		return rv_err(s->h, rv, "C_Encrypt");
+		return hsm_rv_err(s->h, rv, "C_Encrypt");
 	}
 	if (outlen != ptlen + HSM_GCM_TAG_LEN) {
 		return KMS_EINTERNAL;
@@ -1048,11 +1028,11 @@ hsm_gcm_decrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
 		return KMS_EINVALIDCIPHERTEXT;
 	}
 	outlen = ctlen;		/* SoftHSM2 wants room for ct ‖ tag */
-	if ((r = ready(s)) != 0) {
+	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
 	if ((rv = s->h->f->C_DecryptInit(s->s, &m, k)) != CKR_OK) {
-		return rv_err(s->h, rv, "C_DecryptInit");
+		return hsm_rv_err(s->h, rv, "C_DecryptInit");
 	}
 	rv = s->h->f->C_Decrypt(s->s, (CK_BYTE_PTR)ct, ctlen, pt, &outlen);
 	if (rv != CKR_OK) {
@@ -1064,7 +1044,7 @@ hsm_gcm_decrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
 		if (rv == CKR_GENERAL_ERROR) {
 			return KMS_EINVALIDCIPHERTEXT;
 		}
-		return rv_err(s->h, rv, "C_Decrypt");
+		return hsm_rv_err(s->h, rv, "C_Decrypt");
 	}
 	*ptlen = outlen;
 	return 0;
@@ -1087,11 +1067,11 @@ hsm_inspect_key(hsm_session *s, hsm_key k, struct hsm_key_attrs *out)
 	CK_RV rv;
 	int r;
 
-	if ((r = ready(s)) != 0) {
+	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
 	if ((rv = s->h->f->C_GetAttributeValue(s->s, k, a, 4)) != CKR_OK) {
-		return rv_err(s->h, rv, "C_GetAttributeValue");
+		return hsm_rv_err(s->h, rv, "C_GetAttributeValue");
 	}
 	out->sensitive = sens != 0;
 	out->extractable = ext != 0;

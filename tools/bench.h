@@ -158,7 +158,7 @@ extern kms_context bench_ctx;
  * Encrypt 2, ReEncrypt 1 in 10). */
 int bench_mix_pick(uint64_t *seed);
 
-/* --op hsm-calls (bench_p11.c): the HSM's calls of a GenerateDataKey,
+/* --op hsm-calls (bench_hsm.c): the HSM's calls of a GenerateDataKey,
  * timed one by one, under private and public keys. */
 int run_hsm_calls(const struct bench_opts *o);
 

@@ -17,6 +17,9 @@
  * first), to measure what the HSM's own cost does with the number of hot
  * keys, apart from kmsd.
  *
+ * --op hsm-calls times a GenerateDataKey's calls one by one instead
+ * (hsm/measure.h), under private and public keys.
+ *
  * The token is found from a kmsd.conf (--hsm-conf), read here with the
  * same keys and defaults as kmsd's own parser; lines are bounded.
  */
@@ -27,6 +30,7 @@
 
 #include "common/secmem.h"
 #include "hsm/hsm.h"
+#include "hsm/measure.h"
 #include "kmsd/config.h"
 #include "tools/bench.h"
 
@@ -151,28 +155,20 @@ build_aad(struct hsm_thr *t, uint64_t *seed)
 	return 0;
 }
 
-int
-hsm_measure(const struct bench_opts *o, struct bench_result *res, char *err,
-    size_t errlen)
+/* The token the kmsd.conf at path names, opened and logged in as kmsd
+ * does: kmsd's own reader, the same defaults and derivations. */
+static int
+open_token(const char *path, hsm **h, char *err, size_t errlen)
 {
 	struct config c;
 	struct hsm_config hc;
-	struct hsm_thr *t = NULL;
-	struct bench_run run;
-	hsm *h = NULL;
-	uint8_t wrapped[HSM_WRAPPED_LEN];
-	size_t wl, i;
-	uint64_t seed = 0x243F6A8885A308D3ULL;
-	void *args[1];
-	int r = -1, rv;
 
-	if (o->hsm_conf == NULL) {
-		snprintf(err, errlen, "--baseline hsm needs --hsm-conf");
+	if (path == NULL) {
+		snprintf(err, errlen, "needs --hsm-conf");
 		return -1;
 	}
-	/* kmsd's own reader: the same defaults and derivations. */
 	config_defaults(&c, NULL);
-	if (config_load(&c, o->hsm_conf, err, errlen) != 0 ||
+	if (config_load(&c, path, err, errlen) != 0 ||
 	    config_finish(&c, err, errlen) != 0) {
 		return -1;
 	}
@@ -183,7 +179,23 @@ hsm_measure(const struct bench_opts *o, struct bench_result *res, char *err,
 	hc.module = c.pkcs11_module;
 	hc.token_label = c.token_label;
 	hc.pin_file = c.pin_file;
-	if ((rv = hsm_open(&hc, &h, err, errlen)) != 0) {
+	return hsm_open(&hc, h, err, errlen) != 0 ? -1 : 0;
+}
+
+int
+hsm_measure(const struct bench_opts *o, struct bench_result *res, char *err,
+    size_t errlen)
+{
+	struct hsm_thr *t = NULL;
+	struct bench_run run;
+	hsm *h = NULL;
+	uint8_t wrapped[HSM_WRAPPED_LEN];
+	size_t wl, i;
+	uint64_t seed = 0x243F6A8885A308D3ULL;
+	void *args[1];
+	int r = -1, rv;
+
+	if (open_token(o->hsm_conf, &h, err, errlen) != 0) {
 		return -1;
 	}
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
@@ -258,4 +270,93 @@ hsm_measure(const struct bench_opts *o, struct bench_result *res, char *err,
 	}
 	hsm_close(h);
 	return r;
+}
+
+/*
+ * --op hsm-calls: a GenerateDataKey's PKCS#11 calls timed one by one
+ * (hsm_measure_gdk_calls), from one thread on the token, no kmsd, under
+ * private keys (kmsd's) and public ones, the two kinds alternated round by
+ * round so that a slow spell of the machine falls on both.
+ */
+#define HSM_CALLS_COUNT 20000		/* operations per kind and round */
+
+int
+run_hsm_calls(const struct bench_opts *o)
+{
+	static const char *kind[2] = { "private", "public" };
+	static const char *call[HSM_NCALLS] = { "C_GenerateRandom",
+	    "C_EncryptInit", "C_Encrypt" };
+	double us[2][HSM_NCALLS], total[2];
+	char err[BENCH_ERR_MAX];
+	uint64_t count = o->count > 0 ? o->count : HSM_CALLS_COUNT;
+	size_t nkeys = o->hsm_keys > 0 ? o->hsm_keys : 1;
+	int rounds = o->rounds > 0 ? o->rounds : 1, k, i, r, rc = 1;
+	hsm_session *s = NULL;
+	hsm *h = NULL;
+
+	memset(us, 0, sizeof(us));
+	if (open_token(o->hsm_conf, &h, err, sizeof(err)) != 0) {
+		fprintf(stderr, "kms-bench: --op hsm-calls: %s\n", err);
+		return 2;
+	}
+	if ((r = hsm_session_open(h, &s)) != 0) {
+		goto fail;
+	}
+	/* A short warm-up of each kind, then the rounds. */
+	for (k = 0; k < 2; k++) {
+		double w[HSM_NCALLS] = { 0 };
+		if ((r = hsm_measure_gdk_calls(s, k == 0, nkeys,
+		    count / 10 + 1, w)) != 0) {
+			goto fail;
+		}
+	}
+	for (i = 0; i < rounds; i++) {
+		for (k = 0; k < 2; k++) {
+			if ((r = hsm_measure_gdk_calls(s, k == 0, nkeys, count,
+			    us[k])) != 0) {
+				goto fail;
+			}
+		}
+	}
+	for (k = 0; k < 2; k++) {
+		total[k] = 0;
+		for (i = 0; i < HSM_NCALLS; i++) {
+			us[k][i] *= 1e6 / (double)(count * (uint64_t)rounds);
+			total[k] += us[k][i];
+		}
+	}
+	if (o->json) {
+		printf("{\"op\": \"hsm-calls\", \"hsm_keys\": %zu, "
+		    "\"count\": %llu, \"rounds\": %d", nkeys,
+		    (unsigned long long)count, rounds);
+		for (k = 0; k < 2; k++) {
+			printf(", \"%s_us\": {\"random\": %.3f, "
+			    "\"encrypt_init\": %.3f, \"encrypt\": %.3f, "
+			    "\"total\": %.3f}", kind[k],
+			    us[k][HSM_CALL_RANDOM], us[k][HSM_CALL_ENCRYPT_INIT],
+			    us[k][HSM_CALL_ENCRYPT], total[k]);
+		}
+		printf("}\n");
+	} else {
+		printf("kms-bench: hsm-calls, one thread, %zu key%s, %llu "
+		    "GenerateDataKeys per kind in each of %d round%s\n",
+		    nkeys, nkeys == 1 ? "" : "s", (unsigned long long)count,
+		    rounds, rounds == 1 ? "" : "s");
+		printf("%-18s %12s %12s\n", "mean us per call", kind[0],
+		    kind[1]);
+		for (i = 0; i < HSM_NCALLS; i++) {
+			printf("%-18s %12.2f %12.2f\n", call[i], us[0][i],
+			    us[1][i]);
+		}
+		printf("%-18s %12.2f %12.2f\n", "all three", total[0],
+		    total[1]);
+	}
+	rc = 0;
+	goto out;
+ fail:
+	fprintf(stderr, "kms-bench: --op hsm-calls: %s\n", kms_strerror(r));
+ out:
+	hsm_session_close(s);
+	hsm_close(h);
+	return rc;
 }

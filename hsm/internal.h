@@ -1,0 +1,42 @@
+/*
+ * internal.h — what the files of hsm/ share and nothing else sees: the
+ * module and session structures, the CK_RV mapping and session readiness.
+ */
+#ifndef KMS_HSM_INTERNAL_H
+#define KMS_HSM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <p11-kit/pkcs11.h>
+
+#include "hsm/hsm.h"
+
+struct hsm {
+	void *dl;
+	CK_FUNCTION_LIST_PTR f;
+	CK_SLOT_ID slot;
+	char label[33];
+	char pin_file[1024];
+	pthread_mutex_t mu;		/* internal session and object life */
+	CK_SESSION_HANDLE sess;		/* internal session, logged in */
+	CK_OBJECT_HANDLE domain;	/* session copy of the domain key */
+	atomic_uint_fast64_t gen;
+	atomic_int down;
+	int finalize;			/* we initialised the module */
+};
+
+struct hsm_session {
+	hsm *h;
+	CK_SESSION_HANDLE s;
+	uint64_t gen;
+	int open;
+};
+
+/* THE mapping of CK_RV to the error space (pkcs11.c). */
+int hsm_rv_err(hsm *h, CK_RV rv, const char *what);
+
+/* Make s usable: fail fast while down, reopen after a recovery. */
+int hsm_ready(hsm_session *s);
+
+#endif
