@@ -44,8 +44,7 @@ struct srv_worker {
 	struct reaper *reaper;
 	struct srv_worker *next;	/* in the reaper's queue */
 	int started;
-	char *out;			/* reply serialisation buffer */
-	size_t outcap;
+	size_t reply_hint;		/* a likely reply size (a recent one's) */
 	/* A pipe's peer cannot change: its credentials, read once. */
 	struct {
 		uint32_t pipe;
@@ -53,7 +52,7 @@ struct srv_worker {
 	} creds[PIPE_CREDS_CACHE];
 };
 
-#define REPLY_BUF_INITIAL (64 * 1024)
+#define REPLY_GUESS_MIN 512
 
 static json_t *
 deny(const char *msg)
@@ -105,8 +104,10 @@ serve(struct srv_worker *sw, nng_msg *m)
 {
 	uint64_t uid = 0, gid = 0, pid = 0;
 	struct principal p;
+	static const char oom[] = "{\"__type\":\"KMSInternalException\","
+	    "\"message\":\"out of memory\"}";
 	json_t *resp;
-	size_t n;
+	size_t n, guess;
 	int rv;
 
 	if (peer_creds(sw, nng_msg_get_pipe(m), &uid, &gid, &pid) != 0) {
@@ -120,28 +121,45 @@ serve(struct srv_worker *sw, nng_msg *m)
 	secure_wipe(nng_msg_body(m), nng_msg_len(m));
 	nng_msg_clear(m);
 	if (resp == NULL) {
-		static const char oom[] = "{\"__type\":\"KMSInternal"
-		    "Exception\",\"message\":\"out of memory\"}";
 		return nng_msg_append(m, oom, sizeof(oom) - 1);
 	}
-	/* Serialise once into the worker's buffer (a second pass only when
-	 * it must grow), then one copy into the message. */
-	n = json_write_compact(resp, sw->out, sw->outcap);
-	if (n > sw->outcap) {
-		/* Grow by hand, not realloc: the old buffer held a reply and
-		 * is wiped before it is freed. */
-		char *nb = malloc(n);
-		if (nb != NULL) {
-			secure_wipe(sw->out, sw->outcap);
-			free(sw->out);
-			sw->out = nb;
-			sw->outcap = n;
-			n = json_write_compact(resp, sw->out, sw->outcap);
+	/* Serialised straight into the message, which nng then sends: one
+	 * pass of the compact writer into a body of a likely size, a second
+	 * into one of the exact size only when it did not fit. */
+	guess = sw->reply_hint;
+	if (guess < REPLY_GUESS_MIN || guess > JSON_MAX_MESSAGE) {
+		guess = REPLY_GUESS_MIN;
+	}
+	if ((rv = nng_msg_realloc(m, guess)) != 0) {
+		goto out;
+	}
+	n = json_write_compact(resp, nng_msg_body(m), guess);
+	if (n > guess) {
+		/* The partial text may hold a plaintext: wipe it before
+		 * nng copies it into a bigger body and frees this one. */
+		secure_wipe(nng_msg_body(m), guess);
+		if ((rv = nng_msg_realloc(m, n)) != 0) {
+			goto out;
+		}
+		if (json_write_compact(resp, nng_msg_body(m), n) != n) {
+			n = 0;
 		}
 	}
-	rv = n <= sw->outcap && n > 0 ? nng_msg_append(m, sw->out, n) :
-	    NNG_ENOMEM;
-	secure_wipe(sw->out, n <= sw->outcap ? n : 0);
+	if (n == 0) {
+		rv = NNG_ENOMEM;
+		goto out;
+	}
+	if (n < guess) {
+		(void)nng_msg_chop(m, guess - n);
+	}
+	sw->reply_hint = n + n / 8;
+ out:
+	if (rv != 0) {
+		/* Still an answer, so the caller is not left waiting. */
+		secure_wipe(nng_msg_body(m), nng_msg_len(m));
+		nng_msg_clear(m);
+		rv = nng_msg_append(m, oom, sizeof(oom) - 1);
+	}
 	json_decref(resp);
 	return rv;
 }
@@ -498,11 +516,6 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, JSON_MAX_MESSAGE);
 	for (i = 0; i < d->cfg.workers; i++) {
 		ws[i].sock = sock;
-		if ((ws[i].out = malloc(REPLY_BUF_INITIAL)) == NULL) {
-			snprintf(err, errlen, "out of memory");
-			goto out;
-		}
-		ws[i].outcap = REPLY_BUF_INITIAL;
 		ws[i].reaper = &reaper;
 		if ((rv = nng_ctx_open(&ws[i].ctx, sock)) != 0 ||
 		    (rv = nng_aio_alloc(&ws[i].aio, worker_cb, &ws[i])) != 0 ||
@@ -584,7 +597,6 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 				send_done(&ws[i]);
 				nng_aio_free(ws[i].saio);
 			}
-			free(ws[i].out);
 			worker_fini(&ws[i].w);
 		}
 		free(ws);
