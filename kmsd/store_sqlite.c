@@ -3,9 +3,14 @@
  *
  * One handle is one connection, used by one worker thread.  The database is
  * in WAL mode with synchronous=FULL, so every mutation is on disk when the
- * call returns, and readers never block the writer.  Writers from several
- * connections (one per worker) queue on SQLite's write lock for up to
- * STORE_BUSY_MS; past that the call fails with KMS_EDEPENDENCYTIMEOUT.
+ * call returns, and readers never block the writer.  Writers of this
+ * process (one connection per worker) queue on one mutex, in the order
+ * they come, for up to STORE_BUSY_MS; past that the call fails with
+ * KMS_EDEPENDENCYTIMEOUT.  (Left to SQLite's write lock, they polled it
+ * with sleeps of up to 100 ms, and under load an unlucky CreateKey waited
+ * over a second.)  Another process's writers still meet SQLite's busy
+ * timeout.  The WAL is checkpointed by the writer that finds it past
+ * STORE_WAL_PAGES, after it lets the next writer in.
  * A new database file is created mode 0600 (SQLite gives its -wal and -shm
  * files the database's mode).  secure_delete is on, so a deleted key's
  * wrapped blobs are overwritten in the database file; old WAL frames may
@@ -48,6 +53,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
 
 #include <sqlite3.h>
 
@@ -55,6 +61,7 @@
 #include "kmsd/store.h"
 
 #define STORE_BUSY_MS 5000	/* wait for another writer before failing */
+#define STORE_WAL_PAGES 1000	/* checkpoint past this (SQLite's default) */
 #define STORE_PAGE 128		/* for_each_version rows read per query */
 #define STORE_LIST_MAX (1u << 20)	/* list_keys page cap (sanity) */
 
@@ -248,7 +255,12 @@ struct sqlite_store {
 	struct store base;		/* first: store * casts to this */
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_MAX];
+	int writing;			/* holds writer_mu */
+	int wal_pages;			/* the WAL's size after our last commit */
 };
+
+/* This process's writers, one at a time (see the top of the file). */
+static pthread_mutex_t writer_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static const struct store_ops sqlite_ops;
 
@@ -304,16 +316,103 @@ step_done(struct sqlite_store *s, sqlite3_stmt *st, const char *op)
 	return r;
 }
 
+/* SQLite's WAL hook, called after each commit: note the WAL's size (and
+ * take over from auto-checkpointing, which would run inside the commit,
+ * with writer_mu held). */
 static int
-tx_begin(struct sqlite_store *s, const char *op)
+wal_note(void *arg, sqlite3 *db, const char *name, int pages)
 {
-	return step_done(s, s->st[ST_BEGIN], op);
+	struct sqlite_store *s = arg;
+
+	(void)db;
+	(void)name;
+	s->wal_pages = pages;
+	return SQLITE_OK;
 }
 
 static int
+writer_lock(struct sqlite_store *s, const char *op)
+{
+	struct timespec ts;
+
+	KMS_ASSERT(!s->writing);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += STORE_BUSY_MS / 1000;
+	ts.tv_nsec += (long)(STORE_BUSY_MS % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_timedlock(&writer_mu, &ts) != 0) {
+		fprintf(stderr, "kmsd: store: %s: no turn to write in %d ms\n",
+		    op, STORE_BUSY_MS);
+		return KMS_EDEPENDENCYTIMEOUT;
+	}
+	s->writing = 1;
+	return 0;
+}
+
+/* Let the next writer in; then checkpoint if the WAL has grown.  A
+ * passive checkpoint waits for nobody (and another connection's running
+ * checkpoint just makes it return). */
+static void
+writer_unlock(struct sqlite_store *s)
+{
+	if (!s->writing) {
+		return;
+	}
+	s->writing = 0;
+	pthread_mutex_unlock(&writer_mu);
+	if (s->wal_pages >= STORE_WAL_PAGES) {
+		s->wal_pages = 0;
+		(void)sqlite3_wal_checkpoint_v2(s->db, NULL,
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	}
+}
+
+/* One write statement in its own (implicit) transaction; *changes (if
+ * wanted) gets the rows it changed. */
+static int
+step_write(struct sqlite_store *s, sqlite3_stmt *st, const char *op,
+    int *changes)
+{
+	int r;
+
+	if ((r = writer_lock(s, op)) != 0) {
+		finish(st);
+		return r;
+	}
+	if ((r = step_done(s, st, op)) == 0 && changes != NULL) {
+		*changes = sqlite3_changes(s->db);
+	}
+	writer_unlock(s);
+	return r;
+}
+
+static int
+tx_begin(struct sqlite_store *s, const char *op)
+{
+	int r;
+
+	if ((r = writer_lock(s, op)) != 0) {
+		return r;
+	}
+	if ((r = step_done(s, s->st[ST_BEGIN], op)) != 0) {
+		writer_unlock(s);
+	}
+	return r;
+}
+
+/* On failure the caller rolls back, which lets the next writer in. */
+static int
 tx_commit(struct sqlite_store *s, const char *op)
 {
-	return step_done(s, s->st[ST_COMMIT], op);
+	int r;
+
+	if ((r = step_done(s, s->st[ST_COMMIT], op)) == 0) {
+		writer_unlock(s);
+	}
+	return r;
 }
 
 /* Roll back if a transaction is still open (some errors end it). */
@@ -323,6 +422,7 @@ tx_rollback(struct sqlite_store *s, const char *op)
 	if (!sqlite3_get_autocommit(s->db)) {
 		(void)step_done(s, s->st[ST_ROLLBACK], op);
 	}
+	writer_unlock(s);
 }
 
 static int
@@ -639,6 +739,9 @@ sq_update_key(store *sto, const struct store_key *k, uint64_t *row_version)
 		r = map_err(s, rc, op);
 		goto out;
 	}
+	if ((r = writer_lock(s, op)) != 0) {
+		goto out;
+	}
 	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
 		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : map_err(s, rc, op);
 		goto out;
@@ -659,6 +762,7 @@ sq_update_key(store *sto, const struct store_key *k, uint64_t *row_version)
 	r = 0;
  out:
 	finish(st);
+	writer_unlock(s);
 	return r;
 }
 
@@ -817,7 +921,7 @@ sq_reserve_encryptions(store *sto, const uint8_t id[16], uint32_t version,
 	struct sqlite_store *s = to_sqlite(sto);
 	const char *op = "reserve_encryptions";
 	sqlite3_stmt *st = s->st[ST_VERSION_RESERVE];
-	int rc, r = KMS_EINTERNAL;
+	int rc, r, changes = 0;
 
 	if (id == NULL || reserved > INT64_MAX) {
 		return KMS_EINVAL;
@@ -826,17 +930,13 @@ sq_reserve_encryptions(store *sto, const uint8_t id[16], uint32_t version,
 	    (rc = sqlite3_bind_int64(st, 2, version)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)reserved)) !=
 	    SQLITE_OK) {
-		r = map_err(s, rc, op);
-		goto out;
+		finish(st);
+		return map_err(s, rc, op);
 	}
-	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
-		r = map_err(s, rc, op);
-		goto out;
+	if ((r = step_write(s, st, op, &changes)) != 0) {
+		return r;
 	}
-	r = sqlite3_changes(s->db) == 0 ? KMS_ENOTFOUND : 0;
- out:
-	finish(st);
-	return r;
+	return changes == 0 ? KMS_ENOTFOUND : 0;
 }
 
 static int
@@ -963,7 +1063,7 @@ sq_delete_key(store *sto, const uint8_t id[16])
 	struct sqlite_store *s = to_sqlite(sto);
 	const char *op = "delete_key";
 	sqlite3_stmt *st = s->st[ST_KEY_DELETE];
-	int rc, r = KMS_EINTERNAL;
+	int rc, r, changes = 0;
 
 	if (id == NULL) {
 		return KMS_EINVAL;
@@ -971,17 +1071,13 @@ sq_delete_key(store *sto, const uint8_t id[16])
 	/* Versions, tags, aliases, policy and grants go by ON DELETE
 	 * CASCADE, in the same statement and so the same transaction. */
 	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
-		r = map_err(s, rc, op);
-		goto out;
+		finish(st);
+		return map_err(s, rc, op);
 	}
-	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
-		r = map_err(s, rc, op);
-		goto out;
+	if ((r = step_write(s, st, op, &changes)) != 0) {
+		return r;
 	}
-	r = sqlite3_changes(s->db) == 0 ? KMS_ENOTFOUND : 0;
- out:
-	finish(st);
-	return r;
+	return changes == 0 ? KMS_ENOTFOUND : 0;
 }
 
 /* 0 on error (logged): the count is informational. */
@@ -1135,7 +1231,7 @@ sq_create_alias(store *sto, const struct store_alias *a)
 		finish(st);
 		return map_err(s, rc, "create_alias");
 	}
-	return step_done(s, st, "create_alias");
+	return step_write(s, st, "create_alias", NULL);
 }
 
 static int
@@ -1144,7 +1240,7 @@ sq_update_alias(store *sto, const char *name, const uint8_t id[16],
 {
 	struct sqlite_store *s = to_sqlite(sto);
 	sqlite3_stmt *st = s->st[ST_ALIAS_UPDATE];
-	int rc, r;
+	int rc, r, changes = 0;
 
 	if (name == NULL || id == NULL) {
 		return KMS_EINVAL;
@@ -1155,10 +1251,10 @@ sq_update_alias(store *sto, const char *name, const uint8_t id[16],
 		finish(st);
 		return map_err(s, rc, "update_alias");
 	}
-	if ((r = step_done(s, st, "update_alias")) != 0) {
+	if ((r = step_write(s, st, "update_alias", &changes)) != 0) {
 		return r;
 	}
-	return sqlite3_changes(s->db) == 0 ? KMS_ENOTFOUND : 0;
+	return changes == 0 ? KMS_ENOTFOUND : 0;
 }
 
 static int
@@ -1166,7 +1262,7 @@ sq_delete_alias(store *sto, const char *name)
 {
 	struct sqlite_store *s = to_sqlite(sto);
 	sqlite3_stmt *st = s->st[ST_ALIAS_DELETE];
-	int rc, r;
+	int rc, r, changes = 0;
 
 	if (name == NULL) {
 		return KMS_EINVAL;
@@ -1175,10 +1271,10 @@ sq_delete_alias(store *sto, const char *name)
 		finish(st);
 		return map_err(s, rc, "delete_alias");
 	}
-	if ((r = step_done(s, st, "delete_alias")) != 0) {
+	if ((r = step_write(s, st, "delete_alias", &changes)) != 0) {
 		return r;
 	}
-	return sqlite3_changes(s->db) == 0 ? KMS_ENOTFOUND : 0;
+	return changes == 0 ? KMS_ENOTFOUND : 0;
 }
 
 static int
@@ -1835,6 +1931,7 @@ store_sqlite_open(const char *path, store **out, char *errbuf,
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	sqlite3_wal_hook(s->db, wal_note, s);
 	if ((r = configure(s->db, path, errbuf, errlen)) != 0 ||
 	    (r = migrate(s->db, path, errbuf, errlen)) != 0) {
 		goto fail;

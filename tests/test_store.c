@@ -974,6 +974,135 @@ test_store_concurrent_connections_open_and_write(void **state)
 	    "schema_migrations"), 2);
 }
 
+/*
+ * Every kind of write, and the failures of each, from several connections
+ * at once: writers queue on one turn, and every path out of a write (a
+ * commit, a rollback after a constraint, a key or alias not found) gives
+ * the turn back.  A path that kept it would stall the other writers into
+ * KMS_EDEPENDENCYTIMEOUT, and its own next write would trip an assertion.
+ */
+static void *
+mixed_writer_main(void *arg)
+{
+	struct writer *w = arg;
+	char err[512], name[64];
+	store *s = NULL;
+	struct store_key *k;
+	struct store_version v;
+	struct store_alias a;
+	struct store_tag t;
+	uint64_t rv;
+	int i, r;
+
+	if ((r = store_sqlite_open(w->path, &s, err, sizeof(err))) != 0) {
+		fprintf(stderr, "writer: %s\n", err);
+		w->err = r;
+		return NULL;
+	}
+	for (i = 0; i < w->count && w->err == 0; i++) {
+		k = new_key(w->base + (uint32_t)i);
+		make_version(&v, k->id, 1, 40);
+		memset(&a, 0, sizeof(a));
+		snprintf(a.name, sizeof(a.name), "alias/w%u-%d", w->base, i);
+		snprintf(name, sizeof(name), "alias/none-%u-%d", w->base, i);
+		memcpy(a.key_id, k->id, 16);
+		memset(&t, 0, sizeof(t));
+		snprintf(t.key, sizeof(t.key), "team");
+		snprintf(t.value, sizeof(t.value), "w%u", w->base);
+#define EXPECT(call, want) do { \
+	if ((r = (call)) != (want)) { \
+		fprintf(stderr, "writer %u, %d: %s = %d, want %d\n", \
+		    w->base, i, #call, r, (want)); \
+		w->err = r != 0 ? r : -1; \
+	} \
+} while (0)
+		EXPECT(s->ops->create_key(s, k, &v, NULL, 0), 0);
+		/* A constraint failure inside a transaction: rolled back. */
+		EXPECT(s->ops->create_key(s, k, &v, NULL, 0),
+		    KMS_EALREADYEXISTS);
+		k->state = KEY_DISABLED;
+		EXPECT(s->ops->update_key(s, k, &rv), 0);
+		EXPECT(s->ops->reserve_encryptions(s, k->id, 1, 1u << 20), 0);
+		EXPECT(s->ops->reserve_encryptions(s, k->id, 9, 1), KMS_ENOTFOUND);
+		EXPECT(s->ops->put_tags(s, k->id, &t, 1), 0);
+		EXPECT(s->ops->create_alias(s, &a), 0);
+		EXPECT(s->ops->update_alias(s, a.name, k->id, 1), 0);
+		EXPECT(s->ops->update_alias(s, name, k->id, 1), KMS_ENOTFOUND);
+		EXPECT(s->ops->delete_alias(s, a.name), 0);
+		EXPECT(s->ops->delete_alias(s, name), KMS_ENOTFOUND);
+		if (i % 2 == 0) {
+			EXPECT(s->ops->delete_key(s, k->id), 0);
+			EXPECT(s->ops->delete_key(s, k->id), KMS_ENOTFOUND);
+			/* An update of a key that is gone. */
+			EXPECT(s->ops->update_key(s, k, &rv), KMS_ENOTFOUND);
+		}
+#undef EXPECT
+		free(k);
+	}
+	s->ops->close(s);
+	return NULL;
+}
+
+static void
+test_store_every_write_and_its_failures_from_many_connections(void **state)
+{
+	struct fx *f = *state;
+	pthread_t th[4];
+	struct writer w[4];
+	store *s;
+	char sql[96];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		w[i].path = f->path;
+		w[i].base = 0x20000000u + (uint32_t)i * 1000000u;
+		w[i].count = 40;
+		w[i].err = 0;
+		assert_int_equal(pthread_create(&th[i], NULL,
+		    mixed_writer_main, &w[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(w[i].err, 0);
+	}
+	s = open_store(f);
+	assert_int_equal(s->ops->count_keys(s), 4 * 20);	/* half deleted */
+	s->ops->close(s);
+	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM aliases"), 0);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM keys WHERE "
+	    "state = %d", KEY_DISABLED);
+	assert_int_equal(raw_int(f->path, sql), 4 * 20);
+}
+
+/*
+ * Writers checkpoint the WAL themselves once it passes 1,000 pages (after
+ * letting the next writer in), so it stops growing: without checkpoints,
+ * 3,000 keys leave a WAL of every page they wrote.
+ */
+static void
+test_store_writers_checkpoint_the_wal(void **state)
+{
+	struct fx *f = *state;
+	store *s = open_store(f);
+	char wal[sizeof(f->path) + 8];
+	struct stat st;
+	int64_t page;
+	uint32_t i;
+
+	for (i = 0; i < 3000; i++) {
+		create_simple(s, 0x30000000u + i);
+	}
+	page = raw_int(f->path, "PRAGMA page_size");
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_int_equal(stat(wal, &st), 0);
+	/* A checkpoint once past 1,000 pages; the WAL restarts from its
+	 * start after one completes, so it never holds much more. */
+	assert_true(st.st_size <= 1300 * (page + 24) + 32);
+	s->ops->close(s);
+}
+
 struct opener {
 	const char *path;
 	pthread_barrier_t *go;
@@ -1086,6 +1215,8 @@ main(void)
 		T(test_store_count_keys),
 		T(test_store_busy_writer_times_out_as_dependency_timeout),
 		T(test_store_concurrent_connections_open_and_write),
+		T(test_store_every_write_and_its_failures_from_many_connections),
+		T(test_store_writers_checkpoint_the_wal),
 		T(test_store_simultaneous_opens_of_a_new_file_succeed),
 		T(test_store_create_key_rate_is_printed),
 	};
