@@ -910,9 +910,17 @@ struct writer {
 	uint32_t base;
 	int count;
 	int err;
+	/* The i-th write(s); sets w->err on a failure. */
+	void (*step)(store *s, struct writer *w, int i);
 };
 
-/* Opens its own connection (as a worker does) and creates count keys. */
+static void
+create_step(store *s, struct writer *w, int i)
+{
+	create_simple_r(s, w->base + (uint32_t)i, &w->err);
+}
+
+/* Opens its own connection (as a worker does) and makes count steps. */
 static void *
 writer_main(void *arg)
 {
@@ -927,7 +935,7 @@ writer_main(void *arg)
 		return NULL;
 	}
 	for (i = 0; i < w->count && w->err == 0; i++) {
-		create_simple_r(s, w->base + (uint32_t)i, &w->err);
+		w->step(s, w, i);
 	}
 	s->ops->close(s);
 	return NULL;
@@ -936,7 +944,8 @@ writer_main(void *arg)
 /* Four workers open a fresh database at once and write; returns the
  * seconds it took. */
 static double
-run_writers(const char *path, uint32_t base, int per)
+run_writers(const char *path, uint32_t base, int per,
+    void (*step)(store *, struct writer *, int))
 {
 	pthread_t th[4];
 	struct writer w[4];
@@ -948,6 +957,7 @@ run_writers(const char *path, uint32_t base, int per)
 		w[i].base = base + (uint32_t)i * 1000000u;
 		w[i].count = per;
 		w[i].err = 0;
+		w[i].step = step;
 		assert_int_equal(pthread_create(&th[i], NULL, writer_main,
 		    &w[i]), 0);
 	}
@@ -966,7 +976,7 @@ test_store_concurrent_connections_open_and_write(void **state)
 	struct fx *f = *state;
 	store *s;
 
-	(void)run_writers(f->path, 0x10000000u, 50);
+	(void)run_writers(f->path, 0x10000000u, 50, create_step);
 	s = open_store(f);
 	assert_int_equal(s->ops->count_keys(s), 200);
 	s->ops->close(s);
@@ -981,34 +991,25 @@ test_store_concurrent_connections_open_and_write(void **state)
  * the turn back.  A path that kept it would stall the other writers into
  * KMS_EDEPENDENCYTIMEOUT, and its own next write would trip an assertion.
  */
-static void *
-mixed_writer_main(void *arg)
+static void
+mixed_step(store *s, struct writer *w, int i)
 {
-	struct writer *w = arg;
-	char err[512], name[64];
-	store *s = NULL;
-	struct store_key *k;
+	char name[64];
+	struct store_key *k = new_key(w->base + (uint32_t)i);
 	struct store_version v;
 	struct store_alias a;
 	struct store_tag t;
 	uint64_t rv;
-	int i, r;
+	int r;
 
-	if ((r = store_sqlite_open(w->path, &s, err, sizeof(err))) != 0) {
-		fprintf(stderr, "writer: %s\n", err);
-		w->err = r;
-		return NULL;
-	}
-	for (i = 0; i < w->count && w->err == 0; i++) {
-		k = new_key(w->base + (uint32_t)i);
-		make_version(&v, k->id, 1, 40);
-		memset(&a, 0, sizeof(a));
-		snprintf(a.name, sizeof(a.name), "alias/w%u-%d", w->base, i);
-		snprintf(name, sizeof(name), "alias/none-%u-%d", w->base, i);
-		memcpy(a.key_id, k->id, 16);
-		memset(&t, 0, sizeof(t));
-		snprintf(t.key, sizeof(t.key), "team");
-		snprintf(t.value, sizeof(t.value), "w%u", w->base);
+	make_version(&v, k->id, 1, 40);
+	memset(&a, 0, sizeof(a));
+	snprintf(a.name, sizeof(a.name), "alias/w%u-%d", w->base, i);
+	snprintf(name, sizeof(name), "alias/none-%u-%d", w->base, i);
+	memcpy(a.key_id, k->id, 16);
+	memset(&t, 0, sizeof(t));
+	snprintf(t.key, sizeof(t.key), "team");
+	snprintf(t.value, sizeof(t.value), "w%u", w->base);
 #define EXPECT(call, want) do { \
 	if ((r = (call)) != (want)) { \
 		fprintf(stderr, "writer %u, %d: %s = %d, want %d\n", \
@@ -1016,57 +1017,37 @@ mixed_writer_main(void *arg)
 		w->err = r != 0 ? r : -1; \
 	} \
 } while (0)
-		EXPECT(s->ops->create_key(s, k, &v, NULL, 0), 0);
-		/* A constraint failure inside a transaction: rolled back. */
-		EXPECT(s->ops->create_key(s, k, &v, NULL, 0),
-		    KMS_EALREADYEXISTS);
-		k->state = KEY_DISABLED;
-		EXPECT(s->ops->update_key(s, k, &rv), 0);
-		EXPECT(s->ops->reserve_encryptions(s, k->id, 1, 1u << 20), 0);
-		EXPECT(s->ops->reserve_encryptions(s, k->id, 9, 1), KMS_ENOTFOUND);
-		EXPECT(s->ops->put_tags(s, k->id, &t, 1), 0);
-		EXPECT(s->ops->create_alias(s, &a), 0);
-		EXPECT(s->ops->update_alias(s, a.name, k->id, 1), 0);
-		EXPECT(s->ops->update_alias(s, name, k->id, 1), KMS_ENOTFOUND);
-		EXPECT(s->ops->delete_alias(s, a.name), 0);
-		EXPECT(s->ops->delete_alias(s, name), KMS_ENOTFOUND);
-		if (i % 2 == 0) {
-			EXPECT(s->ops->delete_key(s, k->id), 0);
-			EXPECT(s->ops->delete_key(s, k->id), KMS_ENOTFOUND);
-			/* An update of a key that is gone. */
-			EXPECT(s->ops->update_key(s, k, &rv), KMS_ENOTFOUND);
-		}
-#undef EXPECT
-		free(k);
+	EXPECT(s->ops->create_key(s, k, &v, NULL, 0), 0);
+	/* A constraint failure inside a transaction: rolled back. */
+	EXPECT(s->ops->create_key(s, k, &v, NULL, 0), KMS_EALREADYEXISTS);
+	k->state = KEY_DISABLED;
+	EXPECT(s->ops->update_key(s, k, &rv), 0);
+	EXPECT(s->ops->reserve_encryptions(s, k->id, 1, 1u << 20), 0);
+	EXPECT(s->ops->reserve_encryptions(s, k->id, 9, 1), KMS_ENOTFOUND);
+	EXPECT(s->ops->put_tags(s, k->id, &t, 1), 0);
+	EXPECT(s->ops->create_alias(s, &a), 0);
+	EXPECT(s->ops->update_alias(s, a.name, k->id, 1), 0);
+	EXPECT(s->ops->update_alias(s, name, k->id, 1), KMS_ENOTFOUND);
+	EXPECT(s->ops->delete_alias(s, a.name), 0);
+	EXPECT(s->ops->delete_alias(s, name), KMS_ENOTFOUND);
+	if (i % 2 == 0) {
+		EXPECT(s->ops->delete_key(s, k->id), 0);
+		EXPECT(s->ops->delete_key(s, k->id), KMS_ENOTFOUND);
+		/* An update of a key that is gone. */
+		EXPECT(s->ops->update_key(s, k, &rv), KMS_ENOTFOUND);
 	}
-	s->ops->close(s);
-	return NULL;
+#undef EXPECT
+	free(k);
 }
 
 static void
 test_store_every_write_and_its_failures_from_many_connections(void **state)
 {
 	struct fx *f = *state;
-	pthread_t th[4];
-	struct writer w[4];
 	store *s;
 	char sql[96];
-	int i;
 
-	for (i = 0; i < 4; i++) {
-		w[i].path = f->path;
-		w[i].base = 0x20000000u + (uint32_t)i * 1000000u;
-		w[i].count = 40;
-		w[i].err = 0;
-		assert_int_equal(pthread_create(&th[i], NULL,
-		    mixed_writer_main, &w[i]), 0);
-	}
-	for (i = 0; i < 4; i++) {
-		assert_int_equal(pthread_join(th[i], NULL), 0);
-	}
-	for (i = 0; i < 4; i++) {
-		assert_int_equal(w[i].err, 0);
-	}
+	(void)run_writers(f->path, 0x20000000u, 40, mixed_step);
 	s = open_store(f);
 	assert_int_equal(s->ops->count_keys(s), 4 * 20);	/* half deleted */
 	s->ops->close(s);
@@ -1184,7 +1165,7 @@ test_store_create_key_rate_is_printed(void **state)
 	print_message("store: 1000 create_key, 1 connection: %.3f s "
 	    "(%.0f/s)\n", t, 1000 / t);
 	s->ops->close(s);
-	t = run_writers(f->path, 0x30000000u, 250);
+	t = run_writers(f->path, 0x30000000u, 250, create_step);
 	print_message("store: 1000 create_key, 4 connections: %.3f s "
 	    "(%.0f/s)\n", t, 1000 / t);
 }
