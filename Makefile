@@ -63,7 +63,7 @@ $(CLIENT_SO): $(call obj,$(CLIENT_SRC)) $(call obj,$(COMMON_SRC))
 	$(CC) $(CFLAGS) -shared -Wl,-soname,libkmsclient.so.1 -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 kmsclient.pc: Makefile
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kmsclient\nDescription: kmsd client library\nVersion: 0.1.0\nRequires.private: libsodium jansson\nLibs: -L$${libdir} -lkmsclient\nLibs.private: -lnng -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kmsclient\nDescription: kmsd client library\nVersion: 0.1.0\nRequires.private: libsodium jansson\nLibs: -L$${libdir} -lkmsclient\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
 
 DAEMON_LIBS := $(LIBKMSD) $(LIBPOLICY) $(LIBHSM) $(LIBCOMMON)
 # kmsd/heapwipe.c replaces free() and realloc() in the daemon only.

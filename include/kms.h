@@ -6,8 +6,8 @@
  * function per KMS operation.
  *
  * Thread safety: one kms_client may be shared by any number of threads;
- * each call runs on its own nng context, so calls from several threads are
- * in flight at once over one connection.
+ * calls from several threads are in flight at once over one connection,
+ * each matched to its reply by request id.
  *
  * Ownership: every buffer a call returns is owned by the caller and freed
  * with the matching *_free function.  Plaintexts and data keys are returned

@@ -51,6 +51,7 @@ struct kmsd {
 	struct keycache *keys;
 	struct authz *authz;
 	atomic_int stopping;
+	int nng_stuck;			/* nng's close never returned */
 	atomic_uint_fast64_t requests;
 	/* Held by a Batch while it makes its recorded HSM calls, when
 	 * cfg.batch_hsm_exclusive (dispatch.c, run_hsm_jobs). */

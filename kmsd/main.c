@@ -161,6 +161,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "kmsd: %s\n", err);
 	}
 	kmsd_close(&d);
+	if (d.nng_stuck) {
+		/* nng_fini() and exit's handlers would wait for, or run
+		 * beside, nng's stuck threads: end here, all ours closed. */
+		fflush(NULL);
+		_exit(r == 0 ? 0 : 1);
+	}
 	nng_fini();
 	return r == 0 ? 0 : 1;
 }

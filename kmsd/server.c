@@ -472,6 +472,73 @@ sched_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Closing the socket, within CLOSE_MS.  nng 1.5.2 can deadlock here: when
+ * a connection is closed while its transport is between reading a
+ * message's header and its body, the body read is never started and the
+ * pipe can never be torn down (fixed in nng 1.8 by "fix deadlock on socket
+ * close").  Clients that vanish or keep sending as kmsd stops make it
+ * likely.  So the close runs on a thread of its own; if it has not
+ * returned in time, kmsd says so and goes on stopping without it: its
+ * workers, HSM sessions, store and audit log are closed all the same.
+ */
+#define CLOSE_MS 3000
+
+struct closer {
+	nng_socket sock;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+};
+
+static void *
+closer_main(void *arg)
+{
+	struct closer *cl = arg;
+
+	nng_close(cl->sock);
+	pthread_mutex_lock(&cl->mu);
+	cl->done = 1;
+	pthread_cond_signal(&cl->cv);
+	pthread_mutex_unlock(&cl->mu);
+	return NULL;
+}
+
+/* 1 when the socket closed (every receive and queued send is over); 0 when
+ * nng did not finish in time, and the closer is left running. */
+static int
+socket_close(nng_socket sock)
+{
+	static struct closer cl;	/* outlives us if nng never returns */
+	struct timespec ts;
+	pthread_t thr;
+	int done;
+
+	cl.sock = sock;
+	pthread_mutex_init(&cl.mu, NULL);
+	pthread_cond_init(&cl.cv, NULL);
+	if (pthread_create(&thr, NULL, closer_main, &cl) != 0) {
+		nng_close(sock);
+		return 1;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += CLOSE_MS / 1000;
+	pthread_mutex_lock(&cl.mu);
+	while (!cl.done && pthread_cond_timedwait(&cl.cv, &cl.mu, &ts) == 0) {
+	}
+	done = cl.done;
+	pthread_mutex_unlock(&cl.mu);
+	if (!done) {
+		pthread_detach(thr);
+		fprintf(stderr, "kmsd: nng did not close its connections in "
+		    "%d ms (nng 1.5.2's close deadlock); stopping without "
+		    "it\n", CLOSE_MS);
+		return 0;
+	}
+	pthread_join(thr, NULL);
+	return 1;
+}
+
 int
 server_run(struct kmsd *d, char *err, size_t errlen)
 {
@@ -482,7 +549,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	nng_listener l;
 	sigset_t set;
 	int i, rv, sig, r = KMS_EINTERNAL, sched_started = 0, sock_open = 0;
-	int reaper_started = 0;
+	int reaper_started = 0, leak_nng = 0;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -565,9 +632,12 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 		pthread_mutex_unlock(&sched.mu);
 		pthread_join(sched.thr, NULL);
 	}
-	if (sock_open) {
-		/* Aborts receives and queued sends alike. */
-		nng_close(sock);
+	if (sock_open && !socket_close(sock)) {
+		/* nng is wedged: our workers are stopped below, but what nng
+		 * may still touch (aios, the worker array) is left to the
+		 * process's exit. */
+		leak_nng = 1;
+		d->nng_stuck = 1;
 	}
 	if (ws != NULL) {
 		/* Waits for a callback still running: none hands the reaper
@@ -589,17 +659,19 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	}
 	if (ws != NULL) {
 		for (i = 0; i < d->cfg.workers; i++) {
-			if (ws[i].aio != NULL) {
+			if (!leak_nng && ws[i].aio != NULL) {
 				nng_aio_free(ws[i].aio);
 			}
-			if (ws[i].saio != NULL) {
+			if (!leak_nng && ws[i].saio != NULL) {
 				nng_aio_stop(ws[i].saio);
 				send_done(&ws[i]);
 				nng_aio_free(ws[i].saio);
 			}
 			worker_fini(&ws[i].w);
 		}
-		free(ws);
+		if (!leak_nng) {
+			free(ws);
+		}
 	}
 	pthread_cond_destroy(&reaper.cv);
 	pthread_mutex_destroy(&reaper.mu);

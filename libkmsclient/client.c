@@ -1,72 +1,102 @@
 /*
- * client.c — the transport of libkmsclient: one nng req0 socket per
- * client, a pool of nng contexts so that calls from many threads are in
- * flight at once, and the raw JSON entry point.
+ * client.c — the transport of libkmsclient: one connection per client to
+ * kmsd's IPC socket, speaking nng's req0 protocol (SP over IPC) by hand,
+ * and the raw JSON entry point.
  *
- * Delivery is at most once.  nng's req0 resends a request on a timer
- * (NNG_OPT_REQ_RESENDTIME, 60 s by default) and again whenever the
- * connection it went out on drops.  Either would run a non-idempotent
- * operation twice (CreateKey makes two keys, a slow GenerateDataKey counts
- * twice against the key's encryption budget), so the timer is switched off
- * and, when a connection drops, every call in flight is aborted with
- * KMS_ETRANSPORT ("the request may or may not have been processed") before
- * nng can redial and resend it.  Retrying is the caller's decision, as it is
- * with AWS SDKs.
+ * Why not nng itself: nng 1.5.2 (Debian 12) deadlocks when a connection
+ * closes while its transport is between a message's header and its body
+ * (nng issue fixed in 1.8, "fix deadlock on socket close").  A client with
+ * calls in flight when kmsd restarts met it every few tries: from then on
+ * nng's poller spun a core, every redial leaked a descriptor and
+ * kms_client_close never returned.  The protocol is small (an 8-byte
+ * handshake, then frames of a type byte, a 64-bit length and the request
+ * id before the body), so the library speaks it itself.
+ *
+ * Calls from many threads share the connection: each frame is written
+ * whole under a write lock, and one reader thread hands each reply to the
+ * call whose request id it carries, so many calls are in flight at once.
+ *
+ * Delivery is at most once.  A request is never sent twice: when the
+ * connection drops, every call in flight fails with KMS_ETRANSPORT ("the
+ * request may or may not have been processed"), and the next call
+ * connects again.  Retrying is the caller's decision, as it is with AWS
+ * SDKs.
  */
 #include <errno.h>
 #include <limits.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
-
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
-#include <nng/supplemental/util/platform.h>
 
 #include "common/err.h"
 #include "common/json.h"
 #include "common/secmem.h"
 #include "libkmsclient/client.h"
 
-/* What the client accepts from the transport: the 1 MiB message limit plus
- * room for nng's header; the bounded reader then enforces 1 MiB exactly. */
+/* What the client accepts from kmsd: the 1 MiB message limit plus room
+ * for the request id; the bounded reader then enforces 1 MiB exactly. */
 #define CLIENT_RECVMAXSZ (JSON_MAX_MESSAGE + 4096)
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
 /* Room first given to a request: every single call fits; a Batch may
  * need a second pass. */
 #define CLIENT_REQ_GUESS 4096
 #define CLIENT_URL_MAX 512
-/* Redial quickly while the daemon (re)starts, backing off to 500 ms. */
+/* Reconnect quickly while the daemon (re)starts, backing off to 500 ms. */
 #define CLIENT_REDIAL_MIN_MS 20
 #define CLIENT_REDIAL_MAX_MS 500
 
-/* One borrowed nng context and the aio that drives it. */
-struct slot {
-	nng_ctx ctx;
-	nng_aio *aio;
-	struct slot *next_free;	/* on the free list */
-	struct slot *next_all;	/* every slot, for close and pipe loss */
-	int busy;		/* a request is in flight on it */
-	int lost;		/* its connection dropped mid-request */
+/* SP over IPC: the handshake names the protocols (req0 0x30, rep0 0x31);
+ * a frame is type 1, a big-endian 64-bit length, then the payload, which
+ * starts with the request id (high bit set). */
+#define SP_REQ0 0x30
+#define SP_REP0 0x31
+#define FRAME_HDR 9
+#define REQ_ID_LEN 4
+
+/* One connection.  Freed by its last reference: the client's, and each
+ * call's while it writes. */
+struct conn {
+	int fd;
+	int refs;		/* under the client's mu */
+	int dead;		/* no more calls on it */
+	pthread_t reader;
+	pthread_mutex_t wmu;	/* one frame written at a time */
+};
+
+/* One call in flight, on the caller's stack. */
+enum { P_WAIT, P_DONE, P_LOST };
+struct pending {
+	uint32_t id;
+	struct conn *conn;
+	int state;
+	uint8_t *reply;		/* P_DONE: payload (id first), len bytes */
+	size_t len;
+	pthread_cond_t cv;
+	struct pending *next;
 };
 
 struct kms_client {
-	nng_socket sock;
 	pthread_mutex_t mu;	/* guards everything below */
-	struct slot *free_slots;
-	struct slot *all_slots;
+	pthread_mutex_t cmu;	/* one thread connects at a time */
+	struct conn *conn;	/* NULL until the first call */
+	struct pending *pending;
+	uint32_t next_id;
 	int timeout_ms;		/* whole call; 0 = none */
 	int connect_timeout_ms;	/* waiting for a connection; 0 = timeout_ms */
-	unsigned pipes_up;	/* connections open now (0 or 1) */
-	nng_dialer dialer;
-	int dialing;		/* dialer started (on the first call) */
 	char url[CLIENT_URL_MAX];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	atomic_size_t req_hint;	/* size of a recent request, for the next */
 };
 
@@ -161,48 +191,32 @@ kms_default_endpoint(char *buf, size_t len)
 
 /* ------------------------------------------------------------ open/close */
 
-/* Pipe events: count connections, abort calls whose connection dropped. */
-static void
-pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	kms_client *c = arg;
-	struct slot *s;
-
-	pthread_mutex_lock(&c->mu);
-	if (ev == NNG_PIPE_EV_ADD_POST) {
-		c->pipes_up++;
-	} else if (ev == NNG_PIPE_EV_REM_POST) {
-		if (c->pipes_up > 0) {
-			c->pipes_up--;
-		}
-		for (s = c->all_slots; s != NULL; s = s->next_all) {
-			if (s->busy) {
-				s->lost = 1;
-				nng_aio_cancel(s->aio);
-			}
-		}
-	}
-	pthread_mutex_unlock(&c->mu);
-}
-
 KMS_API int
 kms_client_open(kms_client **cp, const char *url)
 {
-	kms_client *c = NULL;
+	kms_client *c;
 	char def[CLIENT_URL_MAX];
-	int r = KMS_EINTERNAL, rv, sock_open = 0;
+	const char *path;
 
 	if (cp == NULL) {
 		return KMS_EINVAL;
 	}
 	(void)pthread_once(&json_once, install_json_allocator);
 	if (url == NULL) {
+		int r;
 		if ((r = kms_default_endpoint(def, sizeof(def))) != 0) {
 			return r;
 		}
 		url = def;
 	}
-	if (strlen(url) >= CLIENT_URL_MAX) {
+	/* The URL is checked now; the connection is made by the first call
+	 * (a client opened and closed unused never connects). */
+	if (strlen(url) >= CLIENT_URL_MAX || strncmp(url, "ipc://", 6) != 0) {
+		return KMS_EINVAL;
+	}
+	path = url + 6;
+	if (path[0] == '\0' ||
+	    strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		return KMS_EINVAL;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -212,65 +226,53 @@ kms_client_open(kms_client **cp, const char *url)
 		free(c);
 		return KMS_ENOMEM;
 	}
-	snprintf(c->url, sizeof(c->url), "%s", url);
-	c->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
-	if ((rv = nng_req0_open(&c->sock)) != 0) {
-		r = rv == NNG_ENOMEM ? KMS_ENOMEM : KMS_ETRANSPORT;
-		goto out;
-	}
-	sock_open = 1;
-	/* See the comment at the top: at most once. */
-	if ((rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ,
-	    CLIENT_RECVMAXSZ)) != 0 ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
-	    NNG_DURATION_INFINITE)) != 0 ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT,
-	    CLIENT_REDIAL_MIN_MS)) != 0 ||
-	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT,
-	    CLIENT_REDIAL_MAX_MS)) != 0 ||
-	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, pipe_event,
-	    c)) != 0 ||
-	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, pipe_event,
-	    c)) != 0) {
-		r = KMS_ETRANSPORT;
-		goto out;
-	}
-	/* The URL is checked now; the connection is made by the first call
-	 * (a client opened and closed unused never connects). */
-	if ((rv = nng_dialer_create(&c->dialer, c->sock, url)) != 0) {
-		r = (rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ||
-		    rv == NNG_EINVAL) ? KMS_EINVAL : KMS_ETRANSPORT;
-		goto out;
-	}
-	*cp = c;
-	c = NULL;
-	r = 0;
- out:
-	if (c != NULL) {
-		if (sock_open) {
-			nng_close(c->sock);
-		}
+	if (pthread_mutex_init(&c->cmu, NULL) != 0) {
 		pthread_mutex_destroy(&c->mu);
 		free(c);
+		return KMS_ENOMEM;
 	}
-	return r;
+	snprintf(c->url, sizeof(c->url), "%s", url);
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	c->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
+	*cp = c;
+	return 0;
+}
+
+/* Drop a reference to cn, c->mu held; the last one closes the socket. */
+static void
+conn_unref(struct conn *cn)
+{
+	if (--cn->refs > 0) {
+		return;
+	}
+	close(cn->fd);
+	pthread_mutex_destroy(&cn->wmu);
+	free(cn);
+}
+
+/* Stop cn's reader and drop the client's reference, c->mu not held. */
+static void
+conn_retire(kms_client *c, struct conn *cn)
+{
+	shutdown(cn->fd, SHUT_RDWR);	/* ends the reader's read */
+	pthread_join(cn->reader, NULL);
+	pthread_mutex_lock(&c->mu);
+	conn_unref(cn);
+	pthread_mutex_unlock(&c->mu);
 }
 
 KMS_API void
 kms_client_close(kms_client *c)
 {
-	struct slot *s, *next;
-
 	if (c == NULL) {
 		return;
 	}
-	/* Closing the socket closes its contexts and ends their aios. */
-	nng_close(c->sock);
-	for (s = c->all_slots; s != NULL; s = next) {
-		next = s->next_all;
-		nng_aio_free(s->aio);
-		free(s);
+	/* No call may be in flight (the API's contract), so the reader is
+	 * the connection's last user. */
+	if (c->conn != NULL) {
+		conn_retire(c, c->conn);
 	}
+	pthread_mutex_destroy(&c->cmu);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
@@ -299,205 +301,457 @@ kms_client_set_connect_timeout(kms_client *c, int ms)
 	return 0;
 }
 
-/* ------------------------------------------------------------ the pool */
+/* ------------------------------------------------------------ time */
 
-static int
-slot_get(kms_client *c, struct slot **sp)
+static uint64_t
+mono_ms(void)
 {
-	struct slot *s;
-	int rv;
+	struct timespec ts;
 
-	pthread_mutex_lock(&c->mu);
-	if ((s = c->free_slots) != NULL) {
-		c->free_slots = s->next_free;
-		s->busy = 1;
-		s->lost = 0;
-		pthread_mutex_unlock(&c->mu);
-		*sp = s;
-		return 0;
-	}
-	pthread_mutex_unlock(&c->mu);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
-	/* Grow on demand: one context per concurrent caller. */
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		return KMS_ENOMEM;
+/* Milliseconds left until deadline (0: none), for poll: -1 = no limit. */
+static int
+left_ms(uint64_t deadline)
+{
+	uint64_t now;
+
+	if (deadline == 0) {
+		return -1;
 	}
-	if ((rv = nng_aio_alloc(&s->aio, NULL, NULL)) != 0) {
-		free(s);
-		return KMS_ENOMEM;
+	now = mono_ms();
+	return now >= deadline ? 0 : (int)(deadline - now);
+}
+
+/* ------------------------------------------------------------ the wire */
+
+/* Read exactly n bytes; 0, or -1 on end of stream, error or deadline. */
+static int
+read_full(int fd, uint8_t *p, size_t n, uint64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		if (deadline != 0 && poll(&pfd, 1, left_ms(deadline)) != 1) {
+			return -1;
+		}
+		r = read(fd, p + got, n - got);
+		if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		if (r <= 0) {
+			return -1;
+		}
+		got += (size_t)r;
 	}
-	if ((rv = nng_ctx_open(&s->ctx, c->sock)) != 0) {
-		nng_aio_free(s->aio);
-		free(s);
-		return rv == NNG_ENOMEM ? KMS_ENOMEM : KMS_ETRANSPORT;
+	return 0;
+}
+
+/* Write a whole frame (iov, cnt) by deadline (0: none): 0; -1 on error,
+ * -2 past the deadline (either way part of it may have gone). */
+static int
+write_full(int fd, struct iovec *iov, int cnt, uint64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	struct msghdr mh = { 0 };
+	ssize_t r;
+
+	mh.msg_iov = iov;
+	mh.msg_iovlen = (size_t)cnt;
+	while (mh.msg_iovlen > 0) {
+		r = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* kmsd is not reading: wait, within the call's time. */
+			if (poll(&pfd, 1, left_ms(deadline)) != 1) {
+				return -2;
+			}
+			continue;
+		}
+		if (r <= 0) {
+			return -1;
+		}
+		while (mh.msg_iovlen > 0 && (size_t)r >= mh.msg_iov->iov_len) {
+			r -= (ssize_t)mh.msg_iov->iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen > 0) {
+			mh.msg_iov->iov_base = (uint8_t *)mh.msg_iov->iov_base + r;
+			mh.msg_iov->iov_len -= (size_t)r;
+		}
 	}
-	(void)nng_ctx_set_ms(s->ctx, NNG_OPT_REQ_RESENDTIME,
-	    NNG_DURATION_INFINITE);
-	pthread_mutex_lock(&c->mu);
-	s->busy = 1;
-	s->next_all = c->all_slots;
-	c->all_slots = s;
-	pthread_mutex_unlock(&c->mu);
-	*sp = s;
 	return 0;
 }
 
 static void
-slot_put(kms_client *c, struct slot *s)
+put_be64(uint8_t *p, uint64_t v)
 {
-	pthread_mutex_lock(&c->mu);
-	s->busy = 0;
-	s->lost = 0;
-	s->next_free = c->free_slots;
-	c->free_slots = s;
-	pthread_mutex_unlock(&c->mu);
-}
+	int i;
 
-/* Started an operation on s: if the connection already dropped, abort. */
-static void
-slot_check_lost(kms_client *c, struct slot *s)
-{
-	pthread_mutex_lock(&c->mu);
-	if (s->lost) {
-		nng_aio_cancel(s->aio);
-	}
-	pthread_mutex_unlock(&c->mu);
-}
-
-static void
-wipe_free_msg(nng_msg *m)
-{
-	if (m != NULL) {
-		secure_wipe(nng_msg_body(m), nng_msg_len(m));
-		nng_msg_free(m);
+	for (i = 0; i < 8; i++) {
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
 	}
 }
 
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		v = v << 8 | p[i];
+	}
+	return v;
+}
+
+static void
+wipe_free(uint8_t *p, size_t n)
+{
+	if (p != NULL) {
+		explicit_bzero(p, n);
+		free(p);
+	}
+}
+
+/* Every call in flight on cn fails: the connection is gone.  c->mu held. */
+static void
+conn_lost(kms_client *c, struct conn *cn)
+{
+	struct pending *pd;
+
+	cn->dead = 1;
+	for (pd = c->pending; pd != NULL; pd = pd->next) {
+		if (pd->conn == cn && pd->state == P_WAIT) {
+			pd->state = P_LOST;
+			pthread_cond_signal(&pd->cv);
+		}
+	}
+}
+
+struct reader_arg {
+	kms_client *c;
+	struct conn *cn;
+};
+
+/* The reader: each reply to the call waiting for its id, until the
+ * connection ends. */
+static void *
+reader_main(void *arg)
+{
+	struct reader_arg ra = *(struct reader_arg *)arg;
+	kms_client *c = ra.c;
+	struct conn *cn = ra.cn;
+	struct pending *pd;
+	uint8_t hdr[FRAME_HDR], *buf;
+	uint64_t len;
+	uint32_t id;
+
+	free(arg);
+	for (;;) {
+		if (read_full(cn->fd, hdr, sizeof(hdr), 0) != 0) {
+			break;
+		}
+		len = get_be64(hdr + 1);
+		/* A reply is a message (type 1) that starts with its id. */
+		if (hdr[0] != 1 || len < REQ_ID_LEN || len > CLIENT_RECVMAXSZ) {
+			break;
+		}
+		/* One more byte: a raw reply is handed on NUL-terminated. */
+		if ((buf = malloc((size_t)len + 1)) == NULL) {
+			break;
+		}
+		if (read_full(cn->fd, buf, (size_t)len, 0) != 0) {
+			wipe_free(buf, (size_t)len);
+			break;
+		}
+		id = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
+		    (uint32_t)buf[2] << 8 | buf[3];
+		pthread_mutex_lock(&c->mu);
+		for (pd = c->pending; pd != NULL; pd = pd->next) {
+			if (pd->id == id && pd->conn == cn &&
+			    pd->state == P_WAIT) {
+				break;
+			}
+		}
+		if (pd != NULL) {
+			pd->reply = buf;
+			pd->len = (size_t)len;
+			pd->state = P_DONE;
+			pthread_cond_signal(&pd->cv);
+			buf = NULL;
+		}
+		pthread_mutex_unlock(&c->mu);
+		/* A reply nobody waits for any more (its call timed out). */
+		wipe_free(buf, (size_t)len);
+	}
+	/* Whatever ended it (kmsd gone, a frame that breaks the protocol),
+	 * nothing more goes either way on this connection. */
+	shutdown(cn->fd, SHUT_RDWR);
+	pthread_mutex_lock(&c->mu);
+	conn_lost(c, cn);
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* Connect and shake hands once: 0, KMS_ETRANSPORT with *retry set when
+ * nobody is listening (yet), or another error. */
 static int
-transport_error(kms_client *c, struct slot *s, int rv, int sending,
+dial_once(kms_client *c, uint64_t deadline, int *fdp, int *retry,
     kms_error_info *ei)
 {
-	int lost, connected;
+	static const uint8_t hello[8] = { 0, 'S', 'P', 0, 0, SP_REQ0, 0, 0 };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct iovec iov = { (void *)hello, sizeof(hello) };
+	uint8_t peer[8];
+	int fd;
+
+	*retry = 0;
+	memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		return client_fail(ei, KMS_ETRANSPORT, "%s: socket: %s",
+		    c->url, strerror(errno));
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int e = errno;
+		close(fd);
+		*retry = e == ENOENT || e == ECONNREFUSED || e == EAGAIN ||
+		    e == EINTR;
+		return client_fail(ei, KMS_ETRANSPORT, "%s: %s", c->url,
+		    strerror(e));
+	}
+	/* A daemon that is starting or stopping may hang up here: retry. */
+	if (write_full(fd, &iov, 1, deadline) != 0 ||
+	    read_full(fd, peer, sizeof(peer), deadline) != 0) {
+		close(fd);
+		*retry = 1;
+		return client_fail(ei, KMS_ETRANSPORT, "%s: the handshake "
+		    "failed", c->url);
+	}
+	if (peer[0] != 0 || peer[1] != 'S' || peer[2] != 'P' ||
+	    peer[3] != 0 || peer[4] != 0 || peer[5] != SP_REP0) {
+		close(fd);
+		return client_fail(ei, KMS_ETRANSPORT, "%s does not speak "
+		    "kmsd's protocol", c->url);
+	}
+	*fdp = fd;
+	return 0;
+}
+
+/*
+ * The connection for a call, with a reference the caller drops: the open
+ * one, or a new one made within the deadline, retrying while nobody
+ * listens.  Only one thread connects at a time; the others wait for it.
+ */
+static int
+conn_get(kms_client *c, uint64_t deadline, struct conn **cnp,
+    kms_error_info *ei)
+{
+	struct conn *cn, *old = NULL;
+	struct reader_arg *ra;
+	int fd = -1, retry, r, wait_ms = CLIENT_REDIAL_MIN_MS;
+
+	pthread_mutex_lock(&c->cmu);
+	pthread_mutex_lock(&c->mu);
+	if ((cn = c->conn) != NULL && !cn->dead) {
+		cn->refs++;
+		pthread_mutex_unlock(&c->mu);
+		pthread_mutex_unlock(&c->cmu);
+		*cnp = cn;
+		return 0;
+	}
+	old = cn;
+	c->conn = NULL;
+	pthread_mutex_unlock(&c->mu);
+	if (old != NULL) {
+		conn_retire(c, old);
+	}
+	for (;;) {
+		if ((r = dial_once(c, deadline, &fd, &retry, ei)) == 0) {
+			break;
+		}
+		if (!retry || (deadline != 0 &&
+		    mono_ms() + (uint64_t)wait_ms >= deadline)) {
+			pthread_mutex_unlock(&c->cmu);
+			if (retry) {
+				return client_fail(ei, KMS_ETRANSPORT, "Could "
+				    "not connect to the endpoint URL: \"%s\"",
+				    c->url);
+			}
+			return r;
+		}
+		usleep((useconds_t)wait_ms * 1000);
+		wait_ms = wait_ms * 2 > CLIENT_REDIAL_MAX_MS ?
+		    CLIENT_REDIAL_MAX_MS : wait_ms * 2;
+	}
+	if ((cn = calloc(1, sizeof(*cn))) == NULL ||
+	    (ra = malloc(sizeof(*ra))) == NULL) {
+		free(cn);
+		close(fd);
+		pthread_mutex_unlock(&c->cmu);
+		return client_fail(ei, KMS_ENOMEM, "Out of memory");
+	}
+	cn->fd = fd;
+	cn->refs = 2;		/* the client's and the caller's */
+	pthread_mutex_init(&cn->wmu, NULL);
+	ra->c = c;
+	ra->cn = cn;
+	if (pthread_create(&cn->reader, NULL, reader_main, ra) != 0) {
+		free(ra);
+		close(fd);
+		pthread_mutex_destroy(&cn->wmu);
+		free(cn);
+		pthread_mutex_unlock(&c->cmu);
+		return client_fail(ei, KMS_ENOMEM, "Cannot start the reader");
+	}
+	pthread_mutex_lock(&c->mu);
+	c->conn = cn;
+	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->cmu);
+	*cnp = cn;
+	return 0;
+}
+
+/* Take pd off the client's list, c->mu held. */
+static void
+pending_remove(kms_client *c, struct pending *pd)
+{
+	struct pending **pp;
+
+	for (pp = &c->pending; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == pd) {
+			*pp = pd->next;
+			return;
+		}
+	}
+}
+
+/*
+ * Send the frame in buf (FRAME_HDR + REQ_ID_LEN bytes of room, then len
+ * bytes of request) and wait for the reply.  On 0, *replyp holds the
+ * payload after the id (*lenp bytes, room for a NUL after it; wipe and
+ * free with kms_free).  The call's timeout covers both; the connect
+ * timeout, when set, bounds the wait for a connection.
+ */
+static int
+transact(kms_client *c, uint8_t *buf, size_t len, uint8_t **replyp,
+    size_t *lenp, kms_error_info *ei)
+{
+	struct pending pd = { 0 };
+	struct conn *cn = NULL;
+	struct iovec iov;
+	pthread_condattr_t ca;
+	struct timespec ts;
+	uint64_t deadline = 0, cdeadline;
+	int timeout, ctimeout, r, sent, wr = 0;
 
 	pthread_mutex_lock(&c->mu);
-	lost = s->lost;
-	connected = c->pipes_up > 0;
+	timeout = c->timeout_ms;
+	ctimeout = c->connect_timeout_ms;
 	pthread_mutex_unlock(&c->mu);
-	if (lost || (!sending && (rv == NNG_ECONNRESET ||
-	    rv == NNG_ECONNSHUT || rv == NNG_ECONNABORTED))) {
+	if (timeout > 0) {
+		deadline = mono_ms() + (uint64_t)timeout;
+	}
+	cdeadline = deadline;
+	if (ctimeout > 0 && (timeout == 0 || ctimeout < timeout)) {
+		cdeadline = mono_ms() + (uint64_t)ctimeout;
+	}
+	if ((r = conn_get(c, cdeadline, &cn, ei)) != 0) {
+		return r;
+	}
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&pd.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pd.conn = cn;
+	pthread_mutex_lock(&c->mu);
+	/* A connection that died since conn_get: fail as if in flight. */
+	pd.state = cn->dead ? P_LOST : P_WAIT;
+	sent = pd.state == P_WAIT;
+	pd.id = ++c->next_id | 0x80000000u;
+	pd.next = c->pending;
+	c->pending = &pd;
+	pthread_mutex_unlock(&c->mu);
+
+	buf[0] = 1;
+	put_be64(buf + 1, (uint64_t)len + REQ_ID_LEN);
+	buf[FRAME_HDR] = (uint8_t)(pd.id >> 24);
+	buf[FRAME_HDR + 1] = (uint8_t)(pd.id >> 16);
+	buf[FRAME_HDR + 2] = (uint8_t)(pd.id >> 8);
+	buf[FRAME_HDR + 3] = (uint8_t)pd.id;
+	iov.iov_base = buf;
+	iov.iov_len = FRAME_HDR + REQ_ID_LEN + len;
+	if (sent) {
+		pthread_mutex_lock(&cn->wmu);
+		wr = write_full(cn->fd, &iov, 1, deadline);
+		pthread_mutex_unlock(&cn->wmu);
+		sent = wr == 0;
+	}
+
+	pthread_mutex_lock(&c->mu);
+	if (!sent && pd.state == P_WAIT) {
+		/* A frame cut short leaves the stream unusable. */
+		shutdown(cn->fd, SHUT_RDWR);
+		conn_lost(c, cn);
+	}
+	ts.tv_sec = (time_t)(deadline / 1000);
+	ts.tv_nsec = (long)(deadline % 1000) * 1000000L;
+	while (pd.state == P_WAIT) {
+		if (deadline == 0) {
+			pthread_cond_wait(&pd.cv, &c->mu);
+		} else if (pthread_cond_timedwait(&pd.cv, &c->mu, &ts) ==
+		    ETIMEDOUT) {
+			break;
+		}
+	}
+	pending_remove(c, &pd);
+	conn_unref(cn);
+	pthread_mutex_unlock(&c->mu);
+	pthread_cond_destroy(&pd.cv);
+
+	if (pd.state == P_DONE) {
+		memmove(pd.reply, pd.reply + REQ_ID_LEN, pd.len - REQ_ID_LEN);
+		pd.len -= REQ_ID_LEN;
+		pd.reply[pd.len] = '\0';
+		*replyp = pd.reply;
+		*lenp = pd.len;
+		return 0;
+	}
+	if (pd.state == P_LOST && wr != -2) {
 		return client_fail(ei, KMS_ETRANSPORT, "The connection to %s "
 		    "dropped during the request; it may or may not have been "
 		    "processed", c->url);
 	}
-	if (rv == NNG_ETIMEDOUT) {
-		/* Never handed to a connection: nobody is listening. */
-		if (sending && !connected) {
-			return client_fail(ei, KMS_ETRANSPORT, "Could not "
-			    "connect to the endpoint URL: \"%s\"", c->url);
-		}
-		return client_fail(ei, KMS_ETIMEDOUT, "No reply from %s "
-		    "within the timeout", c->url);
-	}
-	return client_fail(ei, KMS_ETRANSPORT, "%s: %s", c->url,
-	    nng_strerror(rv));
+	return client_fail(ei, KMS_ETIMEDOUT, "No reply from %s within the "
+	    "timeout", c->url);
 }
 
-/*
- * Send *reqp (taken over, wiped on every path) and receive the reply.
- * The call's timeout covers both; the connect timeout, when set, bounds the
- * wait for a connection (the send phase).
- */
+/* A frame buffer holding len bytes of req after the header's room. */
 static int
-transact(kms_client *c, nng_msg **reqp, nng_msg **repp, kms_error_info *ei)
+request_frame(const void *req, size_t len, uint8_t **bufp,
+    kms_error_info *ei)
 {
-	struct slot *s = NULL;
-	nng_msg *req = *reqp;
-	nng_time deadline = 0;
-	nng_duration t;
-	int r, rv, timeout, ctimeout;
-
-	*reqp = NULL;
-	if ((r = slot_get(c, &s)) != 0) {
-		wipe_free_msg(req);
-		return client_fail(ei, r, "Cannot allocate a request context");
-	}
-	pthread_mutex_lock(&c->mu);
-	timeout = c->timeout_ms;
-	ctimeout = c->connect_timeout_ms;
-	/* Non-blocking: the call waits for the connection within its time,
-	 * and nng keeps redialling in the background if the daemon is away
-	 * or restarts. */
-	rv = c->dialing ? 0 : nng_dialer_start(c->dialer, NNG_FLAG_NONBLOCK);
-	c->dialing |= rv == 0;
-	pthread_mutex_unlock(&c->mu);
-	if (rv != 0) {
-		slot_put(c, s);
-		wipe_free_msg(req);
-		return client_fail(ei, KMS_ETRANSPORT, "%s: %s", c->url,
-		    nng_strerror(rv));
-	}
-	if (timeout > 0) {
-		deadline = nng_clock() + (nng_time)timeout;
-	}
-
-	/* Send: completes once the request is handed to a connection. */
-	t = timeout > 0 ? timeout : NNG_DURATION_INFINITE;
-	if (ctimeout > 0 && (timeout == 0 || ctimeout < timeout)) {
-		t = ctimeout;
-	}
-	nng_aio_set_timeout(s->aio, t);
-	nng_aio_set_msg(s->aio, req);
-	nng_ctx_send(s->ctx, s->aio);
-	slot_check_lost(c, s);
-	nng_aio_wait(s->aio);
-	if ((rv = nng_aio_result(s->aio)) != 0) {
-		wipe_free_msg(nng_aio_get_msg(s->aio));
-		nng_aio_set_msg(s->aio, NULL);
-		r = transport_error(c, s, rv, 1, ei);
-		goto out;
-	}
-	/* nng frees the request once answered; it cannot be wiped here. */
-
-	/* Receive, within what is left of the call's time. */
-	if (timeout > 0) {
-		nng_time now = nng_clock();
-		t = now >= deadline ? 1 : (nng_duration)(deadline - now);
-	} else {
-		t = NNG_DURATION_INFINITE;
-	}
-	nng_aio_set_timeout(s->aio, t);
-	nng_ctx_recv(s->ctx, s->aio);
-	slot_check_lost(c, s);
-	nng_aio_wait(s->aio);
-	if ((rv = nng_aio_result(s->aio)) != 0) {
-		r = transport_error(c, s, rv, 0, ei);
-		goto out;
-	}
-	*repp = nng_aio_get_msg(s->aio);
-	nng_aio_set_msg(s->aio, NULL);
-	r = 0;
- out:
-	slot_put(c, s);
-	return r;
-}
-
-/* A request message holding len bytes of buf. */
-static int
-request_msg(const void *buf, size_t len, nng_msg **mp, kms_error_info *ei)
-{
-	nng_msg *m;
+	uint8_t *b;
 
 	if (len > JSON_MAX_MESSAGE) {
 		return client_fail(ei, KMS_EINVAL, "The request is %zu bytes; "
 		    "a message holds at most %d", len, JSON_MAX_MESSAGE);
 	}
-	if (nng_msg_alloc(&m, len) != 0) {
+	if ((b = malloc(FRAME_HDR + REQ_ID_LEN + len)) == NULL) {
 		return client_fail(ei, KMS_ENOMEM, "Out of memory");
 	}
 	if (len > 0) {
-		memcpy(nng_msg_body(m), buf, len);
+		memcpy(b + FRAME_HDR + REQ_ID_LEN, req, len);
 	}
-	*mp = m;
+	*bufp = b;
 	return 0;
 }
 
@@ -505,26 +759,19 @@ int
 client_roundtrip(kms_client *c, const void *req, size_t len, char **bodyp,
     size_t *lenp, kms_error_info *ei)
 {
-	nng_msg *m = NULL, *rep = NULL;
-	char *body;
-	size_t n;
+	uint8_t *b = NULL, *reply = NULL;
+	size_t n = 0;
 	int r;
 
-	if ((r = request_msg(req, len, &m, ei)) != 0) {
+	if ((r = request_frame(req, len, &b, ei)) != 0) {
 		return r;
 	}
-	if ((r = transact(c, &m, &rep, ei)) != 0) {
+	r = transact(c, b, len, &reply, &n, ei);
+	wipe_free(b, FRAME_HDR + REQ_ID_LEN + len);
+	if (r != 0) {
 		return r;
 	}
-	n = nng_msg_len(rep);
-	if ((body = malloc(n + 1)) == NULL) {
-		wipe_free_msg(rep);
-		return client_fail(ei, KMS_ENOMEM, "Out of memory");
-	}
-	memcpy(body, nng_msg_body(rep), n);
-	body[n] = '\0';
-	wipe_free_msg(rep);
-	*bodyp = body;
+	*bodyp = (char *)reply;
 	*lenp = n;
 	return 0;
 }
@@ -563,17 +810,17 @@ client_reply_status(const json_t *reply, kms_error_info *ei)
 	return code;
 }
 
-/* Parse an nng reply (wiped and freed here) and classify it. */
+/* Parse a reply (wiped and freed here) and classify it. */
 static int
-parse_reply(nng_msg *rep, json_t **replyp, kms_error_info *ei)
+parse_reply(uint8_t *rep, size_t n, json_t **replyp, kms_error_info *ei)
 {
 	char msg[256];
 	json_t *j;
 	int err = 0, r;
 
-	j = json_read_bounded(nng_msg_body(rep), nng_msg_len(rep),
-	    JSON_MAX_MESSAGE, &err, msg, sizeof(msg));
-	wipe_free_msg(rep);
+	j = json_read_bounded((const char *)rep, n, JSON_MAX_MESSAGE, &err,
+	    msg, sizeof(msg));
+	wipe_free(rep, n);
 	if (j == NULL) {
 		return client_fail(ei, KMS_EPROTO, "The reply could not be "
 		    "parsed: %s", msg);
@@ -590,50 +837,51 @@ int
 client_call(kms_client *c, const json_t *req, json_t **replyp,
     kms_error_info *ei)
 {
-	nng_msg *m = NULL, *rep = NULL;
-	size_t n, guess = atomic_load(&c->req_hint);
+	const size_t room = FRAME_HDR + REQ_ID_LEN;
+	uint8_t *b, *nb, *rep = NULL;
+	size_t n, guess = atomic_load(&c->req_hint), rn = 0;
 	int r;
 
 	client_ok(ei);
-	/* One pass of the compact writer into a message of a likely size (a
+	/* One pass of the compact writer into a frame of a likely size (a
 	 * recent request's, so Batches of one size fit too); a second, into
 	 * one of the exact size, only when it did not fit. */
 	if (guess < CLIENT_REQ_GUESS || guess > JSON_MAX_MESSAGE) {
 		guess = CLIENT_REQ_GUESS;
 	}
-	if (nng_msg_alloc(&m, guess) != 0) {
+	if ((b = malloc(room + guess)) == NULL) {
 		return client_fail(ei, KMS_ENOMEM, "Out of memory");
 	}
-	n = json_write_compact(req, nng_msg_body(m), guess);
+	n = json_write_compact(req, (char *)b + room, guess);
 	if (n > guess && n <= JSON_MAX_MESSAGE) {
 		/* The partial text may hold a plaintext: wipe, then grow. */
-		secure_wipe(nng_msg_body(m), guess);
-		if (nng_msg_realloc(m, n) != 0) {
-			wipe_free_msg(m);
+		nb = malloc(room + n);
+		wipe_free(b, room + guess);
+		if ((b = nb) == NULL) {
 			return client_fail(ei, KMS_ENOMEM, "Out of memory");
 		}
-		if (json_write_compact(req, nng_msg_body(m), n) != n) {
+		guess = n;
+		if (json_write_compact(req, (char *)b + room, n) != n) {
 			n = 0;
 		}
 	}
 	if (n == 0) {
-		wipe_free_msg(m);
+		wipe_free(b, room + guess);
 		return client_fail(ei, KMS_ENOMEM, "Cannot serialise the "
 		    "request");
 	}
 	if (n > JSON_MAX_MESSAGE) {
-		wipe_free_msg(m);
+		wipe_free(b, room + guess);
 		return client_fail(ei, KMS_EINVAL, "The request is %zu bytes; "
 		    "a message holds at most %d", n, JSON_MAX_MESSAGE);
 	}
-	if (n < guess) {
-		(void)nng_msg_chop(m, guess - n);
-	}
 	atomic_store(&c->req_hint, n + n / 8);
-	if ((r = transact(c, &m, &rep, ei)) != 0) {
+	r = transact(c, b, n, &rep, &rn, ei);
+	wipe_free(b, room + guess);
+	if (r != 0) {
 		return r;
 	}
-	return parse_reply(rep, replyp, ei);
+	return parse_reply(rep, rn, replyp, ei);
 }
 
 /* ------------------------------------------------------------ raw JSON */

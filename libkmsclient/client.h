@@ -1,12 +1,14 @@
 /*
- * client.h — libkmsclient internals: the transport (a pool of nng req0
- * contexts on one socket) and the JSON codec shared by the typed calls.
+ * client.h — libkmsclient internals: the transport (one connection to
+ * kmsd speaking nng's req0 protocol, client.c) and the JSON codec shared
+ * by the typed calls.
  *
  * Nothing here is exported: the library is built with -fvisibility=hidden
  * and only the KMS_API functions of include/kms.h leave it.
  *
  * Thread safety: client_call() may run from any number of threads on one
- * client; each call borrows its own nng context from the pool.
+ * client; their requests share the connection, each reply found by its
+ * request id.
  *
  * Ownership: JSON trees passed in are borrowed; trees returned are owned by
  * the caller (json_decref).  jansson allocates through the wiping allocator
@@ -31,9 +33,9 @@ void client_ok(kms_error_info *ei);
 
 /*
  * One round trip: send the request text, wait for the reply within the
- * client's timeout.  On 0, *bodyp is a malloc'd NUL-terminated copy of the
- * reply (wipe and free with kms_free) and *lenp its length.  The nng
- * message holding the reply is wiped before it is freed.
+ * client's timeout.  On 0, *bodyp is the malloc'd, NUL-terminated reply
+ * (wipe and free with kms_free) and *lenp its length.  The request's
+ * frame is wiped before it is freed.
  */
 int client_roundtrip(kms_client *c, const void *req, size_t len,
     char **bodyp, size_t *lenp, kms_error_info *ei);

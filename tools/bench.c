@@ -5,8 +5,8 @@
  * (--baseline hsm).  See issue 5 and `kms-bench --help`.
  *
  * Threads: --clients N client objects, each shared by --outstanding M
- * threads (the library runs each call on its own nng context), so N×M
- * requests are in flight.  Latency is per request: a Batch of 100 is one
+ * threads (the library keeps every call of a client in flight at once on
+ * its connection), so N×M requests are in flight.  Latency is per request: a Batch of 100 is one
  * sample; throughput counts operations.
  */
 #include <errno.h>
