@@ -89,6 +89,18 @@ static const kms_context_pair ctx_pairs[] = { { "tenant", "acme" },
 	{ "purpose", "test" } };
 static const kms_context ctx2 = { ctx_pairs, 2 };
 
+/* A GenerateDataKey of an AES-256 key under id, with ctx2. */
+static kms_generate_data_key_req
+gdk_req(const char *id)
+{
+	kms_generate_data_key_req gr = { 0 };
+
+	gr.key_id = id;
+	gr.key_spec = "AES_256";
+	gr.context = ctx2;
+	return gr;
+}
+
 static void
 test_every_key_operation_round_trips(void **state)
 {
@@ -581,15 +593,12 @@ hammer(void *arg)
 	int i;
 
 	for (i = 0; i < 100; i++) {
-		kms_generate_data_key_req gr = { 0 };
+		kms_generate_data_key_req gr = gdk_req(key);
 		kms_generate_data_key_resp go;
 		kms_decrypt_req dr = { 0 };
 		kms_decrypt_resp dout;
 		kms_error_info ei;
 
-		gr.key_id = key;
-		gr.key_spec = "AES_256";
-		gr.context = ctx2;
 		if (kms_generate_data_key(cl, &gr, &go, &ei) != 0) {
 			t->fail++;
 			snprintf(t->err, sizeof(t->err), "GDK %s", ei.message);
@@ -724,9 +733,7 @@ test_restart_decrypts_everything_and_no_secret_touches_disk(void **state)
 		new_key(keys[i], "restart");
 	}
 	for (i = 0; i < N; i++) {
-		gr.key_id = keys[i % 4];
-		gr.key_spec = "AES_256";
-		gr.context = ctx2;
+		gr = gdk_req(keys[i % 4]);
 		must(kms_generate_data_key(cl, &gr, &go[i], &ei), &ei, "GDK");
 	}
 	kms_client_close(cl);
@@ -776,13 +783,10 @@ load_main(void *arg)
 {
 	struct load *l = arg;
 	kms_client *c = l->c[atomic_fetch_add(&l->next, 1) % LOAD_CLIENTS];
-	kms_generate_data_key_req gr = { 0 };
+	kms_generate_data_key_req gr = gdk_req(key);
 	kms_generate_data_key_resp go;
 	kms_error_info ei;
 
-	gr.key_id = key;
-	gr.key_spec = "AES_256";
-	gr.context = ctx2;
 	while (!atomic_load(&l->stop)) {
 		if (kms_generate_data_key(c, &gr, &go, &ei) == 0) {
 			kms_generate_data_key_resp_free(&go);
