@@ -1,8 +1,10 @@
 /*
  * test_client.c — libkmsclient without a daemon: the exported symbol list,
  * endpoint discovery, transport failures that must not hang, argument
- * checks, and reply parsing against a tiny in-test rep0 server that answers
- * canned JSON (success, error, malformed, oversized, deep, Batch).
+ * checks, a raw peer that breaks the wire protocol, and reply parsing
+ * against a tiny in-test nng rep0 server (so the library's own req0 is
+ * checked against nng's) that answers canned JSON (success, error,
+ * malformed, oversized, deep, Batch).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -13,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -425,6 +429,197 @@ test_request_over_one_mebibyte_is_not_sent(void **state)
 	free(big);
 }
 
+/* ------------------------------------------------ a peer that breaks the protocol */
+
+/*
+ * The library speaks the req0 wire protocol itself, so a peer that breaks
+ * it (another service on the socket, a damaged or hostile daemon) must
+ * give a typed error, never a crash, a hang or a mix-up of replies.
+ */
+enum raw_mode {
+	RAW_OTHER_PROTOCOL,	/* handshake of another SP protocol */
+	RAW_NOT_SP,		/* not an SP handshake at all */
+	RAW_HUGE_FRAME,		/* a reply announcing 2 GiB */
+	RAW_BAD_TYPE,		/* a frame of another type */
+	RAW_WRONG_ID_FIRST,	/* a stray reply, then the right one */
+};
+
+struct raw_srv {
+	int lfd;
+	enum raw_mode mode;
+	char path[128];
+	pthread_t thread;
+};
+
+static int
+raw_read(int fd, uint8_t *p, size_t n)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		if ((r = read(fd, p + got, n - got)) <= 0) {
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* A frame: type, 64-bit big-endian length, id, body. */
+static void
+raw_frame(int fd, uint8_t type, uint64_t len, const uint8_t id[4],
+    const char *body)
+{
+	uint8_t hdr[13];
+	int i;
+
+	hdr[0] = type;
+	for (i = 0; i < 8; i++) {
+		hdr[1 + i] = (uint8_t)(len >> (56 - 8 * i));
+	}
+	memcpy(hdr + 9, id, 4);
+	if (write(fd, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr) ||
+	    (body != NULL && write(fd, body, strlen(body)) !=
+	    (ssize_t)strlen(body))) {
+		return;
+	}
+}
+
+static void *
+raw_main(void *arg)
+{
+	static const uint8_t rep0[8] = { 0, 'S', 'P', 0, 0, 0x31, 0, 0 };
+	static const uint8_t pair1[8] = { 0, 'S', 'P', 0, 0, 0x11, 0, 0 };
+	static const char reply[] = "{\"Plaintext\":\"AAEC\"}";
+	struct raw_srv *rs = arg;
+	uint8_t hello[8], hdr[9], id[4], other[4], *body;
+	uint64_t len = 0;
+	int fd, i;
+
+	if ((fd = accept(rs->lfd, NULL, NULL)) < 0) {
+		return NULL;
+	}
+	if (raw_read(fd, hello, sizeof(hello)) != 0) {
+		goto out;
+	}
+	if (rs->mode == RAW_OTHER_PROTOCOL) {
+		(void)!write(fd, pair1, sizeof(pair1));
+		goto out;
+	}
+	if (rs->mode == RAW_NOT_SP) {
+		(void)!write(fd, "HTTP/1.1", 8);
+		goto out;
+	}
+	if (write(fd, rep0, sizeof(rep0)) != (ssize_t)sizeof(rep0) ||
+	    raw_read(fd, hdr, sizeof(hdr)) != 0) {
+		goto out;
+	}
+	for (i = 0; i < 8; i++) {
+		len = len << 8 | hdr[1 + i];
+	}
+	if (len < 4 || len > 65536 || (body = malloc(len)) == NULL) {
+		goto out;
+	}
+	if (raw_read(fd, body, len) != 0) {
+		free(body);
+		goto out;
+	}
+	memcpy(id, body, 4);
+	free(body);
+	switch (rs->mode) {
+	case RAW_HUGE_FRAME:
+		raw_frame(fd, 1, (uint64_t)2 << 30, id, NULL);
+		break;
+	case RAW_BAD_TYPE:
+		raw_frame(fd, 2, 4 + strlen(reply), id, reply);
+		break;
+	case RAW_WRONG_ID_FIRST:
+		memcpy(other, id, 4);
+		other[3] ^= 0x5a;
+		raw_frame(fd, 1, 4 + 13, other, "{\"Plaintext\":");
+		raw_frame(fd, 1, 4 + strlen(reply), id, reply);
+		(void)raw_read(fd, hdr, 1);	/* until the client closes */
+		break;
+	default:
+		break;
+	}
+ out:
+	close(fd);
+	return NULL;
+}
+
+static void
+raw_start(struct raw_srv *rs, enum raw_mode mode)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	rs->mode = mode;
+	snprintf(rs->path, sizeof(rs->path), "%s/raw.sock", srv.dir);
+	unlink(rs->path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", rs->path);
+	assert_true((rs->lfd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(rs->lfd, (struct sockaddr *)&sa, sizeof(sa)),
+	    0);
+	assert_int_equal(listen(rs->lfd, 4), 0);
+	assert_int_equal(pthread_create(&rs->thread, NULL, raw_main, rs), 0);
+}
+
+static void
+raw_stop(struct raw_srv *rs)
+{
+	pthread_join(rs->thread, NULL);
+	close(rs->lfd);
+	unlink(rs->path);
+}
+
+static void
+test_a_peer_breaking_the_protocol_gives_typed_errors(void **state)
+{
+	static const struct {
+		enum raw_mode mode;
+		int code;
+		const char *says;
+	} cases[] = {
+		{ RAW_OTHER_PROTOCOL, KMS_ETRANSPORT, "does not speak" },
+		{ RAW_NOT_SP, KMS_ETRANSPORT, "does not speak" },
+		{ RAW_HUGE_FRAME, KMS_ETRANSPORT, "dropped" },
+		{ RAW_BAD_TYPE, KMS_ETRANSPORT, "dropped" },
+		{ RAW_WRONG_ID_FIRST, 0, NULL },
+	};
+	struct raw_srv rs;
+	kms_client *c;
+	kms_secret s;
+	kms_error_info ei;
+	char url[200];
+	double t0;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		raw_start(&rs, cases[i].mode);
+		snprintf(url, sizeof(url), "ipc://%s", rs.path);
+		assert_int_equal(kms_client_open(&c, url), 0);
+		kms_client_set_timeout(c, 2000);
+		t0 = now_s();
+		r = kms_generate_random(c, 3, &s, &ei);
+		if (r != cases[i].code || (cases[i].says != NULL &&
+		    strstr(ei.message, cases[i].says) == NULL)) {
+			fail_msg("case %zu: %d %s: %s", i, r, ei.name,
+			    ei.message);
+		}
+		if (r == 0) {
+			/* The stray reply was not taken for this one. */
+			assert_int_equal(s.len, 3);
+			assert_int_equal(s.data[2], 2);
+			kms_secret_free(&s);
+		}
+		assert_true(now_s() - t0 < 1.9);	/* not the timeout */
+		kms_client_close(c);
+		raw_stop(&rs);
+	}
+}
+
 /* ------------------------------------------------ reply parsing */
 
 static void
@@ -749,6 +944,7 @@ main(void)
 		cmocka_unit_test(test_batch_of_zero_or_over_1000_items_is_invalid),
 		cmocka_unit_test(test_null_arguments_are_invalid_and_nothing_is_sent),
 		cmocka_unit_test(test_request_over_one_mebibyte_is_not_sent),
+		cmocka_unit_test(test_a_peer_breaking_the_protocol_gives_typed_errors),
 		cmocka_unit_test(test_generate_data_key_reply_gives_plaintext_in_secret),
 		cmocka_unit_test(test_encrypt_sends_plaintext_in_base64),
 		cmocka_unit_test(test_error_reply_gives_code_name_and_message),
