@@ -52,6 +52,7 @@ struct kmsd {
 	struct authz *authz;
 	atomic_int stopping;
 	int nng_stuck;			/* nng's close never returned */
+	int restart;			/* stop, then execute kmsd again */
 	atomic_uint_fast64_t requests;
 	/* Held by a Batch while it makes its recorded HSM calls, when
 	 * cfg.batch_hsm_exclusive (dispatch.c, run_hsm_jobs). */

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,6 +306,9 @@ struct sched {
 	nng_socket sock;
 	nng_listener l;
 	uint64_t errors;	/* listener's "other" errors seen so far */
+	uint64_t probe_ms;	/* reaper check: when the probe ran (0: none) */
+	uint64_t probe_released;	/* pipes_released before it */
+	uint64_t probe_done_ms;	/* when the last check began */
 	pthread_t thr;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -438,6 +442,61 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/*
+ * The reaper check.  When nng 1.5.2's close deadlock (see socket_close)
+ * strikes a running kmsd, typically a client killed with calls in flight,
+ * nng's one reaper thread stops for good, and every connection closed
+ * after it keeps its descriptor and memory: a client that crashes often
+ * enough would leave kmsd out of descriptors.  nng runs a pipe's removal
+ * callback on that thread, so kmsd counts removals, and every REAP_CHECK_MS
+ * makes one short connection of its own (the listener probe) and expects
+ * some removal within REAP_STUCK_MS.  None means the reaper is stuck:
+ * kmsd then stops as on SIGTERM and executes itself again (same pid, same
+ * configuration), which the clients see as a restart.
+ */
+#define REAP_CHECK_MS 2000
+#define REAP_STUCK_MS 5000
+
+static atomic_uint_fast64_t pipes_released;
+
+static void
+pipe_released(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	(void)ev;
+	(void)arg;
+	atomic_fetch_add(&pipes_released, 1);
+}
+
+/* Scheduler thread, s->mu held. */
+static void
+watch_reaper(struct sched *s)
+{
+	uint64_t now = mono_ms();
+
+	if (s->probe_ms != 0) {
+		if (atomic_load(&pipes_released) != s->probe_released) {
+			s->probe_ms = 0;	/* the reaper works */
+		} else if (now - s->probe_ms >= REAP_STUCK_MS) {
+			fprintf(stderr, "kmsd: nng no longer releases closed "
+			    "connections (nng 1.5.2's close deadlock); "
+			    "restarting in place\n");
+			s->d->restart = 1;
+			s->probe_ms = 0;
+			kill(getpid(), SIGTERM);
+		}
+		return;
+	}
+	if (now - s->probe_done_ms < REAP_CHECK_MS) {
+		return;
+	}
+	s->probe_done_ms = now;
+	s->probe_released = atomic_load(&pipes_released);
+	if (listener_answers(s->d->cfg.listen)) {
+		s->probe_ms = now;
+	}
+}
+
 /* Brings the HSM back after an outage and keeps the listener accepting;
  * later also deletions and rotation. */
 static void *
@@ -458,6 +517,9 @@ sched_main(void *arg)
 			break;
 		}
 		watch_listener(s);
+		if (!s->d->restart) {
+			watch_reaper(s);
+		}
 		if (hsm_is_down(s->d->hsm) && mono_ms() >= next_hsm) {
 			next_hsm = mono_ms() + (uint64_t)s->d->cfg.hsm_retry_ms;
 			pthread_mutex_unlock(&s->mu);
@@ -581,6 +643,11 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	sock_open = 1;
 	/* Bigger messages never reach the parser (DESIGN §4). */
 	nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, JSON_MAX_MESSAGE);
+	if ((rv = nng_pipe_notify(sock, NNG_PIPE_EV_REM_POST, pipe_released,
+	    NULL)) != 0) {
+		snprintf(err, errlen, "nng_pipe_notify: %s", nng_strerror(rv));
+		goto out;
+	}
 	for (i = 0; i < d->cfg.workers; i++) {
 		ws[i].sock = sock;
 		ws[i].reaper = &reaper;
