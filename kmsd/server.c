@@ -542,7 +542,7 @@ sched_main(void *arg)
  * close").  Clients that vanish or keep sending as kmsd stops make it
  * likely.  So the close runs on a thread of its own; if it has not
  * returned in time, kmsd says so and goes on stopping without it: its
- * workers, HSM sessions, store and audit log are closed all the same.
+ * workers, HSM sessions and store are closed all the same.
  */
 #define CLOSE_MS 3000
 
