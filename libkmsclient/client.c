@@ -558,6 +558,17 @@ conn_get(kms_client *c, uint64_t deadline, struct conn **cnp,
 	struct reader_arg *ra;
 	int fd = -1, retry, r, wait_ms = CLIENT_REDIAL_MIN_MS;
 
+	/* The usual case: connected. */
+	pthread_mutex_lock(&c->mu);
+	if ((cn = c->conn) != NULL && !cn->dead) {
+		cn->refs++;
+		pthread_mutex_unlock(&c->mu);
+		*cnp = cn;
+		return 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+
+	/* Connect, unless another thread did while this one waited. */
 	pthread_mutex_lock(&c->cmu);
 	pthread_mutex_lock(&c->mu);
 	if ((cn = c->conn) != NULL && !cn->dead) {
@@ -720,7 +731,8 @@ transact(kms_client *c, uint8_t *buf, size_t len, uint8_t **replyp,
 	if (pd.state == P_DONE) {
 		memmove(pd.reply, pd.reply + REQ_ID_LEN, pd.len - REQ_ID_LEN);
 		pd.len -= REQ_ID_LEN;
-		pd.reply[pd.len] = '\0';
+		/* The move left a copy of the reply's last bytes behind. */
+		explicit_bzero(pd.reply + pd.len, REQ_ID_LEN);
 		*replyp = pd.reply;
 		*lenp = pd.len;
 		return 0;
