@@ -375,6 +375,7 @@ read_full(int fd, uint8_t *p, size_t n)
  * negotiated), so the probe sends one request, "{}", speaking nng's IPC
  * framing, and waits for the reply (a ValidationException).  It hangs up
  * only after the handshake, so it cannot trigger the bug it looks for.
+ * 1: it answered; 0: it did not; -1: no probe was made (cannot tell).
  */
 static int
 listener_answers(const char *url)
@@ -388,11 +389,11 @@ listener_answers(const char *url)
 
 	if (strncmp(url, "ipc://", 6) != 0 ||
 	    strlen(url + 6) >= sizeof(sa.sun_path)) {
-		return 1;	/* not ours to probe */
+		return -1;	/* not ours to probe */
 	}
 	memcpy(sa.sun_path, url + 6, strlen(url + 6) + 1);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-		return 1;	/* cannot tell: leave it */
+		return -1;	/* cannot tell */
 	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
 	    write(fd, hello, sizeof(hello)) != (ssize_t)sizeof(hello)) {
@@ -417,7 +418,7 @@ watch_listener(struct sched *s)
 		return;
 	}
 	s->errors = e;
-	if (listener_answers(s->d->cfg.listen)) {
+	if (listener_answers(s->d->cfg.listen) != 0) {
 		return;
 	}
 	/* Close first: closing unlinks the socket path. */
@@ -492,7 +493,8 @@ watch_reaper(struct sched *s)
 	}
 	s->probe_done_ms = now;
 	s->probe_released = atomic_load(&pipes_released);
-	if (listener_answers(s->d->cfg.listen)) {
+	/* Only a probe that connected has a connection to release. */
+	if (listener_answers(s->d->cfg.listen) == 1) {
 		s->probe_ms = now;
 	}
 }
