@@ -69,6 +69,7 @@
  * call's while it writes. */
 struct conn {
 	int fd;
+	unsigned gen;		/* fork_gen when it was made */
 	int refs;		/* under the client's mu */
 	int dead;		/* no more calls on it */
 	pthread_t reader;
@@ -102,10 +103,26 @@ struct kms_client {
 
 static pthread_once_t json_once = PTHREAD_ONCE_INIT;
 
+/*
+ * Forks seen by this process.  A child inherits its parent's connection
+ * but not the thread that reads it: were both to use it, either could
+ * read the other's replies.  So a connection belongs to the generation
+ * that made it, and a child's first call leaves the inherited one to the
+ * parent and connects anew.
+ */
+static atomic_uint fork_gen;
+
+static void
+forked(void)
+{
+	atomic_fetch_add(&fork_gen, 1);
+}
+
 static void
 install_json_allocator(void)
 {
 	secure_json_allocator();
+	(void)pthread_atfork(NULL, NULL, forked);
 }
 
 int
@@ -250,6 +267,17 @@ conn_unref(struct conn *cn)
 	free(cn);
 }
 
+/* In a child: forget the parent's connection and calls (their threads
+ * are not here), closing only this process's descriptor.  c->mu held. */
+static void
+conn_inherited(kms_client *c)
+{
+	close(c->conn->fd);
+	free(c->conn);		/* its lock may be held by a parent thread */
+	c->conn = NULL;
+	c->pending = NULL;
+}
+
 /* Stop cn's reader and drop the client's reference, c->mu not held. */
 static void
 conn_retire(kms_client *c, struct conn *cn)
@@ -269,7 +297,9 @@ kms_client_close(kms_client *c)
 	}
 	/* No call may be in flight (the API's contract), so the reader is
 	 * the connection's last user. */
-	if (c->conn != NULL) {
+	if (c->conn != NULL && c->conn->gen != atomic_load(&fork_gen)) {
+		conn_inherited(c);
+	} else if (c->conn != NULL) {
 		conn_retire(c, c->conn);
 	}
 	pthread_mutex_destroy(&c->cmu);
@@ -560,6 +590,9 @@ conn_get(kms_client *c, uint64_t deadline, struct conn **cnp,
 
 	/* The usual case: connected. */
 	pthread_mutex_lock(&c->mu);
+	if (c->conn != NULL && c->conn->gen != atomic_load(&fork_gen)) {
+		conn_inherited(c);
+	}
 	if ((cn = c->conn) != NULL && !cn->dead) {
 		cn->refs++;
 		pthread_mutex_unlock(&c->mu);
@@ -610,6 +643,7 @@ conn_get(kms_client *c, uint64_t deadline, struct conn **cnp,
 		return client_fail(ei, KMS_ENOMEM, "Out of memory");
 	}
 	cn->fd = fd;
+	cn->gen = atomic_load(&fork_gen);
 	cn->refs = 2;		/* the client's and the caller's */
 	pthread_mutex_init(&cn->wmu, NULL);
 	ra->c = c;

@@ -758,6 +758,70 @@ test_restart_decrypts_everything_and_no_secret_touches_disk(void **state)
 	}
 }
 
+/* ---- fork ---- */
+
+/* n encrypt/decrypt round trips of "<who>-<i>" through cl: 0 if each came
+ * back as sent. */
+static int
+round_trips(const char *who, int n)
+{
+	kms_encrypt_req er = { 0 };
+	kms_encrypt_resp eo;
+	kms_decrypt_req dr = { 0 };
+	kms_decrypt_resp dout;
+	kms_error_info ei;
+	char pt[64];
+	int i, bad = 0;
+
+	for (i = 0; i < n && !bad; i++) {
+		snprintf(pt, sizeof(pt), "%s-%d", who, i);
+		er.key_id = key;
+		er.plaintext = (const uint8_t *)pt;
+		er.plaintext_len = strlen(pt);
+		if (kms_encrypt(cl, &er, &eo, &ei) != 0) {
+			fprintf(stderr, "%s: Encrypt: %s\n", who, ei.message);
+			return -1;
+		}
+		dr.ciphertext_blob = eo.ciphertext_blob.data;
+		dr.ciphertext_len = eo.ciphertext_blob.len;
+		if (kms_decrypt(cl, &dr, &dout, &ei) != 0) {
+			fprintf(stderr, "%s: Decrypt: %s\n", who, ei.message);
+			bad = 1;
+		} else {
+			bad = dout.plaintext.len != strlen(pt) ||
+			    memcmp(dout.plaintext.data, pt, strlen(pt)) != 0;
+			kms_decrypt_resp_free(&dout);
+		}
+		kms_encrypt_resp_free(&eo);
+	}
+	return bad ? -1 : 0;
+}
+
+/*
+ * A process that forks after using its client: parent and child both go on
+ * calling through it at once.  The child gets a connection of its own (it
+ * did not inherit the parent's reader), so neither can read the other's
+ * replies, and each gets back exactly what it sent.
+ */
+static void
+test_a_forked_child_gets_its_own_connection(void **state)
+{
+	pid_t pid;
+	int st = 0;
+
+	assert_int_equal(round_trips("before", 3), 0);
+	if ((pid = fork()) == 0) {
+		int r = round_trips("child", 200);
+		kms_client_close(cl);
+		_exit(r == 0 ? 0 : 1);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(round_trips("parent", 200), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* ---- kmsd stopped and restarted under load ---- */
 
 static double
@@ -914,6 +978,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_sixteen_threads_share_one_client),
 	cmocka_unit_test(test_batch_mixes_successes_and_failures),
 	cmocka_unit_test(test_restart_decrypts_everything_and_no_secret_touches_disk),
+	cmocka_unit_test(test_a_forked_child_gets_its_own_connection),
 	cmocka_unit_test(test_stop_and_restart_under_load),
 };
 
