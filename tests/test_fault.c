@@ -325,6 +325,23 @@ log_says(const struct tu_env *e, const char *what)
 	return tu_run(cmd, NULL, NULL) == 0;
 }
 
+/* One call through a new client, which must succeed. */
+static void
+serves(const struct tu_env *e, const char *when)
+{
+	kms_client *c;
+	kms_secret s;
+	kms_error_info ei;
+
+	assert_int_equal(kms_client_open(&c, e->endpoint), 0);
+	kms_client_set_timeout(c, 15000);
+	if (kms_generate_random(c, 8, &s, &ei) != 0) {
+		fail_msg("%s: %s: %s", when, ei.name, ei.message);
+	}
+	kms_secret_free(&s);
+	kms_client_close(c);
+}
+
 /*
  * Clients killed with calls in flight, forty times.  Each time, kmsd's nng
  * (1.5.2) may meet its close deadlock, after which it never releases a
@@ -337,22 +354,13 @@ static void
 test_clients_killed_mid_call_leak_nothing(void **state)
 {
 	struct tu_env e;
-	kms_client *c;
-	kms_secret s;
-	kms_error_info ei;
 	char cmd[1200];
 	int i, fds0, fds;
 	double t0;
 
 	assert_int_equal(tu_env_init(&e, NULL), 0);
 	assert_int_equal(tu_kmsd_start(&e), 0);
-	assert_int_equal(kms_client_open(&c, e.endpoint), 0);
-	kms_client_set_timeout(c, 15000);
-	if (kms_generate_random(c, 8, &s, &ei) != 0) {
-		fail_msg("%s: %s", ei.name, ei.message);
-	}
-	kms_secret_free(&s);
-	kms_client_close(c);
+	serves(&e, "before the kills");
 	fds0 = kmsd_fds(e.kmsd);
 	for (i = 0; i < 40; i++) {
 		snprintf(cmd, sizeof(cmd), "%s --endpoint %s --op "
@@ -369,13 +377,7 @@ test_clients_killed_mid_call_leak_nothing(void **state)
 	while (now_s() - t0 < 7.0 && kmsd_fds(e.kmsd) > fds0 + 40) {
 		usleep(200 * 1000);
 	}
-	assert_int_equal(kms_client_open(&c, e.endpoint), 0);
-	kms_client_set_timeout(c, 15000);
-	if (kms_generate_random(c, 8, &s, &ei) != 0) {
-		fail_msg("after the kills: %s: %s", ei.name, ei.message);
-	}
-	kms_secret_free(&s);
-	kms_client_close(c);
+	serves(&e, "after the kills");
 	fds = kmsd_fds(e.kmsd);
 	fprintf(stderr, "kmsd descriptors: %d before, %d after%s\n", fds0, fds,
 	    log_says(&e, "restarting in place") ? " (it restarted in place)" :
