@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/be.h"
 #include "common/blob.h"
 #include "common/err.h"
 #include "common/hex.h"
@@ -18,22 +19,6 @@
 #define BLOB_OFF_VERSION 17
 #define BLOB_OFF_IV 21
 #define BLOB_OFF_CT 33
-
-static uint32_t
-get_u32_be(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	    ((uint32_t)p[2] << 8) | (uint32_t)p[3];
-}
-
-static void
-put_u32_be(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 int
 blob_parse(const uint8_t *buf, size_t len, struct blob_view *out)

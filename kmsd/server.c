@@ -12,7 +12,6 @@
  * waits for callbacks still running.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,9 +26,11 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/transport/ipc/ipc.h>
 
+#include "common/be.h"
 #include "common/err.h"
 #include "common/json.h"
 #include "common/secmem.h"
+#include "common/sp.h"
 #include "kmsd/kmsd.h"
 
 #define PIPE_CREDS_CACHE 16	/* per worker, direct-mapped by pipe id */
@@ -306,7 +307,7 @@ struct sched {
 	nng_socket sock;
 	nng_listener l;
 	uint64_t errors;	/* listener's "other" errors seen so far */
-	uint64_t probe_ms;	/* reaper check: when the probe ran (0: none) */
+	uint64_t probe_ms;	/* reaper check: probe made at (0: none) */
 	uint64_t probe_released;	/* pipes_released before it */
 	uint64_t probe_done_ms;	/* when the last check began */
 	pthread_t thr;
@@ -351,24 +352,6 @@ listener_errors(nng_listener l)
 	return v;
 }
 
-/* Read exactly n bytes within PROBE_MS; 0 on success. */
-static int
-read_full(int fd, uint8_t *p, size_t n)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	size_t got = 0;
-	ssize_t r;
-
-	while (got < n) {
-		if (poll(&pfd, 1, PROBE_MS) != 1 ||
-		    (r = read(fd, p + got, n - got)) <= 0) {
-			return -1;
-		}
-		got += (size_t)r;
-	}
-	return 0;
-}
-
 /*
  * Does kmsd still take new clients at url?  A handshake is not enough (the
  * transport negotiates even when the socket no longer accepts what it
@@ -380,11 +363,11 @@ read_full(int fd, uint8_t *p, size_t n)
 static int
 listener_answers(const char *url)
 {
-	static const uint8_t hello[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
-	static const uint8_t req[] = { 1, 0, 0, 0, 0, 0, 0, 0, 6,
-	    0x80, 0, 0, 1, '{', '}' };
+	static const uint8_t req[SP_FRAME_HDR + SP_ID_LEN + 2] = { [13] = '{',
+	    [14] = '}' };
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	uint8_t got[9];
+	uint8_t msg[sizeof(req)], hello[SP_HELLO_LEN], got[SP_FRAME_HDR];
+	uint64_t deadline = mono_ms() + PROBE_MS;
 	int fd, alive;
 
 	if (strncmp(url, "ipc://", 6) != 0 ||
@@ -395,14 +378,19 @@ listener_answers(const char *url)
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		return -1;	/* cannot tell */
 	}
+	sp_hello(hello, SP_REQ0);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
 	    write(fd, hello, sizeof(hello)) != (ssize_t)sizeof(hello)) {
 		close(fd);
 		return 0;
 	}
-	alive = read_full(fd, got, 8) == 0 && got[1] == 'S' &&
-	    got[2] == 'P' && send(fd, req, sizeof(req), MSG_NOSIGNAL) ==
-	    (ssize_t)sizeof(req) && read_full(fd, got, 9) == 0 && got[0] == 1;
+	memcpy(msg, req, sizeof(msg));
+	sp_frame_hdr(msg, SP_ID_LEN + 2);
+	put_u32_be(msg + SP_FRAME_HDR, 0x80000001u);
+	alive = fd_read_full(fd, hello, sizeof(hello), deadline) == 0 &&
+	    sp_hello_is(hello, SP_REP0) && send(fd, msg, sizeof(msg),
+	    MSG_NOSIGNAL) == (ssize_t)sizeof(msg) &&
+	    fd_read_full(fd, got, sizeof(got), deadline) == 0 && got[0] == 1;
 	close(fd);
 	return alive;
 }
@@ -432,15 +420,6 @@ watch_listener(struct sched *s)
 	fprintf(stderr, "kmsd: the listener stopped accepting (a peer hung "
 	    "up during the handshake, nng 1.5.2 issue #1518); listening "
 	    "again\n");
-}
-
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /*
@@ -613,7 +592,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	nng_listener l;
 	sigset_t set;
 	int i, rv, sig, r = KMS_EINTERNAL, sched_started = 0, sock_open = 0;
-	int reaper_started = 0, leak_nng = 0;
+	int reaper_started = 0;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -705,7 +684,6 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 		/* nng is wedged: our workers are stopped below, but what nng
 		 * may still touch (aios, the worker array) is left to the
 		 * process's exit. */
-		leak_nng = 1;
 		d->nng_stuck = 1;
 	}
 	if (ws != NULL) {
@@ -728,17 +706,17 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	}
 	if (ws != NULL) {
 		for (i = 0; i < d->cfg.workers; i++) {
-			if (!leak_nng && ws[i].aio != NULL) {
+			if (!d->nng_stuck && ws[i].aio != NULL) {
 				nng_aio_free(ws[i].aio);
 			}
-			if (!leak_nng && ws[i].saio != NULL) {
+			if (!d->nng_stuck && ws[i].saio != NULL) {
 				nng_aio_stop(ws[i].saio);
 				send_done(&ws[i]);
 				nng_aio_free(ws[i].saio);
 			}
 			worker_fini(&ws[i].w);
 		}
-		if (!leak_nng) {
+		if (!d->nng_stuck) {
 			free(ws);
 		}
 	}

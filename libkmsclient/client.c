@@ -40,9 +40,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/be.h"
 #include "common/err.h"
 #include "common/json.h"
 #include "common/secmem.h"
+#include "common/sp.h"
 #include "libkmsclient/client.h"
 
 /* What the client accepts from kmsd: the 1 MiB message limit plus room
@@ -57,13 +59,6 @@
 #define CLIENT_REDIAL_MIN_MS 20
 #define CLIENT_REDIAL_MAX_MS 500
 
-/* SP over IPC: the handshake names the protocols (req0 0x30, rep0 0x31);
- * a frame is type 1, a big-endian 64-bit length, then the payload, which
- * starts with the request id (high bit set). */
-#define SP_REQ0 0x30
-#define SP_REP0 0x31
-#define FRAME_HDR 9
-#define REQ_ID_LEN 4
 
 /* One connection.  Freed by its last reference: the client's, and each
  * call's while it writes. */
@@ -82,7 +77,7 @@ struct pending {
 	uint32_t id;
 	struct conn *conn;
 	int state;
-	uint8_t *reply;		/* P_DONE: payload (id first), len bytes */
+	uint8_t *reply;		/* P_DONE: the body, NUL-terminated */
 	size_t len;
 	pthread_cond_t cv;
 	struct pending *next;
@@ -273,7 +268,8 @@ static void
 conn_inherited(kms_client *c)
 {
 	close(c->conn->fd);
-	free(c->conn);		/* its lock may be held by a parent thread */
+	/* Not destroyed: a parent thread may have held its lock. */
+	free(c->conn);
 	c->conn = NULL;
 	c->pending = NULL;
 }
@@ -333,15 +329,6 @@ kms_client_set_connect_timeout(kms_client *c, int ms)
 
 /* ------------------------------------------------------------ time */
 
-static uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Milliseconds left until deadline (0: none), for poll: -1 = no limit. */
 static int
 left_ms(uint64_t deadline)
@@ -356,30 +343,6 @@ left_ms(uint64_t deadline)
 }
 
 /* ------------------------------------------------------------ the wire */
-
-/* Read exactly n bytes; 0, or -1 on end of stream, error or deadline. */
-static int
-read_full(int fd, uint8_t *p, size_t n, uint64_t deadline)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	size_t got = 0;
-	ssize_t r;
-
-	while (got < n) {
-		if (deadline != 0 && poll(&pfd, 1, left_ms(deadline)) != 1) {
-			return -1;
-		}
-		r = read(fd, p + got, n - got);
-		if (r < 0 && errno == EINTR) {
-			continue;
-		}
-		if (r <= 0) {
-			return -1;
-		}
-		got += (size_t)r;
-	}
-	return 0;
-}
 
 /* Write a whole frame (iov, cnt) by deadline (0: none): 0; -1 on error,
  * -2 past the deadline (either way part of it may have gone). */
@@ -413,33 +376,12 @@ write_full(int fd, struct iovec *iov, int cnt, uint64_t deadline)
 			mh.msg_iovlen--;
 		}
 		if (mh.msg_iovlen > 0) {
-			mh.msg_iov->iov_base = (uint8_t *)mh.msg_iov->iov_base + r;
+			mh.msg_iov->iov_base =
+			    (uint8_t *)mh.msg_iov->iov_base + r;
 			mh.msg_iov->iov_len -= (size_t)r;
 		}
 	}
 	return 0;
-}
-
-static void
-put_be64(uint8_t *p, uint64_t v)
-{
-	int i;
-
-	for (i = 0; i < 8; i++) {
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-	}
-}
-
-static uint64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++) {
-		v = v << 8 | p[i];
-	}
-	return v;
 }
 
 static void
@@ -480,30 +422,30 @@ reader_main(void *arg)
 	kms_client *c = ra.c;
 	struct conn *cn = ra.cn;
 	struct pending *pd;
-	uint8_t hdr[FRAME_HDR], *buf;
+	uint8_t hdr[SP_FRAME_HDR + SP_ID_LEN], *buf;
 	uint64_t len;
 	uint32_t id;
 
 	free(arg);
 	for (;;) {
-		if (read_full(cn->fd, hdr, sizeof(hdr), 0) != 0) {
+		/* A reply is a message that starts with its id: both are read
+		 * together (a shorter message breaks the protocol anyway). */
+		if (fd_read_full(cn->fd, hdr, sizeof(hdr), 0) != 0 ||
+		    sp_frame_len(hdr, &len) != 0 || len < SP_ID_LEN ||
+		    len > CLIENT_RECVMAXSZ) {
 			break;
 		}
-		len = get_be64(hdr + 1);
-		/* A reply is a message (type 1) that starts with its id. */
-		if (hdr[0] != 1 || len < REQ_ID_LEN || len > CLIENT_RECVMAXSZ) {
-			break;
-		}
+		id = get_u32_be(hdr + SP_FRAME_HDR);
+		len -= SP_ID_LEN;
 		/* One more byte: a raw reply is handed on NUL-terminated. */
 		if ((buf = malloc((size_t)len + 1)) == NULL) {
 			break;
 		}
-		if (read_full(cn->fd, buf, (size_t)len, 0) != 0) {
+		if (fd_read_full(cn->fd, buf, (size_t)len, 0) != 0) {
 			wipe_free(buf, (size_t)len);
 			break;
 		}
-		id = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
-		    (uint32_t)buf[2] << 8 | buf[3];
+		buf[len] = '\0';
 		pthread_mutex_lock(&c->mu);
 		for (pd = c->pending; pd != NULL; pd = pd->next) {
 			if (pd->id == id && pd->conn == cn &&
@@ -537,13 +479,13 @@ static int
 dial_once(kms_client *c, uint64_t deadline, int *fdp, int *retry,
     kms_error_info *ei)
 {
-	static const uint8_t hello[8] = { 0, 'S', 'P', 0, 0, SP_REQ0, 0, 0 };
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct iovec iov = { (void *)hello, sizeof(hello) };
-	uint8_t peer[8];
+	uint8_t hello[SP_HELLO_LEN], peer[SP_HELLO_LEN];
+	struct iovec iov = { hello, sizeof(hello) };
 	int fd;
 
 	*retry = 0;
+	sp_hello(hello, SP_REQ0);
 	memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		return client_fail(ei, KMS_ETRANSPORT, "%s: socket: %s",
@@ -559,14 +501,13 @@ dial_once(kms_client *c, uint64_t deadline, int *fdp, int *retry,
 	}
 	/* A daemon that is starting or stopping may hang up here: retry. */
 	if (write_full(fd, &iov, 1, deadline) != 0 ||
-	    read_full(fd, peer, sizeof(peer), deadline) != 0) {
+	    fd_read_full(fd, peer, sizeof(peer), deadline) != 0) {
 		close(fd);
 		*retry = 1;
 		return client_fail(ei, KMS_ETRANSPORT, "%s: the handshake "
 		    "failed", c->url);
 	}
-	if (peer[0] != 0 || peer[1] != 'S' || peer[2] != 'P' ||
-	    peer[3] != 0 || peer[4] != 0 || peer[5] != SP_REP0) {
+	if (!sp_hello_is(peer, SP_REP0)) {
 		close(fd);
 		return client_fail(ei, KMS_ETRANSPORT, "%s does not speak "
 		    "kmsd's protocol", c->url);
@@ -679,7 +620,7 @@ pending_remove(kms_client *c, struct pending *pd)
 }
 
 /*
- * Send the frame in buf (FRAME_HDR + REQ_ID_LEN bytes of room, then len
+ * Send the frame in buf (SP_FRAME_HDR + SP_ID_LEN bytes of room, then len
  * bytes of request) and wait for the reply.  On 0, *replyp holds the
  * payload after the id (*lenp bytes, room for a NUL after it; wipe and
  * free with kms_free).  The call's timeout covers both; the connect
@@ -726,14 +667,10 @@ transact(kms_client *c, uint8_t *buf, size_t len, uint8_t **replyp,
 	c->pending = &pd;
 	pthread_mutex_unlock(&c->mu);
 
-	buf[0] = 1;
-	put_be64(buf + 1, (uint64_t)len + REQ_ID_LEN);
-	buf[FRAME_HDR] = (uint8_t)(pd.id >> 24);
-	buf[FRAME_HDR + 1] = (uint8_t)(pd.id >> 16);
-	buf[FRAME_HDR + 2] = (uint8_t)(pd.id >> 8);
-	buf[FRAME_HDR + 3] = (uint8_t)pd.id;
+	sp_frame_hdr(buf, (uint64_t)len + SP_ID_LEN);
+	put_u32_be(buf + SP_FRAME_HDR, pd.id);
 	iov.iov_base = buf;
-	iov.iov_len = FRAME_HDR + REQ_ID_LEN + len;
+	iov.iov_len = SP_FRAME_HDR + SP_ID_LEN + len;
 	if (sent) {
 		pthread_mutex_lock(&cn->wmu);
 		wr = write_full(cn->fd, &iov, 1, deadline);
@@ -763,10 +700,6 @@ transact(kms_client *c, uint8_t *buf, size_t len, uint8_t **replyp,
 	pthread_cond_destroy(&pd.cv);
 
 	if (pd.state == P_DONE) {
-		memmove(pd.reply, pd.reply + REQ_ID_LEN, pd.len - REQ_ID_LEN);
-		pd.len -= REQ_ID_LEN;
-		/* The move left a copy of the reply's last bytes behind. */
-		explicit_bzero(pd.reply + pd.len, REQ_ID_LEN);
 		*replyp = pd.reply;
 		*lenp = pd.len;
 		return 0;
@@ -791,11 +724,11 @@ request_frame(const void *req, size_t len, uint8_t **bufp,
 		return client_fail(ei, KMS_EINVAL, "The request is %zu bytes; "
 		    "a message holds at most %d", len, JSON_MAX_MESSAGE);
 	}
-	if ((b = malloc(FRAME_HDR + REQ_ID_LEN + len)) == NULL) {
+	if ((b = malloc(SP_FRAME_HDR + SP_ID_LEN + len)) == NULL) {
 		return client_fail(ei, KMS_ENOMEM, "Out of memory");
 	}
 	if (len > 0) {
-		memcpy(b + FRAME_HDR + REQ_ID_LEN, req, len);
+		memcpy(b + SP_FRAME_HDR + SP_ID_LEN, req, len);
 	}
 	*bufp = b;
 	return 0;
@@ -813,7 +746,7 @@ client_roundtrip(kms_client *c, const void *req, size_t len, char **bodyp,
 		return r;
 	}
 	r = transact(c, b, len, &reply, &n, ei);
-	wipe_free(b, FRAME_HDR + REQ_ID_LEN + len);
+	wipe_free(b, SP_FRAME_HDR + SP_ID_LEN + len);
 	if (r != 0) {
 		return r;
 	}
@@ -883,7 +816,7 @@ int
 client_call(kms_client *c, const json_t *req, json_t **replyp,
     kms_error_info *ei)
 {
-	const size_t room = FRAME_HDR + REQ_ID_LEN;
+	const size_t room = SP_FRAME_HDR + SP_ID_LEN;
 	uint8_t *b, *nb, *rep = NULL;
 	size_t n, guess = atomic_load(&c->req_hint), rn = 0;
 	int r;

@@ -18,7 +18,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -27,6 +26,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "kms.h"
+#include "tests/testutil.h"
 
 /* ------------------------------------------------ the canned server */
 
@@ -190,15 +190,6 @@ teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ------------------------------------------------ symbols, endpoint */
 
 static void
@@ -295,19 +286,19 @@ test_absent_daemon_fails_fast_without_hanging(void **state)
 	/* Opening succeeds: the daemon may be restarting. */
 	assert_int_equal(kms_client_open(&c, url), 0);
 	kms_client_set_timeout(c, 300);
-	t0 = now_s();
+	t0 = tu_now_s();
 	r = kms_generate_random(c, 16, &s, &ei);
 	assert_true(r == KMS_ETRANSPORT || r == KMS_ETIMEDOUT);
 	assert_int_equal(ei.code, r);
 	assert_string_equal(ei.name, kms_error_name(r));
-	assert_true(now_s() - t0 < 3.0);
+	assert_true(tu_now_s() - t0 < 3.0);
 	/* A connect timeout fails sooner, as "cannot connect". */
 	kms_client_set_timeout(c, 20000);
 	kms_client_set_connect_timeout(c, 200);
-	t0 = now_s();
+	t0 = tu_now_s();
 	assert_int_equal(kms_generate_random(c, 16, &s, &ei), KMS_ETRANSPORT);
 	assert_non_null(strstr(ei.message, "Could not connect"));
-	assert_true(now_s() - t0 < 3.0);
+	assert_true(tu_now_s() - t0 < 3.0);
 	kms_client_close(c);
 }
 
@@ -320,11 +311,11 @@ test_silent_daemon_times_out(void **state)
 
 	srv_set(SRV_SILENT, "", 0);
 	kms_client_set_timeout(cl, 300);
-	t0 = now_s();
+	t0 = tu_now_s();
 	if (kms_generate_random(cl, 16, &s, &ei) != KMS_ETIMEDOUT) {
 		fail_msg("%s: %s", ei.name, ei.message);
 	}
-	assert_true(now_s() - t0 < 3.0);
+	assert_true(tu_now_s() - t0 < 3.0);
 	kms_client_set_timeout(cl, 5000);
 	/* The client is still usable. */
 	srv_reply("{\"Plaintext\":\"AAEC\"}");
@@ -346,12 +337,12 @@ test_dropped_connection_fails_the_call_and_is_never_resent(void **state)
 
 	srv_set(SRV_DROP, "", 0);
 	n0 = srv_count();
-	t0 = now_s();
+	t0 = tu_now_s();
 	assert_int_equal(kms_create_key(cl, &req, &m, &ei), KMS_ETRANSPORT);
 	if (strstr(ei.message, "may or may not") == NULL) {
 		fail_msg("%s: %s", ei.name, ei.message);
 	}
-	assert_true(now_s() - t0 < 3.0);
+	assert_true(tu_now_s() - t0 < 3.0);
 	assert_int_equal(srv_count(), n0 + 1);
 	/* Give nng time to redial: the CreateKey must not come again. */
 	srv_reply("{\"Plaintext\":\"AAEC\"}");
@@ -601,7 +592,7 @@ test_a_peer_breaking_the_protocol_gives_typed_errors(void **state)
 		snprintf(url, sizeof(url), "ipc://%s", rs.path);
 		assert_int_equal(kms_client_open(&c, url), 0);
 		kms_client_set_timeout(c, 2000);
-		t0 = now_s();
+		t0 = tu_now_s();
 		r = kms_generate_random(c, 3, &s, &ei);
 		if (r != cases[i].code || (cases[i].says != NULL &&
 		    strstr(ei.message, cases[i].says) == NULL)) {
@@ -614,7 +605,7 @@ test_a_peer_breaking_the_protocol_gives_typed_errors(void **state)
 			assert_int_equal(s.data[2], 2);
 			kms_secret_free(&s);
 		}
-		assert_true(now_s() - t0 < 1.9);	/* not the timeout */
+		assert_true(tu_now_s() - t0 < 1.9);	/* not the timeout */
 		kms_client_close(c);
 		raw_stop(&rs);
 	}

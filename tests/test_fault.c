@@ -8,7 +8,6 @@
  * itself when the token returns.  And clients that die with calls in
  * flight: kmsd must not keep their connections.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,15 +27,6 @@
 static struct tu_env env;
 static kms_client *cl;
 static char fault[512];
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int
 gdk(const char *key, kms_generate_data_key_resp *out, kms_error_info *ei)
@@ -91,11 +80,11 @@ run_fault_cycle(const char *storage)
 	assert_non_null(f);
 	fclose(f);
 	for (i = 0; i < 3; i++) {
-		t0 = now_s();
+		t0 = tu_now_s();
 		r = gdk(key, &during, &ei);
 		assert_int_equal(r, KMS_EDEPENDENCYTIMEOUT);
 		assert_string_equal(ei.name, "DependencyTimeoutException");
-		assert_true(now_s() - t0 < 2.0);
+		assert_true(tu_now_s() - t0 < 2.0);
 	}
 	/* Put it back: kmsd must find it again by itself. */
 	unlink(fault);
@@ -296,35 +285,6 @@ test_token_pulled_and_restored_resident(void **state)
 	run_fault_cycle("resident");
 }
 
-/* Descriptors kmsd holds now. */
-static int
-kmsd_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	if ((d = opendir(path)) == NULL) {
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		n += de->d_name[0] != '.';
-	}
-	closedir(d);
-	return n;
-}
-
-static int
-log_says(const struct tu_env *e, const char *what)
-{
-	char cmd[700];
-
-	snprintf(cmd, sizeof(cmd), "grep -q '%s' %s/kmsd.log", what, e->dir);
-	return tu_run(cmd, NULL, NULL) == 0;
-}
-
 /* One call through a new client, which must succeed. */
 static void
 serves(const struct tu_env *e, const char *when)
@@ -361,7 +321,7 @@ test_clients_killed_mid_call_leak_nothing(void **state)
 	assert_int_equal(tu_env_init(&e, NULL), 0);
 	assert_int_equal(tu_kmsd_start(&e), 0);
 	serves(&e, "before the kills");
-	fds0 = kmsd_fds(e.kmsd);
+	fds0 = tu_open_fds(e.kmsd);
 	for (i = 0; i < 40; i++) {
 		snprintf(cmd, sizeof(cmd), "%s --endpoint %s --op "
 		    "generate-data-key --clients 8 --outstanding 4 --keys 2 "
@@ -373,14 +333,14 @@ test_clients_killed_mid_call_leak_nothing(void **state)
 	/* kmsd notices a stuck reaper within about 7 s (its check runs
 	 * every 2 s and allows 5): let that and a restart play out. */
 	sleep(8);
-	t0 = now_s();
-	while (now_s() - t0 < 7.0 && kmsd_fds(e.kmsd) > fds0 + 40) {
+	t0 = tu_now_s();
+	while (tu_now_s() - t0 < 7.0 && tu_open_fds(e.kmsd) > fds0 + 40) {
 		usleep(200 * 1000);
 	}
 	serves(&e, "after the kills");
-	fds = kmsd_fds(e.kmsd);
+	fds = tu_open_fds(e.kmsd);
 	fprintf(stderr, "kmsd descriptors: %d before, %d after%s\n", fds0, fds,
-	    log_says(&e, "restarting in place") ? " (it restarted in place)" :
+	    tu_log_says(&e, "restarting in place") ? " (it restarted in place)" :
 	    "");
 	assert_true(fds >= 0 && fds <= fds0 + 40);
 	assert_int_equal(tu_env_destroy(&e), 0);

@@ -20,7 +20,6 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -485,21 +484,6 @@ test_oversized_message_never_reaches_the_parser(void **state)
 /*
  * nng 1.5.2 stops accepting when a peer hangs up during the SP handshake
  * (nng issue #1518); kmsd's watchdog must notice and listen again, so one
- * careless or hostile local process cannot leave kmsd deaf.
- */
-static int
-listened_again(const struct tu_env *e)
-{
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "grep -q 'listening again' %s/kmsd.log",
-	    e->dir);
-	return tu_run(cmd, NULL, NULL) == 0;
-}
-
-/*
- * nng 1.5.2 stops accepting when a peer hangs up during the SP handshake
- * (nng issue #1518); kmsd's watchdog must notice and listen again, so one
  * careless or hostile local process cannot leave kmsd deaf.  Its own kmsd:
  * nng leaks the listener the watchdog has to close, and only this daemon
  * runs with that leak suppressed (tests/lsan-nng1518.supp).
@@ -539,7 +523,7 @@ test_hangup_during_handshake_does_not_stop_accepting(void **state)
 	 * such peers: whatever the machine's timing, some are still queued
 	 * for accepting when they hang up.
 	 */
-	for (i = 0; i < 40 && !listened_again(&e2); i++) {
+	for (i = 0; i < 40 && !tu_log_says(&e2, "listening again"); i++) {
 		int j;
 
 		for (j = 0; j < 16; j++) {
@@ -556,7 +540,7 @@ test_hangup_during_handshake_does_not_stop_accepting(void **state)
 	}
 #if NNG_MAJOR_VERSION == 1 && NNG_MINOR_VERSION < 6
 	/* The bug is real in this nng, and was met. */
-	assert_true(listened_again(&e2));
+	assert_true(tu_log_says(&e2, "listening again"));
 #endif
 	/*
 	 * New clients are served again within moments: the watchdog checks
@@ -824,15 +808,6 @@ test_a_forked_child_gets_its_own_connection(void **state)
 
 /* ---- kmsd stopped and restarted under load ---- */
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 enum { LOAD_CLIENTS = 4, LOAD_THREADS = 4 };
 
 struct load {
@@ -871,14 +846,14 @@ load_main(void *arg)
 static void
 stop_within(struct tu_env *e, double limit)
 {
-	double t0 = now_s();
+	double t0 = tu_now_s();
 	int st = 0;
 	pid_t pid = e->kmsd;
 
 	assert_true(pid > 0);
 	kill(pid, SIGTERM);
 	while (waitpid(pid, &st, WNOHANG) == 0) {
-		if (now_s() - t0 > limit) {
+		if (tu_now_s() - t0 > limit) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 			e->kmsd = 0;
@@ -890,20 +865,6 @@ stop_within(struct tu_env *e, double limit)
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		fail_msg("kmsd stopped with status %d", st);
 	}
-}
-
-static int
-open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	assert_non_null(d);
-	while (readdir(d) != NULL) {
-		n++;
-	}
-	closedir(d);
-	return n;
 }
 
 /*
@@ -928,7 +889,7 @@ test_stop_and_restart_under_load(void **state)
 
 	kms_client_close(cl);
 	cl = NULL;
-	fds0 = open_fds();
+	fds0 = tu_open_fds(0);
 	for (round = 0; round < ROUNDS; round++) {
 		memset(&l, 0, sizeof(l));
 		for (i = 0; i < LOAD_CLIENTS; i++) {
@@ -955,13 +916,13 @@ test_stop_and_restart_under_load(void **state)
 		}
 		assert_true(atomic_load(&l.ok) > 0);
 		assert_true(atomic_load(&l.failed) < 1000000);
-		t0 = now_s();
+		t0 = tu_now_s();
 		for (i = 0; i < LOAD_CLIENTS; i++) {
 			kms_client_close(l.c[i]);
 		}
-		assert_true(now_s() - t0 < 2.0);
+		assert_true(tu_now_s() - t0 < 2.0);
 	}
-	assert_true(open_fds() <= fds0 + 2);
+	assert_true(tu_open_fds(0) <= fds0 + 2);
 	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
 	kms_client_set_timeout(cl, 20000);
 }

@@ -1,6 +1,7 @@
 /*
  * testutil.c — throwaway tokens and real kmsd processes for tests.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -221,4 +222,45 @@ tu_env_destroy(struct tu_env *e)
 		}
 	}
 	return st;
+}
+
+double
+tu_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int
+tu_open_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	if (pid == 0) {
+		snprintf(path, sizeof(path), "/proc/self/fd");
+	} else {
+		snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	}
+	if ((d = opendir(path)) == NULL) {
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		n += de->d_name[0] != '.';
+	}
+	closedir(d);
+	return n;
+}
+
+int
+tu_log_says(const struct tu_env *e, const char *what)
+{
+	char cmd[700];
+
+	snprintf(cmd, sizeof(cmd), "grep -q '%s' %s/kmsd.log", what, e->dir);
+	return tu_run(cmd, NULL, NULL) == 0;
 }

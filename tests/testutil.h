@@ -34,5 +34,11 @@ const char *tu_bin(const char *name);
 int tu_run(const char *cmd, char **out, char **err);
 /* Strip trailing newlines in place (command output); returns s. */
 char *tu_trimnl(char *s);
+/* Seconds on CLOCK_MONOTONIC. */
+double tu_now_s(void);
+/* Descriptors process pid holds (0: this one); -1 if it cannot be read. */
+int tu_open_fds(pid_t pid);
+/* 1 when kmsd's log (dir/kmsd.log) holds the text what. */
+int tu_log_says(const struct tu_env *e, const char *what);
 
 #endif

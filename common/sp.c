@@ -1,0 +1,85 @@
+/*
+ * sp.c — nng's SP-over-IPC wire format (see sp.h) and the bounded read
+ * both of its speakers need.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/be.h"
+#include "common/sp.h"
+
+void
+sp_hello(uint8_t out[SP_HELLO_LEN], uint16_t proto)
+{
+	memset(out, 0, SP_HELLO_LEN);
+	out[1] = 'S';
+	out[2] = 'P';
+	out[4] = (uint8_t)(proto >> 8);
+	out[5] = (uint8_t)proto;
+}
+
+int
+sp_hello_is(const uint8_t in[SP_HELLO_LEN], uint16_t proto)
+{
+	uint8_t want[SP_HELLO_LEN];
+
+	sp_hello(want, proto);
+	return memcmp(in, want, SP_HELLO_LEN) == 0;
+}
+
+void
+sp_frame_hdr(uint8_t out[SP_FRAME_HDR], uint64_t len)
+{
+	out[0] = 1;
+	put_u64_be(out + 1, len);
+}
+
+int
+sp_frame_len(const uint8_t hdr[SP_FRAME_HDR], uint64_t *len)
+{
+	if (hdr[0] != 1) {
+		return -1;
+	}
+	*len = get_u64_be(hdr + 1);
+	return 0;
+}
+
+uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+fd_read_full(int fd, uint8_t *p, size_t n, uint64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	ssize_t r;
+	uint64_t now;
+
+	while (got < n) {
+		if (deadline != 0) {
+			now = mono_ms();
+			if (poll(&pfd, 1, now >= deadline ? 0 :
+			    (int)(deadline - now)) != 1) {
+				return -1;
+			}
+		}
+		r = read(fd, p + got, n - got);
+		if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		if (r <= 0) {
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
