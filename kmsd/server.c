@@ -380,7 +380,8 @@ listener_answers(const char *url)
 	}
 	sp_hello(hello, SP_REQ0);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    write(fd, hello, sizeof(hello)) != (ssize_t)sizeof(hello)) {
+	    send(fd, hello, sizeof(hello), MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(hello)) {
 		close(fd);
 		return 0;
 	}
