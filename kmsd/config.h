@@ -22,7 +22,7 @@ struct config {
 	char softhsm2_conf[CONFIG_PATH_MAX];	/* exported if non-empty */
 	char token_label[33];			/* PKCS#11 label: 32 chars */
 	char pin_file[CONFIG_PATH_MAX];
-	char listen[CONFIG_PATH_MAX];		/* nng URL */
+	char listen[CONFIG_PATH_MAX];		/* ipc://<socket path> */
 	unsigned socket_mode;			/* ipc socket permissions */
 	char store[CONFIG_PATH_MAX];		/* sqlite database path */
 	int key_storage;			/* enum key_storage */

@@ -1,7 +1,7 @@
 /*
  * dispatch.c — request bytes + principal → reply object.
  *
- * Knows nothing of nng: the IPC server, tests and fuzzers call it alike.
+ * Knows no transport: the IPC server, tests and fuzzers call it alike.
  * Every failure becomes {"__type": <AWS name>, "message": ...}; the daemon
  * never drops a request it cannot parse.  Batch runs its items in order on
  * the same worker (one HSM session, one store connection) and answers each

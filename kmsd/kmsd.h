@@ -2,8 +2,8 @@
  * kmsd.h — the daemon's shared state, its workers, and the interfaces
  * between its layers:
  *
- *   server.c   nng listener, worker threads, peer credentials → principal
- *   dispatch.c request bytes + principal → reply JSON (knows nothing of nng)
+ *   server.c   IPC listener (req0/rep0), worker threads, peer credentials
+ *   dispatch.c request bytes + principal → reply JSON (knows no transport)
  *   op_*.c     one handler per AWS operation
  *   keycache.c key metadata and HSM handles in memory, loaded from the store
  *
@@ -51,8 +51,6 @@ struct kmsd {
 	struct keycache *keys;
 	struct authz *authz;
 	atomic_int stopping;
-	int nng_stuck;			/* nng's close never returned */
-	int restart;			/* stop, then execute kmsd again */
 	atomic_uint_fast64_t requests;
 	/* Held by a Batch while it makes its recorded HSM calls, when
 	 * cfg.batch_hsm_exclusive (dispatch.c, run_hsm_jobs). */

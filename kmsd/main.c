@@ -18,7 +18,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <nng/nng.h>
 
 #include "common/err.h"
 #include "common/secmem.h"
@@ -68,9 +67,6 @@ main(int argc, char **argv)
 	char err[1024], defconf[CONFIG_PATH_MAX + 16];
 	const char *so_pin_file = NULL;
 	int ch, check = 0, create_dk = 0, r;
-	/* Opened before the process stops being dumpable, which closes its
-	 * /proc entries to a kmsd that is not root: for a restart in place. */
-	int self = open("/proc/self/exe", O_PATH | O_CLOEXEC);
 
 	while ((ch = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
 		switch (ch) {
@@ -166,24 +162,5 @@ main(int argc, char **argv)
 		fprintf(stderr, "kmsd: %s\n", err);
 	}
 	kmsd_close(&d);
-	if (d.restart) {
-		/* nng stopped releasing connections (server.c, the reaper
-		 * check): start afresh, as the same process.  Only the
-		 * standard streams go across. */
-		fflush(NULL);
-		(void)close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-		if (self >= 0) {
-			fexecve(self, argv, environ);
-		}
-		fprintf(stderr, "kmsd: cannot restart: %s\n", strerror(errno));
-		_exit(1);
-	}
-	if (d.nng_stuck) {
-		/* nng_fini() and exit's handlers would wait for, or run
-		 * beside, nng's stuck threads: end here, all ours closed. */
-		fflush(NULL);
-		_exit(r == 0 ? 0 : 1);
-	}
-	nng_fini();
 	return r == 0 ? 0 : 1;
 }
