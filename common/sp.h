@@ -3,7 +3,7 @@
  * 8-byte handshake naming each side's protocol, and message frames (type
  * 1, a big-endian 64-bit length, then the payload; a req0/rep0 payload
  * starts with the 4-byte request id, high bit set).  Spoken by
- * libkmsclient (its whole transport) and by kmsd's listener probe.
+ * libkmsclient (its whole transport) and by kmsd's listener (server.c).
  */
 #ifndef KMS_COMMON_SP_H
 #define KMS_COMMON_SP_H

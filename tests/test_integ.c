@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -26,6 +27,8 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "common/be.h"
+#include "common/sp.h"
 #include "kms.h"
 #include "tests/testutil.h"
 
@@ -422,8 +425,8 @@ test_malformed_requests_get_typed_errors_and_daemon_lives(void **state)
  * A raw peer that speaks nng's IPC framing by hand (the library itself
  * refuses to send this much, and nng's req0 would redial and resend for
  * ever): it announces a 2 MiB message and starts sending it.  kmsd must
- * drop the connection at NNG_OPT_RECVMAXSZ, before any parsing, and go on
- * serving others.
+ * drop the connection on reading that frame header (a message holds at
+ * most 1 MiB, DESIGN §4), before any parsing, and go on serving others.
  */
 static void
 test_oversized_message_never_reaches_the_parser(void **state)
@@ -578,6 +581,150 @@ test_peers_breaking_the_handshake_are_dropped(void **state)
 	close(silent);
 	fprintf(stderr, "silent peer hung up on after %.1f s\n", t);
 	assert_true(t >= 5.0 && t < 15.0);
+}
+
+/* VmRSS of pid in KiB, or -1. */
+static long
+rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "r")) == NULL) {
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "VmRSS: %ld", &v) == 1) {
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+/*
+ * A peer that pipelines 20,000 requests (28 MB of replies) and reads
+ * nothing until it can send no more: kmsd must stop reading it once a
+ * few MiB of its replies wait (not queue them all), serve others
+ * meanwhile, and once the peer reads, deliver every reply exactly once,
+ * matched by request id, whatever order the workers finished in.
+ */
+static void
+test_a_flood_without_reading_is_parked_then_answered(void **state)
+{
+	enum { N = 20000 };
+	static const char body[] = "{\"Action\":\"GenerateRandom\","
+	    "\"NumberOfBytes\":1024}";
+	static uint8_t seen[N];
+	uint8_t frame[SP_FRAME_HDR + SP_ID_LEN + sizeof(body) - 1];
+	uint8_t hello[SP_HELLO_LEN], *in;
+	size_t inlen = 0, incap = 1 << 20, off = 0, flen;
+	uint64_t len;
+	kms_secret sec;
+	kms_error_info ei;
+	double t0, stall = 0;
+	long rss0, rss1 = -1;
+	int fd, sent = 0, got = 0, reading = 0, at_stall = N;
+	ssize_t r;
+	uint32_t id;
+
+	memset(seen, 0, sizeof(seen));
+	assert_non_null(in = malloc(incap));
+	assert_true((fd = raw_connect(&env, 0)) >= 0);
+	sp_hello(hello, SP_REQ0);
+	assert_int_equal(send(fd, hello, sizeof(hello), MSG_NOSIGNAL),
+	    sizeof(hello));
+	assert_int_equal(fd_read_full(fd, hello, sizeof(hello), mono_ms() +
+	    5000), 0);
+	assert_true(sp_hello_is(hello, SP_REP0));
+	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	sp_frame_hdr(frame, SP_ID_LEN + sizeof(body) - 1);
+	memcpy(frame + SP_FRAME_HDR + SP_ID_LEN, body, sizeof(body) - 1);
+	rss0 = rss_kib(env.kmsd);
+	t0 = tu_now_s();
+	while (got < N && tu_now_s() - t0 < 120.0) {
+		/* Send while the socket takes it (a frame once begun is
+		 * finished); without reading, until it has pushed back for
+		 * a whole second. */
+		while (sent < N) {
+			put_u32_be(frame + SP_FRAME_HDR, 0x80000000u |
+			    (uint32_t)sent);
+			for (off = 0; off < sizeof(frame);) {
+				r = send(fd, frame + off, sizeof(frame) - off,
+				    MSG_NOSIGNAL);
+				if (r > 0) {
+					off += (size_t)r;
+				} else if (off == 0) {
+					break;
+				} else {
+					usleep(1000);
+				}
+			}
+			if (off == 0) {
+				break;
+			}
+			sent++;
+			stall = 0;
+		}
+		if (!reading) {
+			if (sent == N) {
+				reading = 1;	/* kmsd took it all */
+			} else if (stall == 0) {
+				stall = tu_now_s();
+			} else if (tu_now_s() - stall >= 1.0) {
+				rss1 = rss_kib(env.kmsd);
+				at_stall = sent;
+				/* kmsd has stopped reading us: others go. */
+				must(kms_generate_random(cl, 16, &sec, &ei),
+				    &ei, "beside a flood");
+				kms_secret_free(&sec);
+				reading = 1;
+			}
+			if (!reading) {
+				usleep(10 * 1000);
+				continue;
+			}
+		}
+		r = recv(fd, in + inlen, incap - inlen, 0);
+		if (r <= 0) {
+			assert_true(r < 0 && (errno == EAGAIN ||
+			    errno == EWOULDBLOCK));
+			usleep(1000);
+			continue;
+		}
+		inlen += (size_t)r;
+		/* Whole replies: check and count them. */
+		off = 0;
+		while (inlen - off >= SP_FRAME_HDR) {
+			assert_int_equal(sp_frame_len(in + off, &len), 0);
+			flen = SP_FRAME_HDR + (size_t)len;
+			assert_true(flen <= incap);
+			if (inlen - off < flen) {
+				break;
+			}
+			id = get_u32_be(in + off + SP_FRAME_HDR) & 0x7fffffffu;
+			assert_true(id < (uint32_t)sent);
+			assert_int_equal(seen[id], 0);
+			seen[id] = 1;
+			assert_null(memmem(in + off, flen, "__type", 6));
+			assert_non_null(memmem(in + off, flen, "Plaintext", 9));
+			got++;
+			off += flen;
+		}
+		memmove(in, in + off, inlen - off);
+		inlen -= off;
+	}
+	fprintf(stderr, "flood: %d answered; kmsd stopped reading after %d "
+	    "requests; its RSS %ld -> %ld KiB\n", got, at_stall,
+	    rss0, rss1);
+	assert_int_equal(got, N);
+	/* It pushed back, holding a few MiB of replies, not 28 MB. */
+	assert_true(rss1 >= 0);
+	assert_true(rss1 - rss0 < 12 * 1024);
+	close(fd);
+	free(in);
 }
 
 /*
@@ -1008,6 +1155,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_oversized_message_never_reaches_the_parser),
 	cmocka_unit_test(test_peers_breaking_the_handshake_are_dropped),
 	    cmocka_unit_test(test_an_nng_req0_client_is_served),
+	    cmocka_unit_test(test_a_flood_without_reading_is_parked_then_answered),
 	cmocka_unit_test(test_sixteen_threads_share_one_client),
 	cmocka_unit_test(test_batch_mixes_successes_and_failures),
 	cmocka_unit_test(test_restart_decrypts_everything_and_no_secret_touches_disk),
