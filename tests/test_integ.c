@@ -28,6 +28,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/be.h"
+#include "common/proc.h"
 #include "common/sp.h"
 #include "kms.h"
 #include "tests/testutil.h"
@@ -583,27 +584,6 @@ test_peers_breaking_the_handshake_are_dropped(void **state)
 	assert_true(t >= 5.0 && t < 15.0);
 }
 
-/* VmRSS of pid in KiB, or -1. */
-static long
-rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "r")) == NULL) {
-		return -1;
-	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (sscanf(line, "VmRSS: %ld", &v) == 1) {
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
 /*
  * A peer that pipelines 20,000 requests (28 MB of replies) and reads
  * nothing until it can send no more: kmsd must stop reading it once a
@@ -642,7 +622,7 @@ test_a_flood_without_reading_is_parked_then_answered(void **state)
 	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
 	sp_frame_hdr(frame, SP_ID_LEN + sizeof(body) - 1);
 	memcpy(frame + SP_FRAME_HDR + SP_ID_LEN, body, sizeof(body) - 1);
-	rss0 = rss_kib(env.kmsd);
+	rss0 = proc_status_kib(env.kmsd, "VmRSS");
 	t0 = tu_now_s();
 	while (got < N && tu_now_s() - t0 < 120.0) {
 		/* Send while the socket takes it (a frame once begun is
@@ -674,7 +654,7 @@ test_a_flood_without_reading_is_parked_then_answered(void **state)
 			} else if (stall == 0) {
 				stall = tu_now_s();
 			} else if (tu_now_s() - stall >= 1.0) {
-				rss1 = rss_kib(env.kmsd);
+				rss1 = proc_status_kib(env.kmsd, "VmRSS");
 				at_stall = sent;
 				/* kmsd has stopped reading us: others go. */
 				must(kms_generate_random(cl, 16, &sec, &ei),

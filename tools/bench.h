@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/proc.h"
 #include "kms.h"
 
 #define BENCH_MAX_CLIENTS 1024
@@ -119,16 +120,6 @@ double bench_now(void);
 uint64_t bench_rand(uint64_t *seed);
 void bench_note_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
-
-/* bench_proc.c */
-/* utime+stime of pid in seconds, or -1. */
-double proc_cpu_seconds(pid_t pid);
-/* Context switches of every thread of pid (as they are now), or -1. */
-long long proc_ctx_switches(pid_t pid);
-/* A "Vm...:" line of /proc/pid/status in KiB, or -1. */
-long proc_status_kib(pid_t pid, const char *field);
-/* The process listening on the unix socket at path, or 0. */
-pid_t proc_find_listener(const char *path);
 
 /* bench_echo.c */
 /* Hidden mode of the binary: serve echo on url with nworkers contexts. */

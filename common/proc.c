@@ -1,6 +1,7 @@
 /*
- * bench_proc.c — what /proc says about the daemon under test: CPU time,
- * peak resident memory, and which process listens on an IPC socket.
+ * proc.c — what /proc says about another process (kms-bench's daemon
+ * under test, the tests' kmsd): CPU time, context switches, memory, and
+ * which process listens on a Unix socket.
  * Every file is read into a bounded buffer; a line that does not parse is
  * treated as "unknown" (-1 or 0), never as a number.
  */
@@ -12,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tools/bench.h"
+#include "common/proc.h"
 
 #define PROC_LINE_MAX 4096
 #define PROC_MAX_INODES 64
