@@ -486,7 +486,6 @@ sched_main(void *arg)
 {
 	struct sched *s = arg;
 	struct timespec ts;
-	uint64_t next_hsm = 0;
 
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
@@ -502,15 +501,9 @@ sched_main(void *arg)
 		if (!s->d->restart) {
 			watch_reaper(s);
 		}
-		if (hsm_is_down(s->d->hsm) && mono_ms() >= next_hsm) {
-			next_hsm = mono_ms() + (uint64_t)s->d->cfg.hsm_retry_ms;
-			pthread_mutex_unlock(&s->mu);
-			if (hsm_recover(s->d->hsm) == 0) {
-				keycache_invalidate_handles(s->d->keys);
-				fprintf(stderr, "kmsd: HSM is back\n");
-			}
-			pthread_mutex_lock(&s->mu);
-		}
+		pthread_mutex_unlock(&s->mu);
+		kmsd_hsm_tend(s->d);
+		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
