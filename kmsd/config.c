@@ -311,6 +311,16 @@ config_finish(struct config *c, char *err, size_t errlen)
 	if (c->softhsm2_conf[0] == '\0' && stat(sc, &st) == 0) {
 		copy(c->softhsm2_conf, sizeof(c->softhsm2_conf), sc);
 	}
+	/* Each recycle empties the handle cache; refilling it must not
+	 * bring on the next one. */
+	if (c->hsm_recycle_objects != 0 &&
+	    c->hsm_recycle_objects < 2 * (uint64_t)c->key_cache_handles) {
+		snprintf(err, errlen, "hsm_recycle_objects (%llu) must be 0 or "
+		    "at least twice key_cache_handles (%zu): each recycle "
+		    "empties the handle cache", (unsigned long long)
+		    c->hsm_recycle_objects, c->key_cache_handles);
+		return KMS_EVALIDATION;
+	}
 	if (stat(c->state_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "state_dir %s: not a directory "
 		    "(run scripts/hsm-init %s)", c->state_dir, c->state_dir);

@@ -3,6 +3,7 @@
  * worker's HSM session and store connection; resolve callers' names.
  */
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,11 @@ kmsd_hsm_tend(struct kmsd *d)
 	}
 	pthread_rwlock_unlock(&d->hsm_turn);
 	t2 = mono_ms_f();
+	if (r == 0) {
+		/* What C_Finalize freed is free in malloc's heaps, in pages
+		 * the next objects will not need all at once: give it back. */
+		(void)malloc_trim(0);
+	}
 	if (r == KMS_EUNSUPPORTED) {
 		d->recycle_off = 1;
 		fprintf(stderr, "kmsd: the PKCS#11 module was initialised by "

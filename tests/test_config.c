@@ -198,6 +198,24 @@ test_config_finish_refuses_world_readable_pin(void **state)
 }
 
 static void
+test_config_finish_wants_recycling_above_twice_the_handle_cache(
+    void **state)
+{
+	struct config c;
+	char err[256];
+
+	config_defaults(&c, dir);
+	c.key_cache_handles = 60000;	/* default hsm_recycle_objects 100000 */
+	assert_int_equal(config_finish(&c, err, sizeof(err)), KMS_EVALIDATION);
+	assert_non_null(strstr(err, "at least twice key_cache_handles"));
+	c.hsm_recycle_objects = 0;	/* never: no constraint */
+	err[0] = '\0';
+	if (config_finish(&c, err, sizeof(err)) != 0) {
+		assert_null(strstr(err, "hsm_recycle_objects"));
+	}
+}
+
+static void
 test_config_finish_names_a_missing_module(void **state)
 {
 	struct config c;
@@ -221,6 +239,7 @@ main(void)
 		cmocka_unit_test(test_config_missing_file_is_an_error),
 		cmocka_unit_test(test_config_finish_refuses_world_readable_pin),
 		cmocka_unit_test(test_config_finish_names_a_missing_module),
+		cmocka_unit_test(test_config_finish_wants_recycling_above_twice_the_handle_cache),
 	};
 	int r;
 
