@@ -22,10 +22,20 @@
  * Failure: any CK_RV meaning the token went away (session handle invalid,
  * device error/removed/memory, token not present, not logged in...) maps to
  * KMS_EDEPENDENCYTIMEOUT and marks the hsm down.  hsm_recover() (called by
- * the daemon's scheduler) re-initialises, logs in again and bumps the
+ * the daemon's scheduler) closes every session, logs in again and bumps the
  * generation; sessions reopen themselves on next use when their generation
  * is old, and handles from an older generation must be reloaded by the
  * caller (hsm_generation()).
+ *
+ * Recycling: SoftHSM2 2.6.1 frees a destroyed session object only at
+ * C_Finalize, so every unwrap costs memory for good.  hsm_objects_made()
+ * counts the session objects created since the module was last
+ * initialised; hsm_reinit() finalises and initialises it again (which
+ * frees them), logs in again and bumps the generation.  After it the
+ * module may give an old handle's number to another object, so the caller
+ * must make sure no thread uses the hsm, or holds a handle it is about to
+ * use, while hsm_reinit() or hsm_recover() runs (kmsd: struct kmsd's
+ * hsm_turn).
  */
 #ifndef KMS_HSM_H
 #define KMS_HSM_H
@@ -73,12 +83,30 @@ int hsm_init_token(const char *module, const char *label,
 int hsm_session_open(hsm *h, hsm_session **out);
 void hsm_session_close(hsm_session *s);
 
-/* Current generation; bumped by every successful hsm_recover(). */
+/* Current generation; bumped by every successful hsm_recover() and by
+ * every hsm_reinit(). */
 uint64_t hsm_generation(const hsm *h);
 /* 1 when the last call saw the token go away and no recovery has run. */
 int hsm_is_down(const hsm *h);
-/* Re-open the token and log in again; 0 when the token is back. */
+/* Re-open the token and log in again; 0 when the token is back.  Not
+ * concurrent with any other use of h (see above). */
 int hsm_recover(hsm *h);
+/*
+ * Session objects created since the module was last initialised: unwrapped
+ * versions, resident copies, the transient keys of hsm_generate_wrapped
+ * and the domain key's copy, destroyed or not.
+ */
+uint64_t hsm_objects_made(const hsm *h);
+/*
+ * C_Finalize, C_Initialize (same arguments), log in again (the PIN file is
+ * read again), find the domain key; bumps the generation whatever the
+ * outcome, so every handle and session from before is stale.  0 on
+ * success; on failure the hsm is down and hsm_recover() finishes the job.
+ * KMS_EUNSUPPORTED, with nothing done, when this hsm did not initialise
+ * the module (another part of the process did).  Not concurrent with any
+ * other use of h (see above).
+ */
+int hsm_reinit(hsm *h);
 
 /* Random bytes from the token (C_GenerateRandom, one call). */
 int hsm_random(hsm_session *s, uint8_t *buf, size_t n);

@@ -24,6 +24,11 @@ struct hsm {
 	atomic_uint_fast64_t gen;
 	atomic_int down;
 	int finalize;			/* we initialised the module */
+	int need_init;			/* hsm_reinit finalised, C_Initialize
+					 * failed: recovery initialises first */
+	/* Session objects created since the module's last C_Initialize
+	 * (SoftHSM2 frees destroyed ones only at C_Finalize). */
+	atomic_uint_fast64_t made;
 };
 
 struct hsm_session {

@@ -13,6 +13,11 @@
  * KMS_EDEPENDENCYTIMEOUT.  hsm_recover() rebuilds the internal session and
  * login and bumps the generation; worker sessions reopen when they see a
  * newer generation.
+ *
+ * Recycling: SoftHSM2 2.6.1 keeps every destroyed session object in memory
+ * until C_Finalize (SessionObjectStore::deleteObject only invalidates it),
+ * so the hsm counts the session objects it creates and hsm_reinit()
+ * finalises and initialises the module again when the daemon asks.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -314,6 +319,7 @@ attach(hsm *h, int create_domain_key, char *errbuf, size_t errlen)
 		    rv_name(rv));
 		goto fail;
 	}
+	atomic_fetch_add(&h->made, 1);
 	return 0;
  fail:
 	(void)h->f->C_CloseSession(h->sess);
@@ -446,6 +452,7 @@ hsm_open(const struct hsm_config *cfg, hsm **out, char *errbuf,
 	snprintf(h->pin_file, sizeof(h->pin_file), "%s", cfg->pin_file);
 	atomic_init(&h->gen, 1);
 	atomic_init(&h->down, 0);
+	atomic_init(&h->made, 0);
 	if ((h->dl = dlopen(cfg->module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		snprintf(errbuf, errlen, "cannot load PKCS#11 module %s: %s",
 		    cfg->module, dlerror());
@@ -601,16 +608,37 @@ hsm_init_token(const char *module, const char *label,
 	return r;
 }
 
+uint64_t
+hsm_objects_made(const hsm *h)
+{
+	return atomic_load(&((hsm *)h)->made);
+}
+
 int
 hsm_recover(hsm *h)
 {
+	CK_C_INITIALIZE_ARGS ia;
 	char err[256];
+	CK_RV rv;
 	int r;
 
 	pthread_mutex_lock(&h->mu);
 	if (!atomic_load(&h->down)) {
 		pthread_mutex_unlock(&h->mu);
 		return 0;
+	}
+	if (h->need_init) {
+		/* A re-initialisation stopped between C_Finalize and a
+		 * successful C_Initialize. */
+		p11_init_args(&ia);
+		if ((rv = h->f->C_Initialize(&ia)) != CKR_OK) {
+			pthread_mutex_unlock(&h->mu);
+			return hsm_rv_err(NULL, rv, "C_Initialize");
+		}
+		h->need_init = 0;
+		h->slot = 0;
+		h->sess = CK_INVALID_HANDLE;
+		atomic_store(&h->made, 0);
 	}
 	/* Whatever survived the outage is unusable: start afresh. */
 	if (h->slot != 0 || h->sess != CK_INVALID_HANDLE) {
@@ -622,6 +650,58 @@ hsm_recover(hsm *h)
 		atomic_fetch_add(&h->gen, 1);
 		atomic_store(&h->down, 0);
 	}
+	pthread_mutex_unlock(&h->mu);
+	return r;
+}
+
+int
+hsm_reinit(hsm *h)
+{
+	CK_C_INITIALIZE_ARGS ia;
+	char err[256];
+	CK_RV rv;
+	int r;
+
+	if (h == NULL) {
+		return KMS_EINVAL;
+	}
+	if (!h->finalize) {
+		/* Someone else in this process initialised the module; a
+		 * C_Finalize would pull it from under them. */
+		return KMS_EUNSUPPORTED;
+	}
+	pthread_mutex_lock(&h->mu);
+	/* Callers fail fast until the token is back (they should not be
+	 * calling at all: see hsm.h). */
+	atomic_store(&h->down, 1);
+	(void)h->f->C_Finalize(NULL);
+	/* Every session and session object is gone, and the numbers of the
+	 * handles and sessions of this generation may name others after
+	 * C_Initialize: make them all stale whatever happens next. */
+	atomic_fetch_add(&h->gen, 1);
+	h->sess = CK_INVALID_HANDLE;
+	h->domain = CK_INVALID_HANDLE;
+	h->slot = 0;
+	h->need_init = 1;
+	p11_init_args(&ia);
+	if ((rv = h->f->C_Initialize(&ia)) != CKR_OK) {
+		r = hsm_rv_err(NULL, rv, "re-initialising: C_Initialize");
+		fprintf(stderr, "kmsd: hsm: re-initialising the module failed "
+		    "(C_Initialize: %s); retrying as after an outage\n",
+		    rv_name(rv));
+		goto out;
+	}
+	h->need_init = 0;
+	atomic_store(&h->made, 0);
+	if ((r = attach(h, 0, err, sizeof(err))) != 0) {
+		fprintf(stderr, "kmsd: hsm: re-initialising the module failed "
+		    "(%s); retrying as after an outage\n", err);
+		goto out;
+	}
+	atomic_fetch_add(&h->gen, 1);
+	atomic_store(&h->down, 0);
+	r = 0;
+ out:
 	pthread_mutex_unlock(&h->mu);
 	return r;
 }
@@ -645,7 +725,10 @@ hsm_session_close(hsm_session *s)
 	if (s == NULL) {
 		return;
 	}
-	if (s->open && !atomic_load(&s->h->down)) {
+	/* A session of an older generation was closed with all the others
+	 * (hsm_recover, hsm_reinit); its number may now be someone else's. */
+	if (s->open && !atomic_load(&s->h->down) &&
+	    s->gen == atomic_load(&s->h->gen)) {
 		(void)s->h->f->C_CloseSession(s->s);
 	}
 	free(s);
@@ -665,10 +748,13 @@ hsm_ready(hsm_session *s)
 	if (s->open && s->gen == gen) {
 		return 0;
 	}
-	if (s->open) {
-		(void)s->h->f->C_CloseSession(s->s);	/* stale anyway */
-		s->open = 0;
-	}
+	/*
+	 * A newer generation: the session was closed with all the others
+	 * (C_CloseAllSessions in hsm_recover, C_Finalize in hsm_reinit).  Do
+	 * not close its number again: the module reuses numbers, and it may
+	 * now be another worker's new session, or the internal one.
+	 */
+	s->open = 0;
 	if ((rv = s->h->f->C_OpenSession(s->h->slot, CKF_SERIAL_SESSION |
 	    CKF_RW_SESSION, NULL, NULL, &s->s)) != CKR_OK) {
 		return hsm_rv_err(s->h, rv, "C_OpenSession");
@@ -720,6 +806,7 @@ hsm_generate_wrapped(hsm_session *s, uint8_t *wrapped, size_t wrapsz,
 	    sizeof(t[0]), &k)) != CKR_OK) {
 		return hsm_rv_err(s->h, rv, "C_GenerateKey");
 	}
+	atomic_fetch_add(&s->h->made, 1);
 	rv = s->h->f->C_WrapKey(s->s, &kw, s->h->domain, k, wrapped, &wl);
 	(void)s->h->f->C_DestroyObject(s->s, k);
 	if (rv != CKR_OK) {
@@ -770,6 +857,7 @@ hsm_unwrap(hsm_session *s, const uint8_t *wrapped, size_t len, hsm_key *out)
 	if (rv != CKR_OK) {
 		return hsm_rv_err(s->h, rv, "C_UnwrapKey");
 	}
+	atomic_fetch_add(&s->h->made, 1);
 	*out = k;
 	return 0;
 }
@@ -836,6 +924,7 @@ copy_resident(hsm *h, CK_OBJECT_HANDLE tok, const uint8_t *id, size_t idlen,
 	if ((rv = h->f->C_CopyObject(h->sess, tok, copy, 1, &k)) != CKR_OK) {
 		return rv == CKR_OBJECT_HANDLE_INVALID ? CKR_OK : rv;
 	}
+	atomic_fetch_add(&h->made, 1);
 	if ((rv = h->f->C_GetAttributeValue(h->sess, k, &a, 1)) != CKR_OK ||
 	    a.ulValueLen != idlen || memcmp(got, id, idlen) != 0) {
 		(void)h->f->C_DestroyObject(h->sess, k);

@@ -35,6 +35,9 @@ struct config {
 	size_t key_cache_handles;		/* unwrapped versions kept */
 	uint64_t max_encryptions;		/* per version, then rotate */
 	int hsm_retry_ms;			/* recovery attempt period */
+	uint64_t hsm_recycle_objects;		/* re-initialise the module after
+						 * this many session objects;
+						 * 0: never */
 	int batch_hsm_exclusive;		/* a Batch has the HSM to itself */
 };
 

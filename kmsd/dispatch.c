@@ -728,6 +728,10 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	    sizeof(c.msg))) == NULL) {
 		return error_object(KMS_ESERIALIZATION, c.msg);
 	}
+	/* The HSM's turn (kmsd.h), for everything that may touch a key:
+	 * taken once per message, since a Batch runs its items through
+	 * run_one here and never through dispatch(). */
+	pthread_rwlock_rdlock(&w->d->hsm_turn);
 	action = json_object_get(msg, "Action");
 	if (json_is_string(action) &&
 	    strcmp(json_string_value(action), "Batch") == 0) {
@@ -738,6 +742,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	} else {
 		resp = run_one(&c, msg, 0);
 	}
+	pthread_rwlock_unlock(&w->d->hsm_turn);
 	json_decref(msg);
 	/* Plaintexts of this request die here, with the request. */
 	if (c.secret_used > 0) {

@@ -742,6 +742,42 @@ keycache_invalidate_handles(struct keycache *kc)
 	pthread_mutex_unlock(&kc->mu);
 }
 
+/* One resident object from the search: a cached version it is keeps its
+ * handle. */
+static void
+refind_object(const uint8_t *id, size_t idlen, const hsm_resident_ref *ref,
+    void *arg)
+{
+	struct keycache *kc = arg;
+	struct kentry *e;
+	struct kver *v;
+	uint32_t ver;
+
+	if (idlen != 20) {
+		return;		/* not one of ours */
+	}
+	ver = (uint32_t)id[16] << 24 | (uint32_t)id[17] << 16 |
+	    (uint32_t)id[18] << 8 | id[19];
+	pthread_mutex_lock(&kc->mu);
+	if ((e = find(kc, id)) != NULL && ver >= 1 && ver <= e->nversions) {
+		v = e->versions[ver - 1];
+		if (v->resident && v->material_len == idlen &&
+		    memcmp(v->material, id, idlen) == 0) {
+			v->tok = *ref;
+		}
+	}
+	pthread_mutex_unlock(&kc->mu);
+}
+
+int
+keycache_refind_resident(struct keycache *kc, hsm_session *hs)
+{
+	if (kc->d->cfg.key_storage != STORAGE_RESIDENT) {
+		return 0;
+	}
+	return hsm_list_resident(hs, refind_object, kc);
+}
+
 int
 keycache_create_key(struct worker *w, struct store_key *k,
     const struct store_tag *tags, size_t ntags)

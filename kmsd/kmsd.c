@@ -3,6 +3,7 @@
  * worker's HSM session and store connection; resolve callers' names.
  */
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "common/err.h"
 #include "common/secmem.h"
+#include "common/sp.h"
 #include "kmsd/authz.h"
 #include "kmsd/kmsd.h"
 
@@ -22,6 +24,7 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 {
 	struct hsm_config hc;
 	pthread_mutexattr_t ma;
+	pthread_rwlockattr_t ra;
 	int r;
 
 	/* Adaptive: a Batch of 100 holds it for about a millisecond, and
@@ -30,6 +33,14 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
 	pthread_mutex_init(&d->batch_turn, &ma);
 	pthread_mutexattr_destroy(&ma);
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&d->hsm_turn, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	d->hsm_retry_at = 0;
+	d->recycle_off = 0;
+	d->tend_hs = NULL;
 	if (d->cfg.softhsm2_conf[0] != '\0') {
 		setenv("SOFTHSM2_CONF", d->cfg.softhsm2_conf, 1);
 	}
@@ -70,6 +81,8 @@ kmsd_close(struct kmsd *d)
 		}
 		d->keys = NULL;
 	}
+	hsm_session_close(d->tend_hs);
+	d->tend_hs = NULL;
 	authz_destroy(d->authz);
 	d->authz = NULL;
 	if (d->hsm != NULL) {
@@ -77,6 +90,110 @@ kmsd_close(struct kmsd *d)
 		d->hsm = NULL;
 	}
 	pthread_mutex_destroy(&d->batch_turn);
+	pthread_rwlock_destroy(&d->hsm_turn);
+}
+
+static double
+mono_ms_f(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Resident mode: one search finds every version's token object again
+ * (their handles are of the old generation).  With the turn held for
+ * reading, like any other use of the HSM; a failure only costs searches
+ * on later loads. */
+static void
+refind_resident(struct kmsd *d)
+{
+	int r;
+
+	if (d->cfg.key_storage != STORAGE_RESIDENT) {
+		return;
+	}
+	if (d->tend_hs == NULL && hsm_session_open(d->hsm, &d->tend_hs) != 0) {
+		d->tend_hs = NULL;
+		return;
+	}
+	pthread_rwlock_rdlock(&d->hsm_turn);
+	r = keycache_refind_resident(d->keys, d->tend_hs);
+	pthread_rwlock_unlock(&d->hsm_turn);
+	if (r != 0) {
+		fprintf(stderr, "kmsd: finding resident keys again: %s\n",
+		    kms_strerror(r));
+	}
+}
+
+/*
+ * Recovery and re-initialisation both run with the turn held for writing.
+ * For re-initialisation that is the point: SoftHSM2 numbers handles from a
+ * counter that C_Initialize restarts, so a request that had just read a
+ * cached handle could use an old number that now names another key.
+ * Recovery closes every session and makes new objects too (and, after a
+ * re-initialisation that failed half-way, initialises the module), and a
+ * module may reuse numbers there as well; while the token is away requests
+ * fail at once, so the ones in flight drain quickly and the pause is the
+ * length of one attempt.
+ */
+void
+kmsd_hsm_tend(struct kmsd *d)
+{
+	uint64_t made;
+	double t0, t1, t2;
+	int r;
+
+	if (hsm_is_down(d->hsm)) {
+		if (mono_ms() < d->hsm_retry_at) {
+			return;
+		}
+		d->hsm_retry_at = mono_ms() + (uint64_t)d->cfg.hsm_retry_ms;
+		pthread_rwlock_wrlock(&d->hsm_turn);
+		if ((r = hsm_recover(d->hsm)) == 0) {
+			keycache_invalidate_handles(d->keys);
+		}
+		pthread_rwlock_unlock(&d->hsm_turn);
+		if (r == 0) {
+			fprintf(stderr, "kmsd: HSM is back\n");
+			refind_resident(d);
+		}
+		return;
+	}
+	if (d->cfg.hsm_recycle_objects == 0 || d->recycle_off ||
+	    hsm_objects_made(d->hsm) < d->cfg.hsm_recycle_objects) {
+		return;
+	}
+	t0 = mono_ms_f();
+	pthread_rwlock_wrlock(&d->hsm_turn);
+	t1 = mono_ms_f();
+	made = hsm_objects_made(d->hsm);
+	if ((r = hsm_reinit(d->hsm)) != KMS_EUNSUPPORTED) {
+		/* Whatever the outcome, the generation moved on. */
+		keycache_invalidate_handles(d->keys);
+	}
+	pthread_rwlock_unlock(&d->hsm_turn);
+	t2 = mono_ms_f();
+	if (r == 0) {
+		/* What C_Finalize freed is free in malloc's heaps, in pages
+		 * the next objects will not need all at once: give it back. */
+		(void)malloc_trim(0);
+	}
+	if (r == KMS_EUNSUPPORTED) {
+		d->recycle_off = 1;
+		fprintf(stderr, "kmsd: the PKCS#11 module was initialised by "
+		    "someone else in this process; hsm_recycle_objects is "
+		    "ignored\n");
+		return;
+	}
+	if (r != 0) {
+		return;		/* hsm_reinit said why; recovery takes over */
+	}
+	fprintf(stderr, "kmsd: HSM module re-initialised after %llu session "
+	    "objects: requests paused %.1f ms (%.1f waiting for those in "
+	    "flight)\n", (unsigned long long)made, t2 - t0, t1 - t0);
+	refind_resident(d);
 }
 
 int

@@ -10,6 +10,12 @@
  * struct kmsd is shared by all workers: its config is read-only after
  * start-up and its key cache is internally locked.  struct worker belongs to
  * one thread: its HSM session and store connection are used by it alone.
+ *
+ * The HSM's turn (hsm_turn): every request holds it for reading from start
+ * to end (dispatch), and the scheduler holds it for writing while it
+ * recovers or re-initialises the PKCS#11 module (kmsd_hsm_tend), so no
+ * request is ever between finding a cached handle and using it while the
+ * module may give that handle's number to another object.
  */
 #ifndef KMSD_KMSD_H
 #define KMSD_KMSD_H
@@ -55,6 +61,14 @@ struct kmsd {
 	/* Held by a Batch while it makes its recorded HSM calls, when
 	 * cfg.batch_hsm_exclusive (dispatch.c, run_hsm_jobs). */
 	pthread_mutex_t batch_turn;
+	/* See above.  Writer-preferring: a steady stream of requests cannot
+	 * starve the scheduler.  Never taken twice by one thread (a reader
+	 * waiting behind a waiting writer would deadlock). */
+	pthread_rwlock_t hsm_turn;
+	/* kmsd_hsm_tend's own, scheduler thread only: */
+	uint64_t hsm_retry_at;		/* next recovery attempt (mono_ms) */
+	int recycle_off;		/* the module cannot be re-initialised */
+	hsm_session *tend_hs;		/* to find resident objects again */
 	/* "arn:kms:local:<account>:key/", made once by kmsd_open (an
 	 * account id is 12 digits, so a key ARN always fits KEY_ARN_MAX). */
 	char key_arn_prefix[KEY_ARN_PREFIX_MAX];
@@ -129,6 +143,11 @@ void keycache_unpin(struct worker *w, struct key_use *u);
 int keycache_refresh(struct worker *w, const uint8_t id[16]);
 /* After an HSM outage: every handle is stale. */
 void keycache_invalidate_handles(struct keycache *kc);
+/* Resident mode, after a recovery or re-initialisation: find every cached
+ * version's token object again with one search, so that loading one
+ * copies it by handle instead of searching (DESIGN §2).  No-op when
+ * wrapped. */
+int keycache_refind_resident(struct keycache *kc, hsm_session *hs);
 /* Create a key: material in the HSM, row committed, entry cached. */
 int keycache_create_key(struct worker *w, struct store_key *k,
     const struct store_tag *tags, size_t ntags);
@@ -155,6 +174,14 @@ void kmsd_close(struct kmsd *d);
 int worker_init(struct kmsd *d, int id, struct worker *w, char *err,
     size_t errlen);
 void worker_fini(struct worker *w);
+/*
+ * The scheduler's HSM duties, called every tick: after an outage, try to
+ * recover every cfg.hsm_retry_ms; once cfg.hsm_recycle_objects session
+ * objects have been made, re-initialise the module (SoftHSM2 2.6.1 frees
+ * destroyed session objects only at C_Finalize).  Both run with hsm_turn
+ * held for writing and drop the cached handles; each logs one line.
+ */
+void kmsd_hsm_tend(struct kmsd *d);
 /* Fill a principal for a uid/gid/pid (names resolved, cached). */
 void principal_from_uid(struct principal *p, uid_t uid, gid_t gid,
     pid_t pid);

@@ -1007,7 +1007,6 @@ sched_main(void *arg)
 {
 	struct server *sv = arg;
 	struct timespec ts;
-	uint64_t next_hsm = 0;
 
 	pthread_mutex_lock(&sv->smu);
 	while (!sv->sched_stop) {
@@ -1022,13 +1021,7 @@ sched_main(void *arg)
 		pthread_mutex_unlock(&sv->smu);
 		grave_sweep(sv);
 		hello_sweep(sv);
-		if (hsm_is_down(sv->d->hsm) && mono_ms() >= next_hsm) {
-			next_hsm = mono_ms() + (uint64_t)sv->d->cfg.hsm_retry_ms;
-			if (hsm_recover(sv->d->hsm) == 0) {
-				keycache_invalidate_handles(sv->d->keys);
-				fprintf(stderr, "kmsd: HSM is back\n");
-			}
-		}
+		kmsd_hsm_tend(sv->d);	/* recovery, module recycling */
 		pthread_mutex_lock(&sv->smu);
 	}
 	pthread_mutex_unlock(&sv->smu);

@@ -88,6 +88,7 @@ test_config_reads_every_key(void **state)
 	    "key_cache_handles = 100\n"
 	    "max_encryptions_per_version = 10\n"
 	    "hsm_retry_ms = 50\n"
+	    "hsm_recycle_objects = 250\n"
 	    "batch_hsm_exclusive = no\n"), err, sizeof(err)), 0);
 	assert_string_equal(c.token_label, "other");
 	assert_string_equal(c.listen, "ipc:///tmp/x.sock");
@@ -103,7 +104,26 @@ test_config_reads_every_key(void **state)
 	assert_int_equal(c.key_cache_handles, 100);
 	assert_int_equal(c.max_encryptions, 10);
 	assert_int_equal(c.hsm_retry_ms, 50);
+	assert_int_equal(c.hsm_recycle_objects, 250);
 	assert_int_equal(c.batch_hsm_exclusive, 0);
+}
+
+static void
+test_config_hsm_recycle_objects_defaults_to_a_bound_and_zero_is_never(
+    void **state)
+{
+	struct config c;
+	char err[256];
+
+	/* The embedded defaults must bound SoftHSM2's memory. */
+	config_defaults(&c, dir);
+	assert_int_equal(c.hsm_recycle_objects, 100000);
+	assert_int_equal(config_load(&c, write_conf(
+	    "hsm_recycle_objects = 0\n"), err, sizeof(err)), 0);
+	assert_int_equal(c.hsm_recycle_objects, 0);
+	assert_int_equal(config_load(&c, write_conf(
+	    "hsm_recycle_objects = 1000000000\n"), err, sizeof(err)), 0);
+	assert_int_equal(c.hsm_recycle_objects, 1000000000);
 }
 
 static void
@@ -137,6 +157,14 @@ test_config_rejects_bad_lines_with_file_and_line(void **state)
 	expect_error("state_dir = relative\n", "absolute");
 	expect_error("max_encryptions_per_version = 4294967296\n",
 	    "max_encryptions");
+	expect_error("hsm_recycle_objects = 99\n",
+	    "hsm_recycle_objects must be 0 (never) or 100-1000000000");
+	expect_error("hsm_recycle_objects = 1000000001\n",
+	    "hsm_recycle_objects must be");
+	expect_error("hsm_recycle_objects = -5\n",
+	    "hsm_recycle_objects must be");
+	expect_error("hsm_recycle_objects = lots\n",
+	    "hsm_recycle_objects must be");
 }
 
 static void
@@ -170,6 +198,24 @@ test_config_finish_refuses_world_readable_pin(void **state)
 }
 
 static void
+test_config_finish_wants_recycling_above_twice_the_handle_cache(
+    void **state)
+{
+	struct config c;
+	char err[256];
+
+	config_defaults(&c, dir);
+	c.key_cache_handles = 60000;	/* default hsm_recycle_objects 100000 */
+	assert_int_equal(config_finish(&c, err, sizeof(err)), KMS_EVALIDATION);
+	assert_non_null(strstr(err, "at least twice key_cache_handles"));
+	c.hsm_recycle_objects = 0;	/* never: no constraint */
+	err[0] = '\0';
+	if (config_finish(&c, err, sizeof(err)) != 0) {
+		assert_null(strstr(err, "hsm_recycle_objects"));
+	}
+}
+
+static void
 test_config_finish_names_a_missing_module(void **state)
 {
 	struct config c;
@@ -188,10 +234,12 @@ main(void)
 		cmocka_unit_test(test_config_defaults_derive_from_state_dir),
 		cmocka_unit_test(test_config_relative_state_dir_is_made_absolute),
 		cmocka_unit_test(test_config_reads_every_key),
+		cmocka_unit_test(test_config_hsm_recycle_objects_defaults_to_a_bound_and_zero_is_never),
 		cmocka_unit_test(test_config_rejects_bad_lines_with_file_and_line),
 		cmocka_unit_test(test_config_missing_file_is_an_error),
 		cmocka_unit_test(test_config_finish_refuses_world_readable_pin),
 		cmocka_unit_test(test_config_finish_names_a_missing_module),
+		cmocka_unit_test(test_config_finish_wants_recycling_above_twice_the_handle_cache),
 	};
 	int r;
 

@@ -6,10 +6,14 @@
  * were pulled (sessions closed, CKR_DEVICE_REMOVED).  Requests must fail
  * promptly with DependencyTimeoutException, and kmsd must recover by
  * itself when the token returns.  And clients that die with calls in
- * flight: kmsd must not keep their connections.
+ * flight: kmsd must not keep their connections.  And the module
+ * re-initialised on purpose (hsm_recycle_objects) under load: no call may
+ * fail or reach the wrong key.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -341,6 +345,191 @@ test_clients_killed_mid_call_leak_nothing(void **state)
 	assert_int_equal(tu_env_destroy(&e), 0);
 }
 
+/* ---- the module re-initialised under load ---- */
+
+#define RC_KEYS 64		/* four times key_cache_handles: most miss */
+#define RC_THREADS 4
+#define RC_RECYCLES 8		/* seen in the log before the load stops */
+#define RC_MAX_S 90.0		/* ... or the test fails */
+
+static char rc_keys[RC_KEYS][KMS_KEY_ID_LEN + 1];
+static atomic_int rc_stop;
+static atomic_long rc_calls, rc_bad;
+static char rc_first[512];
+static pthread_mutex_t rc_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+rc_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (atomic_fetch_add(&rc_bad, 1) == 0) {
+		pthread_mutex_lock(&rc_mu);
+		va_start(ap, fmt);
+		vsnprintf(rc_first, sizeof(rc_first), fmt, ap);
+		va_end(ap);
+		pthread_mutex_unlock(&rc_mu);
+	}
+}
+
+/* Decrypt blob and check it is pt under key k (an id given or not). */
+static void
+rc_check(kms_client *c, const kms_buf *blob, int k, const char *pt,
+    int give_id)
+{
+	kms_decrypt_req dr = { 0 };
+	kms_decrypt_resp dout;
+	kms_error_info ei;
+	int r;
+
+	dr.ciphertext_blob = blob->data;
+	dr.ciphertext_len = blob->len;
+	dr.key_id = give_id ? rc_keys[k] : NULL;
+	atomic_fetch_add(&rc_calls, 1);
+	if ((r = kms_decrypt(c, &dr, &dout, &ei)) != 0) {
+		rc_fail("Decrypt under key %d: %d %s: %s", k, r, ei.name,
+		    ei.message);
+		return;
+	}
+	if (dout.plaintext.len != strlen(pt) ||
+	    memcmp(dout.plaintext.data, pt, strlen(pt)) != 0) {
+		rc_fail("Decrypt under key %d returned another plaintext", k);
+	} else if (strstr(dout.key_id, rc_keys[k]) == NULL) {
+		rc_fail("Decrypt under key %d names %s", k, dout.key_id);
+	}
+	kms_decrypt_resp_free(&dout);
+}
+
+/* Encrypt under keys in a stride, decrypt at once and, a few calls later
+ * (after other keys pushed this one out of the cache, perhaps after a
+ * recycle), decrypt again. */
+static void *
+rc_client(void *arg)
+{
+	int t = (int)(intptr_t)arg, n, k;
+	kms_client *c = NULL;
+	kms_buf old[RC_KEYS];
+	char pts[RC_KEYS][96], pt[96];
+	kms_encrypt_req er = { 0 };
+	kms_encrypt_resp eo;
+	kms_error_info ei;
+
+	memset(old, 0, sizeof(old));
+	if (kms_client_open(&c, env.endpoint) != 0) {
+		rc_fail("client %d: cannot connect", t);
+		return NULL;
+	}
+	kms_client_set_timeout(c, 20000);
+	for (n = 0; !atomic_load(&rc_stop); n++) {
+		k = (t * 17 + n * 23) % RC_KEYS;
+		snprintf(pt, sizeof(pt), "client %d call %d key %d", t, n, k);
+		er.key_id = rc_keys[k];
+		er.plaintext = (const uint8_t *)pt;
+		er.plaintext_len = strlen(pt);
+		atomic_fetch_add(&rc_calls, 1);
+		if (kms_encrypt(c, &er, &eo, &ei) != 0) {
+			rc_fail("Encrypt under key %d: %s: %s", k, ei.name,
+			    ei.message);
+			continue;
+		}
+		rc_check(c, &eo.ciphertext_blob, k, pt, n % 2);
+		if (old[k].data != NULL) {
+			rc_check(c, &old[k], k, pts[k], 0);
+			kms_buf_free(&old[k]);
+		}
+		old[k] = eo.ciphertext_blob;	/* kept; the rest freed */
+		eo.ciphertext_blob.data = NULL;
+		eo.ciphertext_blob.len = 0;
+		kms_encrypt_resp_free(&eo);
+		memcpy(pts[k], pt, sizeof(pt));
+	}
+	for (k = 0; k < RC_KEYS; k++) {
+		kms_buf_free(&old[k]);
+	}
+	kms_client_close(c);
+	return NULL;
+}
+
+/* Lines of kmsd's log holding what. */
+static int
+log_count(const char *what)
+{
+	char cmd[700], *out = NULL;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "grep -c '%s' %s/kmsd.log", what, env.dir);
+	(void)tu_run(cmd, &out, NULL);
+	if (out != NULL) {
+		n = atoi(out);
+		free(out);
+	}
+	return n;
+}
+
+static void
+run_recycle_under_load(const char *storage)
+{
+	char extra[256];
+	kms_create_key_req cr = { 0 };
+	kms_key_metadata m;
+	kms_error_info ei;
+	pthread_t thr[RC_THREADS];
+	double t0;
+	int i, recycles = 0;
+
+	/* The minimum cache, so most calls unwrap (or copy) a version. */
+	snprintf(extra, sizeof(extra), "key_storage = %s\n"
+	    "key_cache_handles = 16\nhsm_recycle_objects = 200\n", storage);
+	assert_int_equal(tu_env_init(&env, extra), 0);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	for (i = 0; i < RC_KEYS; i++) {
+		assert_int_equal(kms_create_key(cl, &cr, &m, &ei), 0);
+		snprintf(rc_keys[i], sizeof(rc_keys[i]), "%s", m.key_id);
+		kms_key_metadata_free(&m);
+	}
+	atomic_store(&rc_stop, 0);
+	atomic_store(&rc_calls, 0);
+	atomic_store(&rc_bad, 0);
+	rc_first[0] = '\0';
+	for (i = 0; i < RC_THREADS; i++) {
+		assert_int_equal(pthread_create(&thr[i], NULL, rc_client,
+		    (void *)(intptr_t)i), 0);
+	}
+	t0 = tu_now_s();
+	while (tu_now_s() - t0 < RC_MAX_S && atomic_load(&rc_bad) == 0 &&
+	    (recycles = log_count("HSM module re-initialised")) <
+	    RC_RECYCLES) {
+		usleep(100 * 1000);
+	}
+	atomic_store(&rc_stop, 1);
+	for (i = 0; i < RC_THREADS; i++) {
+		pthread_join(thr[i], NULL);
+	}
+	recycles = log_count("HSM module re-initialised");
+	fprintf(stderr, "# %s: %ld calls in %.1f s, %d recycles, %ld bad%s%s\n",
+	    storage, atomic_load(&rc_calls), tu_now_s() - t0, recycles,
+	    atomic_load(&rc_bad), rc_first[0] != '\0' ? ": " : "", rc_first);
+	assert_int_equal(atomic_load(&rc_bad), 0);
+	assert_true(recycles >= RC_RECYCLES);
+	assert_false(tu_log_says(&env, "token unavailable"));
+	kms_client_close(cl);
+	cl = NULL;
+	assert_int_equal(tu_env_destroy(&env), 0);
+}
+
+static void
+test_recycle_under_load_loses_and_confuses_no_key_wrapped(void **state)
+{
+	run_recycle_under_load("wrapped");
+}
+
+static void
+test_recycle_under_load_loses_and_confuses_no_key_resident(void **state)
+{
+	run_recycle_under_load("resident");
+}
+
 int
 main(void)
 {
@@ -352,6 +541,8 @@ main(void)
 		cmocka_unit_test(test_no_search_on_a_request_path_resident),
 		cmocka_unit_test(test_missing_mechanism_refuses_start),
 		cmocka_unit_test(test_clients_killed_mid_call_leak_nothing),
+		cmocka_unit_test(test_recycle_under_load_loses_and_confuses_no_key_wrapped),
+		cmocka_unit_test(test_recycle_under_load_loses_and_confuses_no_key_resident),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
