@@ -55,7 +55,7 @@ config_defaults(struct config *c, const char *state_dir)
 	c->key_storage = STORAGE_WRAPPED;
 	c->workers = 8;
 	copy(c->account_id, sizeof(c->account_id), "000000000000");
-	c->key_cache_handles = 20000;
+	c->key_cache_handles = 4096;
 	c->max_encryptions = GCM_RANDOM_IV_LIMIT - 1;
 	c->hsm_retry_ms = 500;
 	c->hsm_recycle_objects = RECYCLE_DEFAULT;
