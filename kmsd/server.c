@@ -143,6 +143,7 @@ struct server {
 	struct conn *grave_new, *grave_wait;
 	uint64_t *grave_snap;		/* workers' passes when it began */
 	uint64_t accept_paused_ms;	/* 0: accepting */
+	uint64_t accept_logged_ms;	/* last said so */
 	/* Scheduler. */
 	pthread_t sched;
 	pthread_mutex_t smu;
@@ -812,11 +813,14 @@ do_accept(struct server *sv)
 			/* Out of descriptors: the scheduler listens again
 			 * in a while rather than spin on the backlog. */
 			pthread_mutex_lock(&sv->mu);
-			if (sv->accept_paused_ms == 0) {
+			sv->accept_paused_ms = mono_ms();
+			if (sv->accept_logged_ms == 0 || sv->accept_paused_ms -
+			    sv->accept_logged_ms >= 10000) {
+				/* Once per 10 s of it, not per retry. */
+				sv->accept_logged_ms = sv->accept_paused_ms;
 				fprintf(stderr, "kmsd: accept: %s; pausing "
 				    "new connections\n", strerror(errno));
 			}
-			sv->accept_paused_ms = mono_ms();
 			pthread_mutex_unlock(&sv->mu);
 			return;
 		}

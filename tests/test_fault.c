@@ -19,12 +19,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "common/proc.h"
 #include "kms.h"
 #include "tests/testutil.h"
 
@@ -530,6 +534,80 @@ test_recycle_under_load_loses_and_confuses_no_key_resident(void **state)
 	run_recycle_under_load("resident");
 }
 
+/* One call through client c, which must succeed. */
+static void
+must_serve(kms_client *c, const char *when)
+{
+	kms_secret s;
+	kms_error_info ei;
+
+	if (kms_generate_random(c, 8, &s, &ei) != 0) {
+		fail_msg("%s: %s: %s", when, ei.name, ei.message);
+	}
+	kms_secret_free(&s);
+}
+
+/*
+ * kmsd out of descriptors: 60 peers connect to a kmsd whose limit leaves
+ * room for 20.  It must not spin on the listener it cannot accept from,
+ * say so once (not once per retry), keep serving the connections it has,
+ * and accept again once descriptors are free.
+ */
+static void
+test_out_of_descriptors_pauses_accepting_then_resumes(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct rlimit rl;
+	struct tu_env e;
+	kms_client *held;
+	char log[400], line[512];
+	int fds[60], i, n, said = 0;
+	double cpu0, cpu1;
+	FILE *f;
+
+	assert_int_equal(tu_env_init(&e, NULL), 0);
+	assert_int_equal(tu_kmsd_start(&e), 0);
+	/* A client connected before the shortage, kept throughout. */
+	assert_int_equal(kms_client_open(&held, e.endpoint), 0);
+	kms_client_set_timeout(held, 5000);
+	must_serve(held, "before");
+	assert_true((n = tu_open_fds(e.kmsd)) > 0);
+	rl.rlim_cur = (rlim_t)n + 20;
+	assert_int_equal(prlimit(e.kmsd, RLIMIT_NOFILE, NULL, &rl), 0);
+	rl.rlim_cur = (rlim_t)n + 20;
+	assert_int_equal(prlimit(e.kmsd, RLIMIT_NOFILE, &rl, NULL), 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
+	    e.endpoint + strlen("ipc://"));
+	for (i = 0; i < 60; i++) {
+		assert_true((fds[i] = socket(AF_UNIX, SOCK_STREAM |
+		    SOCK_NONBLOCK, 0)) >= 0);
+		(void)connect(fds[i], (struct sockaddr *)&sa, sizeof(sa));
+	}
+	/* Two seconds of it: kmsd idles (no busy loop on the backlog) and
+	 * still serves the client it has. */
+	cpu0 = proc_cpu_seconds(e.kmsd);
+	sleep(2);
+	cpu1 = proc_cpu_seconds(e.kmsd);
+	fprintf(stderr, "kmsd CPU while out of descriptors: %.2f s in 2 s\n",
+	    cpu1 - cpu0);
+	assert_true(cpu1 - cpu0 < 0.5);
+	must_serve(held, "during the shortage");
+	for (i = 0; i < 60; i++) {
+		close(fds[i]);
+	}
+	/* Free again: a new client is served. */
+	serves(&e, "after the shortage");
+	snprintf(log, sizeof(log), "%s/kmsd.log", e.dir);
+	assert_non_null(f = fopen(log, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		said += strstr(line, "pausing new connections") != NULL;
+	}
+	fclose(f);
+	assert_int_equal(said, 1);
+	kms_client_close(held);
+	assert_int_equal(tu_env_destroy(&e), 0);
+}
+
 int
 main(void)
 {
@@ -541,6 +619,7 @@ main(void)
 		cmocka_unit_test(test_no_search_on_a_request_path_resident),
 		cmocka_unit_test(test_missing_mechanism_refuses_start),
 		cmocka_unit_test(test_clients_killed_mid_call_leak_nothing),
+		cmocka_unit_test(test_out_of_descriptors_pauses_accepting_then_resumes),
 		cmocka_unit_test(test_recycle_under_load_loses_and_confuses_no_key_wrapped),
 		cmocka_unit_test(test_recycle_under_load_loses_and_confuses_no_key_resident),
 	};
