@@ -699,12 +699,16 @@ test_a_flood_without_reading_is_parked_then_answered(void **state)
 	fprintf(stderr, "flood: %d answered; kmsd stopped reading after %d "
 	    "requests; its RSS %ld -> %ld KiB\n", got, at_stall,
 	    rss0, rss1);
-	assert_int_equal(got, N);
-	/* It pushed back, holding a few MiB of replies, not 28 MB. */
-	assert_true(rss1 >= 0);
-	assert_true(rss1 - rss0 < 12 * 1024);
 	close(fd);
 	free(in);
+	assert_int_equal(got, N);
+	/* It pushed back (stopped reading us) while a few MiB of replies
+	 * waited, not 28 MB of them. */
+	assert_true(rss1 >= 0 && at_stall <= N / 4);
+#if !defined(__SANITIZE_ADDRESS__)
+	/* (Under ASan, freed memory sits in its quarantine.) */
+	assert_true(rss1 - rss0 < 12 * 1024);
+#endif
 }
 
 /*
