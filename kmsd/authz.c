@@ -291,15 +291,18 @@ load_grant(struct az_grant *g, const struct store_grant *sg)
 	return parse_constraints(g, sg->constraints);
 }
 
-/* The shared compiled default policy of creator (compiled on first use). */
+/* The compiled default policy of creator, shared by its keys (compiled on
+ * first use); *shared = 0 when AZ_MAX_DEFAULTS creators already have one:
+ * the caller then owns it. */
 static struct policy *
-default_policy(struct worker *w, const char *creator)
+default_policy(struct worker *w, const char *creator, int *shared)
 {
 	struct authz *a = w->d->authz;
 	struct policy *p = NULL;
 	char *doc = NULL, err[POLICY_ERR_MAX];
 	size_t i;
 
+	*shared = 1;
 	pthread_mutex_lock(&a->mu);
 	for (i = 0; i < a->ndefaults; i++) {
 		if (strcmp(a->defaults[i].creator, creator) == 0) {
@@ -308,8 +311,7 @@ default_policy(struct worker *w, const char *creator)
 		}
 	}
 	pthread_mutex_unlock(&a->mu);
-	if (p != NULL || a->ndefaults >= AZ_MAX_DEFAULTS ||
-	    authz_default_document(w->d, creator, &doc) != 0) {
+	if (p != NULL || authz_default_document(w->d, creator, &doc) != 0) {
 		return p;
 	}
 	p = policy_compile(doc, strlen(doc), err, sizeof(err));
@@ -331,8 +333,8 @@ default_policy(struct worker *w, const char *creator)
 		a->defaults[i].pol = p;
 		a->ndefaults++;
 	} else if (i == a->ndefaults) {
-		policy_free(p);
-		p = NULL;
+		/* Too many creators to share theirs: this entry owns it. */
+		*shared = 0;
 	}
 	pthread_mutex_unlock(&a->mu);
 	return p;
@@ -365,8 +367,7 @@ load_policy(struct worker *w, const struct key_info *ki, struct az_entry *e)
 		return KMS_ENOMEM;
 	}
 	if ((r = w->st->ops->get_key(w->st, ki->id, k)) == 0) {
-		e->pol = default_policy(w, k->creator);
-		e->pol_shared = 1;
+		e->pol = default_policy(w, k->creator, &e->pol_shared);
 		r = e->pol != NULL ? 0 : KMS_EINTERNAL;
 	}
 	free(k);

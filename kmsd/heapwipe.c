@@ -11,15 +11,15 @@
  * Allocation itself stays glibc's.  tests/test_residue proves the effect
  * by searching the daemon's memory for the keys it served.
  *
- * Linked into bin/kmsd only.  Under AddressSanitizer the sanitizer owns
- * the allocator: this file is empty and the test asks ASan to fill freed
- * blocks with zeros instead.
+ * Linked into bin/kmsd only.  Under AddressSanitizer (or ThreadSanitizer)
+ * the sanitizer owns the allocator: this file is empty, and under ASan the
+ * test asks it to fill freed blocks with zeros instead.
  */
 #include <malloc.h>
 #include <stddef.h>
 #include <string.h>
 
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 
 #define EXPORT __attribute__((visibility("default")))
 

@@ -689,6 +689,46 @@ test_dispatch_more_keys_than_cached_handles_all_work(void **state)
 	}
 }
 
+/*
+ * More creators than kmsd shares default policies for (256): each of 300
+ * callers, distinct uids, creates a key with the default policy and
+ * encrypts under it.  The 257th and later once got KMSInternalException
+ * on every use of their keys.
+ */
+static void
+test_dispatch_keys_of_many_creators_all_work(void **state)
+{
+	struct principal p;
+	char req[160], *out;
+	size_t n;
+	json_t *j;
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		principal_from_uid(&p, (uid_t)(2000000 + i), (gid_t)(2000000 + i),
+		    getpid());
+		out = dispatch_bytes(&w, &p, "{\"Action\":\"CreateKey\"}", 22,
+		    &n);
+		assert_non_null(out);
+		assert_non_null(j = json_loadb(out, n, 0, NULL));
+		free(out);
+		snprintf(req, sizeof(req), "{\"Action\":\"Encrypt\",\"KeyId\":"
+		    "\"%s\",\"Plaintext\":\"aGk=\"}", json_string_value(
+		    json_object_get(json_object_get(j, "KeyMetadata"),
+		    "KeyId")));
+		json_decref(j);
+		out = dispatch_bytes(&w, &p, req, strlen(req), &n);
+		assert_non_null(out);
+		assert_non_null(j = json_loadb(out, n, 0, NULL));
+		free(out);
+		if (!json_is_string(json_object_get(j, "CiphertextBlob"))) {
+			char *t = json_dumps(j, 0);
+			fail_msg("creator %d: %s", i, t);
+		}
+		json_decref(j);
+	}
+}
+
 int
 main(void)
 {
@@ -707,6 +747,7 @@ main(void)
 		cmocka_unit_test(test_dispatch_disabled_key_refuses_crypto),
 		cmocka_unit_test(test_dispatch_data_key_spec_rules),
 		cmocka_unit_test(test_dispatch_automatic_rotation_when_a_version_is_spent),
+		cmocka_unit_test(test_dispatch_keys_of_many_creators_all_work),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
