@@ -169,6 +169,15 @@ secure_wipe(void *p, size_t len)
 	sodium_memzero(p, len);
 }
 
+void
+wipe_free(void *p, size_t len)
+{
+	if (p != NULL) {
+		secure_wipe(p, len);
+		free(p);
+	}
+}
+
 int
 secure_memcmp(const void *a, const void *b, size_t len)
 {

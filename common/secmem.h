@@ -24,6 +24,8 @@ void *secure_alloc_fast(size_t len);
 void secure_free(void *p, size_t len);
 /* Wipe that the compiler cannot drop. */
 void secure_wipe(void *p, size_t len);
+/* Wipes len bytes of a malloc'd block and free()s it; NULL is fine. */
+void wipe_free(void *p, size_t len);
 /* Constant-time compare: 0 when equal. */
 int secure_memcmp(const void *a, const void *b, size_t len);
 

@@ -614,10 +614,28 @@ hsm_objects_made(const hsm *h)
 	return atomic_load(&((hsm *)h)->made);
 }
 
+/* h->mu held, the module finalised: initialise it again (same arguments),
+ * with no session, object or count of objects left from before. */
+static CK_RV
+module_init(hsm *h)
+{
+	CK_C_INITIALIZE_ARGS ia;
+	CK_RV rv;
+
+	p11_init_args(&ia);
+	if ((rv = h->f->C_Initialize(&ia)) == CKR_OK) {
+		h->need_init = 0;
+		h->slot = 0;
+		h->sess = CK_INVALID_HANDLE;
+		h->domain = CK_INVALID_HANDLE;
+		atomic_store(&h->made, 0);
+	}
+	return rv;
+}
+
 int
 hsm_recover(hsm *h)
 {
-	CK_C_INITIALIZE_ARGS ia;
 	char err[256];
 	CK_RV rv;
 	int r;
@@ -627,18 +645,11 @@ hsm_recover(hsm *h)
 		pthread_mutex_unlock(&h->mu);
 		return 0;
 	}
-	if (h->need_init) {
-		/* A re-initialisation stopped between C_Finalize and a
-		 * successful C_Initialize. */
-		p11_init_args(&ia);
-		if ((rv = h->f->C_Initialize(&ia)) != CKR_OK) {
-			pthread_mutex_unlock(&h->mu);
-			return hsm_rv_err(NULL, rv, "C_Initialize");
-		}
-		h->need_init = 0;
-		h->slot = 0;
-		h->sess = CK_INVALID_HANDLE;
-		atomic_store(&h->made, 0);
+	/* A re-initialisation stopped between C_Finalize and a successful
+	 * C_Initialize: finish it first. */
+	if (h->need_init && (rv = module_init(h)) != CKR_OK) {
+		pthread_mutex_unlock(&h->mu);
+		return hsm_rv_err(NULL, rv, "C_Initialize");
 	}
 	/* Whatever survived the outage is unusable: start afresh. */
 	if (h->slot != 0 || h->sess != CK_INVALID_HANDLE) {
@@ -657,7 +668,6 @@ hsm_recover(hsm *h)
 int
 hsm_reinit(hsm *h)
 {
-	CK_C_INITIALIZE_ARGS ia;
 	char err[256];
 	CK_RV rv;
 	int r;
@@ -683,16 +693,13 @@ hsm_reinit(hsm *h)
 	h->domain = CK_INVALID_HANDLE;
 	h->slot = 0;
 	h->need_init = 1;
-	p11_init_args(&ia);
-	if ((rv = h->f->C_Initialize(&ia)) != CKR_OK) {
+	if ((rv = module_init(h)) != CKR_OK) {
 		r = hsm_rv_err(NULL, rv, "re-initialising: C_Initialize");
 		fprintf(stderr, "kmsd: hsm: re-initialising the module failed "
 		    "(C_Initialize: %s); retrying as after an outage\n",
 		    rv_name(rv));
 		goto out;
 	}
-	h->need_init = 0;
-	atomic_store(&h->made, 0);
 	if ((r = attach(h, 0, err, sizeof(err))) != 0) {
 		fprintf(stderr, "kmsd: hsm: re-initialising the module failed "
 		    "(%s); retrying as after an outage\n", err);

@@ -19,8 +19,8 @@
 /* NIST SP 800-38D §8.3: at most 2^32 invocations with random 96-bit IVs. */
 #define GCM_RANDOM_IV_LIMIT 4294967296ULL
 /* hsm_recycle_objects: SoftHSM2 2.6.1 keeps ~250 bytes per destroyed
- * session object until C_Finalize; 100,000 is ~25 MB, and a recycle every
- * 100,000 unwraps costs a pause of milliseconds. */
+ * session object until C_Finalize; 100,000 is ~25 MB, and each recycle
+ * pauses requests for a few tenths of a second (README, Performance). */
 #define RECYCLE_DEFAULT 100000
 #define RECYCLE_MIN 100		/* below, kmsd would do little else */
 #define RECYCLE_MAX 1000000000ULL

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "common/blob.h"
+#include "common/be.h"
 #include "common/err.h"
 #include "kmsd/kmsd.h"
 
@@ -742,6 +743,27 @@ keycache_invalidate_handles(struct keycache *kc)
 	pthread_mutex_unlock(&kc->mu);
 }
 
+/* Lock held: if resident object id (key id ‖ version) is a version of e,
+ * that version keeps ref (so loading it never searches); 1 if it was. */
+static int
+adopt_object(struct kentry *e, const uint8_t *id, size_t idlen,
+    const hsm_resident_ref *ref)
+{
+	uint32_t ver = get_u32_be(id + 16);
+	struct kver *v;
+
+	if (ver < 1 || ver > e->nversions) {
+		return 0;
+	}
+	v = e->versions[ver - 1];
+	if (!v->resident || v->material_len != idlen ||
+	    memcmp(v->material, id, idlen) != 0) {
+		return 0;
+	}
+	v->tok = *ref;
+	return 1;
+}
+
 /* One resident object from the search: a cached version it is keeps its
  * handle. */
 static void
@@ -750,21 +772,13 @@ refind_object(const uint8_t *id, size_t idlen, const hsm_resident_ref *ref,
 {
 	struct keycache *kc = arg;
 	struct kentry *e;
-	struct kver *v;
-	uint32_t ver;
 
 	if (idlen != 20) {
 		return;		/* not one of ours */
 	}
-	ver = (uint32_t)id[16] << 24 | (uint32_t)id[17] << 16 |
-	    (uint32_t)id[18] << 8 | id[19];
 	pthread_mutex_lock(&kc->mu);
-	if ((e = find(kc, id)) != NULL && ver >= 1 && ver <= e->nversions) {
-		v = e->versions[ver - 1];
-		if (v->resident && v->material_len == idlen &&
-		    memcmp(v->material, id, idlen) == 0) {
-			v->tok = *ref;
-		}
+	if ((e = find(kc, id)) != NULL) {
+		(void)adopt_object(e, id, idlen, ref);
 	}
 	pthread_mutex_unlock(&kc->mu);
 }
@@ -889,24 +903,13 @@ reconcile_object(const uint8_t *id, size_t idlen, const hsm_resident_ref *ref,
 	struct reconcile_arg *a = arg;
 	struct keycache *kc = a->w->d->keys;
 	struct kentry *e;
-	struct kver *v;
-	uint32_t ver;
 	int known = 0;
 
 	if (idlen != 20) {
 		return;		/* not one of ours */
 	}
-	ver = (uint32_t)id[16] << 24 | (uint32_t)id[17] << 16 |
-	    (uint32_t)id[18] << 8 | id[19];
 	if (get_locked(a->w, id, &e) == 0) {
-		if (ver >= 1 && ver <= e->nversions) {
-			v = e->versions[ver - 1];
-			if (v->resident && v->material_len == idlen &&
-			    memcmp(v->material, id, idlen) == 0) {
-				v->tok = *ref;
-				known = 1;
-			}
-		}
+		known = adopt_object(e, id, idlen, ref);
 		pthread_mutex_unlock(&kc->mu);
 	}
 	if (!known && hsm_destroy_resident(a->w->hs, id, idlen) == 0) {

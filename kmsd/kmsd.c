@@ -93,15 +93,6 @@ kmsd_close(struct kmsd *d)
 	pthread_rwlock_destroy(&d->hsm_turn);
 }
 
-static double
-mono_ms_f(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Resident mode: one search finds every version's token object again
  * (their handles are of the old generation).  With the turn held for
  * reading, like any other use of the HSM; a failure only costs searches
@@ -142,7 +133,7 @@ void
 kmsd_hsm_tend(struct kmsd *d)
 {
 	uint64_t made;
-	double t0, t1, t2;
+	uint64_t t0, t1, t2;
 	int r;
 
 	if (hsm_is_down(d->hsm)) {
@@ -165,16 +156,16 @@ kmsd_hsm_tend(struct kmsd *d)
 	    hsm_objects_made(d->hsm) < d->cfg.hsm_recycle_objects) {
 		return;
 	}
-	t0 = mono_ms_f();
+	t0 = mono_ms();
 	pthread_rwlock_wrlock(&d->hsm_turn);
-	t1 = mono_ms_f();
+	t1 = mono_ms();
 	made = hsm_objects_made(d->hsm);
 	if ((r = hsm_reinit(d->hsm)) != KMS_EUNSUPPORTED) {
 		/* Whatever the outcome, the generation moved on. */
 		keycache_invalidate_handles(d->keys);
 	}
 	pthread_rwlock_unlock(&d->hsm_turn);
-	t2 = mono_ms_f();
+	t2 = mono_ms();
 	if (r == 0) {
 		/* What C_Finalize freed is free in malloc's heaps, in pages
 		 * the next objects will not need all at once: give it back. */
@@ -191,8 +182,9 @@ kmsd_hsm_tend(struct kmsd *d)
 		return;		/* hsm_reinit said why; recovery takes over */
 	}
 	fprintf(stderr, "kmsd: HSM module re-initialised after %llu session "
-	    "objects: requests paused %.1f ms (%.1f waiting for those in "
-	    "flight)\n", (unsigned long long)made, t2 - t0, t1 - t0);
+	    "objects: requests paused %llu ms (%llu waiting for those in "
+	    "flight)\n", (unsigned long long)made, (unsigned long long)
+	    (t2 - t0), (unsigned long long)(t1 - t0));
 	refind_resident(d);
 }
 

@@ -154,15 +154,6 @@ struct server {
 #define CONN_OF(p, member) \
 	((struct conn *)(void *)((char *)(p) - offsetof(struct conn, member)))
 
-static void
-wipe_free(void *p, size_t len)
-{
-	if (p != NULL) {
-		secure_wipe(p, len);
-		free(p);
-	}
-}
-
 /* ---- the queue ---- */
 
 static void

@@ -384,15 +384,6 @@ write_full(int fd, struct iovec *iov, int cnt, uint64_t deadline)
 	return 0;
 }
 
-static void
-wipe_free(uint8_t *p, size_t n)
-{
-	if (p != NULL) {
-		explicit_bzero(p, n);
-		free(p);
-	}
-}
-
 /* Every call in flight on cn fails: the connection is gone.  c->mu held. */
 static void
 conn_lost(kms_client *c, struct conn *cn)

@@ -293,20 +293,28 @@ test_token_pulled_and_restored_resident(void **state)
 	run_fault_cycle("resident");
 }
 
+/* One call through client c, which must succeed. */
+static void
+must_serve(kms_client *c, const char *when)
+{
+	kms_secret s;
+	kms_error_info ei;
+
+	if (kms_generate_random(c, 8, &s, &ei) != 0) {
+		fail_msg("%s: %s: %s", when, ei.name, ei.message);
+	}
+	kms_secret_free(&s);
+}
+
 /* One call through a new client, which must succeed. */
 static void
 serves(const struct tu_env *e, const char *when)
 {
 	kms_client *c;
-	kms_secret s;
-	kms_error_info ei;
 
 	assert_int_equal(kms_client_open(&c, e->endpoint), 0);
 	kms_client_set_timeout(c, 15000);
-	if (kms_generate_random(c, 8, &s, &ei) != 0) {
-		fail_msg("%s: %s: %s", when, ei.name, ei.message);
-	}
-	kms_secret_free(&s);
+	must_serve(c, when);
 	kms_client_close(c);
 }
 
@@ -454,22 +462,6 @@ rc_client(void *arg)
 	return NULL;
 }
 
-/* Lines of kmsd's log holding what. */
-static int
-log_count(const char *what)
-{
-	char cmd[700], *out = NULL;
-	int n = -1;
-
-	snprintf(cmd, sizeof(cmd), "grep -c '%s' %s/kmsd.log", what, env.dir);
-	(void)tu_run(cmd, &out, NULL);
-	if (out != NULL) {
-		n = atoi(out);
-		free(out);
-	}
-	return n;
-}
-
 static void
 run_recycle_under_load(const char *storage)
 {
@@ -502,7 +494,7 @@ run_recycle_under_load(const char *storage)
 	}
 	t0 = tu_now_s();
 	while (tu_now_s() - t0 < RC_MAX_S && atomic_load(&rc_bad) == 0 &&
-	    (recycles = log_count("HSM module re-initialised")) <
+	    (recycles = tu_log_count(&env, "HSM module re-initialised")) <
 	    RC_RECYCLES) {
 		usleep(100 * 1000);
 	}
@@ -510,7 +502,7 @@ run_recycle_under_load(const char *storage)
 	for (i = 0; i < RC_THREADS; i++) {
 		pthread_join(thr[i], NULL);
 	}
-	recycles = log_count("HSM module re-initialised");
+	recycles = tu_log_count(&env, "HSM module re-initialised");
 	fprintf(stderr, "# %s: %ld calls in %.1f s, %d recycles, %ld bad%s%s\n",
 	    storage, atomic_load(&rc_calls), tu_now_s() - t0, recycles,
 	    atomic_load(&rc_bad), rc_first[0] != '\0' ? ": " : "", rc_first);
@@ -534,19 +526,6 @@ test_recycle_under_load_loses_and_confuses_no_key_resident(void **state)
 	run_recycle_under_load("resident");
 }
 
-/* One call through client c, which must succeed. */
-static void
-must_serve(kms_client *c, const char *when)
-{
-	kms_secret s;
-	kms_error_info ei;
-
-	if (kms_generate_random(c, 8, &s, &ei) != 0) {
-		fail_msg("%s: %s: %s", when, ei.name, ei.message);
-	}
-	kms_secret_free(&s);
-}
-
 /*
  * kmsd out of descriptors: 60 peers connect to a kmsd whose limit leaves
  * room for 20.  It must not spin on the listener it cannot accept from,
@@ -560,10 +539,8 @@ test_out_of_descriptors_pauses_accepting_then_resumes(void **state)
 	struct rlimit rl;
 	struct tu_env e;
 	kms_client *held;
-	char log[400], line[512];
-	int fds[60], i, n, said = 0;
+	int fds[60], i, n;
 	double cpu0, cpu1;
-	FILE *f;
 
 	assert_int_equal(tu_env_init(&e, NULL), 0);
 	assert_int_equal(tu_kmsd_start(&e), 0);
@@ -597,13 +574,7 @@ test_out_of_descriptors_pauses_accepting_then_resumes(void **state)
 	}
 	/* Free again: a new client is served. */
 	serves(&e, "after the shortage");
-	snprintf(log, sizeof(log), "%s/kmsd.log", e.dir);
-	assert_non_null(f = fopen(log, "r"));
-	while (fgets(line, sizeof(line), f) != NULL) {
-		said += strstr(line, "pausing new connections") != NULL;
-	}
-	fclose(f);
-	assert_int_equal(said, 1);
+	assert_int_equal(tu_log_count(&e, "pausing new connections"), 1);
 	kms_client_close(held);
 	assert_int_equal(tu_env_destroy(&e), 0);
 }

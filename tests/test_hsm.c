@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "common/err.h"
+#include "common/proc.h"
 #include "hsm/hsm.h"
 #include "tests/testutil.h"
 
@@ -430,25 +431,6 @@ test_hsm_sessions_reopen_after_reinit_without_closing_anothers(void **state)
 	assert_false(hsm_is_down(h));
 }
 
-/* This process's resident memory in KiB (VmRSS). */
-static long
-rss_kib(void)
-{
-	char line[256];
-	long kib = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1) {
-			break;
-		}
-	}
-	if (f != NULL) {
-		fclose(f);
-	}
-	return kib;
-}
-
 #define RSS_CYCLES 40000	/* unwrap + release: ~10 MB in SoftHSM2 2.6.1 */
 #define RSS_REINIT_EVERY 4000
 
@@ -457,7 +439,7 @@ rss_kib(void)
 static long
 unwrap_release_growth(const uint8_t *w, size_t wl, int n, int every)
 {
-	long before = rss_kib();
+	long before = proc_status_kib(getpid(), "VmRSS");
 	hsm_key k;
 	int i;
 
@@ -468,7 +450,7 @@ unwrap_release_growth(const uint8_t *w, size_t wl, int n, int every)
 			assert_int_equal(hsm_reinit(h), 0);
 		}
 	}
-	return rss_kib() - before;
+	return proc_status_kib(getpid(), "VmRSS") - before;
 }
 
 static void

@@ -422,6 +422,26 @@ test_malformed_requests_get_typed_errors_and_daemon_lives(void **state)
 	kms_secret_free(&s);
 }
 
+/* A raw connection to kmsd's socket (non-blocking when nb). */
+static int
+raw_connect(const struct tu_env *e, int nb)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
+	    e->endpoint + strlen("ipc://"));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | (nb ? SOCK_NONBLOCK : 0),
+	    0)) < 0) {
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /*
  * A raw peer that speaks nng's IPC framing by hand (the library itself
  * refuses to send this much, and nng's req0 would redial and resend for
@@ -433,7 +453,6 @@ static void
 test_oversized_message_never_reaches_the_parser(void **state)
 {
 	static const uint8_t hello[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct timeval tv = { 5, 0 };
 	uint8_t hdr[13], peer[8], chunk[65536];
 	uint64_t len = 2 * 1024 * 1024 + 4;
@@ -443,14 +462,11 @@ test_oversized_message_never_reaches_the_parser(void **state)
 	ssize_t r;
 	int fd, i, closed = 0;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
-	    env.endpoint + strlen("ipc://"));
-	assert_true((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_true((fd = raw_connect(&env, 0)) >= 0);
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
 	    sizeof(tv)), 0);
 	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
 	    sizeof(tv)), 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(write(fd, hello, sizeof(hello)), sizeof(hello));
 	assert_int_equal(read(fd, peer, sizeof(peer)), sizeof(peer));
 	assert_int_equal(peer[5], 0x31);	/* rep0 */
@@ -483,26 +499,6 @@ test_oversized_message_never_reaches_the_parser(void **state)
 	/* Others are served all the while. */
 	must(kms_generate_random(cl, 16, &sec, &ei), &ei, "after oversize");
 	kms_secret_free(&sec);
-}
-
-/* A raw connection to kmsd's socket (non-blocking when nb). */
-static int
-raw_connect(const struct tu_env *e, int nb)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
-	    e->endpoint + strlen("ipc://"));
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | (nb ? SOCK_NONBLOCK : 0),
-	    0)) < 0) {
-		return -1;
-	}
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 /* Seconds until kmsd hangs up on fd (its reads see the end), at most max. */

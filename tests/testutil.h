@@ -40,5 +40,7 @@ double tu_now_s(void);
 int tu_open_fds(pid_t pid);
 /* 1 when kmsd's log (dir/kmsd.log) holds the text what. */
 int tu_log_says(const struct tu_env *e, const char *what);
+/* Lines of e's kmsd.log holding what (a plain string), or -1. */
+int tu_log_count(const struct tu_env *e, const char *what);
 
 #endif
