@@ -21,7 +21,8 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 COMMON_SRC := $(wildcard common/*.c)
 HSM_SRC    := $(wildcard hsm/*.c)
 POLICY_SRC := $(wildcard policy/*.c)
-KMSD_SRC   := $(filter-out kmsd/main.c kmsd/heapwipe.c,$(wildcard kmsd/*.c))
+KMSD_MAIN  := kmsd/daemon/main.c kmsd/daemon/heapwipe.c
+KMSD_SRC   := $(filter-out $(KMSD_MAIN),$(wildcard kmsd/*/*.c))
 CLIENT_SRC := $(wildcard libkmsclient/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
 SHIM_SRC   := $(wildcard tests/p11shim/*.c)
@@ -66,18 +67,18 @@ kmsclient.pc: Makefile
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kmsclient\nDescription: kmsd client library\nVersion: 0.1.0\nRequires.private: libsodium jansson\nLibs: -L$${libdir} -lkmsclient\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
 
 DAEMON_LIBS := $(LIBKMSD) $(LIBPOLICY) $(LIBHSM) $(LIBCOMMON)
-# kmsd/heapwipe.c replaces free() and realloc() in the daemon only.
-$(BIN)/kmsd: $(call obj,kmsd/main.c kmsd/heapwipe.c) $(DAEMON_LIBS)
+# kmsd/daemon/heapwipe.c replaces free() and realloc() in the daemon only.
+$(BIN)/kmsd: $(call obj,$(KMSD_MAIN)) $(DAEMON_LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BIN)/kmsctl: $(call obj,tools/kmsctl.c) $(CLIENT_A)
+$(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_A)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 # kms-bench links the hsm layer and kmsd's config reader too, for
 # --baseline hsm.
-$(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) kmsd/config.c) $(CLIENT_A) \
+$(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) kmsd/daemon/config.c) $(CLIENT_A) \
     $(LIBHSM) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)

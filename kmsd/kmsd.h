@@ -2,10 +2,13 @@
  * kmsd.h — the daemon's shared state, its workers, and the interfaces
  * between its layers:
  *
- *   server.c   IPC listener (req0/rep0), worker threads, peer credentials
- *   dispatch.c request bytes + principal → reply JSON (knows no transport)
- *   op_*.c     one handler per AWS operation
- *   keycache.c key metadata and HSM handles in memory, loaded from the store
+ *   daemon/    main, config, open/close, HSM tending, heap wiping
+ *   frontend/  IPC listener (req0/rep0), worker threads, peer credentials
+ *   dispatch/  request bytes + principal → reply JSON (knows no transport)
+ *   ops/       one handler per AWS operation, one file per family
+ *   keys/      key metadata and HSM handles in memory, loaded from the store
+ *   authz/     key policies and grants applied to a request
+ *   store/     the metadata store interface and its SQLite back end
  *
  * struct kmsd is shared by all workers: its config is read-only after
  * start-up and its key cache is internally locked.  struct worker belongs to
@@ -28,8 +31,8 @@
 #include <jansson.h>
 
 #include "hsm/hsm.h"
-#include "kmsd/config.h"
-#include "kmsd/store.h"
+#include "kmsd/daemon/config.h"
+#include "kmsd/store/store.h"
 
 #define PRINCIPAL_MAX 160
 #define PRINCIPAL_GROUPS_MAX 32
@@ -88,7 +91,7 @@ struct worker {
  * base64 and an Encrypt of 4 KiB fit). */
 #define WORKER_SECRET_CAP (4 * 1024 * 1024)
 
-/* ---- keycache.c ---- */
+/* ---- keys/keycache.c ---- */
 
 #define KEY_ARN_MAX 128
 
@@ -153,7 +156,7 @@ int keycache_create_key(struct worker *w, struct store_key *k,
     const struct store_tag *tags, size_t ntags);
 void key_arn(const struct kmsd *d, const char *id_str, char *out, size_t len);
 
-/* ---- dispatch.c ---- */
+/* ---- dispatch/dispatch.c ---- */
 
 /*
  * Handle one message (a request or a Batch) from principal p and return
@@ -166,7 +169,7 @@ json_t *dispatch(struct worker *w, const struct principal *p,
 char *dispatch_bytes(struct worker *w, const struct principal *p,
     const void *buf, size_t len, size_t *outlen);
 
-/* ---- daemon life cycle (kmsd.c) ---- */
+/* ---- daemon life cycle (daemon/daemon.c) ---- */
 
 /* Open HSM, store, key cache; 0 or error with a sentence in err. */
 int kmsd_open(struct kmsd *d, char *err, size_t errlen);
@@ -186,7 +189,7 @@ void kmsd_hsm_tend(struct kmsd *d);
 void principal_from_uid(struct principal *p, uid_t uid, gid_t gid,
     pid_t pid);
 
-/* ---- server.c ---- */
+/* ---- frontend/ipc.c ---- */
 int server_run(struct kmsd *d, char *err, size_t errlen);
 
 /* Milliseconds since the epoch. */

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "common/err.h"
-#include "kmsd/config.h"
+#include "kmsd/daemon/config.h"
 
 static char dir[64];
 

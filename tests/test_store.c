@@ -20,7 +20,7 @@
 #include <sqlite3.h>
 
 #include "common/err.h"
-#include "kmsd/store.h"
+#include "kmsd/store/store.h"
 
 struct fx {
 	char dir[64];

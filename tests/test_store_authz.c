@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "common/err.h"
-#include "kmsd/store.h"
+#include "kmsd/store/store.h"
 
 static char dir[64];
 static store *st;

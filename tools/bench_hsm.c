@@ -31,7 +31,7 @@
 #include "common/secmem.h"
 #include "hsm/hsm.h"
 #include "hsm/measure.h"
-#include "kmsd/config.h"
+#include "kmsd/daemon/config.h"
 #include "tools/bench.h"
 
 #define BLOB_HEADER_LEN 21		/* format ‖ key id ‖ version */

@@ -58,7 +58,7 @@
 #include <sqlite3.h>
 
 #include "common/err.h"
-#include "kmsd/store.h"
+#include "kmsd/store/store.h"
 
 #define STORE_BUSY_MS 5000	/* wait for another writer before failing */
 #define STORE_WAL_PAGES 1000	/* checkpoint past this (SQLite's default) */

@@ -1,5 +1,5 @@
 /*
- * kmsd.c — the daemon's life cycle: open the HSM, the key cache and each
+ * daemon.c — the daemon's life cycle: open the HSM, the key cache and each
  * worker's HSM session and store connection; resolve callers' names.
  */
 #include <grp.h>
@@ -13,7 +13,7 @@
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/sp.h"
-#include "kmsd/authz.h"
+#include "kmsd/authz/authz.h"
 #include "kmsd/kmsd.h"
 
 #define PRINCIPAL_CACHE 64		/* callers remembered */

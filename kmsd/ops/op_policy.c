@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "kmsd/authz.h"
-#include "kmsd/op.h"
+#include "kmsd/authz/authz.h"
+#include "kmsd/ops/op.h"
 #include "policy/policy.h"
 
 static int

@@ -1,5 +1,5 @@
 /*
- * server.c — the front end: kmsd's own listener on the IPC socket,
+ * ipc.c — the front end: kmsd's own listener on the IPC socket,
  * speaking nng's req0/rep0 wire protocol (common/sp.h), a pool of workers
  * each owning an HSM session and a store connection, and a scheduler
  * thread for the HSM and housekeeping.  The caller's identity comes from

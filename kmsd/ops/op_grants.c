@@ -16,8 +16,8 @@
 #include "common/b64.h"
 #include "common/blob.h"
 #include "common/err.h"
-#include "kmsd/authz.h"
-#include "kmsd/op.h"
+#include "kmsd/authz/authz.h"
+#include "kmsd/ops/op.h"
 #include "policy/policy.h"
 
 #define GRANT_NAME_MAX 256

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
-#include "kmsd/config.h"
+#include "kmsd/daemon/config.h"
 #include "kmsd/kmsd.h"
 
 #define CONFIG_LINE_MAX 4096

@@ -17,8 +17,8 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/secmem.h"
-#include "kmsd/authz.h"
-#include "kmsd/op.h"
+#include "kmsd/authz/authz.h"
+#include "kmsd/ops/op.h"
 
 /* Sorted by name (binary search). */
 static const struct op_def ops[] = {

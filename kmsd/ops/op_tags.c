@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "kmsd/op.h"
+#include "kmsd/ops/op.h"
 
 int
 op_tag_resource(struct opctx *c, json_t **resp)

@@ -9,7 +9,7 @@
 #include <openssl/sha.h>
 
 #include "common/err.h"
-#include "kmsd/authz.h"
+#include "kmsd/authz/authz.h"
 #include "policy/policy.h"
 
 #define AZ_BUCKETS 4096		/* power of two */

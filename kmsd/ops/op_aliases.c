@@ -11,7 +11,7 @@
 
 #include "common/blob.h"
 #include "common/err.h"
-#include "kmsd/op.h"
+#include "kmsd/ops/op.h"
 
 #define KMS_MAX_ALIASES_PER_KEY 50	/* AWS quota */
 #define KMS_ALIAS_LIST_DEFAULT 50

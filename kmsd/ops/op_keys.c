@@ -12,8 +12,8 @@
 #include "common/blob.h"
 #include "common/ctx.h"
 #include "common/err.h"
-#include "kmsd/authz.h"
-#include "kmsd/op.h"
+#include "kmsd/authz/authz.h"
+#include "kmsd/ops/op.h"
 #include "policy/policy.h"
 
 static const char *const usages[] = { "ENCRYPT_DECRYPT", "SIGN_VERIFY",

@@ -15,7 +15,7 @@
 #include "common/ctx.h"
 #include "common/err.h"
 #include "common/secmem.h"
-#include "kmsd/op.h"
+#include "kmsd/ops/op.h"
 
 #define ALG_DEFAULT "SYMMETRIC_DEFAULT"
 
