@@ -33,6 +33,7 @@
 
 #include "common/err.h"
 #include "common/secmem.h"
+#include "common/log.h"
 #include "hsm/hsm.h"
 #include "hsm/internal.h"
 
@@ -97,8 +98,8 @@ hsm_rv_err(hsm *h, CK_RV rv, const char *what)
 	case CKR_KEY_HANDLE_INVALID:
 	case CKR_OBJECT_HANDLE_INVALID:
 		if (h != NULL && atomic_exchange(&h->down, 1) == 0) {
-			fprintf(stderr, "kmsd: hsm: %s: %s (0x%lx): token "
-			    "unavailable\n", what, rv_name(rv),
+			log_warn("hsm: %s: %s (0x%lx): token "
+			    "unavailable", what, rv_name(rv),
 			    (unsigned long)rv);
 		}
 		return KMS_EDEPENDENCYTIMEOUT;
@@ -108,15 +109,15 @@ hsm_rv_err(hsm *h, CK_RV rv, const char *what)
 	case CKR_WRAPPED_KEY_LEN_RANGE:
 		return KMS_EINVALIDCIPHERTEXT;
 	case CKR_HOST_MEMORY:
-		fprintf(stderr, "kmsd: hsm: %s: %s\n", what, rv_name(rv));
+		log_warn("hsm: %s: %s", what, rv_name(rv));
 		return KMS_ENOMEM;
 	case CKR_PIN_INCORRECT:
 	case CKR_PIN_LOCKED:
 	case CKR_PIN_LEN_RANGE:
-		fprintf(stderr, "kmsd: hsm: %s: %s\n", what, rv_name(rv));
+		log_warn("hsm: %s: %s", what, rv_name(rv));
 		return KMS_EACCESSDENIED;
 	default:
-		fprintf(stderr, "kmsd: hsm: %s: %s (0x%lx)\n", what,
+		log_warn("hsm: %s: %s (0x%lx)", what,
 		    rv_name(rv), (unsigned long)rv);
 		return KMS_EINTERNAL;
 	}
@@ -308,7 +309,7 @@ attach(hsm *h, int create_domain_key, char *errbuf, size_t errlen)
 			    rv_name(rv));
 			goto fail;
 		}
-		fprintf(stderr, "kmsd: domain key created in token \"%s\"\n",
+		log_info("domain key created in token \"%s\"",
 		    h->label);
 	}
 	/* Token objects are ~3x slower to use in SoftHSM2 than session
@@ -695,14 +696,14 @@ hsm_reinit(hsm *h)
 	h->need_init = 1;
 	if ((rv = module_init(h)) != CKR_OK) {
 		r = hsm_rv_err(NULL, rv, "re-initialising: C_Initialize");
-		fprintf(stderr, "kmsd: hsm: re-initialising the module failed "
-		    "(C_Initialize: %s); retrying as after an outage\n",
+		log_warn("hsm: re-initialising the module failed "
+		    "(C_Initialize: %s); retrying as after an outage",
 		    rv_name(rv));
 		goto out;
 	}
 	if ((r = attach(h, 0, err, sizeof(err))) != 0) {
-		fprintf(stderr, "kmsd: hsm: re-initialising the module failed "
-		    "(%s); retrying as after an outage\n", err);
+		log_warn("hsm: re-initialising the module failed "
+		    "(%s); retrying as after an outage", err);
 		goto out;
 	}
 	atomic_fetch_add(&h->gen, 1);

@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "kmsd/authz/authz.h"
 #include "policy/policy.h"
 
@@ -354,8 +355,8 @@ load_policy(struct worker *w, const struct key_info *ki, struct az_entry *e)
 		free(doc);
 		if (e->pol == NULL) {
 			/* Stored policies compiled when put: this is damage. */
-			fprintf(stderr, "kmsd: key %s: stored policy does not "
-			    "compile: %s\n", ki->id_str, err);
+			log_warn("key %s: stored policy does not "
+			    "compile: %s", ki->id_str, err);
 			return KMS_EINTERNAL;
 		}
 		return 0;

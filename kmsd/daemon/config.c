@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "kmsd/daemon/config.h"
 #include "kmsd/kmsd.h"
 
@@ -60,6 +61,8 @@ config_defaults(struct config *c, const char *state_dir)
 	c->hsm_retry_ms = 500;
 	c->hsm_recycle_objects = RECYCLE_DEFAULT;
 	c->batch_hsm_exclusive = 1;
+	c->log_level = LOG_LEVEL_INFO;
+	c->log_syslog = 0;
 	/* The invoking user administers the embedded default. */
 	if ((pw = getpwuid(getuid())) != NULL) {
 		snprintf(c->administrators[0], sizeof(c->administrators[0]),
@@ -230,6 +233,22 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			c->batch_hsm_exclusive = 0;
 		} else {
 			*why = "batch_hsm_exclusive must be yes or no";
+			return -1;
+		}
+	} else if (strcmp(k, "log_level") == 0) {
+		int lv = log_level_parse(v);
+		if (lv < 0) {
+			*why = "log_level must be error, warn, info or debug";
+			return -1;
+		}
+		c->log_level = lv;
+	} else if (strcmp(k, "log_syslog") == 0) {
+		if (strcmp(v, "yes") == 0) {
+			c->log_syslog = 1;
+		} else if (strcmp(v, "no") == 0) {
+			c->log_syslog = 0;
+		} else {
+			*why = "log_syslog must be yes or no";
 			return -1;
 		}
 	} else {

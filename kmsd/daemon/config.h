@@ -39,6 +39,8 @@ struct config {
 						 * this many session objects;
 						 * 0: never */
 	int batch_hsm_exclusive;		/* a Batch has the HSM to itself */
+	int log_level;				/* enum log_level (common/log.h) */
+	int log_syslog;				/* syslog/journald, not stderr */
 };
 
 /* Defaults for state_dir (made absolute); path-valued keys not given in

@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/sp.h"
+#include "common/log.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/kmsd.h"
 
@@ -113,7 +114,7 @@ refind_resident(struct kmsd *d)
 	r = keycache_refind_resident(d->keys, d->tend_hs);
 	pthread_rwlock_unlock(&d->hsm_turn);
 	if (r != 0) {
-		fprintf(stderr, "kmsd: finding resident keys again: %s\n",
+		log_info("finding resident keys again: %s",
 		    kms_strerror(r));
 	}
 }
@@ -147,7 +148,7 @@ kmsd_hsm_tend(struct kmsd *d)
 		}
 		pthread_rwlock_unlock(&d->hsm_turn);
 		if (r == 0) {
-			fprintf(stderr, "kmsd: HSM is back\n");
+			log_info("HSM is back");
 			refind_resident(d);
 		}
 		return;
@@ -173,17 +174,17 @@ kmsd_hsm_tend(struct kmsd *d)
 	}
 	if (r == KMS_EUNSUPPORTED) {
 		d->recycle_off = 1;
-		fprintf(stderr, "kmsd: the PKCS#11 module was initialised by "
+		log_warn("the PKCS#11 module was initialised by "
 		    "someone else in this process; hsm_recycle_objects is "
-		    "ignored\n");
+		    "ignored");
 		return;
 	}
 	if (r != 0) {
 		return;		/* hsm_reinit said why; recovery takes over */
 	}
-	fprintf(stderr, "kmsd: HSM module re-initialised after %llu session "
+	log_info("HSM module re-initialised after %llu session "
 	    "objects: requests paused %llu ms (%llu waiting for those in "
-	    "flight)\n", (unsigned long long)made, (unsigned long long)
+	    "flight)", (unsigned long long)made, (unsigned long long)
 	    (t2 - t0), (unsigned long long)(t1 - t0));
 	refind_resident(d);
 }

@@ -21,6 +21,7 @@
 
 #include "common/err.h"
 #include "common/secmem.h"
+#include "common/log.h"
 #include "kmsd/kmsd.h"
 
 static void
@@ -115,9 +116,10 @@ main(int argc, char **argv)
 	if ((conf != NULL && config_load(&d.cfg, conf, err,
 	    sizeof(err)) != 0) || config_finish(&d.cfg, err,
 	    sizeof(err)) != 0) {
-		fprintf(stderr, "kmsd: %s\n", err);
+		log_error("%s", err);
 		return 1;
 	}
+	log_open("kmsd", d.cfg.log_level, d.cfg.log_syslog);
 	if (so_pin_file != NULL) {
 		if (d.cfg.softhsm2_conf[0] != '\0') {
 			setenv("SOFTHSM2_CONF", d.cfg.softhsm2_conf, 1);
@@ -128,7 +130,7 @@ main(int argc, char **argv)
 			return 0;
 		}
 		if (r != 0) {
-			fprintf(stderr, "kmsd: %s\n", err);
+			log_error("%s", err);
 			return 1;
 		}
 		printf("kmsd: token \"%s\" initialised\n", d.cfg.token_label);
@@ -147,19 +149,19 @@ main(int argc, char **argv)
 			d.cfg.token_label, d.cfg.pin_file, 1 };
 		hsm *h = NULL;
 		if ((r = hsm_open(&hc, &h, err, sizeof(err))) != 0) {
-			fprintf(stderr, "kmsd: %s\n", err);
+			log_error("%s", err);
 			return 1;
 		}
 		hsm_close(h);
 		return 0;
 	}
 	if ((r = kmsd_open(&d, err, sizeof(err))) != 0) {
-		fprintf(stderr, "kmsd: %s\n", err);
+		log_error("%s", err);
 		return 1;
 	}
 	r = server_run(&d, err, sizeof(err));
 	if (r != 0) {
-		fprintf(stderr, "kmsd: %s\n", err);
+		log_error("%s", err);
 	}
 	kmsd_close(&d);
 	return r == 0 ? 0 : 1;

@@ -56,6 +56,7 @@
 #include "common/json.h"
 #include "common/secmem.h"
 #include "common/sp.h"
+#include "common/log.h"
 #include "kmsd/kmsd.h"
 
 #define CONN_INFLIGHT 64	/* requests of one connection in the works */
@@ -169,7 +170,7 @@ queue_push(struct server *sv, struct qitem *head, struct qitem **tail,
 	pthread_mutex_unlock(&sv->qmu);
 	/* Semaphore mode: one wake-up per item.  It cannot overflow. */
 	if (write(sv->qfd, &n, sizeof(n)) < 0) {
-		fprintf(stderr, "kmsd: queue eventfd: %s\n", strerror(errno));
+		log_error("queue eventfd: %s", strerror(errno));
 	}
 }
 
@@ -809,8 +810,8 @@ do_accept(struct server *sv)
 			    sv->accept_logged_ms >= 10000) {
 				/* Once per 10 s of it, not per retry. */
 				sv->accept_logged_ms = sv->accept_paused_ms;
-				fprintf(stderr, "kmsd: accept: %s; pausing "
-				    "new connections\n", strerror(errno));
+				log_warn("accept: %s; pausing "
+				    "new connections", strerror(errno));
 			}
 			pthread_mutex_unlock(&sv->mu);
 			return;
@@ -1157,14 +1158,14 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 
 	while (sigwait(&set, &sig) != 0) {
 	}
-	fprintf(stderr, "kmsd: signal %d, stopping\n", sig);
+	log_info("signal %d, stopping", sig);
 	r = 0;
  out:
 	/* Workers finish the request in hand; what is queued is dropped
 	 * (its clients see the connection close). */
 	atomic_store(&d->stopping, 1);
 	if (sv.sfd >= 0 && write(sv.sfd, &one, sizeof(one)) < 0) {
-		fprintf(stderr, "kmsd: stop eventfd: %s\n", strerror(errno));
+		log_error("stop eventfd: %s", strerror(errno));
 	}
 	if (sched_started) {
 		pthread_mutex_lock(&sv.smu);

@@ -23,6 +23,7 @@
 #include "common/blob.h"
 #include "common/be.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "kmsd/kmsd.h"
 
 #define KC_BUCKETS 65536	/* power of two */
@@ -281,8 +282,8 @@ load_entry(struct worker *w, const uint8_t id[16], struct kentry **out)
 		}
 	}
 	if (e->current_version == 0 || e->current_version > e->nversions) {
-		fprintf(stderr, "kmsd: key %s: current version %u of %u; "
-		    "marking Unavailable\n", "?", e->current_version,
+		log_warn("key %s: current version %u of %u; "
+		    "marking Unavailable", "?", e->current_version,
 		    e->nversions);
 		e->state = KEY_UNAVAILABLE;
 	}
@@ -480,8 +481,8 @@ ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
 		 * (and not retried until the key is reloaded). */
 		char idstr[37];
 		uuid_format(v->e->id, idstr);
-		fprintf(stderr, "kmsd: key %s version %u: HSM material missing "
-		    "or corrupt; key Unavailable\n", idstr, v->version);
+		log_warn("key %s version %u: HSM material missing "
+		    "or corrupt; key Unavailable", idstr, v->version);
 		v->unavailable = 1;
 		if (v->version == v->e->current_version) {
 			v->e->state = KEY_UNAVAILABLE;
@@ -875,8 +876,8 @@ startup_version(const struct store_version *sv, void *arg)
 		} else {
 			char idstr[37];
 			uuid_format(sv->key_id, idstr);
-			fprintf(stderr, "kmsd: key %s version %u: HSM object "
-			    "missing; key Unavailable\n", idstr, sv->version);
+			log_warn("key %s version %u: HSM object "
+			    "missing; key Unavailable", idstr, sv->version);
 			e->state = KEY_UNAVAILABLE;
 			a->missing++;
 		}
@@ -939,8 +940,8 @@ keycache_startup(struct worker *w, char *err, size_t errlen)
 		    kms_strerror(r));
 		return r;
 	}
-	fprintf(stderr, "kmsd: resident mode: %d versions loaded, %d missing, "
-	    "%d orphan objects destroyed\n", a.loaded, a.missing,
+	log_info("resident mode: %d versions loaded, %d missing, "
+	    "%d orphan objects destroyed", a.loaded, a.missing,
 	    ra.destroyed);
 	return 0;
 }

@@ -58,6 +58,7 @@
 #include <sqlite3.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "kmsd/store/store.h"
 
 #define STORE_BUSY_MS 5000	/* wait for another writer before failing */
@@ -287,7 +288,7 @@ map_err(struct sqlite_store *s, int rc, const char *op)
 	default:
 		break;
 	}
-	fprintf(stderr, "kmsd: store: %s: %s (%d)\n", op,
+	log_error("store: %s: %s (%d)", op,
 	    sqlite3_errmsg(s->db), rc);
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
 		return KMS_EDEPENDENCYTIMEOUT;
@@ -344,7 +345,7 @@ writer_lock(struct sqlite_store *s, const char *op)
 		ts.tv_nsec -= 1000000000L;
 	}
 	if (pthread_mutex_timedlock(&writer_mu, &ts) != 0) {
-		fprintf(stderr, "kmsd: store: %s: no turn to write in %d ms\n",
+		log_warn("store: %s: no turn to write in %d ms",
 		    op, STORE_BUSY_MS);
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
@@ -565,7 +566,7 @@ read_version(sqlite3_stmt *st, struct store_version *v)
 static int
 corrupt(const char *op)
 {
-	fprintf(stderr, "kmsd: store: %s: malformed row in the database\n",
+	log_error("store: %s: malformed row in the database",
 	    op);
 	return KMS_EINTERNAL;
 }
@@ -1678,7 +1679,7 @@ free_store(struct sqlite_store *s)
 		sqlite3_finalize(s->st[i]);	/* NULL is a no-op */
 	}
 	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK) {
-		fprintf(stderr, "kmsd: store: close: %s\n",
+		log_warn("store: close: %s",
 		    sqlite3_errmsg(s->db));
 	}
 	free(s);
