@@ -56,12 +56,28 @@ $(LIBCOMMON) $(LIBHSM) $(LIBPOLICY) $(LIBKMSD):
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(CLIENT_A): $(call obj,$(CLIENT_SRC)) $(call obj,$(COMMON_SRC))
-	@mkdir -p $(LIB)
+# The public archive exports only kms_*: its objects are linked into one
+# relocatable object whose hidden (internal) symbols are made local, so an
+# application linking it with other libraries never gets our b64_encode or
+# blob_uuid_parse instead of its own (nor the other way round).  The shared
+# library does the same with a version script.
+CLIENT_OBJS := $(call obj,$(CLIENT_SRC)) $(call obj,$(COMMON_SRC))
+$(CLIENT_A): $(CLIENT_OBJS)
+	@mkdir -p $(LIB) $(BUILD)/libkmsclient-a
+	$(LD) -r -o $(BUILD)/libkmsclient-a/kmsclient.o $^
+	objcopy --localize-hidden $(BUILD)/libkmsclient-a/kmsclient.o
+	rm -f $@ && ar rcs $@ $(BUILD)/libkmsclient-a/kmsclient.o
+# kmsd's own tools and tests link the library's objects as they are (they
+# share common/ with it), from an internal archive.
+CLIENT_INT := $(BUILD)/libkmsclient-int.a
+$(CLIENT_INT): $(call obj,$(CLIENT_SRC))
+	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
-$(CLIENT_SO): $(call obj,$(CLIENT_SRC)) $(call obj,$(COMMON_SRC))
+$(CLIENT_SO): $(CLIENT_OBJS) libkmsclient/libkmsclient.map
 	@mkdir -p $(LIB)
-	$(CC) $(CFLAGS) -shared -Wl,-soname,libkmsclient.so.1 -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libkmsclient.so.1 \
+		-Wl,--version-script=libkmsclient/libkmsclient.map \
+		-o $@ $(CLIENT_OBJS) $(LDFLAGS) $(LDLIBS)
 
 kmsclient.pc: Makefile
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kmsclient\nDescription: kmsd client library\nVersion: 0.1.0\nRequires.private: libsodium jansson\nLibs: -L$${libdir} -lkmsclient\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
@@ -72,13 +88,13 @@ $(BIN)/kmsd: $(call obj,$(KMSD_MAIN)) $(DAEMON_LIBS)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_A)
+$(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_INT) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 # kms-bench links the hsm layer and kmsd's config reader too, for
 # --baseline hsm.
-$(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) kmsd/daemon/config.c) $(CLIENT_A) \
+$(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) kmsd/daemon/config.c) $(CLIENT_INT) \
     $(LIBHSM) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -87,7 +103,7 @@ $(SHIM_SO): $(call obj,$(SHIM_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $^ -ldl -lpthread
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(DAEMON_LIBS) $(CLIENT_A)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(CLIENT_INT) $(DAEMON_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
 

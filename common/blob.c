@@ -72,7 +72,7 @@ is_dash_position(size_t i)
  * users paste ids from tools that print them upper-case.
  */
 int
-uuid_parse(const char *s, size_t len, uint8_t out[16])
+blob_uuid_parse(const char *s, size_t len, uint8_t out[16])
 {
 	uint8_t id[16];
 	size_t i, n = 0;
@@ -104,7 +104,7 @@ uuid_parse(const char *s, size_t len, uint8_t out[16])
 }
 
 void
-uuid_format(const uint8_t id[16], char out[UUID_STR_LEN + 1])
+blob_uuid_format(const uint8_t id[16], char out[UUID_STR_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;

@@ -24,12 +24,12 @@
  * Returns the object (caller json_decref()s) or NULL with *err set to
  * KMS_ESERIALIZATION and a message in msg.
  */
-json_t *json_read_bounded(const void *buf, size_t len, size_t maxlen,
+json_t *kjson_read_bounded(const void *buf, size_t len, size_t maxlen,
     int *err, char *msg, size_t msglen);
 /* Depth of the deepest array/object in buf, scanning strings correctly;
  * stops early and returns limit + 1 once limit is exceeded.  (A cheap
  * check for callers that hand bytes to another parser.) */
-int json_depth(const void *buf, size_t len, int limit);
+int kjson_depth(const void *buf, size_t len, int limit);
 
 /*
  * Serialise j compactly into buf (no NUL).  Returns the length written, or
@@ -37,6 +37,6 @@ int json_depth(const void *buf, size_t len, int limit);
  * on a value that cannot be written.  A faster json_dumpb(JSON_COMPACT) for
  * replies: strings are escaped as RFC 8259 requires, reals use %.17g.
  */
-size_t json_write_compact(const json_t *j, char *buf, size_t cap);
+size_t kjson_write_compact(const json_t *j, char *buf, size_t cap);
 
 #endif

@@ -224,6 +224,73 @@ test_library_exports_only_kms_symbols(void **state)
 	assert_true(nkms >= 30);	/* and the API is there */
 }
 
+/* The static archive too: an application linking it beside other
+ * libraries sees only kms_* from it. */
+static void
+test_archive_defines_only_kms_symbols(void **state)
+{
+	const char *lib = getenv("LIB") ? getenv("LIB") : "lib";
+	char cmd[512], line[512];
+	int nkms = 0, bad = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "nm -g --defined-only %s/libkmsclient.a",
+	    lib);
+	assert_non_null(p = popen(cmd, "r"));
+	while (fgets(line, sizeof(line), p) != NULL) {
+		char addr[64], type[8], name[256];
+		if (sscanf(line, "%63s %7s %255s", addr, type, name) != 3) {
+			continue;
+		}
+		if (strncmp(name, "kms_", 4) == 0) {
+			nkms++;
+		} else {
+			fprintf(stderr, "defined globally: %s %s\n", type,
+			    name);
+			bad++;
+		}
+	}
+	assert_int_equal(pclose(p), 0);
+	assert_int_equal(bad, 0);
+	assert_true(nkms >= 30);
+}
+
+/* An application linking the archive and libuuid gets libuuid's
+ * uuid_parse, not one of ours (the archive once defined its own, with
+ * another signature, and the linker took it without a word). */
+static void
+test_archive_beside_libuuid_keeps_libuuids_uuid_parse(void **state)
+{
+	const char *lib = getenv("LIB") ? getenv("LIB") : "lib";
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	char dir[] = "/tmp/kms-uuid-XXXXXX", cmd[2048], *out = NULL;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "%s/app.c", dir);
+	assert_non_null(f = fopen(cmd, "w"));
+	fputs("#include <stdio.h>\n#include <uuid/uuid.h>\n"
+	    "#include <kms.h>\n"
+	    "int main(void) {\n"
+	    "\tuuid_t u;\n"
+	    "\tif (uuid_parse(\"00112233-4455-6677-8899-aabbccddeeff\", u)"
+	    " != 0) return 1;\n"
+	    "\tif (u[0] != 0x00 || u[1] != 0x11 || u[15] != 0xff) return 2;\n"
+	    "\tprintf(\"%s\\n\", kms_error_name(KMS_ENOTFOUND));\n"
+	    "\treturn 0;\n}\n", f);
+	assert_int_equal(fclose(f), 0);
+	snprintf(cmd, sizeof(cmd), "cc %s -Iinclude -o %s/app %s/app.c "
+	    "%s/libkmsclient.a -luuid $(pkg-config --libs libsodium jansson "
+	    "libcrypto) -lpthread -ldl && %s/app",
+	    strstr(build, "asan") != NULL ?
+	    "-fsanitize=address,undefined" : "", dir, dir, lib, dir);
+	assert_int_equal(tu_run(cmd, &out, NULL), 0);
+	assert_string_equal(tu_trimnl(out), "NotFoundException");
+	free(out);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void
 test_default_endpoint_prefers_KMS_ENDPOINT(void **state)
 {
@@ -929,6 +996,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_library_exports_only_kms_symbols),
+		cmocka_unit_test(test_archive_defines_only_kms_symbols),
+		cmocka_unit_test(
+		    test_archive_beside_libuuid_keeps_libuuids_uuid_parse),
 		cmocka_unit_test(test_default_endpoint_prefers_KMS_ENDPOINT),
 		cmocka_unit_test(test_default_endpoint_finds_var_socket_upwards),
 		cmocka_unit_test(test_absent_daemon_fails_fast_without_hanging),

@@ -612,7 +612,7 @@ test_a_flood_without_reading_is_parked_then_answered(void **state)
 	sp_hello(hello, SP_REQ0);
 	assert_int_equal(send(fd, hello, sizeof(hello), MSG_NOSIGNAL),
 	    sizeof(hello));
-	assert_int_equal(fd_read_full(fd, hello, sizeof(hello), mono_ms() +
+	assert_int_equal(sp_read_full(fd, hello, sizeof(hello), mono_ms() +
 	    5000), 0);
 	assert_true(sp_hello_is(hello, SP_REP0));
 	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);

@@ -724,7 +724,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	c.p = p;
 	c.secret = w->secret;
 	c.secret_cap = w->secret_cap;
-	if ((msg = json_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
+	if ((msg = kjson_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
 	    sizeof(c.msg))) == NULL) {
 		return error_object(KMS_ESERIALIZATION, c.msg);
 	}

@@ -708,9 +708,9 @@ serve(struct srv_worker *sw, struct req *r)
 	 * not fit); the partial text may hold a plaintext: rep_reserve
 	 * wipes it. */
 	if (resp != NULL && rep_reserve(sw, head + REPLY_MIN) == 0) {
-		n = json_write_compact(resp, (char *)sw->rep + head, sw->repcap - head);
+		n = kjson_write_compact(resp, (char *)sw->rep + head, sw->repcap - head);
 		if (n > sw->repcap - head && (rep_reserve(sw, head + n) != 0 ||
-		    json_write_compact(resp, (char *)sw->rep + head, n) != n)) {
+		    kjson_write_compact(resp, (char *)sw->rep + head, n) != n)) {
 			n = 0;
 		}
 	}

@@ -309,7 +309,7 @@ grant_json(const struct kmsd *d, const struct store_grant *g)
 	char id[37], arn[KEY_ARN_MAX];
 	json_t *o, *ops, *cons = NULL;
 
-	uuid_format(g->key_id, id);
+	blob_uuid_format(g->key_id, id);
 	key_arn(d, id, arn, sizeof(arn));
 	ops = json_loads(g->operations, 0, NULL);
 	if (g->constraints[0] != '\0') {

@@ -288,7 +288,7 @@ parse_context(const char *arg, struct ctxarg *a, const char *opt)
 	if (*src == '{') {
 		const char *k;
 		json_t *v;
-		a->j = json_read_bounded(src, strlen(src), JSON_MAX_REQUEST,
+		a->j = kjson_read_bounded(src, strlen(src), JSON_MAX_REQUEST,
 		    &err, msg, sizeof(msg));
 		free(hold);
 		if (a->j == NULL) {
@@ -386,7 +386,7 @@ parse_tags(const struct optval *v, struct tagarg *a)
 	if (v->nlist == 1 && v->list[0][0] == '[') {
 		json_t *t;
 		size_t k;
-		a->j = json_read_bounded(v->list[0], strlen(v->list[0]),
+		a->j = kjson_read_bounded(v->list[0], strlen(v->list[0]),
 		    JSON_MAX_REQUEST, &err, msg, sizeof(msg));
 		/* The bounded reader wants an object at the top. */
 		if (a->j == NULL) {
@@ -1345,7 +1345,7 @@ cmd_call(struct run *R)
 		kms_free(reply);
 		return fail(&E, r, &ei);
 	}
-	j = json_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
+	j = kjson_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
 	    sizeof(msg));
 	kms_free(reply);
 	if (j == NULL) {
@@ -1429,7 +1429,7 @@ constraints_json(const char *arg, json_t **out)
 	for (p = src; isspace((unsigned char)*p); p++) {
 	}
 	if (*p == '{') {
-		o = json_read_bounded(p, strlen(p), JSON_MAX_REQUEST, &err,
+		o = kjson_read_bounded(p, strlen(p), JSON_MAX_REQUEST, &err,
 		    msg, sizeof(msg));
 		free(hold);
 		if (o == NULL) {
@@ -1599,7 +1599,7 @@ send_json(const struct run *R, const json_t *req, json_t **out)
 		kms_free(reply);
 		return fail(R, r, &ei);
 	}
-	*out = json_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
+	*out = kjson_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
 	    sizeof(msg));
 	kms_free(reply);
 	if (*out == NULL) {
