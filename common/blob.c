@@ -1,5 +1,5 @@
 /*
- * blob.c — ciphertext blob format 1 (DESIGN §3) and UUID text.
+ * blob.c — ciphertext blob format 1 (docs/design.md §4) and UUID text.
  *
  * blob_parse only checks structure; whether the key, version and tag are
  * genuine is for the GCM open that follows, and every failure there and
@@ -13,7 +13,7 @@
 #include "common/err.h"
 #include "common/hex.h"
 
-/* Field offsets, as in the table of DESIGN §3. */
+/* Field offsets, as in the table of docs/design.md §4. */
 #define BLOB_OFF_FORMAT 0
 #define BLOB_OFF_KEY_ID 1
 #define BLOB_OFF_VERSION 17

@@ -1,5 +1,5 @@
 /*
- * blob.h — ciphertext blob, format 1 (DESIGN §3).
+ * blob.h — ciphertext blob, format 1 (docs/design.md §4).
  *
  *   0  1   format 0x01
  *   1  16  key id (UUID bytes)

@@ -1,5 +1,5 @@
 /*
- * ctx.c — canonical encryption context (DESIGN §3).
+ * ctx.c — canonical encryption context (docs/design.md §4).
  *
  * Both entry points gather the pairs into one small array (at most
  * CTX_MAX_PAIRS entries, on the stack), validate them, sort them by key

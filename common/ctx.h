@@ -1,5 +1,5 @@
 /*
- * ctx.h — canonical encryption context (DESIGN §3).
+ * ctx.h — canonical encryption context (docs/design.md §4).
  *
  * u16 pair count, then the pairs sorted by key bytes, each as u16 key
  * length, key, u16 value length, value.  Keys are non-empty UTF-8, values

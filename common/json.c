@@ -1,5 +1,5 @@
 /*
- * json.c — the bounded JSON reader (DESIGN §4).
+ * json.c — the bounded JSON reader (docs/design.md §5).
  *
  * The length is checked first; then the parser, ours (jansson's lexer cost
  * 2.8 µs per Batch item, 93% of json_loadb's time): a recursive descent

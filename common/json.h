@@ -1,7 +1,7 @@
 /*
  * json.h — the bounded JSON reader: every untrusted message goes through it.
  *
- * Limits (DESIGN §4): a message ≤ 1 MiB, a request ≤ 64 KiB, nesting ≤ 32.
+ * Limits (docs/design.md §5): a message ≤ 1 MiB, a request ≤ 64 KiB, nesting ≤ 32.
  * The parser (ours, building jansson values) refuses a level past the
  * limit before descending into it, so its recursion is bounded.  Duplicate
  * keys are rejected, trailing bytes are rejected, the top level must be an

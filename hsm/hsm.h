@@ -8,7 +8,7 @@
  * function here ever returns key material, and no request-path function
  * calls C_FindObjects.
  *
- * Custody (DESIGN §2):
+ * Custody (docs/design.md §3):
  *  - the domain key is an AES-256 token object (label HSM_DOMAIN_LABEL),
  *    private, sensitive, not extractable, CKA_WRAP/CKA_UNWRAP only;
  *  - wrapped mode: hsm_generate_wrapped() makes a transient sensitive

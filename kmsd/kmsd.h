@@ -148,7 +148,7 @@ int keycache_refresh(struct worker *w, const uint8_t id[16]);
 void keycache_invalidate_handles(struct keycache *kc);
 /* Resident mode, after a recovery or re-initialisation: find every cached
  * version's token object again with one search, so that loading one
- * copies it by handle instead of searching (DESIGN §2).  No-op when
+ * copies it by handle instead of searching (docs/design.md §3).  No-op when
  * wrapped. */
 int keycache_refind_resident(struct keycache *kc, hsm_session *hs);
 /* Create a key: material in the HSM, row committed, entry cached. */

@@ -1,5 +1,5 @@
 /*
- * test_ctx.c — canonical encryption context (common/ctx.c, DESIGN §3).
+ * test_ctx.c — canonical encryption context (common/ctx.c, docs/design.md §4).
  */
 #include <setjmp.h>
 #include <stdarg.h>

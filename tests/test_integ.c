@@ -447,7 +447,7 @@ raw_connect(const struct tu_env *e, int nb)
  * refuses to send this much, and nng's req0 would redial and resend for
  * ever): it announces a 2 MiB message and starts sending it.  kmsd must
  * drop the connection on reading that frame header (a message holds at
- * most 1 MiB, DESIGN §4), before any parsing, and go on serving others.
+ * most 1 MiB, docs/design.md §5), before any parsing, and go on serving others.
  */
 static void
 test_oversized_message_never_reaches_the_parser(void **state)

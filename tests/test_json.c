@@ -1,5 +1,5 @@
 /*
- * test_json.c — the bounded JSON reader (common/json.c, DESIGN §4).
+ * test_json.c — the bounded JSON reader (common/json.c, docs/design.md §5).
  */
 #include <setjmp.h>
 #include <stdarg.h>

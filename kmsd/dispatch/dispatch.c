@@ -79,7 +79,7 @@ op_secret(struct opctx *c, size_t n)
 }
 
 /*
- * Randomness is drawn per request (DESIGN §2: one C_GenerateRandom call
+ * Randomness is drawn per request (docs/design.md §3: one C_GenerateRandom call
  * per request): a single request gets exactly what it asks for; in a
  * Batch the first item that needs random bytes draws for the items still
  * to come, so a Batch of data keys costs one HSM call for all its keys and

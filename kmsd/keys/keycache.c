@@ -10,7 +10,7 @@
  * calls made under the lock are the cold ones only (unwrap on a miss,
  * release on eviction, rotation).
  *
- * Encryption counting (DESIGN §3): each version counts its encryptions and
+ * Encryption counting (docs/design.md §4): each version counts its encryptions and
  * reserves them durably in blocks before use; after a restart the count
  * resumes at the reservation, so a crash can only waste IVs, never reuse
  * the 2^32 budget.  A spent version makes the key rotate automatically.
@@ -815,7 +815,7 @@ keycache_create_key(struct worker *w, struct store_key *k,
 	/* The first block of encryptions is reserved with the key itself. */
 	sv.enc_reserved = w->d->cfg.max_encryptions < KC_RESERVE_BLOCK ?
 	    w->d->cfg.max_encryptions : KC_RESERVE_BLOCK;
-	/* Crash order (DESIGN §7): material in the HSM, then the row. */
+	/* Crash order (docs/design.md §8): material in the HSM, then the row. */
 	if (resident) {
 		memcpy(sv.material, rnd, 16);
 		sv.material[19] = 1;

@@ -1,5 +1,5 @@
 /*
- * store.h — the metadata store interface (DESIGN §7).
+ * store.h — the metadata store interface (docs/design.md §8).
  *
  * Keys, versions (wrapped blobs or resident CKA_IDs), tags, aliases,
  * policies and grants.  The daemon uses only this interface; SQLite

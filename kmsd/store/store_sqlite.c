@@ -1,5 +1,5 @@
 /*
- * store_sqlite.c — the metadata store on SQLite (store.h, DESIGN §7).
+ * store_sqlite.c — the metadata store on SQLite (store.h, docs/design.md §8).
  *
  * One handle is one connection, used by one worker thread.  The database is
  * in WAL mode with synchronous=FULL, so every mutation is on disk when the
