@@ -94,7 +94,7 @@ $(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_INT) $(LIBCOMMO
 
 # kms-bench links the hsm layer and kmsd's config reader too, for
 # --baseline hsm.
-$(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) kmsd/daemon/config.c) $(CLIENT_INT) \
+$(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) tools/proc.c kmsd/daemon/config.c) $(CLIENT_INT) \
     $(LIBHSM) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -103,7 +103,8 @@ $(SHIM_SO): $(call obj,$(SHIM_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $^ -ldl -lpthread
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(CLIENT_INT) $(DAEMON_LIBS)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(BUILD)/tools/proc.o \
+    $(CLIENT_INT) $(DAEMON_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
 

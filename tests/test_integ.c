@@ -28,7 +28,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/be.h"
-#include "common/proc.h"
+#include "tools/proc.h"
 #include "common/sp.h"
 #include "kms.h"
 #include "tests/testutil.h"
