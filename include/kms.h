@@ -75,6 +75,11 @@ typedef enum kms_err {
 	KMS_ERR_MAX = 29
 } kms_err;
 
+/* The version of kmsd this library belongs to ("0.1.0"). */
+#define KMS_VERSION "0.1.0"
+/* The library's own version string; never NULL, static storage. */
+KMS_API const char *kms_version(void);
+
 /* Human text for an error code; never NULL, static storage. */
 KMS_API const char *kms_strerror(int err);
 /* AWS error name ("NotFoundException"); never NULL, static storage. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 
+#include "kms.h"
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/log.h"
@@ -38,7 +39,8 @@ usage(FILE *f)
 	    "absent\n"
 	    "      --init-token SO_PIN_FILE  initialise a free token with the "
 	    "configured\n"
-	    "                         label and user PIN file (token set-up)\n");
+	    "                         label and user PIN file (token set-up)\n"
+	    "      --version          print the version and exit\n");
 }
 
 /* No core files, no ptrace by others: the process holds secrets. */
@@ -61,6 +63,7 @@ main(int argc, char **argv)
 		{ "create-domain-key", no_argument, NULL, 'D' },
 		{ "init-token", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct kmsd d;
@@ -86,6 +89,9 @@ main(int argc, char **argv)
 		case 'I':
 			so_pin_file = optarg;
 			break;
+		case 'V':
+			printf("kmsd %s\n", KMS_VERSION);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -120,6 +126,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_open("kmsd", d.cfg.log_level, d.cfg.log_syslog);
+	if (so_pin_file == NULL && !check && !create_dk) {
+		log_info("kmsd %s starting (config: %s)", KMS_VERSION,
+		    conf != NULL ? conf : "embedded defaults");
+	}
 	if (so_pin_file != NULL) {
 		if (d.cfg.softhsm2_conf[0] != '\0') {
 			setenv("SOFTHSM2_CONF", d.cfg.softhsm2_conf, 1);

@@ -1900,6 +1900,7 @@ static const char *const global_help =
     "                          directory upwards); --endpoint-url is the "
     "same\n"
     "  --output json|text      output format (default json)\n"
+    "  --version               print kmsctl's version and exit\n"
     "  --query PATH            print only this part, e.g. "
     "KeyMetadata.KeyId\n"
     "                          or Keys[0].KeyId\n"
@@ -1969,6 +1970,10 @@ global_option(struct run *R, int argc, char **argv, int *i, int *help)
 	if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 		*help = 1;
 		return 1;
+	}
+	if (strcmp(a, "--version") == 0) {
+		printf("kmsctl %s\n", kms_version());
+		exit(0);
 	}
 	if (strcmp(a, "--no-cli-pager") == 0 ||
 	    strcmp(a, "--no-paginate") == 0) {
