@@ -83,10 +83,12 @@ kmsclient.pc: Makefile
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kmsclient\nDescription: kmsd client library\nVersion: 0.1.0\nRequires.private: libsodium jansson\nLibs: -L$${libdir} -lkmsclient\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
 
 DAEMON_LIBS := $(LIBKMSD) $(LIBPOLICY) $(LIBHSM) $(LIBCOMMON)
+# The daemon alone tells systemd when it is ready (sd_notify).
+KMSD_LDLIBS := $(shell pkg-config --libs libsystemd 2>/dev/null)
 # kmsd/daemon/heapwipe.c replaces free() and realloc() in the daemon only.
 $(BIN)/kmsd: $(call obj,$(KMSD_MAIN)) $(DAEMON_LIBS)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(KMSD_LDLIBS)
 
 $(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_INT) $(LIBCOMMON)
 	@mkdir -p $(BIN)
@@ -106,7 +108,7 @@ $(SHIM_SO): $(call obj,$(SHIM_SRC))
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(BUILD)/tools/proc.o \
     $(CLIENT_INT) $(DAEMON_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS) $(KMSD_LDLIBS)
 
 tests: all $(TEST_BINS) $(SHIM_SO)
 

@@ -130,6 +130,10 @@ main(int argc, char **argv)
 		log_info("kmsd %s starting (config: %s)", KMS_VERSION,
 		    conf != NULL ? conf : "embedded defaults");
 	}
+	if (conf != NULL) {
+		snprintf(d.cfg.config_path, sizeof(d.cfg.config_path), "%s",
+		    conf);
+	}
 	if (so_pin_file != NULL) {
 		if (d.cfg.softhsm2_conf[0] != '\0') {
 			setenv("SOFTHSM2_CONF", d.cfg.softhsm2_conf, 1);

@@ -57,6 +57,7 @@
 #include "common/secmem.h"
 #include "common/sp.h"
 #include "common/log.h"
+#include "kmsd/daemon/service.h"
 #include "kmsd/kmsd.h"
 
 #define CONN_INFLIGHT 64	/* requests of one connection in the works */
@@ -1090,6 +1091,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	memset(&sv, 0, sizeof(sv));
@@ -1155,9 +1157,18 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	    d->cfg.workers, d->cfg.key_storage == STORAGE_RESIDENT ?
 	    "resident" : "wrapped");
 	fflush(stdout);
+	service_ready(d);
 
-	while (sigwait(&set, &sig) != 0) {
+	for (;;) {
+		if (sigwait(&set, &sig) != 0) {
+			continue;
+		}
+		if (sig != SIGHUP) {
+			break;
+		}
+		service_reload(d);
 	}
+	service_stopping();
 	log_info("signal %d, stopping", sig);
 	r = 0;
  out:
