@@ -41,7 +41,7 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SHIM_SO   := $(BUILD)/tests/libp11shim.so
 TOOLS     := $(BIN)/kmsctl $(BIN)/kms-bench
 
-.PHONY: all run test check asan fuzz bench install clean deps tests
+.PHONY: all run test check asan fuzz bench install uninstall clean deps tests
 all: $(BIN)/kmsd $(TOOLS) $(CLIENT_SO) $(CLIENT_A) kmsclient.pc
 
 $(BUILD)/%.o: %.c
@@ -80,7 +80,7 @@ $(CLIENT_SO): $(CLIENT_OBJS) libkmsclient/libkmsclient.map
 		-o $@ $(CLIENT_OBJS) $(LDFLAGS) $(LDLIBS)
 
 kmsclient.pc: Makefile
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kmsclient\nDescription: kmsd client library\nVersion: 0.1.0\nRequires.private: libsodium jansson\nLibs: -L$${libdir} -lkmsclient\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kmsclient\nDescription: kmsd client library\nVersion: 0.1.0\nRequires.private: libsodium jansson libcrypto\nLibs: -L$${libdir} -lkmsclient\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
 
 DAEMON_LIBS := $(LIBKMSD) $(LIBPOLICY) $(LIBHSM) $(LIBCOMMON)
 # The daemon alone tells systemd when it is ready (sd_notify).
@@ -146,15 +146,70 @@ fuzz:
 bench: all
 	scripts/bench-suite
 
+# `make install` (PREFIX, DESTDIR): binaries, the library with its soname,
+# the header and pkg-config file, man pages, the systemd unit and its
+# system user, the example configuration, bash completion.
+BINDIR	?= $(PREFIX)/bin
+LIBDIR	?= $(PREFIX)/lib
+INCDIR	?= $(PREFIX)/include
+LIBEXECDIR ?= $(PREFIX)/libexec
+DATADIR	?= $(PREFIX)/share
+MANDIR	?= $(DATADIR)/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+COMPDIR	?= $(DATADIR)/bash-completion/completions
+MANPAGES := man/kmsctl.1 man/kms-bench.1 man/libkmsclient.3 man/kmsd.conf.5 \
+	man/kmsd.8
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 bin/kmsd bin/kmsctl bin/kms-bench $(DESTDIR)$(PREFIX)/bin
-	install -m 644 lib/libkmsclient.a $(DESTDIR)$(PREFIX)/lib
-	install -m 755 lib/libkmsclient.so $(DESTDIR)$(PREFIX)/lib/libkmsclient.so.1
-	ln -sf libkmsclient.so.1 $(DESTDIR)$(PREFIX)/lib/libkmsclient.so
-	install -m 644 include/kms.h $(DESTDIR)$(PREFIX)/include
-	install -m 644 kmsclient.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBEXECDIR)/kmsd \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(COMPDIR) $(DESTDIR)$(DATADIR)/doc/kmsd \
+		$(DESTDIR)$(SYSCONFDIR)/kmsd
+	install -m 755 $(BIN)/kmsd $(BIN)/kmsctl $(BIN)/kms-bench \
+		$(DESTDIR)$(BINDIR)
+	install -m 755 scripts/hsm-init $(DESTDIR)$(LIBEXECDIR)/kmsd/hsm-init
+	install -m 644 $(LIB)/libkmsclient.a $(DESTDIR)$(LIBDIR)
+	install -m 755 $(LIB)/libkmsclient.so $(DESTDIR)$(LIBDIR)/libkmsclient.so.1
+	ln -sf libkmsclient.so.1 $(DESTDIR)$(LIBDIR)/libkmsclient.so
+	install -m 644 include/kms.h $(DESTDIR)$(INCDIR)
+	sed -e 's|^prefix=.*|prefix=$(PREFIX)|' \
+		-e 's|^libdir=.*|libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+		-e 's|^includedir=.*|includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCDIR))|' \
+		kmsclient.pc \
+		> $(DESTDIR)$(LIBDIR)/pkgconfig/kmsclient.pc
+	for m in $(MANPAGES); do \
+		s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
+		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; \
+	done
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
+		-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/kmsd.service.in \
+		> $(DESTDIR)$(UNITDIR)/kmsd.service
+	install -m 644 dist/kmsd.sysusers $(DESTDIR)$(SYSUSERSDIR)/kmsd.conf
+	install -m 644 dist/kmsctl.bash-completion $(DESTDIR)$(COMPDIR)/kmsctl
+	install -m 644 kmsd.conf.example README.md PROTOCOL.md \
+		$(DESTDIR)$(DATADIR)/doc/kmsd
+	[ -e $(DESTDIR)$(SYSCONFDIR)/kmsd/kmsd.conf ] || \
+		install -m 640 dist/kmsd.conf $(DESTDIR)$(SYSCONFDIR)/kmsd/kmsd.conf
+
+# Leaves the configuration and /var/lib/kmsd (keys!) alone.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/kmsd $(DESTDIR)$(BINDIR)/kmsctl \
+		$(DESTDIR)$(BINDIR)/kms-bench \
+		$(DESTDIR)$(LIBEXECDIR)/kmsd/hsm-init \
+		$(DESTDIR)$(LIBDIR)/libkmsclient.a \
+		$(DESTDIR)$(LIBDIR)/libkmsclient.so \
+		$(DESTDIR)$(LIBDIR)/libkmsclient.so.1 \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/kmsclient.pc \
+		$(DESTDIR)$(INCDIR)/kms.h $(DESTDIR)$(UNITDIR)/kmsd.service \
+		$(DESTDIR)$(SYSUSERSDIR)/kmsd.conf $(DESTDIR)$(COMPDIR)/kmsctl
+	for m in $(MANPAGES); do \
+		rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m#man/}; \
+	done
+	rm -rf $(DESTDIR)$(DATADIR)/doc/kmsd
+	-rmdir $(DESTDIR)$(LIBEXECDIR)/kmsd
 
 clean:
 	rm -rf build build-asan build-fuzz bin lib kmsclient.pc

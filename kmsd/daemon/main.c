@@ -40,6 +40,7 @@ usage(FILE *f)
 	    "      --init-token SO_PIN_FILE  initialise a free token with the "
 	    "configured\n"
 	    "                         label and user PIN file (token set-up)\n"
+	    "  -h, --help             print this help and exit\n"
 	    "      --version          print the version and exit\n");
 }
 
