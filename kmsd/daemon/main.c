@@ -4,6 +4,7 @@
  *   kmsd [-c FILE] [--state-dir DIR]        serve (foreground)
  *   kmsd ... --check-config                 validate and exit
  *   kmsd ... --create-domain-key            token set-up (scripts/hsm-init)
+ *   kmsd --restore BACKUP --state-dir NEW   restore a backup, exit
  *
  * Without -c, DIR/kmsd.conf is read when it exists (DIR defaults to ./var),
  * else the embedded defaults apply.
@@ -23,6 +24,7 @@
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/log.h"
+#include "kmsd/daemon/backup.h"
 #include "kmsd/kmsd.h"
 
 static void
@@ -40,6 +42,9 @@ usage(FILE *f)
 	    "      --init-token SO_PIN_FILE  initialise a free token with the "
 	    "configured\n"
 	    "                         label and user PIN file (token set-up)\n"
+	    "      --restore BACKUP   check a backup and restore it into "
+	    "--state-dir\n"
+	    "                         (a new or empty directory), then exit\n"
 	    "  -h, --help             print this help and exit\n"
 	    "      --version          print the version and exit\n");
 }
@@ -65,12 +70,13 @@ main(int argc, char **argv)
 		{ "init-token", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "restore", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct kmsd d;
 	const char *conf = NULL, *state_dir = NULL;
 	char err[1024], defconf[CONFIG_PATH_MAX + 16];
-	const char *so_pin_file = NULL;
+	const char *so_pin_file = NULL, *restore = NULL;
 	int ch, check = 0, create_dk = 0, r;
 
 	while ((ch = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
@@ -90,6 +96,9 @@ main(int argc, char **argv)
 		case 'I':
 			so_pin_file = optarg;
 			break;
+		case 'R':
+			restore = optarg;
+			break;
 		case 'V':
 			printf("kmsd %s\n", KMS_VERSION);
 			return 0;
@@ -106,6 +115,18 @@ main(int argc, char **argv)
 		return 2;
 	}
 	harden();
+	if (restore != NULL) {
+		if (state_dir == NULL) {
+			fprintf(stderr, "kmsd: --restore needs --state-dir NEW "
+			    "(a new or empty directory)\n");
+			return 2;
+		}
+		if (backup_restore(restore, state_dir, err, sizeof(err)) != 0) {
+			fprintf(stderr, "kmsd: restore refused: %s\n", err);
+			return 1;
+		}
+		return 0;
+	}
 #if defined(__SANITIZE_ADDRESS__)
 	/* Without kmsd/heapwipe.c (compiled out under ASan), jansson's
 	 * blocks are wiped by its allocator instead. */

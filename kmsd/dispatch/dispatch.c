@@ -23,6 +23,7 @@
 /* Sorted by name (binary search). */
 static const struct op_def ops[] = {
 	{ "CreateAlias", op_create_alias, 0 },
+	{ "CreateBackup", op_create_backup, 0 },
 	{ "CreateGrant", op_create_grant, 0 },
 	{ "CreateKey", op_create_key, 0 },
 	{ "Decrypt", op_decrypt, 1 },

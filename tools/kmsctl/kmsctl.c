@@ -1506,6 +1506,7 @@ put_field(json_t *req, const struct optspec *s, const struct optval *v)
 	int r;
 
 	switch (s->kind) {
+	case O_POS:
 	case O_STR:
 		if ((r = load_text(v->val, &text, &hold, s->name)) != 0) {
 			return r;
@@ -1868,6 +1869,14 @@ static const struct command commands[] = {
 	    "List a key's tags.", {
 		KEY_ID(1), PAGING,
 	}, "Tags" },
+	{ "admin backup", "CreateBackup", cmd_json,
+	    "Administrators: back up the store and token into a directory "
+	    "on kmsd's machine, online.", {
+		{ "directory", O_POS, 1, "Absolute path of a new or empty "
+		    "directory.", "Directory" },
+		{ "include-pins", O_FLAG, 0, "Copy the PIN files too (the "
+		    "directory must be mode 0700).", "IncludePins" },
+	} },
 	{ "call", "raw", cmd_call,
 	    "Send a raw JSON request ({\"Action\": ...}) and print the "
 	    "reply.", {
@@ -1877,6 +1886,20 @@ static const struct command commands[] = {
 };
 #pragma GCC diagnostic pop
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The first positional parameter of cmd not yet given, or -1. */
+static int
+first_positional(const struct command *cmd, const struct run *R)
+{
+	int i;
+
+	for (i = 0; i < MAX_OPTS && cmd->opts[i].name != NULL; i++) {
+		if (cmd->opts[i].kind == O_POS && !R->v[i].set) {
+			return i;
+		}
+	}
+	return -1;
+}
 
 static const struct command *
 find_command(const char *name)
@@ -2100,6 +2123,16 @@ main(int argc, char **argv)
 				want_help_cmd = 1;
 				continue;
 			}
+			/* Two-word commands: "admin backup". */
+			if (find_command(a) == NULL && i + 1 < argc) {
+				char two[64];
+				snprintf(two, sizeof(two), "%s %s", a,
+				    argv[i + 1]);
+				if ((R.cmd = find_command(two)) != NULL) {
+					i++;
+					continue;
+				}
+			}
 			if ((R.cmd = find_command(a)) == NULL) {
 				usage_error("argument command: Invalid choice: "
 				    "'%s' (kmsctl help lists the commands)", a);
@@ -2116,8 +2149,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		/* A positional argument. */
-		if (R.cmd != NULL && (k = opt_index(R.cmd, "request")) >= 0 &&
-		    !R.v[k].set) {
+		if (R.cmd != NULL && (k = first_positional(R.cmd, &R)) >= 0) {
 			R.v[k].set = 1;
 			R.v[k].val = a;
 			continue;
