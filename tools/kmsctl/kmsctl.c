@@ -1345,7 +1345,7 @@ cmd_call(struct run *R)
 		kms_free(reply);
 		return fail(&E, r, &ei);
 	}
-	j = json_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
+	j = json_read_bounded(reply, n, JSON_MAX_REPLY, &err, msg,
 	    sizeof(msg));
 	kms_free(reply);
 	if (j == NULL) {
@@ -1599,7 +1599,7 @@ send_json(const struct run *R, const json_t *req, json_t **out)
 		kms_free(reply);
 		return fail(R, r, &ei);
 	}
-	*out = json_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
+	*out = json_read_bounded(reply, n, JSON_MAX_REPLY, &err, msg,
 	    sizeof(msg));
 	kms_free(reply);
 	if (*out == NULL) {
