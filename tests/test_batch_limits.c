@@ -664,6 +664,24 @@ test_1001_items_and_oversized_messages_get_typed_errors(void **state)
 	json_decref(j);
 	free(req.p);
 
+	/* An item whose error message would quote its Action cut inside a
+	 * UTF-8 sequence: that item fails, not the Batch. */
+	memset(&req, 0, sizeof(req));
+	sb_add(&req, "%s{\"Action\":\"%s\xc3\xa9\"},{\"Action\":"
+	    "\"GenerateRandom\",\"NumberOfBytes\":8}%s", BATCH_OPEN,
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    BATCH_CLOSE);
+	must(kms_call_json(cl, req.p, req.len, &reply, &rlen, &ei), &ei,
+	    "Batch");
+	assert_non_null(j = json_loadb(reply, rlen, 0, NULL));
+	kms_free(reply);
+	resps = json_object_get(j, "Responses");
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(resps, 0), "__type")), "UnknownOperationException");
+	assert_null(json_object_get(json_array_get(resps, 1), "__type"));
+	json_decref(j);
+	free(req.p);
+
 	/* And the daemon serves on. */
 	{
 		kms_secret s = { 0 };
