@@ -799,6 +799,7 @@ reply_of(size_t n)
 static void
 test_oversized_and_deep_replies_are_rejected(void **state)
 {
+	static const char raw[] = "{\"Action\":\"GenerateRandom\"}";
 	size_t n = JSON_MAX_REPLY + 1;
 	char *big = reply_of(n), *reply = NULL;
 	char deep[200];
@@ -818,8 +819,8 @@ test_oversized_and_deep_replies_are_rejected(void **state)
 	 * be, arrives whole. */
 	big = reply_of(JSON_MAX_REPLY);
 	srv_set(SRV_REPLY, big, JSON_MAX_REPLY);
-	assert_int_equal(kms_call_json(cl, "{\"Action\":\"GenerateRandom\"}",
-	    30, &reply, &rlen, &ei), 0);
+	assert_int_equal(kms_call_json(cl, raw, strlen(raw), &reply, &rlen,
+	    &ei), 0);
 	assert_int_equal(rlen, JSON_MAX_REPLY);
 	assert_memory_equal(reply, big, rlen);
 	kms_free(reply);
