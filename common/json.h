@@ -15,9 +15,38 @@
 
 #include <jansson.h>
 
-#define JSON_MAX_MESSAGE (1024 * 1024)	/* one nng message (Batch) */
+#include "kms.h"
+
+#define JSON_MAX_MESSAGE (1024 * 1024)	/* one request message (Batch) */
 #define JSON_MAX_REQUEST (64 * 1024)	/* one request or batch item */
 #define JSON_MAX_DEPTH 32		/* nesting of arrays and objects */
+
+/*
+ * The largest reply a request within those limits gets, which kmsd never
+ * exceeds and libkmsclient accepts.  A reply is not bounded by the 1 MiB
+ * of its request: a 53 KB Batch of 1000 GenerateRandom of 1024 bytes
+ * answers 1.39 MB.  What one Batch item's response adds to the bytes of
+ * its request item is at most JSON_MAX_ITEM_GROWTH:
+ *
+ *  - GenerateDataKey of 1024 bytes: base64 ciphertext (1432) and
+ *    plaintext (1368) and a key ARN (< 128): 2974 bytes for a request
+ *    item of about 60;
+ *  - GenerateRandom of 1024 bytes: 1384;
+ *  - an error object: its name (< 64) and message (< 512 bytes, each
+ *    escaped in at most 6): < 3160;
+ *  - Encrypt, Decrypt, ReEncrypt answer with a blob no longer than the
+ *    one in their request plus 49 bytes (68 in base64), and key ARNs and
+ *    algorithm names: < 600 more than the request item;
+ *
+ * and the Batch's "Responses" wrapper is shorter than its "Requests" one.
+ * So a reply is at most JSON_MAX_MESSAGE + KMS_MAX_BATCH *
+ * JSON_MAX_ITEM_GROWTH bytes (5,144,576).  DescribeKey, whose response
+ * carries the key's description, is held to what is left of that by the
+ * dispatcher; the longest single replies (ListGrants: at most 100 grants,
+ * each with constraints of at most 16 KiB) stay well below it.
+ */
+#define JSON_MAX_ITEM_GROWTH 4096
+#define JSON_MAX_REPLY (JSON_MAX_MESSAGE + KMS_MAX_BATCH * JSON_MAX_ITEM_GROWTH)
 
 /*
  * Parse buf[0..len) as one JSON object of at most maxlen bytes.

@@ -83,13 +83,11 @@ struct worker {
 	int id;
 	hsm_session *hs;
 	store *st;
-	uint8_t *secret;		/* locked scratch, WORKER_SECRET_CAP */
+	/* Locked scratch for the secrets of one request, sized from the
+	 * limits (OP_SCRATCH_CAP, ops/op.h). */
+	uint8_t *secret;
 	size_t secret_cap;
 };
-
-/* Plaintexts of one request (a Batch of 1000 data keys of 1 KiB, their
- * base64 and an Encrypt of 4 KiB fit). */
-#define WORKER_SECRET_CAP (4 * 1024 * 1024)
 
 /* ---- keys/keycache.c ---- */
 

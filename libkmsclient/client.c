@@ -47,9 +47,10 @@
 #include "common/sp.h"
 #include "libkmsclient/client.h"
 
-/* What the client accepts from kmsd: the 1 MiB message limit plus room
- * for the request id; the bounded reader then enforces 1 MiB exactly. */
-#define CLIENT_RECVMAXSZ (JSON_MAX_MESSAGE + 4096)
+/* What the client accepts from kmsd: a reply of at most JSON_MAX_REPLY
+ * (the largest a request within the limits gets, common/json.h) after its
+ * request id; the bounded reader then enforces JSON_MAX_REPLY exactly. */
+#define CLIENT_RECVMAXSZ (JSON_MAX_REPLY + SP_ID_LEN)
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
 /* Room first given to a request: every single call fits; a Batch may
  * need a second pass. */
@@ -788,7 +789,7 @@ parse_reply(uint8_t *rep, size_t n, json_t **replyp, kms_error_info *ei)
 	json_t *j;
 	int err = 0, r;
 
-	j = kjson_read_bounded((const char *)rep, n, JSON_MAX_MESSAGE, &err,
+	j = kjson_read_bounded((const char *)rep, n, JSON_MAX_REPLY, &err,
 	    msg, sizeof(msg));
 	wipe_free(rep, n);
 	if (j == NULL) {
@@ -876,7 +877,7 @@ kms_call_json(kms_client *c, const char *request, size_t len, char **reply,
 	if ((r = client_roundtrip(c, request, len, &body, &n, ei)) != 0) {
 		return r;
 	}
-	j = kjson_read_bounded(body, n, JSON_MAX_MESSAGE, &err, msg,
+	j = kjson_read_bounded(body, n, JSON_MAX_REPLY, &err, msg,
 	    sizeof(msg));
 	if (j == NULL) {
 		r = client_fail(ei, KMS_EPROTO, "The reply could not be "

@@ -716,6 +716,13 @@ serve(struct srv_worker *sw, struct req *r)
 		}
 	}
 	json_decref(resp);
+	if (n > JSON_MAX_REPLY) {
+		/* Never, by JSON_MAX_REPLY's derivation; were it wrong, the
+		 * client would drop the connection on this reply. */
+		log_error("a reply of %zu bytes exceeds the %d a client "
+		    "accepts; sent an error instead", n, JSON_MAX_REPLY);
+		n = 0;
+	}
 	if (n == 0) {
 		if (rep_reserve(sw, head + sizeof(oom)) != 0) {
 			goto out;	/* cannot even say so: drop it */

@@ -1345,7 +1345,7 @@ cmd_call(struct run *R)
 		kms_free(reply);
 		return fail(&E, r, &ei);
 	}
-	j = kjson_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
+	j = kjson_read_bounded(reply, n, JSON_MAX_REPLY, &err, msg,
 	    sizeof(msg));
 	kms_free(reply);
 	if (j == NULL) {
@@ -1600,7 +1600,7 @@ send_json(const struct run *R, const json_t *req, json_t **out)
 		kms_free(reply);
 		return fail(R, r, &ei);
 	}
-	*out = kjson_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
+	*out = kjson_read_bounded(reply, n, JSON_MAX_REPLY, &err, msg,
 	    sizeof(msg));
 	kms_free(reply);
 	if (*out == NULL) {
