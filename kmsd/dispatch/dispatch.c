@@ -127,9 +127,10 @@ field(struct opctx *c, const char *name)
 	return json_is_null(v) ? NULL : v;
 }
 
-int
-req_string(struct opctx *c, const char *name, int required, size_t minlen,
-    size_t maxlen, const char **out)
+/* AWS's limits on strings count characters; unit 1 counts bytes. */
+static int
+string_field(struct opctx *c, const char *name, int required, size_t minlen,
+    size_t maxlen, int bytes, const char **out)
 {
 	json_t *v = field(c, name);
 	size_t len;
@@ -148,17 +149,39 @@ req_string(struct opctx *c, const char *name, int required, size_t minlen,
 		    name);
 	}
 	len = json_string_length(v);
-	if (len < minlen || len > maxlen) {
-		return op_fail(c, KMS_EVALIDATION, "1 validation error "
-		    "detected: Value at '%s' failed to satisfy constraint: "
-		    "Member must have length between %zu and %zu", name,
-		    minlen, maxlen);
-	}
 	if (strlen(json_string_value(v)) != len) {
 		return op_fail(c, KMS_EVALIDATION, "%s contains a NUL", name);
 	}
+	/* The parser let only valid UTF-8 through; a value built otherwise
+	 * (tests, fuzzers) is checked here. */
+	if (!utf8_valid(json_string_value(v), len)) {
+		return op_fail(c, KMS_EVALIDATION, "%s is not UTF-8", name);
+	}
+	if (!bytes) {
+		len = utf8_chars(json_string_value(v), len);
+	}
+	if (len < minlen || len > maxlen) {
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value at '%s' failed to satisfy constraint: "
+		    "Member must have length between %zu and %zu%s", name,
+		    minlen, maxlen, bytes ? " bytes" : "");
+	}
 	*out = json_string_value(v);
 	return 0;
+}
+
+int
+req_string(struct opctx *c, const char *name, int required, size_t minlen,
+    size_t maxlen, const char **out)
+{
+	return string_field(c, name, required, minlen, maxlen, 0, out);
+}
+
+int
+req_string_bytes(struct opctx *c, const char *name, int required,
+    size_t minlen, size_t maxlen, const char **out)
+{
+	return string_field(c, name, required, minlen, maxlen, 1, out);
 }
 
 int
@@ -230,14 +253,8 @@ req_blob(struct opctx *c, const char *name, int required, size_t minlen,
 	}
 	len = json_string_length(v);
 	/* Bound before decoding: the exact decoded size of well-formed
-	 * base64 is 3/4 of its length less the padding. */
-	n = B64_DECODED_MAX(len);
-	if (len >= 1 && json_string_value(v)[len - 1] == '=') {
-		n--;
-	}
-	if (len >= 2 && json_string_value(v)[len - 2] == '=') {
-		n--;
-	}
+	 * base64 (ill-formed input is refused by b64_decode below). */
+	n = b64_decoded_len(json_string_value(v), len);
 	if (n > maxlen || n > outsz) {
 		return op_fail(c, KMS_EVALIDATION, "1 validation error "
 		    "detected: Value at '%s' failed to satisfy constraint: "

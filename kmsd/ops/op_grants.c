@@ -126,7 +126,9 @@ principal_field(struct opctx *c, const char *name, int required,
 {
 	int r;
 
-	if ((r = req_string(c, name, required, 1, STORE_NAME_MAX - 1,
+	/* Bytes: the store's field holds STORE_NAME_MAX - 1 of them, and a
+	 * principal cut short would name someone else. */
+	if ((r = req_string_bytes(c, name, required, 1, STORE_NAME_MAX - 1,
 	    out)) != 0) {
 		return r;
 	}

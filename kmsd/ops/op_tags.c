@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ctx.h"
 #include "common/err.h"
 #include "kmsd/ops/op.h"
 
@@ -86,9 +87,11 @@ op_untag_resource(struct opctx *c, json_t **resp)
 	}
 	json_array_foreach(tk, i, v) {
 		if (!json_is_string(v) || json_string_length(v) < 1 ||
-		    json_string_length(v) > 128) {
-			return op_fail(c, KMS_ETAG, "TagKeys[%zu] must be 1-128 "
-			    "characters", i);
+		    !utf8_valid(json_string_value(v), json_string_length(v)) ||
+		    utf8_chars(json_string_value(v), json_string_length(v)) >
+		    KMS_MAX_TAG_KEY) {
+			return op_fail(c, KMS_ETAG, "TagKeys[%zu] must be 1-%d "
+			    "characters", i, KMS_MAX_TAG_KEY);
 		}
 		keys[i] = json_string_value(v);
 	}
