@@ -526,12 +526,24 @@ op_state_error(struct opctx *c, int err, const struct key_info *ki)
 static json_t *
 error_object(int err, const char *msg)
 {
+	size_t len;
+
 	/* Client-side codes never leave the daemon under their own name. */
 	if (err >= KMS_EINVAL || err <= 0) {
 		err = KMS_EINTERNAL;
 	}
-	return json_pack("{s:s, s:s}", "__type", kms_error_name(err),
-	    "message", msg[0] != '\0' ? msg : kms_strerror(err));
+	if (msg[0] == '\0') {
+		msg = kms_strerror(err);
+	}
+	/* A message quoting the request may have been cut inside a
+	 * character (snprintf counts bytes): end it where its UTF-8 does,
+	 * or jansson refuses the whole reply. */
+	len = strlen(msg);
+	while (len > 0 && !utf8_valid(msg, len)) {
+		len--;
+	}
+	return json_pack("{s:s, s:s#}", "__type", kms_error_name(err),
+	    "message", msg, (int)len);
 }
 
 static const struct op_def *
