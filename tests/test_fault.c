@@ -10,6 +10,7 @@
  * re-initialised on purpose (hsm_recycle_objects) under load: no call may
  * fail or reach the wrong key.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,6 +36,8 @@
 static struct tu_env env;
 static kms_client *cl;
 static char fault[512];
+
+static void must_serve(kms_client *c, const char *when);
 
 static int
 gdk(const char *key, kms_generate_data_key_resp *out, kms_error_info *ei)
@@ -277,6 +280,200 @@ test_missing_mechanism_refuses_start(void **state)
 	/* With every mechanism there, it starts. */
 	unsetenv("P11SHIM_HIDE_MECH");
 	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	tu_env_destroy(&env);
+}
+
+/*
+ * The request id an internal error's message names ("... (request ID)"),
+ * into id; the log must hold a line of that request holding what.
+ */
+static void
+assert_logged_for_request(const char *message, const char *what)
+{
+	char id[64], needle[128], path[300], line[2048];
+	const char *p = strstr(message, "(request ");
+	size_t n;
+	int found = 0;
+	FILE *f;
+
+	if (p == NULL) {
+		fail_msg("no request id in \"%s\"", message);
+	}
+	p += strlen("(request ");
+	n = strcspn(p, ")");
+	assert_true(n > 0 && n < sizeof(id));
+	memcpy(id, p, n);
+	id[n] = '\0';
+	snprintf(needle, sizeof(needle), "req %s: ", id);
+	snprintf(path, sizeof(path), "%s/kmsd.log", env.dir);
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		found |= strstr(line, needle) != NULL &&
+		    strstr(line, what) != NULL;
+	}
+	fclose(f);
+	if (!found) {
+		char cmd[400];
+		snprintf(cmd, sizeof(cmd), "cat %s >&2", path);
+		(void)!system(cmd);
+		fail_msg("kmsd.log has no line of request %s with \"%s\"", id,
+		    what);
+	}
+}
+
+/*
+ * The token is there but refuses its work (a policy, an internal fault):
+ * the error keeps AWS's name, and its message says the HSM refused, names
+ * the request, and the log says why under that request's id.  When the
+ * HSM works again, so does kmsd.
+ */
+static void
+test_hsm_refusal_is_named_in_the_error_and_the_log(void **state)
+{
+	char extra[1200], shim[512], refuse[600], key[KMS_KEY_ID_LEN + 1];
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	kms_create_key_req cr = { 0 };
+	kms_generate_data_key_resp out;
+	kms_key_metadata m;
+	kms_error_info ei;
+	kms_secret rnd;
+	FILE *f;
+
+	snprintf(shim, sizeof(shim), "%s/%s/tests/libp11shim.so",
+	    getcwd(extra, 512) ? extra : ".", build);
+	assert_int_equal(tu_env_init(&env, NULL), 0);
+	snprintf(refuse, sizeof(refuse), "%s/hsm-refuses", env.dir);
+	setenv("P11SHIM_MODULE", env.module, 1);
+	setenv("P11SHIM_REFUSE_FILE", refuse, 1);
+	unsetenv("P11SHIM_FAULT_FILE");
+	snprintf(extra, sizeof(extra), "pkcs11_module = %s\n", shim);
+	assert_non_null(f = fopen(env.conf, "a"));
+	fputs(extra, f);
+	fclose(f);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	kms_client_set_timeout(cl, 10000);
+	assert_int_equal(kms_create_key(cl, &cr, &m, &ei), 0);
+	snprintf(key, sizeof(key), "%s", m.key_id);
+	kms_key_metadata_free(&m);
+	assert_int_equal(gdk(key, &out, &ei), 0);	/* key in the cache */
+	kms_generate_data_key_resp_free(&out);
+
+	assert_non_null(f = fopen(refuse, "w"));
+	fclose(f);
+	assert_int_equal(gdk(key, &out, &ei), KMS_EINTERNAL);
+	assert_string_equal(ei.name, "KMSInternalException");
+	if (strstr(ei.message, "the HSM refused the operation") == NULL) {
+		fail_msg("GenerateDataKey: %s", ei.message);
+	}
+	assert_logged_for_request(ei.message, "CKR_FUNCTION_FAILED");
+	assert_int_equal(kms_create_key(cl, &cr, &m, &ei), KMS_EINTERNAL);
+	if (strstr(ei.message, "the HSM refused the operation") == NULL) {
+		fail_msg("CreateKey: %s", ei.message);
+	}
+	assert_logged_for_request(ei.message, "CKR_FUNCTION_FAILED");
+	assert_int_equal(kms_generate_random(cl, 16, &rnd, &ei),
+	    KMS_EINTERNAL);
+	if (strstr(ei.message, "the HSM refused the operation") == NULL) {
+		fail_msg("GenerateRandom: %s", ei.message);
+	}
+	/* Nothing of the store in it: the store did nothing wrong. */
+	assert_null(strstr(ei.message, "key store"));
+
+	unlink(refuse);
+	assert_int_equal(gdk(key, &out, &ei), 0);
+	kms_generate_data_key_resp_free(&out);
+	kms_client_close(cl);
+	unsetenv("P11SHIM_REFUSE_FILE");
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	tu_env_destroy(&env);
+}
+
+static off_t
+file_size(const char *dir, const char *name)
+{
+	char path[400];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/*
+ * The store cannot write (here: kmsd's file size limit is reached, which
+ * fails the write as a full disk does, and works the same as root): the
+ * error keeps AWS's name and says the key store failed, the log says how
+ * under the request's id, kmsd stays up, and once the store can write
+ * again kmsd serves as before, with nothing acknowledged lost.
+ */
+static void
+test_store_write_failure_is_named_in_the_error_and_the_log(void **state)
+{
+	kms_create_key_req cr = { 0 };
+	kms_key_metadata m;
+	kms_error_info ei;
+	char key[KMS_KEY_ID_LEN + 1];
+	struct rlimit lim;
+	off_t big;
+	int i, r = 0;
+
+	assert_int_equal(tu_env_init(&env, NULL), 0);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	kms_client_set_timeout(cl, 10000);
+	assert_int_equal(kms_create_key(cl, &cr, &m, &ei), 0);
+	snprintf(key, sizeof(key), "%s", m.key_id);
+	kms_key_metadata_free(&m);
+
+	/* No file of kmsd's may grow past what the largest is now. */
+	big = file_size(env.dir, "kmsd.db");
+	if (file_size(env.dir, "kmsd.db-wal") > big) {
+		big = file_size(env.dir, "kmsd.db-wal");
+	}
+	if (file_size(env.dir, "kmsd.log") + 65536 > big) {
+		big = file_size(env.dir, "kmsd.log") + 65536;
+	}
+	/* The soft limit only: raising it again needs no privilege. */
+	assert_int_equal(prlimit(env.kmsd, RLIMIT_FSIZE, NULL, &lim), 0);
+	lim.rlim_cur = (rlim_t)big;
+	if (prlimit(env.kmsd, RLIMIT_FSIZE, &lim, NULL) != 0) {
+		fail_msg("prlimit: %s", strerror(errno));
+	}
+	for (i = 0; i < 500; i++) {
+		if ((r = kms_create_key(cl, &cr, &m, &ei)) != 0) {
+			break;
+		}
+		kms_key_metadata_free(&m);
+	}
+	assert_int_equal(r, KMS_EINTERNAL);
+	assert_string_equal(ei.name, "KMSInternalException");
+	if (strstr(ei.message, "the key store is unavailable") == NULL) {
+		fail_msg("CreateKey: %s", ei.message);
+	}
+	assert_null(strstr(ei.message, "HSM"));
+	assert_logged_for_request(ei.message, "store:");
+	fprintf(stderr, "CreateKey with the store unable to write: %s: %s\n",
+	    ei.name, ei.message);
+	must_serve(cl, "while the store cannot write");
+
+	lim.rlim_cur = lim.rlim_max;
+	if (prlimit(env.kmsd, RLIMIT_FSIZE, &lim, NULL) != 0) {
+		fail_msg("prlimit: %s", strerror(errno));
+	}
+	for (i = 0; i < 50; i++) {
+		if ((r = kms_create_key(cl, &cr, &m, &ei)) == 0) {
+			kms_key_metadata_free(&m);
+			break;
+		}
+		usleep(100 * 1000);
+	}
+	if (r != 0) {
+		fail_msg("the store did not come back: %s", ei.message);
+	}
+	assert_int_equal(kms_describe_key(cl, key, NULL, &m, &ei), 0);
+	kms_key_metadata_free(&m);
+	kms_client_close(cl);
 	assert_int_equal(tu_kmsd_stop(&env), 0);
 	tu_env_destroy(&env);
 }
@@ -589,6 +786,10 @@ main(void)
 		cmocka_unit_test(test_no_search_on_a_request_path_wrapped),
 		cmocka_unit_test(test_no_search_on_a_request_path_resident),
 		cmocka_unit_test(test_missing_mechanism_refuses_start),
+		cmocka_unit_test(
+		    test_hsm_refusal_is_named_in_the_error_and_the_log),
+		cmocka_unit_test(
+		    test_store_write_failure_is_named_in_the_error_and_the_log),
 		cmocka_unit_test(test_clients_killed_mid_call_leak_nothing),
 		cmocka_unit_test(test_out_of_descriptors_pauses_accepting_then_resumes),
 		cmocka_unit_test(test_recycle_under_load_loses_and_confuses_no_key_wrapped),

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,10 @@ harden(void)
 
 	(void)setrlimit(RLIMIT_CORE, &rl);
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* A file size limit (RLIMIT_FSIZE) reached by the store fails that
+	 * write (EFBIG), like a full disk, and the request says so; the
+	 * default action would kill the daemon and every request with it. */
+	(void)signal(SIGXFSZ, SIG_IGN);
 }
 
 int

@@ -7,15 +7,22 @@
  * the same worker (one HSM session, one store connection) and answers each
  * in place; one item's failure does not fail the others.
  */
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/b64.h"
+#include "common/cause.h"
 #include "common/ctx.h"
 #include "common/err.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/secmem.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/ops/op.h"
@@ -523,9 +530,50 @@ op_state_error(struct opctx *c, int err, const struct key_info *ki)
 	}
 }
 
+/*
+ * This thread's request id: unique in the daemon's life and across
+ * restarts (a random prefix drawn at start-up, then a counter), named in
+ * every log line said on the request's behalf (log_set_request) and in
+ * the message of an internal or dependency error, so that an operator
+ * finds the cause a client was told about.
+ */
+static _Thread_local char request_id[LOG_REQUEST_ID_MAX];
+static pthread_once_t request_once = PTHREAD_ONCE_INIT;
+static uint32_t request_prefix;
+static atomic_uint_fast64_t request_seq;
+
+static void
+request_prefix_init(void)
+{
+	if (getrandom(&request_prefix, sizeof(request_prefix), 0) !=
+	    (ssize_t)sizeof(request_prefix)) {
+		request_prefix = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+	}
+}
+
+static void
+request_begin(void)
+{
+	pthread_once(&request_once, request_prefix_init);
+	snprintf(request_id, sizeof(request_id), "%08x-%012llx",
+	    (unsigned)request_prefix, (unsigned long long)
+	    (atomic_fetch_add(&request_seq, 1) + 1));
+	log_set_request(request_id);
+	cause_clear();
+}
+
+static void
+request_end(void)
+{
+	log_set_request(NULL);
+	request_id[0] = '\0';
+	cause_clear();
+}
+
 static json_t *
 error_object(int err, const char *msg)
 {
+	char full[OP_MSG_MAX + CAUSE_MAX + LOG_REQUEST_ID_MAX + 16];
 	size_t len;
 
 	/* Client-side codes never leave the daemon under their own name. */
@@ -534,6 +582,17 @@ error_object(int err, const char *msg)
 	}
 	if (msg[0] == '\0') {
 		msg = kms_strerror(err);
+	}
+	/* AWS's name stays; the message says which dependency failed
+	 * (never a secret: see cause.h) and names the request, whose log
+	 * lines hold the details. */
+	if (err == KMS_EINTERNAL || err == KMS_EDEPENDENCYTIMEOUT) {
+		const char *why = cause_get();
+		snprintf(full, sizeof(full), "%s%s%s (request %s)", msg,
+		    why[0] != '\0' ? ": " : "", why,
+		    request_id[0] != '\0' ? request_id : "?");
+		msg = full;
+		log_warn("%s: %s", kms_error_name(err), msg);
 	}
 	/* A message quoting the request may have been cut inside a
 	 * character (snprintf counts bytes): end it where its UTF-8 does,
@@ -598,6 +657,7 @@ run_hsm_jobs(struct opctx *c, json_t *arr)
 			continue;
 		}
 		c->msg[0] = '\0';
+		cause_clear();
 		if ((j->err = op_hsm_job(c, j)) != 0) {
 			/* Replaces (and frees) the item's response. */
 			json_array_set_new(arr, j->item,
@@ -625,6 +685,7 @@ run_one(struct opctx *c, json_t *req, int in_batch)
 
 	c->req = req;
 	c->msg[0] = '\0';
+	cause_clear();
 	c->action = "?";
 	c->request_alias[0] = '\0';
 	c->ntokens = 0;
@@ -753,9 +814,12 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	c.p = p;
 	c.secret = w->secret;
 	c.secret_cap = w->secret_cap;
+	request_begin();
 	if ((msg = json_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
 	    sizeof(c.msg))) == NULL) {
-		return error_object(KMS_ESERIALIZATION, c.msg);
+		resp = error_object(KMS_ESERIALIZATION, c.msg);
+		request_end();
+		return resp;
 	}
 	/* The HSM's turn (kmsd.h), for everything that may touch a key:
 	 * taken once per message, since a Batch runs its items through
@@ -777,6 +841,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	if (c.secret_used > 0) {
 		secure_wipe(c.secret, c.secret_used);
 	}
+	request_end();
 	return resp;
 }
 
