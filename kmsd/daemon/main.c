@@ -110,14 +110,21 @@ main(int argc, char **argv)
 	secure_json_allocator();
 #endif
 	config_defaults(&d.cfg, state_dir);
+	err[0] = '\0';
 	if (conf == NULL) {
 		snprintf(defconf, sizeof(defconf), "%s/kmsd.conf",
 		    d.cfg.state_dir);
 		if (access(defconf, F_OK) == 0) {
 			conf = defconf;
+			/* Whoever may write the directory may have put the
+			 * file there. */
+			if (config_check_trust("state_dir", d.cfg.state_dir, 0,
+			    err, sizeof(err)) != 0) {
+				log_error("%s", err);
+				return 1;
+			}
 		}
 	}
-	err[0] = '\0';
 	if ((conf != NULL && config_load(&d.cfg, conf, err,
 	    sizeof(err)) != 0) || config_finish(&d.cfg, err,
 	    sizeof(err)) != 0) {
@@ -126,6 +133,11 @@ main(int argc, char **argv)
 	}
 	log_open("kmsd", d.cfg.log_level, d.cfg.log_syslog);
 	if (so_pin_file != NULL) {
+		if (config_check_trust("SO PIN file", so_pin_file, 1, err,
+		    sizeof(err)) != 0) {
+			log_error("%s", err);
+			return 1;
+		}
 		if (d.cfg.softhsm2_conf[0] != '\0') {
 			setenv("SOFTHSM2_CONF", d.cfg.softhsm2_conf, 1);
 		}
