@@ -538,6 +538,9 @@ op_state_error(struct opctx *c, int err, const struct key_info *ki)
  * finds the cause a client was told about.
  */
 static _Thread_local char request_id[LOG_REQUEST_ID_MAX];
+/* Internal errors of this request: the first is logged, the rest counted
+ * (a Batch must not turn one fault into a thousand log lines). */
+static _Thread_local size_t request_faults;
 static pthread_once_t request_once = PTHREAD_ONCE_INIT;
 static uint32_t request_prefix;
 static atomic_uint_fast64_t request_seq;
@@ -559,12 +562,18 @@ request_begin(void)
 	    (unsigned)request_prefix, (unsigned long long)
 	    (atomic_fetch_add(&request_seq, 1) + 1));
 	log_set_request(request_id);
+	request_faults = 0;
 	cause_clear();
 }
 
 static void
 request_end(void)
 {
+	if (request_faults > 1) {
+		log_warn("and %zu more internal errors in this request",
+		    request_faults - 1);
+	}
+	request_faults = 0;
 	log_set_request(NULL);
 	request_id[0] = '\0';
 	cause_clear();
@@ -592,7 +601,9 @@ error_object(int err, const char *msg)
 		    why[0] != '\0' ? ": " : "", why,
 		    request_id[0] != '\0' ? request_id : "?");
 		msg = full;
-		log_warn("%s: %s", kms_error_name(err), msg);
+		if (request_faults++ == 0) {
+			log_warn("%s: %s", kms_error_name(err), msg);
+		}
 	}
 	/* A message quoting the request may have been cut inside a
 	 * character (snprintf counts bytes): end it where its UTF-8 does,
@@ -669,6 +680,7 @@ run_hsm_jobs(struct opctx *c, json_t *arr)
 		j = &c->jobs[k];
 		if (j->err == 0 && resp_blob(j->obj, j->name, j->out,
 		    j->outlen, c) != 0) {
+			cause_clear();	/* not the last HSM call's */
 			json_array_set_new(arr, j->item,
 			    error_object(KMS_EINTERNAL, c->msg));
 		}
