@@ -36,6 +36,10 @@ parse_ops(struct opctx *c, json_t *ops, uint32_t *mask, const char **names,
 
 	*mask = 0;
 	*n = 0;
+	if (ops != NULL && !json_is_null(ops) && !json_is_array(ops)) {
+		return op_fail(c, KMS_ESERIALIZATION, "Operations must be a "
+		    "list of grant operations");
+	}
 	if (!json_is_array(ops) || json_array_size(ops) == 0 ||
 	    json_array_size(ops) > GRANT_OPS_MAX) {
 		return op_fail(c, KMS_EVALIDATION, "Operations must be a "
