@@ -329,7 +329,8 @@ req_grant_tokens(struct opctx *c)
 			    "must be a list of strings");
 		}
 		if (json_string_length(t) < 1 ||
-		    json_string_length(t) > KMS_MAX_GRANT_TOKEN) {
+		    utf8_chars(json_string_value(t), json_string_length(t)) >
+		    KMS_MAX_GRANT_TOKEN) {
 			return op_fail(c, KMS_EVALIDATION, "GrantTokens[%zu] "
 			    "must have length between 1 and %d", i,
 			    KMS_MAX_GRANT_TOKEN);
