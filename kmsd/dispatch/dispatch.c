@@ -288,13 +288,22 @@ int
 req_context(struct opctx *c, const char *name, uint8_t *out, size_t outsz,
     size_t *outlen)
 {
-	json_t *v = field(c, name);
+	json_t *v = field(c, name), *e;
+	const char *k;
 	char msg[256];
 	int r;
 
 	if (v != NULL && !json_is_object(v)) {
 		return op_fail(c, KMS_ESERIALIZATION, "%s must be an object "
 		    "of strings", name);
+	}
+	/* A map of strings: another type is the request's shape, not its
+	 * content, wrong. */
+	json_object_foreach(v, k, e) {
+		if (!json_is_string(e)) {
+			return op_fail(c, KMS_ESERIALIZATION, "%s must be an "
+			    "object of strings", name);
+		}
 	}
 	if ((r = ctx_canonical_json(v, out, outsz, outlen, msg,
 	    sizeof(msg))) != 0) {

@@ -88,13 +88,20 @@ parse_constraints(struct opctx *c, json_t *cons, struct policy_grant *g,
 	if (which == NULL) {
 		return 0;
 	}
-	if (!json_is_object(which) || json_object_size(which) >
-	    CTX_MAX_PAIRS_GRANT) {
+	if (!json_is_object(which)) {
+		return op_fail(c, KMS_ESERIALIZATION, "A constraint is an "
+		    "object of strings");
+	}
+	if (json_object_size(which) > CTX_MAX_PAIRS_GRANT) {
 		return op_fail(c, KMS_EVALIDATION, "A constraint is an object "
 		    "of at most %d string pairs", CTX_MAX_PAIRS_GRANT);
 	}
 	json_object_foreach(which, k, v) {
-		if (!json_is_string(v) || k[0] == '\0') {
+		if (!json_is_string(v)) {
+			return op_fail(c, KMS_ESERIALIZATION, "Constraint "
+			    "values must be strings");
+		}
+		if (k[0] == '\0') {
 			return op_fail(c, KMS_EVALIDATION, "Constraint values "
 			    "must be strings and keys non-empty");
 		}
