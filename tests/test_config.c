@@ -309,6 +309,25 @@ test_config_refuses_a_token_directory_others_may_write(void **state)
 	refused_after_chmod("softhsm2.conf", 0666, "chmod go-w");
 }
 
+/* A store kept elsewhere: its directory is trusted no less. */
+static void
+test_config_refuses_a_store_directory_others_may_write(void **state)
+{
+	struct config c;
+	char sd[128], db[200], err[512];
+
+	trust_dir(sd, sizeof(sd), &c);
+	snprintf(db, sizeof(db), "%s/db", sd);
+	assert_int_equal(mkdir(db, 0700), 0);
+	snprintf(c.store, sizeof(c.store), "%s/kmsd.db", db);
+	assert_int_equal(config_finish(&c, err, sizeof(err)), 0);
+	assert_int_equal(chmod(db, 01777), 0);
+	assert_int_equal(config_finish(&c, err, sizeof(err)),
+	    KMS_EVALIDATION);
+	assert_non_null(strstr(err, db));
+	assert_non_null(strstr(err, "chmod go-w"));
+}
+
 /* Group and others may read and search the state directory (clients
  * reach the socket through it); that is no reason to refuse. */
 static void
@@ -438,6 +457,8 @@ main(void)
 		cmocka_unit_test(
 		    test_config_refuses_a_token_directory_others_may_write),
 		cmocka_unit_test(test_config_accepts_a_state_dir_others_may_read),
+		cmocka_unit_test(
+		    test_config_refuses_a_store_directory_others_may_write),
 		cmocka_unit_test(
 		    test_config_load_refuses_a_config_file_others_may_write),
 		cmocka_unit_test(

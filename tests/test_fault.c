@@ -11,6 +11,7 @@
  * fail or reach the wrong key.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,10 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -478,6 +483,116 @@ test_store_write_failure_is_named_in_the_error_and_the_log(void **state)
 	tu_env_destroy(&env);
 }
 
+/*
+ * kmsd with its store on a tmpfs of its own (a private mount namespace,
+ * so nothing outside sees it): pid, or 0 when this machine cannot give a
+ * process a mount namespace (no CAP_SYS_ADMIN), or -1.
+ */
+static pid_t
+start_on_small_disk(const char *storedir, size_t bytes)
+{
+	char sock[300], log[300], opts[64];
+	pid_t pid;
+	int i, fd, st;
+
+	snprintf(sock, sizeof(sock), "%s/kmsd.sock", env.dir);
+	snprintf(log, sizeof(log), "%s/kmsd.log", env.dir);
+	snprintf(opts, sizeof(opts), "size=%zu,mode=0700", bytes);
+	if ((pid = fork()) < 0) {
+		return -1;
+	}
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL,
+		    MS_REC | MS_PRIVATE, NULL) != 0 || mount("tmpfs",
+		    storedir, "tmpfs", 0, opts) != 0) {
+			_exit(77);
+		}
+		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND,
+		    0600)) >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(tu_bin("kmsd"), "kmsd", "-c", env.conf, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 1500; i++) {
+		if (access(sock, F_OK) == 0) {
+			env.kmsd = pid;
+			return pid;
+		}
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			return WIFEXITED(st) && WEXITSTATUS(st) == 77 ? 0 : -1;
+		}
+		usleep(20 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+/*
+ * A full disk under the store, for real (ENOSPC): writes answer
+ * KMSInternalException saying the key store is full, with the request id
+ * that the log's line about it carries; reads and the HSM keep working,
+ * and every key acknowledged before is still there.
+ */
+static void
+test_full_disk_is_named_in_the_error_and_the_log(void **state)
+{
+	char storedir[300], extra[400], keys[64][KMS_KEY_ID_LEN + 1];
+	kms_create_key_req cr = { 0 };
+	kms_key_metadata m;
+	kms_error_info ei;
+	pid_t pid;
+	FILE *f;
+	int i, n = 0, r = 0;
+
+	assert_int_equal(tu_env_init(&env, NULL), 0);
+	snprintf(storedir, sizeof(storedir), "%s/store", env.dir);
+	assert_int_equal(mkdir(storedir, 0700), 0);
+	snprintf(extra, sizeof(extra), "store = %s/kmsd.db\n", storedir);
+	assert_non_null(f = fopen(env.conf, "a"));
+	fputs(extra, f);
+	fclose(f);
+	if ((pid = start_on_small_disk(storedir, 512 * 1024)) == 0) {
+		tu_env_destroy(&env);
+		skip();	/* no mount namespace here */
+	}
+	assert_true(pid > 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	kms_client_set_timeout(cl, 10000);
+	for (i = 0; i < 2000; i++) {
+		if ((r = kms_create_key(cl, &cr, &m, &ei)) != 0) {
+			break;
+		}
+		if (n < 64) {
+			snprintf(keys[n++], sizeof(keys[0]), "%s", m.key_id);
+		}
+		kms_key_metadata_free(&m);
+	}
+	assert_int_equal(r, KMS_EINTERNAL);
+	assert_true(n > 0);
+	assert_string_equal(ei.name, "KMSInternalException");
+	if (strstr(ei.message, "the key store is unavailable: database or "
+	    "disk is full") == NULL) {
+		fail_msg("CreateKey on a full disk: %s", ei.message);
+	}
+	fprintf(stderr, "CreateKey on a full disk, after %d keys: %s\n", i,
+	    ei.message);
+	assert_logged_for_request(ei.message, "full");
+	must_serve(cl, "with the disk full");
+	for (i = 0; i < n; i++) {
+		if (kms_describe_key(cl, keys[i], NULL, &m, &ei) != 0) {
+			fail_msg("key %s made before the disk filled: %s",
+			    keys[i], ei.message);
+		}
+		kms_key_metadata_free(&m);
+	}
+	kms_client_close(cl);
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	tu_env_destroy(&env);
+}
+
 static void
 test_token_pulled_and_restored_wrapped(void **state)
 {
@@ -790,6 +905,8 @@ main(void)
 		    test_hsm_refusal_is_named_in_the_error_and_the_log),
 		cmocka_unit_test(
 		    test_store_write_failure_is_named_in_the_error_and_the_log),
+		cmocka_unit_test(
+		    test_full_disk_is_named_in_the_error_and_the_log),
 		cmocka_unit_test(test_clients_killed_mid_call_leak_nothing),
 		cmocka_unit_test(test_out_of_descriptors_pauses_accepting_then_resumes),
 		cmocka_unit_test(test_recycle_under_load_loses_and_confuses_no_key_wrapped),

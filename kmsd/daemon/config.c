@@ -477,6 +477,19 @@ config_finish(struct config *c, char *err, size_t errlen)
 	    trust_stat("store", c->store, &st, 0, err, errlen) != 0) {
 		return KMS_EVALIDATION;
 	}
+	/* And where it lives: whoever may write there may swap it. */
+	{
+		char sdir[CONFIG_PATH_MAX];
+		char *slash;
+		copy(sdir, sizeof(sdir), c->store);
+		if ((slash = strrchr(sdir, '/')) != NULL && slash != sdir) {
+			*slash = '\0';
+			if (stat(sdir, &st) == 0 && trust_stat("store "
+			    "directory", sdir, &st, 0, err, errlen) != 0) {
+				return KMS_EVALIDATION;
+			}
+		}
+	}
 	if (access(c->pkcs11_module, R_OK) != 0) {
 		snprintf(err, errlen, "pkcs11_module %s: %s", c->pkcs11_module,
 		    strerror(errno));
