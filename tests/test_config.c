@@ -31,6 +31,7 @@ write_conf(const char *text)
 	assert_non_null(f);
 	fputs(text, f);
 	fclose(f);
+	assert_int_equal(chmod(path, 0644), 0);	/* whatever the umask */
 	return path;
 }
 
@@ -416,6 +417,7 @@ test_kmsd_and_hsm_init_on_a_world_writable_state_dir(void **state)
 	assert_non_null(f = fopen(path, "w"));
 	fprintf(f, "workers = 2\n");
 	fclose(f);
+	assert_int_equal(chmod(path, 0644), 0);
 	snprintf(cmd, sizeof(cmd), "%s --state-dir %s --check-config",
 	    tu_bin("kmsd"), sd);
 	assert_int_equal(tu_run(cmd, &out, &err), 0);
