@@ -607,7 +607,11 @@ error_object(int err, const char *msg)
 	 * lines hold the details. */
 	if (err == KMS_EINTERNAL || err == KMS_EDEPENDENCYTIMEOUT) {
 		const char *why = cause_get();
-		snprintf(full, sizeof(full), "%s%s%s (request %s)", msg,
+		int n = (int)strlen(msg);
+		if (n > 0 && msg[n - 1] == '.') {
+			n--;	/* "retry later.: the HSM ..." reads badly */
+		}
+		snprintf(full, sizeof(full), "%.*s%s%s (request %s)", n, msg,
 		    why[0] != '\0' ? ": " : "", why,
 		    request_id[0] != '\0' ? request_id : "?");
 		msg = full;
