@@ -2,6 +2,7 @@
  * config.c — kmsd.conf parsing and validation.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
@@ -89,6 +90,116 @@ trim(char *s)
 		*--e = '\0';
 	}
 	return s;
+}
+
+/*
+ * Trust in what kmsd reads at start-up (config.h).  A path fails when its
+ * owner is neither root nor kmsd's user, or when group or others may
+ * write it (or, for a secret, reach it at all): whoever can write the
+ * state directory, kmsd.conf or softhsm2.conf chooses kmsd's token, PIN
+ * file and administrators; whoever can write the token directory can
+ * replace the token.  The group is refused too, though the socket is
+ * 0660 for a group: that group is the clients kmsd serves, who must not
+ * control it.  The message names the path and the command that fixes it.
+ */
+static int
+trust_stat(const char *what, const char *path, const struct stat *st,
+    int secret, char *err, size_t errlen)
+{
+	mode_t bad = secret ? (S_IRWXG | S_IRWXO) : (S_IWGRP | S_IWOTH);
+	const char *fix = secret ? "chmod 600" : "chmod go-w";
+
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		snprintf(err, errlen, "%s %s: owned by uid %u, neither root "
+		    "nor kmsd's user (uid %u): chown %u %s", what, path,
+		    (unsigned)st->st_uid, (unsigned)geteuid(),
+		    (unsigned)geteuid(), path);
+		return KMS_EVALIDATION;
+	}
+	if ((st->st_mode & bad) != 0) {
+		int grp = (st->st_mode & bad & S_IRWXG) != 0;
+		int oth = (st->st_mode & bad & S_IRWXO) != 0;
+		const char *who = grp && oth ? "its group and others" :
+		    grp ? "its group" : "others";
+		snprintf(err, errlen, "%s %s: %s by %s (mode %04o), so kmsd "
+		    "will not trust it: %s %s", what, path,
+		    secret ? "readable or writable" : "writable", who,
+		    (unsigned)(st->st_mode & 07777), fix, path);
+		return KMS_EVALIDATION;
+	}
+	return 0;
+}
+
+int
+config_check_trust(const char *what, const char *path, int secret, char *err,
+    size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		snprintf(err, errlen, "%s %s: %s", what, path,
+		    strerror(errno));
+		return KMS_EVALIDATION;
+	}
+	return trust_stat(what, path, &st, secret, err, errlen);
+}
+
+/* SoftHSM2's token directory, from its config file (0: none named). */
+static int
+softhsm_tokendir(const char *conf, char *out, size_t outlen)
+{
+	char line[CONFIG_LINE_MAX];
+	FILE *f;
+	int found = 0;
+
+	if ((f = fopen(conf, "r")) == NULL) {
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *s = trim(line), *eq;
+		if (*s == '#' || (eq = strchr(s, '=')) == NULL) {
+			continue;
+		}
+		*eq = '\0';
+		if (strcmp(trim(s), "directories.tokendir") == 0) {
+			copy(out, outlen, trim(eq + 1));
+			found = out[0] != '\0';
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* The token directory and the token folders in it. */
+static int
+check_tokendir(const char *dir, char *err, size_t errlen)
+{
+	char sub[CONFIG_PATH_MAX + 300];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int r;
+
+	if ((r = config_check_trust("token directory", dir, 0, err,
+	    errlen)) != 0) {
+		return r;
+	}
+	if ((d = opendir(dir)) == NULL) {
+		return 0;	/* SoftHSM2 will say what is wrong */
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.') {
+			continue;
+		}
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    (r = trust_stat("token directory", sub, &st, 0, err,
+		    errlen)) != 0) {
+			break;
+		}
+	}
+	closedir(d);
+	return r;
 }
 
 static int
@@ -262,11 +373,25 @@ int
 config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
 	char line[CONFIG_LINE_MAX];
+	struct stat st;
 	FILE *f;
 	int lineno = 0, r = 0;
 
+	if (errlen > 0) {
+		err[0] = '\0';
+	}
+
 	if ((f = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return KMS_EVALIDATION;
+	}
+	/* The file read, not the name: it cannot be swapped in between. */
+	if (fstat(fileno(f), &st) != 0 ||
+	    trust_stat("config file", path, &st, 0, err, errlen) != 0) {
+		if (err[0] == '\0') {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		}
+		fclose(f);
 		return KMS_EVALIDATION;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -345,6 +470,26 @@ config_finish(struct config *c, char *err, size_t errlen)
 		    "(run scripts/hsm-init %s)", c->state_dir, c->state_dir);
 		return KMS_EVALIDATION;
 	}
+	if (trust_stat("state_dir", c->state_dir, &st, 0, err, errlen) != 0) {
+		return KMS_EVALIDATION;
+	}
+	if (stat(c->store, &st) == 0 &&
+	    trust_stat("store", c->store, &st, 0, err, errlen) != 0) {
+		return KMS_EVALIDATION;
+	}
+	/* And where it lives: whoever may write there may swap it. */
+	{
+		char sdir[CONFIG_PATH_MAX];
+		char *slash;
+		copy(sdir, sizeof(sdir), c->store);
+		if ((slash = strrchr(sdir, '/')) != NULL && slash != sdir) {
+			*slash = '\0';
+			if (stat(sdir, &st) == 0 && trust_stat("store "
+			    "directory", sdir, &st, 0, err, errlen) != 0) {
+				return KMS_EVALIDATION;
+			}
+		}
+	}
 	if (access(c->pkcs11_module, R_OK) != 0) {
 		snprintf(err, errlen, "pkcs11_module %s: %s", c->pkcs11_module,
 		    strerror(errno));
@@ -355,16 +500,26 @@ config_finish(struct config *c, char *err, size_t errlen)
 		    strerror(errno));
 		return KMS_EVALIDATION;
 	}
-	if ((st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "pin_file %s: readable by others "
-		    "(mode %03o); chmod 600 it", c->pin_file,
-		    (unsigned)(st.st_mode & 0777));
+	if (trust_stat("pin_file", c->pin_file, &st, 1, err, errlen) != 0) {
 		return KMS_EVALIDATION;
 	}
 	if (c->softhsm2_conf[0] != '\0' && access(c->softhsm2_conf, R_OK) != 0) {
 		snprintf(err, errlen, "softhsm2_conf %s: %s", c->softhsm2_conf,
 		    strerror(errno));
 		return KMS_EVALIDATION;
+	}
+	if (c->softhsm2_conf[0] != '\0') {
+		char tokendir[CONFIG_PATH_MAX];
+		int r;
+		if ((r = config_check_trust("softhsm2_conf", c->softhsm2_conf,
+		    0, err, errlen)) != 0) {
+			return r;
+		}
+		if (softhsm_tokendir(c->softhsm2_conf, tokendir,
+		    sizeof(tokendir)) && (r = check_tokendir(tokendir, err,
+		    errlen)) != 0) {
+			return r;
+		}
 	}
 	return 0;
 }

@@ -50,8 +50,16 @@ void config_defaults(struct config *c, const char *state_dir);
 /* Parse file over the defaults; on error returns KMS_EVALIDATION with
  * "file:line: message" in err. */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
-/* Derive unset paths from state_dir; check values and files are usable. */
+/* Derive unset paths from state_dir; check values and files are usable,
+ * and that kmsd may trust them: the state directory, the store, the PIN
+ * file, softhsm2.conf and the token directory it names are owned by root
+ * or kmsd's user and writable by nobody else (the PIN file not even
+ * readable); else KMS_EVALIDATION naming the path and the chmod that
+ * fixes it.  config_load checks the config file the same way. */
 int config_finish(struct config *c, char *err, size_t errlen);
+/* That check for one path (secret: no access for group or others). */
+int config_check_trust(const char *what, const char *path, int secret,
+    char *err, size_t errlen);
 /* Is this principal a configured administrator? */
 int config_is_admin(const struct config *c, const char *principal);
 struct principal;
