@@ -58,6 +58,11 @@ harden(void)
 
 	(void)setrlimit(RLIMIT_CORE, &rl);
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* As much locked memory as we are allowed: secrets live in it. */
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_MEMLOCK, &rl);
+	}
 	/* A file size limit (RLIMIT_FSIZE) reached by the store fails that
 	 * write (EFBIG), like a full disk, and the request says so; the
 	 * default action would kill the daemon and every request with it. */
