@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/rand.h>
@@ -23,6 +25,7 @@
 #include "common/err.h"
 #include "kms.h"
 #include "libkmsclient/envelope.h"
+#include "tests/testutil.h"
 
 #define VECDIR "tests/vectors/esdk/"
 #define RAW_NS "aws-raw-vectors-persistant"
@@ -639,6 +642,141 @@ test_envelope_refuses_reserved_context_keys_and_bad_frames(void **state)
 	assert_null(out.p);
 }
 
+/* ------------------------------------------ the SDK for JavaScript */
+
+static void
+write_file(const char *path, const uint8_t *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+static uint8_t *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *p;
+	long n;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	p = malloc((size_t)n + 1);
+	assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return p;
+}
+
+/*
+ * Both directions against @aws-crypto/client-node with the same raw AES
+ * keyring: what this library writes, the SDK reads, and the other way
+ * round, for both suites, with a context.  Needs node and the SDK
+ * (KMS_ESDK_NODE_MODULES, else tests/sdk/node_modules); skipped without.
+ */
+static void
+test_envelope_interoperates_with_the_sdk_for_javascript(void **state)
+{
+	const char *mods = getenv("KMS_ESDK_NODE_MODULES");
+	const uint16_t suites[] = { 0x0478, 0x0578 };
+#define NSIZES 6
+	const size_t sizes[NSIZES] = { 0, 1, 999, 1000, 1001, 20000 };
+	char dir[] = "/tmp/kms-esdk-XXXXXX", cmd[8192], enc[2][8192];
+	char probe[1024], path[600], cwd[512];
+	struct stat st;
+	size_t s, k, n;
+
+	if (mods == NULL) {
+		mods = "tests/sdk/node_modules";
+	}
+	snprintf(probe, sizeof(probe), "%s/@aws-crypto/client-node", mods);
+	if (stat(probe, &st) != 0 || tu_run("node --version", NULL,
+	    NULL) != 0) {
+		skip();
+	}
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_non_null(mkdtemp(dir));
+	/* ES modules resolve from the script's folder: put both there. */
+	snprintf(cmd, sizeof(cmd), "ln -s '%s%s%s' %s/node_modules && "
+	    "cp tests/sdk/esdk_raw.mjs %s/", mods[0] == '/' ? "" : cwd,
+	    mods[0] == '/' ? "" : "/", mods, dir, dir);
+	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+	/* This library writes, the SDK reads; the SDK writes, this library
+	 * reads: all files first, then one node run per direction. */
+	snprintf(cmd, sizeof(cmd), "node %s/esdk_raw.mjs decrypt "
+	    "purpose=test,tenant=\xc3\xa9t\xc3\xa9", dir);
+	for (s = 0; s < 2; s++) {
+		snprintf(enc[s], sizeof(enc[s]), "node %s/esdk_raw.mjs "
+		    "encrypt %04x 1000 purpose=test,tenant=\xc3\xa9t\xc3\xa9",
+		    dir, suites[s]);
+		for (k = 0; k < NSIZES; k++) {
+			struct raw rk = { 0 };
+			uint8_t *pt = pattern(sizes[k]);
+			struct buf ct;
+
+			seal(&rk, suites[s], 4096, &test_ctx, pt, sizes[k],
+			    1000, &ct);
+			snprintf(path, sizeof(path), "%s/c%zu-%zu", dir, s, k);
+			write_file(path, ct.p, ct.len);
+			snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd),
+			    " %s:%s.back", path, path);
+			snprintf(path, sizeof(path), "%s/p%zu-%zu", dir, s, k);
+			write_file(path, pt, sizes[k]);
+			snprintf(enc[s] + strlen(enc[s]), sizeof(enc[s]) -
+			    strlen(enc[s]), " %s:%s.msg", path, path);
+			free(ct.p);
+			free(pt);
+		}
+	}
+	for (s = 0; s < 3; s++) {
+		char *err = NULL;
+		if (tu_run(s == 0 ? cmd : enc[s - 1], NULL, &err) != 0) {
+			fail_msg("the SDK failed: %s", err);
+		}
+		free(err);
+	}
+	for (s = 0; s < 2; s++) {
+		for (k = 0; k < NSIZES; k++) {
+			struct raw rk = { 0 };
+			uint8_t *pt = pattern(sizes[k]), *got;
+			kms_envelope_info info;
+			kms_error_info ei;
+			struct buf out;
+
+			snprintf(path, sizeof(path), "%s/c%zu-%zu.back", dir, s,
+			    k);
+			got = slurp(path, &n);
+			assert_int_equal(n, sizes[k]);
+			assert_memory_equal(got, pt, n);
+			free(got);
+			snprintf(path, sizeof(path), "%s/p%zu-%zu.msg", dir, s,
+			    k);
+			got = slurp(path, &n);
+			if (open_msg(&rk, got, n, 777, &test_ctx, &out, &info,
+			    &ei) != 0) {
+				fail_msg("the SDK's %04x/%zu: %s", suites[s],
+				    sizes[k], ei.message);
+			}
+			assert_int_equal(out.len, sizes[k]);
+			if (sizes[k] > 0) {
+				assert_memory_equal(out.p, pt, sizes[k]);
+			}
+			assert_int_equal(info.algorithm, suites[s]);
+			assert_int_equal(info.frame_length, 1000);
+			kms_envelope_info_free(&info);
+			free(out.p);
+			free(got);
+			free(pt);
+		}
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+}
+
 int
 main(void)
 {
@@ -662,6 +800,8 @@ main(void)
 		    test_envelope_refuses_non_committing_and_unknown_input),
 		cmocka_unit_test(
 		    test_envelope_refuses_reserved_context_keys_and_bad_frames),
+		cmocka_unit_test(
+		    test_envelope_interoperates_with_the_sdk_for_javascript),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
