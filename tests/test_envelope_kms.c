@@ -10,7 +10,9 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -739,6 +742,142 @@ test_envelope_kms_kmsctl_recursive_directory(void **state)
 	assert_int_equal(tu_run(args, NULL, NULL), 0);
 }
 
+/* ------------------------------------- the SDK for JavaScript, KMS */
+
+/* A free loopback port (bound, read, released). */
+static int
+free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+/*
+ * kmsctl and the AWS Encryption SDK for JavaScript (KMS keyring, its KMS
+ * client on kmsd's HTTPS endpoint) read each other's messages, both
+ * suites, with a context.  Skipped until kmsd has the endpoint
+ * (http_listen) and the SDK is installed (KMS_ESDK_NODE_MODULES, else
+ * tests/sdk/node_modules), and tests/sdk/make-certs.sh makes certificates.
+ */
+static void
+test_envelope_kms_interoperates_with_the_sdk_over_https(void **state)
+{
+	const char *mods = getenv("KMS_ESDK_NODE_MODULES");
+	char certs[] = "/tmp/kms-esdk-https-XXXXXX", probe[1024];
+	char extra[2048], cmd[8192], cwd[512], *out = NULL, *err = NULL;
+	char akid[128] = "", karn[KMS_ARN_MAX], kid[KMS_KEY_ID_LEN + 1];
+	const char *secret = "esdk-interop-secret-1";
+	struct tu_env e2;
+	kms_client *c2 = NULL;
+	kms_create_key_req cr = { 0 };
+	kms_key_metadata md;
+	kms_error_info ei;
+	struct stat st;
+	char *p;
+	int s, port;
+
+	if (mods == NULL) {
+		mods = "tests/sdk/node_modules";
+	}
+	snprintf(probe, sizeof(probe), "%s/@aws-crypto/client-node", mods);
+	if (stat(probe, &st) != 0 ||
+	    stat("tests/sdk/make-certs.sh", &st) != 0) {
+		skip();
+	}
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_non_null(mkdtemp(certs));
+	snprintf(cmd, sizeof(cmd), "sh tests/sdk/make-certs.sh %s && "
+	    "ln -s '%s%s%s' %s/node_modules && cp tests/sdk/esdk_kms.mjs %s/",
+	    certs, mods[0] == '/' ? "" : cwd, mods[0] == '/' ? "" : "/", mods,
+	    certs, certs);
+	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+	port = free_port();
+	snprintf(extra, sizeof(extra), "http_listen = 127.0.0.1:%d\n"
+	    "http_tls_cert = %s/server.crt\nhttp_tls_key = %s/server.key\n"
+	    "http_credentials = %s/credentials", port, certs, certs, certs);
+	assert_int_equal(tu_env_init(&e2, extra), 0);
+	snprintf(cmd, sizeof(cmd), "%s -c %s --check-config", tu_bin("kmsd"),
+	    e2.conf);
+	if (tu_run(cmd, NULL, NULL) != 0) {
+		/* This kmsd has no HTTPS endpoint yet. */
+		tu_env_destroy(&e2);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", certs);
+		tu_run(cmd, NULL, NULL);
+		skip();
+	}
+	/* The access key speaks for this user, as IPC does, so the key
+	 * made over IPC is the caller's over HTTPS too. */
+	assert_non_null(getpwuid(getuid()));
+	snprintf(cmd, sizeof(cmd), "echo %s | %s -c %s credentials add "
+	    "--principal user:%s --secret-stdin", secret, tu_bin("kmsd"),
+	    e2.conf, getpwuid(getuid())->pw_name);
+	assert_int_equal(tu_run(cmd, &out, NULL), 0);
+	assert_non_null(p = strstr(out, "aws_access_key_id = "));
+	sscanf(p + strlen("aws_access_key_id = "), "%127s", akid);
+	free(out);
+	assert_int_equal(tu_kmsd_start(&e2), 0);
+	assert_int_equal(kms_client_open(&c2, e2.endpoint), 0);
+	cr.description = "esdk interop";
+	must(kms_create_key(c2, &cr, &md, &ei), &ei, "CreateKey");
+	/* The ARN as kmsd gives it, never built here. */
+	snprintf(karn, sizeof(karn), "%s", md.arn);
+	snprintf(kid, sizeof(kid), "%s", md.key_id);
+	kms_key_metadata_free(&md);
+	snprintf(cmd, sizeof(cmd), "head -c 100000 /dev/urandom > %s/plain",
+	    certs);
+	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+	for (s = 0; s < 2; s++) {
+		const char *alg = s == 0 ? "AES_256_GCM_HKDF_SHA512_COMMIT_KEY" :
+		    "AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384";
+		/* kmsctl writes, the SDK reads. */
+		snprintf(cmd, sizeof(cmd), "%s --endpoint %s encrypt-file "
+		    "--key-id %s --input %s/plain --output %s/k%d "
+		    "--encryption-context app=interop stage=test --algorithm "
+		    "%s && KMSD_ENDPOINT=https://127.0.0.1:%d ADMIN_AKID=%s "
+		    "ADMIN_SECRET=%s NODE_EXTRA_CA_CERTS=%s/server.crt node "
+		    "%s/esdk_kms.mjs decrypt %s app=interop,stage=test "
+		    "%s/k%d:%s/k%d.back && cmp %s/plain %s/k%d.back",
+		    tu_bin("kmsctl"), e2.endpoint, kid, certs, certs, s, alg,
+		    port, akid, secret, certs, certs, karn, certs, s, certs, s,
+		    certs, certs, s);
+		if (tu_run(cmd, NULL, &err) != 0) {
+			fail_msg("kmsctl -> SDK, %s: %s", alg, err);
+		}
+		free(err);
+		err = NULL;
+		/* The SDK writes, kmsctl reads. */
+		snprintf(cmd, sizeof(cmd), "KMSD_ENDPOINT=https://127.0.0.1:%d "
+		    "ADMIN_AKID=%s ADMIN_SECRET=%s NODE_EXTRA_CA_CERTS="
+		    "%s/server.crt node %s/esdk_kms.mjs encrypt %s %s "
+		    "app=interop,stage=test %s/plain:%s/n%d && %s --endpoint %s "
+		    "decrypt-file --input %s/n%d --output %s/n%d.back "
+		    "--encryption-context app=interop stage=test && cmp "
+		    "%s/plain %s/n%d.back", port, akid, secret, certs, certs,
+		    karn, s == 0 ? "0478" : "0578", certs, certs, s,
+		    tu_bin("kmsctl"), e2.endpoint, certs, s, certs, s, certs,
+		    certs, s);
+		if (tu_run(cmd, NULL, &err) != 0) {
+			fail_msg("SDK -> kmsctl, %s: %s", alg, err);
+		}
+		free(err);
+		err = NULL;
+	}
+	kms_client_close(c2);
+	assert_int_equal(tu_env_destroy(&e2), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", certs);
+	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+}
+
 int
 main(void)
 {
@@ -767,6 +906,8 @@ main(void)
 		cmocka_unit_test(
 		    test_envelope_kms_kmsctl_never_leaves_partial_plaintext),
 		cmocka_unit_test(test_envelope_kms_kmsctl_recursive_directory),
+		cmocka_unit_test(
+		    test_envelope_kms_interoperates_with_the_sdk_over_https),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
