@@ -426,7 +426,10 @@ KMS_API int kms_envelope_decrypt_fd(kms_client *c,
  * decryption: checks that the message was complete and, for 0x0578, its
  * signature, and fills info).  After an error the context only frees.
  * Memory stays bounded by the frame length whatever the stream's size.
- * The client, options and key id are borrowed for _new only.
+ * Options and the key id are borrowed for _new only (a decryptor copies
+ * its required pairs and grant tokens); the client and the cache are used
+ * until the context is freed and must outlive it.  A context is used by
+ * one thread at a time; sink is called from the calling thread.
  */
 typedef struct kms_encryptor kms_encryptor;
 typedef struct kms_decryptor kms_decryptor;
