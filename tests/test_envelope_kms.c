@@ -31,6 +31,7 @@
 #include "tests/testutil.h"
 
 static struct tu_env env;
+static struct tu_env env2;	/* the HTTPS interop test's, while it runs */
 static kms_client *cl;
 static char key[KMS_KEY_ID_LEN + 1], key2[KMS_KEY_ID_LEN + 1];
 static char arn[KMS_ARN_MAX];
@@ -77,6 +78,9 @@ teardown(void **state)
 {
 	kms_client_close(cl);
 	cl = NULL;
+	if (env2.dir[0] != '\0') {
+		tu_env_destroy(&env2);	/* a failed interop test's */
+	}
 	if (tu_kmsd_stop(&env) != 0) {
 		tu_env_destroy(&env);
 		return -1;
@@ -777,14 +781,14 @@ test_envelope_kms_interoperates_with_the_sdk_over_https(void **state)
 	char extra[2048], cmd[8192], cwd[512], *out = NULL, *err = NULL;
 	char akid[128] = "", karn[KMS_ARN_MAX], kid[KMS_KEY_ID_LEN + 1];
 	const char *secret = "esdk-interop-secret-1";
-	struct tu_env e2;
+	struct tu_env *e2 = &env2;
 	kms_client *c2 = NULL;
 	kms_create_key_req cr = { 0 };
 	kms_key_metadata md;
 	kms_error_info ei;
 	struct stat st;
 	char *p;
-	int s, port;
+	int s, port, r;
 
 	if (mods == NULL) {
 		mods = "tests/sdk/node_modules";
@@ -805,12 +809,13 @@ test_envelope_kms_interoperates_with_the_sdk_over_https(void **state)
 	snprintf(extra, sizeof(extra), "http_listen = 127.0.0.1:%d\n"
 	    "http_tls_cert = %s/server.crt\nhttp_tls_key = %s/server.key\n"
 	    "http_credentials = %s/credentials", port, certs, certs, certs);
-	assert_int_equal(tu_env_init(&e2, extra), 0);
+	assert_int_equal(tu_env_init(e2, extra), 0);
 	snprintf(cmd, sizeof(cmd), "%s -c %s --check-config", tu_bin("kmsd"),
-	    e2.conf);
+	    e2->conf);
 	if (tu_run(cmd, NULL, NULL) != 0) {
 		/* This kmsd has no HTTPS endpoint yet. */
-		tu_env_destroy(&e2);
+		tu_env_destroy(e2);
+		memset(e2, 0, sizeof(*e2));
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", certs);
 		tu_run(cmd, NULL, NULL);
 		skip();
@@ -820,13 +825,13 @@ test_envelope_kms_interoperates_with_the_sdk_over_https(void **state)
 	assert_non_null(getpwuid(getuid()));
 	snprintf(cmd, sizeof(cmd), "echo %s | %s -c %s credentials add "
 	    "--principal user:%s --secret-stdin", secret, tu_bin("kmsd"),
-	    e2.conf, getpwuid(getuid())->pw_name);
+	    e2->conf, getpwuid(getuid())->pw_name);
 	assert_int_equal(tu_run(cmd, &out, NULL), 0);
 	assert_non_null(p = strstr(out, "aws_access_key_id = "));
 	sscanf(p + strlen("aws_access_key_id = "), "%127s", akid);
 	free(out);
-	assert_int_equal(tu_kmsd_start(&e2), 0);
-	assert_int_equal(kms_client_open(&c2, e2.endpoint), 0);
+	assert_int_equal(tu_kmsd_start(e2), 0);
+	assert_int_equal(kms_client_open(&c2, e2->endpoint), 0);
 	cr.description = "esdk interop";
 	must(kms_create_key(c2, &cr, &md, &ei), &ei, "CreateKey");
 	/* The ARN as kmsd gives it, never built here. */
@@ -847,7 +852,7 @@ test_envelope_kms_interoperates_with_the_sdk_over_https(void **state)
 		    "ADMIN_SECRET=%s NODE_EXTRA_CA_CERTS=%s/server.crt node "
 		    "%s/esdk_kms.mjs decrypt %s app=interop,stage=test "
 		    "%s/k%d:%s/k%d.back && cmp %s/plain %s/k%d.back",
-		    tu_bin("kmsctl"), e2.endpoint, kid, certs, certs, s, alg,
+		    tu_bin("kmsctl"), e2->endpoint, kid, certs, certs, s, alg,
 		    port, akid, secret, certs, certs, karn, certs, s, certs, s,
 		    certs, certs, s);
 		if (tu_run(cmd, NULL, &err) != 0) {
@@ -864,7 +869,7 @@ test_envelope_kms_interoperates_with_the_sdk_over_https(void **state)
 		    "--encryption-context app=interop stage=test && cmp "
 		    "%s/plain %s/n%d.back", port, akid, secret, certs, certs,
 		    karn, s == 0 ? "0478" : "0578", certs, certs, s,
-		    tu_bin("kmsctl"), e2.endpoint, certs, s, certs, s, certs,
+		    tu_bin("kmsctl"), e2->endpoint, certs, s, certs, s, certs,
 		    certs, s);
 		if (tu_run(cmd, NULL, &err) != 0) {
 			fail_msg("SDK -> kmsctl, %s: %s", alg, err);
@@ -873,7 +878,9 @@ test_envelope_kms_interoperates_with_the_sdk_over_https(void **state)
 		err = NULL;
 	}
 	kms_client_close(c2);
-	assert_int_equal(tu_env_destroy(&e2), 0);
+	r = tu_env_destroy(e2);
+	memset(e2, 0, sizeof(*e2));
+	assert_int_equal(r, 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", certs);
 	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
 }
