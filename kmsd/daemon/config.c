@@ -261,14 +261,25 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 int
 config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
-	char line[CONFIG_LINE_MAX];
 	FILE *f;
-	int lineno = 0, r = 0;
+	int r;
 
 	if ((f = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return KMS_EVALIDATION;
 	}
+	r = config_read(c, f, path, err, errlen);
+	fclose(f);
+	return r;
+}
+
+int
+config_read(struct config *c, FILE *f, const char *path, char *err,
+    size_t errlen)
+{
+	char line[CONFIG_LINE_MAX];
+	int lineno = 0, r = 0;
+
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char *s, *eq, *k, *v, *hash;
 		const char *why;
@@ -303,7 +314,6 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 			break;
 		}
 	}
-	fclose(f);
 	return r;
 }
 
