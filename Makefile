@@ -142,10 +142,11 @@ fuzz-check: all
 	tests/run-fuzz
 
 # `make crash-full`: the crash-consistency test at full size (50 kills of
-# a larger workload; KMS_CRASH_KILLS and KMS_CRASH_OPS override).
+# a larger workload: more threads, keys and aliases, longer cycles;
+# KMS_CRASH_KILLS and KMS_CRASH_SCALE override).
 crash-full: tests
 	KMS_CRASH_KILLS=$${KMS_CRASH_KILLS:-50} \
-	KMS_CRASH_OPS=$${KMS_CRASH_OPS:-400} $(BUILD)/tests/test_crash
+	KMS_CRASH_SCALE=$${KMS_CRASH_SCALE:-4} $(BUILD)/tests/test_crash
 
 bench: all
 	scripts/bench-suite
