@@ -5,7 +5,8 @@
  * over the defaults.  A rejection names the file and line; an acceptance
  * leaves every field within its documented range and every string
  * terminated inside its array.  config_finish then either accepts or says
- * why (it looks at paths named by the input, and only looks).
+ * why (it looks at paths named by the input, and only looks); the paths it
+ * derives from state_dir end with their file's name, never cut short.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -64,6 +65,14 @@ check_fields(const struct config *c)
 	}
 }
 
+static int
+ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), m = strlen(tail);
+
+	return n >= m && strcmp(s + n - m, tail) == 0;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -71,7 +80,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static int ready;
 	char err[512];
 	FILE *f;
-	int r;
+	int r, pin, listen, store;
 
 	if (!ready) {
 		/* Once: it reads the passwd database. */
@@ -96,10 +105,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	check_fields(&c);
+	pin = c.pin_file[0] == '\0';
+	listen = c.listen[0] == '\0';
+	store = c.store[0] == '\0';
 	err[0] = '\0';
 	r = config_finish(&c, err, sizeof(err));
 	if (r != 0 && (r != KMS_EVALIDATION || err[0] == '\0')) {
 		abort();
+	}
+	/* Whether or not it then accepts, a path it derived is whole. */
+	if ((pin && c.pin_file[0] != '\0' &&
+	    !ends_with(c.pin_file, "/user.pin")) ||
+	    (listen && c.listen[0] != '\0' &&
+	    !ends_with(c.listen, "/kmsd.sock")) ||
+	    (store && c.store[0] != '\0' && !ends_with(c.store, "/kmsd.db"))) {
+		abort();	/* a derived path cut short */
 	}
 	check_fields(&c);
 	return 0;
