@@ -21,7 +21,9 @@
  *
  * Size: KMS_CRASH_KILLS (default 50) kill cycles, KMS_CRASH_SCALE (default
  * 1) more threads, keys and a longer workload per cycle (`make crash-full`
- * runs 50 kills at scale 4).
+ * runs 50 kills at scale 4).  The seed of the run is printed first;
+ * KMS_CRASH_SEED repeats its choices (the kill moments fall where they
+ * fall).
  */
 #include <pthread.h>
 #include <pwd.h>
