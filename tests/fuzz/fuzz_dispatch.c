@@ -17,7 +17,7 @@
  *   @G1@ @T1@        a grant id on key 1 and its token
  *
  * Every reply must be a JSON object, and an error reply must have a
- * string __type and message.  Inputs of odd length are sent as a second
+ * message and an AWS error name kmsd knows as its __type.  Inputs of odd length are sent as a second
  * principal (another uid, no administrator), so that authorisation is
  * fuzzed too.  The state persists across inputs (keys made, disabled,
  * aliases moved): that is a daemon's life.  KMS_FUZZ_VERBOSE=1 prints each
@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "common/err.h"
 #include "common/json.h"
 #include "common/secmem.h"
 #include "kmsd/kmsd.h"
@@ -226,7 +227,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if ((t = json_object_get(j, "__type")) != NULL &&
 	    (!json_is_string(t) ||
-	    !json_is_string(m = json_object_get(j, "message")))) {
+	    !json_is_string(m = json_object_get(j, "message")) ||
+	    strcmp(kms_error_name(kms_error_from_name(json_string_value(t))),
+	    json_string_value(t)) != 0)) {
 		fprintf(stderr, "malformed error reply: %.*s\n", (int)outlen,
 		    rep);
 		abort();
