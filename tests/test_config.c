@@ -441,6 +441,28 @@ test_kmsd_and_hsm_init_on_a_world_writable_state_dir(void **state)
 	free(err);
 }
 
+/* A path that does not fit is refused, never cut short (a shorter path
+ * names another file): given, or derived from state_dir. */
+static void
+test_config_refuses_paths_too_long_to_keep(void **state)
+{
+	char text[3000], err[512];
+	struct config c;
+
+	snprintf(text, sizeof(text), "store = /%01500d\n", 0);
+	expect_error(text, "store: path too long");
+	snprintf(text, sizeof(text), "pin_file = /%01100d\n", 0);
+	expect_error(text, "pin_file: path too long");
+	/* A state_dir that fits, whose derived paths would not. */
+	config_defaults(&c, dir);
+	memset(c.state_dir, 'a', 1020);
+	c.state_dir[0] = '/';
+	c.state_dir[1020] = '\0';
+	assert_int_equal(config_finish(&c, err, sizeof(err)), KMS_EVALIDATION);
+	assert_non_null(strstr(err, "too long"));
+	assert_string_equal(c.store, "");
+}
+
 int
 main(void)
 {
@@ -468,6 +490,7 @@ main(void)
 		cmocka_unit_test(
 		    test_kmsd_and_hsm_init_on_a_world_writable_state_dir),
 		cmocka_unit_test(test_config_finish_wants_recycling_above_twice_the_handle_cache),
+		cmocka_unit_test(test_config_refuses_paths_too_long_to_keep),
 	};
 	int r;
 

@@ -238,6 +238,19 @@ set_list(char (*list)[128], int *n, char *v)
 	return 0;
 }
 
+/* Copy a path-valued setting; -1 when it would not fit (a truncated path
+ * names another file). */
+static int
+set_path(char *dst, size_t dstlen, const char *v, const char **why)
+{
+	if (strlen(v) >= dstlen) {
+		*why = "path too long (at most 1023 bytes)";
+		return -1;
+	}
+	copy(dst, dstlen, v);
+	return 0;
+}
+
 static int
 set_key(struct config *c, const char *k, char *v, const char **why)
 {
@@ -249,11 +262,17 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			*why = "state_dir must be an absolute path";
 			return -1;
 		}
-		copy(c->state_dir, sizeof(c->state_dir), v);
+		if (set_path(c->state_dir, sizeof(c->state_dir), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "pkcs11_module") == 0) {
-		copy(c->pkcs11_module, sizeof(c->pkcs11_module), v);
+		if (set_path(c->pkcs11_module, sizeof(c->pkcs11_module), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "softhsm2_conf") == 0) {
-		copy(c->softhsm2_conf, sizeof(c->softhsm2_conf), v);
+		if (set_path(c->softhsm2_conf, sizeof(c->softhsm2_conf), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "token_label") == 0) {
 		if (strlen(v) == 0 || strlen(v) > 32) {
 			*why = "token_label must be 1-32 characters";
@@ -261,13 +280,17 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 		}
 		copy(c->token_label, sizeof(c->token_label), v);
 	} else if (strcmp(k, "pin_file") == 0) {
-		copy(c->pin_file, sizeof(c->pin_file), v);
+		if (set_path(c->pin_file, sizeof(c->pin_file), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "listen") == 0) {
 		if (strncmp(v, "ipc://", 6) != 0) {
 			*why = "listen must be an ipc:// URL";
 			return -1;
 		}
-		copy(c->listen, sizeof(c->listen), v);
+		if (set_path(c->listen, sizeof(c->listen), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "socket_mode") == 0) {
 		if (parse_uint(v, 0777, &n, 8) != 0) {
 			*why = "socket_mode must be octal, e.g. 0660";
@@ -278,7 +301,9 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 		if (strncmp(v, "sqlite:", 7) == 0) {
 			v += 7;
 		}
-		copy(c->store, sizeof(c->store), v);
+		if (set_path(c->store, sizeof(c->store), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "key_storage") == 0) {
 		if (strcmp(v, "wrapped") == 0) {
 			c->key_storage = STORAGE_WRAPPED;
@@ -372,10 +397,9 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 int
 config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
-	char line[CONFIG_LINE_MAX];
 	struct stat st;
 	FILE *f;
-	int lineno = 0, r = 0;
+	int r;
 
 	if (errlen > 0) {
 		err[0] = '\0';
@@ -394,6 +418,18 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 		fclose(f);
 		return KMS_EVALIDATION;
 	}
+	r = config_read(c, f, path, err, errlen);
+	fclose(f);
+	return r;
+}
+
+int
+config_read(struct config *c, FILE *f, const char *path, char *err,
+    size_t errlen)
+{
+	char line[CONFIG_LINE_MAX];
+	int lineno = 0, r = 0;
+
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char *s, *eq, *k, *v, *hash;
 		const char *why;
@@ -428,17 +464,25 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 			break;
 		}
 	}
-	fclose(f);
 	return r;
 }
 
-static void
+/* Fill an unset path from the state directory; -1 when it would not fit. */
+static int
 derive(char *dst, size_t len, const char *dir, const char *prefix,
     const char *name)
 {
-	if (dst[0] == '\0') {
-		snprintf(dst, len, "%s%s/%s", prefix, dir, name);
+	int n;
+
+	if (dst[0] != '\0') {
+		return 0;
 	}
+	n = snprintf(dst, len, "%s%s/%s", prefix, dir, name);
+	if (n < 0 || (size_t)n >= len) {
+		dst[0] = '\0';
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -447,10 +491,17 @@ config_finish(struct config *c, char *err, size_t errlen)
 	struct stat st;
 	char sc[CONFIG_PATH_MAX + 32];
 
-	derive(c->pin_file, sizeof(c->pin_file), c->state_dir, "", "user.pin");
-	derive(c->listen, sizeof(c->listen), c->state_dir, "ipc://",
-	    "kmsd.sock");
-	derive(c->store, sizeof(c->store), c->state_dir, "", "kmsd.db");
+	if (derive(c->pin_file, sizeof(c->pin_file), c->state_dir, "",
+	    "user.pin") != 0 ||
+	    derive(c->listen, sizeof(c->listen), c->state_dir, "ipc://",
+	    "kmsd.sock") != 0 ||
+	    derive(c->store, sizeof(c->store), c->state_dir, "",
+	    "kmsd.db") != 0) {
+		snprintf(err, errlen, "state_dir %.64s...: too long for the "
+		    "paths kept in it (set pin_file, listen and store, or "
+		    "use a shorter state_dir)", c->state_dir);
+		return KMS_EVALIDATION;
+	}
 	snprintf(sc, sizeof(sc), "%s/softhsm2.conf", c->state_dir);
 	if (c->softhsm2_conf[0] == '\0' && stat(sc, &st) == 0) {
 		copy(c->softhsm2_conf, sizeof(c->softhsm2_conf), sc);

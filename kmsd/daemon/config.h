@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_MAX_ADMINS 32
@@ -50,6 +51,9 @@ void config_defaults(struct config *c, const char *state_dir);
 /* Parse file over the defaults; on error returns KMS_EVALIDATION with
  * "file:line: message" in err. */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
+/* The same over an open stream (the file's text; path names it in err). */
+int config_read(struct config *c, FILE *f, const char *path, char *err,
+    size_t errlen);
 /* Derive unset paths from state_dir; check values and files are usable,
  * and that kmsd may trust them: the state directory, the store, the PIN
  * file, softhsm2.conf and the token directory it names are owned by root

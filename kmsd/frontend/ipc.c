@@ -64,7 +64,6 @@
 #define CONN_OUT_HIGH (2u << 20)	/* unread reply bytes: stop reading */
 #define READ_BUDGET (256u << 10)	/* bytes read per turn (fairness) */
 #define RBUF_MIN 4096
-#define SP_TTL 8		/* backtrace words, as nng's rep0 */
 #define FRAME_MAX (JSON_MAX_MESSAGE + SP_TTL * SP_ID_LEN)
 #define HELLO_MS 10000		/* a peer must complete its handshake */
 #define IDLE_PASS_MS 500	/* bounds the grace period */
@@ -451,32 +450,16 @@ conn_writable(struct conn *c)
 static int
 next_request(struct conn *c, struct req **out, size_t *need)
 {
-	uint64_t len;
-	size_t idlen, flen;
+	size_t idlen, flen, len;
 	struct req *r;
+	int rv;
 
-	*need = SP_FRAME_HDR;
-	if (c->rlen < SP_FRAME_HDR) {
-		return 0;
-	}
-	if (sp_frame_len(c->rbuf, &len) != 0 || len > FRAME_MAX) {
-		return -1;
-	}
-	flen = SP_FRAME_HDR + (size_t)len;
+	rv = sp_frame_parse(c->rbuf, c->rlen, FRAME_MAX, &flen, &idlen);
 	*need = flen;
-	if (c->rlen < flen) {
-		return 0;
+	if (rv <= 0) {
+		return rv;
 	}
-	/* The backtrace: words up to one with the high bit set. */
-	for (idlen = 0;; idlen += SP_ID_LEN) {
-		if (idlen + SP_ID_LEN > len || idlen >= SP_TTL * SP_ID_LEN) {
-			return -1;
-		}
-		if (c->rbuf[SP_FRAME_HDR + idlen] & 0x80) {
-			idlen += SP_ID_LEN;
-			break;
-		}
-	}
+	len = flen - SP_FRAME_HDR;
 	if ((r = malloc(sizeof(*r) + (size_t)len)) == NULL) {
 		return -1;
 	}
