@@ -30,13 +30,14 @@
  * Admission.  What one peer can make kmsd hold is bounded: a read buffer
  * grows with the bytes that arrive (doubling), never to the length a frame
  * header announces; a frame, once begun, must be complete within FRAME_MS
- * (time spent parked does not count); the buffers of all connections
+ * (unless the rest waits in the socket for kmsd to read it); the buffers of all connections
  * together stay under max_buffered_input_mib, the connections whose
  * partial frames are oldest being dropped to make room; and one peer uid
  * holds at most max_connections_per_uid connections, its oldest dropped
  * for a new one.  A dropped connection is "doomed" under sv->amu (taken
- * off the lists, its buffer no longer counted), then shut down; the worker
- * that reads it next closes it.  Each drop is logged (log_warn), at most
+ * off the lists, its buffer no longer counted), then shut down, its buffer
+ * freed at once unless a worker is reading it; the worker that reads it
+ * next closes it.  Each drop is logged (log_warn), at most
  * DROP_LOG_BURST lines per reason per DROP_LOG_MS, then a count.
  *
  * Lifetime.  Only the worker holding a connection's read side closes it
@@ -139,7 +140,8 @@ struct conn {
 	size_t drop_bytes;
 	uint64_t drop_age_ms;
 	/* Read side: only the worker holding it (EPOLLONESHOT, or a queued
-	 * Q_CONN) touches these. */
+	 * Q_CONN) touches these; and drop_all, under mu while no worker
+	 * is reading, frees a doomed connection's rbuf. */
 	uint8_t hello[SP_HELLO_LEN];
 	size_t hello_got;
 	uint8_t *rbuf;
@@ -148,8 +150,8 @@ struct conn {
 	pthread_mutex_t mu;
 	int fd, wfd;			/* wfd: dup of fd for EPOLLOUT */
 	int warmed;			/* wfd armed */
-	atomic_int parked;		/* not read until unparked (the frame
-					 * deadline's sweep reads it too) */
+	int parked;			/* not read until unparked */
+	int reading;			/* a worker is in conn_read */
 	int werr;			/* a send failed: peer gone */
 	int inflight;
 	uint8_t *out;			/* unsent replies: out[ooff..olen) */
@@ -495,7 +497,7 @@ drop_say_unsaid(struct server *sv)
 
 /*
  * Hang up on each doomed connection of vs (amu not held): the worker that
- * reads it next sees the end and closes it.  They are still in memory: a
+ * reads it next closes it.  They are still in memory: a
  * worker's list is freed only after a grace period its own pass is part
  * of, and the scheduler's by the scheduler, after this.
  */
@@ -511,6 +513,14 @@ drop_all(struct server *sv, struct conn *vs)
 		pthread_mutex_lock(&c->mu);
 		if (!atomic_load(&c->dead)) {
 			(void)shutdown(c->fd, SHUT_RDWR);
+			if (!c->reading) {
+				/* Nobody reads it: its buffer goes now, not
+				 * once a worker comes to close it (under a
+				 * flood, workers come late). */
+				rbuf_free(c->rbuf, c->rcap, c->rlen);
+				c->rbuf = NULL;
+				c->rlen = c->rcap = 0;
+			}
 		}
 		pthread_mutex_unlock(&c->mu);
 	}
@@ -668,8 +678,8 @@ rbuf_settle(struct conn *c, int took)
 
 /*
  * The scheduler: drop connections whose partial frame began FRAME_MS ago
- * or more, unless kmsd is the one not reading (parked, or the rest waits
- * in the socket for a busy worker).
+ * or more, unless kmsd is the one not reading: more of it waits in the
+ * socket (the connection is parked, or its workers are busy).
  */
 static void
 frame_sweep(struct server *sv)
@@ -683,7 +693,6 @@ frame_sweep(struct server *sv)
 		next = c->hnext;	/* doom() unlinks c */
 		began = atomic_load(&c->frame_ms);
 		if (began == 0 || now - began < FRAME_MS ||
-		    atomic_load(&c->parked) ||
 		    pthread_mutex_trylock(&c->mu) != 0) {
 			continue;	/* (locked: next tick) */
 		}
@@ -729,10 +738,6 @@ unpark(struct conn *c)
 	if (c->parked && !atomic_load(&c->dead) &&
 	    c->inflight < CONN_INFLIGHT && c->olen - c->ooff < CONN_OUT_HIGH) {
 		c->parked = 0;
-		/* Its partial frame waited on kmsd, not on the peer. */
-		if (atomic_load(&c->frame_ms) != 0) {
-			atomic_store(&c->frame_ms, mono_ms());
-		}
 		/* Requests may wait in its buffer: a worker reads it. */
 		c->q.kind = Q_CONN;
 		c->q.next = NULL;
@@ -1024,6 +1029,7 @@ conn_read(struct srv_worker *sw, struct conn *c)
 
 	pthread_mutex_lock(&c->mu);
 	base = c->inflight;	/* counts against the cap below */
+	c->reading = 1;		/* c's buffer is ours until rearmed */
 	pthread_mutex_unlock(&c->mu);
 	n_req = base;
 	if (atomic_load(&c->doomed)) {
@@ -1119,6 +1125,7 @@ conn_read(struct srv_worker *sw, struct conn *c)
 	pthread_mutex_lock(&c->mu);
 	/* Completions may have run meanwhile: add, don't set. */
 	c->inflight += n_req - base;
+	c->reading = 0;
 	if (full || c->olen - c->ooff >= CONN_OUT_HIGH) {
 		c->parked = 1;
 		unpark(c);	/* in case it drained meanwhile */
@@ -1133,6 +1140,7 @@ conn_read(struct srv_worker *sw, struct conn *c)
 	return;
  rearm:
 	pthread_mutex_lock(&c->mu);
+	c->reading = 0;
 	rearm(c);
 	pthread_mutex_unlock(&c->mu);
 	return;
