@@ -30,8 +30,8 @@
  * Admission.  What one peer can make kmsd hold is bounded: a read buffer
  * grows with the bytes that arrive (doubling), never to the length a frame
  * header announces; a frame, once begun, must be complete within FRAME_MS
- * (unless the rest waits in the socket for kmsd to read it); the buffers of all connections
- * together stay under max_buffered_input_mib, the connections whose
+ * (time kmsd spends not reading it does not count); the buffers of all
+ * connections together stay under max_buffered_input_mib, the ones whose
  * partial frames are oldest being dropped to make room; and one peer uid
  * holds at most max_connections_per_uid connections, its oldest dropped
  * for a new one.  A dropped connection is "doomed" under sv->amu (taken
@@ -407,16 +407,17 @@ doom(struct server *sv, struct conn *c, int why, uint64_t now,
 	*vs = c;
 }
 
+static const char *const drop_what[DROP_NREASONS] = {
+	[DROP_LATE] = "a message not completed in time",
+	[DROP_BUFFERED] = "buffered input over max_buffered_input_mib",
+	[DROP_UID] = "a uid over max_connections_per_uid",
+};
+
 /* Say that c was dropped: the first DROP_LOG_BURST of a reason in a
  * window line by line, the rest as a count when the window closes. */
 static void
 drop_say(struct server *sv, const struct conn *c)
 {
-	static const char *const what[DROP_NREASONS] = {
-		[DROP_LATE] = "a message not completed in time",
-		[DROP_BUFFERED] = "buffered input over its cap",
-		[DROP_UID] = "a uid over max_connections_per_uid",
-	};
 	uint64_t now = mono_ms();
 	unsigned unsaid = 0;
 	int say, why = c->drop_why;
@@ -435,7 +436,7 @@ drop_say(struct server *sv, const struct conn *c)
 	pthread_mutex_unlock(&sv->lmu);
 	if (unsaid > 0) {
 		log_warn("%u more connections dropped for %s", unsaid,
-		    what[why]);
+		    drop_what[why]);
 	}
 	if (!say) {
 		return;
@@ -469,11 +470,6 @@ drop_say(struct server *sv, const struct conn *c)
 static void
 drop_say_unsaid(struct server *sv)
 {
-	static const char *const what[DROP_NREASONS] = {
-		[DROP_LATE] = "a message not completed in time",
-		[DROP_BUFFERED] = "buffered input over its cap",
-		[DROP_UID] = "a uid over max_connections_per_uid",
-	};
 	uint64_t now = mono_ms();
 	unsigned unsaid;
 	int i;
@@ -490,7 +486,7 @@ drop_say_unsaid(struct server *sv)
 		pthread_mutex_unlock(&sv->lmu);
 		if (unsaid > 0) {
 			log_warn("%u more connections dropped for %s", unsaid,
-			    what[i]);
+			    drop_what[i]);
 		}
 	}
 }
@@ -678,8 +674,9 @@ rbuf_settle(struct conn *c, int took)
 
 /*
  * The scheduler: drop connections whose partial frame began FRAME_MS ago
- * or more, unless kmsd is the one not reading: more of it waits in the
- * socket (the connection is parked, or its workers are busy).
+ * or more, unless kmsd is the one not reading: the connection is parked
+ * (its buffer may hold whole requests waiting their turn), or more of the
+ * frame waits in the socket for a busy worker.
  */
 static void
 frame_sweep(struct server *sv)
@@ -697,7 +694,9 @@ frame_sweep(struct server *sv)
 			continue;	/* (locked: next tick) */
 		}
 		unread = 0;
-		if (!atomic_load(&c->dead) &&
+		if (c->parked) {
+			unread = 1;	/* waits for its requests in flight */
+		} else if (!atomic_load(&c->dead) &&
 		    ioctl(c->fd, FIONREAD, &unread) != 0) {
 			unread = 0;
 		}
@@ -738,6 +737,10 @@ unpark(struct conn *c)
 	if (c->parked && !atomic_load(&c->dead) &&
 	    c->inflight < CONN_INFLIGHT && c->olen - c->ooff < CONN_OUT_HIGH) {
 		c->parked = 0;
+		/* Its partial frame waited on kmsd: its time starts again. */
+		if (atomic_load(&c->frame_ms) != 0) {
+			atomic_store(&c->frame_ms, mono_ms());
+		}
 		/* Requests may wait in its buffer: a worker reads it. */
 		c->q.kind = Q_CONN;
 		c->q.next = NULL;
