@@ -131,7 +131,8 @@ struct conn {
 	 * (a partial frame), oldest frame first, and among its uid's
 	 * connections, oldest first; why it was dropped. */
 	struct conn *hprev, *hnext;
-	int holding;			/* on sv's holders list */
+	atomic_int holding;		/* on sv's holders list (its reader
+					 * reads it without amu) */
 	size_t held;			/* rbuf bytes counted in sv->held */
 	struct conn *uprev, *unext;
 	struct uident *ue;		/* NULL once off its uid's list */
@@ -303,23 +304,30 @@ rbuf_free(uint8_t *p, size_t cap, size_t used)
 
 /* ---- admission: what one peer may make kmsd hold ---- */
 
+/* amu held: c (a holder) is off the holders list. */
+static void
+holders_unlink(struct server *sv, struct conn *c)
+{
+	if (c->hprev != NULL) {
+		c->hprev->hnext = c->hnext;
+	} else {
+		sv->hhead = c->hnext;
+	}
+	if (c->hnext != NULL) {
+		c->hnext->hprev = c->hprev;
+	} else {
+		sv->htail = c->hprev;
+	}
+	c->hprev = c->hnext = NULL;
+	atomic_store(&c->holding, 0);
+}
+
 /* amu held: c's buffer is no longer counted, nor c a holder. */
 static void
 holders_remove(struct server *sv, struct conn *c)
 {
-	if (c->holding) {
-		if (c->hprev != NULL) {
-			c->hprev->hnext = c->hnext;
-		} else {
-			sv->hhead = c->hnext;
-		}
-		if (c->hnext != NULL) {
-			c->hnext->hprev = c->hprev;
-		} else {
-			sv->htail = c->hprev;
-		}
-		c->hprev = c->hnext = NULL;
-		c->holding = 0;
+	if (atomic_load(&c->holding)) {
+		holders_unlink(sv, c);
 	}
 	sv->held -= c->held;
 	c->held = 0;
@@ -337,7 +345,7 @@ holders_append(struct server *sv, struct conn *c)
 		sv->hhead = c;
 	}
 	sv->htail = c;
-	c->holding = 1;
+	atomic_store(&c->holding, 1);
 }
 
 /* amu held: where uid's entry is, or would be linked. */
@@ -571,41 +579,63 @@ admit_forget(struct conn *c)
 }
 
 /*
- * The read side's holder: c's buffer becomes cap bytes (at least c->rlen),
- * counted against max_buffered_input_mib.  Growing past that cap drops
- * the connections whose partial frames began first, which may be c.  0,
- * or -1 when c must be closed (dropped, or out of memory: then c is
- * unchanged).
+ * amu held: c holds a partial frame in a buffer of cap bytes, counted
+ * against max_buffered_input_mib (c becomes the holder with the newest
+ * frame if it was not one).  Past the cap, the holders whose frames began
+ * first are doomed onto *vs.  0, or -1 when c is doomed.
+ */
+static int
+hold(struct server *sv, struct conn *c, size_t cap, uint64_t now,
+    struct conn **vs)
+{
+	struct conn *v;
+
+	if (atomic_load(&c->doomed)) {
+		return -1;
+	}
+	if (!atomic_load(&c->holding)) {
+		holders_append(sv, c);
+		atomic_store(&c->frame_ms, now);
+	}
+	while (cap > c->held && sv->held - c->held + cap > sv->held_max &&
+	    (v = sv->hhead) != NULL) {
+		doom(sv, v, DROP_BUFFERED, now, vs);
+		if (v == c) {
+			return -1;	/* (c is the newest: never) */
+		}
+	}
+	sv->held = sv->held - c->held + cap;
+	c->held = cap;
+	return 0;
+}
+
+/*
+ * The read side's holder: c's buffer becomes cap bytes (at least c->rlen).
+ * Beyond RBUF_MIN, or while c holds a partial frame, it is counted (hold):
+ * growing past max_buffered_input_mib drops the connections whose partial
+ * frames began first.  A connection's first RBUF_MIN bytes are not
+ * counted until a partial frame stays in them (rbuf_settle): a small
+ * request read whole costs no lock.  0, or -1 when c must be closed
+ * (dropped, or out of memory: then c is unchanged).
  */
 static int
 rbuf_resize(struct conn *c, size_t cap)
 {
 	struct server *sv = c->sv;
-	struct conn *vs = NULL, *v;
-	uint64_t now = mono_ms();
+	struct conn *vs = NULL;
 	uint8_t *n;
-	int dropped = 0;
+	int r = 0;
 
 	if ((n = rbuf_alloc(cap)) == NULL) {
 		return -1;
 	}
-	pthread_mutex_lock(&sv->amu);
-	while (!atomic_load(&c->doomed) && cap > c->held &&
-	    sv->held - c->held + cap > sv->held_max &&
-	    (v = sv->hhead) != NULL) {
-		doom(sv, v, DROP_BUFFERED, now, &vs);
+	if (cap > RBUF_MIN || atomic_load(&c->holding)) {
+		pthread_mutex_lock(&sv->amu);
+		r = hold(sv, c, cap, mono_ms(), &vs);
+		pthread_mutex_unlock(&sv->amu);
+		drop_all(sv, vs);
 	}
-	if (!(dropped = atomic_load(&c->doomed))) {
-		sv->held = sv->held - c->held + cap;
-		c->held = cap;
-		if (!c->holding) {
-			holders_append(sv, c);
-			atomic_store(&c->frame_ms, now);
-		}
-	}
-	pthread_mutex_unlock(&sv->amu);
-	drop_all(sv, vs);
-	if (dropped) {
+	if (r != 0) {
 		rbuf_free(n, cap, 0);
 		return -1;
 	}
@@ -630,24 +660,31 @@ rbuf_next_cap(const struct conn *c, size_t need)
 }
 
 /*
- * The read side's holder, after a read turn: a buffer that holds nothing
- * goes; one four times larger than what it holds shrinks; when a frame
- * was taken out (took), the next frame's clock starts now.
+ * The read side's holder, after a read turn.  Empty, c holds no partial
+ * frame, and a buffer beyond RBUF_MIN goes (RBUF_MIN stays for the next
+ * request, as before any of this).  Else one four times larger than what
+ * it holds shrinks, c is (still) a holder, and when a frame was taken out
+ * (took) the next frame's clock starts now.
  */
 static void
 rbuf_settle(struct conn *c, int took)
 {
 	struct server *sv = c->sv;
+	struct conn *vs = NULL;
 	size_t cap;
 
 	if (c->rlen == 0) {
-		pthread_mutex_lock(&sv->amu);
-		holders_remove(sv, c);
-		atomic_store(&c->frame_ms, 0);
-		pthread_mutex_unlock(&sv->amu);
-		rbuf_free(c->rbuf, c->rcap, 0);
-		c->rbuf = NULL;
-		c->rcap = 0;
+		if (atomic_load(&c->holding)) {
+			pthread_mutex_lock(&sv->amu);
+			holders_remove(sv, c);
+			atomic_store(&c->frame_ms, 0);
+			pthread_mutex_unlock(&sv->amu);
+		}
+		if (c->rcap > RBUF_MIN) {
+			rbuf_free(c->rbuf, c->rcap, 0);
+			c->rbuf = NULL;
+			c->rcap = 0;
+		}
 		return;
 	}
 	if (c->rcap > RBUF_MIN && c->rlen <= c->rcap / 4) {
@@ -655,21 +692,21 @@ rbuf_settle(struct conn *c, int took)
 		}
 		(void)rbuf_resize(c, cap);	/* else it stays as it is */
 	}
-	if (took) {
-		pthread_mutex_lock(&sv->amu);
-		if (c->holding && sv->htail != c) {
-			/* Unlink, then append: the newest frame. */
-			if (c->hprev != NULL) {
-				c->hprev->hnext = c->hnext;
-			} else {
-				sv->hhead = c->hnext;
-			}
-			c->hnext->hprev = c->hprev;
+	if (atomic_load(&c->holding) && !took) {
+		return;
+	}
+	pthread_mutex_lock(&sv->amu);
+	if (!atomic_load(&c->holding)) {
+		(void)hold(sv, c, c->rcap, mono_ms(), &vs);
+	} else {
+		if (sv->htail != c) {
+			holders_unlink(sv, c);	/* it has the newest frame */
 			holders_append(sv, c);
 		}
 		atomic_store(&c->frame_ms, mono_ms());
-		pthread_mutex_unlock(&sv->amu);
 	}
+	pthread_mutex_unlock(&sv->amu);
+	drop_all(sv, vs);
 }
 
 /*
