@@ -57,6 +57,9 @@ test_config_defaults_derive_from_state_dir(void **state)
 	assert_int_equal(c.key_storage, STORAGE_WRAPPED);
 	assert_int_equal(c.socket_mode, 0660);
 	assert_int_equal(c.nadministrators, 1);
+	/* What one peer may make the listener hold is bounded by default. */
+	assert_int_equal(c.max_connections_per_uid, 1024);
+	assert_int_equal(c.max_buffered_input_mib, 64);
 }
 
 static void
@@ -91,7 +94,9 @@ test_config_reads_every_key(void **state)
 	    "max_encryptions_per_version = 10\n"
 	    "hsm_retry_ms = 50\n"
 	    "hsm_recycle_objects = 250\n"
-	    "batch_hsm_exclusive = no\n"), err, sizeof(err)), 0);
+	    "batch_hsm_exclusive = no\n"
+	    "max_connections_per_uid = 7\n"
+	    "max_buffered_input_mib = 4\n"), err, sizeof(err)), 0);
 	assert_string_equal(c.token_label, "other");
 	assert_string_equal(c.listen, "ipc:///tmp/x.sock");
 	assert_int_equal(c.socket_mode, 0600);
@@ -108,6 +113,8 @@ test_config_reads_every_key(void **state)
 	assert_int_equal(c.hsm_retry_ms, 50);
 	assert_int_equal(c.hsm_recycle_objects, 250);
 	assert_int_equal(c.batch_hsm_exclusive, 0);
+	assert_int_equal(c.max_connections_per_uid, 7);
+	assert_int_equal(c.max_buffered_input_mib, 4);
 }
 
 static void
@@ -167,6 +174,19 @@ test_config_rejects_bad_lines_with_file_and_line(void **state)
 	    "hsm_recycle_objects must be");
 	expect_error("hsm_recycle_objects = lots\n",
 	    "hsm_recycle_objects must be");
+	expect_error("max_connections_per_uid = 0\n",
+	    "max_connections_per_uid must be 1-1000000");
+	expect_error("max_connections_per_uid = 1000001\n",
+	    "max_connections_per_uid must be");
+	expect_error("max_connections_per_uid = many\n",
+	    "max_connections_per_uid must be");
+	/* Below 4 MiB, a few whole messages would not fit. */
+	expect_error("max_buffered_input_mib = 3\n",
+	    "max_buffered_input_mib must be 4-65536");
+	expect_error("max_buffered_input_mib = 65537\n",
+	    "max_buffered_input_mib must be");
+	expect_error("max_buffered_input_mib = -64\n",
+	    "max_buffered_input_mib must be");
 }
 
 static void

@@ -64,6 +64,8 @@ config_defaults(struct config *c, const char *state_dir)
 	c->batch_hsm_exclusive = 1;
 	c->log_level = LOG_LEVEL_INFO;
 	c->log_syslog = 0;
+	c->max_connections_per_uid = CONFIG_PER_UID_DEFAULT;
+	c->max_buffered_input_mib = CONFIG_INPUT_MIB_DEFAULT;
 	/* The invoking user administers the embedded default. */
 	if ((pw = getpwuid(getuid())) != NULL) {
 		snprintf(c->administrators[0], sizeof(c->administrators[0]),
@@ -387,6 +389,19 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			*why = "log_syslog must be yes or no";
 			return -1;
 		}
+	} else if (strcmp(k, "max_connections_per_uid") == 0) {
+		if (parse_uint(v, CONFIG_PER_UID_MAX, &n, 10) != 0 || n == 0) {
+			*why = "max_connections_per_uid must be 1-1000000";
+			return -1;
+		}
+		c->max_connections_per_uid = (unsigned)n;
+	} else if (strcmp(k, "max_buffered_input_mib") == 0) {
+		if (parse_uint(v, CONFIG_INPUT_MIB_MAX, &n, 10) != 0 ||
+		    n < CONFIG_INPUT_MIB_MIN) {
+			*why = "max_buffered_input_mib must be 4-65536";
+			return -1;
+		}
+		c->max_buffered_input_mib = (unsigned)n;
 	} else {
 		*why = "unknown key";
 		return -1;

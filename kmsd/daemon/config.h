@@ -14,6 +14,12 @@
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_MAX_ADMINS 32
 #define CONFIG_WORKERS_MAX 256
+/* What one peer may make the IPC listener hold (kmsd/frontend/ipc.c). */
+#define CONFIG_PER_UID_DEFAULT 1024	/* connections of one peer uid */
+#define CONFIG_PER_UID_MAX 1000000
+#define CONFIG_INPUT_MIB_DEFAULT 64	/* partial requests, all peers */
+#define CONFIG_INPUT_MIB_MIN 4		/* a few whole 1 MiB messages */
+#define CONFIG_INPUT_MIB_MAX 65536
 
 enum key_storage { STORAGE_WRAPPED = 0, STORAGE_RESIDENT };
 
@@ -43,6 +49,10 @@ struct config {
 	int batch_hsm_exclusive;		/* a Batch has the HSM to itself */
 	int log_level;				/* enum log_level (common/log.h) */
 	int log_syslog;				/* syslog/journald, not stderr */
+	unsigned max_connections_per_uid;	/* beyond: its oldest dropped */
+	unsigned max_buffered_input_mib;	/* partial requests, all
+						 * connections; beyond: the
+						 * oldest dropped */
 };
 
 /* Defaults for state_dir (made absolute); path-valued keys not given in
