@@ -61,6 +61,9 @@ struct kmsd {
 	struct authz *authz;
 	atomic_int stopping;
 	atomic_uint_fast64_t requests;
+	/* Set when lifecycle work may have come due (the test clock moved,
+	 * a key was enabled): the scheduler looks at once. */
+	atomic_int lifecycle_kick;
 	/* Held by a Batch while it makes its recorded HSM calls, when
 	 * cfg.batch_hsm_exclusive (dispatch.c, run_hsm_jobs). */
 	pthread_mutex_t batch_turn;
@@ -192,7 +195,15 @@ void principal_from_uid(struct principal *p, uid_t uid, gid_t gid,
 /* ---- frontend/ipc.c ---- */
 int server_run(struct kmsd *d, char *err, size_t errlen);
 
-/* Milliseconds since the epoch. */
+/* ---- daemon/clock.c ---- */
+
+/* kmsd's clock, milliseconds since the epoch: the time of day plus the
+ * test clock's offset (0 unless test_clock = yes and a test moved it).
+ * Every lifecycle date and every "is it due" reads this. */
 int64_t now_ms(void);
+/* Move the clock forward by ms (> 0); returns the new offset.  Callers
+ * check cfg.test_clock first. */
+int64_t clock_advance(int64_t ms);
+int64_t clock_offset(void);
 
 #endif

@@ -41,6 +41,8 @@ struct config {
 	int batch_hsm_exclusive;		/* a Batch has the HSM to itself */
 	int log_level;				/* enum log_level (common/log.h) */
 	int log_syslog;				/* syslog/journald, not stderr */
+	int test_clock;				/* TEST ONLY: AdvanceTestClock
+						 * may move the clock */
 };
 
 /* Defaults for state_dir (made absolute); path-valued keys not given in

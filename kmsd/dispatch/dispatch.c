@@ -22,6 +22,7 @@
 
 /* Sorted by name (binary search). */
 static const struct op_def ops[] = {
+	{ "AdvanceTestClock", op_advance_test_clock, 0 },
 	{ "CreateAlias", op_create_alias, 0 },
 	{ "CreateGrant", op_create_grant, 0 },
 	{ "CreateKey", op_create_key, 0 },

@@ -72,15 +72,6 @@ struct keycache {
 	size_t ring_len, ring_cap, hand;
 };
 
-int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 key_arn(const struct kmsd *d, const char *id_str, char *out, size_t len)
 {

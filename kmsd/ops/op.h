@@ -165,6 +165,8 @@ int op_list_aliases(struct opctx *c, json_t **resp);
 int op_tag_resource(struct opctx *c, json_t **resp);
 int op_untag_resource(struct opctx *c, json_t **resp);
 int op_list_resource_tags(struct opctx *c, json_t **resp);
+/* op_admin.c */
+int op_advance_test_clock(struct opctx *c, json_t **resp);
 /* KeyId field of a management operation; allow_alias 0 refuses one. */
 int op_mgmt_key(struct opctx *c, int allow_alias, struct key_info *ki);
 /* The key's store row (malloc'd) / commit a changed row and reply {}. */

@@ -1868,6 +1868,13 @@ static const struct command commands[] = {
 	    "List a key's tags.", {
 		KEY_ID(1), PAGING,
 	}, "Tags" },
+	{ "admin advance-clock", "AdvanceTestClock", cmd_json,
+	    "TEST ONLY: move kmsd's clock forward (needs test_clock = yes "
+	    "in kmsd.conf; administrators only).", {
+		{ "days", O_INT, 0, "Days to move forward.", "Days" },
+		{ "seconds", O_INT, 0, "Seconds to move forward.",
+		    "Seconds" },
+	} },
 	{ "call", "raw", cmd_call,
 	    "Send a raw JSON request ({\"Action\": ...}) and print the "
 	    "reply.", {
@@ -2091,9 +2098,16 @@ main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		if (R.cmd == NULL && !want_help_cmd) {
+			char sub[64];
 			if (strcmp(a, "help") == 0) {
 				want_help_cmd = 1;
 				continue;
+			}
+			/* kmsctl admin <command>: one command of two words. */
+			if (strcmp(a, "admin") == 0 && i + 1 < argc) {
+				snprintf(sub, sizeof(sub), "admin %s",
+				    argv[++i]);
+				a = sub;
 			}
 			if ((R.cmd = find_command(a)) == NULL) {
 				usage_error("argument command: Invalid choice: "
