@@ -64,6 +64,8 @@ static const struct err_row err_table[KMS_ERR_MAX] = {
 	    "The key material is unavailable" },
 	[KMS_EINVALIDARN] = { "InvalidArnException",
 	    "The ARN is not valid" },
+	[KMS_ECONFLICT] = { "ConflictException",
+	    "The request conflicts with one in progress" },
 	/* Client-side: never on the wire, but named for kms_error_info. */
 	[KMS_EINVAL] = { "InvalidArgumentError",
 	    "Invalid argument" },

@@ -131,6 +131,10 @@ typedef struct hsm_resident_ref {
 } hsm_resident_ref;
 
 int hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen);
+/* The same, keeping the new object's handle in ref (a rotation's new
+ * version is then loaded without a search). */
+int hsm_generate_resident_ref(hsm_session *s, const uint8_t *id,
+    size_t idlen, hsm_resident_ref *ref);
 /* ref may be NULL (always search); KMS_ENOTFOUND when absent. */
 int hsm_load_resident(hsm_session *s, const uint8_t *id, size_t idlen,
     hsm_resident_ref *ref, hsm_key *out);

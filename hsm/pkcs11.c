@@ -873,6 +873,13 @@ hsm_unwrap(hsm_session *s, const uint8_t *wrapped, size_t len, hsm_key *out)
 int
 hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen)
 {
+	return hsm_generate_resident_ref(s, id, idlen, NULL);
+}
+
+int
+hsm_generate_resident_ref(hsm_session *s, const uint8_t *id, size_t idlen,
+    hsm_resident_ref *ref)
+{
 	CK_MECHANISM gen = { CKM_AES_KEY_GEN, NULL, 0 };
 	CK_ULONG len = 32;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
@@ -897,8 +904,17 @@ hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen)
 	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
-	return hsm_rv_err(s->h, s->h->f->C_GenerateKey(s->s, &gen, t,
-	    sizeof(t) / sizeof(t[0]), &k), "C_GenerateKey (resident)");
+	if ((r = hsm_rv_err(s->h, s->h->f->C_GenerateKey(s->s, &gen, t,
+	    sizeof(t) / sizeof(t[0]), &k), "C_GenerateKey (resident)")) != 0) {
+		return r;
+	}
+	if (ref != NULL) {
+		/* A token object's handle outlives the session that made
+		 * it: the first load copies it without a search. */
+		ref->obj = k;
+		ref->gen = hsm_generation(s->h);
+	}
+	return 0;
 }
 
 /* Find a resident token object by CKA_ID (mu held). */

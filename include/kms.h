@@ -60,6 +60,7 @@ typedef enum kms_err {
 	KMS_EINVALIDKEYUSAGE,	/* InvalidKeyUsageException */
 	KMS_EKEYUNAVAILABLE,	/* KeyUnavailableException */
 	KMS_EINVALIDARN,	/* InvalidArnException */
+	KMS_ECONFLICT,		/* ConflictException */
 	/* Client-side conditions (never sent by the daemon). */
 	KMS_EINVAL,		/* bad argument to a library call */
 	KMS_ENOMEM,		/* out of memory (locked memory included) */

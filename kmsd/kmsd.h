@@ -75,6 +75,13 @@ struct kmsd {
 	uint64_t hsm_retry_at;		/* next recovery attempt (mono_ms) */
 	int recycle_off;		/* the module cannot be re-initialised */
 	hsm_session *tend_hs;		/* to find resident objects again */
+	/* This node's name in the store's leases: host:pid. */
+	char node_id[80];
+	/* The scheduler's lifecycle work (daemon/lifecycle.c), its thread
+	 * only: its own HSM session and store connection, and when it last
+	 * looked for due work (mono_ms). */
+	struct worker *life_w;
+	uint64_t life_at;
 	/* "arn:kms:local:<account>:key/", made once by kmsd_open (an
 	 * account id is 12 digits, so a key ARN always fits KEY_ARN_MAX). */
 	char key_arn_prefix[KEY_ARN_PREFIX_MAX];
@@ -145,6 +152,15 @@ int keycache_pin_encrypt(struct worker *w, const struct key_info *ki,
 int keycache_pin_decrypt(struct worker *w, const struct key_info *ki,
     uint32_t version, struct key_use *u);
 void keycache_unpin(struct worker *w, struct key_use *u);
+/* Rotate ki's key now: a new version made in the HSM becomes current
+ * (recorded as kind, enum rotation_kind); *made gets its number.
+ * KMS_ECONFLICT while another rotation of the key is under way.  The
+ * cache's lock is not held over the HSM or the store. */
+int keycache_rotate(struct worker *w, const struct key_info *ki, int kind,
+    uint32_t *made);
+/* The key is being shredded: NotFound from now on; waits for requests
+ * using it to finish and drops its HSM handles. */
+int keycache_forget(struct worker *w, const uint8_t id[16]);
 /* A mutation was committed to the store: refresh this key's entry. */
 int keycache_refresh(struct worker *w, const uint8_t id[16]);
 /* After an HSM outage: every handle is stale. */
@@ -191,6 +207,26 @@ void kmsd_hsm_tend(struct kmsd *d);
 /* Fill a principal for a uid/gid/pid (names resolved, cached). */
 void principal_from_uid(struct principal *p, uid_t uid, gid_t gid,
     pid_t pid);
+
+/* ---- daemon/lifecycle.c ---- */
+
+/* A lease on a key's lifecycle work outlives a node that died holding it
+ * by this much; then another node may take the work over. */
+#define LEASE_TTL_MS 60000
+/* The store lease covering key id's rotation and deletion: "key:<id>". */
+void lease_name(const uint8_t id[16], char *out, size_t len);
+/*
+ * The scheduler's lifecycle duties, called every tick (at most one pass a
+ * second unless lifecycle_kick is set): automatic rotations that are due
+ * (Enabled keys only: a disabled key catches up once enabled again) and
+ * deletions whose date has come (the shred).  Each key's work is claimed
+ * through the store's lease first.  Holds hsm_turn for reading.
+ */
+void kmsd_lifecycle_tend(struct kmsd *d);
+/* Rotate due key ki (lease held); shred key id (lease held).  For the
+ * scheduler and for tests. */
+int lifecycle_shred(struct worker *w, const uint8_t id[16]);
+void kmsd_lifecycle_fini(struct kmsd *d);
 
 /* ---- frontend/ipc.c ---- */
 int server_run(struct kmsd *d, char *err, size_t errlen);

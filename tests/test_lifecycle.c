@@ -20,7 +20,10 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <sqlite3.h>
 
+#include "common/be.h"
+#include "hsm/hsm.h"
 #include "kms.h"
 #include "tests/testutil.h"
 
@@ -36,24 +39,48 @@ must(int r, const kms_error_info *ei, const char *what)
 	}
 }
 
-/* Send a raw JSON request; returns the error code, *reply (if wanted)
- * the parsed reply. */
+static json_t *last;		/* the last reply of call() */
+static kms_error_info last_ei;
+
+/* Send a raw JSON request; returns the error code; the parsed reply is
+ * kept in `last` until the next call. */
 static int
 call(const char *fmt, ...)
 {
-	char req[2048], *reply = NULL;
+	char req[4096], *reply = NULL;
 	size_t n = 0;
-	kms_error_info ei;
 	va_list ap;
 	int r;
 
 	va_start(ap, fmt);
 	vsnprintf(req, sizeof(req), fmt, ap);
 	va_end(ap);
-	r = kms_call_json(cl, req, strlen(req), &reply, &n, &ei);
+	json_decref(last);
+	last = NULL;
+	r = kms_call_json(cl, req, strlen(req), &reply, &n, &last_ei);
+	if (reply != NULL) {
+		last = json_loads(reply, 0, NULL);
+	}
 	kms_free(reply);
 	return r;
 }
+
+/* call() that must succeed. */
+#define OK(...) do { \
+	int r_ = call(__VA_ARGS__); \
+	if (r_ != 0) { \
+		fail_msg("line %d: %s: %s", __LINE__, last_ei.name, \
+		    last_ei.message); \
+	} \
+} while (0)
+/* call() that must fail with err. */
+#define FAILS(err, ...) do { \
+	int r_ = call(__VA_ARGS__); \
+	if (r_ != (err)) { \
+		fail_msg("line %d: wanted %s, got %d %s: %s", __LINE__, \
+		    kms_error_name(err), r_, last_ei.name, last_ei.message); \
+	} \
+} while (0)
 
 /* kmsctl against env; returns its exit status, *out its stdout. */
 static int
@@ -85,6 +112,101 @@ new_key(char *out)
 	kms_key_metadata_free(&m);
 }
 
+/* Encrypt text under id; the blob in *out; returns the version it names. */
+static uint32_t
+seal(const char *id, const char *text, kms_buf *out)
+{
+	kms_encrypt_req req = { 0 };
+	kms_encrypt_resp resp;
+	kms_error_info ei;
+
+	req.key_id = id;
+	req.plaintext = (const uint8_t *)text;
+	req.plaintext_len = strlen(text);
+	must(kms_encrypt(cl, &req, &resp, &ei), &ei, "Encrypt");
+	assert_true(resp.ciphertext_blob.len > 21);
+	*out = resp.ciphertext_blob;
+	return get_u32_be(out->data + 17);
+}
+
+static void
+opens_to(const kms_buf *b, const char *text)
+{
+	kms_decrypt_req req = { 0 };
+	kms_decrypt_resp resp;
+	kms_error_info ei;
+
+	req.ciphertext_blob = b->data;
+	req.ciphertext_len = b->len;
+	must(kms_decrypt(cl, &req, &resp, &ei), &ei, "Decrypt");
+	assert_int_equal(resp.plaintext.len, strlen(text));
+	assert_memory_equal(resp.plaintext.data, text, strlen(text));
+	kms_decrypt_resp_free(&resp);
+}
+
+/* A blob as base64 for a raw request (static buffer). */
+__attribute__((unused)) static const char *
+b64(const kms_buf *b)
+{
+	static char out[8192];
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789+/";
+	size_t i, o = 0;
+
+	for (i = 0; i < b->len; i += 3) {
+		uint32_t v = (uint32_t)b->data[i] << 16;
+		if (i + 1 < b->len) {
+			v |= (uint32_t)b->data[i + 1] << 8;
+		}
+		if (i + 2 < b->len) {
+			v |= b->data[i + 2];
+		}
+		out[o++] = tab[(v >> 18) & 63];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = i + 1 < b->len ? tab[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < b->len ? tab[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Number of entries in last's array field. */
+static size_t
+count_of(const char *field)
+{
+	return json_array_size(json_object_get(last, field));
+}
+
+/* Wait (up to 20 s) until the key has n rotations. */
+static int
+wait_rotations(const char *id, size_t n)
+{
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		if (call("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\"}",
+		    id) == 0 && count_of("Rotations") >= n) {
+			return 1;
+		}
+		usleep(100000);
+	}
+	return 0;
+}
+
+static const char *
+str_of(const char *field)
+{
+	const char *v = json_string_value(json_object_get(last, field));
+
+	return v != NULL ? v : "";
+}
+
+static double
+num_of(const char *field)
+{
+	return json_number_value(json_object_get(last, field));
+}
+
 static double
 creation_date(const char *id)
 {
@@ -103,8 +225,8 @@ setup(void **state)
 {
 	char extra[128];
 
-	snprintf(extra, sizeof(extra), "key_storage = %s\ntest_clock = yes",
-	    storage);
+	snprintf(extra, sizeof(extra), "key_storage = %s\ntest_clock = yes\n"
+	    "max_encryptions_per_version = 50", storage);
 	if (tu_env_init(&env, extra) != 0 || tu_kmsd_start(&env) != 0 ||
 	    kms_client_open(&cl, env.endpoint) != 0) {
 		return -1;
@@ -118,6 +240,8 @@ teardown(void **state)
 {
 	kms_client_close(cl);
 	cl = NULL;
+	json_decref(last);
+	last = NULL;
 	return tu_env_destroy(&env) == 0 ? 0 : -1;
 }
 
@@ -185,12 +309,231 @@ test_test_clock_refused_without_setting_or_to_non_admins(void **state)
 	assert_int_equal(tu_env_destroy(&e2), 0);
 }
 
+/* ------------------------------------------------------------- rotation */
+
+static void
+test_on_demand_rotation_keeps_every_version_decrypting(void **state)
+{
+	char id[KMS_KEY_ID_LEN + 1], text[32];
+	kms_buf blobs[4];
+	json_t *rot;
+	uint32_t i;
+
+	new_key(id);
+	for (i = 0; i < 4; i++) {
+		snprintf(text, sizeof(text), "secret %u", i);
+		/* Encryption moves to the new version at once. */
+		assert_int_equal(seal(id, text, &blobs[i]), i + 1);
+		if (i < 3) {
+			OK("{\"Action\":\"RotateKeyOnDemand\",\"KeyId\":\"%s\"}",
+			    id);
+			assert_non_null(strstr(str_of("KeyId"), id));
+		}
+	}
+	for (i = 0; i < 4; i++) {
+		snprintf(text, sizeof(text), "secret %u", i);
+		opens_to(&blobs[i], text);
+	}
+	/* ReEncrypt to the same key moves a blob to the newest version. */
+	{
+		kms_re_encrypt_req rr = { 0 };
+		kms_re_encrypt_resp rp;
+		kms_error_info ei;
+		rr.ciphertext_blob = blobs[0].data;
+		rr.ciphertext_len = blobs[0].len;
+		rr.destination_key_id = id;
+		must(kms_re_encrypt(cl, &rr, &rp, &ei), &ei, "ReEncrypt");
+		assert_int_equal(get_u32_be(rp.ciphertext_blob.data + 17), 4);
+		opens_to(&rp.ciphertext_blob, "secret 0");
+		kms_re_encrypt_resp_free(&rp);
+	}
+	/* The history: three on-demand rotations, paged two at a time. */
+	OK("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\",\"Limit\":2}",
+	    id);
+	assert_int_equal(count_of("Rotations"), 2);
+	assert_true(json_is_true(json_object_get(last, "Truncated")));
+	rot = json_array_get(json_object_get(last, "Rotations"), 0);
+	assert_string_equal(json_string_value(json_object_get(rot,
+	    "RotationType")), "ON_DEMAND");
+	assert_true(json_number_value(json_object_get(rot, "RotationDate")) >
+	    1.7e9);
+	{
+		char marker[32];
+		snprintf(marker, sizeof(marker), "%s", str_of("NextMarker"));
+		OK("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\","
+		    "\"Marker\":\"%s\"}", id, marker);
+		assert_int_equal(count_of("Rotations"), 1);
+		assert_false(json_is_true(json_object_get(last, "Truncated")));
+	}
+	FAILS(KMS_EINVALIDMARKER, "{\"Action\":\"ListKeyRotations\","
+	    "\"KeyId\":\"%s\",\"Marker\":\"x\"}", id);
+	for (i = 0; i < 4; i++) {
+		kms_buf_free(&blobs[i]);
+	}
+	/* A new encryption names version 4. */
+	assert_int_equal(seal(id, "after", &blobs[0]), 4);
+	kms_buf_free(&blobs[0]);
+}
+
+static void
+test_on_demand_rotation_limit_conflict_and_states(void **state)
+{
+	char id[KMS_KEY_ID_LEN + 1], sql[512], dbpath[300];
+	sqlite3 *db = NULL;
+	int i;
+
+	new_key(id);
+	for (i = 0; i < 25; i++) {
+		OK("{\"Action\":\"RotateKeyOnDemand\",\"KeyId\":\"%s\"}", id);
+	}
+	FAILS(KMS_ELIMITEXCEEDED, "{\"Action\":\"RotateKeyOnDemand\","
+	    "\"KeyId\":\"%s\"}", id);
+
+	/* Another node holds the key's lease (its row in the shared
+	 * store): a rotation is in progress. */
+	new_key(id);
+	snprintf(dbpath, sizeof(dbpath), "%s/kmsd.db", env.dir);
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	snprintf(sql, sizeof(sql), "INSERT INTO leases (name, holder, "
+	    "since_ms, expires_ms) VALUES ('key:%s', "
+	    "'othernode:1:on-demand:w0', %lld, %lld)", id,
+	    (long long)time(NULL) * 1000, (long long)time(NULL) * 1000 +
+	    (3650LL * 86400000));
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	FAILS(KMS_ECONFLICT, "{\"Action\":\"RotateKeyOnDemand\","
+	    "\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"GetKeyRotationStatus\",\"KeyId\":\"%s\"}", id);
+	assert_true(num_of("OnDemandRotationStartDate") > 1.7e9);
+	snprintf(sql, sizeof(sql), "DELETE FROM leases WHERE name = "
+	    "'key:%s'", id);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	OK("{\"Action\":\"RotateKeyOnDemand\",\"KeyId\":\"%s\"}", id);
+
+	/* A disabled key: DisabledException for rotation; its status is
+	 * still readable. */
+	OK("{\"Action\":\"DisableKey\",\"KeyId\":\"%s\"}", id);
+	FAILS(KMS_EDISABLED, "{\"Action\":\"RotateKeyOnDemand\","
+	    "\"KeyId\":\"%s\"}", id);
+	FAILS(KMS_EDISABLED, "{\"Action\":\"EnableKeyRotation\","
+	    "\"KeyId\":\"%s\"}", id);
+	FAILS(KMS_EDISABLED, "{\"Action\":\"DisableKeyRotation\","
+	    "\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"GetKeyRotationStatus\",\"KeyId\":\"%s\"}", id);
+	assert_false(json_is_true(json_object_get(last,
+	    "KeyRotationEnabled")));
+	OK("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\"}", id);
+	assert_int_equal(count_of("Rotations"), 1);
+	/* Unknown keys and aliases. */
+	FAILS(KMS_ENOTFOUND, "{\"Action\":\"RotateKeyOnDemand\","
+	    "\"KeyId\":\"00000000-0000-4000-8000-000000000000\"}");
+	FAILS(KMS_ENOTFOUND, "{\"Action\":\"EnableKeyRotation\","
+	    "\"KeyId\":\"alias/nope\"}");
+}
+
+static void
+test_automatic_rotation_follows_the_test_clock(void **state)
+{
+	char id[KMS_KEY_ID_LEN + 1];
+	double now = (double)time(NULL);
+	kms_buf b1, b2;
+
+	new_key(id);
+	FAILS(KMS_EVALIDATION, "{\"Action\":\"EnableKeyRotation\","
+	    "\"KeyId\":\"%s\",\"RotationPeriodInDays\":89}", id);
+	FAILS(KMS_EVALIDATION, "{\"Action\":\"EnableKeyRotation\","
+	    "\"KeyId\":\"%s\",\"RotationPeriodInDays\":2561}", id);
+	OK("{\"Action\":\"GetKeyRotationStatus\",\"KeyId\":\"%s\"}", id);
+	assert_false(json_is_true(json_object_get(last,
+	    "KeyRotationEnabled")));
+	OK("{\"Action\":\"EnableKeyRotation\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"GetKeyRotationStatus\",\"KeyId\":\"%s\"}", id);
+	assert_true(json_is_true(json_object_get(last,
+	    "KeyRotationEnabled")));
+	assert_int_equal((int)num_of("RotationPeriodInDays"), 365);
+	OK("{\"Action\":\"EnableKeyRotation\",\"KeyId\":\"%s\","
+	    "\"RotationPeriodInDays\":90}", id);
+	OK("{\"Action\":\"GetKeyRotationStatus\",\"KeyId\":\"%s\"}", id);
+	assert_int_equal((int)num_of("RotationPeriodInDays"), 90);
+	/* 90 days from now on kmsd's clock (which tests may have moved). */
+	assert_true(num_of("NextRotationDate") >= now + 90 * 86400 - 60);
+	assert_int_equal(seal(id, "v1", &b1), 1);
+
+	OK("{\"Action\":\"AdvanceTestClock\",\"Days\":91}");
+	assert_true(wait_rotations(id, 1));
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(json_object_get(last, "Rotations"), 0),
+	    "RotationType")), "AUTOMATIC");
+	assert_int_equal(seal(id, "v2", &b2), 2);
+	opens_to(&b1, "v1");
+	kms_buf_free(&b2);
+	OK("{\"Action\":\"GetKeyRotationStatus\",\"KeyId\":\"%s\"}", id);
+	assert_true(num_of("NextRotationDate") > now + 180 * 86400 - 60);
+
+	/* Disabled: skipped when due; caught up (once) when enabled. */
+	OK("{\"Action\":\"DisableKey\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"AdvanceTestClock\",\"Days\":200}");
+	sleep(2);
+	OK("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\"}", id);
+	assert_int_equal(count_of("Rotations"), 1);
+	OK("{\"Action\":\"EnableKey\",\"KeyId\":\"%s\"}", id);
+	assert_true(wait_rotations(id, 2));
+	sleep(1);
+	OK("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\"}", id);
+	assert_int_equal(count_of("Rotations"), 2);
+	assert_int_equal(seal(id, "v3", &b2), 3);
+	opens_to(&b1, "v1");
+	kms_buf_free(&b1);
+	kms_buf_free(&b2);
+
+	/* Off: nothing more happens. */
+	OK("{\"Action\":\"DisableKeyRotation\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"AdvanceTestClock\",\"Days\":400}");
+	sleep(2);
+	OK("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\"}", id);
+	assert_int_equal(count_of("Rotations"), 2);
+}
+
+/* max_encryptions_per_version = 50 in this group: the 51st encryption
+ * rotates, and the history says why. */
+static void
+test_budget_rotation_joins_the_history(void **state)
+{
+	char id[KMS_KEY_ID_LEN + 1];
+	kms_buf first, b;
+	json_t *rot;
+	int i;
+
+	new_key(id);
+	assert_int_equal(seal(id, "first", &first), 1);
+	for (i = 1; i < 50; i++) {
+		assert_int_equal(seal(id, "x", &b), 1);
+		kms_buf_free(&b);
+	}
+	assert_int_equal(seal(id, "x", &b), 2);
+	kms_buf_free(&b);
+	opens_to(&first, "first");
+	kms_buf_free(&first);
+	OK("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\"}", id);
+	assert_int_equal(count_of("Rotations"), 1);
+	rot = json_array_get(json_object_get(last, "Rotations"), 0);
+	assert_string_equal(json_string_value(json_object_get(rot,
+	    "RotationType")), "AUTOMATIC");
+	assert_string_equal(json_string_value(json_object_get(rot,
+	    "RotationReason")), "ENCRYPTION_LIMIT");
+}
+
 static const struct CMUnitTest once[] = {
 	cmocka_unit_test(test_test_clock_refused_without_setting_or_to_non_admins),
 };
 
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_test_clock_moves_kmsd_forward),
+	cmocka_unit_test(test_on_demand_rotation_keeps_every_version_decrypting),
+	cmocka_unit_test(test_on_demand_rotation_limit_conflict_and_states),
+	cmocka_unit_test(test_automatic_rotation_follows_the_test_clock),
+	cmocka_unit_test(test_budget_rotation_joins_the_history),
 };
 
 int

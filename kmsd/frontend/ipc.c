@@ -1018,6 +1018,7 @@ sched_main(void *arg)
 		grave_sweep(sv);
 		hello_sweep(sv);
 		kmsd_hsm_tend(sv->d);	/* recovery, module recycling */
+		kmsd_lifecycle_tend(sv->d);	/* rotations, deletions due */
 		pthread_mutex_lock(&sv->smu);
 	}
 	pthread_mutex_unlock(&sv->smu);

@@ -14,11 +14,21 @@
  * reserves them durably in blocks before use; after a restart the count
  * resumes at the reservation, so a crash can only waste IVs, never reuse
  * the 2^32 budget.  A spent version makes the key rotate automatically.
+ *
+ * Rotation (keycache_rotate, and the budget rotation inside
+ * keycache_pin_encrypt) marks the key as rotating under the lock, then
+ * releases it for the HSM's generation of the new version and the durable
+ * store write, and takes it again only to install the version as current:
+ * other keys are served meanwhile, and this key's encryptions go on with
+ * their version (or, if it is spent, wait on kc->cv for the new one).
+ * Deletion marks an entry deleted (lookups answer NotFound from then on),
+ * waits for its pins to drain and drops its HSM handles.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/blob.h"
 #include "common/be.h"
@@ -56,6 +66,8 @@ struct kentry {
 	int64_t deletion_ms;
 	uint32_t current_version;
 	uint64_t row_version;
+	uint8_t rotating;		/* a rotation is making a version */
+	uint8_t deleted;		/* shredded: NotFound from now on */
 	char key_usage[24];
 	char key_spec[24];
 	char origin[12];
@@ -66,6 +78,7 @@ struct kentry {
 struct keycache {
 	struct kmsd *d;
 	pthread_mutex_t mu;
+	pthread_cond_t cv;		/* a rotation finished */
 	struct kentry *buckets[KC_BUCKETS];
 	size_t nentries;
 	struct kver **ring;		/* versions holding an HSM handle */
@@ -117,6 +130,7 @@ keycache_create(struct kmsd *d, struct keycache **out)
 		return KMS_ENOMEM;
 	}
 	pthread_mutex_init(&kc->mu, NULL);
+	pthread_cond_init(&kc->cv, NULL);
 	*out = kc;
 	return 0;
 }
@@ -156,6 +170,7 @@ keycache_destroy(struct keycache *kc, hsm_session *hs)
 		}
 	}
 	free(kc->ring);
+	pthread_cond_destroy(&kc->cv);
 	pthread_mutex_destroy(&kc->mu);
 	free(kc);
 }
@@ -305,6 +320,10 @@ get_locked_info(struct worker *w, const struct key_info *ki,
 	if (e != NULL) {
 		pthread_mutex_lock(&kc->mu);
 		if (memcmp(e->id, ki->id, 16) == 0) {
+			if (e->deleted) {
+				pthread_mutex_unlock(&kc->mu);
+				return KMS_ENOTFOUND;
+			}
 			*ep = e;
 			return 0;
 		}
@@ -323,6 +342,10 @@ get_locked(struct worker *w, const uint8_t id[16], struct kentry **ep)
 
 	pthread_mutex_lock(&kc->mu);
 	if ((e = find(kc, id)) != NULL) {
+		if (e->deleted) {
+			pthread_mutex_unlock(&kc->mu);
+			return KMS_ENOTFOUND;
+		}
 		*ep = e;
 		return 0;
 	}
@@ -333,6 +356,10 @@ get_locked(struct worker *w, const uint8_t id[16], struct kentry **ep)
 	pthread_mutex_lock(&kc->mu);
 	if ((e = find(kc, id)) != NULL) {
 		entry_free(loaded);	/* another worker won the race */
+		if (e->deleted) {
+			pthread_mutex_unlock(&kc->mu);
+			return KMS_ENOTFOUND;
+		}
 	} else {
 		size_t b = bucket_of(id);
 		loaded->next = kc->buckets[b];
@@ -528,54 +555,88 @@ state_error(int state)
 	}
 }
 
-/* Add a fresh version and make it current (lock held: rare). */
+/*
+ * Make version e->nversions + 1 in the HSM and commit it as e's current
+ * version, recorded as kind.  Called and returns with kc->mu held and
+ * e->rotating set by the caller; the lock is released over the HSM
+ * generation and the store write.  *made gets the new version.
+ */
 static int
-rotate_locked(struct worker *w, struct kentry *e)
+rotate_unlocked(struct worker *w, struct kentry *e, int kind, uint32_t *made)
 {
+	struct keycache *kc = w->d->keys;
 	struct store_version sv;
-	struct store_key *k = NULL;
-	uint64_t rv;
-	int r;
+	hsm_resident_ref ref = { 0, 0 };
+	uint64_t rv = 0;
+	int r, resident = w->d->cfg.key_storage == STORAGE_RESIDENT;
 
+	KMS_ASSERT(e->rotating);
 	memset(&sv, 0, sizeof(sv));
 	memcpy(sv.key_id, e->id, 16);
 	sv.version = e->nversions + 1;
+	/* The new version's first block of encryptions, reserved with it. */
+	sv.enc_reserved = w->d->cfg.max_encryptions < KC_RESERVE_BLOCK ?
+	    w->d->cfg.max_encryptions : KC_RESERVE_BLOCK;
+	pthread_mutex_unlock(&kc->mu);
 	sv.creation_ms = now_ms();
-	if (w->d->cfg.key_storage == STORAGE_RESIDENT) {
+	if (resident) {
 		memcpy(sv.material, e->id, 16);
-		sv.material[16] = (uint8_t)(sv.version >> 24);
-		sv.material[17] = (uint8_t)(sv.version >> 16);
-		sv.material[18] = (uint8_t)(sv.version >> 8);
-		sv.material[19] = (uint8_t)sv.version;
+		put_u32_be(sv.material + 16, sv.version);
 		sv.material_len = 20;
 		sv.resident = 1;
-		r = hsm_generate_resident(w->hs, sv.material, 20);
+		r = hsm_generate_resident_ref(w->hs, sv.material, 20, &ref);
 	} else {
 		r = hsm_generate_wrapped(w->hs, sv.material,
 		    sizeof(sv.material), &sv.material_len);
 	}
+	/* Crash order as for CreateKey: material, then the row. */
+	if (r == 0 && (r = w->st->ops->rotate_key(w->st, &sv, kind,
+	    &rv)) != 0 && resident) {
+		(void)hsm_destroy_resident(w->hs, sv.material, 20);
+	}
+	pthread_mutex_lock(&kc->mu);
 	if (r != 0) {
 		return r;
 	}
-	if ((k = malloc(sizeof(*k))) == NULL) {
-		r = KMS_ENOMEM;
+	if (e->nversions + 1 == sv.version) {
+		if ((r = add_version(e, &sv)) != 0) {
+			return r;
+		}
+		e->versions[sv.version - 1]->enc_count = 0;
+		e->versions[sv.version - 1]->tok = ref;
+	}
+	/* (A refresh may have loaded it meanwhile: it is committed.) */
+	if (e->current_version < sv.version) {
+		e->current_version = sv.version;
+	}
+	if (e->row_version < rv) {
+		e->row_version = rv;
+	}
+	*made = sv.version;
+	return 0;
+}
+
+int
+keycache_rotate(struct worker *w, const struct key_info *ki, int kind,
+    uint32_t *made)
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *e;
+	int r;
+
+	if ((r = get_locked_info(w, ki, &e)) != 0) {
+		return r;
+	}
+	if (e->rotating) {
+		r = KMS_ECONFLICT;
 		goto out;
 	}
-	if ((r = w->st->ops->add_version(w->st, &sv)) != 0 ||
-	    (r = w->st->ops->get_key(w->st, e->id, k)) != 0) {
-		goto out;
-	}
-	k->current_version = sv.version;
-	if ((r = w->st->ops->update_key(w->st, k, &rv)) != 0) {
-		goto out;
-	}
-	if ((r = add_version(e, &sv)) != 0) {
-		goto out;
-	}
-	e->current_version = sv.version;
-	e->row_version = rv;
+	e->rotating = 1;
+	r = rotate_unlocked(w, e, kind, made);
+	e->rotating = 0;
+	pthread_cond_broadcast(&kc->cv);
  out:
-	free(k);
+	pthread_mutex_unlock(&kc->mu);
 	return r;
 }
 
@@ -595,8 +656,26 @@ keycache_pin_encrypt(struct worker *w, const struct key_info *ki,
 		goto out;
 	}
 	v = e->versions[e->current_version - 1];
-	if (v->enc_count >= w->d->cfg.max_encryptions) {
-		if ((r = rotate_locked(w, e)) != 0) {
+	while (v->enc_count >= w->d->cfg.max_encryptions) {
+		uint32_t made;
+		/* Spent: one request rotates (without the lock), the others
+		 * with this key wait for its new version. */
+		if (e->rotating) {
+			pthread_cond_wait(&kc->cv, &kc->mu);
+		} else {
+			e->rotating = 1;
+			r = rotate_unlocked(w, e, ROTATION_BUDGET, &made);
+			e->rotating = 0;
+			pthread_cond_broadcast(&kc->cv);
+			if (r != 0) {
+				goto out;
+			}
+		}
+		if (e->deleted) {
+			r = KMS_ENOTFOUND;
+			goto out;
+		}
+		if ((r = state_error(e->state)) != 0) {
 			goto out;
 		}
 		v = e->versions[e->current_version - 1];
@@ -716,6 +795,46 @@ keycache_refresh(struct worker *w, const uint8_t id[16])
 		entry_free(fresh);
 	}
 	return r;
+}
+
+#define KC_DRAIN_SLEEP_US 1000	/* between looks at a deleted key's pins */
+
+int
+keycache_forget(struct worker *w, const uint8_t id[16])
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *e;
+	uint32_t i;
+	int pinned;
+
+	pthread_mutex_lock(&kc->mu);
+	if ((e = find(kc, id)) == NULL) {
+		pthread_mutex_unlock(&kc->mu);
+		return 0;
+	}
+	/* From here no request pins a version of it: the ones in flight
+	 * (one HSM call each) are let finish. */
+	e->deleted = 1;
+	for (;;) {
+		while (e->rotating) {
+			pthread_cond_wait(&kc->cv, &kc->mu);
+		}
+		for (i = 0, pinned = 0; i < e->nversions; i++) {
+			pinned |= e->versions[i]->pins > 0;
+		}
+		if (!pinned) {
+			break;
+		}
+		pthread_mutex_unlock(&kc->mu);
+		usleep(KC_DRAIN_SLEEP_US);
+		pthread_mutex_lock(&kc->mu);
+	}
+	for (i = 0; i < e->nversions; i++) {
+		unload(kc, w, e->versions[i]);
+		e->versions[i]->unavailable = 1;
+	}
+	pthread_mutex_unlock(&kc->mu);
+	return 0;
 }
 
 void

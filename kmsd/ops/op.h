@@ -165,6 +165,14 @@ int op_list_aliases(struct opctx *c, json_t **resp);
 int op_tag_resource(struct opctx *c, json_t **resp);
 int op_untag_resource(struct opctx *c, json_t **resp);
 int op_list_resource_tags(struct opctx *c, json_t **resp);
+/* op_lifecycle.c */
+int op_enable_key_rotation(struct opctx *c, json_t **resp);
+int op_disable_key_rotation(struct opctx *c, json_t **resp);
+int op_get_key_rotation_status(struct opctx *c, json_t **resp);
+int op_rotate_key_on_demand(struct opctx *c, json_t **resp);
+int op_list_key_rotations(struct opctx *c, json_t **resp);
+int op_schedule_key_deletion(struct opctx *c, json_t **resp);
+int op_cancel_key_deletion(struct opctx *c, json_t **resp);
 /* op_admin.c */
 int op_advance_test_clock(struct opctx *c, json_t **resp);
 /* KeyId field of a management operation; allow_alias 0 refuses one. */

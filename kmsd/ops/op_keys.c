@@ -435,8 +435,13 @@ op_update_key_description(struct opctx *c, json_t **resp)
 	if (!utf8_valid(desc, strlen(desc))) {
 		return op_fail(c, KMS_EVALIDATION, "Description is not UTF-8");
 	}
-	if ((r = op_authorize(c, &ki, "UpdateKeyDescription", NULL)) != 0 ||
-	    (r = op_load_row(c, &ki, &k)) != 0) {
+	if ((r = op_authorize(c, &ki, "UpdateKeyDescription", NULL)) != 0) {
+		return r;
+	}
+	if (ki.state == KEY_PENDING_DELETION) {
+		return op_state_error(c, KMS_EINVALIDSTATE, &ki);
+	}
+	if ((r = op_load_row(c, &ki, &k)) != 0) {
 		return r;
 	}
 	snprintf(k->description, sizeof(k->description), "%s", desc);

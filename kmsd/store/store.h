@@ -84,6 +84,29 @@ struct store_grant {
 	char issuer[STORE_NAME_MAX];
 };
 
+/* Why a version was added (the rotation history, ListKeyRotations). */
+enum rotation_kind {
+	ROTATION_AUTOMATIC = 1,		/* the rotation schedule */
+	ROTATION_ON_DEMAND,		/* RotateKeyOnDemand */
+	ROTATION_BUDGET,		/* a version's GCM budget was spent */
+};
+
+/* A key's automatic rotation, while enabled. */
+struct store_rotation_schedule {
+	uint32_t period_days;		/* 90-2560 */
+	int64_t base_ms;		/* counted from: enable or last rotation */
+	int64_t next_ms;		/* base_ms + period */
+};
+
+struct store_rotation {
+	uint32_t version;		/* the version the rotation made */
+	int kind;			/* enum rotation_kind */
+	int64_t rotation_ms;
+};
+
+#define STORE_LEASE_NAME_MAX 64
+#define STORE_LEASE_HOLDER_MAX 96
+
 typedef struct store store;
 
 struct store_ops {
@@ -159,6 +182,50 @@ struct store_ops {
 	/* Grants whose retiring principal is p, by grant id after `after`. */
 	int (*list_retirable)(store *s, const char *p, const char *after,
 	    size_t max, struct store_grant **out, size_t *n, int *more);
+
+	/* ---- the key's life: rotation, deletion, leases ---- */
+
+	/* A rotation: v (the next version) becomes current, recorded in the
+	 * history as kind, all in one transaction that bumps row_version
+	 * (*row_version gets it); an AUTOMATIC one also moves the schedule
+	 * on (base = v's creation).  KMS_EALREADYEXISTS when the version
+	 * exists (another rotation won), KMS_ENOTFOUND when the key is
+	 * gone. */
+	int (*rotate_key)(store *s, const struct store_version *v, int kind,
+	    uint64_t *row_version);
+	/* Enable (upsert rs) or disable (rs NULL) automatic rotation. */
+	int (*set_rotation_schedule)(store *s, const uint8_t id[16],
+	    const struct store_rotation_schedule *rs);
+	/* KMS_ENOTFOUND when automatic rotation is off. */
+	int (*get_rotation_schedule)(store *s, const uint8_t id[16],
+	    struct store_rotation_schedule *out);
+	/* History by version, strictly after `after` (0: from the start). */
+	int (*list_rotations)(store *s, const uint8_t id[16], uint32_t after,
+	    size_t max, struct store_rotation *out, size_t *n, int *more);
+	int (*count_rotations)(store *s, const uint8_t id[16], int kind,
+	    size_t *n);
+	/* Up to max Enabled keys whose automatic rotation is due at now. */
+	int (*due_rotations)(store *s, int64_t now, size_t max,
+	    uint8_t (*ids)[16], size_t *n);
+	/* Up to max PendingDeletion keys whose deletion date is past. */
+	int (*due_deletions)(store *s, int64_t now, size_t max,
+	    uint8_t (*ids)[16], size_t *n);
+	/*
+	 * Leases: work claimed by one holder (one kmsd node, one request)
+	 * until expires, so that several nodes sharing a store do it once.
+	 * claim: 0 when holder now has name (free, expired, or its own),
+	 * KMS_ECONFLICT when someone else holds it.  release: only the
+	 * holder's.  get: KMS_ENOTFOUND when free or expired.
+	 */
+	int (*claim_lease)(store *s, const char *name, const char *holder,
+	    int64_t now, int64_t ttl_ms);
+	int (*release_lease)(store *s, const char *name, const char *holder);
+	int (*get_lease)(store *s, const char *name, int64_t now,
+	    char holder[STORE_LEASE_HOLDER_MAX], int64_t *since_ms);
+	/* Delete a key and everything hanging from it, then checkpoint and
+	 * truncate the WAL, so that the deleted bytes (secure_delete zeroes
+	 * them in the database file) are in neither file. */
+	int (*shred_key)(store *s, const uint8_t id[16]);
 };
 
 struct store {

@@ -37,6 +37,14 @@
  *              constraints_json, token_hash, creation_ms,
  *              issuing_principal.  Indexed by key_id and token_hash.
  *
+ * 3  rotation_schedules  key_id PK → keys ON DELETE CASCADE, period_days,
+ *              base_ms, next_ms (indexed): automatic rotation, while on.
+ *    rotations (key_id → keys ON DELETE CASCADE, version) PK, kind (enum
+ *              rotation_kind), rotation_ms: the rotation history.
+ *    leases    name PK, holder, since_ms, expires_ms: work claimed by one
+ *              node or request.  keys gets an index on (state,
+ *              deletion_ms) for the deletions coming due.
+ *
  * Ids are 16-byte BLOBs; SQLite orders BLOBs by memcmp, which is the order
  * list_keys promises.  Unsigned 64-bit values are stored as INTEGER and are
  * refused above INT64_MAX.  Statements are prepared once at open and reset
@@ -129,6 +137,30 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX grants_key ON grants(key_id);"
 	"CREATE INDEX grants_token ON grants(token_hash);",
+
+	/* 3: the key's life: rotation schedules and history, leases. */
+	"CREATE TABLE rotation_schedules ("
+	" key_id BLOB PRIMARY KEY NOT NULL"
+	"  REFERENCES keys(id) ON DELETE CASCADE,"
+	" period_days INTEGER NOT NULL,"
+	" base_ms INTEGER NOT NULL,"
+	" next_ms INTEGER NOT NULL"
+	");"
+	"CREATE INDEX rotation_schedules_next ON rotation_schedules(next_ms);"
+	"CREATE TABLE rotations ("
+	" key_id BLOB NOT NULL REFERENCES keys(id) ON DELETE CASCADE,"
+	" version INTEGER NOT NULL,"
+	" kind INTEGER NOT NULL CHECK (kind IN (1, 2, 3)),"
+	" rotation_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (key_id, version)"
+	");"
+	"CREATE TABLE leases ("
+	" name TEXT PRIMARY KEY NOT NULL,"
+	" holder TEXT NOT NULL,"
+	" since_ms INTEGER NOT NULL,"
+	" expires_ms INTEGER NOT NULL"
+	");"
+	"CREATE INDEX keys_deletion ON keys(state, deletion_ms);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1667,6 +1699,489 @@ sq_list_retirable(store *sto, const char *p, const char *after, size_t max,
 	return collect_grants(s, st, max, out, n, more, "list_retirable");
 }
 
+/* ---- the key's life (cold paths: statements prepared per call) ---- */
+
+static int
+prep(struct sqlite_store *s, const char *sql, sqlite3_stmt **st,
+    const char *op)
+{
+	int rc;
+
+	if ((rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL)) != SQLITE_OK) {
+		*st = NULL;
+		return map_err(s, rc, op);
+	}
+	return 0;
+}
+
+static int
+sq_rotate_key(store *sto, const struct store_version *v, int kind,
+    uint64_t *row_version)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "rotate_key";
+	sqlite3_stmt *up = NULL, *hist = NULL, *sched = NULL;
+	uint64_t rv = 0;
+	int rc, r;
+
+	if (v == NULL || check_version(v) != 0 || kind < ROTATION_AUTOMATIC ||
+	    kind > ROTATION_BUDGET) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "UPDATE keys SET current_version = ?2, "
+	    "row_version = row_version + 1 WHERE id = ?1 "
+	    "RETURNING row_version", &up, op)) != 0 ||
+	    (r = prep(s, "INSERT INTO rotations (key_id, version, kind, "
+	    "rotation_ms) VALUES (?1, ?2, ?3, ?4)", &hist, op)) != 0 ||
+	    (r = prep(s, "UPDATE rotation_schedules SET base_ms = ?2, "
+	    "next_ms = ?2 + period_days * 86400000 WHERE key_id = ?1",
+	    &sched, op)) != 0) {
+		goto done;
+	}
+	if ((r = tx_begin(s, op)) != 0) {
+		goto done;
+	}
+	if ((r = insert_version(s, v, op)) != 0) {
+		goto out;
+	}
+	if ((rc = bind_id(up, 1, v->key_id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(up, 2, v->version)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((rc = sqlite3_step(up)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : map_err(s, rc, op);
+		goto out;
+	}
+	if (col_uint(up, 0, INT64_MAX, &rv) != 0) {
+		r = corrupt(op);
+		goto out;
+	}
+	if ((rc = sqlite3_step(up)) != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((rc = bind_id(hist, 1, v->key_id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(hist, 2, v->version)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(hist, 3, kind)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(hist, 4, v->creation_ms)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((r = step_done(s, hist, op)) != 0) {
+		goto out;
+	}
+	if (kind == ROTATION_AUTOMATIC) {
+		if ((rc = bind_id(sched, 1, v->key_id)) != SQLITE_OK ||
+		    (rc = sqlite3_bind_int64(sched, 2, v->creation_ms)) !=
+		    SQLITE_OK) {
+			r = map_err(s, rc, op);
+			goto out;
+		}
+		if ((r = step_done(s, sched, op)) != 0) {
+			goto out;
+		}
+	}
+	r = tx_commit(s, op);
+ out:
+	if (r != 0) {
+		tx_rollback(s, op);
+	}
+ done:
+	sqlite3_finalize(up);
+	sqlite3_finalize(hist);
+	sqlite3_finalize(sched);
+	if (r == 0 && row_version != NULL) {
+		*row_version = rv;
+	}
+	return r;
+}
+
+static int
+sq_set_rotation_schedule(store *sto, const uint8_t id[16],
+    const struct store_rotation_schedule *rs)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "set_rotation_schedule";
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	if (id == NULL) {
+		return KMS_EINVAL;
+	}
+	if (rs == NULL) {
+		r = prep(s, "DELETE FROM rotation_schedules WHERE key_id = ?1",
+		    &st, op);
+	} else {
+		r = prep(s, "INSERT INTO rotation_schedules (key_id, "
+		    "period_days, base_ms, next_ms) VALUES (?1, ?2, ?3, ?4) "
+		    "ON CONFLICT (key_id) DO UPDATE SET period_days = "
+		    "excluded.period_days, base_ms = excluded.base_ms, "
+		    "next_ms = excluded.next_ms", &st, op);
+	}
+	if (r != 0) {
+		return r;
+	}
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK ||
+	    (rs != NULL && ((rc = sqlite3_bind_int64(st, 2,
+	    rs->period_days)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 3, rs->base_ms)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 4, rs->next_ms)) != SQLITE_OK))) {
+		r = map_err(s, rc, op);
+	} else {
+		r = step_write(s, st, op, NULL);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_get_rotation_schedule(store *sto, const uint8_t id[16],
+    struct store_rotation_schedule *out)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "get_rotation_schedule";
+	sqlite3_stmt *st = NULL;
+	uint64_t u;
+	int rc, r;
+
+	if (id == NULL || out == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "SELECT period_days, base_ms, next_ms FROM "
+	    "rotation_schedules WHERE key_id = ?1", &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : map_err(s, rc, op);
+	} else if (col_uint(st, 0, UINT32_MAX, &u) != 0) {
+		r = corrupt(op);
+	} else {
+		out->period_days = (uint32_t)u;
+		out->base_ms = sqlite3_column_int64(st, 1);
+		out->next_ms = sqlite3_column_int64(st, 2);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_list_rotations(store *sto, const uint8_t id[16], uint32_t after,
+    size_t max, struct store_rotation *out, size_t *n, int *more)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "list_rotations";
+	sqlite3_stmt *st = NULL;
+	size_t got = 0;
+	uint64_t u;
+	int rc, r, extra = 0;
+
+	if (id == NULL || n == NULL || more == NULL ||
+	    (max > 0 && out == NULL) || max > STORE_LIST_MAX) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "SELECT version, kind, rotation_ms FROM rotations "
+	    "WHERE key_id = ?1 AND version > ?2 ORDER BY version LIMIT ?3",
+	    &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, after)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)max + 1)) !=
+	    SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (got == max) {
+			extra = 1;
+			continue;
+		}
+		if (col_uint(st, 0, UINT32_MAX, &u) != 0) {
+			r = corrupt(op);
+			goto out;
+		}
+		out[got].version = (uint32_t)u;
+		if (col_uint(st, 1, ROTATION_BUDGET, &u) != 0) {
+			r = corrupt(op);
+			goto out;
+		}
+		out[got].kind = (int)u;
+		out[got].rotation_ms = sqlite3_column_int64(st, 2);
+		got++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	*n = got;
+	*more = extra;
+	r = 0;
+ out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_count_rotations(store *sto, const uint8_t id[16], int kind, size_t *n)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "count_rotations";
+	sqlite3_stmt *st = NULL;
+	uint64_t u = 0;
+	int rc, r;
+
+	if (id == NULL || n == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "SELECT count(*) FROM rotations WHERE key_id = ?1 "
+	    "AND kind = ?2", &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(st, 2, kind)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = map_err(s, rc, op);
+	} else if (col_uint(st, 0, INT64_MAX, &u) != 0) {
+		r = corrupt(op);
+	} else {
+		*n = (size_t)u;
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Up to max key ids from a query binding ?1 = now, ?2 = limit. */
+static int
+due_ids(struct sqlite_store *s, const char *sql, int64_t now, size_t max,
+    uint8_t (*ids)[16], size_t *n, const char *op)
+{
+	sqlite3_stmt *st = NULL;
+	size_t got = 0;
+	int rc, r;
+
+	if (ids == NULL || n == NULL || max > STORE_LIST_MAX) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, sql, &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = sqlite3_bind_int64(st, 1, now)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)max)) !=
+	    SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	while (got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (col_id(st, 0, ids[got]) != 0) {
+			r = corrupt(op);
+			goto out;
+		}
+		got++;
+	}
+	if (got < max && rc != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	*n = got;
+	r = 0;
+ out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_due_rotations(store *sto, int64_t now, size_t max, uint8_t (*ids)[16],
+    size_t *n)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT r.key_id FROM rotation_schedules r "
+	    "JOIN keys k ON k.id = r.key_id WHERE r.next_ms <= ?1 AND "
+	    "k.state = %d ORDER BY r.next_ms LIMIT ?2", KEY_ENABLED);
+	return due_ids(to_sqlite(sto), sql, now, max, ids, n,
+	    "due_rotations");
+}
+
+static int
+sq_due_deletions(store *sto, int64_t now, size_t max, uint8_t (*ids)[16],
+    size_t *n)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT id FROM keys WHERE state = %d AND "
+	    "deletion_ms <= ?1 ORDER BY deletion_ms LIMIT ?2",
+	    KEY_PENDING_DELETION);
+	return due_ids(to_sqlite(sto), sql, now, max, ids, n,
+	    "due_deletions");
+}
+
+static int
+lease_args_ok(const char *name, const char *holder)
+{
+	return name != NULL && holder != NULL && *name != '\0' &&
+	    *holder != '\0' && strlen(name) < STORE_LEASE_NAME_MAX &&
+	    strlen(holder) < STORE_LEASE_HOLDER_MAX;
+}
+
+static int
+sq_claim_lease(store *sto, const char *name, const char *holder,
+    int64_t now, int64_t ttl_ms)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "claim_lease";
+	sqlite3_stmt *st = NULL;
+	int rc, r, changes = 0;
+
+	if (!lease_args_ok(name, holder) || ttl_ms <= 0) {
+		return KMS_EINVAL;
+	}
+	/* One statement: it takes the lease only where it is free, has
+	 * expired, or is already the holder's. */
+	if ((r = prep(s, "INSERT INTO leases (name, holder, since_ms, "
+	    "expires_ms) VALUES (?1, ?2, ?3, ?3 + ?4) ON CONFLICT (name) "
+	    "DO UPDATE SET holder = excluded.holder, since_ms = CASE WHEN "
+	    "leases.holder = excluded.holder THEN leases.since_ms ELSE "
+	    "excluded.since_ms END, expires_ms = excluded.expires_ms "
+	    "WHERE leases.expires_ms <= ?3 OR leases.holder = ?2", &st,
+	    op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_text(st, 1, name)) != SQLITE_OK ||
+	    (rc = bind_text(st, 2, holder)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 3, now)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 4, ttl_ms)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+	} else if ((r = step_write(s, st, op, &changes)) == 0 &&
+	    changes == 0) {
+		r = KMS_ECONFLICT;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_release_lease(store *sto, const char *name, const char *holder)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "release_lease";
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	if (!lease_args_ok(name, holder)) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+	    &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_text(st, 1, name)) != SQLITE_OK ||
+	    (rc = bind_text(st, 2, holder)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+	} else {
+		r = step_write(s, st, op, NULL);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_get_lease(store *sto, const char *name, int64_t now,
+    char holder[STORE_LEASE_HOLDER_MAX], int64_t *since_ms)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "get_lease";
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	if (name == NULL || holder == NULL || since_ms == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "SELECT holder, since_ms FROM leases WHERE "
+	    "name = ?1 AND expires_ms > ?2", &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_text(st, 1, name)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, now)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : map_err(s, rc, op);
+	} else if (col_text(st, 0, holder, STORE_LEASE_HOLDER_MAX) != 0) {
+		r = corrupt(op);
+	} else {
+		*since_ms = sqlite3_column_int64(st, 1);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+#define SHRED_CHECKPOINT_TRIES 50	/* 10 ms apart: readers finish */
+
+static int
+sq_shred_key(store *sto, const uint8_t id[16])
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "shred_key";
+	sqlite3_stmt *st = s->st[ST_KEY_DELETE];
+	int rc, r, changes, tries, logged = 0, busy = 1;
+
+	if (id == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((r = writer_lock(s, op)) != 0) {
+		return r;
+	}
+	/* Versions (the wrapped material), tags, aliases, policy, grants,
+	 * rotations go by ON DELETE CASCADE in this one statement, and
+	 * secure_delete overwrites their bytes in the pages they leave. */
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
+		finish(st);
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((r = step_done(s, st, op)) != 0) {
+		goto out;
+	}
+	changes = sqlite3_changes(s->db);
+	/* The WAL still holds the old pages (and the frames that first
+	 * wrote the material): copy the zeroed pages into the database
+	 * and cut the WAL to nothing.  Other connections' read
+	 * transactions are short; wait them out. */
+	for (tries = 0; tries < SHRED_CHECKPOINT_TRIES; tries++) {
+		rc = sqlite3_wal_checkpoint_v2(s->db, NULL,
+		    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		if (rc == SQLITE_OK) {
+			busy = 0;
+			break;
+		}
+		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) !=
+		    SQLITE_LOCKED) {
+			break;
+		}
+		usleep(10000);
+	}
+	if (busy) {
+		if (!logged) {
+			log_warn("store: shred: the WAL could not be "
+			    "truncated (%s); the next shred or checkpoint "
+			    "clears it", sqlite3_errmsg(s->db));
+		}
+		r = KMS_EDEPENDENCYTIMEOUT;
+		goto out;
+	}
+	s->wal_pages = 0;
+	r = changes == 0 ? KMS_ENOTFOUND : 0;
+ out:
+	writer_unlock(s);
+	return r;
+}
+
 static void
 free_store(struct sqlite_store *s)
 {
@@ -1721,6 +2236,17 @@ static const struct store_ops sqlite_ops = {
 	.get_grants = sq_get_grants,
 	.find_grant_by_token = sq_find_grant_by_token,
 	.list_retirable = sq_list_retirable,
+	.rotate_key = sq_rotate_key,
+	.set_rotation_schedule = sq_set_rotation_schedule,
+	.get_rotation_schedule = sq_get_rotation_schedule,
+	.list_rotations = sq_list_rotations,
+	.count_rotations = sq_count_rotations,
+	.due_rotations = sq_due_rotations,
+	.due_deletions = sq_due_deletions,
+	.claim_lease = sq_claim_lease,
+	.release_lease = sq_release_lease,
+	.get_lease = sq_get_lease,
+	.shred_key = sq_shred_key,
 };
 
 static void __attribute__((format(printf, 3, 4)))
@@ -1909,13 +2435,20 @@ store_sqlite_open(const char *path, store **out, char *errbuf,
 		return KMS_EINVAL;
 	}
 	/* Create the file ourselves so that it is private from the start;
-	 * an existing file keeps the mode its operator gave it. */
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+	 * an existing file keeps the mode its operator gave it.  Only a new
+	 * file is opened (O_EXCL): closing a descriptor of a file drops
+	 * every POSIX lock this process holds on it, and the other
+	 * connections' locks are what tell any other process's closing
+	 * connection that the WAL is still in use (without them it deletes
+	 * the WAL and shared memory under kmsd's feet). */
+	if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) >= 0) {
+		close(fd);
+	} else if (errno != EEXIST) {
 		set_err(errbuf, errlen, "store %s: cannot open: %s", path,
 		    strerror(errno));
 		return KMS_EINTERNAL;
 	}
-	close(fd);
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		set_err(errbuf, errlen, "store %s: out of memory", path);
 		return KMS_ENOMEM;
