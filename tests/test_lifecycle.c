@@ -8,6 +8,7 @@
  * deletion are driven by moving kmsd's clock (test_clock = yes), never by
  * sleeping for days.  The key group runs twice: wrapped, then resident.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -145,7 +146,7 @@ opens_to(const kms_buf *b, const char *text)
 }
 
 /* A blob as base64 for a raw request (static buffer). */
-__attribute__((unused)) static const char *
+static const char *
 b64(const kms_buf *b)
 {
 	static char out[8192];
@@ -524,6 +525,337 @@ test_budget_rotation_joins_the_history(void **state)
 	    "RotationReason")), "ENCRYPTION_LIMIT");
 }
 
+/* ------------------------------------------------------------- deletion */
+
+static void
+test_schedule_and_cancel_deletion_as_aws_does(void **state)
+{
+	char id[KMS_KEY_ID_LEN + 1];
+	kms_key_metadata m;
+	kms_error_info ei;
+	double now;
+
+	new_key(id);
+	FAILS(KMS_EVALIDATION, "{\"Action\":\"ScheduleKeyDeletion\","
+	    "\"KeyId\":\"%s\",\"PendingWindowInDays\":6}", id);
+	FAILS(KMS_EVALIDATION, "{\"Action\":\"ScheduleKeyDeletion\","
+	    "\"KeyId\":\"%s\",\"PendingWindowInDays\":31}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"CancelKeyDeletion\","
+	    "\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"AdvanceTestClock\",\"Seconds\":1}");
+	now = num_of("Now");
+	OK("{\"Action\":\"ScheduleKeyDeletion\",\"KeyId\":\"%s\"}", id);
+	assert_non_null(strstr(str_of("KeyId"), id));
+	assert_string_equal(str_of("KeyState"), "PendingDeletion");
+	assert_int_equal((int)num_of("PendingWindowInDays"), 30);
+	assert_true(fabs(num_of("DeletionDate") - (now + 30 * 86400)) < 60);
+	must(kms_describe_key(cl, id, NULL, &m, &ei), &ei, "DescribeKey");
+	assert_string_equal(m.key_state, "PendingDeletion");
+	assert_false(m.enabled);
+	assert_true(fabs(m.deletion_date - (now + 30 * 86400)) < 60);
+	kms_key_metadata_free(&m);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"ScheduleKeyDeletion\","
+	    "\"KeyId\":\"%s\"}", id);
+
+	/* Cancelled: back, Disabled (AWS), with no deletion date. */
+	OK("{\"Action\":\"CancelKeyDeletion\",\"KeyId\":\"%s\"}", id);
+	assert_non_null(strstr(str_of("KeyId"), id));
+	must(kms_describe_key(cl, id, NULL, &m, &ei), &ei, "DescribeKey");
+	assert_string_equal(m.key_state, "Disabled");
+	assert_true(m.deletion_date == 0);
+	kms_key_metadata_free(&m);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"CancelKeyDeletion\","
+	    "\"KeyId\":\"%s\"}", id);
+	must(kms_enable_key(cl, id, &ei), &ei, "EnableKey");
+
+	/* A short window; the date passes and the key is shredded, not
+	 * before. */
+	OK("{\"Action\":\"ScheduleKeyDeletion\",\"KeyId\":\"%s\","
+	    "\"PendingWindowInDays\":7}", id);
+	assert_int_equal((int)num_of("PendingWindowInDays"), 7);
+	OK("{\"Action\":\"AdvanceTestClock\",\"Days\":6}");
+	sleep(2);
+	OK("{\"Action\":\"DescribeKey\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"AdvanceTestClock\",\"Days\":2}");
+	for (now = tu_now_s(); tu_now_s() - now < 20; usleep(100000)) {
+		if (call("{\"Action\":\"DescribeKey\",\"KeyId\":\"%s\"}",
+		    id) == KMS_ENOTFOUND) {
+			break;
+		}
+	}
+	FAILS(KMS_ENOTFOUND, "{\"Action\":\"DescribeKey\",\"KeyId\":\"%s\"}",
+	    id);
+}
+
+/* AWS's key-state table, row by row, for a key PendingDeletion (and the
+ * crypto rows for a Disabled key). */
+static void
+test_every_operation_answers_as_aws_while_pending_deletion(void **state)
+{
+	char id[KMS_KEY_ID_LEN + 1], other[KMS_KEY_ID_LEN + 1], grant[128];
+	char alias[64];
+	kms_buf blob;
+	const char *b;
+
+	new_key(id);
+	new_key(other);
+	snprintf(alias, sizeof(alias), "alias/pd-%.8s", id);
+	(void)seal(id, "before", &blob);
+	b = b64(&blob);
+	OK("{\"Action\":\"CreateAlias\",\"AliasName\":\"%s\","
+	    "\"TargetKeyId\":\"%s\"}", alias, id);
+	OK("{\"Action\":\"TagResource\",\"KeyId\":\"%s\",\"Tags\":"
+	    "[{\"TagKey\":\"t\",\"TagValue\":\"v\"}]}", id);
+	OK("{\"Action\":\"CreateGrant\",\"KeyId\":\"%s\",\"GranteePrincipal\":"
+	    "\"user:nobody\",\"Operations\":[\"Decrypt\"]}", id);
+	snprintf(grant, sizeof(grant), "%s", str_of("GrantId"));
+
+	/* Disabled first: crypto says DisabledException. */
+	OK("{\"Action\":\"DisableKey\",\"KeyId\":\"%s\"}", id);
+	FAILS(KMS_EDISABLED, "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
+	    "\"Plaintext\":\"aGk=\"}", id);
+	FAILS(KMS_EDISABLED, "{\"Action\":\"Decrypt\",\"CiphertextBlob\":"
+	    "\"%s\"}", b);
+	FAILS(KMS_EDISABLED, "{\"Action\":\"GenerateDataKey\",\"KeyId\":"
+	    "\"%s\",\"KeySpec\":\"AES_256\"}", id);
+
+	OK("{\"Action\":\"ScheduleKeyDeletion\",\"KeyId\":\"%s\","
+	    "\"PendingWindowInDays\":30}", id);
+	/* X: KMSInvalidStateException. */
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
+	    "\"Plaintext\":\"aGk=\"}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"Decrypt\",\"CiphertextBlob\":"
+	    "\"%s\"}", b);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"ReEncrypt\",\"CiphertextBlob\":"
+	    "\"%s\",\"DestinationKeyId\":\"%s\"}", b, other);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"GenerateDataKey\",\"KeyId\":"
+	    "\"%s\",\"KeySpec\":\"AES_256\"}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":"
+	    "\"GenerateDataKeyWithoutPlaintext\",\"KeyId\":\"%s\","
+	    "\"KeySpec\":\"AES_256\"}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"EnableKey\",\"KeyId\":\"%s\"}",
+	    id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"DisableKey\",\"KeyId\":"
+	    "\"%s\"}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"UpdateKeyDescription\","
+	    "\"KeyId\":\"%s\",\"Description\":\"x\"}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"TagResource\",\"KeyId\":"
+	    "\"%s\",\"Tags\":[{\"TagKey\":\"u\",\"TagValue\":\"v\"}]}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"UntagResource\",\"KeyId\":"
+	    "\"%s\",\"TagKeys\":[\"t\"]}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"CreateAlias\",\"AliasName\":"
+	    "\"%s-2\",\"TargetKeyId\":\"%s\"}", alias, id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"CreateGrant\",\"KeyId\":\"%s\","
+	    "\"GranteePrincipal\":\"user:nobody\",\"Operations\":"
+	    "[\"Decrypt\"]}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"EnableKeyRotation\","
+	    "\"KeyId\":\"%s\"}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"DisableKeyRotation\","
+	    "\"KeyId\":\"%s\"}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"RotateKeyOnDemand\","
+	    "\"KeyId\":\"%s\"}", id);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"ScheduleKeyDeletion\","
+	    "\"KeyId\":\"%s\"}", id);
+	/* Through its alias, the same. */
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
+	    "\"Plaintext\":\"aGk=\"}", alias);
+	/* ✓: what reads or removes. */
+	OK("{\"Action\":\"DescribeKey\",\"KeyId\":\"%s\"}", id);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(last, "KeyMetadata"), "KeyState")),
+	    "PendingDeletion");
+	assert_true(json_number_value(json_object_get(json_object_get(last,
+	    "KeyMetadata"), "DeletionDate")) > 1.7e9);
+	OK("{\"Action\":\"GetKeyPolicy\",\"KeyId\":\"%s\",\"PolicyName\":"
+	    "\"default\"}", id);
+	OK("{\"Action\":\"ListKeyPolicies\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"ListResourceTags\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"ListGrants\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"ListAliases\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"GetKeyRotationStatus\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"RevokeGrant\",\"KeyId\":\"%s\",\"GrantId\":\"%s\"}",
+	    id, grant);
+	OK("{\"Action\":\"DeleteAlias\",\"AliasName\":\"%s\"}", alias);
+	OK("{\"Action\":\"CancelKeyDeletion\",\"KeyId\":\"%s\"}", id);
+	kms_buf_free(&blob);
+}
+
+/* Does the file at path hold the bytes? */
+static int
+file_holds(const char *path, const uint8_t *what, size_t len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	size_t cap = 0, n = 0, got;
+	int found;
+
+	if (f == NULL) {
+		return 0;
+	}
+	for (;;) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 65536;
+			assert_non_null(buf = realloc(buf, cap));
+		}
+		if ((got = fread(buf + n, 1, cap - n, f)) == 0) {
+			break;
+		}
+		n += got;
+	}
+	fclose(f);
+	found = n >= len && memmem(buf, n, what, len) != NULL;
+	free(buf);
+	return found;
+}
+
+static int
+db_holds(const uint8_t *what, size_t len)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	char path[400];
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/kmsd.db%s", env.dir, sfx[i]);
+		if (file_holds(path, what, len)) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+#define MAX_VERSIONS 8
+struct material {
+	uint8_t m[64];
+	int len;
+};
+
+/* The stored material of id's versions, read from kmsd's database. */
+static int
+read_material(const char *id, struct material *out)
+{
+	char path[400], sql[256];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/kmsd.db", env.dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	sqlite3_busy_timeout(db, 5000);
+	snprintf(sql, sizeof(sql), "SELECT material FROM versions v JOIN "
+	    "keys k ON k.id = v.key_id WHERE lower(hex(k.id)) = "
+	    "replace('%s', '-', '') ORDER BY version", id);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
+	    SQLITE_OK);
+	while (n < MAX_VERSIONS && sqlite3_step(st) == SQLITE_ROW) {
+		out[n].len = sqlite3_column_bytes(st, 0);
+		assert_true(out[n].len > 0 && out[n].len <= 64);
+		memcpy(out[n].m, sqlite3_column_blob(st, 0),
+		    (size_t)out[n].len);
+		n++;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* 1 when the token holds a resident object with CKA_ID id (read with
+ * PKCS#11 by this process, beside kmsd). */
+static int
+token_holds(const uint8_t *cka_id, size_t len)
+{
+	struct hsm_config hc;
+	char conf[400], pin[400], err[256];
+	hsm *h = NULL;
+	hsm_session *s = NULL;
+	hsm_key k = 0;
+	int r;
+
+	snprintf(conf, sizeof(conf), "%s/softhsm2.conf", env.dir);
+	snprintf(pin, sizeof(pin), "%s/user.pin", env.dir);
+	setenv("SOFTHSM2_CONF", conf, 1);
+	memset(&hc, 0, sizeof(hc));
+	hc.module = env.module;
+	hc.token_label = "kmsd";
+	hc.pin_file = pin;
+	if (hsm_open(&hc, &h, err, sizeof(err)) != 0) {
+		fail_msg("hsm_open: %s", err);
+	}
+	assert_int_equal(hsm_session_open(h, &s), 0);
+	r = hsm_load_resident(s, cka_id, len, NULL, &k);
+	if (r == 0) {
+		hsm_key_release(s, k);
+	} else {
+		assert_int_equal(r, KMS_ENOTFOUND);
+	}
+	hsm_session_close(s);
+	hsm_close(h);
+	return r == 0;
+}
+
+static void
+test_deletion_shreds_the_material_in_the_token_and_the_files(void **state)
+{
+	char id[KMS_KEY_ID_LEN + 1], alias[64];
+	struct material mat[MAX_VERSIONS];
+	kms_buf blob;
+	double t0;
+	int n, i, resident = strcmp(storage, "resident") == 0;
+
+	new_key(id);
+	OK("{\"Action\":\"RotateKeyOnDemand\",\"KeyId\":\"%s\"}", id);
+	snprintf(alias, sizeof(alias), "alias/shred-%.8s", id);
+	OK("{\"Action\":\"CreateAlias\",\"AliasName\":\"%s\","
+	    "\"TargetKeyId\":\"%s\"}", alias, id);
+	OK("{\"Action\":\"TagResource\",\"KeyId\":\"%s\",\"Tags\":"
+	    "[{\"TagKey\":\"t\",\"TagValue\":\"v\"}]}", id);
+	OK("{\"Action\":\"CreateGrant\",\"KeyId\":\"%s\",\"GranteePrincipal\":"
+	    "\"user:nobody\",\"Operations\":[\"Decrypt\"]}", id);
+	(void)seal(id, "doomed", &blob);
+
+	/* What there is to shred, seen first (so the search below works). */
+	assert_int_equal(n = read_material(id, mat), 2);
+	for (i = 0; i < n; i++) {
+		assert_true(db_holds(mat[i].m, (size_t)mat[i].len));
+		if (resident) {
+			assert_true(token_holds(mat[i].m,
+			    (size_t)mat[i].len));
+		}
+	}
+
+	OK("{\"Action\":\"ScheduleKeyDeletion\",\"KeyId\":\"%s\","
+	    "\"PendingWindowInDays\":7}", id);
+	OK("{\"Action\":\"AdvanceTestClock\",\"Days\":8}");
+	for (t0 = tu_now_s(); tu_now_s() - t0 < 20; usleep(100000)) {
+		if (call("{\"Action\":\"DescribeKey\",\"KeyId\":\"%s\"}",
+		    id) == KMS_ENOTFOUND) {
+			break;
+		}
+	}
+	FAILS(KMS_ENOTFOUND, "{\"Action\":\"DescribeKey\",\"KeyId\":\"%s\"}",
+	    id);
+	FAILS(KMS_ENOTFOUND, "{\"Action\":\"DescribeKey\",\"KeyId\":\"%s\"}",
+	    alias);
+	FAILS(KMS_EINVALIDCIPHERTEXT, "{\"Action\":\"Decrypt\","
+	    "\"CiphertextBlob\":\"%s\"}", b64(&blob));
+	OK("{\"Action\":\"ListAliases\"}");
+	assert_null(strstr(json_dumps(last, 0), alias) ? "alias" : NULL);
+	for (i = 0; i < n; i++) {
+		/* Byte by byte: the database, its WAL, its shared memory. */
+		assert_false(db_holds(mat[i].m, (size_t)mat[i].len));
+		if (resident) {
+			assert_false(token_holds(mat[i].m,
+			    (size_t)mat[i].len));
+		}
+	}
+	assert_int_equal(read_material(id, mat), 0);
+	assert_true(tu_log_says(&env, "deleted: 2 versions shredded"));
+	kms_buf_free(&blob);
+}
+
 static const struct CMUnitTest once[] = {
 	cmocka_unit_test(test_test_clock_refused_without_setting_or_to_non_admins),
 };
@@ -534,6 +866,9 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_on_demand_rotation_limit_conflict_and_states),
 	cmocka_unit_test(test_automatic_rotation_follows_the_test_clock),
 	cmocka_unit_test(test_budget_rotation_joins_the_history),
+	cmocka_unit_test(test_schedule_and_cancel_deletion_as_aws_does),
+	cmocka_unit_test(test_every_operation_answers_as_aws_while_pending_deletion),
+	cmocka_unit_test(test_deletion_shreds_the_material_in_the_token_and_the_files),
 };
 
 int

@@ -54,6 +54,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -297,6 +298,11 @@ static pthread_mutex_t writer_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static const struct store_ops sqlite_ops;
 
+/* A shred's WAL truncation that has not succeeded yet (a reader was in
+ * the way): the next writer of this process tries again. */
+static atomic_int truncate_due;
+static int truncate_wal(struct sqlite_store *s, int busy_ms);
+
 static struct sqlite_store *
 to_sqlite(store *st)
 {
@@ -393,6 +399,10 @@ writer_unlock(struct sqlite_store *s)
 {
 	if (!s->writing) {
 		return;
+	}
+	if (atomic_load(&truncate_due)) {
+		/* A shred's WAL still to cut: quick, or the next one. */
+		(void)truncate_wal(s, 0);
 	}
 	s->writing = 0;
 	pthread_mutex_unlock(&writer_mu);
@@ -2121,7 +2131,25 @@ sq_get_lease(store *sto, const char *name, int64_t now,
 	return r;
 }
 
-#define SHRED_CHECKPOINT_TRIES 50	/* 10 ms apart: readers finish */
+#define SHRED_CHECKPOINT_TRIES 20	/* 100 ms each: readers finish */
+
+/* Checkpoint everything and cut the WAL to nothing, waiting at most
+ * busy_ms for readers; 0 or an SQLite code. */
+static int
+truncate_wal(struct sqlite_store *s, int busy_ms)
+{
+	int rc;
+
+	sqlite3_busy_timeout(s->db, busy_ms);
+	rc = sqlite3_wal_checkpoint_v2(s->db, NULL,
+	    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	if (rc == SQLITE_OK) {
+		s->wal_pages = 0;
+		atomic_store(&truncate_due, 0);
+	}
+	return rc;
+}
 
 static int
 sq_shred_key(store *sto, const uint8_t id[16])
@@ -2129,7 +2157,7 @@ sq_shred_key(store *sto, const uint8_t id[16])
 	struct sqlite_store *s = to_sqlite(sto);
 	const char *op = "shred_key";
 	sqlite3_stmt *st = s->st[ST_KEY_DELETE];
-	int rc, r, changes, tries, logged = 0, busy = 1;
+	int rc = SQLITE_OK, r, changes, tries;
 
 	if (id == NULL) {
 		return KMS_EINVAL;
@@ -2152,30 +2180,19 @@ sq_shred_key(store *sto, const uint8_t id[16])
 	/* The WAL still holds the old pages (and the frames that first
 	 * wrote the material): copy the zeroed pages into the database
 	 * and cut the WAL to nothing.  Other connections' read
-	 * transactions are short; wait them out. */
+	 * transactions are short; wait them out, a little. */
+	atomic_store(&truncate_due, 1);
 	for (tries = 0; tries < SHRED_CHECKPOINT_TRIES; tries++) {
-		rc = sqlite3_wal_checkpoint_v2(s->db, NULL,
-		    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-		if (rc == SQLITE_OK) {
-			busy = 0;
+		if ((rc = truncate_wal(s, 100)) == SQLITE_OK ||
+		    ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) !=
+		    SQLITE_LOCKED)) {
 			break;
 		}
-		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) !=
-		    SQLITE_LOCKED) {
-			break;
-		}
-		usleep(10000);
 	}
-	if (busy) {
-		if (!logged) {
-			log_warn("store: shred: the WAL could not be "
-			    "truncated (%s); the next shred or checkpoint "
-			    "clears it", sqlite3_errmsg(s->db));
-		}
-		r = KMS_EDEPENDENCYTIMEOUT;
-		goto out;
+	if (rc != SQLITE_OK) {
+		log_warn("store: shred: the WAL could not be truncated yet "
+		    "(%s); the next write tries again", sqlite3_errmsg(s->db));
 	}
-	s->wal_pages = 0;
 	r = changes == 0 ? KMS_ENOTFOUND : 0;
  out:
 	writer_unlock(s);
