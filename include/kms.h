@@ -210,6 +210,71 @@ KMS_API int kms_list_keys(kms_client *c, int limit, const char *marker,
     kms_key_list *out, kms_error_info *ei);
 KMS_API void kms_key_list_free(kms_key_list *l);
 
+/* ----------------------------------------------------------- lifecycle */
+
+/*
+ * Automatic rotation: every rotation_period_in_days (90-2560; 0 means
+ * AWS's default, 365).  Calling it again changes the period, counted from
+ * the same date.
+ */
+KMS_API int kms_enable_key_rotation(kms_client *c, const char *key_id,
+    int rotation_period_in_days, kms_error_info *ei);
+KMS_API int kms_disable_key_rotation(kms_client *c, const char *key_id,
+    kms_error_info *ei);
+
+typedef struct kms_key_rotation_status {
+	char key_id[KMS_ARN_MAX];		/* key ARN */
+	int key_rotation_enabled;
+	int rotation_period_in_days;		/* 0 when not enabled */
+	double next_rotation_date;		/* 0 when not enabled */
+	double on_demand_rotation_start_date;	/* 0 unless one is running */
+} kms_key_rotation_status;
+KMS_API int kms_get_key_rotation_status(kms_client *c, const char *key_id,
+    kms_key_rotation_status *out, kms_error_info *ei);
+
+/* Rotate now: new material in the HSM becomes the key's current version;
+ * older ones still decrypt.  At most 25 per key (LimitExceededException);
+ * ConflictException while another rotation of the key runs. */
+KMS_API int kms_rotate_key_on_demand(kms_client *c, const char *key_id,
+    kms_error_info *ei);
+
+typedef struct kms_key_rotation {
+	char key_id[KMS_ARN_MAX];
+	double rotation_date;
+	char rotation_type[16];		/* "AUTOMATIC" or "ON_DEMAND" */
+} kms_key_rotation;
+typedef struct kms_key_rotation_list {
+	kms_key_rotation *rotations;
+	size_t nrotations;
+	int truncated;
+	char *next_marker;		/* NULL unless truncated */
+} kms_key_rotation_list;
+/* limit 0 = daemon default (100); marker NULL = from the start. */
+KMS_API int kms_list_key_rotations(kms_client *c, const char *key_id,
+    int limit, const char *marker, kms_key_rotation_list *out,
+    kms_error_info *ei);
+KMS_API void kms_key_rotation_list_free(kms_key_rotation_list *l);
+
+typedef struct kms_schedule_key_deletion_resp {
+	char key_id[KMS_ARN_MAX];
+	double deletion_date;
+	char key_state[32];		/* "PendingDeletion" */
+	int pending_window_in_days;
+} kms_schedule_key_deletion_resp;
+/* pending_window_in_days 7-30; 0 means AWS's default, 30.  When the date
+ * comes the key's material is destroyed and the key is gone for good. */
+KMS_API int kms_schedule_key_deletion(kms_client *c, const char *key_id,
+    int pending_window_in_days, kms_schedule_key_deletion_resp *out,
+    kms_error_info *ei);
+/* The key comes back Disabled. */
+KMS_API int kms_cancel_key_deletion(kms_client *c, const char *key_id,
+    kms_error_info *ei);
+
+/* TEST ONLY: move kmsd's clock forward (refused unless kmsd.conf says
+ * test_clock = yes, and to anyone but its administrators). */
+KMS_API int kms_advance_test_clock(kms_client *c, long long seconds,
+    kms_error_info *ei);
+
 /* -------------------------------------------------------------- crypto */
 
 typedef struct kms_encrypt_req {

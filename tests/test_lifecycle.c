@@ -83,6 +83,8 @@ call(const char *fmt, ...)
 	} \
 } while (0)
 
+static char *kmsctl_err;	/* stderr of the last kmsctl() */
+
 /* kmsctl against env; returns its exit status, *out its stdout. */
 static int
 kmsctl(char **out, const char *fmt, ...)
@@ -96,7 +98,9 @@ kmsctl(char **out, const char *fmt, ...)
 	va_end(ap);
 	snprintf(cmd, sizeof(cmd), "%s --endpoint %s %s", tu_bin("kmsctl"),
 	    env.endpoint, args);
-	r = tu_run(cmd, out, NULL);
+	free(kmsctl_err);
+	kmsctl_err = NULL;
+	r = tu_run(cmd, out, &kmsctl_err);
 	return r;
 }
 
@@ -243,6 +247,8 @@ teardown(void **state)
 	cl = NULL;
 	json_decref(last);
 	last = NULL;
+	free(kmsctl_err);
+	kmsctl_err = NULL;
 	return tu_env_destroy(&env) == 0 ? 0 : -1;
 }
 
@@ -856,6 +862,101 @@ test_deletion_shreds_the_material_in_the_token_and_the_files(void **state)
 	kms_buf_free(&blob);
 }
 
+/* ------------------------------------------------- kmsctl, libkmsclient */
+
+static void
+test_kmsctl_and_typed_calls_drive_the_whole_life(void **state)
+{
+	char id[KMS_KEY_ID_LEN + 1], *out = NULL, marker[32];
+	kms_key_rotation_status st;
+	kms_key_rotation_list l;
+	kms_schedule_key_deletion_resp sd;
+	kms_error_info ei;
+	double now = (double)time(NULL);
+
+	new_key(id);
+	must(kms_enable_key_rotation(cl, id, 100, &ei), &ei,
+	    "EnableKeyRotation");
+	must(kms_get_key_rotation_status(cl, id, &st, &ei), &ei,
+	    "GetKeyRotationStatus");
+	assert_true(st.key_rotation_enabled);
+	assert_int_equal(st.rotation_period_in_days, 100);
+	assert_true(st.next_rotation_date > now + 99 * 86400);
+	assert_non_null(strstr(st.key_id, id));
+	assert_int_equal(kms_enable_key_rotation(cl, id, 80, &ei),
+	    KMS_EVALIDATION);
+
+	assert_int_equal(kmsctl(&out, "enable-key-rotation --key-id %s "
+	    "--rotation-period-in-days 120", id), 0);
+	free(out);
+	assert_int_equal(kmsctl(&out, "get-key-rotation-status --key-id %s "
+	    "--query RotationPeriodInDays", id), 0);
+	assert_string_equal(tu_trimnl(out), "120");
+	free(out);
+	assert_int_equal(kmsctl(&out, "get-key-rotation-status --key-id %s",
+	    id), 0);
+	assert_non_null(strstr(out, "\"NextRotationDate\": \"20"));
+	free(out);
+
+	assert_int_equal(kmsctl(&out, "rotate-key-on-demand --key-id %s", id),
+	    0);
+	free(out);
+	must(kms_rotate_key_on_demand(cl, id, &ei), &ei, "RotateKeyOnDemand");
+	must(kms_list_key_rotations(cl, id, 1, NULL, &l, &ei), &ei,
+	    "ListKeyRotations");
+	assert_int_equal(l.nrotations, 1);
+	assert_true(l.truncated);
+	assert_non_null(l.next_marker);
+	assert_string_equal(l.rotations[0].rotation_type, "ON_DEMAND");
+	assert_true(l.rotations[0].rotation_date > 1.7e9);
+	snprintf(marker, sizeof(marker), "%s", l.next_marker);
+	kms_key_rotation_list_free(&l);
+	must(kms_list_key_rotations(cl, id, 0, marker, &l, &ei), &ei,
+	    "ListKeyRotations");
+	assert_int_equal(l.nrotations, 1);
+	assert_false(l.truncated);
+	kms_key_rotation_list_free(&l);
+	/* kmsctl pages through everything, as the AWS CLI does. */
+	assert_int_equal(kmsctl(&out, "list-key-rotations --key-id %s", id),
+	    0);
+	assert_non_null(strstr(out, "\"RotationType\": \"ON_DEMAND\""));
+	assert_non_null(strstr(strstr(out, "ON_DEMAND") + 1, "ON_DEMAND"));
+	assert_non_null(strstr(out, "\"RotationDate\": \"20"));
+	free(out);
+
+	assert_int_equal(kmsctl(&out, "disable-key-rotation --key-id %s", id),
+	    0);
+	free(out);
+	must(kms_get_key_rotation_status(cl, id, &st, &ei), &ei,
+	    "GetKeyRotationStatus");
+	assert_false(st.key_rotation_enabled);
+	assert_int_equal(st.rotation_period_in_days, 0);
+
+	assert_int_equal(kmsctl(&out, "schedule-key-deletion --key-id %s "
+	    "--pending-window-in-days 7", id), 0);
+	assert_non_null(strstr(out, "\"KeyState\": \"PendingDeletion\""));
+	assert_non_null(strstr(out, "\"PendingWindowInDays\": 7"));
+	free(out);
+	/* AWS CLI's error line and exit status for a refused operation. */
+	assert_int_equal(kmsctl(&out, "rotate-key-on-demand --key-id %s", id),
+	    254);
+	assert_non_null(strstr(kmsctl_err, "KMSInvalidStateException"));
+	free(out);
+	assert_int_equal(kmsctl(&out, "cancel-key-deletion --key-id %s", id),
+	    0);
+	free(out);
+	must(kms_schedule_key_deletion(cl, id, 0, &sd, &ei), &ei,
+	    "ScheduleKeyDeletion");
+	assert_int_equal(sd.pending_window_in_days, 30);
+	assert_string_equal(sd.key_state, "PendingDeletion");
+	assert_true(sd.deletion_date > now + 29 * 86400);
+	must(kms_cancel_key_deletion(cl, id, &ei), &ei, "CancelKeyDeletion");
+	assert_int_equal(kms_cancel_key_deletion(cl, id, &ei),
+	    KMS_EINVALIDSTATE);
+	assert_string_equal(ei.name, "KMSInvalidStateException");
+	must(kms_advance_test_clock(cl, 60, &ei), &ei, "AdvanceTestClock");
+}
+
 static const struct CMUnitTest once[] = {
 	cmocka_unit_test(test_test_clock_refused_without_setting_or_to_non_admins),
 };
@@ -869,6 +970,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_schedule_and_cancel_deletion_as_aws_does),
 	cmocka_unit_test(test_every_operation_answers_as_aws_while_pending_deletion),
 	cmocka_unit_test(test_deletion_shreds_the_material_in_the_token_and_the_files),
+	cmocka_unit_test(test_kmsctl_and_typed_calls_drive_the_whole_life),
 };
 
 int

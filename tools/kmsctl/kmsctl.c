@@ -1571,7 +1571,10 @@ iso_dates(json_t *v)
 	json_object_foreach(v, k, m) {
 		if (json_is_number(m) && (strcmp(k, "CreationDate") == 0 ||
 		    strcmp(k, "LastUpdatedDate") == 0 ||
-		    strcmp(k, "DeletionDate") == 0)) {
+		    strcmp(k, "DeletionDate") == 0 ||
+		    strcmp(k, "NextRotationDate") == 0 ||
+		    strcmp(k, "RotationDate") == 0 ||
+		    strcmp(k, "OnDemandRotationStartDate") == 0)) {
 			json_object_set_new(v, k, json_string(iso8601(
 			    json_number_value(m), t, sizeof(t))));
 		} else {
@@ -1665,6 +1668,7 @@ cmd_json(struct run *R)
 
 #define KEY_ID(req) { "key-id", O_STR, req, \
 	"Key id, key ARN, alias name (alias/...) or alias ARN.", "KeyId" }
+#define KEY_ID_ONLY { "key-id", O_STR, 1, "Key id or key ARN.", "KeyId" }
 #define GRANTS { "grant-tokens", O_LIST, 0, \
 	"Grant tokens, separated by spaces (at most 10).", "GrantTokens" }
 #define PAGING \
@@ -1868,6 +1872,39 @@ static const struct command commands[] = {
 	    "List a key's tags.", {
 		KEY_ID(1), PAGING,
 	}, "Tags" },
+	{ "enable-key-rotation", "EnableKeyRotation", cmd_json,
+	    "Rotate a key automatically, every 90-2560 days.", {
+		KEY_ID_ONLY,
+		{ "rotation-period-in-days", O_INT, 0, "Days between "
+		    "rotations, 90-2560 (default 365).",
+		    "RotationPeriodInDays" },
+	} },
+	{ "disable-key-rotation", "DisableKeyRotation", cmd_json,
+	    "Stop rotating a key automatically.", {
+		KEY_ID_ONLY,
+	} },
+	{ "get-key-rotation-status", "GetKeyRotationStatus", cmd_json,
+	    "Show whether and when a key rotates.", {
+		KEY_ID_ONLY,
+	} },
+	{ "rotate-key-on-demand", "RotateKeyOnDemand", cmd_json,
+	    "Rotate a key now (at most 25 times per key).", {
+		KEY_ID_ONLY,
+	} },
+	{ "list-key-rotations", "ListKeyRotations", cmd_json,
+	    "List a key's rotations.", {
+		KEY_ID_ONLY, PAGING,
+	}, "Rotations" },
+	{ "schedule-key-deletion", "ScheduleKeyDeletion", cmd_json,
+	    "Delete a key, with its material, after 7-30 days.", {
+		KEY_ID_ONLY,
+		{ "pending-window-in-days", O_INT, 0, "Days to wait, 7-30 "
+		    "(default 30).", "PendingWindowInDays" },
+	} },
+	{ "cancel-key-deletion", "CancelKeyDeletion", cmd_json,
+	    "Keep a key scheduled for deletion (it comes back Disabled).", {
+		KEY_ID_ONLY,
+	} },
 	{ "admin advance-clock", "AdvanceTestClock", cmd_json,
 	    "TEST ONLY: move kmsd's clock forward (needs test_clock = yes "
 	    "in kmsd.conf; administrators only).", {
