@@ -66,6 +66,12 @@ static const struct err_row err_table[KMS_ERR_MAX] = {
 	    "The ARN is not valid" },
 	[KMS_ECONFLICT] = { "ConflictException",
 	    "The request conflicts with one in progress" },
+	[KMS_EINVALIDIMPORTTOKEN] = { "InvalidImportTokenException",
+	    "The import token is not valid for this key" },
+	[KMS_EEXPIREDIMPORTTOKEN] = { "ExpiredImportTokenException",
+	    "The import token has expired" },
+	[KMS_EINCORRECTKEYMATERIAL] = { "IncorrectKeyMaterialException",
+	    "The key material is not the key's" },
 	/* Client-side: never on the wire, but named for kms_error_info. */
 	[KMS_EINVAL] = { "InvalidArgumentError",
 	    "Invalid argument" },

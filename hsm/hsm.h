@@ -159,6 +159,35 @@ int hsm_gcm_decrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
     const uint8_t *aad, size_t aadlen, const uint8_t *ct, size_t ctlen,
     uint8_t *pt, size_t *ptlen);
 
+/*
+ * Imported key material (bring your own key, hsm/import.c).
+ *
+ * hsm_import_keypair: an RSA key pair of bits (2048, 3072 or 4096) to
+ * receive key material: the private half a token object with CKA_ID id,
+ * private, sensitive, not extractable, usable only to unwrap; the public
+ * half given out as DER SubjectPublicKeyInfo (spki, cap bytes) and not
+ * kept.
+ *
+ * hsm_import_unwrap: RSAES-OAEP with SHA-1 (what SoftHSM2 2.6.1 does) of
+ * enc with private key id, inside the HSM (C_UnwrapKey), into a 32-byte
+ * AES key that becomes version material: res_id non-NULL makes it a
+ * resident token object with that CKA_ID; otherwise it is wrapped under
+ * the domain key into wrapped (HSM_WRAPPED_LEN) and destroyed.  kcv gets
+ * a check value (the first 16 bytes of AES-GCM of a zero block under a
+ * zero IV), which recognises the same material on a re-import.
+ * KMS_EINVALIDCIPHERTEXT when enc does not unwrap to a 32-byte key;
+ * KMS_ENOTFOUND when the private key is gone.
+ *
+ * hsm_destroy_import_key: destroy private key id (KMS_ENOTFOUND if none).
+ */
+int hsm_import_keypair(hsm_session *s, unsigned bits, const uint8_t *id,
+    size_t idlen, uint8_t *spki, size_t cap, size_t *spkilen);
+int hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
+    const uint8_t *enc, size_t enclen, const uint8_t *res_id,
+    size_t res_idlen, uint8_t *wrapped, size_t wrapsz, size_t *wrappedlen,
+    uint8_t kcv[16]);
+int hsm_destroy_import_key(hsm_session *s, const uint8_t *id, size_t idlen);
+
 /* For tests proving custody: read boolean attributes of an object. */
 struct hsm_key_attrs {
 	int sensitive, extractable, token, is_private;

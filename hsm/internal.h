@@ -43,5 +43,9 @@ int hsm_rv_err(hsm *h, CK_RV rv, const char *what);
 
 /* Make s usable: fail fast while down, reopen after a recovery. */
 int hsm_ready(hsm_session *s);
+/* The first object matching t on the internal session, or
+ * CK_INVALID_HANDLE (h->mu held; never on a request path). */
+CK_RV hsm_find_one(hsm *h, CK_ATTRIBUTE *t, CK_ULONG nt,
+    CK_OBJECT_HANDLE *out);
 
 #endif

@@ -210,8 +210,8 @@ login(hsm *h)
 
 /* The first object matching t, or CK_INVALID_HANDLE (internal session;
  * start-up and set-up paths only: C_FindObjects scans every object). */
-static CK_RV
-find_one(hsm *h, CK_ATTRIBUTE *t, CK_ULONG nt, CK_OBJECT_HANDLE *out)
+CK_RV
+hsm_find_one(hsm *h, CK_ATTRIBUTE *t, CK_ULONG nt, CK_OBJECT_HANDLE *out)
 {
 	CK_ULONG n = 0;
 	CK_RV rv;
@@ -238,7 +238,7 @@ find_domain(hsm *h, CK_OBJECT_HANDLE *out)
 		    sizeof(HSM_DOMAIN_LABEL) - 1 },
 	};
 
-	return find_one(h, t, 2, out);
+	return hsm_find_one(h, t, 2, out);
 }
 
 static CK_RV
@@ -928,7 +928,7 @@ find_resident(hsm *h, const uint8_t *id, size_t idlen, CK_OBJECT_HANDLE *out)
 		{ CKA_ID, (void *)id, idlen },
 	};
 
-	return find_one(h, t, 3, out);
+	return hsm_find_one(h, t, 3, out);
 }
 
 /* Copy the token object tok into a session object if it is still the

@@ -61,6 +61,9 @@ typedef enum kms_err {
 	KMS_EKEYUNAVAILABLE,	/* KeyUnavailableException */
 	KMS_EINVALIDARN,	/* InvalidArnException */
 	KMS_ECONFLICT,		/* ConflictException */
+	KMS_EINVALIDIMPORTTOKEN,	/* InvalidImportTokenException */
+	KMS_EEXPIREDIMPORTTOKEN,	/* ExpiredImportTokenException */
+	KMS_EINCORRECTKEYMATERIAL,	/* IncorrectKeyMaterialException */
 	/* Client-side conditions (never sent by the daemon). */
 	KMS_EINVAL,		/* bad argument to a library call */
 	KMS_ENOMEM,		/* out of memory (locked memory included) */
@@ -162,6 +165,8 @@ typedef struct kms_create_key_req {
 	int bypass_policy_lockout_safety_check;
 	const kms_tag *tags;
 	size_t ntags;
+	const char *origin;		/* NULL = "AWS_KMS"; "EXTERNAL": the
+					 * material is imported later */
 } kms_create_key_req;
 
 typedef struct kms_key_metadata {

@@ -161,6 +161,12 @@ int keycache_rotate(struct worker *w, const struct key_info *ki, int kind,
 /* The key is being shredded: NotFound from now on; waits for requests
  * using it to finish and drops its HSM handles. */
 int keycache_forget(struct worker *w, const uint8_t id[16]);
+/* Imported material goes (deleted, expired): the key is PendingImport
+ * from now on; waits for requests using it and drops its versions. */
+int keycache_drop_material(struct worker *w, const uint8_t id[16]);
+/* Create a key of origin EXTERNAL: no material, PendingImport. */
+int keycache_create_external(struct worker *w, struct store_key *k,
+    const struct store_tag *tags, size_t ntags);
 /* A mutation was committed to the store: refresh this key's entry. */
 int keycache_refresh(struct worker *w, const uint8_t id[16]);
 /* After an HSM outage: every handle is stale. */
@@ -227,6 +233,10 @@ void kmsd_lifecycle_tend(struct kmsd *d);
  * scheduler and for tests. */
 int lifecycle_shred(struct worker *w, const uint8_t id[16]);
 void kmsd_lifecycle_fini(struct kmsd *d);
+/* Imported material goes (deleted or expired; lease held): destroyed in
+ * the HSM and erased from the store, the key PendingImport
+ * (ops/op_import.c). */
+int import_drop_material(struct worker *w, const uint8_t id[16]);
 
 /* ---- frontend/ipc.c ---- */
 int server_run(struct kmsd *d, char *err, size_t errlen);

@@ -164,6 +164,7 @@ kms_create_key(kms_client *c, const kms_create_key_req *req,
 	    codec_put_string(o, "KeyUsage", req->key_usage) != 0 ||
 	    codec_put_string(o, "KeySpec", req->key_spec) != 0 ||
 	    codec_put_string(o, "Policy", req->policy) != 0 ||
+	    codec_put_string(o, "Origin", req->origin) != 0 ||
 	    (req->bypass_policy_lockout_safety_check && json_object_set_new(o,
 	    "BypassPolicyLockoutSafetyCheck", json_true()) != 0)) {
 		json_decref(o);

@@ -10,6 +10,10 @@
  * request cancelling a deletion (which takes the same lease) never races
  * a shred.  Times come from now_ms(), so the test clock drives it.
  *
+ * Imported key material whose ValidTo has passed is destroyed the same
+ * way (the key becomes PendingImport), and import tokens past their 24
+ * hours lose their HSM wrapping keys.
+ *
  * The shred: the key cache forgets the key (NotFound from then on, its
  * HSM session objects destroyed once requests in flight are done);
  * resident versions' token objects are destroyed (C_DestroyObject);
@@ -150,6 +154,54 @@ delete_due(struct worker *w, const uint8_t id[16], const char *holder)
 	return r;
 }
 
+static int
+expire_due(struct worker *w, const uint8_t id[16], const char *holder)
+{
+	struct store_import im;
+	char lease[STORE_LEASE_NAME_MAX], idstr[37];
+	int r;
+
+	lease_name(id, lease, sizeof(lease));
+	if ((r = w->st->ops->claim_lease(w->st, lease, holder, now_ms(),
+	    LEASE_TTL_MS)) != 0) {
+		return r == KMS_ECONFLICT ? 0 : r;
+	}
+	if ((r = w->st->ops->get_import(w->st, id, &im)) != 0 ||
+	    !im.present || !im.expires || im.valid_to_ms > now_ms()) {
+		r = r == KMS_ENOTFOUND ? 0 : r;
+		goto out;
+	}
+	if ((r = import_drop_material(w, id)) == 0) {
+		uuid_format(id, idstr);
+		log_info("key %s: imported key material expired and was "
+		    "destroyed; the key is PendingImport", idstr);
+	}
+ out:
+	(void)w->st->ops->release_lease(w->st, lease, holder);
+	return r;
+}
+
+/* Import tokens past their 24 hours: their HSM keys go. */
+static void
+expire_tokens(struct worker *w)
+{
+	struct store_import_token t[16];
+	size_t n = 0, i;
+	int r;
+
+	if (w->st->ops->due_import_tokens(w->st, now_ms(), 16, t, &n) != 0) {
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		r = hsm_destroy_import_key(w->hs, t[i].wrapping_key_id,
+		    t[i].wrapping_key_id_len);
+		if (r == 0 || r == KMS_ENOTFOUND) {
+			(void)w->st->ops->delete_import_token(w->st,
+			    t[i].hash);
+		}
+	}
+}
+
 void
 kmsd_lifecycle_tend(struct kmsd *d)
 {
@@ -205,6 +257,18 @@ kmsd_lifecycle_tend(struct kmsd *d)
 			}
 		}
 	}
+	if ((r = d->life_w->st->ops->due_expirations(d->life_w->st, now_ms(),
+	    LIFE_BATCH, ids, &n)) == 0) {
+		for (i = 0; i < n && !atomic_load(&d->stopping); i++) {
+			if ((r = expire_due(d->life_w, ids[i], holder)) != 0) {
+				char s[37];
+				uuid_format(ids[i], s);
+				log_warn("key %s: expiring imported material "
+				    "failed: %s (retried)", s, kms_strerror(r));
+			}
+		}
+	}
+	expire_tokens(d->life_w);
 	pthread_rwlock_unlock(&d->hsm_turn);
 	free(ids);
 }

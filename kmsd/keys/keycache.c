@@ -287,7 +287,11 @@ load_entry(struct worker *w, const uint8_t id[16], struct kentry **out)
 			goto out;
 		}
 	}
-	if (e->current_version == 0 || e->current_version > e->nversions) {
+	if (e->current_version == 0 && e->nversions == 0 &&
+	    e->state == KEY_PENDING_IMPORT) {
+		/* Imported material not (or no longer) there: fine. */
+	} else if (e->current_version == 0 ||
+	    e->current_version > e->nversions) {
 		log_warn("key %s: current version %u of %u; "
 		    "marking Unavailable", "?", e->current_version,
 		    e->nversions);
@@ -571,6 +575,10 @@ rotate_unlocked(struct worker *w, struct kentry *e, int kind, uint32_t *made)
 	int r, resident = w->d->cfg.key_storage == STORAGE_RESIDENT;
 
 	KMS_ASSERT(e->rotating);
+	if (strcmp(e->origin, "EXTERNAL") == 0) {
+		/* Imported material is the owner's: kmsd makes none. */
+		return KMS_EUNSUPPORTED;
+	}
 	memset(&sv, 0, sizeof(sv));
 	memcpy(sv.key_id, e->id, 16);
 	sv.version = e->nversions + 1;
@@ -835,6 +843,69 @@ keycache_forget(struct worker *w, const uint8_t id[16])
 	}
 	pthread_mutex_unlock(&kc->mu);
 	return 0;
+}
+
+int
+keycache_drop_material(struct worker *w, const uint8_t id[16])
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *e;
+	uint32_t i;
+	int pinned;
+
+	pthread_mutex_lock(&kc->mu);
+	if ((e = find(kc, id)) == NULL) {
+		pthread_mutex_unlock(&kc->mu);
+		return 0;
+	}
+	/* No new pins: a key without material is PendingImport. */
+	e->state = KEY_PENDING_IMPORT;
+	for (;;) {
+		while (e->rotating) {
+			pthread_cond_wait(&kc->cv, &kc->mu);
+		}
+		for (i = 0, pinned = 0; i < e->nversions; i++) {
+			pinned |= e->versions[i]->pins > 0;
+		}
+		if (!pinned) {
+			break;
+		}
+		pthread_mutex_unlock(&kc->mu);
+		usleep(KC_DRAIN_SLEEP_US);
+		pthread_mutex_lock(&kc->mu);
+	}
+	for (i = 0; i < e->nversions; i++) {
+		unload(kc, w, e->versions[i]);
+		free(e->versions[i]);
+	}
+	free(e->versions);
+	e->versions = NULL;
+	e->nversions = 0;
+	e->current_version = 0;
+	pthread_mutex_unlock(&kc->mu);
+	return 0;
+}
+
+int
+keycache_create_external(struct worker *w, struct store_key *k,
+    const struct store_tag *tags, size_t ntags)
+{
+	uint8_t rnd[16];
+	int r;
+
+	if ((r = hsm_random(w->hs, rnd, sizeof(rnd))) != 0) {
+		return r;
+	}
+	rnd[6] = (uint8_t)((rnd[6] & 0x0f) | 0x40);
+	rnd[8] = (uint8_t)((rnd[8] & 0x3f) | 0x80);
+	memcpy(k->id, rnd, 16);
+	k->state = KEY_PENDING_IMPORT;
+	k->current_version = 0;
+	k->row_version = 1;
+	if ((r = w->st->ops->create_key(w->st, k, NULL, tags, ntags)) != 0) {
+		return r;
+	}
+	return keycache_refresh(w, k->id);
 }
 
 void

@@ -173,6 +173,10 @@ int op_rotate_key_on_demand(struct opctx *c, json_t **resp);
 int op_list_key_rotations(struct opctx *c, json_t **resp);
 int op_schedule_key_deletion(struct opctx *c, json_t **resp);
 int op_cancel_key_deletion(struct opctx *c, json_t **resp);
+/* op_import.c */
+int op_get_parameters_for_import(struct opctx *c, json_t **resp);
+int op_import_key_material(struct opctx *c, json_t **resp);
+int op_delete_imported_key_material(struct opctx *c, json_t **resp);
 /* op_admin.c */
 int op_advance_test_clock(struct opctx *c, json_t **resp);
 /* KeyId field of a management operation; allow_alias 0 refuses one. */

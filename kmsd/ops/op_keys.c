@@ -65,6 +65,23 @@ req_enum(struct opctx *c, const char *name, const char *const *set,
 	return 0;
 }
 
+/* Origin: AWS_KMS (the default) or EXTERNAL (imported material). */
+static int
+req_origin(struct opctx *c, const char **out)
+{
+	const char *v;
+	int r;
+
+	if ((r = req_string(c, "Origin", 0, 1, 64, &v)) != 0) {
+		return r;
+	}
+	if (v != NULL && strcmp(v, "EXTERNAL") == 0) {
+		*out = v;
+		return 0;
+	}
+	return req_enum(c, "Origin", origins, "AWS_KMS", out);
+}
+
 int
 op_parse_tags(struct opctx *c, json_t *tags, struct store_tag **out,
     size_t *n)
@@ -199,7 +216,7 @@ op_create_key(struct opctx *c, json_t **resp)
 	    &spec)) != 0 ||
 	    (r = req_enum(c, "CustomerMasterKeySpec", specs,
 	    "SYMMETRIC_DEFAULT", &cmkspec)) != 0 ||
-	    (r = req_enum(c, "Origin", origins, "AWS_KMS", &origin)) != 0 ||
+	    (r = req_origin(c, &origin)) != 0 ||
 	    (r = req_string(c, "Policy", 0, 1, 32768, &policy)) != 0 ||
 	    (r = req_bool(c, "BypassPolicyLockoutSafetyCheck", &bypass)) != 0 ||
 	    (r = req_bool(c, "MultiRegion", &multi)) != 0) {
@@ -265,7 +282,9 @@ op_create_key(struct opctx *c, json_t **resp)
 			goto out;
 		}
 	}
-	if ((r = keycache_create_key(c->w, k, tags, ntags)) != 0) {
+	if ((r = strcmp(origin, "EXTERNAL") == 0 ?
+	    keycache_create_external(c->w, k, tags, ntags) :
+	    keycache_create_key(c->w, k, tags, ntags)) != 0) {
 		struct key_info ki;
 		memset(&ki, 0, sizeof(ki));
 		r = op_state_error(c, r, &ki);

@@ -28,10 +28,15 @@
 #define PENDING_WINDOW_MAX 30
 #define PENDING_WINDOW_DEFAULT 30
 
-/* Rotation needs an Enabled key (AWS's key-state table). */
+/* Rotation needs an Enabled key (AWS's key-state table) whose material
+ * kmsd makes. */
 static int
 need_enabled(struct opctx *c, const struct key_info *ki)
 {
+	if (strcmp(ki->origin, "EXTERNAL") == 0) {
+		return op_fail(c, KMS_EUNSUPPORTED, "%s has imported key "
+		    "material, which kmsd does not rotate.", ki->arn);
+	}
 	switch (ki->state) {
 	case KEY_ENABLED:
 		return 0;

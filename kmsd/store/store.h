@@ -104,6 +104,27 @@ struct store_rotation {
 	int64_t rotation_ms;
 };
 
+/* Imported key material (origin EXTERNAL): what was imported, and until
+ * when.  The check value recognises the same material again. */
+struct store_import {
+	uint8_t kcv[16];
+	int expires;			/* KEY_MATERIAL_EXPIRES */
+	int64_t valid_to_ms;		/* when expires */
+	int present;			/* material in place now */
+};
+
+/* An import token (GetParametersForImport), by the SHA-256 of the token;
+ * the HSM's private key that unwraps material for it has CKA_ID
+ * wrapping_key_id. */
+struct store_import_token {
+	uint8_t hash[32];
+	uint8_t key_id[16];
+	uint8_t wrapping_key_id[32];
+	size_t wrapping_key_id_len;
+	char algorithm[32];
+	int64_t expires_ms;
+};
+
 #define STORE_LEASE_NAME_MAX 64
 #define STORE_LEASE_HOLDER_MAX 96
 
@@ -226,6 +247,35 @@ struct store_ops {
 	 * truncate the WAL, so that the deleted bytes (secure_delete zeroes
 	 * them in the database file) are in neither file. */
 	int (*shred_key)(store *s, const uint8_t id[16]);
+
+	/* ---- imported key material ---- */
+
+	int (*put_import_token)(store *s, const struct store_import_token *t);
+	/* KMS_ENOTFOUND when no such token. */
+	int (*get_import_token)(store *s, const uint8_t hash[32],
+	    struct store_import_token *out);
+	/* Its HSM key destroyed: the row stays, without the key's id. */
+	int (*delete_import_token)(store *s, const uint8_t hash[32]);
+	/* Up to max tokens expired at now (their HSM keys to destroy). */
+	int (*due_import_tokens)(store *s, int64_t now, size_t max,
+	    struct store_import_token *out, size_t *n);
+	/* The material arrives: version v (1) becomes current, the key
+	 * Enabled, im recorded, in one transaction. */
+	int (*import_material)(store *s, const struct store_version *v,
+	    const struct store_import *im, uint64_t *row_version);
+	/* Re-import of the same material: only its expiry changes. */
+	int (*set_import_expiry)(store *s, const uint8_t id[16],
+	    const struct store_import *im);
+	/* KMS_ENOTFOUND when nothing was ever imported. */
+	int (*get_import)(store *s, const uint8_t id[16],
+	    struct store_import *out);
+	/* The material goes (deleted or expired): versions erased (and the
+	 * WAL truncated, as for shred_key), the key PendingImport. */
+	int (*delete_material)(store *s, const uint8_t id[16],
+	    uint64_t *row_version);
+	/* Up to max keys whose imported material expired at now. */
+	int (*due_expirations)(store *s, int64_t now, size_t max,
+	    uint8_t (*ids)[16], size_t *n);
 };
 
 struct store {

@@ -44,6 +44,13 @@
  *    leases    name PK, holder, since_ms, expires_ms: work claimed by one
  *              node or request.  keys gets an index on (state,
  *              deletion_ms) for the deletions coming due.
+ * 4  imported_material  key_id PK → keys ON DELETE CASCADE, kcv (check
+ *              value of what was imported), expires, valid_to_ms,
+ *              present.
+ *    import_tokens  token_hash PK (SHA-256), key_id, wrapping_key_id (the
+ *              HSM private key's CKA_ID), algorithm, expires_ms; kept
+ *              after a key's deletion until they expire, so that the
+ *              scheduler destroys their HSM keys.
  *
  * Ids are 16-byte BLOBs; SQLite orders BLOBs by memcmp, which is the order
  * list_keys promises.  Unsigned 64-bit values are stored as INTEGER and are
@@ -162,6 +169,26 @@ static const char *const migrations[] = {
 	" expires_ms INTEGER NOT NULL"
 	");"
 	"CREATE INDEX keys_deletion ON keys(state, deletion_ms);",
+
+	/* 4: imported key material and import tokens. */
+	"CREATE TABLE imported_material ("
+	" key_id BLOB PRIMARY KEY NOT NULL"
+	"  REFERENCES keys(id) ON DELETE CASCADE,"
+	" kcv BLOB NOT NULL CHECK (length(kcv) = 16),"
+	" expires INTEGER NOT NULL CHECK (expires IN (0, 1)),"
+	" valid_to_ms INTEGER NOT NULL,"
+	" present INTEGER NOT NULL CHECK (present IN (0, 1))"
+	");"
+	"CREATE INDEX imported_material_expiry"
+	" ON imported_material(present, expires, valid_to_ms);"
+	"CREATE TABLE import_tokens ("
+	" token_hash BLOB PRIMARY KEY NOT NULL,"
+	" key_id BLOB NOT NULL,"
+	" wrapping_key_id BLOB NOT NULL,"
+	" algorithm TEXT NOT NULL,"
+	" expires_ms INTEGER NOT NULL"
+	");"
+	"CREATE INDEX import_tokens_expiry ON import_tokens(expires_ms);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -2199,6 +2226,407 @@ sq_shred_key(store *sto, const uint8_t id[16])
 	return r;
 }
 
+/* ---- imported key material ---- */
+
+static int
+bind_token(sqlite3_stmt *st, const struct store_import_token *t)
+{
+	int rc;
+
+	if ((rc = sqlite3_bind_blob(st, 1, t->hash, 32, SQLITE_STATIC)) !=
+	    SQLITE_OK || (rc = bind_id(st, 2, t->key_id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_blob(st, 3, t->wrapping_key_id,
+	    (int)t->wrapping_key_id_len, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = bind_text(st, 4, t->algorithm)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 5, t->expires_ms)) != SQLITE_OK) {
+		return rc;
+	}
+	return SQLITE_OK;
+}
+
+static int
+read_token(sqlite3_stmt *st, struct store_import_token *t)
+{
+	const void *p;
+	int n;
+
+	memset(t, 0, sizeof(*t));
+	p = sqlite3_column_blob(st, 0);
+	if (p == NULL || sqlite3_column_bytes(st, 0) != 32 ||
+	    col_id(st, 1, t->key_id) != 0) {
+		return KMS_EINTERNAL;
+	}
+	memcpy(t->hash, p, 32);
+	p = sqlite3_column_blob(st, 2);
+	n = sqlite3_column_bytes(st, 2);
+	if (n < 0 || (n > 0 && p == NULL) ||
+	    (size_t)n > sizeof(t->wrapping_key_id) ||
+	    col_text(st, 3, t->algorithm, sizeof(t->algorithm)) != 0) {
+		return KMS_EINTERNAL;
+	}
+	if (n > 0) {
+		memcpy(t->wrapping_key_id, p, (size_t)n);
+	}
+	t->wrapping_key_id_len = (size_t)n;
+	t->expires_ms = sqlite3_column_int64(st, 4);
+	return 0;
+}
+
+#define TOKEN_COLS "token_hash, key_id, wrapping_key_id, algorithm, " \
+	"expires_ms"
+
+static int
+sq_put_import_token(store *sto, const struct store_import_token *t)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "put_import_token";
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	if (t == NULL || t->wrapping_key_id_len == 0 ||
+	    t->wrapping_key_id_len > sizeof(t->wrapping_key_id) ||
+	    !field_ok(t->algorithm, sizeof(t->algorithm))) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "INSERT INTO import_tokens (" TOKEN_COLS ") "
+	    "VALUES (?1, ?2, ?3, ?4, ?5)", &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_token(st, t)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+	} else {
+		r = step_write(s, st, op, NULL);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_get_import_token(store *sto, const uint8_t hash[32],
+    struct store_import_token *out)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "get_import_token";
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	if (hash == NULL || out == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "SELECT " TOKEN_COLS " FROM import_tokens WHERE "
+	    "token_hash = ?1", &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC)) !=
+	    SQLITE_OK) {
+		r = map_err(s, rc, op);
+	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : map_err(s, rc, op);
+	} else {
+		r = read_token(st, out) != 0 ? corrupt(op) : 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_delete_import_token(store *sto, const uint8_t hash[32])
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "delete_import_token";
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	if (hash == NULL) {
+		return KMS_EINVAL;
+	}
+	/* The row stays, without its key, so that the token is known to
+	 * have expired (ExpiredImportTokenException, not Invalid). */
+	if ((r = prep(s, "UPDATE import_tokens SET wrapping_key_id = X'' "
+	    "WHERE token_hash = ?1", &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC)) !=
+	    SQLITE_OK) {
+		r = map_err(s, rc, op);
+	} else {
+		r = step_write(s, st, op, NULL);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_due_import_tokens(store *sto, int64_t now, size_t max,
+    struct store_import_token *out, size_t *n)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "due_import_tokens";
+	sqlite3_stmt *st = NULL;
+	size_t got = 0;
+	int rc, r;
+
+	if (out == NULL || n == NULL || max > STORE_LIST_MAX) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "SELECT " TOKEN_COLS " FROM import_tokens WHERE "
+	    "expires_ms <= ?1 AND length(wrapping_key_id) > 0 "
+	    "ORDER BY expires_ms LIMIT ?2", &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = sqlite3_bind_int64(st, 1, now)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)max)) !=
+	    SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	while (got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (read_token(st, &out[got]) != 0) {
+			r = corrupt(op);
+			goto out;
+		}
+		got++;
+	}
+	if (got < max && rc != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	*n = got;
+	r = 0;
+ out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+bind_import(sqlite3_stmt *st, const uint8_t id[16],
+    const struct store_import *im)
+{
+	int rc;
+
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_blob(st, 2, im->kcv, 16, SQLITE_STATIC)) !=
+	    SQLITE_OK ||
+	    (rc = sqlite3_bind_int(st, 3, im->expires != 0)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 4, im->valid_to_ms)) != SQLITE_OK) {
+		return rc;
+	}
+	return SQLITE_OK;
+}
+
+static int
+sq_import_material(store *sto, const struct store_version *v,
+    const struct store_import *im, uint64_t *row_version)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "import_material";
+	sqlite3_stmt *up = NULL, *imp = NULL;
+	uint64_t rv = 0;
+	char sql[256];
+	int rc, r;
+
+	if (v == NULL || im == NULL || check_version(v) != 0) {
+		return KMS_EINVAL;
+	}
+	snprintf(sql, sizeof(sql), "UPDATE keys SET state = %d, "
+	    "current_version = ?2, row_version = row_version + 1 "
+	    "WHERE id = ?1 RETURNING row_version", KEY_ENABLED);
+	if ((r = prep(s, sql, &up, op)) != 0 ||
+	    (r = prep(s, "INSERT INTO imported_material (key_id, kcv, "
+	    "expires, valid_to_ms, present) VALUES (?1, ?2, ?3, ?4, 1) "
+	    "ON CONFLICT (key_id) DO UPDATE SET kcv = excluded.kcv, "
+	    "expires = excluded.expires, valid_to_ms = excluded.valid_to_ms, "
+	    "present = 1", &imp, op)) != 0) {
+		goto done;
+	}
+	if ((r = tx_begin(s, op)) != 0) {
+		goto done;
+	}
+	if ((r = insert_version(s, v, op)) != 0) {
+		goto out;
+	}
+	if ((rc = bind_id(up, 1, v->key_id)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(up, 2, v->version)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((rc = sqlite3_step(up)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : map_err(s, rc, op);
+		goto out;
+	}
+	if (col_uint(up, 0, INT64_MAX, &rv) != 0) {
+		r = corrupt(op);
+		goto out;
+	}
+	if ((rc = sqlite3_step(up)) != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((rc = bind_import(imp, v->key_id, im)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((r = step_done(s, imp, op)) != 0) {
+		goto out;
+	}
+	r = tx_commit(s, op);
+ out:
+	if (r != 0) {
+		tx_rollback(s, op);
+	}
+ done:
+	sqlite3_finalize(up);
+	sqlite3_finalize(imp);
+	if (r == 0 && row_version != NULL) {
+		*row_version = rv;
+	}
+	return r;
+}
+
+static int
+sq_set_import_expiry(store *sto, const uint8_t id[16],
+    const struct store_import *im)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "set_import_expiry";
+	sqlite3_stmt *st = NULL;
+	int rc, r, changes = 0;
+
+	if (id == NULL || im == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "UPDATE imported_material SET expires = ?3, "
+	    "valid_to_ms = ?4 WHERE key_id = ?1 AND kcv = ?2", &st,
+	    op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_import(st, id, im)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+	} else if ((r = step_write(s, st, op, &changes)) == 0 &&
+	    changes == 0) {
+		r = KMS_ENOTFOUND;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_get_import(store *sto, const uint8_t id[16], struct store_import *out)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "get_import";
+	sqlite3_stmt *st = NULL;
+	const void *p;
+	int rc, r;
+
+	if (id == NULL || out == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "SELECT kcv, expires, valid_to_ms, present FROM "
+	    "imported_material WHERE key_id = ?1", &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : map_err(s, rc, op);
+	} else if ((p = sqlite3_column_blob(st, 0)) == NULL ||
+	    sqlite3_column_bytes(st, 0) != 16) {
+		r = corrupt(op);
+	} else {
+		memcpy(out->kcv, p, 16);
+		out->expires = sqlite3_column_int(st, 1) != 0;
+		out->valid_to_ms = sqlite3_column_int64(st, 2);
+		out->present = sqlite3_column_int(st, 3) != 0;
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_delete_material(store *sto, const uint8_t id[16], uint64_t *row_version)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "delete_material";
+	sqlite3_stmt *dv = NULL, *up = NULL, *imp = NULL;
+	uint64_t rv = 0;
+	char sql[256];
+	int rc, r, tries;
+
+	if (id == NULL) {
+		return KMS_EINVAL;
+	}
+	snprintf(sql, sizeof(sql), "UPDATE keys SET state = %d, "
+	    "current_version = 0, row_version = row_version + 1 "
+	    "WHERE id = ?1 RETURNING row_version", KEY_PENDING_IMPORT);
+	if ((r = prep(s, "DELETE FROM versions WHERE key_id = ?1", &dv,
+	    op)) != 0 || (r = prep(s, sql, &up, op)) != 0 ||
+	    (r = prep(s, "UPDATE imported_material SET present = 0 WHERE "
+	    "key_id = ?1", &imp, op)) != 0) {
+		goto done;
+	}
+	if ((r = tx_begin(s, op)) != 0) {
+		goto done;
+	}
+	if ((rc = bind_id(dv, 1, id)) != SQLITE_OK ||
+	    (rc = bind_id(up, 1, id)) != SQLITE_OK ||
+	    (rc = bind_id(imp, 1, id)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((r = step_done(s, dv, op)) != 0 ||
+	    (r = step_done(s, imp, op)) != 0) {
+		goto out;
+	}
+	if ((rc = sqlite3_step(up)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : map_err(s, rc, op);
+		goto out;
+	}
+	if (col_uint(up, 0, INT64_MAX, &rv) != 0) {
+		r = corrupt(op);
+		goto out;
+	}
+	if ((rc = sqlite3_step(up)) != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((r = step_done(s, s->st[ST_COMMIT], op)) != 0) {
+		goto out;
+	}
+	/* As for a shred: the erased material out of the WAL too. */
+	atomic_store(&truncate_due, 1);
+	for (tries = 0; tries < SHRED_CHECKPOINT_TRIES; tries++) {
+		if ((rc = truncate_wal(s, 100)) == SQLITE_OK ||
+		    ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) !=
+		    SQLITE_LOCKED)) {
+			break;
+		}
+	}
+	writer_unlock(s);
+	goto done;
+ out:
+	tx_rollback(s, op);
+ done:
+	sqlite3_finalize(dv);
+	sqlite3_finalize(up);
+	sqlite3_finalize(imp);
+	if (r == 0 && row_version != NULL) {
+		*row_version = rv;
+	}
+	return r;
+}
+
+static int
+sq_due_expirations(store *sto, int64_t now, size_t max, uint8_t (*ids)[16],
+    size_t *n)
+{
+	return due_ids(to_sqlite(sto), "SELECT key_id FROM imported_material "
+	    "WHERE present = 1 AND expires = 1 AND valid_to_ms <= ?1 "
+	    "ORDER BY valid_to_ms LIMIT ?2", now, max, ids, n,
+	    "due_expirations");
+}
+
 static void
 free_store(struct sqlite_store *s)
 {
@@ -2264,6 +2692,15 @@ static const struct store_ops sqlite_ops = {
 	.release_lease = sq_release_lease,
 	.get_lease = sq_get_lease,
 	.shred_key = sq_shred_key,
+	.put_import_token = sq_put_import_token,
+	.get_import_token = sq_get_import_token,
+	.delete_import_token = sq_delete_import_token,
+	.due_import_tokens = sq_due_import_tokens,
+	.import_material = sq_import_material,
+	.set_import_expiry = sq_set_import_expiry,
+	.get_import = sq_get_import,
+	.delete_material = sq_delete_material,
+	.due_expirations = sq_due_expirations,
 };
 
 static void __attribute__((format(printf, 3, 4)))

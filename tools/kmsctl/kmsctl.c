@@ -932,6 +932,7 @@ cmd_create_key(struct run *R)
 	}
 	req.key_usage = opt_str(R, "key-usage");
 	req.key_spec = opt_str(R, "key-spec");
+	req.origin = opt_str(R, "origin");
 	if ((v = opt(R, "bypass-policy-lockout-safety-check")) != NULL) {
 		req.bypass_policy_lockout_safety_check = v->flag;
 	}
@@ -1522,6 +1523,22 @@ put_field(json_t *req, const struct optspec *s, const struct optval *v)
 	case O_FLAG:
 		x = json_boolean(v->flag);
 		break;
+	case O_BLOB: {
+		kms_secret b = { NULL, 0 };
+		size_t bn;
+		char *t;
+		if ((r = load_blob(v->val, &b, s->name)) != 0) {
+			return r;
+		}
+		bn = B64_ENCODED_LEN(b.len) + 1;
+		if ((t = malloc(bn)) != NULL &&
+		    b64_encode(b.data, b.len, t, bn) == 0) {
+			x = json_string(t);
+		}
+		free(t);
+		kms_secret_free(&b);
+		break;
+	}
 	case O_LIST:
 		if ((r = list_json(v, s->name, &x)) != 0) {
 			return r;
@@ -1574,7 +1591,9 @@ iso_dates(json_t *v)
 		    strcmp(k, "DeletionDate") == 0 ||
 		    strcmp(k, "NextRotationDate") == 0 ||
 		    strcmp(k, "RotationDate") == 0 ||
-		    strcmp(k, "OnDemandRotationStartDate") == 0)) {
+		    strcmp(k, "OnDemandRotationStartDate") == 0 ||
+		    strcmp(k, "ParametersValidTo") == 0 ||
+		    strcmp(k, "ValidTo") == 0)) {
 			json_object_set_new(v, k, json_string(iso8601(
 			    json_number_value(m), t, sizeof(t))));
 		} else {
@@ -1698,6 +1717,8 @@ static const struct command commands[] = {
 		    "reads it)." },
 		{ "key-usage", O_STR, 0, "ENCRYPT_DECRYPT (the default)." },
 		{ "key-spec", O_STR, 0, "SYMMETRIC_DEFAULT (the default)." },
+		{ "origin", O_STR, 0, "AWS_KMS (the default: material made "
+		    "in the HSM) or EXTERNAL (imported later)." },
 		{ "policy", O_STR, 0, "Key policy document, JSON "
 		    "(file://PATH reads it)." },
 		{ "bypass-policy-lockout-safety-check", O_FLAG, 0,
@@ -1903,6 +1924,38 @@ static const struct command commands[] = {
 	} },
 	{ "cancel-key-deletion", "CancelKeyDeletion", cmd_json,
 	    "Keep a key scheduled for deletion (it comes back Disabled).", {
+		KEY_ID_ONLY,
+	} },
+	{ "get-parameters-for-import", "GetParametersForImport", cmd_json,
+	    "Get a public key (made in the HSM) and an import token, valid "
+	    "24 hours, to wrap key material for a key of origin EXTERNAL.", {
+		KEY_ID_ONLY,
+		{ "wrapping-algorithm", O_STR, 1, "RSAES_OAEP_SHA_1 (what this "
+		    "HSM unwraps).", "WrappingAlgorithm" },
+		{ "wrapping-key-spec", O_STR, 1, "RSA_2048, RSA_3072 or "
+		    "RSA_4096.", "WrappingKeySpec" },
+	} },
+	{ "import-key-material", "ImportKeyMaterial", cmd_json,
+	    "Import 256-bit key material wrapped with "
+	    "get-parameters-for-import's public key (RSAES-OAEP, SHA-1), "
+	    "e.g. openssl pkeyutl -encrypt -pubin -keyform DER -inkey "
+	    "pub.der -pkeyopt rsa_padding_mode:oaep -pkeyopt "
+	    "rsa_oaep_md:sha1 -in key.bin -out wrapped.bin.", {
+		KEY_ID_ONLY,
+		{ "import-token", O_BLOB, 1, "The import token: base64 or "
+		    "fileb://PATH.", "ImportToken" },
+		{ "encrypted-key-material", O_BLOB, 1, "The wrapped "
+		    "material: base64 or fileb://PATH.",
+		    "EncryptedKeyMaterial" },
+		{ "expiration-model", O_STR, 0, "KEY_MATERIAL_EXPIRES or "
+		    "KEY_MATERIAL_DOES_NOT_EXPIRE (the default).",
+		    "ExpirationModel" },
+		{ "valid-to", O_STR, 0, "With KEY_MATERIAL_EXPIRES: when, "
+		    "YYYY-MM-DDTHH:MM:SSZ.", "ValidTo" },
+	} },
+	{ "delete-imported-key-material", "DeleteImportedKeyMaterial",
+	    cmd_json, "Destroy a key's imported material (the key becomes "
+	    "PendingImport).", {
 		KEY_ID_ONLY,
 	} },
 	{ "admin advance-clock", "AdvanceTestClock", cmd_json,
