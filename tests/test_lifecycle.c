@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "common/b64.h"
 #include "common/be.h"
 #include "hsm/hsm.h"
 #include "kms.h"
@@ -968,6 +969,170 @@ test_kmsctl_and_typed_calls_drive_the_whole_life(void **state)
 	must(kms_advance_test_clock(cl, 60, &ei), &ei, "AdvanceTestClock");
 }
 
+/* ------------------------------------------------ imported key material */
+
+/* Write a base64 field of last into dir/name. */
+static void
+save_b64(const char *field, const char *name)
+{
+	const char *v = str_of(field);
+	uint8_t buf[2048];
+	size_t n = 0;
+	char path[400];
+	FILE *f;
+
+	assert_int_equal(b64_decode(v, strlen(v), buf, sizeof(buf), &n), 0);
+	snprintf(path, sizeof(path), "%s/%s", env.dir, name);
+	assert_non_null(f = fopen(path, "wb"));
+	assert_int_equal(fwrite(buf, 1, n, f), n);
+	fclose(f);
+}
+
+/* GetParametersForImport, then wrap dir/<material> with openssl pkeyutl
+ * under its public key into dir/wrapped.bin (token in dir/token.bin). */
+static void
+wrap_for_import(const char *id, const char *material)
+{
+	char cmd[1500];
+
+	OK("{\"Action\":\"GetParametersForImport\",\"KeyId\":\"%s\","
+	    "\"WrappingAlgorithm\":\"RSAES_OAEP_SHA_1\","
+	    "\"WrappingKeySpec\":\"RSA_2048\"}", id);
+	assert_true(num_of("ParametersValidTo") > 1.7e9);
+	save_b64("PublicKey", "pub.der");
+	save_b64("ImportToken", "token.bin");
+	snprintf(cmd, sizeof(cmd), "openssl pkeyutl -encrypt -pubin "
+	    "-keyform DER -inkey %s/pub.der -pkeyopt rsa_padding_mode:oaep "
+	    "-pkeyopt rsa_oaep_md:sha1 -in %s/%s -out %s/wrapped.bin",
+	    env.dir, env.dir, material, env.dir);
+	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+}
+
+static void
+random_file(const char *name, size_t n)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "head -c %zu /dev/urandom > %s/%s", n,
+	    env.dir, name);
+	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+}
+
+static const char *
+state_of(const char *id)
+{
+	static char st[32];
+
+	OK("{\"Action\":\"DescribeKey\",\"KeyId\":\"%s\"}", id);
+	snprintf(st, sizeof(st), "%s", json_string_value(json_object_get(
+	    json_object_get(last, "KeyMetadata"), "KeyState")));
+	return st;
+}
+
+static void
+test_imported_key_material_round_trip_expiry_and_reimport(void **state)
+{
+	kms_create_key_req cr = { 0 };
+	kms_key_metadata m;
+	kms_error_info ei;
+	char id[KMS_KEY_ID_LEN + 1], *out = NULL, valid_to[64];
+	kms_buf blob;
+	time_t when;
+	struct tm tm;
+	double t0;
+
+	cr.origin = "EXTERNAL";
+	must(kms_create_key(cl, &cr, &m, &ei), &ei, "CreateKey EXTERNAL");
+	snprintf(id, sizeof(id), "%s", m.key_id);
+	assert_string_equal(m.key_state, "PendingImport");
+	assert_string_equal(m.origin, "EXTERNAL");
+	kms_key_metadata_free(&m);
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
+	    "\"Plaintext\":\"aGk=\"}", id);
+	/* SoftHSM2 unwraps OAEP with SHA-1 only: said, not faked. */
+	FAILS(KMS_EUNSUPPORTED, "{\"Action\":\"GetParametersForImport\","
+	    "\"KeyId\":\"%s\",\"WrappingAlgorithm\":\"RSAES_OAEP_SHA_256\","
+	    "\"WrappingKeySpec\":\"RSA_2048\"}", id);
+	assert_non_null(strstr(last_ei.message, "SHA-1"));
+	FAILS(KMS_EVALIDATION, "{\"Action\":\"GetParametersForImport\","
+	    "\"KeyId\":\"%s\",\"WrappingAlgorithm\":\"RSAES_OAEP_SHA_1\","
+	    "\"WrappingKeySpec\":\"RSA_1024\"}", id);
+
+	/* Material wrapped outside with openssl, imported through kmsctl,
+	 * expiring in two days of kmsd's clock. */
+	random_file("key.bin", 32);
+	wrap_for_import(id, "key.bin");
+	OK("{\"Action\":\"AdvanceTestClock\",\"Seconds\":1}");
+	when = (time_t)num_of("Now") + 2 * 86400;
+	gmtime_r(&when, &tm);
+	strftime(valid_to, sizeof(valid_to), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	assert_int_equal(kmsctl(&out, "import-key-material --key-id %s "
+	    "--import-token fileb://%s/token.bin --encrypted-key-material "
+	    "fileb://%s/wrapped.bin --expiration-model KEY_MATERIAL_EXPIRES "
+	    "--valid-to %s", id, env.dir, env.dir, valid_to), 0);
+	free(out);
+	assert_string_equal(state_of(id), "Enabled");
+	assert_int_equal(seal(id, "imported", &blob), 1);
+	opens_to(&blob, "imported");
+	FAILS(KMS_EUNSUPPORTED, "{\"Action\":\"RotateKeyOnDemand\","
+	    "\"KeyId\":\"%s\"}", id);
+
+	/* ValidTo passes: the material is destroyed, the key waits for it. */
+	OK("{\"Action\":\"AdvanceTestClock\",\"Days\":3}");
+	for (t0 = tu_now_s(); tu_now_s() - t0 < 20 &&
+	    strcmp(state_of(id), "PendingImport") != 0; usleep(100000)) {
+	}
+	assert_string_equal(state_of(id), "PendingImport");
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"Decrypt\",\"CiphertextBlob\":"
+	    "\"%s\"}", b64(&blob));
+
+	/* Other material is refused; the same comes back, and the old
+	 * ciphertext decrypts again. */
+	random_file("other.bin", 32);
+	wrap_for_import(id, "other.bin");
+	assert_int_equal(kmsctl(&out, "import-key-material --key-id %s "
+	    "--import-token fileb://%s/token.bin --encrypted-key-material "
+	    "fileb://%s/wrapped.bin", id, env.dir, env.dir), 254);
+	assert_non_null(strstr(kmsctl_err, "IncorrectKeyMaterialException"));
+	free(out);
+	random_file("short.bin", 16);
+	wrap_for_import(id, "short.bin");
+	assert_int_equal(kmsctl(&out, "import-key-material --key-id %s "
+	    "--import-token fileb://%s/token.bin --encrypted-key-material "
+	    "fileb://%s/wrapped.bin", id, env.dir, env.dir), 254);
+	assert_non_null(strstr(kmsctl_err, "InvalidCiphertextException"));
+	free(out);
+	wrap_for_import(id, "key.bin");
+	assert_int_equal(kmsctl(&out, "import-key-material --key-id %s "
+	    "--import-token fileb://%s/token.bin --encrypted-key-material "
+	    "fileb://%s/wrapped.bin --expiration-model "
+	    "KEY_MATERIAL_DOES_NOT_EXPIRE", id, env.dir, env.dir), 0);
+	free(out);
+	assert_string_equal(state_of(id), "Enabled");
+	opens_to(&blob, "imported");
+
+	/* An import token lives 24 hours. */
+	OK("{\"Action\":\"AdvanceTestClock\",\"Days\":2}");
+	assert_int_equal(kmsctl(&out, "import-key-material --key-id %s "
+	    "--import-token fileb://%s/token.bin --encrypted-key-material "
+	    "fileb://%s/wrapped.bin", id, env.dir, env.dir), 254);
+	assert_non_null(strstr(kmsctl_err, "ExpiredImportTokenException"));
+	free(out);
+	/* Deleted by request. */
+	assert_int_equal(kmsctl(&out, "delete-imported-key-material --key-id "
+	    "%s", id), 0);
+	free(out);
+	assert_string_equal(state_of(id), "PendingImport");
+	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"DeleteImportedKeyMaterial\","
+	    "\"KeyId\":\"%s\"}", id);
+	/* Keys made in the HSM take no imported material. */
+	new_key(id);
+	FAILS(KMS_EUNSUPPORTED, "{\"Action\":\"GetParametersForImport\","
+	    "\"KeyId\":\"%s\",\"WrappingAlgorithm\":\"RSAES_OAEP_SHA_1\","
+	    "\"WrappingKeySpec\":\"RSA_2048\"}", id);
+	kms_buf_free(&blob);
+}
+
 static const struct CMUnitTest once[] = {
 	cmocka_unit_test(test_test_clock_refused_without_setting_or_to_non_admins),
 };
@@ -982,6 +1147,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_every_operation_answers_as_aws_while_pending_deletion),
 	cmocka_unit_test(test_deletion_shreds_the_material_in_the_token_and_the_files),
 	cmocka_unit_test(test_kmsctl_and_typed_calls_drive_the_whole_life),
+	cmocka_unit_test(test_imported_key_material_round_trip_expiry_and_reimport),
 };
 
 int

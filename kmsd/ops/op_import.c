@@ -296,8 +296,9 @@ op_import_key_material(struct opctx *c, json_t **resp)
 			memcpy(sv.material, wrapped, wl);
 			sv.material_len = wl;
 		}
-		sv.enc_reserved = c->w->d->cfg.max_encryptions < (1ULL << 20) ?
-		    c->w->d->cfg.max_encryptions : (1ULL << 20);
+		/* Nothing reserved: the first encryption reserves a block
+		 * durably, as after a restart. */
+		sv.enc_reserved = 0;
 		if ((r = c->w->st->ops->import_material(c->w->st, &sv, &im,
 		    &rv)) != 0) {
 			if (resident) {
