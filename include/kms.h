@@ -275,6 +275,28 @@ KMS_API int kms_schedule_key_deletion(kms_client *c, const char *key_id,
 KMS_API int kms_cancel_key_deletion(kms_client *c, const char *key_id,
     kms_error_info *ei);
 
+/* Imported key material (keys created with origin "EXTERNAL"). */
+typedef struct kms_import_parameters {
+	char key_id[KMS_ARN_MAX];
+	kms_buf import_token;		/* give back to kms_import_key_material */
+	kms_buf public_key;		/* DER SubjectPublicKeyInfo (RSA) */
+	double parameters_valid_to;	/* 24 hours on */
+} kms_import_parameters;
+/* wrapping_algorithm: "RSAES_OAEP_SHA_1" (what SoftHSM2 unwraps);
+ * wrapping_key_spec: "RSA_2048", "RSA_3072" or "RSA_4096". */
+KMS_API int kms_get_parameters_for_import(kms_client *c, const char *key_id,
+    const char *wrapping_algorithm, const char *wrapping_key_spec,
+    kms_import_parameters *out, kms_error_info *ei);
+KMS_API void kms_import_parameters_free(kms_import_parameters *p);
+/* valid_to 0: the material does not expire; else seconds since the
+ * epoch (KEY_MATERIAL_EXPIRES). */
+KMS_API int kms_import_key_material(kms_client *c, const char *key_id,
+    const uint8_t *import_token, size_t import_token_len,
+    const uint8_t *encrypted_key_material, size_t encrypted_len,
+    double valid_to, kms_error_info *ei);
+KMS_API int kms_delete_imported_key_material(kms_client *c,
+    const char *key_id, kms_error_info *ei);
+
 /* TEST ONLY: move kmsd's clock forward (refused unless kmsd.conf says
  * test_clock = yes, and to anyone but its administrators). */
 KMS_API int kms_advance_test_clock(kms_client *c, long long seconds,

@@ -1,7 +1,7 @@
 /*
  * ops_lifecycle.c — a key's life: rotation (automatic and on demand, its
  * status and history), deletion and its cancellation, and the test
- * clock.
+ * clock; imported key material.
  *
  * Each builds the AWS request object, makes one round trip and reads the
  * AWS response object into the caller's structure, which is set only on
@@ -294,4 +294,103 @@ kms_advance_test_clock(kms_client *c, long long seconds, kms_error_info *ei)
 	}
 	json_decref(reply);
 	return 0;
+}
+
+KMS_API int
+kms_get_parameters_for_import(kms_client *c, const char *key_id,
+    const char *wrapping_algorithm, const char *wrapping_key_spec,
+    kms_import_parameters *out, kms_error_info *ei)
+{
+	kms_import_parameters v;
+	json_t *o = NULL, *reply = NULL;
+	int r;
+
+	client_ok(ei);
+	if (c == NULL || key_id == NULL || wrapping_algorithm == NULL ||
+	    wrapping_key_spec == NULL || out == NULL) {
+		return client_fail(ei, KMS_EINVAL, "NULL argument");
+	}
+	if ((r = key_request("GetParametersForImport", key_id, NULL, 0, &o,
+	    ei)) != 0) {
+		return r;
+	}
+	if (codec_put_string(o, "WrappingAlgorithm", wrapping_algorithm) !=
+	    0 || codec_put_string(o, "WrappingKeySpec", wrapping_key_spec) !=
+	    0) {
+		json_decref(o);
+		return NOMEM(ei);
+	}
+	if ((r = call(c, o, &reply, ei)) != 0) {
+		return r;
+	}
+	memset(&v, 0, sizeof(v));
+	if ((r = codec_get_string(reply, "KeyId", v.key_id, sizeof(v.key_id),
+	    0, ei)) == 0 &&
+	    (r = codec_get_number(reply, "ParametersValidTo",
+	    &v.parameters_valid_to, ei)) == 0 &&
+	    (r = codec_get_blob(reply, "ImportToken", &v.import_token, 1,
+	    ei)) == 0) {
+		if ((r = codec_get_blob(reply, "PublicKey", &v.public_key, 1,
+		    ei)) == 0) {
+			*out = v;
+		} else {
+			kms_buf_free(&v.import_token);
+		}
+	}
+	json_decref(reply);
+	return r;
+}
+
+KMS_API void
+kms_import_parameters_free(kms_import_parameters *p)
+{
+	if (p == NULL) {
+		return;
+	}
+	kms_buf_free(&p->import_token);
+	kms_buf_free(&p->public_key);
+}
+
+KMS_API int
+kms_import_key_material(kms_client *c, const char *key_id,
+    const uint8_t *import_token, size_t import_token_len,
+    const uint8_t *encrypted_key_material, size_t encrypted_len,
+    double valid_to, kms_error_info *ei)
+{
+	json_t *o = NULL, *reply = NULL;
+	int r;
+
+	client_ok(ei);
+	if (c == NULL || key_id == NULL || import_token == NULL ||
+	    import_token_len == 0 || encrypted_key_material == NULL ||
+	    encrypted_len == 0 || valid_to < 0) {
+		return client_fail(ei, KMS_EINVAL, "NULL or empty argument");
+	}
+	if ((r = key_request("ImportKeyMaterial", key_id, NULL, 0, &o,
+	    ei)) != 0) {
+		return r;
+	}
+	if (codec_put_blob(o, "ImportToken", import_token,
+	    import_token_len) != 0 ||
+	    codec_put_blob(o, "EncryptedKeyMaterial", encrypted_key_material,
+	    encrypted_len) != 0 ||
+	    codec_put_string(o, "ExpirationModel", valid_to > 0 ?
+	    "KEY_MATERIAL_EXPIRES" : "KEY_MATERIAL_DOES_NOT_EXPIRE") != 0 ||
+	    (valid_to > 0 && json_object_set_new(o, "ValidTo",
+	    json_real(valid_to)) != 0)) {
+		json_decref(o);
+		return NOMEM(ei);
+	}
+	if ((r = call(c, o, &reply, ei)) != 0) {
+		return r;
+	}
+	json_decref(reply);
+	return 0;
+}
+
+KMS_API int
+kms_delete_imported_key_material(kms_client *c, const char *key_id,
+    kms_error_info *ei)
+{
+	return simple(c, "DeleteImportedKeyMaterial", key_id, NULL, 0, ei);
 }

@@ -1125,6 +1125,42 @@ test_imported_key_material_round_trip_expiry_and_reimport(void **state)
 	assert_string_equal(state_of(id), "PendingImport");
 	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"DeleteImportedKeyMaterial\","
 	    "\"KeyId\":\"%s\"}", id);
+	/* The same through the typed calls. */
+	{
+		kms_import_parameters ip;
+		char path[400], cmd[1500];
+		uint8_t wrapped[1024];
+		size_t wn;
+		FILE *f;
+
+		must(kms_get_parameters_for_import(cl, id, "RSAES_OAEP_SHA_1",
+		    "RSA_3072", &ip, &ei), &ei, "GetParametersForImport");
+		assert_true(ip.public_key.len > 300);
+		snprintf(path, sizeof(path), "%s/pub3072.der", env.dir);
+		assert_non_null(f = fopen(path, "wb"));
+		assert_int_equal(fwrite(ip.public_key.data, 1,
+		    ip.public_key.len, f), ip.public_key.len);
+		fclose(f);
+		snprintf(cmd, sizeof(cmd), "openssl pkeyutl -encrypt -pubin "
+		    "-keyform DER -inkey %s -pkeyopt rsa_padding_mode:oaep "
+		    "-pkeyopt rsa_oaep_md:sha1 -in %s/key.bin -out "
+		    "%s/wrapped3072.bin", path, env.dir, env.dir);
+		assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+		snprintf(path, sizeof(path), "%s/wrapped3072.bin", env.dir);
+		assert_non_null(f = fopen(path, "rb"));
+		wn = fread(wrapped, 1, sizeof(wrapped), f);
+		fclose(f);
+		assert_int_equal(wn, 384);
+		must(kms_import_key_material(cl, id, ip.import_token.data,
+		    ip.import_token.len, wrapped, wn, 0, &ei), &ei,
+		    "ImportKeyMaterial");
+		kms_import_parameters_free(&ip);
+		assert_string_equal(state_of(id), "Enabled");
+		opens_to(&blob, "imported");
+		must(kms_delete_imported_key_material(cl, id, &ei), &ei,
+		    "DeleteImportedKeyMaterial");
+		assert_string_equal(state_of(id), "PendingImport");
+	}
 	/* Keys made in the HSM take no imported material. */
 	new_key(id);
 	FAILS(KMS_EUNSUPPORTED, "{\"Action\":\"GetParametersForImport\","
