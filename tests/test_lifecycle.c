@@ -1103,6 +1103,15 @@ test_imported_key_material_round_trip_expiry_and_reimport(void **state)
 	assert_non_null(strstr(kmsctl_err, "InvalidCiphertextException"));
 	free(out);
 	wrap_for_import(id, "key.bin");
+	/* This time wrapped by kmsctl's own helper (OpenSSL inside). */
+	assert_int_equal(kmsctl(&out, "wrap-key-material --public-key "
+	    "fileb://%s/pub.der --key-material fileb://%s/key.bin --outfile "
+	    "%s/wrapped.bin", env.dir, env.dir, env.dir), 0);
+	free(out);
+	assert_int_equal(kmsctl(&out, "wrap-key-material --public-key "
+	    "fileb://%s/pub.der --key-material fileb://%s/short.bin",
+	    env.dir, env.dir), 252);
+	free(out);
 	assert_int_equal(kmsctl(&out, "import-key-material --key-id %s "
 	    "--import-token fileb://%s/token.bin --encrypted-key-material "
 	    "fileb://%s/wrapped.bin --expiration-model "

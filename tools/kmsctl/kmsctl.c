@@ -32,63 +32,7 @@
 #include "common/b64.h"
 #include "common/json.h"
 #include "common/secmem.h"
-
-#define EXIT_USAGE 252		/* AWS CLI: bad command line */
-#define EXIT_SERVICE 254	/* AWS CLI: the service returned an error */
-#define EXIT_OTHER 255		/* AWS CLI: anything else */
-#define INPUT_MAX (1024 * 1024)	/* a file argument: one message at most */
-#define MAX_OPTS 12
-#define DEFAULT_CONNECT_TIMEOUT_S 10
-
-enum kind {
-	O_STR,		/* one value; file://PATH reads text */
-	O_INT,		/* one integer */
-	O_BLOB,		/* base64, fileb://PATH raw, file://PATH base64 text */
-	O_CTX,		/* k=v,k2=v2 or {"k":"v"} */
-	O_LIST,		/* one or more values */
-	O_TAGS,		/* TagKey=k,TagValue=v ... or JSON */
-	O_FLAG,		/* --x / --no-x */
-	O_POS,		/* positional argument */
-	O_CONSTRAINTS,	/* EncryptionContextSubset={k=v},... or JSON */
-};
-
-struct optspec {
-	const char *name;	/* without "--" */
-	enum kind kind;
-	int required;
-	const char *help;
-	const char *field;	/* request field, for commands sent as JSON */
-};
-
-struct optval {
-	int set;
-	const char *val;
-	char **list;		/* into argv */
-	int nlist;
-	int flag;
-};
-
-struct run;
-struct command {
-	const char *name;
-	const char *op;		/* AWS operation, for error lines */
-	int (*fn)(struct run *);
-	const char *summary;
-	struct optspec opts[MAX_OPTS];
-	const char *pages;	/* list field a paged reply accumulates */
-};
-
-struct run {
-	const struct command *cmd;
-	struct optval v[MAX_OPTS];
-	const char *endpoint;
-	const char *output;	/* "json" or "text" */
-	const char *query;
-	const char *outfile;
-	long connect_timeout_s;
-	long read_timeout_s;
-	kms_client *c;
-};
+#include "tools/kmsctl/kmsctl.h"
 
 /* ------------------------------------------------------------ usage */
 
@@ -193,7 +137,7 @@ decode_b64(const char *text, size_t len, kms_secret *out, const char *opt)
 }
 
 /* A blob parameter as AWS CLI v2 reads it. */
-static int
+int
 load_blob(const char *arg, kms_secret *out, const char *opt)
 {
 	kms_secret file = { NULL, 0 };
@@ -464,7 +408,7 @@ opt_index(const struct command *cmd, const char *name)
 	return -1;
 }
 
-static const struct optval *
+const struct optval *
 opt(const struct run *R, const char *name)
 {
 	int i = opt_index(R->cmd, name);
@@ -472,7 +416,7 @@ opt(const struct run *R, const char *name)
 	return (i >= 0 && R->v[i].set) ? &R->v[i] : NULL;
 }
 
-static const char *
+const char *
 opt_str(const struct run *R, const char *name)
 {
 	const struct optval *v = opt(R, name);
@@ -780,7 +724,7 @@ put_b64(json_t *o, const char *name, const uint8_t *p, size_t n)
  * CiphertextBlob): with --outfile it is written raw and left out of what
  * is printed.  Takes o over.
  */
-static int
+int
 emit(struct run *R, json_t *o, const char *bin, const uint8_t *p, size_t n)
 {
 	json_t *sel;
@@ -1952,6 +1896,16 @@ static const struct command commands[] = {
 		    "ExpirationModel" },
 		{ "valid-to", O_STR, 0, "With KEY_MATERIAL_EXPIRES: when, "
 		    "YYYY-MM-DDTHH:MM:SSZ.", "ValidTo" },
+	} },
+	{ "wrap-key-material", "WrapKeyMaterial", cmd_wrap_key_material,
+	    "Wrap a 32-byte key file for import-key-material under "
+	    "get-parameters-for-import's PublicKey, here with OpenSSL.", {
+		{ "public-key", O_BLOB, 1, "The PublicKey: base64 or "
+		    "fileb://PATH (DER)." },
+		{ "key-material", O_BLOB, 1, "The 32-byte key: fileb://PATH "
+		    "(or base64)." },
+		{ "wrapping-algorithm", O_STR, 0, "RSAES_OAEP_SHA_1 (the "
+		    "default) or RSAES_OAEP_SHA_256." },
 	} },
 	{ "delete-imported-key-material", "DeleteImportedKeyMaterial",
 	    cmd_json, "Destroy a key's imported material (the key becomes "
