@@ -55,6 +55,7 @@ test_config_defaults_derive_from_state_dir(void **state)
 	assert_int_equal(c.key_storage, STORAGE_WRAPPED);
 	assert_int_equal(c.socket_mode, 0660);
 	assert_int_equal(c.nadministrators, 1);
+	assert_int_equal(c.test_clock, 0);	/* never moved in production */
 }
 
 static void
@@ -89,7 +90,8 @@ test_config_reads_every_key(void **state)
 	    "max_encryptions_per_version = 10\n"
 	    "hsm_retry_ms = 50\n"
 	    "hsm_recycle_objects = 250\n"
-	    "batch_hsm_exclusive = no\n"), err, sizeof(err)), 0);
+	    "batch_hsm_exclusive = no\n"
+	    "test_clock = yes\n"), err, sizeof(err)), 0);
 	assert_string_equal(c.token_label, "other");
 	assert_string_equal(c.listen, "ipc:///tmp/x.sock");
 	assert_int_equal(c.socket_mode, 0600);
@@ -106,6 +108,7 @@ test_config_reads_every_key(void **state)
 	assert_int_equal(c.hsm_retry_ms, 50);
 	assert_int_equal(c.hsm_recycle_objects, 250);
 	assert_int_equal(c.batch_hsm_exclusive, 0);
+	assert_int_equal(c.test_clock, 1);
 }
 
 static void
@@ -165,6 +168,7 @@ test_config_rejects_bad_lines_with_file_and_line(void **state)
 	    "hsm_recycle_objects must be");
 	expect_error("hsm_recycle_objects = lots\n",
 	    "hsm_recycle_objects must be");
+	expect_error("test_clock = 1\n", "test_clock must be yes or no");
 }
 
 static void

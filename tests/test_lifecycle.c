@@ -1072,6 +1072,10 @@ test_imported_key_material_round_trip_expiry_and_reimport(void **state)
 	    "--valid-to %s", id, env.dir, env.dir, valid_to), 0);
 	free(out);
 	assert_string_equal(state_of(id), "Enabled");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+	    last, "KeyMetadata"), "ExpirationModel")), "KEY_MATERIAL_EXPIRES");
+	assert_true(fabs(json_number_value(json_object_get(json_object_get(
+	    last, "KeyMetadata"), "ValidTo")) - (double)when) < 2);
 	assert_int_equal(seal(id, "imported", &blob), 1);
 	opens_to(&blob, "imported");
 	FAILS(KMS_EUNSUPPORTED, "{\"Action\":\"RotateKeyOnDemand\","

@@ -359,6 +359,20 @@ op_describe_key(struct opctx *c, json_t **resp)
 		k->state = KEY_UNAVAILABLE;
 	}
 	r = reply_metadata(c, k, resp);
+	if (r == 0 && strcmp(k->origin, "EXTERNAL") == 0) {
+		struct store_import im;
+		json_t *m = json_object_get(*resp, "KeyMetadata");
+		/* AWS shows how imported material expires, once imported. */
+		if (c->w->st->ops->get_import(c->w->st, k->id, &im) == 0) {
+			json_object_set_new(m, "ExpirationModel", json_string(
+			    im.expires ? "KEY_MATERIAL_EXPIRES" :
+			    "KEY_MATERIAL_DOES_NOT_EXPIRE"));
+			if (im.expires && im.present) {
+				json_object_set_new(m, "ValidTo", json_real(
+				    (double)im.valid_to_ms / 1000.0));
+			}
+		}
+	}
 	free(k);
 	return r;
 }
