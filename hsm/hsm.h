@@ -139,6 +139,10 @@ int hsm_generate_resident_ref(hsm_session *s, const uint8_t *id,
 int hsm_load_resident(hsm_session *s, const uint8_t *id, size_t idlen,
     hsm_resident_ref *ref, hsm_key *out);
 int hsm_destroy_resident(hsm_session *s, const uint8_t *id, size_t idlen);
+/* The same by ref when it is current and still names id (no search);
+ * else as hsm_destroy_resident. */
+int hsm_destroy_resident_ref(hsm_session *s, const uint8_t *id,
+    size_t idlen, const hsm_resident_ref *ref);
 /* Start-up reconciliation: one search; fn for each resident object. */
 int hsm_list_resident(hsm_session *s, void (*fn)(const uint8_t *id,
     size_t idlen, const hsm_resident_ref *ref, void *arg), void *arg);
@@ -179,13 +183,19 @@ int hsm_gcm_decrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
  * KMS_ENOTFOUND when the private key is gone.
  *
  * hsm_destroy_import_key: destroy private key id (KMS_ENOTFOUND if none).
+ *
+ * As for resident keys, the private key's handle is kept in a ref (priv:
+ * set by hsm_import_keypair, used by hsm_import_unwrap, searched for only
+ * when it is stale), and a resident unwrap's new object is given in
+ * res_ref: no request searches the token.
  */
 int hsm_import_keypair(hsm_session *s, unsigned bits, const uint8_t *id,
-    size_t idlen, uint8_t *spki, size_t cap, size_t *spkilen);
+    size_t idlen, uint8_t *spki, size_t cap, size_t *spkilen,
+    hsm_resident_ref *priv);
 int hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
-    const uint8_t *enc, size_t enclen, const uint8_t *res_id,
-    size_t res_idlen, uint8_t *wrapped, size_t wrapsz, size_t *wrappedlen,
-    uint8_t kcv[16]);
+    hsm_resident_ref *priv, const uint8_t *enc, size_t enclen,
+    const uint8_t *res_id, size_t res_idlen, hsm_resident_ref *res_ref,
+    uint8_t *wrapped, size_t wrapsz, size_t *wrappedlen, uint8_t kcv[16]);
 int hsm_destroy_import_key(hsm_session *s, const uint8_t *id, size_t idlen);
 
 /* For tests proving custody: read boolean attributes of an object. */

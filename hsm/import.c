@@ -74,9 +74,39 @@ spki_der(const uint8_t *n, size_t nlen, const uint8_t *e, size_t elen,
 	return r;
 }
 
+/* Does token object k carry CKA_ID id (a handle kept from before may
+ * name another object after a module restart)? */
+static int
+names(hsm_session *s, CK_OBJECT_HANDLE k, const uint8_t *id, size_t idlen)
+{
+	uint8_t got[HSM_RESIDENT_ID_MAX];
+	CK_ATTRIBUTE a = { CKA_ID, got, sizeof(got) };
+
+	return s->h->f->C_GetAttributeValue(s->s, k, &a, 1) == CKR_OK &&
+	    a.ulValueLen == idlen && memcmp(got, id, idlen) == 0;
+}
+
+int
+hsm_destroy_resident_ref(hsm_session *s, const uint8_t *id, size_t idlen,
+    const hsm_resident_ref *ref)
+{
+	int r;
+
+	if ((r = hsm_ready(s)) != 0) {
+		return r;
+	}
+	if (ref != NULL && ref->obj != 0 && ref->gen == hsm_generation(s->h) &&
+	    names(s, ref->obj, id, idlen)) {
+		return hsm_rv_err(s->h, s->h->f->C_DestroyObject(s->s,
+		    ref->obj), "destroy resident key");
+	}
+	return hsm_destroy_resident(s, id, idlen);
+}
+
 int
 hsm_import_keypair(hsm_session *s, unsigned bits, const uint8_t *id,
-    size_t idlen, uint8_t *spki, size_t cap, size_t *spkilen)
+    size_t idlen, uint8_t *spki, size_t cap, size_t *spkilen,
+    hsm_resident_ref *pref)
 {
 	CK_MECHANISM gen = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
 	CK_ULONG modbits = bits;
@@ -133,8 +163,13 @@ hsm_import_keypair(hsm_session *s, unsigned bits, const uint8_t *id,
 	if ((r = spki_der(n, get[0].ulValueLen, e, get[1].ulValueLen, spki,
 	    cap, spkilen)) != 0) {
 		(void)s->h->f->C_DestroyObject(s->s, hpriv);
+		return r;
 	}
-	return r;
+	if (pref != NULL) {
+		pref->obj = hpriv;
+		pref->gen = hsm_generation(s->h);
+	}
+	return 0;
 }
 
 static CK_RV
@@ -151,9 +186,9 @@ find_import_key(hsm *h, const uint8_t *id, size_t idlen,
 
 int
 hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
-    const uint8_t *enc, size_t enclen, const uint8_t *res_id,
-    size_t res_idlen, uint8_t *wrapped, size_t wrapsz, size_t *wrappedlen,
-    uint8_t kcv[16])
+    hsm_resident_ref *pref, const uint8_t *enc, size_t enclen,
+    const uint8_t *res_id, size_t res_idlen, hsm_resident_ref *res_ref,
+    uint8_t *wrapped, size_t wrapsz, size_t *wrappedlen, uint8_t kcv[16])
 {
 	CK_RSA_PKCS_OAEP_PARAMS oaep = { CKM_SHA_1, CKG_MGF1_SHA1,
 		CKZ_DATA_SPECIFIED, NULL, 0 };
@@ -202,14 +237,25 @@ hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
 	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
-	pthread_mutex_lock(&s->h->mu);
-	rv = find_import_key(s->h, id, idlen, &priv);
-	pthread_mutex_unlock(&s->h->mu);
-	if (rv != CKR_OK) {
-		return hsm_rv_err(s->h, rv, "find import key");
-	}
-	if (priv == CK_INVALID_HANDLE) {
-		return KMS_ENOTFOUND;
+	if (pref != NULL && pref->obj != 0 &&
+	    pref->gen == hsm_generation(s->h) && names(s, pref->obj, id,
+	    idlen)) {
+		priv = pref->obj;
+	} else {
+		/* Made before a restart: found once, then kept. */
+		pthread_mutex_lock(&s->h->mu);
+		rv = find_import_key(s->h, id, idlen, &priv);
+		pthread_mutex_unlock(&s->h->mu);
+		if (rv != CKR_OK) {
+			return hsm_rv_err(s->h, rv, "find import key");
+		}
+		if (priv == CK_INVALID_HANDLE) {
+			return KMS_ENOTFOUND;
+		}
+		if (pref != NULL) {
+			pref->obj = priv;
+			pref->gen = hsm_generation(s->h);
+		}
 	}
 	rv = s->h->f->C_UnwrapKey(s->s, &mech, priv, (CK_BYTE_PTR)enc,
 	    enclen, t, sizeof(t) / sizeof(t[0]), &k);
@@ -251,6 +297,10 @@ hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
 			r = hsm_rv_err(s->h, rv, "C_UnwrapKey (resident "
 			    "import)");
 			goto out;
+		}
+		if (res_ref != NULL) {
+			res_ref->obj = rk;
+			res_ref->gen = hsm_generation(s->h);
 		}
 	}
 	r = 0;

@@ -164,6 +164,12 @@ int keycache_forget(struct worker *w, const uint8_t id[16]);
 /* Imported material goes (deleted, expired): the key is PendingImport
  * from now on; waits for requests using it and drops its versions. */
 int keycache_drop_material(struct worker *w, const uint8_t id[16]);
+/* A resident version's token object, as kept by the cache (so that
+ * loading or destroying it never searches). */
+void keycache_set_resident_ref(struct worker *w, const uint8_t id[16],
+    uint32_t version, const hsm_resident_ref *ref);
+int keycache_resident_ref(struct worker *w, const uint8_t id[16],
+    uint32_t version, hsm_resident_ref *out);
 /* Create a key of origin EXTERNAL: no material, PendingImport. */
 int keycache_create_external(struct worker *w, struct store_key *k,
     const struct store_tag *tags, size_t ntags);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1182,8 +1183,94 @@ test_imported_key_material_round_trip_expiry_and_reimport(void **state)
 	kms_buf_free(&blob);
 }
 
+static long
+searches(const char *log)
+{
+	struct stat st;
+
+	return stat(log, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/*
+ * No lifecycle operation on a request path searches the token: with the
+ * counting PKCS#11 shim in front of SoftHSM2, resident keys (the case
+ * that could search), rotations, encryption under the new versions, the
+ * deletion window, and the whole import of key material add no
+ * C_FindObjectsInit.
+ */
+static void
+test_no_lifecycle_request_searches_the_token(void **state)
+{
+	char extra[1200], cwd[512], log[600], id[KMS_KEY_ID_LEN + 1];
+	char ext[KMS_KEY_ID_LEN + 1], *out = NULL;
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	kms_create_key_req cr = { 0 };
+	kms_key_metadata m;
+	kms_error_info ei;
+	kms_buf b1, b2;
+	long before;
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(extra, sizeof(extra), "pkcs11_module = %s/%s/tests/"
+	    "libp11shim.so\nkey_storage = resident\ntest_clock = yes",
+	    cwd, build);
+	assert_int_equal(tu_env_init(&env, extra), 0);
+	snprintf(log, sizeof(log), "%s/find.log", env.dir);
+	setenv("P11SHIM_FIND_LOG", log, 1);
+	setenv("P11SHIM_MODULE", env.module, 1);
+	unsetenv("P11SHIM_FAULT_FILE");
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	kms_client_set_timeout(cl, 20000);
+	new_key(id);
+	cr.origin = "EXTERNAL";
+	must(kms_create_key(cl, &cr, &m, &ei), &ei, "CreateKey EXTERNAL");
+	snprintf(ext, sizeof(ext), "%s", m.key_id);
+	kms_key_metadata_free(&m);
+	assert_int_equal(seal(id, "v1", &b1), 1);
+	before = searches(log);
+	assert_true(before > 0);	/* the shim does count (start-up) */
+
+	OK("{\"Action\":\"RotateKeyOnDemand\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"RotateKeyOnDemand\",\"KeyId\":\"%s\"}", id);
+	assert_int_equal(seal(id, "v3", &b2), 3);
+	opens_to(&b1, "v1");
+	opens_to(&b2, "v3");
+	OK("{\"Action\":\"EnableKeyRotation\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"GetKeyRotationStatus\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"ScheduleKeyDeletion\",\"KeyId\":\"%s\"}", id);
+	OK("{\"Action\":\"CancelKeyDeletion\",\"KeyId\":\"%s\"}", id);
+	kms_buf_free(&b1);
+	kms_buf_free(&b2);
+
+	random_file("key.bin", 32);
+	wrap_for_import(ext, "key.bin");
+	assert_int_equal(kmsctl(&out, "import-key-material --key-id %s "
+	    "--import-token fileb://%s/token.bin --encrypted-key-material "
+	    "fileb://%s/wrapped.bin", ext, env.dir, env.dir), 0);
+	free(out);
+	assert_int_equal(seal(ext, "imported", &b1), 1);
+	opens_to(&b1, "imported");
+	kms_buf_free(&b1);
+	assert_int_equal(kmsctl(&out, "delete-imported-key-material --key-id "
+	    "%s", ext), 0);
+	free(out);
+	assert_int_equal(searches(log), before);
+
+	kms_client_close(cl);
+	cl = NULL;
+	json_decref(last);
+	last = NULL;
+	free(kmsctl_err);
+	kmsctl_err = NULL;
+	unsetenv("P11SHIM_FIND_LOG");
+	assert_int_equal(tu_env_destroy(&env), 0);
+}
+
 static const struct CMUnitTest once[] = {
 	cmocka_unit_test(test_test_clock_refused_without_setting_or_to_non_admins),
+	cmocka_unit_test(test_no_lifecycle_request_searches_the_token),
 };
 
 static const struct CMUnitTest tests[] = {

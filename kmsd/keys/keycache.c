@@ -845,6 +845,49 @@ keycache_forget(struct worker *w, const uint8_t id[16])
 	return 0;
 }
 
+/* The cached version record of (id, version), lock held; NULL if none. */
+static struct kver *
+find_version(struct keycache *kc, const uint8_t id[16], uint32_t version)
+{
+	struct kentry *e = find(kc, id);
+
+	if (e == NULL || version < 1 || version > e->nversions) {
+		return NULL;
+	}
+	return e->versions[version - 1];
+}
+
+void
+keycache_set_resident_ref(struct worker *w, const uint8_t id[16],
+    uint32_t version, const hsm_resident_ref *ref)
+{
+	struct keycache *kc = w->d->keys;
+	struct kver *v;
+
+	pthread_mutex_lock(&kc->mu);
+	if ((v = find_version(kc, id, version)) != NULL && v->resident) {
+		v->tok = *ref;
+	}
+	pthread_mutex_unlock(&kc->mu);
+}
+
+int
+keycache_resident_ref(struct worker *w, const uint8_t id[16],
+    uint32_t version, hsm_resident_ref *out)
+{
+	struct keycache *kc = w->d->keys;
+	struct kver *v;
+	int r = KMS_ENOTFOUND;
+
+	pthread_mutex_lock(&kc->mu);
+	if ((v = find_version(kc, id, version)) != NULL && v->resident) {
+		*out = v->tok;
+		r = 0;
+	}
+	pthread_mutex_unlock(&kc->mu);
+	return r;
+}
+
 int
 keycache_drop_material(struct worker *w, const uint8_t id[16])
 {

@@ -15,6 +15,7 @@
  * destroyed and the key is PendingImport again; its ciphertexts decrypt
  * once the same material is imported again.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,62 @@
 #define VALID_TO_MAX_MS (365LL * 86400 * 1000)	/* AWS: a year ahead */
 #define SPKI_MAX 1024			/* DER of a 4096-bit public key */
 static const char wrap_id_prefix[] = "kmsd-import:";
+
+/*
+ * The import private keys' handles, so that ImportKeyMaterial never
+ * searches the token for its key (one made before a restart is found
+ * once).  Small: a key pair lives a day, and a miss only costs a search.
+ */
+#define PRIV_REFS 64
+static struct {
+	uint8_t id[32];
+	size_t idlen;
+	hsm_resident_ref ref;
+} priv_refs[PRIV_REFS];
+static size_t priv_next;
+static pthread_mutex_t priv_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+priv_ref_get(const uint8_t *id, size_t idlen, hsm_resident_ref *out)
+{
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&priv_mu);
+	for (i = 0; i < PRIV_REFS; i++) {
+		if (priv_refs[i].idlen == idlen &&
+		    memcmp(priv_refs[i].id, id, idlen) == 0) {
+			*out = priv_refs[i].ref;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&priv_mu);
+}
+
+static void
+priv_ref_put(const uint8_t *id, size_t idlen, const hsm_resident_ref *ref)
+{
+	size_t i, slot;
+
+	if (idlen > sizeof(priv_refs[0].id)) {
+		return;
+	}
+	pthread_mutex_lock(&priv_mu);
+	for (i = 0, slot = priv_next; i < PRIV_REFS; i++) {
+		if (priv_refs[i].idlen == idlen &&
+		    memcmp(priv_refs[i].id, id, idlen) == 0) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot == priv_next) {
+		priv_next = (priv_next + 1) % PRIV_REFS;
+	}
+	memcpy(priv_refs[slot].id, id, idlen);
+	priv_refs[slot].idlen = idlen;
+	priv_refs[slot].ref = *ref;
+	pthread_mutex_unlock(&priv_mu);
+}
 
 static int
 need_external(struct opctx *c, const struct key_info *ki)
@@ -55,6 +112,7 @@ op_get_parameters_for_import(struct opctx *c, json_t **resp)
 {
 	struct store_import_token t;
 	struct key_info ki;
+	hsm_resident_ref pref;
 	const char *alg, *spec;
 	uint8_t rnd[IMPORT_TOKEN_LEN + 16], spki[SPKI_MAX];
 	size_t spkilen = 0, plen = sizeof(wrap_id_prefix) - 1;
@@ -110,7 +168,8 @@ op_get_parameters_for_import(struct opctx *c, json_t **resp)
 	memcpy(t.wrapping_key_id + plen, rnd + IMPORT_TOKEN_LEN, 16);
 	t.wrapping_key_id_len = plen + 16;
 	if ((r = hsm_import_keypair(c->w->hs, bits, t.wrapping_key_id,
-	    t.wrapping_key_id_len, spki, sizeof(spki), &spkilen)) != 0) {
+	    t.wrapping_key_id_len, spki, sizeof(spki), &spkilen,
+	    &pref)) != 0) {
 		secure_wipe(rnd, sizeof(rnd));
 		if (r == KMS_EUNSUPPORTED) {
 			return op_fail(c, r, "The HSM does not offer "
@@ -121,6 +180,7 @@ op_get_parameters_for_import(struct opctx *c, json_t **resp)
 		}
 		return op_state_error(c, r, &ki);
 	}
+	priv_ref_put(t.wrapping_key_id, t.wrapping_key_id_len, &pref);
 	SHA256(rnd, IMPORT_TOKEN_LEN, t.hash);
 	memcpy(t.key_id, ki.id, 16);
 	snprintf(t.algorithm, sizeof(t.algorithm), "%s", alg);
@@ -186,6 +246,7 @@ op_import_key_material(struct opctx *c, json_t **resp)
 	struct store_import im, old;
 	struct store_version sv;
 	struct key_info ki;
+	hsm_resident_ref pref, res_ref = { 0, 0 };
 	uint8_t token[IMPORT_BLOB_MAX], enc[IMPORT_BLOB_MAX], hash[32];
 	uint8_t wrapped[64];
 	size_t tokenlen = 0, enclen = 0, wl = 0;
@@ -262,9 +323,12 @@ op_import_key_material(struct opctx *c, json_t **resp)
 		sv.material_len = 20;
 		sv.resident = 1;
 	}
+	priv_ref_get(t.wrapping_key_id, t.wrapping_key_id_len, &pref);
 	r = hsm_import_unwrap(c->w->hs, t.wrapping_key_id,
-	    t.wrapping_key_id_len, enc, enclen, resident ? sv.material : NULL,
-	    resident ? 20 : 0, wrapped, sizeof(wrapped), &wl, im.kcv);
+	    t.wrapping_key_id_len, &pref, enc, enclen,
+	    resident ? sv.material : NULL, resident ? 20 : 0, &res_ref,
+	    wrapped, sizeof(wrapped), &wl, im.kcv);
+	priv_ref_put(t.wrapping_key_id, t.wrapping_key_id_len, &pref);
 	secure_wipe(enc, sizeof(enc));
 	if (r == KMS_EINVALIDCIPHERTEXT) {
 		return op_fail(c, r, "The EncryptedKeyMaterial does not "
@@ -280,7 +344,8 @@ op_import_key_material(struct opctx *c, json_t **resp)
 	}
 	if (has_old && secure_memcmp(old.kcv, im.kcv, 16) != 0) {
 		if (resident) {
-			(void)hsm_destroy_resident(c->w->hs, sv.material, 20);
+			(void)hsm_destroy_resident_ref(c->w->hs, sv.material,
+			    20, &res_ref);
 		}
 		return op_fail(c, KMS_EINCORRECTKEYMATERIAL, "%s had other "
 		    "key material: only the same material can be imported "
@@ -302,12 +367,15 @@ op_import_key_material(struct opctx *c, json_t **resp)
 		if ((r = c->w->st->ops->import_material(c->w->st, &sv, &im,
 		    &rv)) != 0) {
 			if (resident) {
-				(void)hsm_destroy_resident(c->w->hs,
-				    sv.material, 20);
+				(void)hsm_destroy_resident_ref(c->w->hs,
+				    sv.material, 20, &res_ref);
 			}
 			return op_state_error(c, r, &ki);
 		}
 		(void)keycache_refresh(c->w, ki.id);
+		if (resident) {
+			keycache_set_resident_ref(c->w, ki.id, 1, &res_ref);
+		}
 	}
 	if ((*resp = json_object()) == NULL) {
 		return op_fail(c, KMS_EINTERNAL, "out of memory");
@@ -319,6 +387,7 @@ int
 import_drop_material(struct worker *w, const uint8_t id[16])
 {
 	struct store_version *vs = NULL;
+	hsm_resident_ref *refs = NULL;
 	size_t n = 0, i;
 	uint64_t rv;
 	int r;
@@ -326,10 +395,18 @@ import_drop_material(struct worker *w, const uint8_t id[16])
 	if ((r = w->st->ops->get_versions(w->st, id, &vs, &n)) != 0) {
 		return r;
 	}
+	/* Destroyed by the cache's handles: no search on a request path. */
+	if (n > 0 && (refs = calloc(n, sizeof(*refs))) == NULL) {
+		r = KMS_ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		(void)keycache_resident_ref(w, id, vs[i].version, &refs[i]);
+	}
 	(void)keycache_drop_material(w, id);
 	for (i = 0; i < n; i++) {
-		if (vs[i].resident && (r = hsm_destroy_resident(w->hs,
-		    vs[i].material, vs[i].material_len)) != 0 &&
+		if (vs[i].resident && (r = hsm_destroy_resident_ref(w->hs,
+		    vs[i].material, vs[i].material_len, &refs[i])) != 0 &&
 		    r != KMS_ENOTFOUND) {
 			goto out;
 		}
@@ -337,6 +414,7 @@ import_drop_material(struct worker *w, const uint8_t id[16])
 	r = w->st->ops->delete_material(w->st, id, &rv);
 	(void)keycache_refresh(w, id);
  out:
+	free(refs);
 	if (vs != NULL) {
 		secure_wipe(vs, n * sizeof(*vs));
 		free(vs);
