@@ -44,6 +44,8 @@
 #include <stdint.h>
 
 #define HSM_DOMAIN_LABEL "kmsd-domain-key"
+/* The domain key a rotation is moving to, until it takes the label. */
+#define HSM_DOMAIN_NEXT_LABEL "kmsd-domain-key-next"
 #define HSM_WRAPPED_LEN 40	/* AES-256 key under RFC 3394 key wrap */
 #define HSM_GCM_IV_LEN 12
 #define HSM_GCM_TAG_LEN 16
@@ -197,6 +199,32 @@ int hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
     const uint8_t *res_id, size_t res_idlen, hsm_resident_ref *res_ref,
     uint8_t *wrapped, size_t wrapsz, size_t *wrappedlen, uint8_t kcv[16]);
 int hsm_destroy_import_key(hsm_session *s, const uint8_t *id, size_t idlen);
+
+/*
+ * Domain-key rotation (hsm/domain.c).
+ *
+ * hsm_domain_begin: make the next domain key (a token object like the
+ * domain key, labelled HSM_DOMAIN_NEXT_LABEL; found again if it exists):
+ * from now on new material is wrapped under it, and unwrapping tries it
+ * when the domain key fails.  hsm_rewrap: unwrap a version's blob with
+ * the domain key and wrap it with the next one, inside the HSM (the key
+ * exists unwrapped only as a transient session object); KMS_EALREADYEXISTS
+ * when it is under the next key already, KMS_EINVALIDCIPHERTEXT under
+ * neither.  The commit, in two steps: hsm_domain_destroy_old destroys
+ * the old domain key, hsm_domain_promote gives the next one its label
+ * and makes it the domain key; a crash in between is finished by the
+ * next attach.  begin and the commit need the HSM to themselves
+ * (hsm_turn for writing).  hsm_domain_rotating: 1 while a next key
+ * exists.
+ */
+int hsm_domain_begin(hsm_session *s);
+int hsm_domain_rotating(const hsm *h);
+int hsm_rewrap(hsm_session *s, const uint8_t *in, size_t len, uint8_t *out,
+    size_t outsz, size_t *outlen);
+int hsm_domain_destroy_old(hsm_session *s);
+int hsm_domain_promote(hsm_session *s);
+/* For tests: how many token objects carry label (the domain keys). */
+int hsm_count_label(hsm_session *s, const char *label, int *n);
 
 /* For tests proving custody: read boolean attributes of an object. */
 struct hsm_key_attrs {

@@ -229,7 +229,7 @@ hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
 	};
 	CK_ULONG wl = wrapsz;
 	CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE, k = CK_INVALID_HANDLE;
-	CK_OBJECT_HANDLE rk = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE rk = CK_INVALID_HANDLE, dk;
 	uint8_t iv[12], zero[16], out[32];
 	CK_RV rv;
 	int r;
@@ -272,7 +272,10 @@ hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
 		return hsm_rv_err(s->h, rv, "C_UnwrapKey (import)");
 	}
 	atomic_fetch_add(&s->h->made, 1);
-	rv = s->h->f->C_WrapKey(s->s, &kw, s->h->domain, k, wrapped, &wl);
+	/* Under the next domain key while a domain-key rotation runs. */
+	dk = s->h->domain_next != CK_INVALID_HANDLE ? s->h->domain_next :
+	    s->h->domain;
+	rv = s->h->f->C_WrapKey(s->s, &kw, dk, k, wrapped, &wl);
 	if (rv != CKR_OK || wl != HSM_WRAPPED_LEN) {
 		/* Not a 256-bit key (AWS's SYMMETRIC_DEFAULT): refused. */
 		r = rv == CKR_OK || rv == CKR_KEY_SIZE_RANGE ||
@@ -289,7 +292,7 @@ hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
 	memcpy(kcv, out, 16);
 	*wrappedlen = wl;
 	if (res_id != NULL) {
-		rv = s->h->f->C_UnwrapKey(s->s, &kw, s->h->domain, wrapped, wl,
+		rv = s->h->f->C_UnwrapKey(s->s, &kw, dk, wrapped, wl,
 		    rt, sizeof(rt) / sizeof(rt[0]), &rk);
 		secure_wipe(wrapped, wl);
 		*wrappedlen = 0;

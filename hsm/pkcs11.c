@@ -296,6 +296,12 @@ attach(hsm *h, int create_domain_key, char *errbuf, size_t errlen)
 		    rv_name(rv));
 		goto fail;
 	}
+	if (tok == CK_INVALID_HANDLE && (rv = hsm_domain_adopt_next(h,
+	    &tok)) != CKR_OK) {
+		snprintf(errbuf, errlen, "finishing a domain-key rotation: %s",
+		    rv_name(rv));
+		goto fail;
+	}
 	if (tok == CK_INVALID_HANDLE) {
 		if (!create_domain_key) {
 			snprintf(errbuf, errlen, "domain key \"%s\" not found "
@@ -321,6 +327,11 @@ attach(hsm *h, int create_domain_key, char *errbuf, size_t errlen)
 		goto fail;
 	}
 	atomic_fetch_add(&h->made, 1);
+	if ((rv = hsm_domain_find_next(h)) != CKR_OK) {
+		snprintf(errbuf, errlen, "finding the next domain key: %s",
+		    rv_name(rv));
+		goto fail;
+	}
 	return 0;
  fail:
 	(void)h->f->C_CloseSession(h->sess);
@@ -629,6 +640,7 @@ module_init(hsm *h)
 		h->slot = 0;
 		h->sess = CK_INVALID_HANDLE;
 		h->domain = CK_INVALID_HANDLE;
+		h->domain_next = CK_INVALID_HANDLE;
 		atomic_store(&h->made, 0);
 	}
 	return rv;
@@ -658,6 +670,7 @@ hsm_recover(hsm *h)
 	}
 	h->sess = CK_INVALID_HANDLE;
 	h->domain = CK_INVALID_HANDLE;
+	h->domain_next = CK_INVALID_HANDLE;
 	if ((r = attach(h, 0, err, sizeof(err))) == 0) {
 		atomic_fetch_add(&h->gen, 1);
 		atomic_store(&h->down, 0);
@@ -692,6 +705,7 @@ hsm_reinit(hsm *h)
 	atomic_fetch_add(&h->gen, 1);
 	h->sess = CK_INVALID_HANDLE;
 	h->domain = CK_INVALID_HANDLE;
+	h->domain_next = CK_INVALID_HANDLE;
 	h->slot = 0;
 	h->need_init = 1;
 	if ((rv = module_init(h)) != CKR_OK) {
@@ -815,7 +829,11 @@ hsm_generate_wrapped(hsm_session *s, uint8_t *wrapped, size_t wrapsz,
 		return hsm_rv_err(s->h, rv, "C_GenerateKey");
 	}
 	atomic_fetch_add(&s->h->made, 1);
-	rv = s->h->f->C_WrapKey(s->s, &kw, s->h->domain, k, wrapped, &wl);
+	/* During a domain-key rotation, new material goes under the new
+	 * key at once, so the rotation's sweep never misses it. */
+	rv = s->h->f->C_WrapKey(s->s, &kw, s->h->domain_next !=
+	    CK_INVALID_HANDLE ? s->h->domain_next : s->h->domain, k, wrapped,
+	    &wl);
 	(void)s->h->f->C_DestroyObject(s->s, k);
 	if (rv != CKR_OK) {
 		return hsm_rv_err(s->h, rv, "C_WrapKey");
@@ -857,6 +875,13 @@ hsm_unwrap(hsm_session *s, const uint8_t *wrapped, size_t len, hsm_key *out)
 	pthread_mutex_lock(&s->h->mu);
 	rv = s->h->f->C_UnwrapKey(s->h->sess, &kw, s->h->domain,
 	    (CK_BYTE_PTR)wrapped, len, t, sizeof(t) / sizeof(t[0]), &k);
+	if (rv == CKR_GENERAL_ERROR && s->h->domain_next !=
+	    CK_INVALID_HANDLE) {
+		/* Re-wrapped already by a domain-key rotation under way. */
+		rv = s->h->f->C_UnwrapKey(s->h->sess, &kw,
+		    s->h->domain_next, (CK_BYTE_PTR)wrapped, len, t,
+		    sizeof(t) / sizeof(t[0]), &k);
+	}
 	pthread_mutex_unlock(&s->h->mu);
 	if (rv == CKR_GENERAL_ERROR) {
 		/* SoftHSM2's answer to a blob failing the RFC 3394 check. */

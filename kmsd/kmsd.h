@@ -170,6 +170,9 @@ void keycache_set_resident_ref(struct worker *w, const uint8_t id[16],
     uint32_t version, const hsm_resident_ref *ref);
 int keycache_resident_ref(struct worker *w, const uint8_t id[16],
     uint32_t version, hsm_resident_ref *out);
+/* A domain-key rotation re-wrapped (id, version): the cached blob too. */
+void keycache_set_material(struct worker *w, const uint8_t id[16],
+    uint32_t version, const uint8_t *m, size_t len);
 /* Create a key of origin EXTERNAL: no material, PendingImport. */
 int keycache_create_external(struct worker *w, struct store_key *k,
     const struct store_tag *tags, size_t ntags);

@@ -23,6 +23,7 @@
  * in neither database file.  A crash between the steps leaves the key
  * PendingDeletion and due, and the next pass finishes the job.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,181 @@ expire_tokens(struct worker *w)
 	}
 }
 
+#define REWRAP_BATCH 256	/* versions re-wrapped per store transaction */
+#define REWRAP_SLICE_MS 100	/* then the scheduler does its other work */
+
+/*
+ * Test-only crash points of the domain-key rotation: with test_clock =
+ * yes (and only then), KMSD_TEST_CRASH=<point> kills kmsd there, the way
+ * kill -9 would, so that tests show the rotation resumes: requested,
+ * after-begin, mid-sweep (after the first batch), before-commit,
+ * after-destroy (the old key gone, the new one not yet relabelled).
+ */
+static void
+crash_point(struct kmsd *d, const char *point)
+{
+	const char *want;
+
+	if (d->cfg.test_clock && (want = getenv("KMSD_TEST_CRASH")) != NULL &&
+	    strcmp(want, point) == 0) {
+		log_warn("test crash point %s: killing kmsd", point);
+		raise(SIGKILL);
+	}
+}
+
+static void
+domain_status_log(const struct store_domain_rotation *dr, const char *what)
+{
+	log_info("domain-key rotation %s: %llu of %llu wrapped versions "
+	    "re-wrapped", what, (unsigned long long)dr->done,
+	    (unsigned long long)dr->total);
+}
+
+/*
+ * The domain-key rotation, a slice at a time: begin (the next key, with
+ * the HSM to itself), re-wrap the stored versions in (key, version)
+ * order with the cursor durable in each batch's transaction, then
+ * commit (old key destroyed, the next one takes its label, the HSM to
+ * itself again).  Requests go on between the turns; a kmsd killed at any
+ * point finds the next key at start-up and the cursor in the store, and
+ * goes on from there.
+ */
+static void
+domain_tend(struct kmsd *d)
+{
+	struct store_domain_rotation dr;
+	struct store_version *vs = NULL, *nv = NULL;
+	struct worker *w = d->life_w;
+	uint64_t t0 = mono_ms();
+	size_t n = 0, i, k, batch = REWRAP_BATCH;
+	int r, rotating = hsm_domain_rotating(d->hsm);
+
+	if ((r = w->st->ops->get_domain_rotation(w->st, &dr)) != 0 &&
+	    r != KMS_ENOTFOUND) {
+		return;
+	}
+	if (r == KMS_ENOTFOUND || dr.state == DOMAIN_ROTATION_DONE) {
+		if (!rotating) {
+			return;
+		}
+		/* A next key with no rotation recorded: begun before a
+		 * crash; go on with it. */
+		memset(&dr, 0, sizeof(dr));
+		dr.state = DOMAIN_ROTATION_REQUESTED;
+		dr.started_ms = now_ms();
+	}
+	if (dr.state == DOMAIN_ROTATION_REQUESTED) {
+		crash_point(d, "requested");
+		pthread_rwlock_wrlock(&d->hsm_turn);
+		r = hsm_domain_begin(w->hs);
+		pthread_rwlock_unlock(&d->hsm_turn);
+		if (r != 0) {
+			log_warn("domain-key rotation: making the next domain "
+			    "key failed: %s (retried)", kms_strerror(r));
+			return;
+		}
+		crash_point(d, "after-begin");
+		memset(dr.cursor_key, 0, sizeof(dr.cursor_key));
+		dr.cursor_version = 0;
+		dr.done = 0;
+		dr.total = w->st->ops->count_wrapped_versions(w->st);
+		dr.state = DOMAIN_ROTATION_REWRAPPING;
+		if (w->st->ops->put_domain_rotation(w->st, &dr) != 0) {
+			return;
+		}
+		domain_status_log(&dr, "begun");
+	}
+	if (d->cfg.test_clock && getenv("KMSD_TEST_REWRAP_BATCH") != NULL) {
+		/* Test-only, like the crash points: small batches, so that
+		 * a crash can fall between two. */
+		batch = (size_t)strtoul(getenv("KMSD_TEST_REWRAP_BATCH"),
+		    NULL, 10);
+		if (batch < 1 || batch > REWRAP_BATCH) {
+			batch = REWRAP_BATCH;
+		}
+	}
+	if ((vs = calloc(REWRAP_BATCH, sizeof(*vs))) == NULL ||
+	    (nv = calloc(REWRAP_BATCH, sizeof(*nv))) == NULL) {
+		goto out;
+	}
+	for (;;) {
+		pthread_rwlock_rdlock(&d->hsm_turn);
+		r = w->st->ops->next_wrapped_versions(w->st, &dr, batch, vs,
+		    &n);
+		for (i = 0, k = 0; r == 0 && i < n; i++) {
+			nv[k] = vs[i];
+			r = hsm_rewrap(w->hs, vs[i].material,
+			    vs[i].material_len, nv[k].material,
+			    sizeof(nv[k].material), &nv[k].material_len);
+			if (r == 0) {
+				k++;
+			} else if (r == KMS_EALREADYEXISTS) {
+				r = 0;	/* done before a crash */
+			} else if (r == KMS_EINVALIDCIPHERTEXT) {
+				char s[37];
+				uuid_format(vs[i].key_id, s);
+				log_warn("domain-key rotation: key %s version "
+				    "%u is under neither domain key; left as "
+				    "it is (Unavailable)", s, vs[i].version);
+				r = 0;
+			}
+		}
+		if (r == 0 && n > 0) {
+			memcpy(dr.cursor_key, vs[n - 1].key_id, 16);
+			dr.cursor_version = vs[n - 1].version;
+			dr.done += n;
+			if (dr.done > dr.total) {
+				dr.total = dr.done;	/* made meanwhile */
+			}
+			r = w->st->ops->rewrap_versions(w->st, nv, k, &dr);
+		}
+		if (r == 0) {
+			for (i = 0; i < k; i++) {
+				keycache_set_material(w, nv[i].key_id,
+				    nv[i].version, nv[i].material,
+				    nv[i].material_len);
+			}
+		}
+		pthread_rwlock_unlock(&d->hsm_turn);
+		secure_wipe(vs, REWRAP_BATCH * sizeof(*vs));
+		if (r != 0) {
+			log_warn("domain-key rotation: re-wrapping failed: %s "
+			    "(retried)", kms_strerror(r));
+			goto out;
+		}
+		if (n > 0) {
+			crash_point(d, "mid-sweep");
+		}
+		if (n < batch) {
+			break;		/* swept */
+		}
+		if (mono_ms() - t0 >= REWRAP_SLICE_MS) {
+			atomic_store(&d->lifecycle_kick, 1);
+			goto out;	/* more next tick */
+		}
+	}
+	crash_point(d, "before-commit");
+	pthread_rwlock_wrlock(&d->hsm_turn);
+	if ((r = hsm_domain_destroy_old(w->hs)) == 0) {
+		crash_point(d, "after-destroy");
+		r = hsm_domain_promote(w->hs);
+	}
+	pthread_rwlock_unlock(&d->hsm_turn);
+	if (r != 0) {
+		log_warn("domain-key rotation: committing failed: %s "
+		    "(retried)", kms_strerror(r));
+		goto out;
+	}
+	dr.state = DOMAIN_ROTATION_DONE;
+	dr.finished_ms = now_ms();
+	if (w->st->ops->put_domain_rotation(w->st, &dr) == 0) {
+		domain_status_log(&dr, "done, old domain key destroyed");
+	}
+ out:
+	free(vs);
+	free(nv);
+}
+
 void
 kmsd_lifecycle_tend(struct kmsd *d)
 {
@@ -229,6 +405,9 @@ kmsd_lifecycle_tend(struct kmsd *d)
 			return;
 		}
 		d->life_w = w;
+	}
+	if (d->cfg.key_storage == STORAGE_WRAPPED) {
+		domain_tend(d);		/* takes the HSM turn itself */
 	}
 	if ((ids = calloc(LIFE_BATCH, sizeof(*ids))) == NULL) {
 		return;

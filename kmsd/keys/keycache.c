@@ -476,6 +476,52 @@ ring_place(struct keycache *kc, struct worker *w, struct kver *v)
 	return KMS_ELIMITEXCEEDED;	/* every cached handle is pinned */
 }
 
+static struct kver *find_version(struct keycache *kc, const uint8_t id[16],
+    uint32_t version);
+
+/* The store's blob of wrapped version v, if it differs from the cached
+ * one (lock held; a cold path: a domain-key rotation raced the load of
+ * this entry).  1 when v->material changed. */
+static int
+reread_material(struct worker *w, struct kver *v)
+{
+	struct store_version *vs = NULL;
+	size_t n = 0;
+	int changed = 0;
+
+	if (w->st->ops->get_versions(w->st, v->e->id, &vs, &n) == 0 &&
+	    v->version <= n && vs[v->version - 1].version == v->version &&
+	    vs[v->version - 1].material_len <= STORE_MATERIAL_MAX &&
+	    (vs[v->version - 1].material_len != v->material_len ||
+	    memcmp(vs[v->version - 1].material, v->material,
+	    v->material_len) != 0)) {
+		memcpy(v->material, vs[v->version - 1].material,
+		    vs[v->version - 1].material_len);
+		v->material_len = (uint8_t)vs[v->version - 1].material_len;
+		changed = 1;
+	}
+	free(vs);
+	return changed;
+}
+
+void
+keycache_set_material(struct worker *w, const uint8_t id[16],
+    uint32_t version, const uint8_t *m, size_t len)
+{
+	struct keycache *kc = w->d->keys;
+	struct kver *v;
+
+	if (len > STORE_MATERIAL_MAX) {
+		return;
+	}
+	pthread_mutex_lock(&kc->mu);
+	if ((v = find_version(kc, id, version)) != NULL && !v->resident) {
+		memcpy(v->material, m, len);
+		v->material_len = (uint8_t)len;
+	}
+	pthread_mutex_unlock(&kc->mu);
+}
+
 /* Make sure v has a live HSM handle (lock held). */
 static int
 ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
@@ -496,6 +542,12 @@ ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
 		    &v->tok, &h);
 	} else {
 		r = hsm_unwrap(w->hs, v->material, v->material_len, &h);
+		if (r == KMS_EINVALIDCIPHERTEXT && reread_material(w, v)) {
+			/* Re-wrapped by a domain-key rotation since it was
+			 * cached: the store has the new blob. */
+			r = hsm_unwrap(w->hs, v->material, v->material_len,
+			    &h);
+		}
 	}
 	if (r == KMS_ENOTFOUND || r == KMS_EINVALIDCIPHERTEXT ||
 	    r == KMS_EVALIDATION) {

@@ -179,6 +179,8 @@ int op_import_key_material(struct opctx *c, json_t **resp);
 int op_delete_imported_key_material(struct opctx *c, json_t **resp);
 /* op_admin.c */
 int op_advance_test_clock(struct opctx *c, json_t **resp);
+int op_rotate_domain_key(struct opctx *c, json_t **resp);
+int op_get_domain_key_status(struct opctx *c, json_t **resp);
 /* KeyId field of a management operation; allow_alias 0 refuses one. */
 int op_mgmt_key(struct opctx *c, int allow_alias, struct key_info *ki);
 /* The key's store row (malloc'd) / commit a changed row and reply {}. */

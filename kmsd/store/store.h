@@ -125,6 +125,22 @@ struct store_import_token {
 	int64_t expires_ms;
 };
 
+/* The domain-key rotation (one at a time), durable so that it resumes. */
+enum domain_rotation_state {
+	DOMAIN_ROTATION_REQUESTED = 1,
+	DOMAIN_ROTATION_REWRAPPING,
+	DOMAIN_ROTATION_DONE,
+};
+
+struct store_domain_rotation {
+	int state;			/* enum domain_rotation_state */
+	uint8_t cursor_key[16];		/* last version re-wrapped */
+	uint32_t cursor_version;	/* 0: from the start */
+	uint64_t done, total;
+	int64_t started_ms, finished_ms;
+	char requested_by[STORE_NAME_MAX];
+};
+
 #define STORE_LEASE_NAME_MAX 64
 #define STORE_LEASE_HOLDER_MAX 96
 
@@ -276,6 +292,24 @@ struct store_ops {
 	/* Up to max keys whose imported material expired at now. */
 	int (*due_expirations)(store *s, int64_t now, size_t max,
 	    uint8_t (*ids)[16], size_t *n);
+
+	/* ---- domain-key rotation ---- */
+
+	/* KMS_ENOTFOUND when none ever ran. */
+	int (*get_domain_rotation)(store *s,
+	    struct store_domain_rotation *out);
+	int (*put_domain_rotation)(store *s,
+	    const struct store_domain_rotation *r);
+	/* Wrapped versions in (key_id, version) order after the cursor of
+	 * r (cursor_version 0: from the start), up to max. */
+	int (*next_wrapped_versions)(store *s,
+	    const struct store_domain_rotation *r, size_t max,
+	    struct store_version *out, size_t *n);
+	uint64_t (*count_wrapped_versions)(store *s);
+	/* New material for n versions and the rotation's new cursor and
+	 * count, in one transaction. */
+	int (*rewrap_versions)(store *s, const struct store_version *v,
+	    size_t n, const struct store_domain_rotation *r);
 };
 
 struct store {

@@ -47,6 +47,9 @@
  * 4  imported_material  key_id PK → keys ON DELETE CASCADE, kcv (check
  *              value of what was imported), expires, valid_to_ms,
  *              present.
+ * 5  domain_rotation  one row (id 1): state, cursor (key_id, version)
+ *              of the last version re-wrapped, done, total, started_ms,
+ *              finished_ms, requested_by.
  *    import_tokens  token_hash PK (SHA-256), key_id, wrapping_key_id (the
  *              HSM private key's CKA_ID), algorithm, expires_ms; kept
  *              after a key's deletion until they expire, so that the
@@ -189,6 +192,19 @@ static const char *const migrations[] = {
 	" expires_ms INTEGER NOT NULL"
 	");"
 	"CREATE INDEX import_tokens_expiry ON import_tokens(expires_ms);",
+
+	/* 5: the domain-key rotation. */
+	"CREATE TABLE domain_rotation ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" state INTEGER NOT NULL CHECK (state IN (1, 2, 3)),"
+	" cursor_key BLOB NOT NULL,"
+	" cursor_version INTEGER NOT NULL,"
+	" done INTEGER NOT NULL,"
+	" total INTEGER NOT NULL,"
+	" started_ms INTEGER NOT NULL,"
+	" finished_ms INTEGER NOT NULL,"
+	" requested_by TEXT NOT NULL"
+	");",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -2627,6 +2643,223 @@ sq_due_expirations(store *sto, int64_t now, size_t max, uint8_t (*ids)[16],
 	    "due_expirations");
 }
 
+/* ---- domain-key rotation ---- */
+
+#define DR_COLS "state, cursor_key, cursor_version, done, total, " \
+	"started_ms, finished_ms, requested_by"
+
+static int
+sq_get_domain_rotation(store *sto, struct store_domain_rotation *out)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "get_domain_rotation";
+	sqlite3_stmt *st = NULL;
+	uint64_t u;
+	int rc, r;
+
+	if (out == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "SELECT " DR_COLS " FROM domain_rotation WHERE "
+	    "id = 1", &st, op)) != 0) {
+		return r;
+	}
+	memset(out, 0, sizeof(*out));
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : map_err(s, rc, op);
+	} else if (col_uint(st, 0, DOMAIN_ROTATION_DONE, &u) != 0 ||
+	    col_id(st, 1, out->cursor_key) != 0) {
+		r = corrupt(op);
+	} else {
+		out->state = (int)u;
+		if (col_uint(st, 2, UINT32_MAX, &u) != 0 ||
+		    col_uint(st, 3, INT64_MAX, &out->done) != 0 ||
+		    col_uint(st, 4, INT64_MAX, &out->total) != 0 ||
+		    col_text(st, 7, out->requested_by,
+		    sizeof(out->requested_by)) != 0) {
+			r = corrupt(op);
+		} else {
+			out->cursor_version = (uint32_t)u;
+			out->started_ms = sqlite3_column_int64(st, 5);
+			out->finished_ms = sqlite3_column_int64(st, 6);
+			r = 0;
+		}
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+bind_dr(sqlite3_stmt *st, const struct store_domain_rotation *d)
+{
+	int rc;
+
+	if ((rc = sqlite3_bind_int(st, 1, d->state)) != SQLITE_OK ||
+	    (rc = bind_id(st, 2, d->cursor_key)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 3, d->cursor_version)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)d->done)) !=
+	    SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)d->total)) !=
+	    SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 6, d->started_ms)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 7, d->finished_ms)) != SQLITE_OK ||
+	    (rc = bind_text(st, 8, d->requested_by)) != SQLITE_OK) {
+		return rc;
+	}
+	return SQLITE_OK;
+}
+
+#define DR_UPSERT "INSERT INTO domain_rotation (id, " DR_COLS ") VALUES " \
+	"(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO UPDATE SET " \
+	"state = excluded.state, cursor_key = excluded.cursor_key, " \
+	"cursor_version = excluded.cursor_version, done = excluded.done, " \
+	"total = excluded.total, started_ms = excluded.started_ms, " \
+	"finished_ms = excluded.finished_ms, " \
+	"requested_by = excluded.requested_by"
+
+static int
+sq_put_domain_rotation(store *sto, const struct store_domain_rotation *d)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "put_domain_rotation";
+	sqlite3_stmt *st = NULL;
+	int rc, r;
+
+	if (d == NULL || d->done > INT64_MAX || d->total > INT64_MAX ||
+	    !field_ok(d->requested_by, sizeof(d->requested_by))) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, DR_UPSERT, &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_dr(st, d)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+	} else {
+		r = step_write(s, st, op, NULL);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+sq_next_wrapped_versions(store *sto, const struct store_domain_rotation *d,
+    size_t max, struct store_version *out, size_t *n)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "next_wrapped_versions";
+	sqlite3_stmt *st = NULL;
+	size_t got = 0;
+	int rc, r;
+
+	if (d == NULL || out == NULL || n == NULL || max > STORE_LIST_MAX) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "SELECT " VERSION_COLS " FROM versions WHERE "
+	    "resident = 0 AND (key_id, version) > (?1, ?2) "
+	    "ORDER BY key_id, version LIMIT ?3", &st, op)) != 0) {
+		return r;
+	}
+	if ((rc = bind_id(st, 1, d->cursor_key)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 2, d->cursor_version)) !=
+	    SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)max)) !=
+	    SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	while (got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (read_version(st, &out[got]) != 0) {
+			r = corrupt(op);
+			goto out;
+		}
+		got++;
+	}
+	if (got < max && rc != SQLITE_DONE) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	*n = got;
+	r = 0;
+ out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static uint64_t
+sq_count_wrapped_versions(store *sto)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3_stmt *st = NULL;
+	uint64_t n = 0;
+
+	if (prep(s, "SELECT count(*) FROM versions WHERE resident = 0", &st,
+	    "count_wrapped_versions") != 0) {
+		return 0;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW && col_uint(st, 0, INT64_MAX,
+	    &n) != 0) {
+		n = 0;
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
+static int
+sq_rewrap_versions(store *sto, const struct store_version *v, size_t n,
+    const struct store_domain_rotation *d)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	const char *op = "rewrap_versions";
+	sqlite3_stmt *up = NULL, *dr = NULL;
+	size_t i;
+	int rc, r;
+
+	if ((n > 0 && v == NULL) || d == NULL) {
+		return KMS_EINVAL;
+	}
+	if ((r = prep(s, "UPDATE versions SET material = ?3 WHERE "
+	    "key_id = ?1 AND version = ?2 AND resident = 0", &up, op)) != 0 ||
+	    (r = prep(s, DR_UPSERT, &dr, op)) != 0) {
+		goto done;
+	}
+	if ((r = tx_begin(s, op)) != 0) {
+		goto done;
+	}
+	for (i = 0; i < n; i++) {
+		if (v[i].material_len > STORE_MATERIAL_MAX) {
+			r = KMS_EINVAL;
+			goto out;
+		}
+		if ((rc = bind_id(up, 1, v[i].key_id)) != SQLITE_OK ||
+		    (rc = sqlite3_bind_int64(up, 2, v[i].version)) !=
+		    SQLITE_OK ||
+		    (rc = sqlite3_bind_blob(up, 3, v[i].material,
+		    (int)v[i].material_len, SQLITE_STATIC)) != SQLITE_OK) {
+			r = map_err(s, rc, op);
+			goto out;
+		}
+		if ((r = step_done(s, up, op)) != 0) {
+			goto out;
+		}
+	}
+	if ((rc = bind_dr(dr, d)) != SQLITE_OK) {
+		r = map_err(s, rc, op);
+		goto out;
+	}
+	if ((r = step_done(s, dr, op)) != 0) {
+		goto out;
+	}
+	r = tx_commit(s, op);
+ out:
+	if (r != 0) {
+		tx_rollback(s, op);
+	}
+ done:
+	sqlite3_finalize(up);
+	sqlite3_finalize(dr);
+	return r;
+}
+
 static void
 free_store(struct sqlite_store *s)
 {
@@ -2701,6 +2934,11 @@ static const struct store_ops sqlite_ops = {
 	.get_import = sq_get_import,
 	.delete_material = sq_delete_material,
 	.due_expirations = sq_due_expirations,
+	.get_domain_rotation = sq_get_domain_rotation,
+	.put_domain_rotation = sq_put_domain_rotation,
+	.next_wrapped_versions = sq_next_wrapped_versions,
+	.count_wrapped_versions = sq_count_wrapped_versions,
+	.rewrap_versions = sq_rewrap_versions,
 };
 
 static void __attribute__((format(printf, 3, 4)))

@@ -14,10 +14,15 @@
  *
  * The key material is read into locked memory and wiped; it never
  * reaches kmsd unwrapped.
+ *
+ * admin rotate-domain-key asks kmsd to rotate its domain key and follows
+ * it to the end, with a progress line on a terminal.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -96,4 +101,61 @@ cmd_wrap_key_material(struct run *R)
 	kms_secret_free(&pub);
 	kms_secret_free(&key);
 	return r;
+}
+
+#define POLL_MS 200		/* between looks at the rotation's state */
+
+int
+cmd_rotate_domain_key(struct run *R)
+{
+	const struct optval *nw = opt(R, "no-wait");
+	struct timespec ts = { 0, POLL_MS * 1000000L };
+	json_t *req, *st = NULL;
+	const char *state;
+	int r, tty = isatty(2), shown = 0;
+
+	if ((req = json_pack("{s:s}", "Action", "RotateDomainKey")) == NULL) {
+		return EXIT_OTHER;
+	}
+	r = send_json(R, req, &st);
+	json_decref(req);
+	if (r != 0) {
+		return r;
+	}
+	if (nw != NULL && nw->flag) {
+		return emit(R, st, NULL, NULL, 0);
+	}
+	if ((req = json_pack("{s:s}", "Action", "GetDomainKeyStatus")) ==
+	    NULL) {
+		json_decref(st);
+		return EXIT_OTHER;
+	}
+	for (;;) {
+		state = json_string_value(json_object_get(st, "State"));
+		if (tty) {
+			fprintf(stderr, "\rdomain-key rotation: %-10s %lld of "
+			    "%lld versions re-wrapped", state ? state : "?",
+			    (long long)json_integer_value(json_object_get(st,
+			    "VersionsRewrapped")), (long long)
+			    json_integer_value(json_object_get(st,
+			    "VersionsTotal")));
+			shown = 1;
+		}
+		if (state == NULL || strcmp(state, "DONE") == 0 ||
+		    strcmp(state, "NONE") == 0) {
+			break;
+		}
+		nanosleep(&ts, NULL);
+		json_decref(st);
+		st = NULL;
+		if ((r = send_json(R, req, &st)) != 0) {
+			json_decref(req);
+			return r;
+		}
+	}
+	if (shown) {
+		fputc('\n', stderr);
+	}
+	json_decref(req);
+	return emit(R, st, NULL, NULL, 0);
 }

@@ -1537,6 +1537,8 @@ iso_dates(json_t *v)
 		    strcmp(k, "RotationDate") == 0 ||
 		    strcmp(k, "OnDemandRotationStartDate") == 0 ||
 		    strcmp(k, "ParametersValidTo") == 0 ||
+		    strcmp(k, "StartedDate") == 0 ||
+		    strcmp(k, "FinishedDate") == 0 ||
 		    strcmp(k, "ValidTo") == 0)) {
 			json_object_set_new(v, k, json_string(iso8601(
 			    json_number_value(m), t, sizeof(t))));
@@ -1547,7 +1549,7 @@ iso_dates(json_t *v)
 }
 
 /* Send req; the parsed reply in *out, or an exit status. */
-static int
+int
 send_json(const struct run *R, const json_t *req, json_t **out)
 {
 	kms_error_info ei;
@@ -1911,6 +1913,15 @@ static const struct command commands[] = {
 	    cmd_json, "Destroy a key's imported material (the key becomes "
 	    "PendingImport).", {
 		KEY_ID_ONLY,
+	} },
+	{ "admin rotate-domain-key", "RotateDomainKey",
+	    cmd_rotate_domain_key, "Make a new domain key in the HSM and "
+	    "re-wrap every stored key version under it, online; shows "
+	    "progress (administrators only).", {
+		{ "no-wait", O_FLAG, 0, "Start it and return at once." },
+	} },
+	{ "admin status", "GetDomainKeyStatus", cmd_json,
+	    "Show the domain-key rotation's state (administrators only).", {
 	} },
 	{ "admin advance-clock", "AdvanceTestClock", cmd_json,
 	    "TEST ONLY: move kmsd's clock forward (needs test_clock = yes "

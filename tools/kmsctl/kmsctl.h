@@ -82,7 +82,12 @@ int load_blob(const char *arg, kms_secret *out, const char *opt);
 int emit(struct run *R, json_t *o, const char *bin, const uint8_t *p,
     size_t n);
 
+/* Send req; the parsed reply in *out (caller decrefs), or an exit status
+ * with the AWS CLI's error line printed. */
+int send_json(const struct run *R, const json_t *req, json_t **out);
+
 /* cmd_lifecycle.c */
 int cmd_wrap_key_material(struct run *R);
+int cmd_rotate_domain_key(struct run *R);
 
 #endif
