@@ -10,6 +10,7 @@
  */
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1268,9 +1270,197 @@ test_no_lifecycle_request_searches_the_token(void **state)
 	assert_int_equal(tu_env_destroy(&env), 0);
 }
 
+/* ------------------------------------------------- domain-key rotation */
+
+#define DK_KEYS 12
+#define DK_BLOBS (DK_KEYS * 2)
+
+/* Domain keys on env's token, read with PKCS#11: *cur under the domain
+ * key's label, *next under the next one's. */
+static void
+domain_keys(int *cur, int *next)
+{
+	struct hsm_config hc;
+	char conf[400], pin[400], err[256];
+	hsm *h = NULL;
+	hsm_session *s = NULL;
+
+	snprintf(conf, sizeof(conf), "%s/softhsm2.conf", env.dir);
+	snprintf(pin, sizeof(pin), "%s/user.pin", env.dir);
+	setenv("SOFTHSM2_CONF", conf, 1);
+	memset(&hc, 0, sizeof(hc));
+	hc.module = env.module;
+	hc.token_label = "kmsd";
+	hc.pin_file = pin;
+	if (hsm_open(&hc, &h, err, sizeof(err)) != 0) {
+		fail_msg("hsm_open: %s", err);
+	}
+	assert_int_equal(hsm_session_open(h, &s), 0);
+	assert_int_equal(hsm_count_label(s, HSM_DOMAIN_LABEL, cur), 0);
+	assert_int_equal(hsm_count_label(s, HSM_DOMAIN_NEXT_LABEL, next), 0);
+	hsm_session_close(s);
+	hsm_close(h);
+}
+
+/* Wait for kmsd to die of a crash point (SIGKILL); 1 if it did. */
+static int
+wait_killed(void)
+{
+	int i, st;
+
+	for (i = 0; i < 300; i++) {
+		if (waitpid(env.kmsd, &st, WNOHANG) == env.kmsd) {
+			env.kmsd = 0;
+			return WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+		}
+		usleep(50000);
+	}
+	return 0;
+}
+
+static int
+wait_domain_done(void)
+{
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		if (call("{\"Action\":\"GetDomainKeyStatus\"}") == 0 &&
+		    strcmp(str_of("State"), "DONE") == 0) {
+			return 1;
+		}
+		usleep(100000);
+	}
+	return 0;
+}
+
+static void
+all_open(kms_buf *blobs, size_t n)
+{
+	char text[32];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), "blob %zu", i);
+		opens_to(&blobs[i], text);
+	}
+}
+
+/*
+ * The domain key rotated online (requests go on meanwhile), then killed
+ * with SIGKILL at five points of a rotation and restarted: each time the
+ * rotation finishes, every ciphertext of every version still decrypts,
+ * new ones are made, and the token holds one domain key, a new one.
+ */
+static void
+test_domain_key_rotation_online_and_after_kill_9_at_five_points(
+    void **state)
+{
+	static const char *const points[] = { "requested", "after-begin",
+		"mid-sweep", "before-commit", "after-destroy" };
+	char ids[DK_KEYS][KMS_KEY_ID_LEN + 1], text[32], *out = NULL;
+	kms_buf blobs[DK_BLOBS], b;
+	size_t i, p;
+	int cur, next, rounds;
+
+	assert_int_equal(tu_env_init(&env, "test_clock = yes\n"
+	    "key_cache_handles = 16\nhsm_recycle_objects = 0"), 0);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	kms_client_set_timeout(cl, 20000);
+	for (i = 0; i < DK_KEYS; i++) {
+		new_key(ids[i]);
+		snprintf(text, sizeof(text), "blob %zu", 2 * i);
+		(void)seal(ids[i], text, &blobs[2 * i]);
+		OK("{\"Action\":\"RotateKeyOnDemand\",\"KeyId\":\"%s\"}",
+		    ids[i]);
+		snprintf(text, sizeof(text), "blob %zu", 2 * i + 1);
+		assert_int_equal(seal(ids[i], text, &blobs[2 * i + 1]), 2);
+	}
+	OK("{\"Action\":\"GetDomainKeyStatus\"}");
+	assert_string_equal(str_of("State"), "NONE");
+
+	/* Online: clients keep working while it runs (small batches). */
+	kms_client_close(cl);
+	cl = NULL;
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	setenv("KMSD_TEST_REWRAP_BATCH", "1", 1);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	assert_int_equal(kmsctl(&out, "admin rotate-domain-key --no-wait"),
+	    0);
+	free(out);
+	for (rounds = 0; rounds < 3; rounds++) {
+		all_open(blobs, DK_BLOBS);
+		assert_true(seal(ids[rounds], "during", &b) >= 2);
+		opens_to(&b, "during");
+		kms_buf_free(&b);
+	}
+	assert_true(wait_domain_done());
+	assert_int_equal((int)num_of("VersionsRewrapped"), DK_BLOBS);
+	all_open(blobs, DK_BLOBS);
+	domain_keys(&cur, &next);
+	assert_int_equal(cur, 1);
+	assert_int_equal(next, 0);
+
+	for (p = 0; p < sizeof(points) / sizeof(points[0]); p++) {
+		kms_client_close(cl);
+		cl = NULL;
+		assert_int_equal(tu_kmsd_stop(&env), 0);
+		setenv("KMSD_TEST_CRASH", points[p], 1);
+		setenv("KMSD_TEST_REWRAP_BATCH", "5", 1);
+		assert_int_equal(tu_kmsd_start(&env), 0);
+		assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+		/* kmsctl follows it to the end, or to the crash. */
+		(void)kmsctl(&out, "admin rotate-domain-key");
+		free(out);
+		if (!wait_killed()) {
+			fail_msg("kmsd did not die at %s", points[p]);
+		}
+		kms_client_close(cl);
+		cl = NULL;
+		unsetenv("KMSD_TEST_CRASH");
+		assert_int_equal(tu_kmsd_start(&env), 0);
+		assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+		kms_client_set_timeout(cl, 20000);
+		if (!wait_domain_done()) {
+			fail_msg("the rotation killed at %s did not finish",
+			    points[p]);
+		}
+		all_open(blobs, DK_BLOBS);
+		snprintf(text, sizeof(text), "after %s", points[p]);
+		(void)seal(ids[p], text, &b);
+		opens_to(&b, text);
+		kms_buf_free(&b);
+		domain_keys(&cur, &next);
+		assert_int_equal(cur, 1);
+		assert_int_equal(next, 0);
+	}
+	assert_true(tu_log_says(&env, "test crash point after-destroy"));
+	assert_true(tu_log_says(&env, "the new domain key takes over"));
+	unsetenv("KMSD_TEST_REWRAP_BATCH");
+	/* Restarted once more: everything unwraps from the store. */
+	kms_client_close(cl);
+	cl = NULL;
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	all_open(blobs, DK_BLOBS);
+	for (i = 0; i < DK_BLOBS; i++) {
+		kms_buf_free(&blobs[i]);
+	}
+	kms_client_close(cl);
+	cl = NULL;
+	json_decref(last);
+	last = NULL;
+	free(kmsctl_err);
+	kmsctl_err = NULL;
+	assert_int_equal(tu_env_destroy(&env), 0);
+}
+
 static const struct CMUnitTest once[] = {
 	cmocka_unit_test(test_test_clock_refused_without_setting_or_to_non_admins),
 	cmocka_unit_test(test_no_lifecycle_request_searches_the_token),
+	cmocka_unit_test(test_domain_key_rotation_online_and_after_kill_9_at_five_points),
 };
 
 static const struct CMUnitTest tests[] = {

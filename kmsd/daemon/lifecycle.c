@@ -287,6 +287,13 @@ domain_tend(struct kmsd *d)
 		}
 		domain_status_log(&dr, "begun");
 	}
+	if (!hsm_domain_rotating(d->hsm)) {
+		/* Re-wrapping, yet no next key: kmsd died between destroying
+		 * the old key and relabelling the new one, which start-up
+		 * then adopted.  The sweep had finished (the old key goes
+		 * only after it): the rotation is done. */
+		goto done;
+	}
 	if (d->cfg.test_clock && getenv("KMSD_TEST_REWRAP_BATCH") != NULL) {
 		/* Test-only, like the crash points: small batches, so that
 		 * a crash can fall between two. */
@@ -368,6 +375,7 @@ domain_tend(struct kmsd *d)
 		    "(retried)", kms_strerror(r));
 		goto out;
 	}
+ done:
 	dr.state = DOMAIN_ROTATION_DONE;
 	dr.finished_ms = now_ms();
 	if (w->st->ops->put_domain_rotation(w->st, &dr) == 0) {
