@@ -1358,6 +1358,7 @@ test_domain_key_rotation_online_and_after_kill_9_at_five_points(
 	static const char *const points[] = { "requested", "after-begin",
 		"mid-sweep", "before-commit", "after-destroy" };
 	char ids[DK_KEYS][KMS_KEY_ID_LEN + 1], text[32], *out = NULL;
+	struct material before[MAX_VERSIONS], after[MAX_VERSIONS];
 	kms_buf blobs[DK_BLOBS], b;
 	size_t i, p;
 	int cur, next, rounds;
@@ -1378,6 +1379,7 @@ test_domain_key_rotation_online_and_after_kill_9_at_five_points(
 	}
 	OK("{\"Action\":\"GetDomainKeyStatus\"}");
 	assert_string_equal(str_of("State"), "NONE");
+	assert_int_equal(read_material(ids[0], before), 2);
 
 	/* Online: clients keep working while it runs (small batches). */
 	kms_client_close(cl);
@@ -1401,6 +1403,14 @@ test_domain_key_rotation_online_and_after_kill_9_at_five_points(
 	domain_keys(&cur, &next);
 	assert_int_equal(cur, 1);
 	assert_int_equal(next, 0);
+	/* Stored blobs re-wrapped: new bytes (the old ones opened only
+	 * under the old domain key, which is destroyed). */
+	assert_int_equal(read_material(ids[0], after), 2);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(after[i].len, before[i].len);
+		assert_memory_not_equal(after[i].m, before[i].m,
+		    (size_t)before[i].len);
+	}
 
 	for (p = 0; p < sizeof(points) / sizeof(points[0]); p++) {
 		kms_client_close(cl);
