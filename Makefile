@@ -39,9 +39,9 @@ CLIENT_A  := $(LIB)/libkmsclient.a
 CLIENT_SO := $(LIB)/libkmsclient.so
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SHIM_SO   := $(BUILD)/tests/libp11shim.so
-TOOLS     := $(BIN)/kmsctl $(BIN)/kms-bench
+TOOLS     := $(BIN)/kmsctl $(BIN)/kms-bench $(BIN)/kms-drill
 
-.PHONY: all run test check asan fuzz bench install clean deps tests
+.PHONY: all run test check asan fuzz bench install clean deps tests drill
 all: $(BIN)/kmsd $(TOOLS) $(CLIENT_SO) $(CLIENT_A) kmsclient.pc
 
 $(BUILD)/%.o: %.c
@@ -73,6 +73,10 @@ $(BIN)/kmsd: $(call obj,$(KMSD_MAIN)) $(DAEMON_LIBS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_A)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BIN)/kms-drill: $(call obj,tools/drill.c) $(CLIENT_A)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
@@ -111,6 +115,12 @@ test: deps
 
 check: tests
 	BUILD=$(BUILD) BIN=$(BIN) tests/run-all
+	BUILD=$(BUILD) KMS_BIN_DIR=$(BIN) scripts/drill 1000
+
+# `make drill`: the rotation drill at a small size (scripts/drill N for
+# another).
+drill: tests
+	BUILD=$(BUILD) KMS_BIN_DIR=$(BIN) scripts/drill 2000
 
 asan:
 	$(MAKE) $(ASAN_VARS) check
@@ -130,7 +140,7 @@ bench: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 bin/kmsd bin/kmsctl bin/kms-bench $(DESTDIR)$(PREFIX)/bin
+	install -m 755 bin/kmsd bin/kmsctl bin/kms-bench bin/kms-drill $(DESTDIR)$(PREFIX)/bin
 	install -m 644 lib/libkmsclient.a $(DESTDIR)$(PREFIX)/lib
 	install -m 755 lib/libkmsclient.so $(DESTDIR)$(PREFIX)/lib/libkmsclient.so.1
 	ln -sf libkmsclient.so.1 $(DESTDIR)$(PREFIX)/lib/libkmsclient.so
