@@ -52,7 +52,7 @@ struct principal {
 struct keycache;
 struct authz;
 
-#define KEY_ARN_PREFIX_MAX 64
+#define KEY_ARN_PREFIX_MAX 80
 
 struct kmsd {
 	struct config cfg;
@@ -72,10 +72,13 @@ struct kmsd {
 	uint64_t hsm_retry_at;		/* next recovery attempt (mono_ms) */
 	int recycle_off;		/* the module cannot be re-initialised */
 	hsm_session *tend_hs;		/* to find resident objects again */
-	/* "arn:kms:local:<account>:key/", made once by kmsd_open (an
-	 * account id is 12 digits, so a key ARN always fits KEY_ARN_MAX). */
+	/* "arn:<partition>:kms:<region>:<account>:key/" and ":alias/",
+	 * made once by kmsd_open (the fields' lengths are bounded, so a key
+	 * ARN always fits KEY_ARN_MAX). */
 	char key_arn_prefix[KEY_ARN_PREFIX_MAX];
 	size_t key_arn_prefix_len;
+	char alias_arn_prefix[KEY_ARN_PREFIX_MAX];
+	size_t alias_arn_prefix_len;
 };
 
 struct worker {
@@ -155,6 +158,8 @@ int keycache_refind_resident(struct keycache *kc, hsm_session *hs);
 int keycache_create_key(struct worker *w, struct store_key *k,
     const struct store_tag *tags, size_t ntags);
 void key_arn(const struct kmsd *d, const char *id_str, char *out, size_t len);
+/* arn:<partition>:kms:<region>:<account>:<name> for "alias/<...>". */
+void alias_arn(const struct kmsd *d, const char *name, char *out, size_t len);
 
 /* ---- dispatch/dispatch.c ---- */
 

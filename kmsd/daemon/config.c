@@ -56,6 +56,8 @@ config_defaults(struct config *c, const char *state_dir)
 	c->key_storage = STORAGE_WRAPPED;
 	c->workers = 8;
 	copy(c->account_id, sizeof(c->account_id), "000000000000");
+	copy(c->arn_partition, sizeof(c->arn_partition), "aws");
+	copy(c->region, sizeof(c->region), "local");
 	c->key_cache_handles = 4096;
 	c->max_encryptions = GCM_RANDOM_IV_LIMIT - 1;
 	c->hsm_retry_ms = 500;
@@ -123,6 +125,19 @@ set_list(char (*list)[128], int *n, char *v)
 			return -1;
 		}
 		copy(list[(*n)++], 128, tok);
+	}
+	return 0;
+}
+
+/* A partition or region: what AWS uses in ARNs (lower case, digits, '-'). */
+static int
+arn_field_ok(const char *v, size_t max)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > max ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != n) {
+		return -1;
 	}
 	return 0;
 }
@@ -199,6 +214,18 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			return -1;
 		}
 		copy(c->account_id, sizeof(c->account_id), v);
+	} else if (strcmp(k, "arn_partition") == 0) {
+		if (arn_field_ok(v, CONFIG_PARTITION_MAX) != 0) {
+			*why = "arn_partition must be 1-16 of a-z, 0-9 and -";
+			return -1;
+		}
+		copy(c->arn_partition, sizeof(c->arn_partition), v);
+	} else if (strcmp(k, "region") == 0) {
+		if (arn_field_ok(v, CONFIG_REGION_MAX) != 0) {
+			*why = "region must be 1-24 of a-z, 0-9 and -";
+			return -1;
+		}
+		copy(c->region, sizeof(c->region), v);
 	} else if (strcmp(k, "key_cache_handles") == 0) {
 		if (parse_uint(v, 10000000, &n, 10) != 0 || n < 16) {
 			*why = "key_cache_handles must be 16-10000000";

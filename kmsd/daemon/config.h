@@ -13,6 +13,9 @@
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_MAX_ADMINS 32
 #define CONFIG_WORKERS_MAX 256
+/* ARN fields (so that a key ARN always fits KEY_ARN_MAX). */
+#define CONFIG_PARTITION_MAX 16		/* aws-iso-b is the longest AWS's */
+#define CONFIG_REGION_MAX 24		/* ap-southeast-3 and the like */
 
 enum key_storage { STORAGE_WRAPPED = 0, STORAGE_RESIDENT };
 
@@ -32,6 +35,8 @@ struct config {
 	char key_creators[CONFIG_MAX_ADMINS][128];	/* who may CreateKey */
 	int nkey_creators;
 	char account_id[13];			/* 12 digits */
+	char arn_partition[CONFIG_PARTITION_MAX + 1];	/* ARNs: aws */
+	char region[CONFIG_REGION_MAX + 1];	/* ARNs and SigV4: local */
 	size_t key_cache_handles;		/* unwrapped versions kept */
 	uint64_t max_encryptions;		/* per version, then rotate */
 	int hsm_retry_ms;			/* recovery attempt period */

@@ -46,10 +46,14 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 		setenv("SOFTHSM2_CONF", d->cfg.softhsm2_conf, 1);
 	}
 	d->key_arn_prefix_len = (size_t)snprintf(d->key_arn_prefix,
-	    sizeof(d->key_arn_prefix), "arn:kms:local:%s:key/",
-	    d->cfg.account_id);
+	    sizeof(d->key_arn_prefix), "arn:%s:kms:%s:%s:key/",
+	    d->cfg.arn_partition, d->cfg.region, d->cfg.account_id);
 	KMS_ASSERT(d->key_arn_prefix_len + 37 <= KEY_ARN_MAX &&
 	    d->key_arn_prefix_len < sizeof(d->key_arn_prefix));
+	d->alias_arn_prefix_len = (size_t)snprintf(d->alias_arn_prefix,
+	    sizeof(d->alias_arn_prefix), "arn:%s:kms:%s:%s:alias/",
+	    d->cfg.arn_partition, d->cfg.region, d->cfg.account_id);
+	KMS_ASSERT(d->alias_arn_prefix_len < sizeof(d->alias_arn_prefix));
 	memset(&hc, 0, sizeof(hc));
 	hc.module = d->cfg.pkcs11_module;
 	hc.token_label = d->cfg.token_label;

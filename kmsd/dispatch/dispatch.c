@@ -431,13 +431,12 @@ int
 op_key(struct opctx *c, const char *key_id, struct key_info *ki)
 {
 	struct store_alias a;
-	char prefix[KEY_ARN_MAX];
+	const char *prefix = c->w->d->alias_arn_prefix;
 	const char *name = NULL;
-	size_t plen;
+	char arn[KEY_ARN_MAX + 256];
+	size_t plen = c->w->d->alias_arn_prefix_len;
 	int r;
 
-	plen = (size_t)snprintf(prefix, sizeof(prefix),
-	    "arn:kms:local:%s:alias/", c->w->d->cfg.account_id);
 	if (strncmp(key_id, "alias/", 6) == 0) {
 		name = key_id;
 	} else if (strncmp(key_id, prefix, plen) == 0) {
@@ -449,8 +448,9 @@ op_key(struct opctx *c, const char *key_id, struct key_info *ki)
 	}
 	if (strlen(name) > 256 || (r = c->w->st->ops->get_alias(c->w->st,
 	    name, &a)) == KMS_ENOTFOUND || r == KMS_EINVAL) {
-		return op_fail(c, KMS_ENOTFOUND, "Alias arn:kms:local:%s:%.256s "
-		    "is not found.", c->w->d->cfg.account_id, name);
+		alias_arn(c->w->d, name, arn, sizeof(arn));
+		return op_fail(c, KMS_ENOTFOUND, "Alias %.400s is not found.",
+		    arn);
 	}
 	if (r != 0) {
 		return op_fail(c, r, "The key store failed");

@@ -84,8 +84,15 @@ now_ms(void)
 void
 key_arn(const struct kmsd *d, const char *id_str, char *out, size_t len)
 {
-	snprintf(out, len, "arn:kms:local:%s:key/%s", d->cfg.account_id,
-	    id_str);
+	snprintf(out, len, "%s%s", d->key_arn_prefix, id_str);
+}
+
+void
+alias_arn(const struct kmsd *d, const char *name, char *out, size_t len)
+{
+	/* The prefix ends in "alias/"; name starts with it. */
+	snprintf(out, len, "%.*s%s", (int)(d->alias_arn_prefix_len - 6),
+	    d->alias_arn_prefix, name);
 }
 
 /* dst (of dstsz) = NUL-terminated src of at most srcsz bytes, cut to fit. */
