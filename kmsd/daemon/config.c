@@ -2,6 +2,7 @@
  * config.c — kmsd.conf parsing and validation.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
@@ -65,6 +66,11 @@ config_defaults(struct config *c, const char *state_dir)
 	c->batch_hsm_exclusive = 1;
 	c->log_level = LOG_LEVEL_INFO;
 	c->log_syslog = 0;
+	c->http_threads = 4;
+	c->http_max_connections = 1024;
+	c->http_max_per_ip = 128;
+	c->http_idle_timeout_s = 30;
+	c->http_request_timeout_s = 30;
 	/* The invoking user administers the embedded default. */
 	if ((pw = getpwuid(getuid())) != NULL) {
 		snprintf(c->administrators[0], sizeof(c->administrators[0]),
@@ -137,6 +143,61 @@ arn_field_ok(const char *v, size_t max)
 
 	if (n == 0 || n > max ||
 	    strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != n) {
+		return -1;
+	}
+	return 0;
+}
+
+/* The HTTP front end's keys (README, Configuration). */
+static int
+set_http_key(struct config *c, const char *k, char *v, const char **why)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+		unsigned long long min, max;
+	} ints[] = {
+		{ "http_threads", offsetof(struct config, http_threads), 1,
+		    CONFIG_WORKERS_MAX },
+		{ "http_max_connections", offsetof(struct config,
+		    http_max_connections), 1, 65536 },
+		{ "http_max_per_ip", offsetof(struct config, http_max_per_ip),
+		    1, 65536 },
+		{ "http_idle_timeout", offsetof(struct config,
+		    http_idle_timeout_s), 1, 3600 },
+		{ "http_request_timeout", offsetof(struct config,
+		    http_request_timeout_s), 1, 3600 },
+	};
+	unsigned long long n;
+	size_t i;
+
+	for (i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		if (strcmp(k, ints[i].name) == 0) {
+			if (parse_uint(v, ints[i].max, &n, 10) != 0 ||
+			    n < ints[i].min) {
+				*why = "out of range (see README)";
+				return -1;
+			}
+			*(int *)(void *)((char *)c + ints[i].off) = (int)n;
+			return 0;
+		}
+	}
+	if (strcmp(k, "http_listen") == 0) {
+		if (*v != '\0' && strrchr(v, ':') == NULL) {
+			*why = "http_listen must be ADDRESS:PORT";
+			return -1;
+		}
+		copy(c->http_listen, sizeof(c->http_listen), v);
+	} else if (strcmp(k, "http_tls_cert") == 0) {
+		copy(c->http_tls_cert, sizeof(c->http_tls_cert), v);
+	} else if (strcmp(k, "http_tls_key") == 0) {
+		copy(c->http_tls_key, sizeof(c->http_tls_key), v);
+	} else if (strcmp(k, "http_tls_client_ca") == 0) {
+		copy(c->http_tls_client_ca, sizeof(c->http_tls_client_ca), v);
+	} else if (strcmp(k, "http_credentials") == 0) {
+		copy(c->http_credentials, sizeof(c->http_credentials), v);
+	} else {
+		*why = "unknown key";
 		return -1;
 	}
 	return 0;
@@ -278,6 +339,8 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			*why = "log_syslog must be yes or no";
 			return -1;
 		}
+	} else if (strncmp(k, "http_", 5) == 0) {
+		return set_http_key(c, k, v, why);
 	} else {
 		*why = "unknown key";
 		return -1;
@@ -353,6 +416,28 @@ config_finish(struct config *c, char *err, size_t errlen)
 	derive(c->listen, sizeof(c->listen), c->state_dir, "ipc://",
 	    "kmsd.sock");
 	derive(c->store, sizeof(c->store), c->state_dir, "", "kmsd.db");
+	derive(c->http_credentials, sizeof(c->http_credentials), c->state_dir,
+	    "", "credentials");
+	if (c->http_listen[0] != '\0' &&
+	    (c->http_tls_cert[0] == '\0') != (c->http_tls_key[0] == '\0')) {
+		snprintf(err, errlen, "http_tls_cert and http_tls_key go "
+		    "together");
+		return KMS_EVALIDATION;
+	}
+	/* Plain HTTP carries plaintexts and data keys: loopback only. */
+	if (c->http_listen[0] != '\0' && c->http_tls_cert[0] == '\0' &&
+	    strncmp(c->http_listen, "127.", 4) != 0 &&
+	    strncmp(c->http_listen, "[::1]:", 6) != 0 &&
+	    strncmp(c->http_listen, "localhost:", 10) != 0) {
+		snprintf(err, errlen, "http_listen %s without http_tls_cert: "
+		    "plain HTTP is served on loopback addresses only",
+		    c->http_listen);
+		return KMS_EVALIDATION;
+	}
+	if (c->http_tls_client_ca[0] != '\0' && c->http_tls_cert[0] == '\0') {
+		snprintf(err, errlen, "http_tls_client_ca needs http_tls_cert");
+		return KMS_EVALIDATION;
+	}
 	snprintf(sc, sizeof(sc), "%s/softhsm2.conf", c->state_dir);
 	if (c->softhsm2_conf[0] == '\0' && stat(sc, &st) == 0) {
 		copy(c->softhsm2_conf, sizeof(c->softhsm2_conf), sc);

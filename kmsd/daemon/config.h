@@ -46,6 +46,17 @@ struct config {
 	int batch_hsm_exclusive;		/* a Batch has the HSM to itself */
 	int log_level;				/* enum log_level (common/log.h) */
 	int log_syslog;				/* syslog/journald, not stderr */
+	/* The HTTP front end (frontend/http.c): off unless http_listen. */
+	char http_listen[CONFIG_PATH_MAX];	/* host:port; "" = off */
+	char http_tls_cert[CONFIG_PATH_MAX];	/* PEM; "" = plain HTTP */
+	char http_tls_key[CONFIG_PATH_MAX];	/* PEM, mode 0600 */
+	char http_tls_client_ca[CONFIG_PATH_MAX];	/* verify client certs */
+	char http_credentials[CONFIG_PATH_MAX];	/* SigV4 keys, mode 0600 */
+	int http_threads;			/* each with its own worker */
+	int http_max_connections;
+	int http_max_per_ip;
+	int http_idle_timeout_s;		/* a silent connection closes */
+	int http_request_timeout_s;		/* a whole request's body */
 };
 
 /* Defaults for state_dir (made absolute); path-valued keys not given in

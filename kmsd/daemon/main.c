@@ -4,6 +4,7 @@
  *   kmsd [-c FILE] [--state-dir DIR]        serve (foreground)
  *   kmsd ... --check-config                 validate and exit
  *   kmsd ... --create-domain-key            token set-up (scripts/hsm-init)
+ *   kmsd ... credentials add|list|remove    SigV4 access keys (HTTP)
  *
  * Without -c, DIR/kmsd.conf is read when it exists (DIR defaults to ./var),
  * else the embedded defaults apply.
@@ -22,6 +23,7 @@
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/log.h"
+#include "kmsd/frontend/credentials.h"
 #include "kmsd/kmsd.h"
 
 static void
@@ -38,7 +40,11 @@ usage(FILE *f)
 	    "absent\n"
 	    "      --init-token SO_PIN_FILE  initialise a free token with the "
 	    "configured\n"
-	    "                         label and user PIN file (token set-up)\n");
+	    "                         label and user PIN file (token set-up)\n"
+	    "  credentials add [--principal P] [--secret-stdin] | list | "
+	    "remove ID\n"
+	    "                         manage the HTTP endpoint's SigV4 access "
+	    "keys\n");
 }
 
 /* No core files, no ptrace by others: the process holds secrets. */
@@ -69,7 +75,8 @@ main(int argc, char **argv)
 	const char *so_pin_file = NULL;
 	int ch, check = 0, create_dk = 0, r;
 
-	while ((ch = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
+	/* '+': options end at the first word (credentials ...). */
+	while ((ch = getopt_long(argc, argv, "+c:h", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			conf = optarg;
@@ -94,7 +101,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc && strcmp(argv[optind], "credentials") != 0) {
 		usage(stderr);
 		return 2;
 	}
@@ -120,6 +127,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_open("kmsd", d.cfg.log_level, d.cfg.log_syslog);
+	if (optind != argc) {
+		return creds_command(d.cfg.http_credentials, argc - optind - 1,
+		    argv + optind + 1);
+	}
 	if (so_pin_file != NULL) {
 		if (d.cfg.softhsm2_conf[0] != '\0') {
 			setenv("SOFTHSM2_CONF", d.cfg.softhsm2_conf, 1);
