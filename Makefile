@@ -15,6 +15,9 @@ CFLAGS	+= -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) -fPIC \
 	   -fvisibility=hidden -I. -Iinclude -MMD -MP
 CFLAGS	+= -I/usr/include/p11-kit-1
 LDLIBS	:= -lnng $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl -lpthread
+# The daemon's HTTP(S) endpoint only (kmsd and the tests that link it).
+HTTP_PKGS := libmicrohttpd gnutls
+HTTP_LIBS := $(shell pkg-config --libs $(HTTP_PKGS) 2>/dev/null)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
 
@@ -70,7 +73,7 @@ DAEMON_LIBS := $(LIBKMSD) $(LIBPOLICY) $(LIBHSM) $(LIBCOMMON)
 # kmsd/daemon/heapwipe.c replaces free() and realloc() in the daemon only.
 $(BIN)/kmsd: $(call obj,$(KMSD_MAIN)) $(DAEMON_LIBS)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(HTTP_LIBS) $(LDLIBS)
 
 $(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_A)
 	@mkdir -p $(BIN)
@@ -89,7 +92,7 @@ $(SHIM_SO): $(call obj,$(SHIM_SRC))
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(DAEMON_LIBS) $(CLIENT_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(HTTP_LIBS) $(LDLIBS)
 
 tests: all $(TEST_BINS) $(SHIM_SO)
 

@@ -57,6 +57,7 @@
 #include "common/secmem.h"
 #include "common/sp.h"
 #include "common/log.h"
+#include "kmsd/frontend/http.h"
 #include "kmsd/kmsd.h"
 
 #define CONN_INFLIGHT 64	/* requests of one connection in the works */
@@ -1083,6 +1084,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 {
 	static struct server sv;
 	struct srv_worker *ws = NULL;
+	struct http_front *http = NULL;
 	sigset_t set;
 	uint64_t one = 1;
 	int i, sig, r = KMS_EINTERNAL, sched_started = 0;
@@ -1118,6 +1120,11 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 		}
 	}
 	if ((r = keycache_startup(&ws[0].w, err, errlen)) != 0) {
+		goto out;
+	}
+	/* The HTTP endpoint, when configured: up before the socket is, so
+	 * that a started kmsd serves both. */
+	if ((r = http_start(d, &http, err, errlen)) != 0) {
 		goto out;
 	}
 	r = KMS_EINTERNAL;
@@ -1164,6 +1171,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	/* Workers finish the request in hand; what is queued is dropped
 	 * (its clients see the connection close). */
 	atomic_store(&d->stopping, 1);
+	http_stop(http);
 	if (sv.sfd >= 0 && write(sv.sfd, &one, sizeof(one)) < 0) {
 		log_error("stop eventfd: %s", strerror(errno));
 	}
