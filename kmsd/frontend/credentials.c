@@ -51,7 +51,7 @@ struct creds {
 	dev_t dev;
 	ino_t ino;
 	off_t size;
-	struct timespec mtime;
+	struct timespec mtime, ctime;	/* ctime: a chmod or chown too */
 	int present;
 };
 
@@ -267,6 +267,7 @@ creds_open(const char *path, struct creds **out, char *err, size_t errlen)
 	c->ino = st.st_ino;
 	c->size = st.st_size;
 	c->mtime = st.st_mtim;
+	c->ctime = st.st_ctim;
 	pthread_rwlock_init(&c->lock, NULL);
 	pthread_mutex_init(&c->check_mu, NULL);
 	atomic_store(&c->next_check, mono_ms() + CREDS_RECHECK_MS);
@@ -305,16 +306,21 @@ maybe_reload(struct creds *c)
 	if ((gone && !c->present) || (!gone && c->present &&
 	    st.st_dev == c->dev && st.st_ino == c->ino &&
 	    st.st_size == c->size && st.st_mtim.tv_sec == c->mtime.tv_sec &&
-	    st.st_mtim.tv_nsec == c->mtime.tv_nsec)) {
+	    st.st_mtim.tv_nsec == c->mtime.tv_nsec &&
+	    st.st_ctim.tv_sec == c->ctime.tv_sec &&
+	    st.st_ctim.tv_nsec == c->ctime.tv_nsec)) {
 		pthread_mutex_unlock(&c->check_mu);
 		return;
 	}
 	if (load(c->path, &s, &st, &present, err, sizeof(err)) != 0) {
-		/* Fail closed: an unsafe or broken file serves no one. */
+		/* Fail closed: an unsafe or broken file serves no one.  The
+		 * stamp is the file's, so that it is read again once fixed. */
 		log_error("credentials: %s; no access key is accepted until "
 		    "it is fixed", err);
 		s = calloc(1, sizeof(*s));
-		memset(&st, 0, sizeof(st));
+		if (stat(c->path, &st) != 0) {
+			memset(&st, 0, sizeof(st));
+		}
 		present = 1;
 	} else {
 		log_info("credentials: %s read again: %zu access keys",
@@ -331,6 +337,7 @@ maybe_reload(struct creds *c)
 	c->ino = st.st_ino;
 	c->size = st.st_size;
 	c->mtime = st.st_mtim;
+	c->ctime = st.st_ctim;
 	c->present = present;
 	pthread_mutex_unlock(&c->check_mu);
 }
