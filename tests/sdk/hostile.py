@@ -197,7 +197,7 @@ def flooder():
 threads = [threading.Thread(target=flooder) for _ in range(24)]
 for t in threads:
     t.start()
-time.sleep(4)
+time.sleep(3)
 stop.set()
 for t in threads:
     t.join()
