@@ -79,6 +79,11 @@ struct kmsd {
 	size_t key_arn_prefix_len;
 	char alias_arn_prefix[KEY_ARN_PREFIX_MAX];
 	size_t alias_arn_prefix_len;
+	/* For the metrics endpoint (frontend/metrics.c). */
+	atomic_uint_fast64_t hsm_recoveries;
+	atomic_uint_fast64_t hsm_recycles;
+	atomic_int ipc_connections;
+	atomic_int http_connections;
 };
 
 struct worker {
@@ -147,6 +152,8 @@ int keycache_pin_decrypt(struct worker *w, const struct key_info *ki,
 void keycache_unpin(struct worker *w, struct key_use *u);
 /* A mutation was committed to the store: refresh this key's entry. */
 int keycache_refresh(struct worker *w, const uint8_t id[16]);
+/* Key versions holding an HSM object now (for metrics). */
+size_t keycache_handles(struct keycache *kc);
 /* After an HSM outage: every handle is stale. */
 void keycache_invalidate_handles(struct keycache *kc);
 /* Resident mode, after a recovery or re-initialisation: find every cached

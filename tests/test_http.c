@@ -34,6 +34,7 @@ static struct tu_env env;
 static kms_client *cl;
 static char ipc_key[KMS_KEY_ID_LEN + 1];
 static char admin_secret[160];
+static int metrics_port;
 
 static int
 run(char **out, const char *fmt, ...)
@@ -88,7 +89,7 @@ add_credentials(const char *name, const char *principal)
 
 /* The port kmsd says it bound ("kmsd: https on 127.0.0.1:PORT"). */
 static int
-find_port(void)
+find_port(const char *what)
 {
 	char path[400], line[512];
 	FILE *f;
@@ -99,9 +100,9 @@ find_port(void)
 		return 0;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
-		const char *p = strstr(line, "https on 127.0.0.1:");
+		const char *p = strstr(line, what);
 		if (p != NULL) {
-			port = atoi(p + 19);
+			port = atoi(p + strlen(what));
 		}
 	}
 	fclose(f);
@@ -137,7 +138,8 @@ setup(void **state)
 	    "http_threads = 2\n"
 	    "http_idle_timeout = " IDLE_TIMEOUT "\n"
 	    "http_request_timeout = " REQUEST_TIMEOUT "\n"
-	    "http_max_per_ip = " MAX_PER_IP "\n", env.dir, env.dir, env.dir);
+	    "http_max_per_ip = " MAX_PER_IP "\n"
+	    "metrics_listen = 127.0.0.1:0\n", env.dir, env.dir, env.dir);
 	if ((f = fopen(env.conf, "a")) == NULL) {
 		return -1;
 	}
@@ -149,7 +151,9 @@ setup(void **state)
 	    add_credentials("BOB", "user:bob") != 0) {
 		return -1;
 	}
-	if (tu_kmsd_start(&env) != 0 || (port = find_port()) == 0) {
+	if (tu_kmsd_start(&env) != 0 ||
+	    (port = find_port("https on 127.0.0.1:")) == 0 ||
+	    (metrics_port = find_port("metrics on 127.0.0.1:")) == 0) {
 		return -1;
 	}
 	snprintf(val, sizeof(val), "https://127.0.0.1:%d", port);
@@ -317,6 +321,39 @@ test_http_credentials_file_made_readable_fails_closed(void **state)
 	assert_true(tu_log_says(&env, "readable by others"));
 }
 
+/*
+ * The metrics endpoint, after the tests above: requests per front end and
+ * operation, errors by name, latency histograms, the HSM up, cached
+ * handles, connections; no secret.
+ */
+static void
+test_http_metrics_count_both_front_ends(void **state)
+{
+	char *out = NULL;
+
+	assert_int_equal(run(&out, "/usr/bin/python3 -c 'import urllib.request;"
+	    " print(urllib.request.urlopen(\"http://127.0.0.1:%d/metrics\")."
+	    "read().decode())'", metrics_port), 0);
+	assert_non_null(strstr(out, "kmsd_requests_total{frontend=\"http\","
+	    "operation=\"Encrypt\"} "));
+	assert_non_null(strstr(out, "kmsd_requests_total{frontend=\"ipc\","
+	    "operation=\"Encrypt\"} "));
+	assert_non_null(strstr(out, "kmsd_requests_total{frontend=\"http\","
+	    "operation=\"Batch\"} "));
+	assert_non_null(strstr(out, "kmsd_errors_total{operation=\"Encrypt\","
+	    "error=\"DisabledException\"} "));
+	assert_non_null(strstr(out, "kmsd_errors_total{operation=\"Encrypt\","
+	    "error=\"AccessDeniedException\"} "));
+	assert_non_null(strstr(out, "kmsd_request_duration_seconds_bucket{"
+	    "operation=\"GenerateDataKey\",le=\"+Inf\"} "));
+	assert_non_null(strstr(out, "kmsd_hsm_up 1\n"));
+	assert_non_null(strstr(out, "kmsd_key_cache_handles "));
+	assert_non_null(strstr(out, "kmsd_connections{frontend=\"http\"} "));
+	assert_null(strstr(out, admin_secret));
+	assert_null(strstr(out, "user:"));
+	free(out);
+}
+
 /* Secrets never reach the log; plain HTTP only on loopback. */
 static void
 test_http_no_secret_in_log_and_plain_http_loopback_only(void **state)
@@ -347,6 +384,7 @@ main(void)
 		cmocka_unit_test(test_http_hostile_peers_do_not_stall_others),
 		cmocka_unit_test(test_http_credentials_file_made_readable_fails_closed),
 		cmocka_unit_test(test_http_no_secret_in_log_and_plain_http_loopback_only),
+		cmocka_unit_test(test_http_metrics_count_both_front_ends),
 	};
 
 	if (getenv("KMS_TEST_FILTER") != NULL) {

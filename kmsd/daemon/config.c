@@ -339,6 +339,12 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			*why = "log_syslog must be yes or no";
 			return -1;
 		}
+	} else if (strcmp(k, "metrics_listen") == 0) {
+		if (*v != '\0' && strrchr(v, ':') == NULL) {
+			*why = "metrics_listen must be ADDRESS:PORT";
+			return -1;
+		}
+		copy(c->metrics_listen, sizeof(c->metrics_listen), v);
 	} else if (strncmp(k, "http_", 5) == 0) {
 		return set_http_key(c, k, v, why);
 	} else {

@@ -57,6 +57,7 @@ struct config {
 	int http_max_per_ip;
 	int http_idle_timeout_s;		/* a silent connection closes */
 	int http_request_timeout_s;		/* a whole request's body */
+	char metrics_listen[CONFIG_PATH_MAX];	/* Prometheus; "" = off */
 };
 
 /* Defaults for state_dir (made absolute); path-valued keys not given in

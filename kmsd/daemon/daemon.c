@@ -152,6 +152,7 @@ kmsd_hsm_tend(struct kmsd *d)
 		}
 		pthread_rwlock_unlock(&d->hsm_turn);
 		if (r == 0) {
+			atomic_fetch_add(&d->hsm_recoveries, 1);
 			log_info("HSM is back");
 			refind_resident(d);
 		}
@@ -186,6 +187,7 @@ kmsd_hsm_tend(struct kmsd *d)
 	if (r != 0) {
 		return;		/* hsm_reinit said why; recovery takes over */
 	}
+	atomic_fetch_add(&d->hsm_recycles, 1);
 	log_info("HSM module re-initialised after %llu session "
 	    "objects: requests paused %llu ms (%llu waiting for those in "
 	    "flight)", (unsigned long long)made, (unsigned long long)

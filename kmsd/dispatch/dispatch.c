@@ -18,6 +18,7 @@
 #include "common/json.h"
 #include "common/secmem.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/frontend/metrics.h"
 #include "kmsd/ops/op.h"
 
 /* Sorted by name (binary search). */
@@ -717,6 +718,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 {
 	struct opctx c;
 	json_t *msg, *action, *resp;
+	double t0 = metrics_now();
 	int err = 0;
 
 	memset(&c, 0, sizeof(c));
@@ -726,7 +728,9 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	c.secret_cap = w->secret_cap;
 	if ((msg = json_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
 	    sizeof(c.msg))) == NULL) {
-		return error_object(KMS_ESERIALIZATION, c.msg);
+		resp = error_object(KMS_ESERIALIZATION, c.msg);
+		metrics_observe(p, NULL, resp, metrics_now() - t0);
+		return resp;
 	}
 	/* The HSM's turn (kmsd.h), for everything that may touch a key:
 	 * taken once per message, since a Batch runs its items through
@@ -743,6 +747,8 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 		resp = run_one(&c, msg, 0);
 	}
 	pthread_rwlock_unlock(&w->d->hsm_turn);
+	metrics_observe(p, json_is_string(action) ? json_string_value(action) :
+	    NULL, resp, metrics_now() - t0);
 	json_decref(msg);
 	/* Plaintexts of this request die here, with the request. */
 	if (c.secret_used > 0) {

@@ -577,6 +577,16 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_front *h = cls;
+
+	atomic_fetch_add(&h->d->http_connections,
+	    toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
@@ -639,10 +649,9 @@ read_pem(const char *path, int secret, char **out, size_t *cap, char *err,
 	return -1;
 }
 
-/* "host:port", "[v6]:port" → a socket address (numeric or resolved). */
-static int
-resolve_listen(const char *spec, struct addrinfo **out, char *err,
-    size_t errlen)
+int
+http_resolve_listen(const char *key, const char *spec, struct addrinfo **out,
+    char *err, size_t errlen)
 {
 	struct addrinfo hints;
 	char host[256];
@@ -651,7 +660,7 @@ resolve_listen(const char *spec, struct addrinfo **out, char *err,
 	int r;
 
 	if (colon == NULL || colon == spec) {
-		snprintf(err, errlen, "http_listen %s: expected ADDRESS:PORT",
+		snprintf(err, errlen, "%s %s: expected ADDRESS:PORT", key,
 		    spec);
 		return -1;
 	}
@@ -661,7 +670,7 @@ resolve_listen(const char *spec, struct addrinfo **out, char *err,
 		hl -= 2;
 	}
 	if (hl >= sizeof(host)) {
-		snprintf(err, errlen, "http_listen %s: address too long", spec);
+		snprintf(err, errlen, "%s %s: address too long", key, spec);
 		return -1;
 	}
 	memcpy(host, spec, hl);
@@ -671,8 +680,7 @@ resolve_listen(const char *spec, struct addrinfo **out, char *err,
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if ((r = getaddrinfo(host, colon + 1, &hints, out)) != 0) {
-		snprintf(err, errlen, "http_listen %s: %s", spec,
-		    gai_strerror(r));
+		snprintf(err, errlen, "%s %s: %s", key, spec, gai_strerror(r));
 		return -1;
 	}
 	return 0;
@@ -724,7 +732,8 @@ http_start(struct kmsd *d, struct http_front **out, char *err, size_t errlen)
 		return KMS_ENOMEM;
 	}
 	h->d = d;
-	if (resolve_listen(c->http_listen, &ai, err, errlen) != 0) {
+	if (http_resolve_listen("http_listen", c->http_listen, &ai, err,
+	    errlen) != 0) {
 		r = KMS_EVALIDATION;
 		goto fail;
 	}
@@ -774,6 +783,7 @@ http_start(struct kmsd *d, struct http_front **out, char *err, size_t errlen)
 	OPT(MHD_OPTION_CONNECTION_TIMEOUT, c->http_idle_timeout_s, NULL);
 	OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY, NULL);
 	OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, h);
+	OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, h);
 	if (h->tls) {
 		OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert);
 		OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, h->key);

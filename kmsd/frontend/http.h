@@ -25,6 +25,11 @@ struct http_front;
  */
 int http_start(struct kmsd *d, struct http_front **out, char *err,
     size_t errlen);
+/* "ADDRESS:PORT" or "[v6]:PORT" → addresses (freeaddrinfo them); key
+ * names the config key in err. */
+struct addrinfo;
+int http_resolve_listen(const char *key, const char *spec,
+    struct addrinfo **out, char *err, size_t errlen);
 /* Stop accepting, finish the requests in hand, free everything.  NULL is
  * fine. */
 void http_stop(struct http_front *h);

@@ -58,6 +58,7 @@
 #include "common/sp.h"
 #include "common/log.h"
 #include "kmsd/frontend/http.h"
+#include "kmsd/frontend/metrics.h"
 #include "kmsd/kmsd.h"
 
 #define CONN_INFLIGHT 64	/* requests of one connection in the works */
@@ -275,6 +276,7 @@ conn_free(struct conn *c)
 	wipe_free(c->rbuf, c->rcap);
 	wipe_free(c->out, c->ocap);
 	pthread_mutex_destroy(&c->mu);
+	atomic_fetch_sub(&c->sv->d->ipc_connections, 1);
 	free(c);
 }
 
@@ -750,6 +752,7 @@ conn_new(struct server *sv, int fd)
 		close(fd);
 		return;
 	}
+	atomic_fetch_add(&sv->d->ipc_connections, 1);
 	c->rev.kind = EV_READ;
 	c->wev.kind = EV_WRITE;
 	c->sv = sv;
@@ -1085,6 +1088,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	static struct server sv;
 	struct srv_worker *ws = NULL;
 	struct http_front *http = NULL;
+	struct metrics_front *metrics = NULL;
 	sigset_t set;
 	uint64_t one = 1;
 	int i, sig, r = KMS_EINTERNAL, sched_started = 0;
@@ -1124,7 +1128,8 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	}
 	/* The HTTP endpoint, when configured: up before the socket is, so
 	 * that a started kmsd serves both. */
-	if ((r = http_start(d, &http, err, errlen)) != 0) {
+	if ((r = http_start(d, &http, err, errlen)) != 0 ||
+	    (r = metrics_start(d, &metrics, err, errlen)) != 0) {
 		goto out;
 	}
 	r = KMS_EINTERNAL;
@@ -1172,6 +1177,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	 * (its clients see the connection close). */
 	atomic_store(&d->stopping, 1);
 	http_stop(http);
+	metrics_stop(metrics);
 	if (sv.sfd >= 0 && write(sv.sfd, &one, sizeof(one)) < 0) {
 		log_error("stop eventfd: %s", strerror(errno));
 	}

@@ -734,6 +734,19 @@ keycache_refresh(struct worker *w, const uint8_t id[16])
 	return r;
 }
 
+size_t
+keycache_handles(struct keycache *kc)
+{
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&kc->mu);
+	for (i = 0; i < kc->ring_len; i++) {
+		n += kc->ring[i] != NULL && kc->ring[i]->handle != 0;
+	}
+	pthread_mutex_unlock(&kc->mu);
+	return n;
+}
+
 void
 keycache_invalidate_handles(struct keycache *kc)
 {
