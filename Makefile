@@ -18,6 +18,8 @@ LDLIBS	:= -lnng $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl -lpthread
 # The daemon's HTTP(S) endpoint only (kmsd and the tests that link it).
 HTTP_PKGS := libmicrohttpd gnutls
 HTTP_LIBS := $(shell pkg-config --libs $(HTTP_PKGS) 2>/dev/null)
+# kms-bench's HTTP client (--endpoint https://…).
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
 
@@ -84,7 +86,7 @@ $(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_A)
 $(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) kmsd/daemon/config.c) $(CLIENT_A) \
     $(LIBHSM) $(LIBCOMMON)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(HTTP_LIBS) $(CURL_LIBS) $(LDLIBS)
 
 $(SHIM_SO): $(call obj,$(SHIM_SRC))
 	@mkdir -p $(dir $@)

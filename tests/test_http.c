@@ -354,6 +354,24 @@ test_http_metrics_count_both_front_ends(void **state)
 	free(out);
 }
 
+/* kms-bench over HTTPS, with the http-echo baseline: it runs and
+ * reports (not how fast). */
+static void
+test_http_kms_bench_runs_against_the_endpoint(void **state)
+{
+	char *out = NULL;
+
+	assert_int_equal(run(&out, "AWS_ACCESS_KEY_ID=$ADMIN_AKID "
+	    "AWS_SECRET_ACCESS_KEY=$ADMIN_SECRET %s --endpoint $KMSD_ENDPOINT "
+	    "--ca-bundle $KMSD_CA --op generate-data-key --clients 2 "
+	    "--duration 0.5 --warmup 0.1 --baseline http-echo --tls-cert "
+	    "%s/server.crt --tls-key %s/server.key --echo-workers 2",
+	    tu_bin("kms-bench"), env.dir, env.dir), 0);
+	assert_non_null(strstr(out, "ratio"));
+	assert_non_null(strstr(out, "0 errors"));
+	free(out);
+}
+
 /* Secrets never reach the log; plain HTTP only on loopback. */
 static void
 test_http_no_secret_in_log_and_plain_http_loopback_only(void **state)
@@ -385,6 +403,7 @@ main(void)
 		cmocka_unit_test(test_http_credentials_file_made_readable_fails_closed),
 		cmocka_unit_test(test_http_no_secret_in_log_and_plain_http_loopback_only),
 		cmocka_unit_test(test_http_metrics_count_both_front_ends),
+		cmocka_unit_test(test_http_kms_bench_runs_against_the_endpoint),
 	};
 
 	if (getenv("KMS_TEST_FILTER") != NULL) {
