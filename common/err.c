@@ -134,3 +134,9 @@ kms_assert_fail(const char *expr, const char *file, int line)
 	    line);
 	abort();
 }
+
+const char *
+kms_version(void)
+{
+	return KMS_VERSION;
+}

@@ -57,7 +57,7 @@ mono_ms(void)
 }
 
 int
-fd_read_full(int fd, uint8_t *p, size_t n, uint64_t deadline)
+sp_read_full(int fd, uint8_t *p, size_t n, uint64_t deadline)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	size_t got = 0;

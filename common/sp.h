@@ -31,6 +31,6 @@ int sp_frame_len(const uint8_t hdr[SP_FRAME_HDR], uint64_t *len);
 uint64_t mono_ms(void);
 /* Read exactly n bytes from fd by deadline (mono_ms; 0: none): 0, or -1
  * on end of stream, error or deadline. */
-int fd_read_full(int fd, uint8_t *p, size_t n, uint64_t deadline);
+int sp_read_full(int fd, uint8_t *p, size_t n, uint64_t deadline);
 
 #endif

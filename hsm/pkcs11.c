@@ -449,6 +449,7 @@ hsm_open(const struct hsm_config *cfg, hsm **out, char *errbuf,
 		return KMS_ENOMEM;
 	}
 	pthread_mutex_init(&h->mu, NULL);
+	pthread_rwlock_init(&h->token_turn, NULL);
 	snprintf(h->label, sizeof(h->label), "%s", cfg->token_label);
 	snprintf(h->pin_file, sizeof(h->pin_file), "%s", cfg->pin_file);
 	atomic_init(&h->gen, 1);
@@ -504,6 +505,7 @@ hsm_close(hsm *h)
 		dlclose(h->dl);
 	}
 	pthread_mutex_destroy(&h->mu);
+	pthread_rwlock_destroy(&h->token_turn);
 	free(h);
 }
 
@@ -897,8 +899,23 @@ hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen)
 	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
-	return hsm_rv_err(s->h, s->h->f->C_GenerateKey(s->s, &gen, t,
+	pthread_rwlock_rdlock(&s->h->token_turn);
+	r = hsm_rv_err(s->h, s->h->f->C_GenerateKey(s->s, &gen, t,
 	    sizeof(t) / sizeof(t[0]), &k), "C_GenerateKey (resident)");
+	pthread_rwlock_unlock(&s->h->token_turn);
+	return r;
+}
+
+void
+hsm_token_freeze(hsm *h)
+{
+	pthread_rwlock_wrlock(&h->token_turn);
+}
+
+void
+hsm_token_thaw(hsm *h)
+{
+	pthread_rwlock_unlock(&h->token_turn);
 }
 
 /* Find a resident token object by CKA_ID (mu held). */
@@ -994,15 +1011,18 @@ hsm_destroy_resident(hsm_session *s, const uint8_t *id, size_t idlen)
 	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
+	pthread_rwlock_rdlock(&s->h->token_turn);
 	pthread_mutex_lock(&s->h->mu);
 	if ((rv = find_resident(s->h, id, idlen, &tok)) == CKR_OK) {
 		if (tok == CK_INVALID_HANDLE) {
 			pthread_mutex_unlock(&s->h->mu);
+			pthread_rwlock_unlock(&s->h->token_turn);
 			return KMS_ENOTFOUND;
 		}
 		rv = s->h->f->C_DestroyObject(s->h->sess, tok);
 	}
 	pthread_mutex_unlock(&s->h->mu);
+	pthread_rwlock_unlock(&s->h->token_turn);
 	return hsm_rv_err(s->h, rv, "destroy resident key");
 }
 

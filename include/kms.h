@@ -34,40 +34,51 @@ extern "C" {
 #define KMS_API
 #endif
 
-/* Error space: 0 is success; every other value names one AWS error. */
+/*
+ * Error space: 0 is success; every other value names one AWS error or one
+ * client-side condition.  Every value is pinned: it is part of the ABI, so
+ * a new error takes the next free number and no value ever changes
+ * (test_err checks them).  KMS_ERR_MAX is one past the largest.
+ */
 typedef enum kms_err {
 	KMS_OK = 0,
-	KMS_ENOTFOUND,		/* NotFoundException */
-	KMS_EDISABLED,		/* DisabledException */
-	KMS_EINVALIDSTATE,	/* KMSInvalidStateException */
-	KMS_EINVALIDCIPHERTEXT,	/* InvalidCiphertextException */
-	KMS_EINCORRECTKEY,	/* IncorrectKeyException */
-	KMS_EACCESSDENIED,	/* AccessDeniedException */
-	KMS_EVALIDATION,	/* ValidationException */
-	KMS_EALREADYEXISTS,	/* AlreadyExistsException */
-	KMS_EINVALIDALIAS,	/* InvalidAliasNameException */
-	KMS_EINVALIDGRANTTOKEN,	/* InvalidGrantTokenException */
-	KMS_EINVALIDGRANTID,	/* InvalidGrantIdException */
-	KMS_EMALFORMEDPOLICY,	/* MalformedPolicyDocumentException */
-	KMS_ELIMITEXCEEDED,	/* LimitExceededException */
-	KMS_EUNSUPPORTED,	/* UnsupportedOperationException */
-	KMS_EINTERNAL,		/* KMSInternalException */
-	KMS_EDEPENDENCYTIMEOUT,	/* DependencyTimeoutException (HSM down) */
-	KMS_ESERIALIZATION,	/* SerializationException */
-	KMS_EUNKNOWNOP,		/* UnknownOperationException */
-	KMS_EINVALIDMARKER,	/* InvalidMarkerException */
-	KMS_ETAG,		/* TagException */
-	KMS_EINVALIDKEYUSAGE,	/* InvalidKeyUsageException */
-	KMS_EKEYUNAVAILABLE,	/* KeyUnavailableException */
-	KMS_EINVALIDARN,	/* InvalidArnException */
+	KMS_ENOTFOUND = 1,	/* NotFoundException */
+	KMS_EDISABLED = 2,	/* DisabledException */
+	KMS_EINVALIDSTATE = 3,	/* KMSInvalidStateException */
+	KMS_EINVALIDCIPHERTEXT = 4,	/* InvalidCiphertextException */
+	KMS_EINCORRECTKEY = 5,	/* IncorrectKeyException */
+	KMS_EACCESSDENIED = 6,	/* AccessDeniedException */
+	KMS_EVALIDATION = 7,	/* ValidationException */
+	KMS_EALREADYEXISTS = 8,	/* AlreadyExistsException */
+	KMS_EINVALIDALIAS = 9,	/* InvalidAliasNameException */
+	KMS_EINVALIDGRANTTOKEN = 10,	/* InvalidGrantTokenException */
+	KMS_EINVALIDGRANTID = 11,	/* InvalidGrantIdException */
+	KMS_EMALFORMEDPOLICY = 12,	/* MalformedPolicyDocumentException */
+	KMS_ELIMITEXCEEDED = 13,	/* LimitExceededException */
+	KMS_EUNSUPPORTED = 14,	/* UnsupportedOperationException */
+	KMS_EINTERNAL = 15,	/* KMSInternalException */
+	KMS_EDEPENDENCYTIMEOUT = 16,	/* DependencyTimeoutException (HSM down) */
+	KMS_ESERIALIZATION = 17,	/* SerializationException */
+	KMS_EUNKNOWNOP = 18,	/* UnknownOperationException */
+	KMS_EINVALIDMARKER = 19,	/* InvalidMarkerException */
+	KMS_ETAG = 20,		/* TagException */
+	KMS_EINVALIDKEYUSAGE = 21,	/* InvalidKeyUsageException */
+	KMS_EKEYUNAVAILABLE = 22,	/* KeyUnavailableException */
+	KMS_EINVALIDARN = 23,	/* InvalidArnException */
 	/* Client-side conditions (never sent by the daemon). */
-	KMS_EINVAL,		/* bad argument to a library call */
-	KMS_ENOMEM,		/* out of memory (locked memory included) */
-	KMS_ETIMEDOUT,		/* no reply within the client's timeout */
-	KMS_ETRANSPORT,		/* cannot reach the daemon / transport error */
-	KMS_EPROTO,		/* the reply could not be understood */
-	KMS_ERR_MAX
+	KMS_EINVAL = 24,	/* bad argument to a library call */
+	KMS_ENOMEM = 25,	/* out of memory (locked memory included) */
+	KMS_ETIMEDOUT = 26,	/* no reply within the client's timeout */
+	KMS_ETRANSPORT = 27,	/* cannot reach the daemon / transport error */
+	KMS_EPROTO = 28,	/* the reply could not be understood */
+	/* New errors: the next free number, here. */
+	KMS_ERR_MAX = 29
 } kms_err;
+
+/* The version of kmsd this library belongs to ("0.1.0"). */
+#define KMS_VERSION "0.1.0"
+/* The library's own version string; never NULL, static storage. */
+KMS_API const char *kms_version(void);
 
 /* Human text for an error code; never NULL, static storage. */
 KMS_API const char *kms_strerror(int err);

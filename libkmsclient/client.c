@@ -47,9 +47,10 @@
 #include "common/sp.h"
 #include "libkmsclient/client.h"
 
-/* What the client accepts from kmsd: the 1 MiB message limit plus room
- * for the request id; the bounded reader then enforces 1 MiB exactly. */
-#define CLIENT_RECVMAXSZ (JSON_MAX_MESSAGE + 4096)
+/* What the client accepts from kmsd: a reply of at most JSON_MAX_REPLY
+ * (the largest a request within the limits gets, common/json.h) after its
+ * request id; the bounded reader then enforces JSON_MAX_REPLY exactly. */
+#define CLIENT_RECVMAXSZ (JSON_MAX_REPLY + SP_ID_LEN)
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
 /* Room first given to a request: every single call fits; a Batch may
  * need a second pass. */
@@ -421,7 +422,7 @@ reader_main(void *arg)
 	for (;;) {
 		/* A reply is a message that starts with its id: both are read
 		 * together (a shorter message breaks the protocol anyway). */
-		if (fd_read_full(cn->fd, hdr, sizeof(hdr), 0) != 0 ||
+		if (sp_read_full(cn->fd, hdr, sizeof(hdr), 0) != 0 ||
 		    sp_frame_len(hdr, &len) != 0 || len < SP_ID_LEN ||
 		    len > CLIENT_RECVMAXSZ) {
 			break;
@@ -432,7 +433,7 @@ reader_main(void *arg)
 		if ((buf = malloc((size_t)len + 1)) == NULL) {
 			break;
 		}
-		if (fd_read_full(cn->fd, buf, (size_t)len, 0) != 0) {
+		if (sp_read_full(cn->fd, buf, (size_t)len, 0) != 0) {
 			wipe_free(buf, (size_t)len);
 			break;
 		}
@@ -492,7 +493,7 @@ dial_once(kms_client *c, uint64_t deadline, int *fdp, int *retry,
 	}
 	/* A daemon that is starting or stopping may hang up here: retry. */
 	if (write_full(fd, &iov, 1, deadline) != 0 ||
-	    fd_read_full(fd, peer, sizeof(peer), deadline) != 0) {
+	    sp_read_full(fd, peer, sizeof(peer), deadline) != 0) {
 		close(fd);
 		*retry = 1;
 		return client_fail(ei, KMS_ETRANSPORT, "%s: the handshake "
@@ -788,7 +789,7 @@ parse_reply(uint8_t *rep, size_t n, json_t **replyp, kms_error_info *ei)
 	json_t *j;
 	int err = 0, r;
 
-	j = json_read_bounded((const char *)rep, n, JSON_MAX_MESSAGE, &err,
+	j = kjson_read_bounded((const char *)rep, n, JSON_MAX_REPLY, &err,
 	    msg, sizeof(msg));
 	wipe_free(rep, n);
 	if (j == NULL) {
@@ -822,7 +823,7 @@ client_call(kms_client *c, const json_t *req, json_t **replyp,
 	if ((b = malloc(room + guess)) == NULL) {
 		return client_fail(ei, KMS_ENOMEM, "Out of memory");
 	}
-	n = json_write_compact(req, (char *)b + room, guess);
+	n = kjson_write_compact(req, (char *)b + room, guess);
 	if (n > guess && n <= JSON_MAX_MESSAGE) {
 		/* The partial text may hold a plaintext: wipe, then grow. */
 		nb = malloc(room + n);
@@ -831,7 +832,7 @@ client_call(kms_client *c, const json_t *req, json_t **replyp,
 			return client_fail(ei, KMS_ENOMEM, "Out of memory");
 		}
 		guess = n;
-		if (json_write_compact(req, (char *)b + room, n) != n) {
+		if (kjson_write_compact(req, (char *)b + room, n) != n) {
 			n = 0;
 		}
 	}
@@ -876,7 +877,7 @@ kms_call_json(kms_client *c, const char *request, size_t len, char **reply,
 	if ((r = client_roundtrip(c, request, len, &body, &n, ei)) != 0) {
 		return r;
 	}
-	j = json_read_bounded(body, n, JSON_MAX_MESSAGE, &err, msg,
+	j = kjson_read_bounded(body, n, JSON_MAX_REPLY, &err, msg,
 	    sizeof(msg));
 	if (j == NULL) {
 		r = client_fail(ei, KMS_EPROTO, "The reply could not be "

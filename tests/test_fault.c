@@ -28,7 +28,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "common/proc.h"
+#include "tools/proc.h"
 #include "kms.h"
 #include "tests/testutil.h"
 

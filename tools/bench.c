@@ -1133,7 +1133,9 @@ usage(FILE *f)
 "  --op hsm-calls --hsm-conf FILE [--hsm-keys N] [--count N] [--rounds N]\n"
 "                        time a GenerateDataKey's PKCS#11 calls one by\n"
 "                        one on the token, under private keys (as kmsd\n"
-"                        holds them) and public ones; no kmsd\n");
+"                        holds them) and public ones; no kmsd\n"
+"  --help                this text\n"
+"  --version             print the version and exit\n");
 }
 
 static int
@@ -1169,7 +1171,7 @@ enum {
 	O_REUSE, O_HOT, O_PTBYTES, O_CTXPAIRS, O_DURATION, O_COUNT, O_WARMUP,
 	O_JSON, O_KMSDPID, O_BASELINE, O_HSMCONF, O_ECHOWORKERS, O_CREATETHR,
 	O_KMSDBIN, O_KMSDCONF, O_KMSDLOG, O_KEYID, O_ECHOSERVER, O_POLICY,
-	O_HSMKEYS, O_ROUNDS, O_CABUNDLE, O_TLSCERT, O_TLSKEY, O_REGION, O_HELP
+	O_HSMKEYS, O_ROUNDS, O_CABUNDLE, O_TLSCERT, O_TLSKEY, O_REGION, O_HELP, O_VERSION
 };
 
 static const struct option longopts[] = {
@@ -1205,6 +1207,7 @@ static const struct option longopts[] = {
 	{ "tls-key", required_argument, NULL, O_TLSKEY },
 	{ "region", required_argument, NULL, O_REGION },
 	{ "help", no_argument, NULL, O_HELP },
+	{ "version", no_argument, NULL, O_VERSION },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -1302,6 +1305,7 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 		case O_TLSKEY: o->tls_key = optarg; break;
 		case O_REGION: o->region = optarg; break;
 		case O_HELP: usage(stdout); exit(0);
+		case O_VERSION: printf("kms-bench %s\n", kms_version()); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}

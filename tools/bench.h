@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "common/proc.h"
+#include "tools/proc.h"
 #include "kms.h"
 
 #define BENCH_MAX_CLIENTS 1024

@@ -20,6 +20,7 @@
 enum key_storage { STORAGE_WRAPPED = 0, STORAGE_RESIDENT };
 
 struct config {
+	char config_path[CONFIG_PATH_MAX];	/* the file read, or "" */
 	char state_dir[CONFIG_PATH_MAX];
 	char pkcs11_module[CONFIG_PATH_MAX];
 	char softhsm2_conf[CONFIG_PATH_MAX];	/* exported if non-empty */

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/kmsd.h"
+#include "kmsd/ops/op.h"
 
 #define PRINCIPAL_CACHE 64		/* callers remembered */
 #define PRINCIPAL_TTL_MS 60000		/* re-read passwd/group after */
@@ -212,14 +213,14 @@ worker_init(struct kmsd *d, int id, struct worker *w, char *err,
 	if ((r = store_sqlite_open(d->cfg.store, &w->st, err, errlen)) != 0) {
 		goto fail;
 	}
-	if ((w->secret = secure_alloc(WORKER_SECRET_CAP)) == NULL) {
-		snprintf(err, errlen, "worker %d: cannot lock %d bytes of "
+	if ((w->secret = secure_alloc(OP_SCRATCH_CAP)) == NULL) {
+		snprintf(err, errlen, "worker %d: cannot lock %zu bytes of "
 		    "memory for secrets (RLIMIT_MEMLOCK?)", id,
-		    WORKER_SECRET_CAP);
+		    (size_t)OP_SCRATCH_CAP);
 		r = KMS_ENOMEM;
 		goto fail;
 	}
-	w->secret_cap = WORKER_SECRET_CAP;
+	w->secret_cap = OP_SCRATCH_CAP;
 	return 0;
  fail:
 	worker_fini(w);

@@ -5,6 +5,7 @@
  *   kmsd ... --check-config                 validate and exit
  *   kmsd ... --create-domain-key            token set-up (scripts/hsm-init)
  *   kmsd ... credentials add|list|remove    SigV4 access keys (HTTP)
+ *   kmsd --restore BACKUP --state-dir NEW   restore a backup, exit
  *
  * Without -c, DIR/kmsd.conf is read when it exists (DIR defaults to ./var),
  * else the embedded defaults apply.
@@ -20,10 +21,12 @@
 #include <unistd.h>
 
 
+#include "kms.h"
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/log.h"
 #include "kmsd/frontend/credentials.h"
+#include "kmsd/daemon/backup.h"
 #include "kmsd/kmsd.h"
 
 static void
@@ -41,6 +44,11 @@ usage(FILE *f)
 	    "      --init-token SO_PIN_FILE  initialise a free token with the "
 	    "configured\n"
 	    "                         label and user PIN file (token set-up)\n"
+	    "      --restore BACKUP   check a backup and restore it into "
+	    "--state-dir\n"
+	    "                         (a new or empty directory), then exit\n"
+	    "  -h, --help             print this help and exit\n"
+	    "      --version          print the version and exit\n"
 	    "  credentials add [--principal P] [--secret-stdin] | list | "
 	    "remove ID\n"
 	    "                         manage the HTTP endpoint's SigV4 access "
@@ -67,12 +75,14 @@ main(int argc, char **argv)
 		{ "create-domain-key", no_argument, NULL, 'D' },
 		{ "init-token", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "restore", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct kmsd d;
 	const char *conf = NULL, *state_dir = NULL;
 	char err[1024], defconf[CONFIG_PATH_MAX + 16];
-	const char *so_pin_file = NULL;
+	const char *so_pin_file = NULL, *restore = NULL;
 	int ch, check = 0, create_dk = 0, r;
 
 	/* '+': options end at the first word (credentials ...). */
@@ -93,6 +103,12 @@ main(int argc, char **argv)
 		case 'I':
 			so_pin_file = optarg;
 			break;
+		case 'R':
+			restore = optarg;
+			break;
+		case 'V':
+			printf("kmsd %s\n", KMS_VERSION);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -106,6 +122,18 @@ main(int argc, char **argv)
 		return 2;
 	}
 	harden();
+	if (restore != NULL) {
+		if (state_dir == NULL) {
+			fprintf(stderr, "kmsd: --restore needs --state-dir NEW "
+			    "(a new or empty directory)\n");
+			return 2;
+		}
+		if (backup_restore(restore, state_dir, err, sizeof(err)) != 0) {
+			fprintf(stderr, "kmsd: restore refused: %s\n", err);
+			return 1;
+		}
+		return 0;
+	}
 #if defined(__SANITIZE_ADDRESS__)
 	/* Without kmsd/heapwipe.c (compiled out under ASan), jansson's
 	 * blocks are wiped by its allocator instead. */
@@ -130,6 +158,14 @@ main(int argc, char **argv)
 	if (optind != argc) {
 		return creds_command(d.cfg.http_credentials, argc - optind - 1,
 		    argv + optind + 1);
+	}
+	if (so_pin_file == NULL && !check && !create_dk) {
+		log_info("kmsd %s starting (config: %s)", KMS_VERSION,
+		    conf != NULL ? conf : "embedded defaults");
+	}
+	if (conf != NULL) {
+		snprintf(d.cfg.config_path, sizeof(d.cfg.config_path), "%s",
+		    conf);
 	}
 	if (so_pin_file != NULL) {
 		if (d.cfg.softhsm2_conf[0] != '\0') {

@@ -23,34 +23,35 @@
 
 /* Sorted by name (binary search). */
 static const struct op_def ops[] = {
-	{ "CreateAlias", op_create_alias, 0 },
-	{ "CreateGrant", op_create_grant, 0 },
-	{ "CreateKey", op_create_key, 0 },
-	{ "Decrypt", op_decrypt, 1 },
-	{ "DeleteAlias", op_delete_alias, 0 },
-	{ "DescribeKey", op_describe_key, 1 },
-	{ "DisableKey", op_disable_key, 0 },
-	{ "EnableKey", op_enable_key, 0 },
-	{ "Encrypt", op_encrypt, 1 },
-	{ "GenerateDataKey", op_generate_data_key, 1 },
+	{ "CreateAlias", op_create_alias, OP_SOLO },
+	{ "CreateBackup", op_create_backup, OP_SOLO },
+	{ "CreateGrant", op_create_grant, OP_SOLO },
+	{ "CreateKey", op_create_key, OP_SOLO },
+	{ "Decrypt", op_decrypt, OP_BATCH },
+	{ "DeleteAlias", op_delete_alias, OP_SOLO },
+	{ "DescribeKey", op_describe_key, OP_BATCH_MEASURED },
+	{ "DisableKey", op_disable_key, OP_SOLO },
+	{ "EnableKey", op_enable_key, OP_SOLO },
+	{ "Encrypt", op_encrypt, OP_BATCH },
+	{ "GenerateDataKey", op_generate_data_key, OP_BATCH },
 	{ "GenerateDataKeyWithoutPlaintext",
-	    op_generate_data_key_without_plaintext, 1 },
-	{ "GenerateRandom", op_generate_random, 1 },
-	{ "GetKeyPolicy", op_get_key_policy, 0 },
-	{ "ListAliases", op_list_aliases, 0 },
-	{ "ListGrants", op_list_grants, 0 },
-	{ "ListKeyPolicies", op_list_key_policies, 0 },
-	{ "ListKeys", op_list_keys, 0 },
-	{ "ListResourceTags", op_list_resource_tags, 0 },
-	{ "ListRetirableGrants", op_list_retirable_grants, 0 },
-	{ "PutKeyPolicy", op_put_key_policy, 0 },
-	{ "ReEncrypt", op_re_encrypt, 1 },
-	{ "RetireGrant", op_retire_grant, 0 },
-	{ "RevokeGrant", op_revoke_grant, 0 },
-	{ "TagResource", op_tag_resource, 0 },
-	{ "UntagResource", op_untag_resource, 0 },
-	{ "UpdateAlias", op_update_alias, 0 },
-	{ "UpdateKeyDescription", op_update_key_description, 0 },
+	    op_generate_data_key_without_plaintext, OP_BATCH },
+	{ "GenerateRandom", op_generate_random, OP_BATCH },
+	{ "GetKeyPolicy", op_get_key_policy, OP_SOLO },
+	{ "ListAliases", op_list_aliases, OP_SOLO },
+	{ "ListGrants", op_list_grants, OP_SOLO },
+	{ "ListKeyPolicies", op_list_key_policies, OP_SOLO },
+	{ "ListKeys", op_list_keys, OP_SOLO },
+	{ "ListResourceTags", op_list_resource_tags, OP_SOLO },
+	{ "ListRetirableGrants", op_list_retirable_grants, OP_SOLO },
+	{ "PutKeyPolicy", op_put_key_policy, OP_SOLO },
+	{ "ReEncrypt", op_re_encrypt, OP_BATCH },
+	{ "RetireGrant", op_retire_grant, OP_SOLO },
+	{ "RevokeGrant", op_revoke_grant, OP_SOLO },
+	{ "TagResource", op_tag_resource, OP_SOLO },
+	{ "UntagResource", op_untag_resource, OP_SOLO },
+	{ "UpdateAlias", op_update_alias, OP_SOLO },
+	{ "UpdateKeyDescription", op_update_key_description, OP_SOLO },
 };
 
 int
@@ -69,9 +70,12 @@ op_secret(struct opctx *c, size_t n)
 {
 	uint8_t *p;
 
-	/* 16-byte alignment keeps later carvings aligned. */
-	n = (n + 15) & ~(size_t)15;
 	if (c->secret == NULL || n > c->secret_cap - c->secret_used) {
+		return NULL;
+	}
+	/* Aligned carvings keep later ones aligned. */
+	n = (n + OP_SECRET_ALIGN - 1) & ~(size_t)(OP_SECRET_ALIGN - 1);
+	if (n > c->secret_cap - c->secret_used) {
 		return NULL;
 	}
 	p = c->secret + c->secret_used;
@@ -79,17 +83,64 @@ op_secret(struct opctx *c, size_t n)
 	return p;
 }
 
+size_t
+op_secret_mark(const struct opctx *c)
+{
+	return c->secret_used;
+}
+
+void
+op_secret_release(struct opctx *c, size_t mark)
+{
+	KMS_ASSERT(mark <= c->secret_used);
+	secure_wipe(c->secret + mark, c->secret_used - mark);
+	c->secret_used = mark;
+	/* Random bytes drawn ahead in what was given back are gone too. */
+	if (c->rnd != NULL && c->rnd >= c->secret + mark) {
+		c->rnd = NULL;
+		c->rnd_len = c->rnd_off = 0;
+	}
+}
+
+/* A block of the request's heap. */
+struct op_block {
+	struct op_block *next;
+	uint8_t data[];
+};
+
+uint8_t *
+op_heap(struct opctx *c, size_t n)
+{
+	struct op_block *b;
+
+	if (n > SIZE_MAX - sizeof(*b) || (b = malloc(sizeof(*b) + n)) ==
+	    NULL) {
+		return NULL;
+	}
+	b->next = c->heap;
+	c->heap = b;
+	return b->data;
+}
+
+static void
+heap_free(struct opctx *c)
+{
+	struct op_block *b;
+
+	while ((b = c->heap) != NULL) {
+		c->heap = b->next;
+		free(b);
+	}
+}
+
 /*
- * Randomness is drawn per request (DESIGN §2: one C_GenerateRandom call
+ * Randomness is drawn per request (docs/design.md §3: one C_GenerateRandom call
  * per request): a single request gets exactly what it asks for; in a
  * Batch the first item that needs random bytes draws for the items still
  * to come, so a Batch of data keys costs one HSM call for all its keys and
  * IVs instead of one per item.  Bytes not handed out stay in the locked
  * scratch and are wiped with it when the request ends.
  */
-#define OP_RANDOM_PER_ITEM 48	/* a 32-byte data key and its IV, rounded */
-#define OP_RANDOM_MAX 8192	/* largest draw made ahead of need */
-
 int
 op_random(struct opctx *c, size_t n, uint8_t **out)
 {
@@ -262,6 +313,34 @@ req_blob(struct opctx *c, const char *name, int required, size_t minlen,
 }
 
 int
+req_blob_alloc(struct opctx *c, const char *name, size_t minlen,
+    size_t maxlen, int secret, uint8_t **out, size_t *outlen)
+{
+	json_t *v = field(c, name);
+	size_t room = 0;
+	uint8_t *buf;
+	int r;
+
+	/* Room for what the text can decode to (req_blob checks it). */
+	if (json_is_string(v)) {
+		room = B64_DECODED_MAX(json_string_length(v));
+		if (room > maxlen) {
+			room = maxlen;
+		}
+	}
+	buf = secret ? op_secret(c, room) : op_heap(c, room);
+	if (buf == NULL) {
+		return op_fail(c, KMS_EINTERNAL, "out of request memory");
+	}
+	if ((r = req_blob(c, name, 1, minlen, maxlen, buf, room,
+	    outlen)) != 0) {
+		return r;
+	}
+	*out = buf;
+	return 0;
+}
+
+int
 req_context(struct opctx *c, const char *name, uint8_t *out, size_t outsz,
     size_t *outlen)
 {
@@ -378,18 +457,21 @@ int
 resp_blob(json_t *obj, const char *name, const uint8_t *buf, size_t len,
     struct opctx *c)
 {
-	size_t n = B64_ENCODED_LEN(len) + 1;
+	size_t n = B64_ENCODED_LEN(len) + 1, mark = op_secret_mark(c);
 	char *b64 = (char *)op_secret(c, n);
-	json_t *s;
+	json_t *s = NULL;
+	int r = 0;
 
+	/* The base64 lives in the scratch only until jansson copies it (its
+	 * strings are wiped when freed: secure_json_allocator). */
 	if (b64 == NULL || b64_encode(buf, len, b64, n) != 0) {
-		return op_fail(c, KMS_EINTERNAL, "out of reply memory");
+		r = op_fail(c, KMS_EINTERNAL, "out of reply memory");
+	} else if ((s = json_stringn_nocheck(b64, n - 1)) == NULL ||
+	    json_object_set_new_nocheck(obj, name, s) != 0) {
+		r = op_fail(c, KMS_EINTERNAL, "out of memory");
 	}
-	s = json_stringn_nocheck(b64, n - 1);
-	if (s == NULL || json_object_set_new_nocheck(obj, name, s) != 0) {
-		return op_fail(c, KMS_EINTERNAL, "out of memory");
-	}
-	return 0;
+	op_secret_release(c, mark);
+	return r;
 }
 
 int
@@ -510,12 +592,22 @@ op_state_error(struct opctx *c, int err, const struct key_info *ki)
 static json_t *
 error_object(int err, const char *msg)
 {
+	json_t *o;
+
 	/* Client-side codes never leave the daemon under their own name. */
 	if (err >= KMS_EINVAL || err <= 0) {
 		err = KMS_EINTERNAL;
 	}
-	return json_pack("{s:s, s:s}", "__type", kms_error_name(err),
+	o = json_pack("{s:s, s:s}", "__type", kms_error_name(err),
 	    "message", msg[0] != '\0' ? msg : kms_strerror(err));
+	if (o == NULL && msg[0] != '\0') {
+		/* A message quoting the request, cut inside a UTF-8
+		 * sequence, is not a JSON string: say it without the quote
+		 * rather than lose the item. */
+		o = json_pack("{s:s, s:s}", "__type", kms_error_name(err),
+		    "message", kms_strerror(err));
+	}
+	return o;
 }
 
 static const struct op_def *
@@ -587,14 +679,18 @@ run_hsm_jobs(struct opctx *c, json_t *arr)
 	}
 }
 
-/* One request object (top level or a Batch item). */
+/* One request object (top level or a Batch item); *measured (may be NULL)
+ * says whether its response is to be measured (OP_BATCH_MEASURED). */
 static json_t *
-run_one(struct opctx *c, json_t *req, int in_batch)
+run_one(struct opctx *c, json_t *req, int in_batch, int *measured)
 {
 	const struct op_def *op;
 	json_t *action, *resp = NULL;
 	int r;
 
+	if (measured != NULL) {
+		*measured = 0;
+	}
 	c->req = req;
 	c->msg[0] = '\0';
 	c->action = "?";
@@ -619,12 +715,15 @@ run_one(struct opctx *c, json_t *req, int in_batch)
 		    json_string_value(action));
 		return error_object(KMS_EUNKNOWNOP, c->msg);
 	}
-	if (in_batch && !op->batchable) {
+	if (in_batch && op->batch == OP_SOLO) {
 		snprintf(c->msg, sizeof(c->msg), "%s is not allowed in a Batch",
 		    op->name);
 		return error_object(KMS_EVALIDATION, c->msg);
 	}
 	c->action = op->name;
+	if (measured != NULL) {
+		*measured = op->batch == OP_BATCH_MEASURED;
+	}
 	if ((r = op->fn(c, &resp)) != 0) {
 		json_decref(resp);
 		return error_object(r, c->msg);
@@ -632,11 +731,45 @@ run_one(struct opctx *c, json_t *req, int in_batch)
 	return resp;
 }
 
+/* The refusal of a measured item that does not fit (its fixed text and
+ * an operation name) is shorter than this. */
+#define BATCH_REFUSAL_MAX 256
+
+/*
+ * Room in the reply for the responses of the Batch's OP_BATCH_MEASURED
+ * items (DescribeKey): the reply is at most its request plus
+ * JSON_MAX_ITEM_GROWTH per other item plus what these measure (or their
+ * refusals), and must stay within JSON_MAX_REPLY (common/json.h).
+ */
+static size_t
+measured_room(json_t *reqs, size_t msglen)
+{
+	const struct op_def *op;
+	json_t *item, *action;
+	size_t i, others = 0, measured = 0;
+
+	json_array_foreach(reqs, i, item) {
+		action = json_object_get(item, "Action");
+		op = json_is_string(action) ?
+		    find_op(json_string_value(action)) : NULL;
+		if (op != NULL && op->batch == OP_BATCH_MEASURED) {
+			measured++;
+		} else {
+			others++;
+		}
+	}
+	/* Cannot wrap: msglen ≤ JSON_MAX_MESSAGE, and the items, at most
+	 * KMS_MAX_BATCH, reserve at most JSON_MAX_ITEM_GROWTH each. */
+	return JSON_MAX_REPLY - msglen - others * JSON_MAX_ITEM_GROWTH -
+	    measured * BATCH_REFUSAL_MAX;
+}
+
 static json_t *
 run_batch(struct opctx *c, json_t *msg, size_t msglen)
 {
 	json_t *reqs = json_object_get(msg, "Requests"), *out, *arr, *item;
-	size_t i, n, before;
+	size_t i, n, before, room = 0, len;
+	int measured = 0;
 
 	if (!json_is_array(reqs)) {
 		return error_object(KMS_ESERIALIZATION, "Batch needs "
@@ -651,6 +784,7 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 	if ((arr = json_array()) == NULL) {
 		return NULL;
 	}
+	room = measured_room(reqs, msglen);
 	/*
 	 * With batch_hsm_exclusive, the items' encryptions and decryptions
 	 * are recorded as the items run (parsing, authorisation, the
@@ -681,7 +815,20 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 			    "exceeds 65536 bytes");
 		} else {
 			c->rnd_hint = (n - i) * OP_RANDOM_PER_ITEM;
-			r = run_one(c, item, 1);
+			r = run_one(c, item, 1, &measured);
+		}
+		if (r != NULL && measured) {
+			len = kjson_write_compact(r, NULL, 0);
+			if (len > room) {
+				json_decref(r);
+				snprintf(c->msg, sizeof(c->msg), "The Batch's "
+				    "reply would exceed %d bytes: send this "
+				    "%s in another Batch", JSON_MAX_REPLY,
+				    c->action);
+				r = error_object(KMS_EVALIDATION, c->msg);
+				len = 0;	/* reserved */
+			}
+			room -= len;
 		}
 		/* A failed item's recorded calls are void. */
 		if (r == NULL || json_object_get(r, "__type") != NULL) {
@@ -726,7 +873,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	c.p = p;
 	c.secret = w->secret;
 	c.secret_cap = w->secret_cap;
-	if ((msg = json_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
+	if ((msg = kjson_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
 	    sizeof(c.msg))) == NULL) {
 		resp = error_object(KMS_ESERIALIZATION, c.msg);
 		metrics_observe(p, NULL, resp, metrics_now() - t0);
@@ -744,7 +891,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 		resp = error_object(KMS_EVALIDATION, "A request exceeds 65536 "
 		    "bytes");
 	} else {
-		resp = run_one(&c, msg, 0);
+		resp = run_one(&c, msg, 0, NULL);
 	}
 	pthread_rwlock_unlock(&w->d->hsm_turn);
 	metrics_observe(p, json_is_string(action) ? json_string_value(action) :
@@ -754,6 +901,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	if (c.secret_used > 0) {
 		secure_wipe(c.secret, c.secret_used);
 	}
+	heap_free(&c);
 	return resp;
 }
 

@@ -151,7 +151,7 @@ send_json(struct MHD_Connection *conn, struct hreq *q, unsigned status,
 		if ((b = malloc(sizeof(*b) + cap)) == NULL) {
 			return MHD_NO;
 		}
-		n = json_write_compact(j, b->data, cap);
+		n = kjson_write_compact(j, b->data, cap);
 		if (n > 0 && n <= cap) {
 			break;
 		}
@@ -437,7 +437,7 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 		    sigv4_error_name(r), msg);
 	}
 	/* The AWS request object, plus the operation: an IPC message. */
-	req = q->len == 0 ? json_object() : json_read_bounded(q->body, q->len,
+	req = q->len == 0 ? json_object() : kjson_read_bounded(q->body, q->len,
 	    HTTP_BODY_MAX, &err, msg, sizeof(msg));
 	if (req == NULL) {
 		return send_error(conn, q, MHD_HTTP_BAD_REQUEST,
@@ -453,7 +453,7 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 			json_decref(req);
 			return MHD_NO;
 		}
-		n = json_write_compact(req, buf, cap);
+		n = kjson_write_compact(req, buf, cap);
 		if (n > 0 && n <= cap) {
 			break;
 		}

@@ -59,6 +59,7 @@
 #include "common/log.h"
 #include "kmsd/frontend/http.h"
 #include "kmsd/frontend/metrics.h"
+#include "kmsd/daemon/service.h"
 #include "kmsd/kmsd.h"
 
 #define CONN_INFLIGHT 64	/* requests of one connection in the works */
@@ -711,13 +712,20 @@ serve(struct srv_worker *sw, struct req *r)
 	 * not fit); the partial text may hold a plaintext: rep_reserve
 	 * wipes it. */
 	if (resp != NULL && rep_reserve(sw, head + REPLY_MIN) == 0) {
-		n = json_write_compact(resp, (char *)sw->rep + head, sw->repcap - head);
+		n = kjson_write_compact(resp, (char *)sw->rep + head, sw->repcap - head);
 		if (n > sw->repcap - head && (rep_reserve(sw, head + n) != 0 ||
-		    json_write_compact(resp, (char *)sw->rep + head, n) != n)) {
+		    kjson_write_compact(resp, (char *)sw->rep + head, n) != n)) {
 			n = 0;
 		}
 	}
 	json_decref(resp);
+	if (n > JSON_MAX_REPLY) {
+		/* Never, by JSON_MAX_REPLY's derivation; were it wrong, the
+		 * client would drop the connection on this reply. */
+		log_error("a reply of %zu bytes exceeds the %d a client "
+		    "accepts; sent an error instead", n, JSON_MAX_REPLY);
+		n = 0;
+	}
 	if (n == 0) {
 		if (rep_reserve(sw, head + sizeof(oom)) != 0) {
 			goto out;	/* cannot even say so: drop it */
@@ -1096,6 +1104,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	memset(&sv, 0, sizeof(sv));
@@ -1167,9 +1176,18 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	    d->cfg.workers, d->cfg.key_storage == STORAGE_RESIDENT ?
 	    "resident" : "wrapped");
 	fflush(stdout);
+	service_ready(d);
 
-	while (sigwait(&set, &sig) != 0) {
+	for (;;) {
+		if (sigwait(&set, &sig) != 0) {
+			continue;
+		}
+		if (sig != SIGHUP) {
+			break;
+		}
+		service_reload(d);
 	}
+	service_stopping();
 	log_info("signal %d, stopping", sig);
 	r = 0;
  out:

@@ -10,7 +10,7 @@
  * calls made under the lock are the cold ones only (unwrap on a miss,
  * release on eviction, rotation).
  *
- * Encryption counting (DESIGN §3): each version counts its encryptions and
+ * Encryption counting (docs/design.md §4): each version counts its encryptions and
  * reserves them durably in blocks before use; after a restart the count
  * resumes at the reservation, so a crash can only waste IVs, never reuse
  * the 2^32 budget.  A spent version makes the key rotate automatically.
@@ -197,7 +197,7 @@ info_from_entry(const struct kmsd *d, const struct kentry *e,
 
 	/* On every request: copies, not printf. */
 	memcpy(out->id, e->id, 16);
-	uuid_format(e->id, out->id_str);
+	blob_uuid_format(e->id, out->id_str);
 	memcpy(out->arn, d->key_arn_prefix, plen);
 	memcpy(out->arn + plen, out->id_str, sizeof(out->id_str));
 	out->state = e->state;
@@ -400,13 +400,13 @@ keycache_lookup(struct worker *w, const char *key_id, struct key_info *out,
 		snprintf(msg, msglen, "Alias %s is not found.", key_id);
 		return KMS_ENOTFOUND;
 	}
-	if (uuid_parse(s, strlen(s), id) != 0) {
+	if (blob_uuid_parse(s, strlen(s), id) != 0) {
 		snprintf(msg, msglen, "Invalid keyId %s", key_id);
 		return KMS_ENOTFOUND;
 	}
 	if ((r = keycache_lookup_id(w, id, out)) == KMS_ENOTFOUND) {
 		char arn[KEY_ARN_MAX], idstr[37];
-		uuid_format(id, idstr);
+		blob_uuid_format(id, idstr);
 		key_arn(w->d, idstr, arn, sizeof(arn));
 		snprintf(msg, msglen, "Key '%s' does not exist", arn);
 	}
@@ -487,7 +487,7 @@ ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
 		/* The material is gone or corrupt: Unavailable, not a loop
 		 * (and not retried until the key is reloaded). */
 		char idstr[37];
-		uuid_format(v->e->id, idstr);
+		blob_uuid_format(v->e->id, idstr);
 		log_warn("key %s version %u: HSM material missing "
 		    "or corrupt; key Unavailable", idstr, v->version);
 		v->unavailable = 1;
@@ -835,7 +835,7 @@ keycache_create_key(struct worker *w, struct store_key *k,
 	/* The first block of encryptions is reserved with the key itself. */
 	sv.enc_reserved = w->d->cfg.max_encryptions < KC_RESERVE_BLOCK ?
 	    w->d->cfg.max_encryptions : KC_RESERVE_BLOCK;
-	/* Crash order (DESIGN §7): material in the HSM, then the row. */
+	/* Crash order (docs/design.md §8): material in the HSM, then the row. */
 	if (resident) {
 		memcpy(sv.material, rnd, 16);
 		sv.material[19] = 1;
@@ -895,7 +895,7 @@ startup_version(const struct store_version *sv, void *arg)
 			a->loaded++;
 		} else {
 			char idstr[37];
-			uuid_format(sv->key_id, idstr);
+			blob_uuid_format(sv->key_id, idstr);
 			log_warn("key %s version %u: HSM object "
 			    "missing; key Unavailable", idstr, sv->version);
 			e->state = KEY_UNAVAILABLE;

@@ -192,7 +192,7 @@ op_list_aliases(struct opctx *c, json_t **resp)
 	}
 	for (i = 0; i < n; i++) {
 		char id[37], arn[KEY_ARN_MAX + 256];
-		uuid_format(as[i].key_id, id);
+		blob_uuid_format(as[i].key_id, id);
 		alias_arn(c->w->d, as[i].name, arn, sizeof(arn));
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:f, "
 		    "s:f}", "AliasName", as[i].name, "AliasArn", arn,

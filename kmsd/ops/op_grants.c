@@ -16,6 +16,7 @@
 #include "common/b64.h"
 #include "common/blob.h"
 #include "common/err.h"
+#include "common/secmem.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/ops/op.h"
 #include "policy/policy.h"
@@ -157,11 +158,17 @@ new_token(struct opctx *c, char *token, size_t len, uint8_t hash[32])
 
 	if ((r = hsm_random(c->w->hs, rnd, sizeof(rnd))) != 0 ||
 	    (r = b64_encode(rnd, sizeof(rnd), b64, sizeof(b64))) != 0) {
-		return op_fail(c, r, "Cannot make a grant token");
+		r = op_fail(c, r, "Cannot make a grant token");
+		goto out;
 	}
 	snprintf(token, len, "kmsgt1.%s", b64);
 	authz_token_hash(token, hash);
-	return 0;
+	r = 0;
+ out:
+	/* The token is a bearer secret: leave none of it on the stack. */
+	secure_wipe(rnd, sizeof(rnd));
+	secure_wipe(b64, sizeof(b64));
+	return r;
 }
 
 int
@@ -173,7 +180,7 @@ op_create_grant(struct opctx *c, json_t **resp)
 	struct policy_grant pg;
 	struct authz_req ar;
 	struct key_info ki;
-	char token[64];
+	char token[64] = "";
 	uint8_t rnd[32];
 	json_t *ops;
 	size_t nops, nall = 0, i;
@@ -290,6 +297,7 @@ op_create_grant(struct opctx *c, json_t **resp)
 	    token);
 	r = *resp != NULL ? 0 : op_fail(c, KMS_EINTERNAL, "out of memory");
  out:
+	secure_wipe(token, sizeof(token));
 	free(all);
 	free(g);
 	return r;
@@ -301,7 +309,7 @@ grant_json(const struct kmsd *d, const struct store_grant *g)
 	char id[37], arn[KEY_ARN_MAX];
 	json_t *o, *ops, *cons = NULL;
 
-	uuid_format(g->key_id, id);
+	blob_uuid_format(g->key_id, id);
 	key_arn(d, id, arn, sizeof(arn));
 	ops = json_loads(g->operations, 0, NULL);
 	if (g->constraints[0] != '\0') {

@@ -100,8 +100,8 @@ op_parse_tags(struct opctx *c, json_t *tags, struct store_tag **out,
 			return op_fail(c, KMS_ESERIALIZATION, "Tags[%zu] "
 			    "needs string TagKey and TagValue", i);
 		}
-		if (!utf8_valid(json_string_value(k), json_string_length(k)) ||
-		    !utf8_valid(json_string_value(v), json_string_length(v)) ||
+		if (!ctx_utf8_valid(json_string_value(k), json_string_length(k)) ||
+		    !ctx_utf8_valid(json_string_value(v), json_string_length(v)) ||
 		    json_string_length(k) < 1 || json_string_length(k) > 128 ||
 		    json_string_length(v) > 256 ||
 		    strncmp(json_string_value(k), "aws:", 4) == 0) {
@@ -145,7 +145,7 @@ op_key_metadata(const struct kmsd *d, const struct store_key *k)
 	char id[37], arn[KEY_ARN_MAX];
 	json_t *m;
 
-	uuid_format(k->id, id);
+	blob_uuid_format(k->id, id);
 	key_arn(d, id, arn, sizeof(arn));
 	m = json_pack("{s:s, s:s, s:s, s:f, s:b, s:s, s:s, s:s, s:s, s:s, "
 	    "s:s, s:s, s:[s], s:b}",
@@ -205,7 +205,7 @@ op_create_key(struct opctx *c, json_t **resp)
 	    (r = req_bool(c, "MultiRegion", &multi)) != 0) {
 		return r;
 	}
-	if (desc != NULL && !utf8_valid(desc, strlen(desc))) {
+	if (desc != NULL && !ctx_utf8_valid(desc, strlen(desc))) {
 		return op_fail(c, KMS_EVALIDATION, "Description is not UTF-8");
 	}
 	if (multi) {
@@ -358,7 +358,7 @@ op_list_keys(struct opctx *c, json_t **resp)
 	    (r = req_string(c, "Marker", 0, 1, 1024, &marker)) != 0) {
 		return r;
 	}
-	if (marker != NULL && uuid_parse(marker, strlen(marker), after) != 0) {
+	if (marker != NULL && blob_uuid_parse(marker, strlen(marker), after) != 0) {
 		return op_fail(c, KMS_EINVALIDMARKER, "Invalid Marker");
 	}
 	if ((ids = calloc((size_t)limit, sizeof(*ids))) == NULL) {
@@ -375,7 +375,7 @@ op_list_keys(struct opctx *c, json_t **resp)
 	}
 	for (i = 0; i < n; i++) {
 		char id[37], arn[KEY_ARN_MAX];
-		uuid_format(ids[i], id);
+		blob_uuid_format(ids[i], id);
 		key_arn(c->w->d, id, arn, sizeof(arn));
 		json_array_append_new(keys, json_pack("{s:s, s:s}", "KeyId",
 		    id, "KeyArn", arn));
@@ -388,7 +388,7 @@ op_list_keys(struct opctx *c, json_t **resp)
 	}
 	if (more && n > 0) {
 		char id[37];
-		uuid_format(ids[n - 1], id);
+		blob_uuid_format(ids[n - 1], id);
 		json_object_set_new(*resp, "NextMarker", json_string(id));
 	}
 	r = 0;
@@ -431,7 +431,7 @@ op_update_key_description(struct opctx *c, json_t **resp)
 	    &desc)) != 0) {
 		return r;
 	}
-	if (!utf8_valid(desc, strlen(desc))) {
+	if (!ctx_utf8_valid(desc, strlen(desc))) {
 		return op_fail(c, KMS_EVALIDATION, "Description is not UTF-8");
 	}
 	if ((r = op_authorize(c, &ki, "UpdateKeyDescription", NULL)) != 0 ||

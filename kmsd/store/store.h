@@ -1,5 +1,5 @@
 /*
- * store.h — the metadata store interface (DESIGN §7).
+ * store.h — the metadata store interface (docs/design.md §8).
  *
  * Keys, versions (wrapped blobs or resident CKA_IDs), tags, aliases,
  * policies and grants.  The daemon uses only this interface; SQLite
@@ -159,6 +159,12 @@ struct store_ops {
 	/* Grants whose retiring principal is p, by grant id after `after`. */
 	int (*list_retirable)(store *s, const char *p, const char *after,
 	    size_t max, struct store_grant **out, size_t *n, int *more);
+
+	/* ---- operations ---- */
+	/* A consistent copy of the whole store, made online (writers keep
+	 * going), into a new file at path (mode 0600); the number of keys in
+	 * the copy in *nkeys. */
+	int (*backup)(store *s, const char *path, uint64_t *nkeys);
 };
 
 struct store {

@@ -288,7 +288,7 @@ parse_context(const char *arg, struct ctxarg *a, const char *opt)
 	if (*src == '{') {
 		const char *k;
 		json_t *v;
-		a->j = json_read_bounded(src, strlen(src), JSON_MAX_REQUEST,
+		a->j = kjson_read_bounded(src, strlen(src), JSON_MAX_REQUEST,
 		    &err, msg, sizeof(msg));
 		free(hold);
 		if (a->j == NULL) {
@@ -386,7 +386,7 @@ parse_tags(const struct optval *v, struct tagarg *a)
 	if (v->nlist == 1 && v->list[0][0] == '[') {
 		json_t *t;
 		size_t k;
-		a->j = json_read_bounded(v->list[0], strlen(v->list[0]),
+		a->j = kjson_read_bounded(v->list[0], strlen(v->list[0]),
 		    JSON_MAX_REQUEST, &err, msg, sizeof(msg));
 		/* The bounded reader wants an object at the top. */
 		if (a->j == NULL) {
@@ -1345,7 +1345,7 @@ cmd_call(struct run *R)
 		kms_free(reply);
 		return fail(&E, r, &ei);
 	}
-	j = json_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
+	j = kjson_read_bounded(reply, n, JSON_MAX_REPLY, &err, msg,
 	    sizeof(msg));
 	kms_free(reply);
 	if (j == NULL) {
@@ -1429,7 +1429,7 @@ constraints_json(const char *arg, json_t **out)
 	for (p = src; isspace((unsigned char)*p); p++) {
 	}
 	if (*p == '{') {
-		o = json_read_bounded(p, strlen(p), JSON_MAX_REQUEST, &err,
+		o = kjson_read_bounded(p, strlen(p), JSON_MAX_REQUEST, &err,
 		    msg, sizeof(msg));
 		free(hold);
 		if (o == NULL) {
@@ -1506,6 +1506,7 @@ put_field(json_t *req, const struct optspec *s, const struct optval *v)
 	int r;
 
 	switch (s->kind) {
+	case O_POS:
 	case O_STR:
 		if ((r = load_text(v->val, &text, &hold, s->name)) != 0) {
 			return r;
@@ -1599,7 +1600,7 @@ send_json(const struct run *R, const json_t *req, json_t **out)
 		kms_free(reply);
 		return fail(R, r, &ei);
 	}
-	*out = json_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
+	*out = kjson_read_bounded(reply, n, JSON_MAX_REPLY, &err, msg,
 	    sizeof(msg));
 	kms_free(reply);
 	if (*out == NULL) {
@@ -1868,6 +1869,14 @@ static const struct command commands[] = {
 	    "List a key's tags.", {
 		KEY_ID(1), PAGING,
 	}, "Tags" },
+	{ "admin backup", "CreateBackup", cmd_json,
+	    "Administrators: back up the store and token into a directory "
+	    "on kmsd's machine, online.", {
+		{ "directory", O_POS, 1, "Absolute path of a new or empty "
+		    "directory.", "Directory" },
+		{ "include-pins", O_FLAG, 0, "Copy the PIN files too (the "
+		    "directory must be mode 0700).", "IncludePins" },
+	} },
 	{ "call", "raw", cmd_call,
 	    "Send a raw JSON request ({\"Action\": ...}) and print the "
 	    "reply.", {
@@ -1877,6 +1886,20 @@ static const struct command commands[] = {
 };
 #pragma GCC diagnostic pop
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The first positional parameter of cmd not yet given, or -1. */
+static int
+first_positional(const struct command *cmd, const struct run *R)
+{
+	int i;
+
+	for (i = 0; i < MAX_OPTS && cmd->opts[i].name != NULL; i++) {
+		if (cmd->opts[i].kind == O_POS && !R->v[i].set) {
+			return i;
+		}
+	}
+	return -1;
+}
 
 static const struct command *
 find_command(const char *name)
@@ -1900,6 +1923,7 @@ static const char *const global_help =
     "                          directory upwards); --endpoint-url is the "
     "same\n"
     "  --output json|text      output format (default json)\n"
+    "  --version               print kmsctl's version and exit\n"
     "  --query PATH            print only this part, e.g. "
     "KeyMetadata.KeyId\n"
     "                          or Keys[0].KeyId\n"
@@ -1969,6 +1993,10 @@ global_option(struct run *R, int argc, char **argv, int *i, int *help)
 	if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 		*help = 1;
 		return 1;
+	}
+	if (strcmp(a, "--version") == 0) {
+		printf("kmsctl %s\n", kms_version());
+		exit(0);
 	}
 	if (strcmp(a, "--no-cli-pager") == 0 ||
 	    strcmp(a, "--no-paginate") == 0) {
@@ -2095,6 +2123,16 @@ main(int argc, char **argv)
 				want_help_cmd = 1;
 				continue;
 			}
+			/* Two-word commands: "admin backup". */
+			if (find_command(a) == NULL && i + 1 < argc) {
+				char two[64];
+				snprintf(two, sizeof(two), "%s %s", a,
+				    argv[i + 1]);
+				if ((R.cmd = find_command(two)) != NULL) {
+					i++;
+					continue;
+				}
+			}
 			if ((R.cmd = find_command(a)) == NULL) {
 				usage_error("argument command: Invalid choice: "
 				    "'%s' (kmsctl help lists the commands)", a);
@@ -2111,8 +2149,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		/* A positional argument. */
-		if (R.cmd != NULL && (k = opt_index(R.cmd, "request")) >= 0 &&
-		    !R.v[k].set) {
+		if (R.cmd != NULL && (k = first_positional(R.cmd, &R)) >= 0) {
 			R.v[k].set = 1;
 			R.v[k].val = a;
 			continue;
