@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -114,6 +115,7 @@ setup(void **state)
 {
 	char conf[2048], val[512], cwd[256], me[160];
 	struct passwd *pw = getpwuid(getuid());
+	struct group *gr;
 	kms_create_key_req kr = { .description = "made over IPC" };
 	kms_key_metadata km;
 	kms_error_info ei;
@@ -147,6 +149,11 @@ setup(void **state)
 	fclose(f);
 	/* The user running the test is one caller over IPC and HTTP. */
 	snprintf(me, sizeof(me), "user:%s", pw != NULL ? pw->pw_name : "root");
+	if ((gr = getgrgid(getgid())) == NULL) {
+		return -1;
+	}
+	snprintf(val, sizeof(val), "group:%s", gr->gr_name);
+	setenv("ADMIN_GROUP", val, 1);
 	if (add_credentials("ADMIN", me) != 0 ||
 	    add_credentials("BOB", "user:bob") != 0) {
 		return -1;

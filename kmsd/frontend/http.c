@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -237,9 +238,75 @@ peer_address(struct MHD_Connection *conn, char *out, size_t len)
 	}
 }
 
+/*
+ * user:<name> is the same caller on both front ends: when <name> is a
+ * local account, the HTTP caller gets that account's uid and groups as an
+ * IPC caller would (principal_from_uid, cached there).  Names are looked
+ * up at most once a minute each (USER_TTL_MS), in a small table.
+ */
+#define USER_CACHE 64
+#define USER_TTL_MS 60000
+
+static struct {
+	char name[PRINCIPAL_MAX];
+	uid_t uid;
+	gid_t gid;
+	int found;
+	uint64_t at;
+} users[USER_CACHE];
+static pthread_mutex_t users_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+local_user(const char *name, uid_t *uid, gid_t *gid)
+{
+	struct passwd pw, *pwp = NULL;
+	char buf[4096];
+	uint64_t now = mono_ms();
+	int i, slot = 0, found;
+
+	pthread_mutex_lock(&users_mu);
+	for (i = 0; i < USER_CACHE; i++) {
+		if (users[i].at != 0 && now - users[i].at < USER_TTL_MS &&
+		    strcmp(users[i].name, name) == 0) {
+			*uid = users[i].uid;
+			*gid = users[i].gid;
+			found = users[i].found;
+			pthread_mutex_unlock(&users_mu);
+			return found;
+		}
+		if (users[i].at < users[slot].at) {
+			slot = i;
+		}
+	}
+	pthread_mutex_unlock(&users_mu);
+	found = getpwnam_r(name, &pw, buf, sizeof(buf), &pwp) == 0 &&
+	    pwp != NULL;
+	pthread_mutex_lock(&users_mu);
+	snprintf(users[slot].name, sizeof(users[slot].name), "%s", name);
+	users[slot].found = found;
+	users[slot].uid = found ? pw.pw_uid : (uid_t)-1;
+	users[slot].gid = found ? pw.pw_gid : (gid_t)-1;
+	users[slot].at = now;
+	pthread_mutex_unlock(&users_mu);
+	*uid = found ? pw.pw_uid : (uid_t)-1;
+	*gid = found ? pw.pw_gid : (gid_t)-1;
+	return found;
+}
+
 static void
 principal_named(struct principal *p, const char *name, const char *source)
 {
+	uid_t uid;
+	gid_t gid;
+
+	if (strncmp(name, "user:", 5) == 0 && local_user(name + 5, &uid,
+	    &gid) && uid != (uid_t)-1) {
+		principal_from_uid(p, uid, gid, 0);
+		if (strcmp(p->name, name) == 0) {
+			snprintf(p->source, sizeof(p->source), "%s", source);
+			return;
+		}
+	}
 	memset(p, 0, sizeof(*p));
 	p->uid = (uid_t)-1;
 	p->gid = (gid_t)-1;

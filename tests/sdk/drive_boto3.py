@@ -241,6 +241,26 @@ e = expect("AccessDeniedException", cert.encrypt, KeyId=kid, Plaintext=b"x")
 assert "cert:alice" in str(e), str(e)
 ok("client certificate → cert:alice")
 
+# A user:<name> access key is that local user, groups included: a policy
+# that lets the admin's group encrypt lets the admin, over HTTP too.
+def policy(*extra):
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "cert:alice", "Action": "kms:*",
+         "Resource": "*"}] + list(extra)})
+
+
+cert.put_key_policy(KeyId=ck["KeyId"], PolicyName="default", Policy=policy())
+expect("AccessDeniedException", admin.encrypt, KeyId=ck["KeyId"],
+       Plaintext=b"x")
+cert.put_key_policy(KeyId=ck["KeyId"], PolicyName="default", Policy=policy(
+    {"Effect": "Allow", "Principal": E["ADMIN_GROUP"],
+     "Action": "kms:Encrypt", "Resource": "*"}))
+assert admin.encrypt(KeyId=ck["KeyId"], Plaintext=b"x")["KeyId"] == ck["Arn"]
+expect("AccessDeniedException", bob.encrypt, KeyId=ck["KeyId"],
+       Plaintext=b"x")
+ok("user:<name> over HTTP carries the account's groups (%s)" %
+   E["ADMIN_GROUP"])
+
 # Batch, kmsd's own operation, signed like any other.
 def raw(target, body, creds):
     url = urllib.parse.urlparse(ENDPOINT)
