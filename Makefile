@@ -145,6 +145,7 @@ fuzz:
 	for f in $(FUZZ_SRC); do \
 		clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -Iinclude \
 		-fsanitize=fuzzer,address,undefined $$f $(COMMON_SRC) $(POLICY_SRC) \
+		kmsd/frontend/sigv4.c \
 		-o build-fuzz/$$(basename $$f .c) $(LDLIBS) || exit 1; \
 	done
 

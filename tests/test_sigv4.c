@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 
@@ -282,6 +283,71 @@ test_sigv4_every_prefix_of_the_header_fails(void **state)
 	}
 }
 
+/* The fields a signature covers, as parsed (the access key id only picks
+ * the secret; the signature's hex digits may come in either case). */
+static int
+same_signed_fields(const char *hdr, const char *body)
+{
+	struct sigv4_kv h0[6], h1[6];
+	struct sigv4_msg m0, m1;
+	struct sigv4_auth a0, a1;
+	char msg[512];
+
+	kms_msg(h0, &m0, KMS_AUTHZ, kms_body);
+	kms_msg(h1, &m1, hdr, body);
+	if (sigv4_parse(&m0, &a0, msg, sizeof(msg)) != 0 ||
+	    sigv4_parse(&m1, &a1, msg, sizeof(msg)) != 0) {
+		return 0;
+	}
+	return strcmp(body, kms_body) == 0 &&
+	    strcmp(a0.scope_date, a1.scope_date) == 0 &&
+	    strcmp(a0.region, a1.region) == 0 &&
+	    strcmp(a0.service, a1.service) == 0 &&
+	    strcmp(a0.signed_headers, a1.signed_headers) == 0 &&
+	    strcasecmp(a0.signature, a1.signature) == 0;
+}
+
+/* 20,000 random mutations of a valid header and body: each is refused
+ * with one of AWS's exceptions, unless it changed nothing signed. */
+static void
+test_sigv4_mutations_never_verify(void **state)
+{
+	char msg[512], hdr[600], body[128];
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	size_t hl = strlen(KMS_AUTHZ), bl = strlen(kms_body);
+	int i, k, r, refused = 0;
+
+	for (i = 0; i < 20000; i++) {
+		memcpy(hdr, KMS_AUTHZ, hl + 1);
+		memcpy(body, kms_body, bl + 1);
+		for (k = 0; k < 1 + i % 3; k++) {
+			seed ^= seed << 13;
+			seed ^= seed >> 7;
+			seed ^= seed << 17;
+			if (seed % 4 == 0) {
+				body[(seed >> 8) % bl] ^= (char)(1 + (seed >> 16) %
+				    127);
+			} else {
+				hdr[(seed >> 8) % hl] ^= (char)(1 + (seed >> 16) %
+				    127);
+			}
+		}
+		r = kms_check(hdr, body, SECRET, "local", KMS_WHEN, msg,
+		    sizeof(msg));
+		if (r == SIGV4_OK) {
+			if (!same_signed_fields(hdr, body)) {
+				fail_msg("mutation %d verified: %s / %s", i,
+				    hdr, body);
+			}
+			continue;
+		}
+		refused++;
+		assert_true(r == SIGV4_INCOMPLETE || r == SIGV4_INVALID ||
+		    r == SIGV4_MISSING);
+	}
+	assert_true(refused > 19000);
+}
+
 int
 main(void)
 {
@@ -291,6 +357,7 @@ main(void)
 		cmocka_unit_test(test_sigv4_botocore_kms_request_verifies),
 		cmocka_unit_test(test_sigv4_each_failure_has_aws_exception),
 		cmocka_unit_test(test_sigv4_every_prefix_of_the_header_fails),
+		cmocka_unit_test(test_sigv4_mutations_never_verify),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
