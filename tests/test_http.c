@@ -361,6 +361,28 @@ test_http_metrics_count_both_front_ends(void **state)
 	free(out);
 }
 
+/* TLS 1.2 and 1.3 only: a client willing to speak 1.1 (security level 0)
+ * gets no session. */
+static void
+test_http_tls_1_2_and_1_3_only(void **state)
+{
+	static const char *const want[] = { "tls1_1", "(NONE)", "tls1_2",
+		"TLSv1.2", "tls1_3", "TLSv1.3" };
+	char *out = NULL;
+	size_t i;
+
+	for (i = 0; i < 6; i += 2) {
+		assert_int_equal(run(&out, "echo | timeout 10 openssl s_client "
+		    "-connect 127.0.0.1:$KMSD_PORT -%s -cipher "
+		    "'DEFAULT@SECLEVEL=0' 2>&1 | grep 'Cipher is' || true",
+		    want[i]), 0);
+		if (strstr(out, want[i + 1]) == NULL) {
+			fail_msg("-%s: %s", want[i], out);
+		}
+		free(out);
+	}
+}
+
 /* kms-bench over HTTPS, with the http-echo baseline: it runs and
  * reports (not how fast). */
 static void
@@ -411,6 +433,7 @@ main(void)
 		cmocka_unit_test(test_http_no_secret_in_log_and_plain_http_loopback_only),
 		cmocka_unit_test(test_http_metrics_count_both_front_ends),
 		cmocka_unit_test(test_http_kms_bench_runs_against_the_endpoint),
+		cmocka_unit_test(test_http_tls_1_2_and_1_3_only),
 	};
 
 	if (getenv("KMS_TEST_FILTER") != NULL) {
