@@ -158,6 +158,18 @@ setup(void **state)
 	    add_credentials("BOB", "user:bob") != 0) {
 		return -1;
 	}
+#ifdef __SANITIZE_ADDRESS__
+	/* ASan's allocator keeps freed blocks in quarantine; make it wipe
+	 * them as glibc's does under kmsd/heapwipe.c (test_residue does the
+	 * same). */
+	{
+		const char *o = getenv("ASAN_OPTIONS");
+		char opts[512];
+		snprintf(opts, sizeof(opts), "%s%smax_free_fill_size=2147483647:"
+		    "free_fill_byte=0", o ? o : "", o && *o ? ":" : "");
+		setenv("ASAN_OPTIONS", opts, 1);
+	}
+#endif
 	if (tu_kmsd_start(&env) != 0 ||
 	    (port = find_port("https on 127.0.0.1:")) == 0 ||
 	    (metrics_port = find_port("metrics on 127.0.0.1:")) == 0) {
@@ -177,6 +189,8 @@ setup(void **state)
 	snprintf(val, sizeof(val), "%s/from-http.b64", env.dir);
 	setenv("HTTP_CT_OUT", val, 1);
 	setenv("WORK", env.dir, 1);
+	snprintf(val, sizeof(val), "%d", (int)env.kmsd);
+	setenv("KMSD_PID", val, 1);
 	setenv("IDLE_TIMEOUT", IDLE_TIMEOUT, 1);
 	setenv("REQUEST_TIMEOUT", REQUEST_TIMEOUT, 1);
 	setenv("MAX_PER_IP", MAX_PER_IP, 1);
@@ -296,6 +310,14 @@ static void
 test_http_hostile_peers_do_not_stall_others(void **state)
 {
 	drive("/usr/bin/python3 tests/sdk/hostile.py");
+}
+
+/* Data keys and plaintexts that went over HTTPS are not left in kmsd's
+ * memory (test_residue shows the same for IPC). */
+static void
+test_http_no_plaintext_left_in_kmsd_memory(void **state)
+{
+	drive("/usr/bin/python3 tests/sdk/residue.py");
 }
 
 /* A credentials file that others may read serves no one, at once. */
@@ -429,6 +451,7 @@ main(void)
 		cmocka_unit_test(test_http_aws_cli_drives_every_operation),
 		cmocka_unit_test(test_http_javascript_sdk_drives_every_operation),
 		cmocka_unit_test(test_http_hostile_peers_do_not_stall_others),
+		cmocka_unit_test(test_http_no_plaintext_left_in_kmsd_memory),
 		cmocka_unit_test(test_http_credentials_file_made_readable_fails_closed),
 		cmocka_unit_test(test_http_no_secret_in_log_and_plain_http_loopback_only),
 		cmocka_unit_test(test_http_metrics_count_both_front_ends),
