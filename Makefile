@@ -46,7 +46,8 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SHIM_SO   := $(BUILD)/tests/libp11shim.so
 TOOLS     := $(BIN)/kmsctl $(BIN)/kms-bench
 
-.PHONY: all run test check asan fuzz bench install uninstall clean deps tests
+.PHONY: all run test check asan fuzz fuzz-bins fuzz-check crash-full bench \
+	install uninstall clean deps tests
 all: $(BIN)/kmsd $(TOOLS) $(CLIENT_SO) $(CLIENT_A) kmsclient.pc
 
 $(BUILD)/%.o: %.c
@@ -126,12 +127,14 @@ run: deps
 	scripts/hsm-init var
 	exec bin/kmsd
 
-# `make test`: the whole suite, plain and under ASan+UBSan.
+# `make test`: the whole suite, plain and under ASan+UBSan, then every
+# fuzz harness for a short time.
 ASAN_VARS := BUILD=build-asan BIN=build-asan/bin LIB=build-asan/lib \
 	OPT="-O1 -g $(SANFLAGS)" LDFLAGS="$(SANFLAGS)"
 test: deps
 	$(MAKE) check
 	$(MAKE) $(ASAN_VARS) check
+	$(MAKE) fuzz-check
 
 check: tests
 	BUILD=$(BUILD) BIN=$(BIN) tests/run-all
@@ -139,15 +142,36 @@ check: tests
 asan:
 	$(MAKE) $(ASAN_VARS) check
 
-FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+# `make fuzz`: every libFuzzer harness in tests/fuzz/ built with clang into
+# build-fuzz/fuzz/ (the daemon's code instrumented, linked as the tests
+# link it).  `make fuzz-check`: each harness for a bounded time over its
+# seeds, after replaying its regression inputs (tests/run-fuzz).
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_VARS := BUILD=build-fuzz BIN=build-fuzz/bin LIB=build-fuzz/lib CC=clang \
+	OPT="-O1 -g $(SANFLAGS) -fsanitize=fuzzer-no-link" \
+	WARN="$(WARN) -Wno-unknown-warning-option"
 fuzz:
-	@mkdir -p build-fuzz
-	for f in $(FUZZ_SRC); do \
-		clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -Iinclude \
-		-fsanitize=fuzzer,address,undefined $$f $(COMMON_SRC) $(POLICY_SRC) \
-		kmsd/frontend/sigv4.c \
-		-o build-fuzz/$$(basename $$f .c) $(LDLIBS) || exit 1; \
-	done
+	$(MAKE) $(FUZZ_VARS) fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS)
+.SECONDARY: $(call obj,$(FUZZ_SRC) tests/testutil.c)
+
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/testutil.o $(CLIENT_INT) \
+    $(DAEMON_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(HTTP_LIBS) $(LDLIBS)
+
+fuzz-check: all
+	$(MAKE) fuzz
+	tests/run-fuzz
+
+# `make crash-full`: the crash-consistency test at full size (50 kills of
+# a larger workload: more threads, keys and aliases, longer cycles;
+# KMS_CRASH_KILLS and KMS_CRASH_SCALE override).
+crash-full: tests
+	KMS_CRASH_KILLS=$${KMS_CRASH_KILLS:-50} \
+	KMS_CRASH_SCALE=$${KMS_CRASH_SCALE:-4} $(BUILD)/tests/test_crash
 
 bench: all
 	scripts/bench-suite

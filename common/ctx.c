@@ -117,6 +117,19 @@ ctx_utf8_valid(const char *str, size_t len)
 	return 1;
 }
 
+size_t
+ctx_utf8_chars(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i, n = 0;
+
+	/* Every byte but a continuation byte starts a character. */
+	for (i = 0; i < len; i++) {
+		n += (s[i] & 0xc0) != 0x80;
+	}
+	return n;
+}
+
 /* Bytewise order; a key that is a prefix of another sorts first. */
 static int
 compare_keys(const struct ctx_pair *a, const struct ctx_pair *b)

@@ -32,5 +32,8 @@ int ctx_canonical_pairs(const kms_context_pair *pairs, size_t n,
     uint8_t *out, size_t outsz, size_t *outlen, char *msg, size_t msglen);
 /* Valid UTF-8 (no overlongs, no surrogates)?  1 or 0. */
 int ctx_utf8_valid(const char *s, size_t len);
+/* Characters (code points) in s[0..len), which must be valid UTF-8: AWS
+ * counts string lengths in characters, not bytes. */
+size_t ctx_utf8_chars(const char *s, size_t len);
 
 #endif

@@ -75,6 +75,8 @@ static const struct err_row err_table[KMS_ERR_MAX] = {
 	    "Cannot reach the daemon" },
 	[KMS_EPROTO] = { "ProtocolError",
 	    "The reply could not be understood" },
+	[KMS_EIO] = { "IOError",
+	    "Reading or writing a stream failed" },
 };
 
 /* Out-of-range codes get these, never NULL and never a table overrun. */

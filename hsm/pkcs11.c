@@ -31,6 +31,7 @@
 
 #include <p11-kit/pkcs11.h>
 
+#include "common/cause.h"
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/log.h"
@@ -72,6 +73,22 @@ rv_name(CK_RV rv)
 	case CKR_WRAPPED_KEY_LEN_RANGE: return "CKR_WRAPPED_KEY_LEN_RANGE";
 	case CKR_CRYPTOKI_NOT_INITIALIZED:
 		return "CKR_CRYPTOKI_NOT_INITIALIZED";
+	case CKR_FUNCTION_FAILED: return "CKR_FUNCTION_FAILED";
+	case CKR_FUNCTION_REJECTED: return "CKR_FUNCTION_REJECTED";
+	case CKR_FUNCTION_NOT_SUPPORTED: return "CKR_FUNCTION_NOT_SUPPORTED";
+	case CKR_FUNCTION_CANCELED: return "CKR_FUNCTION_CANCELED";
+	case CKR_OPERATION_ACTIVE: return "CKR_OPERATION_ACTIVE";
+	case CKR_OPERATION_NOT_INITIALIZED:
+		return "CKR_OPERATION_NOT_INITIALIZED";
+	case CKR_DATA_LEN_RANGE: return "CKR_DATA_LEN_RANGE";
+	case CKR_BUFFER_TOO_SMALL: return "CKR_BUFFER_TOO_SMALL";
+	case CKR_KEY_SIZE_RANGE: return "CKR_KEY_SIZE_RANGE";
+	case CKR_KEY_TYPE_INCONSISTENT: return "CKR_KEY_TYPE_INCONSISTENT";
+	case CKR_KEY_FUNCTION_NOT_PERMITTED:
+		return "CKR_KEY_FUNCTION_NOT_PERMITTED";
+	case CKR_MECHANISM_PARAM_INVALID: return "CKR_MECHANISM_PARAM_INVALID";
+	case CKR_TEMPLATE_INCOMPLETE: return "CKR_TEMPLATE_INCOMPLETE";
+	case CKR_RANDOM_NO_RNG: return "CKR_RANDOM_NO_RNG";
 	default: return "CKR_?";
 	}
 }
@@ -102,6 +119,8 @@ hsm_rv_err(hsm *h, CK_RV rv, const char *what)
 			    "unavailable", what, rv_name(rv),
 			    (unsigned long)rv);
 		}
+		cause_note("the HSM is unavailable (%s in %s)", rv_name(rv),
+		    what);
 		return KMS_EDEPENDENCYTIMEOUT;
 	case CKR_ENCRYPTED_DATA_INVALID:
 	case CKR_ENCRYPTED_DATA_LEN_RANGE:
@@ -110,6 +129,7 @@ hsm_rv_err(hsm *h, CK_RV rv, const char *what)
 		return KMS_EINVALIDCIPHERTEXT;
 	case CKR_HOST_MEMORY:
 		log_warn("hsm: %s: %s", what, rv_name(rv));
+		cause_note("the HSM module ran out of memory (%s)", what);
 		return KMS_ENOMEM;
 	case CKR_PIN_INCORRECT:
 	case CKR_PIN_LOCKED:
@@ -119,6 +139,8 @@ hsm_rv_err(hsm *h, CK_RV rv, const char *what)
 	default:
 		log_warn("hsm: %s: %s (0x%lx)", what,
 		    rv_name(rv), (unsigned long)rv);
+		cause_note("the HSM refused the operation (%s in %s, 0x%lx)",
+		    rv_name(rv), what, (unsigned long)rv);
 		return KMS_EINTERNAL;
 	}
 }
@@ -752,6 +774,8 @@ hsm_ready(hsm_session *s)
 	CK_RV rv;
 
 	if (atomic_load(&s->h->down)) {
+		cause_note("the HSM is unavailable (the token went away; "
+		    "kmsd retries)");
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
 	gen = atomic_load(&s->h->gen);

@@ -90,6 +90,7 @@ struct kms_client {
 	struct conn *conn;	/* NULL until the first call */
 	struct pending *pending;
 	uint32_t next_id;
+	uint64_t nrequests;	/* requests sent, for kms_client_requests */
 	int timeout_ms;		/* whole call; 0 = none */
 	int connect_timeout_ms;	/* waiting for a connection; 0 = timeout_ms */
 	char url[CLIENT_URL_MAX];
@@ -655,6 +656,7 @@ transact(kms_client *c, uint8_t *buf, size_t len, uint8_t **replyp,
 	pd.state = cn->dead ? P_LOST : P_WAIT;
 	sent = pd.state == P_WAIT;
 	pd.id = ++c->next_id | 0x80000000u;
+	c->nrequests++;
 	pd.next = c->pending;
 	c->pending = &pd;
 	pthread_mutex_unlock(&c->mu);
@@ -914,6 +916,20 @@ kms_secret_free(kms_secret *s)
 	}
 	s->data = NULL;
 	s->len = 0;
+}
+
+KMS_API uint64_t
+kms_client_requests(kms_client *c)
+{
+	uint64_t n;
+
+	if (c == NULL) {
+		return 0;
+	}
+	pthread_mutex_lock(&c->mu);
+	n = c->nrequests;
+	pthread_mutex_unlock(&c->mu);
+	return n;
 }
 
 KMS_API void

@@ -35,6 +35,7 @@ enum bench_op {
 	OP_MIX,
 	OP_STARTUP,
 	OP_HSM_CALLS,
+	OP_ENVELOPE,
 	OP_NONE
 };
 
@@ -72,6 +73,8 @@ struct bench_opts {
 	const char *tls_cert;		/* http-echo's certificate and key */
 	const char *tls_key;
 	const char *region;		/* SigV4 scope */
+	uint64_t stream_mib;		/* --op envelope: stream size */
+	uint32_t frame_length;		/* --op envelope: 0 = 4096 */
 };
 
 /* Latency samples of one thread (nanoseconds), grown as needed. */
@@ -161,5 +164,9 @@ int bench_mix_pick(uint64_t *seed);
 /* --op hsm-calls (bench_hsm.c): the HSM's calls of a GenerateDataKey,
  * timed one by one, under private and public keys. */
 int run_hsm_calls(const struct bench_opts *o);
+
+/* --op envelope (bench_envelope.c): a stream through the envelope
+ * encryptor and decryptor beside raw AES-256-GCM over the same frames. */
+int run_envelope(const struct bench_opts *o);
 
 #endif

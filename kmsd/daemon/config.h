@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_MAX_ADMINS 32
@@ -16,6 +17,12 @@
 /* ARN fields (so that a key ARN always fits KEY_ARN_MAX). */
 #define CONFIG_PARTITION_MAX 16		/* aws-iso-b is the longest AWS's */
 #define CONFIG_REGION_MAX 24		/* ap-southeast-3 and the like */
+/* What one peer may make the IPC listener hold (kmsd/frontend/ipc.c). */
+#define CONFIG_PER_UID_DEFAULT 1024	/* connections of one peer uid */
+#define CONFIG_PER_UID_MAX 1000000
+#define CONFIG_INPUT_MIB_DEFAULT 64	/* partial requests, all peers */
+#define CONFIG_INPUT_MIB_MIN 4		/* a few whole 1 MiB messages */
+#define CONFIG_INPUT_MIB_MAX 65536
 
 enum key_storage { STORAGE_WRAPPED = 0, STORAGE_RESIDENT };
 
@@ -59,6 +66,10 @@ struct config {
 	int http_idle_timeout_s;		/* a silent connection closes */
 	int http_request_timeout_s;		/* a whole request's body */
 	char metrics_listen[CONFIG_PATH_MAX];	/* Prometheus; "" = off */
+	unsigned max_connections_per_uid;	/* beyond: its oldest dropped */
+	unsigned max_buffered_input_mib;	/* partial requests, all
+						 * connections; beyond: the
+						 * oldest dropped */
 };
 
 /* Defaults for state_dir (made absolute); path-valued keys not given in
@@ -67,8 +78,19 @@ void config_defaults(struct config *c, const char *state_dir);
 /* Parse file over the defaults; on error returns KMS_EVALIDATION with
  * "file:line: message" in err. */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
-/* Derive unset paths from state_dir; check values and files are usable. */
+/* The same over an open stream (the file's text; path names it in err). */
+int config_read(struct config *c, FILE *f, const char *path, char *err,
+    size_t errlen);
+/* Derive unset paths from state_dir; check values and files are usable,
+ * and that kmsd may trust them: the state directory, the store, the PIN
+ * file, softhsm2.conf and the token directory it names are owned by root
+ * or kmsd's user and writable by nobody else (the PIN file not even
+ * readable); else KMS_EVALIDATION naming the path and the chmod that
+ * fixes it.  config_load checks the config file the same way. */
 int config_finish(struct config *c, char *err, size_t errlen);
+/* That check for one path (secret: no access for group or others). */
+int config_check_trust(const char *what, const char *path, int secret,
+    char *err, size_t errlen);
 /* Is this principal a configured administrator? */
 int config_is_admin(const struct config *c, const char *principal);
 struct principal;

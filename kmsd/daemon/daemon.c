@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "common/err.h"
@@ -21,6 +22,29 @@
 #define PRINCIPAL_CACHE 64		/* callers remembered */
 #define PRINCIPAL_TTL_MS 60000		/* re-read passwd/group after */
 
+/*
+ * libsodium locks secret memory only as far as RLIMIT_MEMLOCK allows and
+ * does not fail beyond it: say so at start-up rather than let plaintexts
+ * be swappable without a word.
+ */
+static void
+warn_memlock(const struct kmsd *d)
+{
+	struct rlimit rl;
+	unsigned long long need = (unsigned long long)d->cfg.workers *
+	    OP_SCRATCH_CAP + (4ULL << 20);
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur !=
+	    RLIM_INFINITY && (unsigned long long)rl.rlim_cur < need) {
+		log_warn("RLIMIT_MEMLOCK is %llu KiB but %d workers' locked "
+		    "memory needs about %llu KiB: secrets beyond it may be "
+		    "swapped out; raise it (LimitMEMLOCK= in the unit, "
+		    "ulimit -l, /etc/security/limits.conf) or lower workers",
+		    (unsigned long long)rl.rlim_cur / 1024, d->cfg.workers,
+		    need / 1024);
+	}
+}
+
 int
 kmsd_open(struct kmsd *d, char *err, size_t errlen)
 {
@@ -29,6 +53,7 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 	pthread_rwlockattr_t ra;
 	int r;
 
+	warn_memlock(d);
 	/* Adaptive: a Batch of 100 holds it for about a millisecond, and
 	 * the next one is usually running on the other core. */
 	pthread_mutexattr_init(&ma);

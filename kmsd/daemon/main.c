@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,15 @@ harden(void)
 
 	(void)setrlimit(RLIMIT_CORE, &rl);
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* As much locked memory as we are allowed: secrets live in it. */
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_MEMLOCK, &rl);
+	}
+	/* A file size limit (RLIMIT_FSIZE) reached by the store fails that
+	 * write (EFBIG), like a full disk, and the request says so; the
+	 * default action would kill the daemon and every request with it. */
+	(void)signal(SIGXFSZ, SIG_IGN);
 }
 
 int
@@ -140,14 +150,21 @@ main(int argc, char **argv)
 	secure_json_allocator();
 #endif
 	config_defaults(&d.cfg, state_dir);
+	err[0] = '\0';
 	if (conf == NULL) {
 		snprintf(defconf, sizeof(defconf), "%s/kmsd.conf",
 		    d.cfg.state_dir);
 		if (access(defconf, F_OK) == 0) {
 			conf = defconf;
+			/* Whoever may write the directory may have put the
+			 * file there. */
+			if (config_check_trust("state_dir", d.cfg.state_dir, 0,
+			    err, sizeof(err)) != 0) {
+				log_error("%s", err);
+				return 1;
+			}
 		}
 	}
-	err[0] = '\0';
 	if ((conf != NULL && config_load(&d.cfg, conf, err,
 	    sizeof(err)) != 0) || config_finish(&d.cfg, err,
 	    sizeof(err)) != 0) {
@@ -168,6 +185,11 @@ main(int argc, char **argv)
 		    conf);
 	}
 	if (so_pin_file != NULL) {
+		if (config_check_trust("SO PIN file", so_pin_file, 1, err,
+		    sizeof(err)) != 0) {
+			log_error("%s", err);
+			return 1;
+		}
 		if (d.cfg.softhsm2_conf[0] != '\0') {
 			setenv("SOFTHSM2_CONF", d.cfg.softhsm2_conf, 1);
 		}

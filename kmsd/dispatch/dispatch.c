@@ -7,15 +7,22 @@
  * the same worker (one HSM session, one store connection) and answers each
  * in place; one item's failure does not fail the others.
  */
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/b64.h"
+#include "common/cause.h"
 #include "common/ctx.h"
 #include "common/err.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/secmem.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/frontend/metrics.h"
@@ -179,9 +186,10 @@ field(struct opctx *c, const char *name)
 	return json_is_null(v) ? NULL : v;
 }
 
-int
-req_string(struct opctx *c, const char *name, int required, size_t minlen,
-    size_t maxlen, const char **out)
+/* AWS's limits on strings count characters; unit 1 counts bytes. */
+static int
+string_field(struct opctx *c, const char *name, int required, size_t minlen,
+    size_t maxlen, int bytes, const char **out)
 {
 	json_t *v = field(c, name);
 	size_t len;
@@ -200,17 +208,39 @@ req_string(struct opctx *c, const char *name, int required, size_t minlen,
 		    name);
 	}
 	len = json_string_length(v);
-	if (len < minlen || len > maxlen) {
-		return op_fail(c, KMS_EVALIDATION, "1 validation error "
-		    "detected: Value at '%s' failed to satisfy constraint: "
-		    "Member must have length between %zu and %zu", name,
-		    minlen, maxlen);
-	}
 	if (strlen(json_string_value(v)) != len) {
 		return op_fail(c, KMS_EVALIDATION, "%s contains a NUL", name);
 	}
+	/* The parser let only valid UTF-8 through; a value built otherwise
+	 * (tests, fuzzers) is checked here. */
+	if (!ctx_utf8_valid(json_string_value(v), len)) {
+		return op_fail(c, KMS_EVALIDATION, "%s is not UTF-8", name);
+	}
+	if (!bytes) {
+		len = ctx_utf8_chars(json_string_value(v), len);
+	}
+	if (len < minlen || len > maxlen) {
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value at '%s' failed to satisfy constraint: "
+		    "Member must have length between %zu and %zu%s", name,
+		    minlen, maxlen, bytes ? " bytes" : "");
+	}
 	*out = json_string_value(v);
 	return 0;
+}
+
+int
+req_string(struct opctx *c, const char *name, int required, size_t minlen,
+    size_t maxlen, const char **out)
+{
+	return string_field(c, name, required, minlen, maxlen, 0, out);
+}
+
+int
+req_string_bytes(struct opctx *c, const char *name, int required,
+    size_t minlen, size_t maxlen, const char **out)
+{
+	return string_field(c, name, required, minlen, maxlen, 1, out);
 }
 
 int
@@ -282,14 +312,8 @@ req_blob(struct opctx *c, const char *name, int required, size_t minlen,
 	}
 	len = json_string_length(v);
 	/* Bound before decoding: the exact decoded size of well-formed
-	 * base64 is 3/4 of its length less the padding. */
-	n = B64_DECODED_MAX(len);
-	if (len >= 1 && json_string_value(v)[len - 1] == '=') {
-		n--;
-	}
-	if (len >= 2 && json_string_value(v)[len - 2] == '=') {
-		n--;
-	}
+	 * base64 (ill-formed input is refused by b64_decode below). */
+	n = b64_decoded_len(json_string_value(v), len);
 	if (n > maxlen || n > outsz) {
 		return op_fail(c, KMS_EVALIDATION, "1 validation error "
 		    "detected: Value at '%s' failed to satisfy constraint: "
@@ -344,13 +368,22 @@ int
 req_context(struct opctx *c, const char *name, uint8_t *out, size_t outsz,
     size_t *outlen)
 {
-	json_t *v = field(c, name);
+	json_t *v = field(c, name), *e;
+	const char *k;
 	char msg[256];
 	int r;
 
 	if (v != NULL && !json_is_object(v)) {
 		return op_fail(c, KMS_ESERIALIZATION, "%s must be an object "
 		    "of strings", name);
+	}
+	/* A map of strings: another type is the request's shape, not its
+	 * content, wrong. */
+	json_object_foreach(v, k, e) {
+		if (!json_is_string(e)) {
+			return op_fail(c, KMS_ESERIALIZATION, "%s must be an "
+			    "object of strings", name);
+		}
 	}
 	if ((r = ctx_canonical_json(v, out, outsz, outlen, msg,
 	    sizeof(msg))) != 0) {
@@ -385,7 +418,8 @@ req_grant_tokens(struct opctx *c)
 			    "must be a list of strings");
 		}
 		if (json_string_length(t) < 1 ||
-		    json_string_length(t) > KMS_MAX_GRANT_TOKEN) {
+		    ctx_utf8_chars(json_string_value(t), json_string_length(t)) >
+		    KMS_MAX_GRANT_TOKEN) {
 			return op_fail(c, KMS_EVALIDATION, "GrantTokens[%zu] "
 			    "must have length between 1 and %d", i,
 			    KMS_MAX_GRANT_TOKEN);
@@ -589,25 +623,94 @@ op_state_error(struct opctx *c, int err, const struct key_info *ki)
 	}
 }
 
+/*
+ * This thread's request id: unique in the daemon's life and across
+ * restarts (a random prefix drawn at start-up, then a counter), named in
+ * every log line said on the request's behalf (log_set_request) and in
+ * the message of an internal or dependency error, so that an operator
+ * finds the cause a client was told about.
+ */
+static _Thread_local char request_id[LOG_REQUEST_ID_MAX];
+/* Internal errors of this request: the first is logged, the rest counted
+ * (a Batch must not turn one fault into a thousand log lines). */
+static _Thread_local size_t request_faults;
+static pthread_once_t request_once = PTHREAD_ONCE_INIT;
+static uint32_t request_prefix;
+static atomic_uint_fast64_t request_seq;
+
+static void
+request_prefix_init(void)
+{
+	if (getrandom(&request_prefix, sizeof(request_prefix), 0) !=
+	    (ssize_t)sizeof(request_prefix)) {
+		request_prefix = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+	}
+}
+
+static void
+request_begin(void)
+{
+	pthread_once(&request_once, request_prefix_init);
+	snprintf(request_id, sizeof(request_id), "%08x-%012llx",
+	    (unsigned)request_prefix, (unsigned long long)
+	    (atomic_fetch_add(&request_seq, 1) + 1));
+	log_set_request(request_id);
+	request_faults = 0;
+	cause_clear();
+}
+
+static void
+request_end(void)
+{
+	if (request_faults > 1) {
+		log_warn("and %zu more internal errors in this request",
+		    request_faults - 1);
+	}
+	request_faults = 0;
+	log_set_request(NULL);
+	request_id[0] = '\0';
+	cause_clear();
+}
+
 static json_t *
 error_object(int err, const char *msg)
 {
-	json_t *o;
+	char full[OP_MSG_MAX + CAUSE_MAX + LOG_REQUEST_ID_MAX + 16];
+	size_t len;
 
 	/* Client-side codes never leave the daemon under their own name. */
 	if (err >= KMS_EINVAL || err <= 0) {
 		err = KMS_EINTERNAL;
 	}
-	o = json_pack("{s:s, s:s}", "__type", kms_error_name(err),
-	    "message", msg[0] != '\0' ? msg : kms_strerror(err));
-	if (o == NULL && msg[0] != '\0') {
-		/* A message quoting the request, cut inside a UTF-8
-		 * sequence, is not a JSON string: say it without the quote
-		 * rather than lose the item. */
-		o = json_pack("{s:s, s:s}", "__type", kms_error_name(err),
-		    "message", kms_strerror(err));
+	if (msg[0] == '\0') {
+		msg = kms_strerror(err);
 	}
-	return o;
+	/* AWS's name stays; the message says which dependency failed
+	 * (never a secret: see cause.h) and names the request, whose log
+	 * lines hold the details. */
+	if (err == KMS_EINTERNAL || err == KMS_EDEPENDENCYTIMEOUT) {
+		const char *why = cause_get();
+		int n = (int)strlen(msg);
+		if (n > 0 && msg[n - 1] == '.') {
+			n--;	/* "retry later.: the HSM ..." reads badly */
+		}
+		snprintf(full, sizeof(full), "%.*s%s%s (request %s)", n, msg,
+		    why[0] != '\0' ? ": " : "", why,
+		    request_id[0] != '\0' ? request_id : "?");
+		msg = full;
+		if (request_faults++ == 0) {
+			log_warn("%s: %s", kms_error_name(err), msg);
+		}
+	}
+	/* A message quoting the request may have been cut inside a
+	 * character (snprintf counts bytes): end it where its UTF-8 does,
+	 * or jansson refuses the whole reply. */
+	len = strlen(msg);
+	while (len > 0 && !ctx_utf8_valid(msg, len)) {
+		len--;
+	}
+	return json_pack("{s:s, s:s#}", "__type", kms_error_name(err),
+	    "message", msg, (int)len);
 }
 
 static const struct op_def *
@@ -662,6 +765,7 @@ run_hsm_jobs(struct opctx *c, json_t *arr)
 			continue;
 		}
 		c->msg[0] = '\0';
+		cause_clear();
 		if ((j->err = op_hsm_job(c, j)) != 0) {
 			/* Replaces (and frees) the item's response. */
 			json_array_set_new(arr, j->item,
@@ -673,6 +777,7 @@ run_hsm_jobs(struct opctx *c, json_t *arr)
 		j = &c->jobs[k];
 		if (j->err == 0 && resp_blob(j->obj, j->name, j->out,
 		    j->outlen, c) != 0) {
+			cause_clear();	/* not the last HSM call's */
 			json_array_set_new(arr, j->item,
 			    error_object(KMS_EINTERNAL, c->msg));
 		}
@@ -693,6 +798,7 @@ run_one(struct opctx *c, json_t *req, int in_batch, int *measured)
 	}
 	c->req = req;
 	c->msg[0] = '\0';
+	cause_clear();
 	c->action = "?";
 	c->request_alias[0] = '\0';
 	c->ntokens = 0;
@@ -873,10 +979,12 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	c.p = p;
 	c.secret = w->secret;
 	c.secret_cap = w->secret_cap;
+	request_begin();
 	if ((msg = kjson_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
 	    sizeof(c.msg))) == NULL) {
 		resp = error_object(KMS_ESERIALIZATION, c.msg);
 		metrics_observe(p, NULL, resp, metrics_now() - t0);
+		request_end();
 		return resp;
 	}
 	/* The HSM's turn (kmsd.h), for everything that may touch a key:
@@ -902,6 +1010,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 		secure_wipe(c.secret, c.secret_used);
 	}
 	heap_free(&c);
+	request_end();
 	return resp;
 }
 

@@ -22,12 +22,14 @@
 
 #include "common/blob.h"
 #include "common/be.h"
+#include "common/ctx.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "kmsd/kmsd.h"
 
 #define KC_BUCKETS 65536	/* power of two */
 #define KC_RESERVE_BLOCK (1ULL << 20)	/* encryptions reserved per write */
+#define KEYCACHE_KEY_ID_MAX 2048	/* AWS KeyId length, characters */
 
 struct kentry;
 
@@ -385,8 +387,11 @@ keycache_lookup(struct worker *w, const char *key_id, struct key_info *out,
 	size_t plen;
 	int r;
 
-	if (key_id == NULL || *key_id == '\0' || strlen(key_id) > 2048) {
-		snprintf(msg, msglen, "KeyId must be 1-2048 characters");
+	/* AWS counts characters (the caller's reader already did). */
+	if (key_id == NULL || *key_id == '\0' ||
+	    ctx_utf8_chars(key_id, strlen(key_id)) > KEYCACHE_KEY_ID_MAX) {
+		snprintf(msg, msglen, "KeyId must be 1-%d characters",
+		    KEYCACHE_KEY_ID_MAX);
 		return KMS_EVALIDATION;
 	}
 	plen = w->d->key_arn_prefix_len;

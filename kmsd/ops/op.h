@@ -23,6 +23,8 @@
 #define KMS_MAX_KEY_ID 2048		/* AWS KeyId length */
 #define KMS_MAX_GRANT_TOKEN 8192	/* AWS GrantToken length */
 #define KMS_MAX_TAGS 50			/* AWS tags per key */
+#define KMS_MAX_TAG_KEY 128		/* AWS TagKey, characters */
+#define KMS_MAX_TAG_VALUE 256		/* AWS TagValue, characters */
 #define KMS_LIST_DEFAULT 100		/* AWS ListKeys default Limit */
 #define KMS_LIST_MAX 1000		/* AWS ListKeys maximum Limit */
 
@@ -146,8 +148,14 @@ struct op_def {
 int op_fail(struct opctx *c, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Field readers: absent + !required → 0 with *out untouched/NULL. */
+/* Field readers: absent + !required → 0 with *out untouched/NULL.
+ * req_string's lengths are in characters (code points), as AWS counts
+ * them: a value may be up to 4 bytes a character, so copy it only into
+ * a buffer sized for that.  req_string_bytes counts bytes, for limits AWS
+ * states in bytes (a key policy). */
 int req_string(struct opctx *c, const char *field, int required,
+    size_t minlen, size_t maxlen, const char **out);
+int req_string_bytes(struct opctx *c, const char *field, int required,
     size_t minlen, size_t maxlen, const char **out);
 int req_int(struct opctx *c, const char *field, int required, long long min,
     long long max, long long *out, int *present);

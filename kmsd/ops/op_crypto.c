@@ -511,7 +511,9 @@ op_generate_random(struct opctx *c, json_t **resp)
 		return op_fail(c, KMS_EINTERNAL, "out of request memory");
 	}
 	if ((r = hsm_random(c->w->hs, buf, (size_t)n)) != 0) {
-		op_fail(c, r, "The HSM is unavailable; retry later.");
+		op_fail(c, r, r == KMS_EDEPENDENCYTIMEOUT ? "The HSM is "
+		    "unavailable; retry later." : "The HSM could not generate "
+		    "random bytes");
 		goto out;
 	}
 	if ((o = new_resp(c)) == NULL) {

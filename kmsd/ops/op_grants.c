@@ -37,6 +37,10 @@ parse_ops(struct opctx *c, json_t *ops, uint32_t *mask, const char **names,
 
 	*mask = 0;
 	*n = 0;
+	if (ops != NULL && !json_is_null(ops) && !json_is_array(ops)) {
+		return op_fail(c, KMS_ESERIALIZATION, "Operations must be a "
+		    "list of grant operations");
+	}
 	if (!json_is_array(ops) || json_array_size(ops) == 0 ||
 	    json_array_size(ops) > GRANT_OPS_MAX) {
 		return op_fail(c, KMS_EVALIDATION, "Operations must be a "
@@ -85,13 +89,20 @@ parse_constraints(struct opctx *c, json_t *cons, struct policy_grant *g,
 	if (which == NULL) {
 		return 0;
 	}
-	if (!json_is_object(which) || json_object_size(which) >
-	    CTX_MAX_PAIRS_GRANT) {
+	if (!json_is_object(which)) {
+		return op_fail(c, KMS_ESERIALIZATION, "A constraint is an "
+		    "object of strings");
+	}
+	if (json_object_size(which) > CTX_MAX_PAIRS_GRANT) {
 		return op_fail(c, KMS_EVALIDATION, "A constraint is an object "
 		    "of at most %d string pairs", CTX_MAX_PAIRS_GRANT);
 	}
 	json_object_foreach(which, k, v) {
-		if (!json_is_string(v) || k[0] == '\0') {
+		if (!json_is_string(v)) {
+			return op_fail(c, KMS_ESERIALIZATION, "Constraint "
+			    "values must be strings");
+		}
+		if (k[0] == '\0') {
 			return op_fail(c, KMS_EVALIDATION, "Constraint values "
 			    "must be strings and keys non-empty");
 		}
@@ -127,7 +138,9 @@ principal_field(struct opctx *c, const char *name, int required,
 {
 	int r;
 
-	if ((r = req_string(c, name, required, 1, STORE_NAME_MAX - 1,
+	/* Bytes: the store's field holds STORE_NAME_MAX - 1 of them, and a
+	 * principal cut short would name someone else. */
+	if ((r = req_string_bytes(c, name, required, 1, STORE_NAME_MAX - 1,
 	    out)) != 0) {
 		return r;
 	}

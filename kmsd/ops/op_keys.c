@@ -102,8 +102,11 @@ op_parse_tags(struct opctx *c, json_t *tags, struct store_tag **out,
 		}
 		if (!ctx_utf8_valid(json_string_value(k), json_string_length(k)) ||
 		    !ctx_utf8_valid(json_string_value(v), json_string_length(v)) ||
-		    json_string_length(k) < 1 || json_string_length(k) > 128 ||
-		    json_string_length(v) > 256 ||
+		    json_string_length(k) < 1 ||
+		    ctx_utf8_chars(json_string_value(k), json_string_length(k)) >
+		    KMS_MAX_TAG_KEY ||
+		    ctx_utf8_chars(json_string_value(v), json_string_length(v)) >
+		    KMS_MAX_TAG_VALUE ||
 		    strncmp(json_string_value(k), "aws:", 4) == 0) {
 			free(arr);
 			return op_fail(c, KMS_ETAG, "Tags[%zu]: TagKey must be "
@@ -191,7 +194,7 @@ op_create_key(struct opctx *c, json_t **resp)
 	size_t ntags = 0;
 	int multi, bypass, r;
 
-	if ((r = req_string(c, "Description", 0, 0, KMS_MAX_DESCRIPTION * 4,
+	if ((r = req_string(c, "Description", 0, 0, KMS_MAX_DESCRIPTION,
 	    &desc)) != 0 ||
 	    (r = req_enum(c, "KeyUsage", usages, "ENCRYPT_DECRYPT",
 	    &usage)) != 0 ||
@@ -200,7 +203,8 @@ op_create_key(struct opctx *c, json_t **resp)
 	    (r = req_enum(c, "CustomerMasterKeySpec", specs,
 	    "SYMMETRIC_DEFAULT", &cmkspec)) != 0 ||
 	    (r = req_enum(c, "Origin", origins, "AWS_KMS", &origin)) != 0 ||
-	    (r = req_string(c, "Policy", 0, 1, 32768, &policy)) != 0 ||
+	    (r = req_string_bytes(c, "Policy", 0, 1, POLICY_MAX_DOC,
+	    &policy)) != 0 ||
 	    (r = req_bool(c, "BypassPolicyLockoutSafetyCheck", &bypass)) != 0 ||
 	    (r = req_bool(c, "MultiRegion", &multi)) != 0) {
 		return r;
@@ -427,7 +431,7 @@ op_update_key_description(struct opctx *c, json_t **resp)
 	int r;
 
 	if ((r = op_mgmt_key(c, 0, &ki)) != 0 ||
-	    (r = req_string(c, "Description", 1, 0, KMS_MAX_DESCRIPTION * 4,
+	    (r = req_string(c, "Description", 1, 0, KMS_MAX_DESCRIPTION,
 	    &desc)) != 0) {
 		return r;
 	}

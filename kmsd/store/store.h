@@ -55,8 +55,8 @@ struct store_version {
 };
 
 struct store_tag {
-	char key[129];			/* 1..128 characters */
-	char value[257 * 4];		/* 0..256 characters, UTF-8 */
+	char key[128 * 4 + 1];		/* 1..128 characters, UTF-8 */
+	char value[256 * 4 + 1];	/* 0..256 characters, UTF-8 */
 };
 
 /* An alias: alias/<name> → key. */

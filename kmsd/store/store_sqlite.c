@@ -57,6 +57,7 @@
 
 #include <sqlite3.h>
 
+#include "common/cause.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "kmsd/store/store.h"
@@ -290,9 +291,13 @@ map_err(struct sqlite_store *s, int rc, const char *op)
 	}
 	log_error("store: %s: %s (%d)", op,
 	    sqlite3_errmsg(s->db), rc);
+	/* For the client, SQLite's generic text ("database or disk is
+	 * full"), never errmsg (it may quote the schema). */
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+		cause_note("the key store is busy: %s", sqlite3_errstr(rc));
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
+	cause_note("the key store is unavailable: %s", sqlite3_errstr(rc));
 	return KMS_EINTERNAL;
 }
 
@@ -347,6 +352,8 @@ writer_lock(struct sqlite_store *s, const char *op)
 	if (pthread_mutex_timedlock(&writer_mu, &ts) != 0) {
 		log_warn("store: %s: no turn to write in %d ms",
 		    op, STORE_BUSY_MS);
+		cause_note("the key store is busy: no turn to write in %d ms",
+		    STORE_BUSY_MS);
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
 	s->writing = 1;
@@ -568,6 +575,7 @@ corrupt(const char *op)
 {
 	log_error("store: %s: malformed row in the database",
 	    op);
+	cause_note("the key store holds a malformed row");
 	return KMS_EINTERNAL;
 }
 
