@@ -15,6 +15,11 @@ CFLAGS	+= -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(HARDEN) -fPIC \
 	   -fvisibility=hidden -I. -Iinclude -MMD -MP
 CFLAGS	+= -I/usr/include/p11-kit-1
 LDLIBS	:= -lnng $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl -lpthread
+# The daemon's HTTP(S) endpoint only (kmsd and the tests that link it).
+HTTP_PKGS := libmicrohttpd gnutls
+HTTP_LIBS := $(shell pkg-config --libs $(HTTP_PKGS) 2>/dev/null)
+# kms-bench's HTTP client (--endpoint https://…).
+CURL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
 
@@ -89,7 +94,7 @@ KMSD_LDLIBS := $(shell pkg-config --libs libsystemd 2>/dev/null)
 # kmsd/daemon/heapwipe.c replaces free() and realloc() in the daemon only.
 $(BIN)/kmsd: $(call obj,$(KMSD_MAIN)) $(DAEMON_LIBS)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(KMSD_LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(HTTP_LIBS) $(LDLIBS) $(KMSD_LDLIBS)
 
 $(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_INT) $(LIBCOMMON)
 	@mkdir -p $(BIN)
@@ -104,7 +109,7 @@ $(BIN)/kms-drill: $(call obj,tools/drill.c) $(CLIENT_A)
 $(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) tools/proc.c kmsd/daemon/config.c) $(CLIENT_INT) \
     $(LIBHSM) $(LIBCOMMON)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(HTTP_LIBS) $(CURL_LIBS) $(LDLIBS)
 
 $(SHIM_SO): $(call obj,$(SHIM_SRC))
 	@mkdir -p $(dir $@)
@@ -113,7 +118,7 @@ $(SHIM_SO): $(call obj,$(SHIM_SRC))
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(BUILD)/tools/proc.o \
     $(CLIENT_INT) $(DAEMON_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS) $(KMSD_LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(HTTP_LIBS) $(LDLIBS) $(KMSD_LDLIBS)
 
 tests: all $(TEST_BINS) $(SHIM_SO)
 
@@ -165,7 +170,7 @@ fuzz-bins: $(FUZZ_BINS)
 $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/testutil.o $(CLIENT_INT) \
     $(DAEMON_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(HTTP_LIBS) $(LDLIBS)
 
 fuzz-check: all
 	$(MAKE) fuzz

@@ -52,7 +52,7 @@ struct principal {
 struct keycache;
 struct authz;
 
-#define KEY_ARN_PREFIX_MAX 64
+#define KEY_ARN_PREFIX_MAX 80
 
 struct kmsd {
 	struct config cfg;
@@ -82,10 +82,18 @@ struct kmsd {
 	 * looked for due work (mono_ms). */
 	struct worker *life_w;
 	uint64_t life_at;
-	/* "arn:kms:local:<account>:key/", made once by kmsd_open (an
-	 * account id is 12 digits, so a key ARN always fits KEY_ARN_MAX). */
+	/* "arn:<partition>:kms:<region>:<account>:key/" and ":alias/",
+	 * made once by kmsd_open (the fields' lengths are bounded, so a key
+	 * ARN always fits KEY_ARN_MAX). */
 	char key_arn_prefix[KEY_ARN_PREFIX_MAX];
 	size_t key_arn_prefix_len;
+	char alias_arn_prefix[KEY_ARN_PREFIX_MAX];
+	size_t alias_arn_prefix_len;
+	/* For the metrics endpoint (frontend/metrics.c). */
+	atomic_uint_fast64_t hsm_recoveries;
+	atomic_uint_fast64_t hsm_recycles;
+	atomic_int ipc_connections;
+	atomic_int http_connections;
 };
 
 struct worker {
@@ -176,6 +184,8 @@ int keycache_create_external(struct worker *w, struct store_key *k,
     const struct store_tag *tags, size_t ntags);
 /* A mutation was committed to the store: refresh this key's entry. */
 int keycache_refresh(struct worker *w, const uint8_t id[16]);
+/* Key versions holding an HSM object now (for metrics). */
+size_t keycache_handles(struct keycache *kc);
 /* After an HSM outage: every handle is stale. */
 void keycache_invalidate_handles(struct keycache *kc);
 /* Resident mode, after a recovery or re-initialisation: find every cached
@@ -187,6 +197,8 @@ int keycache_refind_resident(struct keycache *kc, hsm_session *hs);
 int keycache_create_key(struct worker *w, struct store_key *k,
     const struct store_tag *tags, size_t ntags);
 void key_arn(const struct kmsd *d, const char *id_str, char *out, size_t len);
+/* arn:<partition>:kms:<region>:<account>:<name> for "alias/<...>". */
+void alias_arn(const struct kmsd *d, const char *name, char *out, size_t len);
 
 /* ---- dispatch/dispatch.c ---- */
 

@@ -23,7 +23,7 @@
  *                and '?' wildcards, case-insensitive; each pattern must
  *                match at least one AWS KMS operation.
  *     Resource | NotResource  (exactly one) — "*" or ARN patterns
- *                (arn:kms:local:<account>:key/<id>) with wildcards,
+ *                (arn:aws:kms:local:<account>:key/<id>) with wildcards,
  *                case-sensitive.
  *     Condition  {"<op>": {"<key>": <value or list>}} — operators String*,
  *                Numeric*, Date*, Bool, Null, IpAddress, NotIpAddress, with

@@ -697,7 +697,7 @@ test_generate_data_key_reply_gives_plaintext_in_secret(void **state)
 	/* 32 bytes 0..31 */
 	srv_reply("{\"CiphertextBlob\":\"AQID\",\"Plaintext\":"
 	    "\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\","
-	    "\"KeyId\":\"arn:kms:local:1:key/k\"}");
+	    "\"KeyId\":\"arn:aws:kms:local:111122223333:key/k\"}");
 	req.key_id = "alias/app";
 	req.key_spec = "AES_256";
 	req.context.pairs = pairs;
@@ -712,7 +712,7 @@ test_generate_data_key_reply_gives_plaintext_in_secret(void **state)
 	}
 	assert_int_equal(out.ciphertext_blob.len, 3);
 	assert_int_equal(out.ciphertext_blob.data[2], 3);
-	assert_string_equal(out.key_id, "arn:kms:local:1:key/k");
+	assert_string_equal(out.key_id, "arn:aws:kms:local:111122223333:key/k");
 	kms_generate_data_key_resp_free(&out);
 	assert_null(out.plaintext.data);
 

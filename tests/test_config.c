@@ -91,6 +91,8 @@ test_config_reads_every_key(void **state)
 	    "workers = 3\n"
 	    "administrators = user:alice, uid:0 group:wheel\n"
 	    "account_id = 123456789012\n"
+	    "arn_partition = aws-cn\n"
+	    "region = eu-west-3\n"
 	    "key_cache_handles = 100\n"
 	    "max_encryptions_per_version = 10\n"
 	    "hsm_retry_ms = 50\n"
@@ -110,6 +112,8 @@ test_config_reads_every_key(void **state)
 	assert_true(config_is_admin(&c, "group:wheel"));
 	assert_false(config_is_admin(&c, "user:bob"));
 	assert_string_equal(c.account_id, "123456789012");
+	assert_string_equal(c.arn_partition, "aws-cn");
+	assert_string_equal(c.region, "eu-west-3");
 	assert_int_equal(c.key_cache_handles, 100);
 	assert_int_equal(c.max_encryptions, 10);
 	assert_int_equal(c.hsm_retry_ms, 50);
@@ -163,6 +167,8 @@ test_config_rejects_bad_lines_with_file_and_line(void **state)
 	expect_error("key_storage = clear\n", "wrapped or resident");
 	expect_error("listen = tcp://1.2.3.4:5\n", "ipc://");
 	expect_error("account_id = 12\n", "12 digits");
+	expect_error("region = EU:WEST\n", "region must be");
+	expect_error("arn_partition = \n", "arn_partition must be");
 	expect_error("socket_mode = 999\n", "octal");
 	expect_error("token_label = 012345678901234567890123456789012\n",
 	    "1-32");

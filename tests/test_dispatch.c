@@ -127,8 +127,92 @@ test_dispatch_create_key_returns_full_metadata(void **state)
 	assert_string_equal(json_string_value(json_object_get(m,
 	    "Description")), "hello");
 	assert_true(strncmp(json_string_value(json_object_get(m, "Arn")),
-	    "arn:kms:local:", 14) == 0);
+	    "arn:aws:kms:local:000000000000:key/", 35) == 0);
 	json_decref(j);
+}
+
+static const char *
+str_of(json_t *j, const char *name)
+{
+	json_t *v = json_object_get(j, name);
+
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/*
+ * Six-field ARNs (arn:aws:kms:local:<account>:key/<id>) that SDKs can
+ * parse; a key named by its ARN or an alias ARN works wherever a KeyId
+ * does, and every answer names the key by the one identical ARN.
+ */
+static void
+test_dispatch_arns_are_well_formed_and_accepted_everywhere(void **state)
+{
+	char req[2048], arn[160], alias_arn_s[200], ct[1024], ct2[1024];
+	char *dump;
+	json_t *j;
+
+	snprintf(arn, sizeof(arn), "arn:aws:kms:local:000000000000:key/%s",
+	    key_id);
+	snprintf(req, sizeof(req), "{\"Action\":\"DescribeKey\",\"KeyId\":"
+	    "\"%s\"}", arn);
+	j = call(req);
+	assert_string_equal(str_of(json_object_get(j, "KeyMetadata"), "Arn"),
+	    arn);
+	json_decref(j);
+
+	snprintf(req, sizeof(req), "{\"Action\":\"CreateAlias\",\"AliasName\":"
+	    "\"alias/arn-test\",\"TargetKeyId\":\"%s\"}", arn);
+	json_decref(call(req));
+	j = call("{\"Action\":\"ListAliases\"}");
+	snprintf(alias_arn_s, sizeof(alias_arn_s),
+	    "arn:aws:kms:local:000000000000:alias/arn-test");
+	dump = json_dumps(j, 0);
+	assert_non_null(strstr(dump, alias_arn_s));
+	free(dump);
+	json_decref(j);
+
+	/* Encrypt by alias ARN, Decrypt, ReEncrypt, GenerateDataKey: one
+	 * KeyId everywhere, the key's ARN. */
+	snprintf(req, sizeof(req), "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
+	    "\"Plaintext\":\"aGk=\"}", alias_arn_s);
+	j = call(req);
+	assert_string_equal(str_of(j, "KeyId"), arn);
+	snprintf(ct, sizeof(ct), "%s", str_of(j, "CiphertextBlob"));
+	json_decref(j);
+	snprintf(req, sizeof(req), "{\"Action\":\"Decrypt\",\"KeyId\":\"%s\","
+	    "\"CiphertextBlob\":\"%s\"}", arn, ct);
+	j = call(req);
+	assert_string_equal(str_of(j, "KeyId"), arn);
+	assert_string_equal(str_of(j, "Plaintext"), "aGk=");
+	json_decref(j);
+	snprintf(req, sizeof(req), "{\"Action\":\"ReEncrypt\","
+	    "\"CiphertextBlob\":\"%s\",\"DestinationKeyId\":\"%s\"}", ct,
+	    alias_arn_s);
+	j = call(req);
+	assert_string_equal(str_of(j, "KeyId"), arn);
+	assert_string_equal(str_of(j, "SourceKeyId"), arn);
+	snprintf(ct2, sizeof(ct2), "%s", str_of(j, "CiphertextBlob"));
+	assert_true(ct2[0] != '\0');
+	json_decref(j);
+	snprintf(req, sizeof(req), "{\"Action\":\"GenerateDataKey\","
+	    "\"KeyId\":\"%s\",\"NumberOfBytes\":32}", arn);
+	j = call(req);
+	assert_string_equal(str_of(j, "KeyId"), arn);
+	json_decref(j);
+
+	/* Another partition, region or account is not this key; the old
+	 * five-field form is not an ARN at all. */
+	snprintf(req, sizeof(req), "{\"Action\":\"DescribeKey\",\"KeyId\":"
+	    "\"arn:aws:kms:us-east-1:000000000000:key/%s\"}", key_id);
+	expect_error(req, "NotFoundException");
+	snprintf(req, sizeof(req), "{\"Action\":\"DescribeKey\",\"KeyId\":"
+	    "\"arn:aws:kms:local:000000000000:key/%s\"}", key_id);
+	expect_error(req, "NotFoundException");
+	expect_error("{\"Action\":\"DescribeKey\",\"KeyId\":\"arn:aws:kms:"
+	    "local:000000000000:alias/nope\"}", "NotFoundException");
+	snprintf(req, sizeof(req), "{\"Action\":\"DeleteAlias\",\"AliasName\":"
+	    "\"alias/arn-test\"}");
+	json_decref(call(req));
 }
 
 static void
@@ -782,6 +866,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dispatch_more_keys_than_cached_handles_all_work),
 		cmocka_unit_test(test_dispatch_create_key_returns_full_metadata),
+		cmocka_unit_test(test_dispatch_arns_are_well_formed_and_accepted_everywhere),
 		cmocka_unit_test(test_dispatch_data_key_round_trip_with_context),
 		cmocka_unit_test(test_dispatch_malformed_requests_get_typed_errors),
 		cmocka_unit_test(test_dispatch_every_prefix_of_a_request_fails_cleanly),

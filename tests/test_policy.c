@@ -25,7 +25,7 @@
 #include "policy/policy_int.h"
 
 #define VEC_DIR "tests/vectors/policy/"
-#define KEY_ARN "arn:kms:local:111122223333:key/" \
+#define KEY_ARN "arn:aws:kms:local:111122223333:key/" \
 	"1234abcd-12ab-34cd-56ef-1234567890ab"
 #define DEFAULT_TIME 1700000000	/* 2023-11-14T22:13:20Z */
 #define MAXV 64
@@ -516,7 +516,7 @@ static const char rich_doc[] =
     "{\"kms:CallerUid\":99}}},"
     "{\"Sid\":\"b\",\"Effect\":\"Deny\",\"NotPrincipal\":\"uid:0\","
     "\"NotAction\":\"kms:Describe*\",\"NotResource\":"
-    "\"arn:kms:local:111122223333:key/*\",\"Condition\":{\"Null\":"
+    "\"arn:aws:kms:local:111122223333:key/*\",\"Condition\":{\"Null\":"
     "{\"kms:RequestAlias\":\"false\"},\"Bool\":"
     "{\"kms:BypassPolicyLockoutSafetyCheck\":true}}}]}";
 

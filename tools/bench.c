@@ -1109,7 +1109,15 @@ usage(FILE *f)
 "  --warmup S            unmeasured seconds first (1 with --duration)\n"
 "  --json                one JSON object on stdout\n"
 "  --kmsd-pid PID        kmsd for CPU/RSS (default: found by socket)\n"
-"  --baseline echo|hsm   also measure the transport or the HSM\n"
+"  --baseline echo|hsm|http-echo\n"
+"                        also measure the transport, the HSM, or (with an\n"
+"                        https:// endpoint) libmicrohttpd answering a\n"
+"                        fixed body of the reply's size\n"
+"  --ca-bundle FILE      trust for an https:// endpoint\n"
+"  --tls-cert F --tls-key F  http-echo's certificate and key (kmsd's)\n"
+"  --region R            SigV4 region ($AWS_DEFAULT_REGION, else local);\n"
+"                        the access key from $AWS_ACCESS_KEY_ID and\n"
+"                        $AWS_SECRET_ACCESS_KEY\n"
 "  --hsm-conf FILE       kmsd.conf naming the token (--baseline hsm)\n"
 "  --hsm-keys N          session objects the HSM baseline spreads\n"
 "                        its encryptions over (1)\n"
@@ -1171,7 +1179,8 @@ enum {
 	O_REUSE, O_HOT, O_PTBYTES, O_CTXPAIRS, O_DURATION, O_COUNT, O_WARMUP,
 	O_JSON, O_KMSDPID, O_BASELINE, O_HSMCONF, O_ECHOWORKERS, O_CREATETHR,
 	O_KMSDBIN, O_KMSDCONF, O_KMSDLOG, O_KEYID, O_ECHOSERVER, O_POLICY,
-	O_HSMKEYS, O_ROUNDS, O_STREAMMIB, O_FRAMELEN, O_HELP, O_VERSION
+	O_HSMKEYS, O_ROUNDS, O_CABUNDLE, O_TLSCERT, O_TLSKEY, O_REGION, O_STREAMMIB,
+	O_FRAMELEN, O_HELP, O_VERSION
 };
 
 static const struct option longopts[] = {
@@ -1204,6 +1213,10 @@ static const struct option longopts[] = {
 	{ "key-id", required_argument, NULL, O_KEYID },
 	{ "echo-server", required_argument, NULL, O_ECHOSERVER },
 	{ "policy", required_argument, NULL, O_POLICY },
+	{ "ca-bundle", required_argument, NULL, O_CABUNDLE },
+	{ "tls-cert", required_argument, NULL, O_TLSCERT },
+	{ "tls-key", required_argument, NULL, O_TLSKEY },
+	{ "region", required_argument, NULL, O_REGION },
 	{ "help", no_argument, NULL, O_HELP },
 	{ "version", no_argument, NULL, O_VERSION },
 	{ NULL, 0, NULL, 0 }
@@ -1275,6 +1288,8 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 				o->baseline = BASE_ECHO;
 			} else if (strcmp(optarg, "hsm") == 0) {
 				o->baseline = BASE_HSM;
+			} else if (strcmp(optarg, "http-echo") == 0) {
+				o->baseline = BASE_HTTP_ECHO;
 			} else if (strcmp(optarg, "none") == 0) {
 				o->baseline = BASE_NONE;
 			} else {
@@ -1301,6 +1316,10 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 		case O_KMSDLOG: o->kmsd_log = optarg; break;
 		case O_KEYID: o->key_id = optarg; break;
 		case O_ECHOSERVER: *echo_url = optarg; break;
+		case O_CABUNDLE: o->ca_bundle = optarg; break;
+		case O_TLSCERT: o->tls_cert = optarg; break;
+		case O_TLSKEY: o->tls_key = optarg; break;
+		case O_REGION: o->region = optarg; break;
 		case O_HELP: usage(stdout); exit(0);
 		case O_VERSION: printf("kms-bench %s\n", kms_version()); exit(0);
 		default: usage(stderr); return -1;
@@ -1378,6 +1397,15 @@ main(int argc, char **argv)
 	}
 	if (o.op == OP_HSM_CALLS) {
 		return run_hsm_calls(&o);
+	}
+	if (o.endpoint != NULL && (strncmp(o.endpoint, "http://", 7) == 0 ||
+	    strncmp(o.endpoint, "https://", 8) == 0)) {
+		return bench_http_main(&o);
+	}
+	if (o.baseline == BASE_HTTP_ECHO) {
+		fprintf(stderr, "kms-bench: --baseline http-echo needs an "
+		    "http(s):// --endpoint\n");
+		return 2;
 	}
 	if (o.op == OP_ENVELOPE) {
 		return run_envelope(&o);

@@ -39,7 +39,7 @@ enum bench_op {
 	OP_NONE
 };
 
-enum bench_baseline { BASE_NONE = 0, BASE_ECHO, BASE_HSM };
+enum bench_baseline { BASE_NONE = 0, BASE_ECHO, BASE_HSM, BASE_HTTP_ECHO };
 
 struct bench_opts {
 	const char *endpoint;		/* NULL: kms_client_open default */
@@ -68,6 +68,11 @@ struct bench_opts {
 	const char *kmsd_log;
 	const char *key_id;		/* --op startup: DescribeKey this */
 	const char *policy_file;	/* key policy put on the hot keys */
+	/* --endpoint http(s)://… (bench_http.c) */
+	const char *ca_bundle;		/* trust for https */
+	const char *tls_cert;		/* http-echo's certificate and key */
+	const char *tls_key;
+	const char *region;		/* SigV4 scope */
 	uint64_t stream_mib;		/* --op envelope: stream size */
 	uint32_t frame_length;		/* --op envelope: 0 = 4096 */
 };
@@ -139,6 +144,10 @@ void echo_server_stop(struct echo_server *es);
 int echo_measure(const struct bench_opts *o, const char *url, pid_t pid,
     size_t req_len, size_t rep_len, struct bench_result *res,
     char *err, size_t errlen);
+
+/* bench_http.c: the whole run when --endpoint is http(s)://…; returns
+ * the exit status. */
+int bench_http_main(const struct bench_opts *o);
 
 /* bench_hsm.c */
 int hsm_measure(const struct bench_opts *o, struct bench_result *res,

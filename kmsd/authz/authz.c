@@ -488,8 +488,12 @@ fill_request(const struct kmsd *d, const struct principal *p,
 	q->action = r->action;
 	q->resource = ki != NULL ? ki->arn : NULL;
 	q->principal = p->name;
-	q->uid = (int64_t)p->uid;
+	/* Network callers have no uid ((uid_t)-1): no uid:<n> names them. */
+	q->uid = p->uid == (uid_t)-1 ? -1 : (int64_t)p->uid;
 	q->user = strncmp(p->name, "user:", 5) == 0 ? p->name + 5 : NULL;
+	q->cert = strncmp(p->name, "cert:", 5) == 0 ? p->name + 5 : NULL;
+	q->access_key = strncmp(p->name, "access-key:", 11) == 0 ?
+	    p->name + 11 : NULL;
 	for (i = 0; i < p->ngroups; i++) {
 		groups[i] = p->groups[i] + 6;	/* past "group:" */
 	}
@@ -509,7 +513,8 @@ fill_request(const struct kmsd *d, const struct principal *p,
 	}
 	q->encryption_algorithm = "SYMMETRIC_DEFAULT";
 	q->current_time = now_ms() / 1000;
-	q->source_ip = NULL;
+	q->source_ip = p->source[0] != '\0' && strcmp(p->source, "ipc") != 0 ?
+	    p->source : NULL;
 	q->bypass_lockout = r->bypass_lockout;
 	(void)d;
 }

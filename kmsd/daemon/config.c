@@ -2,6 +2,7 @@
  * config.c — kmsd.conf parsing and validation.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -57,6 +58,8 @@ config_defaults(struct config *c, const char *state_dir)
 	c->key_storage = STORAGE_WRAPPED;
 	c->workers = 8;
 	copy(c->account_id, sizeof(c->account_id), "000000000000");
+	copy(c->arn_partition, sizeof(c->arn_partition), "aws");
+	copy(c->region, sizeof(c->region), "local");
 	c->key_cache_handles = 4096;
 	c->max_encryptions = GCM_RANDOM_IV_LIMIT - 1;
 	c->hsm_retry_ms = 500;
@@ -64,6 +67,11 @@ config_defaults(struct config *c, const char *state_dir)
 	c->batch_hsm_exclusive = 1;
 	c->log_level = LOG_LEVEL_INFO;
 	c->log_syslog = 0;
+	c->http_threads = 4;
+	c->http_max_connections = 1024;
+	c->http_max_per_ip = 128;
+	c->http_idle_timeout_s = 30;
+	c->http_request_timeout_s = 30;
 	c->max_connections_per_uid = CONFIG_PER_UID_DEFAULT;
 	c->max_buffered_input_mib = CONFIG_INPUT_MIB_DEFAULT;
 	/* The invoking user administers the embedded default. */
@@ -240,6 +248,81 @@ set_list(char (*list)[128], int *n, char *v)
 	return 0;
 }
 
+/* A partition or region: what AWS uses in ARNs (lower case, digits, '-'). */
+static int
+arn_field_ok(const char *v, size_t max)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > max ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != n) {
+		return -1;
+	}
+	return 0;
+}
+
+static int set_path(char *dst, size_t dstlen, const char *v,
+    const char **why);
+
+/* The HTTP front end's keys (README, Configuration). */
+static int
+set_http_key(struct config *c, const char *k, char *v, const char **why)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+		unsigned long long min, max;
+	} ints[] = {
+		{ "http_threads", offsetof(struct config, http_threads), 1,
+		    CONFIG_WORKERS_MAX },
+		{ "http_max_connections", offsetof(struct config,
+		    http_max_connections), 1, 65536 },
+		{ "http_max_per_ip", offsetof(struct config, http_max_per_ip),
+		    1, 65536 },
+		{ "http_idle_timeout", offsetof(struct config,
+		    http_idle_timeout_s), 1, 3600 },
+		{ "http_request_timeout", offsetof(struct config,
+		    http_request_timeout_s), 1, 3600 },
+	};
+	unsigned long long n;
+	size_t i;
+
+	for (i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		if (strcmp(k, ints[i].name) == 0) {
+			if (parse_uint(v, ints[i].max, &n, 10) != 0 ||
+			    n < ints[i].min) {
+				*why = "out of range (see README)";
+				return -1;
+			}
+			*(int *)(void *)((char *)c + ints[i].off) = (int)n;
+			return 0;
+		}
+	}
+	if (strcmp(k, "http_listen") == 0) {
+		if (*v != '\0' && strrchr(v, ':') == NULL) {
+			*why = "http_listen must be ADDRESS:PORT";
+			return -1;
+		}
+		copy(c->http_listen, sizeof(c->http_listen), v);
+	} else if (strcmp(k, "http_tls_cert") == 0) {
+		return set_path(c->http_tls_cert, sizeof(c->http_tls_cert), v,
+		    why);
+	} else if (strcmp(k, "http_tls_key") == 0) {
+		return set_path(c->http_tls_key, sizeof(c->http_tls_key), v,
+		    why);
+	} else if (strcmp(k, "http_tls_client_ca") == 0) {
+		return set_path(c->http_tls_client_ca,
+		    sizeof(c->http_tls_client_ca), v, why);
+	} else if (strcmp(k, "http_credentials") == 0) {
+		return set_path(c->http_credentials,
+		    sizeof(c->http_credentials), v, why);
+	} else {
+		*why = "unknown key";
+		return -1;
+	}
+	return 0;
+}
+
 /* Copy a path-valued setting; -1 when it would not fit (a truncated path
  * names another file). */
 static int
@@ -337,6 +420,18 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			return -1;
 		}
 		copy(c->account_id, sizeof(c->account_id), v);
+	} else if (strcmp(k, "arn_partition") == 0) {
+		if (arn_field_ok(v, CONFIG_PARTITION_MAX) != 0) {
+			*why = "arn_partition must be 1-16 of a-z, 0-9 and -";
+			return -1;
+		}
+		copy(c->arn_partition, sizeof(c->arn_partition), v);
+	} else if (strcmp(k, "region") == 0) {
+		if (arn_field_ok(v, CONFIG_REGION_MAX) != 0) {
+			*why = "region must be 1-24 of a-z, 0-9 and -";
+			return -1;
+		}
+		copy(c->region, sizeof(c->region), v);
 	} else if (strcmp(k, "key_cache_handles") == 0) {
 		if (parse_uint(v, 10000000, &n, 10) != 0 || n < 16) {
 			*why = "key_cache_handles must be 16-10000000";
@@ -389,6 +484,14 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			*why = "log_syslog must be yes or no";
 			return -1;
 		}
+	} else if (strcmp(k, "metrics_listen") == 0) {
+		if (*v != '\0' && strrchr(v, ':') == NULL) {
+			*why = "metrics_listen must be ADDRESS:PORT";
+			return -1;
+		}
+		copy(c->metrics_listen, sizeof(c->metrics_listen), v);
+	} else if (strncmp(k, "http_", 5) == 0) {
+		return set_http_key(c, k, v, why);
 	} else if (strcmp(k, "max_connections_per_uid") == 0) {
 		if (parse_uint(v, CONFIG_PER_UID_MAX, &n, 10) != 0 || n == 0) {
 			*why = "max_connections_per_uid must be 1-1000000";
@@ -527,6 +630,32 @@ config_finish(struct config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "state_dir %.64s...: too long for the "
 		    "paths kept in it (set pin_file, listen and store, or "
 		    "use a shorter state_dir)", c->state_dir);
+		return KMS_EVALIDATION;
+	}
+	if (derive(c->http_credentials, sizeof(c->http_credentials),
+	    c->state_dir, "", "credentials") != 0) {
+		snprintf(err, errlen, "state_dir %.64s...: too long for "
+		    "http_credentials (set it)", c->state_dir);
+		return KMS_EVALIDATION;
+	}
+	if (c->http_listen[0] != '\0' &&
+	    (c->http_tls_cert[0] == '\0') != (c->http_tls_key[0] == '\0')) {
+		snprintf(err, errlen, "http_tls_cert and http_tls_key go "
+		    "together");
+		return KMS_EVALIDATION;
+	}
+	/* Plain HTTP carries plaintexts and data keys: loopback only. */
+	if (c->http_listen[0] != '\0' && c->http_tls_cert[0] == '\0' &&
+	    strncmp(c->http_listen, "127.", 4) != 0 &&
+	    strncmp(c->http_listen, "[::1]:", 6) != 0 &&
+	    strncmp(c->http_listen, "localhost:", 10) != 0) {
+		snprintf(err, errlen, "http_listen %s without http_tls_cert: "
+		    "plain HTTP is served on loopback addresses only",
+		    c->http_listen);
+		return KMS_EVALIDATION;
+	}
+	if (c->http_tls_client_ca[0] != '\0' && c->http_tls_cert[0] == '\0') {
+		snprintf(err, errlen, "http_tls_client_ca needs http_tls_cert");
 		return KMS_EVALIDATION;
 	}
 	snprintf(sc, sizeof(sc), "%s/softhsm2.conf", c->state_dir);

@@ -14,6 +14,9 @@
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_MAX_ADMINS 32
 #define CONFIG_WORKERS_MAX 256
+/* ARN fields (so that a key ARN always fits KEY_ARN_MAX). */
+#define CONFIG_PARTITION_MAX 16		/* aws-iso-b is the longest AWS's */
+#define CONFIG_REGION_MAX 24		/* ap-southeast-3 and the like */
 /* What one peer may make the IPC listener hold (kmsd/frontend/ipc.c). */
 #define CONFIG_PER_UID_DEFAULT 1024	/* connections of one peer uid */
 #define CONFIG_PER_UID_MAX 1000000
@@ -40,6 +43,8 @@ struct config {
 	char key_creators[CONFIG_MAX_ADMINS][128];	/* who may CreateKey */
 	int nkey_creators;
 	char account_id[13];			/* 12 digits */
+	char arn_partition[CONFIG_PARTITION_MAX + 1];	/* ARNs: aws */
+	char region[CONFIG_REGION_MAX + 1];	/* ARNs and SigV4: local */
 	size_t key_cache_handles;		/* unwrapped versions kept */
 	uint64_t max_encryptions;		/* per version, then rotate */
 	int hsm_retry_ms;			/* recovery attempt period */
@@ -49,6 +54,18 @@ struct config {
 	int batch_hsm_exclusive;		/* a Batch has the HSM to itself */
 	int log_level;				/* enum log_level (common/log.h) */
 	int log_syslog;				/* syslog/journald, not stderr */
+	/* The HTTP front end (frontend/http.c): off unless http_listen. */
+	char http_listen[CONFIG_PATH_MAX];	/* host:port; "" = off */
+	char http_tls_cert[CONFIG_PATH_MAX];	/* PEM; "" = plain HTTP */
+	char http_tls_key[CONFIG_PATH_MAX];	/* PEM, mode 0600 */
+	char http_tls_client_ca[CONFIG_PATH_MAX];	/* verify client certs */
+	char http_credentials[CONFIG_PATH_MAX];	/* SigV4 keys, mode 0600 */
+	int http_threads;			/* each with its own worker */
+	int http_max_connections;
+	int http_max_per_ip;
+	int http_idle_timeout_s;		/* a silent connection closes */
+	int http_request_timeout_s;		/* a whole request's body */
+	char metrics_listen[CONFIG_PATH_MAX];	/* Prometheus; "" = off */
 	unsigned max_connections_per_uid;	/* beyond: its oldest dropped */
 	unsigned max_buffered_input_mib;	/* partial requests, all
 						 * connections; beyond: the

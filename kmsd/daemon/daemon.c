@@ -82,10 +82,14 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 		    (long)getpid());
 	}
 	d->key_arn_prefix_len = (size_t)snprintf(d->key_arn_prefix,
-	    sizeof(d->key_arn_prefix), "arn:kms:local:%s:key/",
-	    d->cfg.account_id);
+	    sizeof(d->key_arn_prefix), "arn:%s:kms:%s:%s:key/",
+	    d->cfg.arn_partition, d->cfg.region, d->cfg.account_id);
 	KMS_ASSERT(d->key_arn_prefix_len + 37 <= KEY_ARN_MAX &&
 	    d->key_arn_prefix_len < sizeof(d->key_arn_prefix));
+	d->alias_arn_prefix_len = (size_t)snprintf(d->alias_arn_prefix,
+	    sizeof(d->alias_arn_prefix), "arn:%s:kms:%s:%s:alias/",
+	    d->cfg.arn_partition, d->cfg.region, d->cfg.account_id);
+	KMS_ASSERT(d->alias_arn_prefix_len < sizeof(d->alias_arn_prefix));
 	memset(&hc, 0, sizeof(hc));
 	hc.module = d->cfg.pkcs11_module;
 	hc.token_label = d->cfg.token_label;
@@ -185,6 +189,7 @@ kmsd_hsm_tend(struct kmsd *d)
 		}
 		pthread_rwlock_unlock(&d->hsm_turn);
 		if (r == 0) {
+			atomic_fetch_add(&d->hsm_recoveries, 1);
 			log_info("HSM is back");
 			refind_resident(d);
 		}
@@ -219,6 +224,7 @@ kmsd_hsm_tend(struct kmsd *d)
 	if (r != 0) {
 		return;		/* hsm_reinit said why; recovery takes over */
 	}
+	atomic_fetch_add(&d->hsm_recycles, 1);
 	log_info("HSM module re-initialised after %llu session "
 	    "objects: requests paused %llu ms (%llu waiting for those in "
 	    "flight)", (unsigned long long)made, (unsigned long long)

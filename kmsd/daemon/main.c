@@ -4,6 +4,7 @@
  *   kmsd [-c FILE] [--state-dir DIR]        serve (foreground)
  *   kmsd ... --check-config                 validate and exit
  *   kmsd ... --create-domain-key            token set-up (scripts/hsm-init)
+ *   kmsd ... credentials add|list|remove    SigV4 access keys (HTTP)
  *   kmsd --restore BACKUP --state-dir NEW   restore a backup, exit
  *
  * Without -c, DIR/kmsd.conf is read when it exists (DIR defaults to ./var),
@@ -25,6 +26,7 @@
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/log.h"
+#include "kmsd/frontend/credentials.h"
 #include "kmsd/daemon/backup.h"
 #include "kmsd/kmsd.h"
 
@@ -47,7 +49,11 @@ usage(FILE *f)
 	    "--state-dir\n"
 	    "                         (a new or empty directory), then exit\n"
 	    "  -h, --help             print this help and exit\n"
-	    "      --version          print the version and exit\n");
+	    "      --version          print the version and exit\n"
+	    "  credentials add [--principal P] [--secret-stdin] | list | "
+	    "remove ID\n"
+	    "                         manage the HTTP endpoint's SigV4 access "
+	    "keys\n");
 }
 
 /* No core files, no ptrace by others: the process holds secrets. */
@@ -89,7 +95,8 @@ main(int argc, char **argv)
 	const char *so_pin_file = NULL, *restore = NULL;
 	int ch, check = 0, create_dk = 0, r;
 
-	while ((ch = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
+	/* '+': options end at the first word (credentials ...). */
+	while ((ch = getopt_long(argc, argv, "+c:h", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			conf = optarg;
@@ -120,7 +127,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc && strcmp(argv[optind], "credentials") != 0) {
 		usage(stderr);
 		return 2;
 	}
@@ -165,6 +172,10 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_open("kmsd", d.cfg.log_level, d.cfg.log_syslog);
+	if (optind != argc) {
+		return creds_command(d.cfg.http_credentials, argc - optind - 1,
+		    argv + optind + 1);
+	}
 	if (so_pin_file == NULL && !check && !create_dk) {
 		log_info("kmsd %s starting (config: %s)", KMS_VERSION,
 		    conf != NULL ? conf : "embedded defaults");

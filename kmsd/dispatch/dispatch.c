@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/frontend/metrics.h"
 #include "kmsd/ops/op.h"
 
 /* Sorted by name (binary search). */
@@ -560,13 +561,12 @@ int
 op_key(struct opctx *c, const char *key_id, struct key_info *ki)
 {
 	struct store_alias a;
-	char prefix[KEY_ARN_MAX];
+	const char *prefix = c->w->d->alias_arn_prefix;
 	const char *name = NULL;
-	size_t plen;
+	char arn[KEY_ARN_MAX + 256];
+	size_t plen = c->w->d->alias_arn_prefix_len;
 	int r;
 
-	plen = (size_t)snprintf(prefix, sizeof(prefix),
-	    "arn:kms:local:%s:alias/", c->w->d->cfg.account_id);
 	if (strncmp(key_id, "alias/", 6) == 0) {
 		name = key_id;
 	} else if (strncmp(key_id, prefix, plen) == 0) {
@@ -578,8 +578,9 @@ op_key(struct opctx *c, const char *key_id, struct key_info *ki)
 	}
 	if (strlen(name) > 256 || (r = c->w->st->ops->get_alias(c->w->st,
 	    name, &a)) == KMS_ENOTFOUND || r == KMS_EINVAL) {
-		return op_fail(c, KMS_ENOTFOUND, "Alias arn:kms:local:%s:%.256s "
-		    "is not found.", c->w->d->cfg.account_id, name);
+		alias_arn(c->w->d, name, arn, sizeof(arn));
+		return op_fail(c, KMS_ENOTFOUND, "Alias %.400s is not found.",
+		    arn);
 	}
 	if (r != 0) {
 		return op_fail(c, r, "The key store failed");
@@ -983,6 +984,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 {
 	struct opctx c;
 	json_t *msg, *action, *resp;
+	double t0 = metrics_now();
 	int err = 0;
 
 	memset(&c, 0, sizeof(c));
@@ -994,6 +996,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	if ((msg = kjson_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
 	    sizeof(c.msg))) == NULL) {
 		resp = error_object(KMS_ESERIALIZATION, c.msg);
+		metrics_observe(p, NULL, resp, metrics_now() - t0);
 		request_end();
 		return resp;
 	}
@@ -1012,6 +1015,8 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 		resp = run_one(&c, msg, 0, NULL);
 	}
 	pthread_rwlock_unlock(&w->d->hsm_turn);
+	metrics_observe(p, json_is_string(action) ? json_string_value(action) :
+	    NULL, resp, metrics_now() - t0);
 	json_decref(msg);
 	/* Plaintexts of this request die here, with the request. */
 	if (c.secret_used > 0) {

@@ -72,6 +72,8 @@
 #include "common/secmem.h"
 #include "common/sp.h"
 #include "common/log.h"
+#include "kmsd/frontend/http.h"
+#include "kmsd/frontend/metrics.h"
 #include "kmsd/daemon/service.h"
 #include "kmsd/kmsd.h"
 
@@ -824,6 +826,7 @@ conn_free(struct conn *c)
 	rbuf_free(c->rbuf, c->rcap, c->rlen);
 	wipe_free(c->out, c->ocap);
 	pthread_mutex_destroy(&c->mu);
+	atomic_fetch_sub(&c->sv->d->ipc_connections, 1);
 	free(c);
 }
 
@@ -1276,6 +1279,7 @@ conn_new(struct server *sv, int fd)
 		close(fd);
 		return;
 	}
+	atomic_fetch_add(&sv->d->ipc_connections, 1);
 	c->rev.kind = EV_READ;
 	c->wev.kind = EV_WRITE;
 	c->sv = sv;
@@ -1629,6 +1633,8 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 {
 	static struct server sv;
 	struct srv_worker *ws = NULL;
+	struct http_front *http = NULL;
+	struct metrics_front *metrics = NULL;
 	sigset_t set;
 	uint64_t one = 1;
 	int i, sig, r = KMS_EINTERNAL, sched_started = 0;
@@ -1669,6 +1675,12 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 		}
 	}
 	if ((r = keycache_startup(&ws[0].w, err, errlen)) != 0) {
+		goto out;
+	}
+	/* The HTTP endpoint, when configured: up before the socket is, so
+	 * that a started kmsd serves both. */
+	if ((r = http_start(d, &http, err, errlen)) != 0 ||
+	    (r = metrics_start(d, &metrics, err, errlen)) != 0) {
 		goto out;
 	}
 	r = KMS_EINTERNAL;
@@ -1724,6 +1736,8 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	/* Workers finish the request in hand; what is queued is dropped
 	 * (its clients see the connection close). */
 	atomic_store(&d->stopping, 1);
+	http_stop(http);
+	metrics_stop(metrics);
 	if (sv.sfd >= 0 && write(sv.sfd, &one, sizeof(one)) < 0) {
 		log_error("stop eventfd: %s", strerror(errno));
 	}

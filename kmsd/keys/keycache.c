@@ -90,8 +90,15 @@ struct keycache {
 void
 key_arn(const struct kmsd *d, const char *id_str, char *out, size_t len)
 {
-	snprintf(out, len, "arn:kms:local:%s:key/%s", d->cfg.account_id,
-	    id_str);
+	snprintf(out, len, "%s%s", d->key_arn_prefix, id_str);
+}
+
+void
+alias_arn(const struct kmsd *d, const char *name, char *out, size_t len)
+{
+	/* The prefix ends in "alias/"; name starts with it. */
+	snprintf(out, len, "%.*s%s", (int)(d->alias_arn_prefix_len - 6),
+	    d->alias_arn_prefix, name);
 }
 
 /* dst (of dstsz) = NUL-terminated src of at most srcsz bytes, cut to fit. */
@@ -1006,6 +1013,19 @@ keycache_create_external(struct worker *w, struct store_key *k,
 		return r;
 	}
 	return keycache_refresh(w, k->id);
+}
+
+size_t
+keycache_handles(struct keycache *kc)
+{
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&kc->mu);
+	for (i = 0; i < kc->ring_len; i++) {
+		n += kc->ring[i] != NULL && kc->ring[i]->handle != 0;
+	}
+	pthread_mutex_unlock(&kc->mu);
+	return n;
 }
 
 void

@@ -78,9 +78,10 @@ op_create_alias(struct opctx *c, json_t **resp)
 	a.creation_ms = a.update_ms = now_ms();
 	if ((r = c->w->st->ops->create_alias(c->w->st, &a)) != 0) {
 		if (r == KMS_EALREADYEXISTS) {
-			return op_fail(c, r, "An alias with the name "
-			    "arn:kms:local:%s:%s already exists",
-			    c->w->d->cfg.account_id, name);
+			char arn[KEY_ARN_MAX + 256];
+			alias_arn(c->w->d, name, arn, sizeof(arn));
+			return op_fail(c, r, "An alias with the name %s "
+			    "already exists", arn);
 		}
 		return op_fail(c, r, "The key store failed");
 	}
@@ -92,12 +93,13 @@ static int
 existing_alias(struct opctx *c, const char *name, struct store_alias *a,
     struct key_info *ki)
 {
+	char arn[KEY_ARN_MAX + 256];
 	int r;
 
 	if ((r = c->w->st->ops->get_alias(c->w->st, name, a)) != 0) {
-		return op_fail(c, r, r == KMS_ENOTFOUND ? "Alias "
-		    "arn:kms:local:%s:%s is not found." : "The key store "
-		    "failed (%s%s)", c->w->d->cfg.account_id, name);
+		alias_arn(c->w->d, name, arn, sizeof(arn));
+		return op_fail(c, r, r == KMS_ENOTFOUND ? "Alias %s is not "
+		    "found." : "The key store failed (%s)", arn);
 	}
 	if ((r = keycache_lookup_id(c->w, a->key_id, ki)) != 0) {
 		return op_fail(c, r, "Alias %s names a key that is gone", name);
@@ -189,10 +191,9 @@ op_list_aliases(struct opctx *c, json_t **resp)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		char id[37], arn[400];
+		char id[37], arn[KEY_ARN_MAX + 256];
 		blob_uuid_format(as[i].key_id, id);
-		snprintf(arn, sizeof(arn), "arn:kms:local:%s:%s",
-		    c->w->d->cfg.account_id, as[i].name);
+		alias_arn(c->w->d, as[i].name, arn, sizeof(arn));
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:f, "
 		    "s:f}", "AliasName", as[i].name, "AliasArn", arn,
 		    "TargetKeyId", id, "CreationDate",

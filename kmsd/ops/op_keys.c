@@ -273,8 +273,7 @@ op_create_key(struct opctx *c, json_t **resp)
 		struct key_info pre;
 		/* The lockout check, against the key about to exist. */
 		memset(&pre, 0, sizeof(pre));
-		snprintf(pre.arn, sizeof(pre.arn), "arn:kms:local:%s:key/*",
-		    c->w->d->cfg.account_id);
+		key_arn(c->w->d, "*", pre.arn, sizeof(pre.arn));
 		snprintf(pre.key_spec, sizeof(pre.key_spec), "%s", spec);
 		snprintf(pre.key_usage, sizeof(pre.key_usage), "%s", usage);
 		snprintf(pre.origin, sizeof(pre.origin), "%s", origin);

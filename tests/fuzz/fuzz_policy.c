@@ -56,7 +56,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memset(&r, 0, sizeof(r));
 	r.action = "Decrypt";
-	r.resource = "arn:kms:local:111122223333:key/"
+	r.resource = "arn:aws:kms:local:111122223333:key/"
 	    "1234abcd-12ab-34cd-56ef-1234567890ab";
 	r.principal = "uid:1000";
 	r.uid = 1000;

@@ -1,0 +1,898 @@
+/*
+ * http.c — the AWS-compatible HTTP(S) endpoint (http.h).
+ *
+ * One request, as AWS JSON 1.1 has it:
+ *
+ *   POST / HTTP/1.1
+ *   X-Amz-Target: TrentService.<Operation>
+ *   Content-Type: application/x-amz-json-1.1
+ *   Authorization: AWS4-HMAC-SHA256 Credential=..., SignedHeaders=...,
+ *   X-Amz-Date: ...
+ *
+ *   { the AWS request object }
+ *
+ * The body is read up to IPC's message limit (a larger Content-Length is
+ * refused before a byte of it is read; a chunked body past the limit
+ * closes the connection), within http_request_timeout.  The caller is a
+ * verified client certificate's subject (cert:<CN>) or the principal of
+ * the SigV4 access key; the body gets "Action" from the target and goes
+ * to dispatch() like an IPC message, so every operation (Batch too)
+ * answers the same here.  Every answer carries x-amzn-RequestId; errors
+ * are AWS's {"__type", "message"} with AWS's status (400; 500 for
+ * internal errors, 503 when the HSM is away).
+ *
+ * libmicrohttpd parses HTTP, runs TLS (GnuTLS), bounds connections (in
+ * all, per address), times out idle ones (slow-loris peers hold a
+ * connection slot, never a thread: the pool polls with epoll).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "common/err.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/secmem.h"
+#include "common/sp.h"
+#include "kmsd/frontend/credentials.h"
+#include "kmsd/frontend/http.h"
+#include "kmsd/frontend/sigv4.h"
+#include "kmsd/kmsd.h"
+
+#define HTTP_BODY_MAX JSON_MAX_MESSAGE	/* as IPC: one message */
+/* libmicrohttpd's per-connection pool: request line, headers and the
+ * read buffer (AWS SDKs send under 2 KiB of headers). */
+#define HTTP_CONN_MEMORY (32 * 1024)
+#define HTTP_PEM_MAX (256 * 1024)	/* a certificate chain or a key */
+#define HTTP_TARGET_PREFIX "TrentService."
+#define HTTP_OP_MAX 64
+#define HTTP_JSON_TYPE "application/x-amz-json-1.1"
+#define HTTP_SERVICE "kms"
+/* TLS 1.2 and 1.3 only. */
+#define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+struct http_front {
+	struct kmsd *d;
+	struct MHD_Daemon *mhd;
+	struct worker *ws;
+	int nws;
+	atomic_int next_worker;
+	struct creds *creds;
+	char *cert, *ca;		/* PEM, malloc'd */
+	char *key;			/* PEM, locked */
+	size_t keycap;
+	int tls, client_certs;
+};
+
+/* The worker of this libmicrohttpd pool thread (one front end per
+ * process). */
+static __thread struct worker *my_worker;
+
+/* One request's state across libmicrohttpd's calls. */
+struct hreq {
+	uint64_t start_ms;
+	uint8_t *body;
+	size_t len, cap;
+	char id[37];			/* x-amzn-RequestId */
+};
+
+/* A reply body that is wiped when libmicrohttpd is done with it. */
+struct rbody {
+	size_t len;
+	char data[];
+};
+
+static void
+rbody_free(void *cls)
+{
+	struct rbody *b = cls;
+
+	wipe_free(b, sizeof(*b) + b->len);
+}
+
+static unsigned
+status_for(const char *type)
+{
+	if (strcmp(type, "KMSInternalException") == 0 ||
+	    strcmp(type, "KeyUnavailableException") == 0) {
+		return MHD_HTTP_INTERNAL_SERVER_ERROR;
+	}
+	if (strcmp(type, "DependencyTimeoutException") == 0) {
+		return MHD_HTTP_SERVICE_UNAVAILABLE;
+	}
+	return MHD_HTTP_BAD_REQUEST;
+}
+
+/* Send body (taken) with status, the JSON type and the request id. */
+static enum MHD_Result
+send_body(struct MHD_Connection *conn, struct hreq *q, unsigned status,
+    struct rbody *b)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result r;
+
+	resp = MHD_create_response_from_buffer_with_free_callback_cls(b->len,
+	    b->data, rbody_free, b);
+	if (resp == NULL) {
+		rbody_free(b);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    HTTP_JSON_TYPE);
+	MHD_add_response_header(resp, "x-amzn-RequestId", q->id);
+	r = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+/* A reply object, serialised into a wiped body. */
+static enum MHD_Result
+send_json(struct MHD_Connection *conn, struct hreq *q, unsigned status,
+    const json_t *j)
+{
+	struct rbody *b;
+	size_t n, cap = 1024;
+
+	for (;;) {
+		if ((b = malloc(sizeof(*b) + cap)) == NULL) {
+			return MHD_NO;
+		}
+		n = kjson_write_compact(j, b->data, cap);
+		if (n > 0 && n <= cap) {
+			break;
+		}
+		wipe_free(b, sizeof(*b) + cap);
+		if (n == 0) {
+			return MHD_NO;
+		}
+		cap = n;
+	}
+	b->len = n;
+	return send_body(conn, q, status, b);
+}
+
+static enum MHD_Result
+send_error(struct MHD_Connection *conn, struct hreq *q, unsigned status,
+    const char *type, const char *msg)
+{
+	json_t *j = json_pack("{s:s, s:s}", "__type", type, "message", msg);
+	enum MHD_Result r;
+
+	if (j == NULL) {
+		return MHD_NO;
+	}
+	r = send_json(conn, q, status, j);
+	json_decref(j);
+	return r;
+}
+
+static void
+new_request_id(char out[37])
+{
+	uint8_t b[16];
+
+	randombytes_buf(b, sizeof(b));
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);	/* version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
+	    b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* ---- who is calling ---- */
+
+struct kv_list {
+	struct sigv4_kv v[SIGV4_HEADERS_MAX];
+	size_t n;
+	int overflow;
+};
+
+static enum MHD_Result
+collect(void *cls, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct kv_list *l = cls;
+
+	if (l->n == SIGV4_HEADERS_MAX) {
+		l->overflow = 1;
+		return MHD_NO;
+	}
+	l->v[l->n].name = key;
+	l->v[l->n].value = value != NULL ? value : "";
+	l->n++;
+	return MHD_YES;
+}
+
+static void
+peer_address(struct MHD_Connection *conn, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+	snprintf(out, len, "?");
+	if (sa == NULL) {
+		return;
+	}
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)
+		    sa)->sin_addr, out, (socklen_t)len);
+	} else if (sa->sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr, out, (socklen_t)len);
+	}
+}
+
+/*
+ * user:<name> is the same caller on both front ends: when <name> is a
+ * local account, the HTTP caller gets that account's uid and groups as an
+ * IPC caller would (principal_from_uid, cached there).  Names are looked
+ * up at most once a minute each (USER_TTL_MS), in a small table.
+ */
+#define USER_CACHE 64
+#define USER_TTL_MS 60000
+
+static struct {
+	char name[PRINCIPAL_MAX];
+	uid_t uid;
+	gid_t gid;
+	int found;
+	uint64_t at;
+} users[USER_CACHE];
+static pthread_mutex_t users_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+local_user(const char *name, uid_t *uid, gid_t *gid)
+{
+	struct passwd pw, *pwp = NULL;
+	char buf[4096];
+	uint64_t now = mono_ms();
+	int i, slot = 0, found;
+
+	pthread_mutex_lock(&users_mu);
+	for (i = 0; i < USER_CACHE; i++) {
+		if (users[i].at != 0 && now - users[i].at < USER_TTL_MS &&
+		    strcmp(users[i].name, name) == 0) {
+			*uid = users[i].uid;
+			*gid = users[i].gid;
+			found = users[i].found;
+			pthread_mutex_unlock(&users_mu);
+			return found;
+		}
+		if (users[i].at < users[slot].at) {
+			slot = i;
+		}
+	}
+	pthread_mutex_unlock(&users_mu);
+	found = getpwnam_r(name, &pw, buf, sizeof(buf), &pwp) == 0 &&
+	    pwp != NULL;
+	pthread_mutex_lock(&users_mu);
+	snprintf(users[slot].name, sizeof(users[slot].name), "%s", name);
+	users[slot].found = found;
+	users[slot].uid = found ? pw.pw_uid : (uid_t)-1;
+	users[slot].gid = found ? pw.pw_gid : (gid_t)-1;
+	users[slot].at = now;
+	pthread_mutex_unlock(&users_mu);
+	*uid = found ? pw.pw_uid : (uid_t)-1;
+	*gid = found ? pw.pw_gid : (gid_t)-1;
+	return found;
+}
+
+static void
+principal_named(struct principal *p, const char *name, const char *source)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (strncmp(name, "user:", 5) == 0 && local_user(name + 5, &uid,
+	    &gid) && uid != (uid_t)-1) {
+		principal_from_uid(p, uid, gid, 0);
+		if (strcmp(p->name, name) == 0) {
+			snprintf(p->source, sizeof(p->source), "%s", source);
+			return;
+		}
+	}
+	memset(p, 0, sizeof(*p));
+	p->uid = (uid_t)-1;
+	p->gid = (gid_t)-1;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	/* Not a uid: a string no policy or key_creators entry names. */
+	snprintf(p->uid_name, sizeof(p->uid_name), "uid:none");
+	snprintf(p->source, sizeof(p->source), "%s", source);
+}
+
+/*
+ * A verified client certificate: 1 with p filled, 0 when none was
+ * presented, -1 when one was and did not verify.
+ */
+static int
+client_cert_principal(struct http_front *h, struct MHD_Connection *conn,
+    struct principal *p, const char *source)
+{
+	const union MHD_ConnectionInfo *ci;
+	const gnutls_datum_t *certs;
+	gnutls_x509_crt_t crt;
+	unsigned status = 0, n = 0;
+	char cn[128], name[PRINCIPAL_MAX];
+	size_t cnlen = sizeof(cn);
+	int r;
+
+	if (!h->client_certs || (ci = MHD_get_connection_info(conn,
+	    MHD_CONNECTION_INFO_GNUTLS_SESSION)) == NULL ||
+	    ci->tls_session == NULL) {
+		return 0;
+	}
+	certs = gnutls_certificate_get_peers(ci->tls_session, &n);
+	if (certs == NULL || n == 0) {
+		return 0;
+	}
+	if ((r = gnutls_certificate_verify_peers2(ci->tls_session,
+	    &status)) != 0 || status != 0) {
+		return -1;
+	}
+	if (gnutls_x509_crt_init(&crt) != 0) {
+		return -1;
+	}
+	r = gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER);
+	if (r == 0) {
+		r = gnutls_x509_crt_get_dn_by_oid(crt,
+		    GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cnlen);
+	}
+	gnutls_x509_crt_deinit(crt);
+	if (r != 0 || cnlen == 0 || strlen(cn) != cnlen) {
+		return -1;
+	}
+	snprintf(name, sizeof(name), "cert:%s", cn);
+	principal_named(p, name, source);
+	return 1;
+}
+
+struct sig_check {
+	const struct sigv4_msg *m;
+	const struct sigv4_auth *a;
+	const char *region;
+	char *msg;
+	size_t msglen;
+	char principal[PRINCIPAL_MAX];
+};
+
+static int
+check_with_secret(void *arg, const uint8_t *secret, size_t secretlen,
+    const char *principal)
+{
+	struct sig_check *s = arg;
+	int r;
+
+	r = sigv4_verify(s->m, s->a, secret, secretlen, s->region,
+	    HTTP_SERVICE, time(NULL), s->msg, s->msglen);
+	if (r == SIGV4_OK) {
+		snprintf(s->principal, sizeof(s->principal), "%s", principal);
+	}
+	return r;
+}
+
+/* SigV4: 0 with p filled, or a SIGV4_* error with AWS's message. */
+static int
+sigv4_principal(struct http_front *h, struct MHD_Connection *conn,
+    const char *method, const char *url, const struct hreq *q,
+    struct principal *p, const char *source, char *msg, size_t msglen)
+{
+	struct kv_list hdrs, query;
+	struct sigv4_msg m;
+	struct sigv4_auth a;
+	struct sig_check sc;
+	int r;
+
+	memset(&hdrs, 0, sizeof(hdrs));
+	memset(&query, 0, sizeof(query));
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, collect, &hdrs);
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect,
+	    &query);
+	if (hdrs.overflow || query.overflow) {
+		snprintf(msg, msglen, "More than %d headers or query "
+		    "parameters", SIGV4_HEADERS_MAX);
+		return SIGV4_INCOMPLETE;
+	}
+	memset(&m, 0, sizeof(m));
+	m.method = method;
+	m.path = url;
+	m.query = query.v;
+	m.nquery = query.n;
+	m.headers = hdrs.v;
+	m.nheaders = hdrs.n;
+	m.body = q->body;
+	m.bodylen = q->len;
+	if ((r = sigv4_parse(&m, &a, msg, msglen)) != 0) {
+		return r;
+	}
+	memset(&sc, 0, sizeof(sc));
+	sc.m = &m;
+	sc.a = &a;
+	sc.region = h->d->cfg.region;
+	sc.msg = msg;
+	sc.msglen = msglen;
+	r = creds_use(h->creds, a.akid, check_with_secret, &sc);
+	if (r < 0) {
+		snprintf(msg, msglen, "The security token included in the "
+		    "request is invalid.");
+		return SIGV4_UNRECOGNIZED;
+	}
+	if (r != SIGV4_OK) {
+		return r;
+	}
+	principal_named(p, sc.principal, source);
+	return 0;
+}
+
+/* ---- one request ---- */
+
+static enum MHD_Result
+serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
+    const char *method, struct hreq *q)
+{
+	struct worker *w = my_worker;
+	struct principal p;
+	const char *target, *ctype, *op;
+	char msg[512], source[64], *buf = NULL;
+	size_t cap = 0, n;
+	json_t *req = NULL, *resp = NULL, *type;
+	enum MHD_Result ret;
+	int err = 0, r;
+
+	if (strcmp(method, "POST") != 0 || strcmp(url, "/") != 0) {
+		return send_error(conn, q, strcmp(url, "/") != 0 ?
+		    MHD_HTTP_NOT_FOUND : MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "UnknownOperationException", "kmsd serves AWS JSON 1.1: "
+		    "POST / with X-Amz-Target: TrentService.<Operation>");
+	}
+	target = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    "X-Amz-Target");
+	if (target == NULL || strncmp(target, HTTP_TARGET_PREFIX,
+	    sizeof(HTTP_TARGET_PREFIX) - 1) != 0) {
+		return send_error(conn, q, MHD_HTTP_BAD_REQUEST,
+		    "UnknownOperationException", "X-Amz-Target must be "
+		    "TrentService.<Operation>");
+	}
+	op = target + sizeof(HTTP_TARGET_PREFIX) - 1;
+	n = strlen(op);
+	if (n == 0 || n > HTTP_OP_MAX || strspn(op, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz") != n) {
+		return send_error(conn, q, MHD_HTTP_BAD_REQUEST,
+		    "UnknownOperationException", "Unknown operation");
+	}
+	ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (ctype != NULL && strncasecmp(ctype, HTTP_JSON_TYPE,
+	    sizeof(HTTP_JSON_TYPE) - 1) != 0 && strncasecmp(ctype,
+	    "application/json", 16) != 0) {
+		return send_error(conn, q, MHD_HTTP_BAD_REQUEST,
+		    "SerializationException", "Content-Type must be "
+		    HTTP_JSON_TYPE);
+	}
+	if (w == NULL) {
+		return send_error(conn, q, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "KMSInternalException", "no worker for this thread");
+	}
+	peer_address(conn, source, sizeof(source));
+	msg[0] = '\0';
+	if ((r = client_cert_principal(h, conn, &p, source)) < 0) {
+		return send_error(conn, q, MHD_HTTP_FORBIDDEN,
+		    "UnrecognizedClientException", "The client certificate "
+		    "did not verify");
+	}
+	if (r == 0 && (r = sigv4_principal(h, conn, method, url, q, &p,
+	    source, msg, sizeof(msg))) != 0) {
+		log_debug("%s from %s: %s: %s", op, source,
+		    sigv4_error_name(r), msg);
+		return send_error(conn, q, r == SIGV4_MISSING ?
+		    MHD_HTTP_FORBIDDEN : MHD_HTTP_BAD_REQUEST,
+		    sigv4_error_name(r), msg);
+	}
+	/* The AWS request object, plus the operation: an IPC message. */
+	req = q->len == 0 ? json_object() : kjson_read_bounded(q->body, q->len,
+	    HTTP_BODY_MAX, &err, msg, sizeof(msg));
+	if (req == NULL) {
+		return send_error(conn, q, MHD_HTTP_BAD_REQUEST,
+		    "SerializationException", msg[0] != '\0' ? msg :
+		    "out of memory");
+	}
+	if (json_object_set_new(req, "Action", json_string(op)) != 0) {
+		json_decref(req);
+		return MHD_NO;
+	}
+	for (cap = q->len + 64;;) {
+		if ((buf = malloc(cap)) == NULL) {
+			json_decref(req);
+			return MHD_NO;
+		}
+		n = kjson_write_compact(req, buf, cap);
+		if (n > 0 && n <= cap) {
+			break;
+		}
+		wipe_free(buf, cap);
+		buf = NULL;
+		if (n == 0) {
+			json_decref(req);
+			return MHD_NO;
+		}
+		cap = n;
+	}
+	json_decref(req);
+	resp = dispatch(w, &p, buf, n);
+	wipe_free(buf, cap);
+	atomic_fetch_add(&h->d->requests, 1);
+	if (resp == NULL) {
+		return send_error(conn, q, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "KMSInternalException", "out of memory");
+	}
+	type = json_object_get(resp, "__type");
+	ret = send_json(conn, q, json_is_string(type) ?
+	    status_for(json_string_value(type)) : MHD_HTTP_OK, resp);
+	json_decref(resp);
+	return ret;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct http_front *h = cls;
+	struct hreq *q = *con_cls;
+
+	if (my_worker == NULL) {
+		int i = atomic_fetch_add(&h->next_worker, 1);
+		if (i < h->nws) {
+			my_worker = &h->ws[i];
+		}
+	}
+	if (q == NULL) {
+		const char *cl;
+		char *end;
+		unsigned long long len;
+
+		if ((q = calloc(1, sizeof(*q))) == NULL) {
+			return MHD_NO;
+		}
+		q->start_ms = mono_ms();
+		new_request_id(q->id);
+		*con_cls = q;
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL) {
+			errno = 0;
+			len = strtoull(cl, &end, 10);
+			if (errno != 0 || *end != '\0' || len > HTTP_BODY_MAX) {
+				/* Refused before a byte of it is read. */
+				return send_error(conn, q,
+				    MHD_HTTP_CONTENT_TOO_LARGE,
+				    "ValidationException", "The request body "
+				    "exceeds 1048576 bytes");
+			}
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+		if (mono_ms() - q->start_ms > (uint64_t)h->d->cfg.
+		    http_request_timeout_s * 1000) {
+			log_debug("request %s: body too slow, closing", q->id);
+			return MHD_NO;
+		}
+		if (n > HTTP_BODY_MAX - q->len) {
+			/* Chunked past the limit: nothing more is read. */
+			log_debug("request %s: body over %d bytes, closing",
+			    q->id, HTTP_BODY_MAX);
+			return MHD_NO;
+		}
+		if (q->len + n > q->cap) {
+			size_t cap = q->cap == 0 ? 4096 : q->cap;
+			uint8_t *b;
+			while (cap < q->len + n) {
+				cap *= 2;
+			}
+			if (cap > HTTP_BODY_MAX) {
+				cap = HTTP_BODY_MAX;
+			}
+			/* The body may hold plaintexts: the old block is
+			 * wiped, never left to realloc. */
+			if ((b = malloc(cap)) == NULL) {
+				return MHD_NO;
+			}
+			if (q->len > 0) {
+				memcpy(b, q->body, q->len);
+			}
+			wipe_free(q->body, q->cap);
+			q->body = b;
+			q->cap = cap;
+		}
+		memcpy(q->body + q->len, upload_data, n);
+		q->len += n;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return serve(h, conn, url, method, q);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct hreq *q = *con_cls;
+
+	if (q == NULL) {
+		return;
+	}
+	wipe_free(q->body, q->cap);
+	free(q);
+	*con_cls = NULL;
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_front *h = cls;
+
+	atomic_fetch_add(&h->d->http_connections,
+	    toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n') {
+		line[--n] = '\0';
+	}
+	log_debug("libmicrohttpd: %s", line);
+}
+
+/* ---- start and stop ---- */
+
+/* A PEM file into memory (locked when secret); mode 0600 when secret. */
+static int
+read_pem(const char *path, int secret, char **out, size_t *cap, char *err,
+    size_t errlen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0, n = 0;
+	FILE *f;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &st) != 0 || st.st_size <= 0 ||
+	    st.st_size > HTTP_PEM_MAX) {
+		snprintf(err, errlen, "%s: empty or larger than %d bytes", path,
+		    HTTP_PEM_MAX);
+		goto fail;
+	}
+	if (secret && (st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "%s: readable by others (mode %03o); "
+		    "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+		goto fail;
+	}
+	n = (size_t)st.st_size + 1;
+	if ((buf = secret ? secure_alloc(n) : malloc(n)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	while (got < n - 1) {
+		size_t k = fread(buf + got, 1, n - 1 - got, f);
+		if (k == 0) {
+			break;
+		}
+		got += k;
+	}
+	buf[got] = '\0';
+	fclose(f);
+	*out = buf;
+	*cap = n;
+	return 0;
+ fail:
+	fclose(f);
+	return -1;
+}
+
+int
+http_resolve_listen(const char *key, const char *spec, struct addrinfo **out,
+    char *err, size_t errlen)
+{
+	struct addrinfo hints;
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	size_t hl;
+	int r;
+
+	if (colon == NULL || colon == spec) {
+		snprintf(err, errlen, "%s %s: expected ADDRESS:PORT", key,
+		    spec);
+		return -1;
+	}
+	hl = (size_t)(colon - spec);
+	if (spec[0] == '[' && hl >= 2 && spec[hl - 1] == ']') {
+		spec++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host)) {
+		snprintf(err, errlen, "%s %s: address too long", key, spec);
+		return -1;
+	}
+	memcpy(host, spec, hl);
+	host[hl] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((r = getaddrinfo(host, colon + 1, &hints, out)) != 0) {
+		snprintf(err, errlen, "%s %s: %s", key, spec, gai_strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
+void
+http_stop(struct http_front *h)
+{
+	int i;
+
+	if (h == NULL) {
+		return;
+	}
+	if (h->mhd != NULL) {
+		MHD_stop_daemon(h->mhd);	/* waits for its threads */
+	}
+	for (i = 0; i < h->nws; i++) {
+		worker_fini(&h->ws[i]);
+	}
+	free(h->ws);
+	creds_close(h->creds);
+	free(h->cert);
+	free(h->ca);
+	if (h->key != NULL) {
+		secure_free(h->key, h->keycap);
+	}
+	free(h);
+}
+
+int
+http_start(struct kmsd *d, struct http_front **out, char *err, size_t errlen)
+{
+	const struct config *c = &d->cfg;
+	struct http_front *h;
+	struct addrinfo *ai = NULL;
+	struct MHD_OptionItem opts[24];
+	const union MHD_DaemonInfo *di;
+	char addr[INET6_ADDRSTRLEN];
+	size_t certcap = 0, cacap = 0;
+	unsigned flags;
+	int i, no = 0, r = KMS_EINTERNAL;
+
+	*out = NULL;
+	if (c->http_listen[0] == '\0') {
+		return 0;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return KMS_ENOMEM;
+	}
+	h->d = d;
+	if (http_resolve_listen("http_listen", c->http_listen, &ai, err,
+	    errlen) != 0) {
+		r = KMS_EVALIDATION;
+		goto fail;
+	}
+	if (creds_open(c->http_credentials, &h->creds, err, errlen) != 0) {
+		r = KMS_EVALIDATION;
+		goto fail;
+	}
+	if (c->http_tls_cert[0] != '\0') {
+		h->tls = 1;
+		if (read_pem(c->http_tls_cert, 0, &h->cert, &certcap, err,
+		    errlen) != 0 || read_pem(c->http_tls_key, 1, &h->key,
+		    &h->keycap, err, errlen) != 0) {
+			r = KMS_EVALIDATION;
+			goto fail;
+		}
+		if (c->http_tls_client_ca[0] != '\0') {
+			if (read_pem(c->http_tls_client_ca, 0, &h->ca, &cacap,
+			    err, errlen) != 0) {
+				r = KMS_EVALIDATION;
+				goto fail;
+			}
+			h->client_certs = 1;
+		}
+	}
+	if ((h->ws = calloc((size_t)c->http_threads, sizeof(*h->ws))) ==
+	    NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < c->http_threads; i++) {
+		/* Ids after the IPC workers'. */
+		if ((r = worker_init(d, c->workers + i, &h->ws[i], err,
+		    errlen)) != 0) {
+			goto fail;
+		}
+		h->nws = i + 1;
+	}
+	r = KMS_EINTERNAL;
+#define OPT(o, v, p) opts[no++] = (struct MHD_OptionItem){ (o), \
+	(intptr_t)(v), (void *)(p) }
+	/* The logger first, so that it hears about the rest. */
+	OPT(MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h);
+	OPT(MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr);
+	OPT(MHD_OPTION_THREAD_POOL_SIZE, c->http_threads, NULL);
+	OPT(MHD_OPTION_CONNECTION_LIMIT, c->http_max_connections, NULL);
+	OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->http_max_per_ip, NULL);
+	OPT(MHD_OPTION_CONNECTION_TIMEOUT, c->http_idle_timeout_s, NULL);
+	OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONN_MEMORY, NULL);
+	OPT(MHD_OPTION_NOTIFY_COMPLETED, on_completed, h);
+	OPT(MHD_OPTION_NOTIFY_CONNECTION, on_connection, h);
+	if (h->tls) {
+		OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert);
+		OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, h->key);
+		OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, HTTP_TLS_PRIORITIES);
+		if (h->client_certs) {
+			OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, h->ca);
+		}
+	}
+	OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_USE_ERROR_LOG | (h->tls ? MHD_USE_TLS : 0) |
+	    (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+	    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (h->mhd == NULL) {
+		snprintf(err, errlen, "http_listen %s: cannot start the "
+		    "listener (address in use, or bad TLS certificate/key?)",
+		    c->http_listen);
+		goto fail;
+	}
+	di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	if (ai->ai_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)
+		    ai->ai_addr)->sin6_addr, addr, sizeof(addr));
+	} else {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)
+		    ai->ai_addr)->sin_addr, addr, sizeof(addr));
+	}
+	printf("kmsd: %s on %s%s%s:%u (%d threads%s)\n", h->tls ? "https" :
+	    "http", ai->ai_family == AF_INET6 ? "[" : "", addr,
+	    ai->ai_family == AF_INET6 ? "]" : "", di != NULL ?
+	    (unsigned)di->port : 0, c->http_threads, h->client_certs ?
+	    ", client certificates" : "");
+	fflush(stdout);
+	freeaddrinfo(ai);
+	*out = h;
+	return 0;
+ fail:
+	if (ai != NULL) {
+		freeaddrinfo(ai);
+	}
+	http_stop(h);
+	return r;
+}

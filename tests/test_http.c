@@ -1,0 +1,466 @@
+/*
+ * test_http.c — kmsd's AWS-compatible HTTPS endpoint driven by the AWS
+ * SDKs themselves: Debian's awscli and python3-boto3, and the AWS SDK for
+ * JavaScript v3 (tests/sdk/node_modules, installed by scripts/install-deps)
+ * against one real kmsd on a throwaway token, with a throwaway server
+ * certificate, a client CA and SigV4 access keys from `kmsd credentials`.
+ * The drivers (tests/sdk/) print a line per check and exit non-zero on
+ * the first failure; this file sets the stage, carries a ciphertext
+ * between IPC and HTTP both ways, and checks what the drivers cannot.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/b64.h"
+#include "kms.h"
+#include "tests/testutil.h"
+
+/* As configured below; hostile.py is told the same. */
+#define IDLE_TIMEOUT "2"
+#define REQUEST_TIMEOUT "3"
+#define MAX_PER_IP "120"
+
+static struct tu_env env;
+static kms_client *cl;
+static char ipc_key[KMS_KEY_ID_LEN + 1];
+static char admin_secret[160];
+static int metrics_port;
+
+static int
+run(char **out, const char *fmt, ...)
+{
+	char cmd[4096], *err = NULL;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	r = tu_run(cmd, out, &err);
+	if (r != 0) {
+		fprintf(stderr, "%s: exit %d\n%s\n", cmd, r, err ? err : "");
+	}
+	free(err);
+	return r;
+}
+
+/* `kmsd credentials add --principal p`: the id and secret into the
+ * environment as NAME_AKID and NAME_SECRET. */
+static int
+add_credentials(const char *name, const char *principal)
+{
+	char *out = NULL, *id, *sec, var[64];
+	int r = -1;
+
+	if (run(&out, "%s -c %s credentials add --principal %s",
+	    tu_bin("kmsd"), env.conf, principal) != 0) {
+		goto done;
+	}
+	if ((id = strstr(out, "aws_access_key_id = ")) == NULL ||
+	    (sec = strstr(out, "aws_secret_access_key = ")) == NULL) {
+		goto done;
+	}
+	id += 20;
+	sec += 24;
+	id[strcspn(id, "\n")] = '\0';
+	sec[strcspn(sec, "\n")] = '\0';
+	snprintf(var, sizeof(var), "%s_AKID", name);
+	setenv(var, id, 1);
+	snprintf(var, sizeof(var), "%s_SECRET", name);
+	setenv(var, sec, 1);
+	if (strcmp(name, "ADMIN") == 0) {
+		snprintf(admin_secret, sizeof(admin_secret), "%s", sec);
+	}
+	r = 0;
+ done:
+	free(out);
+	return r;
+}
+
+/* The port kmsd says it bound ("kmsd: https on 127.0.0.1:PORT"). */
+static int
+find_port(const char *what)
+{
+	char path[400], line[512];
+	FILE *f;
+	int port = 0;
+
+	snprintf(path, sizeof(path), "%s/kmsd.log", env.dir);
+	if ((f = fopen(path, "r")) == NULL) {
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *p = strstr(line, what);
+		if (p != NULL) {
+			port = atoi(p + strlen(what));
+		}
+	}
+	fclose(f);
+	return port;
+}
+
+static int
+setup(void **state)
+{
+	char conf[2048], val[512], cwd[256], me[160];
+	struct passwd *pw = getpwuid(getuid());
+	struct group *gr;
+	kms_create_key_req kr = { .description = "made over IPC" };
+	kms_key_metadata km;
+	kms_error_info ei;
+	kms_context_pair pair = { "via", "ipc" };
+	kms_encrypt_req er;
+	kms_encrypt_resp eo;
+	char b64[4096];
+	FILE *f;
+	int port;
+
+	if (getcwd(cwd, sizeof(cwd)) == NULL || tu_env_init(&env, NULL) != 0) {
+		return -1;
+	}
+	if (run(NULL, "tests/sdk/make-certs.sh %s", env.dir) != 0) {
+		return -1;
+	}
+	snprintf(conf, sizeof(conf),
+	    "http_listen = 127.0.0.1:0\n"
+	    "http_tls_cert = %s/server.crt\n"
+	    "http_tls_key = %s/server.key\n"
+	    "http_tls_client_ca = %s/ca.crt\n"
+	    "http_threads = 2\n"
+	    "http_idle_timeout = " IDLE_TIMEOUT "\n"
+	    "http_request_timeout = " REQUEST_TIMEOUT "\n"
+	    "http_max_per_ip = " MAX_PER_IP "\n"
+	    "metrics_listen = 127.0.0.1:0\n", env.dir, env.dir, env.dir);
+	if ((f = fopen(env.conf, "a")) == NULL) {
+		return -1;
+	}
+	fputs(conf, f);
+	fclose(f);
+	/* The user running the test is one caller over IPC and HTTP. */
+	snprintf(me, sizeof(me), "user:%s", pw != NULL ? pw->pw_name : "root");
+	if ((gr = getgrgid(getgid())) == NULL) {
+		return -1;
+	}
+	snprintf(val, sizeof(val), "group:%s", gr->gr_name);
+	setenv("ADMIN_GROUP", val, 1);
+	if (add_credentials("ADMIN", me) != 0 ||
+	    add_credentials("BOB", "user:bob") != 0) {
+		return -1;
+	}
+#ifdef __SANITIZE_ADDRESS__
+	/* ASan's allocator keeps freed blocks in quarantine; make it wipe
+	 * them as glibc's does under kmsd/heapwipe.c (test_residue does the
+	 * same). */
+	{
+		const char *o = getenv("ASAN_OPTIONS");
+		char opts[512];
+		snprintf(opts, sizeof(opts), "%s%smax_free_fill_size=2147483647:"
+		    "free_fill_byte=0", o ? o : "", o && *o ? ":" : "");
+		setenv("ASAN_OPTIONS", opts, 1);
+	}
+#endif
+	if (tu_kmsd_start(&env) != 0 ||
+	    (port = find_port("https on 127.0.0.1:")) == 0 ||
+	    (metrics_port = find_port("metrics on 127.0.0.1:")) == 0) {
+		return -1;
+	}
+	snprintf(val, sizeof(val), "https://127.0.0.1:%d", port);
+	setenv("KMSD_ENDPOINT", val, 1);
+	snprintf(val, sizeof(val), "%d", port);
+	setenv("KMSD_PORT", val, 1);
+	snprintf(val, sizeof(val), "%s/server.crt", env.dir);
+	setenv("KMSD_CA", val, 1);
+	setenv("NODE_EXTRA_CA_CERTS", val, 1);
+	snprintf(val, sizeof(val), "%s/client.crt", env.dir);
+	setenv("CLIENT_CERT", val, 1);
+	snprintf(val, sizeof(val), "%s/client.key", env.dir);
+	setenv("CLIENT_KEY", val, 1);
+	snprintf(val, sizeof(val), "%s/from-http.b64", env.dir);
+	setenv("HTTP_CT_OUT", val, 1);
+	setenv("WORK", env.dir, 1);
+	snprintf(val, sizeof(val), "%d", (int)env.kmsd);
+	setenv("KMSD_PID", val, 1);
+	setenv("IDLE_TIMEOUT", IDLE_TIMEOUT, 1);
+	setenv("REQUEST_TIMEOUT", REQUEST_TIMEOUT, 1);
+	setenv("MAX_PER_IP", MAX_PER_IP, 1);
+	snprintf(val, sizeof(val), "%s/tests/sdk", cwd);
+	setenv("SDK_DIR", val, 1);
+
+	/* A key and a ciphertext made over IPC, for the SDKs to decrypt. */
+	if (kms_client_open(&cl, env.endpoint) != 0 ||
+	    kms_create_key(cl, &kr, &km, &ei) != 0) {
+		return -1;
+	}
+	snprintf(ipc_key, sizeof(ipc_key), "%s", km.key_id);
+	kms_key_metadata_free(&km);
+	setenv("IPC_KEY", ipc_key, 1);
+	setenv("FLOOD_KEY", ipc_key, 1);
+	memset(&er, 0, sizeof(er));
+	er.key_id = ipc_key;
+	er.plaintext = (const uint8_t *)"from-ipc";
+	er.plaintext_len = 8;
+	er.context.pairs = &pair;
+	er.context.npairs = 1;
+	if (kms_encrypt(cl, &er, &eo, &ei) != 0) {
+		return -1;
+	}
+	if (b64_encode(eo.ciphertext_blob.data, eo.ciphertext_blob.len, b64,
+	    sizeof(b64)) != 0) {
+		kms_encrypt_resp_free(&eo);
+		return -1;
+	}
+	kms_encrypt_resp_free(&eo);
+	setenv("IPC_CT", b64, 1);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	kms_client_close(cl);
+	return tu_env_destroy(&env) == 0 ? 0 : -1;
+}
+
+/* Run a driver; its lines go to our output either way. */
+static void
+drive(const char *cmd)
+{
+	char *out = NULL;
+	int r = run(&out, "%s", cmd);
+
+	fputs(out != NULL ? out : "", stdout);
+	free(out);
+	assert_int_equal(r, 0);
+}
+
+static void
+test_http_boto3_drives_every_operation(void **state)
+{
+	kms_context_pair pair = { "via", "http" };
+	kms_decrypt_req dr;
+	kms_decrypt_resp dout;
+	kms_error_info ei;
+	char *b64 = NULL, path[400];
+	uint8_t ct[4096];
+	size_t n = 0;
+
+	drive("/usr/bin/python3 tests/sdk/drive_boto3.py");
+	/* ... and what boto3 encrypted decrypts over IPC. */
+	snprintf(path, sizeof(path), "cat %s/from-http.b64", env.dir);
+	assert_int_equal(run(&b64, "%s", path), 0);
+	assert_int_equal(b64_decode(b64, strlen(tu_trimnl(b64)), ct, sizeof(ct),
+	    &n), 0);
+	free(b64);
+	memset(&dr, 0, sizeof(dr));
+	dr.ciphertext_blob = ct;
+	dr.ciphertext_len = n;
+	dr.context.pairs = &pair;
+	dr.context.npairs = 1;
+	if (kms_decrypt(cl, &dr, &dout, &ei) != 0) {
+		fail_msg("IPC Decrypt of the HTTP ciphertext: %s: %s", ei.name,
+		    ei.message);
+	}
+	assert_int_equal(dout.plaintext.len, 9);
+	assert_memory_equal(dout.plaintext.data, "from-http", 9);
+	assert_true(strstr(dout.key_id, ipc_key) != NULL);
+	kms_decrypt_resp_free(&dout);
+}
+
+/*
+ * The AWS CLI and the JavaScript SDK prove compatibility, which sanitizers
+ * do not change; under ASan, boto3 and the hostile peers exercise the same
+ * server paths, and the suite stays short.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define SDK_ONLY_PLAIN() skip()
+#else
+#define SDK_ONLY_PLAIN() do { } while (0)
+#endif
+
+static void
+test_http_aws_cli_drives_every_operation(void **state)
+{
+	SDK_ONLY_PLAIN();
+	drive("tests/sdk/drive_awscli.sh");
+}
+
+static void
+test_http_javascript_sdk_drives_every_operation(void **state)
+{
+	SDK_ONLY_PLAIN();
+	if (access("tests/sdk/node_modules/@aws-sdk/client-kms", R_OK) != 0) {
+		fail_msg("tests/sdk/node_modules lacks @aws-sdk/client-kms: "
+		    "run scripts/install-deps");
+	}
+	drive("cd tests/sdk && node drive_node.mjs");
+}
+
+static void
+test_http_hostile_peers_do_not_stall_others(void **state)
+{
+	drive("/usr/bin/python3 tests/sdk/hostile.py");
+}
+
+/* Data keys and plaintexts that went over HTTPS are not left in kmsd's
+ * memory (test_residue shows the same for IPC). */
+static void
+test_http_no_plaintext_left_in_kmsd_memory(void **state)
+{
+	drive("/usr/bin/python3 tests/sdk/residue.py");
+}
+
+/* A credentials file that others may read serves no one, at once. */
+static void
+test_http_credentials_file_made_readable_fails_closed(void **state)
+{
+	static const char probe[] = "/usr/bin/python3 -c '"
+	    "import os, boto3, botocore.exceptions as x\n"
+	    "c = boto3.client(\"kms\", endpoint_url=os.environ[\"KMSD_ENDPOINT\"],"
+	    " region_name=\"local\", verify=os.environ[\"KMSD_CA\"],"
+	    " aws_access_key_id=os.environ[\"ADMIN_AKID\"],"
+	    " aws_secret_access_key=os.environ[\"ADMIN_SECRET\"])\n"
+	    "try:\n"
+	    "    c.list_keys(Limit=1); print(\"served\")\n"
+	    "except x.ClientError as e:\n"
+	    "    print(e.response[\"Error\"][\"Code\"])'";
+	char path[400], *out = NULL;
+
+	snprintf(path, sizeof(path), "%s/credentials", env.dir);
+	assert_int_equal(chmod(path, 0644), 0);
+	usleep(1300 * 1000);	/* the file is looked at once a second */
+	assert_int_equal(run(&out, "%s", probe), 0);
+	assert_string_equal(tu_trimnl(out), "UnrecognizedClientException");
+	free(out);
+	assert_int_equal(chmod(path, 0600), 0);
+	usleep(1300 * 1000);
+	assert_int_equal(run(&out, "%s", probe), 0);
+	assert_string_equal(tu_trimnl(out), "served");
+	free(out);
+	assert_true(tu_log_says(&env, "readable by others"));
+}
+
+/*
+ * The metrics endpoint, after the tests above: requests per front end and
+ * operation, errors by name, latency histograms, the HSM up, cached
+ * handles, connections; no secret.
+ */
+static void
+test_http_metrics_count_both_front_ends(void **state)
+{
+	char *out = NULL;
+
+	assert_int_equal(run(&out, "/usr/bin/python3 -c 'import urllib.request;"
+	    " print(urllib.request.urlopen(\"http://127.0.0.1:%d/metrics\")."
+	    "read().decode())'", metrics_port), 0);
+	assert_non_null(strstr(out, "kmsd_requests_total{frontend=\"http\","
+	    "operation=\"Encrypt\"} "));
+	assert_non_null(strstr(out, "kmsd_requests_total{frontend=\"ipc\","
+	    "operation=\"Encrypt\"} "));
+	assert_non_null(strstr(out, "kmsd_requests_total{frontend=\"http\","
+	    "operation=\"Batch\"} "));
+	assert_non_null(strstr(out, "kmsd_errors_total{operation=\"Encrypt\","
+	    "error=\"DisabledException\"} "));
+	assert_non_null(strstr(out, "kmsd_errors_total{operation=\"Encrypt\","
+	    "error=\"AccessDeniedException\"} "));
+	assert_non_null(strstr(out, "kmsd_request_duration_seconds_bucket{"
+	    "operation=\"GenerateDataKey\",le=\"+Inf\"} "));
+	assert_non_null(strstr(out, "kmsd_hsm_up 1\n"));
+	assert_non_null(strstr(out, "kmsd_key_cache_handles "));
+	assert_non_null(strstr(out, "kmsd_connections{frontend=\"http\"} "));
+	assert_null(strstr(out, admin_secret));
+	assert_null(strstr(out, "user:"));
+	free(out);
+}
+
+/* TLS 1.2 and 1.3 only: a client willing to speak 1.1 (security level 0)
+ * gets no session. */
+static void
+test_http_tls_1_2_and_1_3_only(void **state)
+{
+	static const char *const want[] = { "tls1_1", "(NONE)", "tls1_2",
+		"TLSv1.2", "tls1_3", "TLSv1.3" };
+	char *out = NULL;
+	size_t i;
+
+	for (i = 0; i < 6; i += 2) {
+		assert_int_equal(run(&out, "echo | timeout 10 openssl s_client "
+		    "-connect 127.0.0.1:$KMSD_PORT -%s -cipher "
+		    "'DEFAULT@SECLEVEL=0' 2>&1 | grep 'Cipher is' || true",
+		    want[i]), 0);
+		if (strstr(out, want[i + 1]) == NULL) {
+			fail_msg("-%s: %s", want[i], out);
+		}
+		free(out);
+	}
+}
+
+/* kms-bench over HTTPS, with the http-echo baseline: it runs and
+ * reports (not how fast). */
+static void
+test_http_kms_bench_runs_against_the_endpoint(void **state)
+{
+	char *out = NULL;
+
+	assert_int_equal(run(&out, "AWS_ACCESS_KEY_ID=$ADMIN_AKID "
+	    "AWS_SECRET_ACCESS_KEY=$ADMIN_SECRET %s --endpoint $KMSD_ENDPOINT "
+	    "--ca-bundle $KMSD_CA --op generate-data-key --clients 2 "
+	    "--duration 0.5 --warmup 0.1 --baseline http-echo --tls-cert "
+	    "%s/server.crt --tls-key %s/server.key --echo-workers 2",
+	    tu_bin("kms-bench"), env.dir, env.dir), 0);
+	assert_non_null(strstr(out, "ratio"));
+	assert_non_null(strstr(out, "0 errors"));
+	free(out);
+}
+
+/* Secrets never reach the log; plain HTTP only on loopback. */
+static void
+test_http_no_secret_in_log_and_plain_http_loopback_only(void **state)
+{
+	char conf[600], *out = NULL;
+	FILE *f;
+
+	assert_false(tu_log_says(&env, admin_secret));
+	snprintf(conf, sizeof(conf), "%s/plain.conf", env.dir);
+	assert_non_null(f = fopen(conf, "w"));
+	fprintf(f, "state_dir = %s\npkcs11_module = %s\n"
+	    "http_listen = 0.0.0.0:8080\n", env.dir, env.module);
+	fclose(f);
+	snprintf(conf, sizeof(conf), "%s -c %s/plain.conf --check-config "
+	    "2>&1", tu_bin("kmsd"), env.dir);
+	assert_int_not_equal(tu_run(conf, &out, NULL), 0);
+	assert_non_null(strstr(out, "loopback addresses only"));
+	free(out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_http_boto3_drives_every_operation),
+		cmocka_unit_test(test_http_aws_cli_drives_every_operation),
+		cmocka_unit_test(test_http_javascript_sdk_drives_every_operation),
+		cmocka_unit_test(test_http_hostile_peers_do_not_stall_others),
+		cmocka_unit_test(test_http_no_plaintext_left_in_kmsd_memory),
+		cmocka_unit_test(test_http_credentials_file_made_readable_fails_closed),
+		cmocka_unit_test(test_http_no_secret_in_log_and_plain_http_loopback_only),
+		cmocka_unit_test(test_http_metrics_count_both_front_ends),
+		cmocka_unit_test(test_http_kms_bench_runs_against_the_endpoint),
+		cmocka_unit_test(test_http_tls_1_2_and_1_3_only),
+	};
+
+	if (getenv("KMS_TEST_FILTER") != NULL) {
+		cmocka_set_test_filter(getenv("KMS_TEST_FILTER"));
+	}
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
