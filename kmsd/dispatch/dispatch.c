@@ -16,7 +16,9 @@
 #include "common/ctx.h"
 #include "common/err.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/secmem.h"
+#include "kmsd/audit/audit.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/ops/op.h"
 
@@ -35,6 +37,7 @@ static const struct op_def ops[] = {
 	{ "GenerateDataKeyWithoutPlaintext",
 	    op_generate_data_key_without_plaintext, 1 },
 	{ "GenerateRandom", op_generate_random, 1 },
+	{ "GetAuditPublicKey", op_get_audit_public_key, 0 },
 	{ "GetKeyPolicy", op_get_key_policy, 0 },
 	{ "ListAliases", op_list_aliases, 0 },
 	{ "ListGrants", op_list_grants, 0 },
@@ -51,6 +54,27 @@ static const struct op_def ops[] = {
 	{ "UpdateAlias", op_update_alias, 0 },
 	{ "UpdateKeyDescription", op_update_key_description, 0 },
 };
+
+/* The audit record's resources: a key this request resolved or was
+ * authorised against (each once, in order). */
+static void
+note_key(struct opctx *c, const char *arn)
+{
+	struct audit_note *n = c->note;
+	int i;
+
+	if (n == NULL) {
+		return;
+	}
+	for (i = 0; i < n->narn; i++) {
+		if (strcmp(n->arn[i], arn) == 0) {
+			return;
+		}
+	}
+	if (n->narn < AUDIT_NOTE_KEYS) {
+		snprintf(n->arn[n->narn++], sizeof(n->arn[0]), "%s", arn);
+	}
+}
 
 int
 op_fail(struct opctx *c, int err, const char *fmt, ...)
@@ -346,6 +370,11 @@ op_authorize(struct opctx *c, const struct key_info *ki, const char *action,
 	}
 	rc = authz_check(c->w, c->p, ki, &r, c->grant_id,
 	    sizeof(c->grant_id), c->msg, sizeof(c->msg));
+	note_key(c, ki->arn);
+	if (c->note != NULL && c->grant_id[0] != '\0') {
+		snprintf(c->note->grant_id, sizeof(c->note->grant_id), "%s",
+		    c->grant_id);
+	}
 	return rc;
 }
 
@@ -444,8 +473,11 @@ op_key(struct opctx *c, const char *key_id, struct key_info *ki)
 		name = key_id + plen - 6;	/* "alias/..." */
 	}
 	if (name == NULL) {
-		return keycache_lookup(c->w, key_id, ki, c->msg,
-		    sizeof(c->msg));
+		if ((r = keycache_lookup(c->w, key_id, ki, c->msg,
+		    sizeof(c->msg))) == 0) {
+			note_key(c, ki->arn);
+		}
+		return r;
 	}
 	if (strlen(name) > 256 || (r = c->w->st->ops->get_alias(c->w->st,
 	    name, &a)) == KMS_ENOTFOUND || r == KMS_EINVAL) {
@@ -460,6 +492,7 @@ op_key(struct opctx *c, const char *key_id, struct key_info *ki)
 		return op_fail(c, r, "Alias %s names a key that is gone",
 		    name);
 	}
+	note_key(c, ki->arn);
 	return 0;
 }
 
@@ -667,6 +700,11 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 	    (c->jobs = calloc(n, sizeof(*c->jobs))) != NULL) {
 		c->jobs_cap = n;
 	}
+	/* One audit record per item, each with what its item learnt. */
+	if (c->note != NULL) {
+		c->notes = calloc(n, sizeof(*c->notes));
+		c->note = NULL;
+	}
 	json_array_foreach(reqs, i, item) {
 		json_t *r;
 		/* An item is no bigger than the message holding it: measure
@@ -675,6 +713,7 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 		    json_dumpb(item, NULL, 0, JSON_COMPACT);
 		before = c->njobs;
 		c->item = i;
+		c->note = c->notes != NULL ? &c->notes[i] : NULL;
 		if (sz > JSON_MAX_REQUEST) {
 			r = error_object(KMS_EVALIDATION, "A Batch item "
 			    "exceeds 65536 bytes");
@@ -711,22 +750,86 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 	return out;
 }
 
+/*
+ * The audit records of one message (audit.h): one per item of a Batch
+ * that ran, else one.  Written before the reply leaves; when they cannot
+ * be and audit_required is set, the reply is replaced by the error (its
+ * plaintexts are freed, and wiped, with it).
+ */
+static json_t *
+audit_reply(struct opctx *c, json_t *msg, json_t *resp, const char *reqid)
+{
+	struct audit_call call;
+	struct audit_item one, *items = &one;
+	json_t *reqs = json_object_get(msg, "Requests"),
+	    *resps = json_object_get(resp, "Responses");
+	size_t n = 1, i;
+	int r;
+
+	memset(&call, 0, sizeof(call));
+	call.p = c->p;
+	call.request_id = reqid;
+	call.st = c->w->st;
+	memset(&one, 0, sizeof(one));
+	one.req = msg;
+	one.resp = resp;
+	one.note = c->note;
+	if (json_is_array(reqs) && json_is_array(resps) &&
+	    json_array_size(reqs) == json_array_size(resps) &&
+	    json_array_size(reqs) > 0 &&
+	    (items = calloc(json_array_size(reqs), sizeof(*items))) != NULL) {
+		n = json_array_size(reqs);
+		for (i = 0; i < n; i++) {
+			items[i].req = json_array_get(reqs, i);
+			items[i].resp = json_array_get(resps, i);
+			items[i].note = c->notes != NULL ? &c->notes[i] : NULL;
+			items[i].index = i;
+			items[i].count = n;
+		}
+	} else if (items == NULL) {
+		items = &one;
+	}
+	r = audit_calls(c->w->d->audit, &call, items, n);
+	if (items != &one) {
+		free(items);
+	}
+	if (r != 0) {
+		json_decref(resp);
+		resp = error_object(r, "The audit log cannot be written; the "
+		    "request was not answered. Retry later.");
+	}
+	return resp;
+}
+
 json_t *
 dispatch(struct worker *w, const struct principal *p, const void *buf,
     size_t len)
 {
 	struct opctx c;
+	struct audit_note note;
 	json_t *msg, *action, *resp;
-	int err = 0;
+	char reqid[37];
+	int err = 0, r;
 
 	memset(&c, 0, sizeof(c));
 	c.w = w;
 	c.p = p;
 	c.secret = w->secret;
 	c.secret_cap = w->secret_cap;
+	if (w->d->audit != NULL) {
+		/* Nothing is served that cannot be recorded. */
+		if ((r = audit_admit(w->d->audit, c.msg, sizeof(c.msg))) != 0) {
+			return error_object(r, c.msg);
+		}
+		memset(&note, 0, sizeof(note));
+		c.note = &note;
+		audit_new_id(reqid);
+		log_set_request(reqid);
+	}
 	if ((msg = json_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
 	    sizeof(c.msg))) == NULL) {
-		return error_object(KMS_ESERIALIZATION, c.msg);
+		resp = error_object(KMS_ESERIALIZATION, c.msg);
+		goto out;
 	}
 	/* The HSM's turn (kmsd.h), for everything that may touch a key:
 	 * taken once per message, since a Batch runs its items through
@@ -743,6 +846,13 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 		resp = run_one(&c, msg, 0);
 	}
 	pthread_rwlock_unlock(&w->d->hsm_turn);
+ out:
+	if (w->d->audit != NULL) {
+		c.note = &note;
+		resp = audit_reply(&c, msg, resp, reqid);
+		free(c.notes);
+		log_set_request(NULL);
+	}
 	json_decref(msg);
 	/* Plaintexts of this request die here, with the request. */
 	if (c.secret_used > 0) {

@@ -24,6 +24,8 @@
 #define KMS_LIST_DEFAULT 100		/* AWS ListKeys default Limit */
 #define KMS_LIST_MAX 1000		/* AWS ListKeys maximum Limit */
 
+struct audit_note;
+
 struct opctx {
 	struct worker *w;
 	const struct principal *p;
@@ -47,6 +49,11 @@ struct opctx {
 	struct hsm_job *jobs;
 	size_t njobs, jobs_cap;
 	size_t item;			/* the Batch item being run */
+	/* What the audit record of this request (or item) needs to know:
+	 * keys resolved and authorised against, the grant used.  NULL:
+	 * auditing off. */
+	struct audit_note *note;
+	struct audit_note *notes;	/* a Batch's, one per item */
 };
 
 /*
@@ -165,6 +172,7 @@ int op_list_aliases(struct opctx *c, json_t **resp);
 int op_tag_resource(struct opctx *c, json_t **resp);
 int op_untag_resource(struct opctx *c, json_t **resp);
 int op_list_resource_tags(struct opctx *c, json_t **resp);
+int op_get_audit_public_key(struct opctx *c, json_t **resp);
 /* KeyId field of a management operation; allow_alias 0 refuses one. */
 int op_mgmt_key(struct opctx *c, int allow_alias, struct key_info *ki);
 /* The key's store row (malloc'd) / commit a changed row and reply {}. */
