@@ -22,6 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* SHA256_CTX: a record's hash is begun outside the log's mutex (see
+ * append_locked); OpenSSL 3 keeps the low-level API, deprecated. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 #include <sodium.h>
 
@@ -113,23 +116,40 @@ sb_puts(struct sb *b, const char *s)
 	sb_put(b, s, strlen(s));
 }
 
-static void
-sb_printf(struct sb *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-sb_printf(struct sb *b, const char *fmt, ...)
+/* Decimal digits of v into out (at least 21 bytes); returns the length.
+ * (Records are written on every request: no printf on that path.) */
+static size_t
+u64_dec(uint64_t v, char *out)
 {
-	char tmp[256];
-	va_list ap;
-	int n;
+	char tmp[24];
+	size_t n = 0, i;
 
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n > 0) {
-		sb_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n :
-		    sizeof(tmp) - 1);
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (i = 0; i < n; i++) {
+		out[i] = tmp[n - 1 - i];
+	}
+	return n;
+}
+
+static void
+sb_u64(struct sb *b, uint64_t v)
+{
+	char d[24];
+
+	sb_put(b, d, u64_dec(v, d));
+}
+
+static void
+sb_i64(struct sb *b, int64_t v)
+{
+	if (v < 0) {
+		sb_put(b, "-", 1);
+		sb_u64(b, (uint64_t)0 - (uint64_t)v);
+	} else {
+		sb_u64(b, (uint64_t)v);
 	}
 }
 
@@ -225,17 +245,44 @@ hex32(const uint8_t h[32], char out[65])
 static void
 uuid_str(const uint8_t u[16], char out[37])
 {
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4], u[5],
-	    u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+	static const char hex[] = "0123456789abcdef";
+	int i, o = 0;
+
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10) {
+			out[o++] = '-';
+		}
+		out[o++] = hex[u[i] >> 4];
+		out[o++] = hex[u[i] & 15];
+	}
+	out[o] = '\0';
 }
+
+/*
+ * Ids (UUID version 4 in form) unique within and across runs: a random
+ * base per thread, drawn once, with a counter added; a random draw per
+ * record cost a getrandom(2) call each.
+ */
+static __thread uint8_t id_base[16];
+static __thread uint64_t id_count;
 
 void
 audit_new_id(char out[37])
 {
 	uint8_t u[16];
+	uint64_t c;
+	int i;
 
-	randombytes_buf(u, sizeof(u));
+	if (id_count == 0) {
+		randombytes_buf(id_base, sizeof(id_base));
+	}
+	c = ++id_count;
+	memcpy(u, id_base, sizeof(u));
+	for (i = 15; i >= 8 && c != 0; i--) {
+		c += u[i];
+		u[i] = (uint8_t)c;
+		c >>= 8;
+	}
 	u[6] = (u[6] & 0x0f) | 0x40;	/* version 4 */
 	u[8] = (u[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
 	uuid_str(u, out);
@@ -412,8 +459,7 @@ put_param(struct sb *b, int *first, int i, const json_t *v, store *st)
 	case P_INT:
 		if (json_is_integer(v)) {
 			sb_key(b, first, params[i].name);
-			sb_printf(b, "%" JSON_INTEGER_FORMAT,
-			    json_integer_value(v));
+			sb_i64(b, (int64_t)json_integer_value(v));
 		}
 		break;
 	case P_BOOL:
@@ -516,7 +562,8 @@ blob_key(const struct kmsd *d, const json_t *v, char arn[KEY_ARN_MAX],
 		return 0;
 	}
 	uuid_str(hdr + 1, id);
-	snprintf(arn, KEY_ARN_MAX, "%s%s", d->key_arn_prefix, id);
+	memcpy(arn, d->key_arn_prefix, d->key_arn_prefix_len);
+	memcpy(arn + d->key_arn_prefix_len, id, sizeof(id));
 	*version = (uint32_t)hdr[17] << 24 | (uint32_t)hdr[18] << 16 |
 	    (uint32_t)hdr[19] << 8 | hdr[20];
 	return 1;
@@ -544,8 +591,8 @@ res_add(struct res *r, int *n, const char *arn, uint32_t version)
 			}
 		}
 	}
-	if (*n < RES_MAX) {
-		snprintf(r[*n].arn, sizeof(r[*n].arn), "%s", arn);
+	if (*n < RES_MAX && strlen(arn) < sizeof(r[*n].arn)) {
+		memcpy(r[*n].arn, arn, strlen(arn) + 1);
 		r[*n].version = version;
 		(*n)++;
 	}
@@ -570,9 +617,9 @@ put_identity(struct sb *b, const struct kmsd *d, const struct principal *p,
 		if (o == NULL || o->transport == NULL ||
 		    strcmp(o->transport, "ipc") == 0) {
 			sb_key(b, &first, "uid");
-			sb_printf(b, "%u", (unsigned)p->uid);
+			sb_u64(b, (uint64_t)p->uid);
 			sb_key(b, &first, "pid");
-			sb_printf(b, "%d", (int)p->pid);
+			sb_i64(b, (int64_t)p->pid);
 		}
 	}
 	if (!first || p == NULL) {
@@ -610,7 +657,7 @@ event_name(json_t *req)
 
 static void
 put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
-    const struct audit_item *it, const char *when)
+    const struct audit_item *it, const char *when, const struct sb *prefix)
 {
 	const struct kmsd *d = a->d;
 	const char *op = it->req != NULL ? event_name(it->req) : "Unknown";
@@ -623,11 +670,17 @@ put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
 	size_t k;
 
 	audit_new_id(id);
-	sb_puts(b, "{\"eventVersion\":\"" AUDIT_EVENT_VERSION "\",");
-	put_identity(b, d, call->p, call->o);
-	sb_puts(b, ",\"eventTime\":\"");
-	sb_puts(b, when);
-	sb_puts(b, "\",\"eventSource\":\"" AUDIT_SOURCE "\",\"eventName\":");
+	/* What every record of the message shares, formatted once. */
+	if (prefix != NULL && prefix->len > 0) {
+		sb_put(b, prefix->p, prefix->len);
+	} else {
+		sb_puts(b, "{\"eventVersion\":\"" AUDIT_EVENT_VERSION "\",");
+		put_identity(b, d, call->p, call->o);
+		sb_puts(b, ",\"eventTime\":\"");
+		sb_puts(b, when);
+		sb_puts(b, "\",\"eventSource\":\"" AUDIT_SOURCE "\","
+		    "\"eventName\":");
+	}
 	sb_str(b, op);
 	sb_puts(b, ",\"awsRegion\":\"local\"");
 	if (call->o != NULL && call->o->address != NULL) {
@@ -655,12 +708,17 @@ put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
 	if (!json_is_object(it->req)) {
 		sb_puts(b, "null");
 	} else {
+		const char *fk;
 		sb_put(b, "{", 1);
-		for (i = 0; i < (int)(sizeof(params) / sizeof(params[0]));
-		    i++) {
-			if ((v = json_object_get(it->req, params[i].field)) !=
-			    NULL) {
-				put_param(b, &first, i, v, call->st);
+		/* A request has a few fields; the list has dozens. */
+		json_object_foreach(it->req, fk, v) {
+			for (i = 0; i < (int)(sizeof(params) /
+			    sizeof(params[0])); i++) {
+				if (fk[0] == params[i].field[0] &&
+				    strcmp(fk, params[i].field) == 0) {
+					put_param(b, &first, i, v, call->st);
+					break;
+				}
 			}
 		}
 		sb_put(b, "}", 1);
@@ -689,9 +747,9 @@ put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
 		sb_puts(b, ",\"additionalEventData\":{");
 		if (it->count > 0) {
 			sb_key(b, &first, "batchIndex");
-			sb_printf(b, "%zu", it->index);
+			sb_u64(b, it->index);
 			sb_key(b, &first, "batchSize");
-			sb_printf(b, "%zu", it->count);
+			sb_u64(b, it->count);
 		}
 		if (it->note != NULL && it->note->grant_id[0] != '\0') {
 			sb_key(b, &first, "grantId");
@@ -737,8 +795,8 @@ put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
 			sb_puts(b, ",\"type\":\"AWS::KMS::Key\",\"ARN\":");
 			sb_str(b, res[k].arn);
 			if (res[k].version != 0) {
-				sb_printf(b, ",\"keyVersion\":%" PRIu32,
-				    res[k].version);
+				sb_puts(b, ",\"keyVersion\":");
+				sb_u64(b, res[k].version);
 			}
 			sb_put(b, "}", 1);
 		}
@@ -834,15 +892,17 @@ fail_locked(struct audit *a, int e)
 
 /*
  * Chain and write n record bodies (b->p at offs[i], each without its
- * closing brace) in one write, mu held.  On failure nothing of them stays
- * in the file, and the log is marked failed.
+ * closing brace) in one write, mu held.  pre (may be NULL) holds each
+ * body's SHA-256 begun outside the mutex: only the suffix (sequence,
+ * previousHash) is hashed here.  On failure nothing of them stays in the
+ * file, and the log is marked failed.
  */
 static int
 append_locked(struct audit *a, const struct sb *b, const size_t *offs,
-    size_t n)
+    size_t n, const SHA256_CTX *pre)
 {
+	SHA256_CTX sc;
 	uint8_t head[32];
-	char hx[65];
 	uint64_t seq = a->seq;
 	size_t need = b->len + n * AUDIT_SUFFIX_MAX, len = 0, i;
 	char *np;
@@ -865,11 +925,24 @@ append_locked(struct audit *a, const struct sb *b, const size_t *offs,
 		size_t start = len;
 		memcpy(a->wbuf + len, b->p + offs[i], blen);
 		len += blen;
-		hex32(head, hx);
-		len += (size_t)snprintf(a->wbuf + len, AUDIT_SUFFIX_MAX,
-		    ",\"sequence\":%" PRIu64 ",\"previousHash\":\"%s\"}",
-		    ++seq, hx);
-		SHA256((const uint8_t *)a->wbuf + start, len - start, head);
+		memcpy(a->wbuf + len, ",\"sequence\":", 12);
+		len += 12;
+		len += u64_dec(++seq, a->wbuf + len);
+		memcpy(a->wbuf + len, ",\"previousHash\":\"", 17);
+		len += 17;
+		hex32(head, a->wbuf + len);	/* its NUL overwritten next */
+		len += 64;
+		memcpy(a->wbuf + len, "\"}", 2);
+		len += 2;
+		if (pre != NULL) {
+			sc = pre[i];
+			SHA256_Update(&sc, a->wbuf + start + blen,
+			    len - start - blen);
+			SHA256_Final(head, &sc);
+		} else {
+			SHA256((const uint8_t *)a->wbuf + start, len - start,
+			    head);
+		}
 		a->wbuf[len++] = '\n';
 	}
 	if (write_all(a->fd, a->wbuf, len) != 0) {
@@ -908,7 +981,7 @@ event_locked(struct audit *a, const char *name, const char *arn,
 
 	utc_now(when);
 	put_service_record(&b, a->d, name, arn, details, when);
-	r = b.oom ? KMS_EINTERNAL : append_locked(a, &b, &off, 1);
+	r = b.oom ? KMS_EINTERNAL : append_locked(a, &b, &off, 1, NULL);
 	free(b.p);
 	return r;
 }
@@ -1187,7 +1260,8 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 
 /* Chain and write; wait until durable with audit_sync = request. */
 static int
-commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n)
+commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
+    const SHA256_CTX *pre)
 {
 	uint64_t end;
 	int r;
@@ -1196,7 +1270,7 @@ commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n)
 		return KMS_EINTERNAL;
 	}
 	pthread_mutex_lock(&a->mu);
-	if ((r = append_locked(a, b, offs, n)) == 0 &&
+	if ((r = append_locked(a, b, offs, n, pre)) == 0 &&
 	    a->d->cfg.audit_sync == AUDIT_SYNC_REQUEST) {
 		end = a->wtotal;
 		a->waiters++;
@@ -1221,8 +1295,9 @@ int
 audit_calls(struct audit *a, const struct audit_call *call,
     const struct audit_item *items, size_t n)
 {
-	struct sb b = { 0 };
+	struct sb b = { 0 }, prefix = { 0 };
 	size_t stack_offs[1], *offs = stack_offs, i;
+	SHA256_CTX *pre = NULL;
 	char when[32];
 	int r;
 
@@ -1233,11 +1308,37 @@ audit_calls(struct audit *a, const struct audit_call *call,
 		return KMS_EINTERNAL;
 	}
 	utc_now(when);
+	/* Room for typical records at once: one allocation, not a chain. */
+	if ((b.p = malloc(n * 1024)) != NULL) {
+		b.cap = n * 1024;
+	}
+	if (n > 1) {
+		sb_puts(&prefix, "{\"eventVersion\":\"" AUDIT_EVENT_VERSION
+		    "\",");
+		put_identity(&prefix, a->d, call->p, call->o);
+		sb_puts(&prefix, ",\"eventTime\":\"");
+		sb_puts(&prefix, when);
+		sb_puts(&prefix, "\",\"eventSource\":\"" AUDIT_SOURCE "\","
+		    "\"eventName\":");
+		if (prefix.oom) {
+			prefix.len = 0;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		offs[i] = b.len;
-		put_api_record(&b, a, call, &items[i], when);
+		put_api_record(&b, a, call, &items[i], when, &prefix);
 	}
-	r = commit(a, &b, offs, n);
+	free(prefix.p);
+	/* The bodies' hashes, begun here, outside the mutex. */
+	if (!b.oom && (pre = malloc(n * sizeof(*pre))) != NULL) {
+		for (i = 0; i < n; i++) {
+			SHA256_Init(&pre[i]);
+			SHA256_Update(&pre[i], b.p + offs[i], (i + 1 < n ?
+			    offs[i + 1] : b.len) - offs[i]);
+		}
+	}
+	r = commit(a, &b, offs, n, pre);
+	free(pre);
 	free(b.p);
 	if (offs != stack_offs) {
 		free(offs);
@@ -1288,7 +1389,7 @@ audit_service_event(struct audit *a, const char *name,
 	}
 	utc_now(when);
 	put_service_record(&b, a->d, name, resource_arn, details, when);
-	if ((r = commit(a, &b, &off, 1)) != 0) {
+	if ((r = commit(a, &b, &off, 1, NULL)) != 0) {
 		log_warn("audit: the %s event could not be recorded: %s", name,
 		    kms_strerror(r));
 	}
