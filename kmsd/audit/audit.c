@@ -65,7 +65,8 @@ struct audit {
 	uint64_t cp_ms;			/* mono_ms of that checkpoint */
 	uint64_t wtotal, stotal;	/* bytes written / known durable */
 	int waiters, want_work;
-	int failed, fail_errno;
+	atomic_int failed;		/* read without mu by audit_admit */
+	int fail_errno;
 	int64_t failed_at;
 	uint64_t refused, unaudited;
 	char *wbuf;
@@ -289,17 +290,33 @@ audit_new_id(char out[37])
 }
 
 /* UTC with milliseconds, as CloudTrail's eventTime (which has seconds). */
+static __thread time_t utc_sec = -1;
+static __thread char utc_text[24];	/* "YYYY-MM-DDTHH:MM:SS." */
+
 static void
 utc_now(char out[32])
 {
 	struct timespec ts;
 	struct tm tm;
+	long ms;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	/* The date and time to the second, once a second per thread. */
+	if (ts.tv_sec != utc_sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		snprintf(utc_text, sizeof(utc_text),
+		    "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		    tm.tm_sec);
+		utc_sec = ts.tv_sec;
+	}
+	ms = ts.tv_nsec / 1000000;
+	memcpy(out, utc_text, 20);
+	out[20] = (char)('0' + ms / 100);
+	out[21] = (char)('0' + ms / 10 % 10);
+	out[22] = (char)('0' + ms % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
 
 /* ---- records of requests ---- */
@@ -998,23 +1015,33 @@ statement(char *out, size_t len, const char *head_hex, uint64_t seq,
 
 /*
  * Sign the chain head and append the checkpoint, mu held (and the HSM
- * turn for reading, when workers run).  A failure to sign (the HSM away)
- * leaves the records for the next checkpoint.
+ * turn for reading, when workers run).  With unlocked, mu is let go while
+ * the HSM signs, so requests are not held up: records written meanwhile
+ * come between the record signed (recordCount, chainHead) and the
+ * checkpoint line, and the next checkpoint covers them.  A failure to
+ * sign (the HSM away) leaves the records for the next checkpoint.
  */
 static int
-checkpoint_locked(struct audit *a, const char *reason)
+checkpoint_locked(struct audit *a, const char *reason, int unlocked)
 {
 	uint8_t sig[HSM_SIG_LEN];
 	char hx[65], when[32], st[512], sigb64[B64_ENCODED_LEN(HSM_SIG_LEN) +
 	    1];
+	uint64_t seq = a->seq;
 	json_t *det;
 	int r, n;
 
 	hex32(a->head, hx);
 	utc_now(when);
-	n = statement(st, sizeof(st), hx, a->seq, when, a->fp);
-	if ((r = hsm_sign(a->hs, &a->key, (const uint8_t *)st, (size_t)n,
-	    sig)) != 0) {
+	n = statement(st, sizeof(st), hx, seq, when, a->fp);
+	if (unlocked) {
+		pthread_mutex_unlock(&a->mu);
+	}
+	r = hsm_sign(a->hs, &a->key, (const uint8_t *)st, (size_t)n, sig);
+	if (unlocked) {
+		pthread_mutex_lock(&a->mu);
+	}
+	if (r != 0) {
 		if (!a->cp_warned) {
 			log_warn("cannot sign an audit checkpoint: %s; "
 			    "retrying", kms_strerror(r));
@@ -1025,7 +1052,7 @@ checkpoint_locked(struct audit *a, const char *reason)
 	a->cp_warned = 0;
 	b64_encode(sig, sizeof(sig), sigb64, sizeof(sigb64));
 	det = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s}", "chainHead",
-	    hx, "recordCount", (json_int_t)a->seq, "signedAt", when,
+	    hx, "recordCount", (json_int_t)seq, "signedAt", when,
 	    "algorithm", a->key.alg == HSM_SIGN_ED25519 ? "Ed25519" :
 	    "ECDSA_P256_SHA256", "keyFingerprint", a->fp, "reason", reason,
 	    "signature", sigb64);
@@ -1035,7 +1062,9 @@ checkpoint_locked(struct audit *a, const char *reason)
 	r = event_locked(a, "AuditCheckpoint", NULL, det);
 	json_decref(det);
 	if (r == 0) {
-		a->cp_seq = a->seq;
+		/* Nothing came in between: everything up to this line is
+		 * signed (the line signs itself). */
+		a->cp_seq = a->seq == seq + 1 ? a->seq : seq;
 		a->cp_ms = mono_ms();
 	}
 	return r;
@@ -1049,7 +1078,7 @@ checkpoint(struct audit *a, const char *reason)
 
 	pthread_rwlock_rdlock(&a->d->hsm_turn);
 	pthread_mutex_lock(&a->mu);
-	r = a->seq == a->cp_seq ? 0 : checkpoint_locked(a, reason);
+	r = a->seq == a->cp_seq ? 0 : checkpoint_locked(a, reason, 1);
 	pthread_mutex_unlock(&a->mu);
 	pthread_rwlock_unlock(&a->d->hsm_turn);
 	return r;
@@ -1134,7 +1163,7 @@ rotate_locked(struct audit *a)
 {
 	char prev[64];
 
-	(void)checkpoint_locked(a, "rotate");
+	(void)checkpoint_locked(a, "rotate", 0);
 	if (sync_locked(a) != 0) {
 		return;
 	}
@@ -1243,11 +1272,12 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 {
 	int failed;
 
-	if (a == NULL) {
+	if (a == NULL || !atomic_load_explicit(&a->failed,
+	    memory_order_relaxed) || !a->d->cfg.audit_required) {
 		return 0;
 	}
 	pthread_mutex_lock(&a->mu);
-	failed = a->failed && a->d->cfg.audit_required;
+	failed = a->failed;
 	if (failed) {
 		a->refused++;
 		snprintf(msg, msglen, "The audit log cannot be written (%s); "
@@ -1297,7 +1327,7 @@ audit_calls(struct audit *a, const struct audit_call *call,
 {
 	struct sb b = { 0 }, prefix = { 0 };
 	size_t stack_offs[1], *offs = stack_offs, i;
-	SHA256_CTX *pre = NULL;
+	SHA256_CTX *pre = NULL, one_pre;
 	char when[32];
 	int r;
 
@@ -1330,7 +1360,8 @@ audit_calls(struct audit *a, const struct audit_call *call,
 	}
 	free(prefix.p);
 	/* The bodies' hashes, begun here, outside the mutex. */
-	if (!b.oom && (pre = malloc(n * sizeof(*pre))) != NULL) {
+	if (!b.oom && (pre = n == 1 ? &one_pre : malloc(n *
+	    sizeof(*pre))) != NULL) {
 		for (i = 0; i < n; i++) {
 			SHA256_Init(&pre[i]);
 			SHA256_Update(&pre[i], b.p + offs[i], (i + 1 < n ?
@@ -1338,7 +1369,9 @@ audit_calls(struct audit *a, const struct audit_call *call,
 		}
 	}
 	r = commit(a, &b, offs, n, pre);
-	free(pre);
+	if (pre != &one_pre) {
+		free(pre);
+	}
 	free(b.p);
 	if (offs != stack_offs) {
 		free(offs);
@@ -1715,7 +1748,7 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	/* Signs, with the rest, whatever an unclean stop left unsigned. */
 	if (r == 0) {
 		r = checkpoint_locked(a, have && !clean ? "startup-recovery" :
-		    "startup");
+		    "startup", 0);
 	}
 	if (r == 0) {
 		r = sync_locked(a);
@@ -1776,7 +1809,7 @@ audit_close(struct kmsd *d)
 	    &d->requests));
 	(void)event_locked(a, "KmsdStop", NULL, det);
 	json_decref(det);
-	(void)checkpoint_locked(a, "shutdown");
+	(void)checkpoint_locked(a, "shutdown", 0);
 	(void)sync_locked(a);
 	pthread_mutex_unlock(&a->mu);
 	pthread_rwlock_unlock(&d->hsm_turn);

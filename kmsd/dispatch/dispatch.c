@@ -71,8 +71,8 @@ note_key(struct opctx *c, const char *arn)
 			return;
 		}
 	}
-	if (n->narn < AUDIT_NOTE_KEYS) {
-		snprintf(n->arn[n->narn++], sizeof(n->arn[0]), "%s", arn);
+	if (n->narn < AUDIT_NOTE_KEYS && strlen(arn) < sizeof(n->arn[0])) {
+		memcpy(n->arn[n->narn++], arn, strlen(arn) + 1);
 	}
 }
 

@@ -16,8 +16,9 @@
  * SHA-256 of the previous line's bytes without its newline (64 zeros
  * before the first).  Files are kmsd-audit-NNNNNNNN.jsonl; the first
  * line of each (AuditLogFileOpened) gives its number.  An AuditCheckpoint
- * line's serviceEventDetails carry chainHead (the hash of the line before
- * it), recordCount (that line's sequence), signedAt, keyFingerprint
+ * line's serviceEventDetails carry chainHead (the hash of a line before
+ * it, usually the one just before), recordCount (that line's sequence),
+ * signedAt, keyFingerprint
  * ("SHA256:" base64 of the SubjectPublicKeyInfo's SHA-256) and a
  * signature over the statement
  *	kmsd-audit-checkpoint-v1\nchainHead=H\nrecordCount=N\nsignedAt=T\n
@@ -55,6 +56,8 @@
 #define EXIT_OTHER 255
 #define AUDIT_FILE_MAX (4ULL << 30)	/* a file we read whole */
 #define STATEMENT "kmsd-audit-checkpoint-v1"
+/* Lines that may come between a signed record and its checkpoint. */
+#define CHECKPOINT_LAG 100000
 
 struct rec {
 	int valid;			/* parsed as a record */
@@ -332,13 +335,26 @@ check_checkpoint(struct verifier *v, const struct rec *r)
 		    "has no signature", (long long)json_integer_value(cnt));
 		return;
 	}
-	if (memcmp(h, r->prev, 32) != 0 || (uint64_t)json_integer_value(cnt) !=
-	    r->seq - 1) {
-		say(v, 1, "edited", r, "checkpoint names chain head %.16s... "
-		    "of record %lld, but follows record %llu", head,
-		    (long long)json_integer_value(cnt),
-		    (unsigned long long)(r->seq - 1));
-		return;
+	/* The record it signs: the line before it, or one a little before
+	 * (records written while the HSM signed come in between). */
+	{
+		const struct rec *t = NULL;
+		size_t k = (size_t)(r - v->recs), back;
+		for (back = 1; back <= CHECKPOINT_LAG && back <= k; back++) {
+			if (v->recs[k - back].seq ==
+			    (uint64_t)json_integer_value(cnt)) {
+				t = &v->recs[k - back];
+				break;
+			}
+		}
+		if (t == NULL || memcmp(h, t->hash, 32) != 0) {
+			say(v, 1, "edited", r, "checkpoint names chain head "
+			    "%.16s... of record %lld, which %s", head,
+			    (long long)json_integer_value(cnt), t == NULL ?
+			    "is not among the lines before it" : "has "
+			    "another hash (edited)");
+			return;
+		}
 	}
 	if (v->key == NULL) {
 		say(v, 1, "missing-key", r, "no public key to check the "
