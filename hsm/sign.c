@@ -19,6 +19,22 @@
 #include "hsm/hsm.h"
 #include "hsm/internal.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+/* SoftHSM2 2.6.1 leaks a small ASN.1 string (24 + 13 bytes) on every
+ * CKM_EDDSA signature (it decodes the private key on each call and does
+ * not free all of it): not ours to fix, and not to hide kmsd's own leaks
+ * behind a broad suppression, so only the module's allocations during a
+ * signature are left out of LeakSanitizer's report.  kmsd signs a
+ * checkpoint every audit_checkpoint_records records or
+ * audit_checkpoint_seconds: at the defaults, tens of bytes a minute. */
+#define MODULE_LEAKS_BEGIN() __lsan_disable()
+#define MODULE_LEAKS_END() __lsan_enable()
+#else
+#define MODULE_LEAKS_BEGIN() do { } while (0)
+#define MODULE_LEAKS_END() do { } while (0)
+#endif
+
 /* DER of the curve OIDs, as CKA_EC_PARAMS. */
 static const uint8_t ed25519_oid[] = { 0x06, 0x03, 0x2b, 0x65, 0x70 };
 static const uint8_t p256_oid[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
@@ -267,12 +283,14 @@ hsm_sign(hsm_session *s, struct hsm_signing_key *k, const uint8_t *msg,
 		in = digest;
 		inlen = sizeof(digest);
 	}
-	if ((rv = s->h->f->C_SignInit(s->s, &m, k->priv)) != CKR_OK) {
-		return hsm_rv_err(s->h, rv, "C_SignInit");
+	MODULE_LEAKS_BEGIN();
+	if ((rv = s->h->f->C_SignInit(s->s, &m, k->priv)) == CKR_OK) {
+		rv = s->h->f->C_Sign(s->s, (CK_BYTE_PTR)in, inlen, sig,
+		    &siglen);
 	}
-	if ((rv = s->h->f->C_Sign(s->s, (CK_BYTE_PTR)in, inlen, sig,
-	    &siglen)) != CKR_OK) {
-		return hsm_rv_err(s->h, rv, "C_Sign");
+	MODULE_LEAKS_END();
+	if (rv != CKR_OK) {
+		return hsm_rv_err(s->h, rv, "C_SignInit/C_Sign");
 	}
 	return siglen == HSM_SIG_LEN ? 0 : KMS_EINTERNAL;
 }

@@ -295,6 +295,7 @@ test_audit_no_secret_in_any_file_kmsd_wrote(void **state)
 	int r;
 
 	(void)state;
+	memset(cs, 0, sizeof(cs));
 	assert_int_equal(tu_env_init(&e, NULL), 0);
 	assert_int_equal(tu_kmsd_start(&e), 0);
 	assert_int_equal(kms_client_open(&c, e.endpoint), 0);
@@ -665,7 +666,7 @@ test_audit_verify_accepts_the_untouched_log(void **state)
 {
 	char sub[600], f[3][700];
 	json_t *rep;
-	char files[2048];
+	char files[2048], *d;
 
 	(void)state;
 	copy_log("clean", sub, sizeof(sub), f);
@@ -673,7 +674,9 @@ test_audit_verify_accepts_the_untouched_log(void **state)
 	/* Without --public-key: the key the log names, with a warning. */
 	snprintf(files, sizeof(files), "%s/*.jsonl", sub);
 	assert_int_equal(verify(NULL, files, &rep), 0);
-	assert_non_null(strstr(json_dumps(rep, 0), "key-not-pinned"));
+	d = json_dumps(rep, 0);
+	assert_non_null(strstr(d, "key-not-pinned"));
+	free(d);
 	json_decref(rep);
 }
 
