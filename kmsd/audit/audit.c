@@ -1326,6 +1326,8 @@ audit_calls(struct audit *a, const struct audit_call *call,
     const struct audit_item *items, size_t n)
 {
 	struct sb b = { 0 }, prefix = { 0 };
+	struct audit_origin from_p;
+	struct audit_call derived;
 	size_t stack_offs[1], *offs = stack_offs, i;
 	SHA256_CTX *pre = NULL, one_pre;
 	char when[32];
@@ -1336,6 +1338,17 @@ audit_calls(struct audit *a, const struct audit_call *call,
 	}
 	if (n > 1 && (offs = calloc(n, sizeof(*offs))) == NULL) {
 		return KMS_EINTERNAL;
+	}
+	/* No origin given: the principal says where the caller came from
+	 * (a peer address for a network front end). */
+	if (call->o == NULL && call->p != NULL && call->p->source[0] != '\0' &&
+	    strcmp(call->p->source, "ipc") != 0) {
+		memset(&from_p, 0, sizeof(from_p));
+		from_p.transport = "https";
+		from_p.address = call->p->source;
+		derived = *call;
+		derived.o = &from_p;
+		call = &derived;
 	}
 	utc_now(when);
 	/* Room for typical records at once: one allocation, not a chain. */
