@@ -208,6 +208,28 @@ test_audit_records_requests_denials_failures_and_batch_items(void **state)
 	    "\"audit_sync\":\"group\""), 1);
 	assert_int_equal(count_records(dir, "\"eventName\":\"KmsdStop\"",
 	    NULL), 1);
+	/* kmsctl audit query: filters, across the files. */
+	{
+		char cmd[1200], *out = NULL;
+		snprintf(cmd, sizeof(cmd), "%s audit query --operation Encrypt "
+		    "--result denied --json %s | wc -l", tu_bin("kmsctl"), dir);
+		assert_int_equal(tu_run(cmd, &out, NULL), 0);
+		assert_int_equal(atoi(out), 1);
+		free(out);
+		snprintf(cmd, sizeof(cmd), "%s audit query --key-id %s "
+		    "--result success %s", tu_bin("kmsctl"), key, dir);
+		assert_int_equal(tu_run(cmd, &out, NULL), 0);
+		assert_non_null(strstr(out, "CreateKey"));
+		assert_non_null(strstr(out, "PutKeyPolicy"));
+		assert_null(strstr(out, "AccessDeniedException"));
+		free(out);
+		snprintf(cmd, sizeof(cmd), "%s audit query --principal "
+		    "user:nobody-at-all --json %s | wc -l", tu_bin("kmsctl"),
+		    dir);
+		assert_int_equal(tu_run(cmd, &out, NULL), 0);
+		assert_int_equal(atoi(out), 0);
+		free(out);
+	}
 	audit_files(dir, files, sizeof(files));
 	assert_int_equal(verify(pem, files, &report), 0);
 	assert_true(json_is_true(json_object_get(report, "ok")));
@@ -216,6 +238,39 @@ test_audit_records_requests_denials_failures_and_batch_items(void **state)
 	json_decref(report);
 	free(key);
 	free(blob);
+	assert_int_equal(tu_env_destroy(&e), 0);
+}
+
+static void
+test_audit_query_follow_prints_new_records(void **state)
+{
+	struct tu_env e;
+	kms_client *c;
+	char cmd[1200], out[400], *rep, *text = NULL;
+	int i;
+
+	(void)state;
+	assert_int_equal(tu_env_init(&e, NULL), 0);
+	assert_int_equal(tu_kmsd_start(&e), 0);
+	snprintf(out, sizeof(out), "%s/follow.out", e.dir);
+	snprintf(cmd, sizeof(cmd), "timeout 4 %s audit query --follow "
+	    "--operation GenerateRandom --json %s/audit > %s 2>&1 &",
+	    tu_bin("kmsctl"), e.dir, out);
+	assert_int_equal(system(cmd), 0);
+	usleep(1000000);
+	assert_int_equal(kms_client_open(&c, e.endpoint), 0);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(call(c, &rep, "{\"Action\":\"GenerateRandom\","
+		    "\"NumberOfBytes\":4}"), 0);
+		kms_free(rep);
+	}
+	kms_client_close(c);
+	usleep(4000000);
+	snprintf(cmd, sizeof(cmd), "grep -c '\"eventName\":\"GenerateRandom\"' "
+	    "%s", out);
+	assert_int_equal(tu_run(cmd, &text, NULL), 0);
+	assert_int_equal(atoi(text), 3);
+	free(text);
 	assert_int_equal(tu_env_destroy(&e), 0);
 }
 
@@ -1096,6 +1151,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(
 		    test_audit_records_requests_denials_failures_and_batch_items),
+		cmocka_unit_test(test_audit_query_follow_prints_new_records),
 		cmocka_unit_test(test_audit_no_secret_in_any_file_kmsd_wrote),
 		cmocka_unit_test(test_audit_log_of_a_kmsd_killed_20_times_verifies),
 		cmocka_unit_test(test_audit_full_disk_refuses_then_resumes),

@@ -8,6 +8,11 @@
  *	middle, a truncated tail, a forged or missing signature, a signature
  *	by another key.  Records after the last checkpoint are an unsigned
  *	tail: a warning.  Exit 0 only when everything verifies, 1 otherwise.
+ *   kmsctl audit query [--key-id ID] [--principal P] [--operation OP]
+ *	[--result success|error|denied] [--since T] [--until T] [--json]
+ *	[--follow] [DIR]
+ *	Prints the records that match, across rotated files, as a table or
+ *	as JSON lines; --follow prints new records as they come.
  *   kmsctl audit public-key
  *	Prints the audit signing key's public half as PEM (from kmsd).
  *
@@ -32,12 +37,14 @@
  * edited.  After each finding the check carries on from where the chain
  * holds again, so one change is reported once.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/bn.h>
@@ -618,8 +625,13 @@ static int
 verify_usage(void)
 {
 	fprintf(stderr, "usage: kmsctl audit verify [--public-key FILE] "
-	    "[--json] FILE...\n       kmsctl audit public-key "
-	    "[--endpoint URL]\n");
+	    "[--json] FILE...\n"
+	    "       kmsctl audit query [--key-id ID] [--principal P] "
+	    "[--operation OP]\n"
+	    "             [--result success|error|denied] [--since TIME] "
+	    "[--until TIME]\n"
+	    "             [--json] [--follow] [DIR (default var/audit)]\n"
+	    "       kmsctl audit public-key [--endpoint URL]\n");
 	return EXIT_USAGE;
 }
 
@@ -808,11 +820,268 @@ cmd_public_key(int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ---- query ---- */
+
+struct qfilter {
+	const char *key, *principal, *operation, *result, *since, *until;
+	int json;
+};
+
+static int
+rec_key_matches(json_t *j, const char *key)
+{
+	json_t *res = json_object_get(j, "resources"), *r, *p;
+	size_t i;
+
+	json_array_foreach(res, i, r) {
+		const char *arn = json_string_value(json_object_get(r, "ARN"));
+		if (arn != NULL && strstr(arn, key) != NULL) {
+			return 1;
+		}
+	}
+	p = json_object_get(json_object_get(j, "requestParameters"), "keyId");
+	return json_is_string(p) && strstr(json_string_value(p), key) != NULL;
+}
+
+static int
+rec_matches(json_t *j, const struct qfilter *f)
+{
+	const char *t = json_string_value(json_object_get(j, "eventTime"));
+	const char *op = json_string_value(json_object_get(j, "eventName"));
+	const char *who = json_string_value(json_object_get(json_object_get(j,
+	    "userIdentity"), "principalId"));
+	const char *err = json_string_value(json_object_get(j, "errorCode"));
+
+	if (f->key != NULL && !rec_key_matches(j, f->key)) {
+		return 0;
+	}
+	if (f->principal != NULL && (who == NULL ||
+	    strcmp(who, f->principal) != 0)) {
+		return 0;
+	}
+	if (f->operation != NULL && (op == NULL ||
+	    strcmp(op, f->operation) != 0)) {
+		return 0;
+	}
+	if (f->result != NULL && ((strcmp(f->result, "success") == 0 &&
+	    err != NULL) || (strcmp(f->result, "error") == 0 && err == NULL) ||
+	    (strcmp(f->result, "denied") == 0 && (err == NULL ||
+	    strcmp(err, "AccessDeniedException") != 0)))) {
+		return 0;
+	}
+	/* eventTime is fixed-width UTC: text order is time order, and a
+	 * prefix ("2026-12-05") bounds by day. */
+	if (f->since != NULL && (t == NULL || strcmp(t, f->since) < 0)) {
+		return 0;
+	}
+	if (f->until != NULL && (t == NULL || strncmp(t, f->until,
+	    strlen(f->until)) > 0)) {
+		return 0;
+	}
+	return 1;
+}
+
+static void
+print_rec(json_t *j, const char *line, size_t n, const struct qfilter *f)
+{
+	const char *t = json_string_value(json_object_get(j, "eventTime"));
+	const char *op = json_string_value(json_object_get(j, "eventName"));
+	json_t *ui = json_object_get(j, "userIdentity");
+	const char *who = json_string_value(json_object_get(ui, "principalId"));
+	const char *err = json_string_value(json_object_get(j, "errorCode"));
+	json_t *res = json_array_get(json_object_get(j, "resources"), 0);
+	const char *arn = json_string_value(json_object_get(res, "ARN"));
+	const char *key = arn != NULL && strrchr(arn, '/') != NULL ?
+	    strrchr(arn, '/') + 1 : "-";
+
+	if (f->json) {
+		fwrite(line, 1, n, stdout);
+		fputc('\n', stdout);
+		return;
+	}
+	if (who == NULL) {
+		who = json_string_value(json_object_get(ui, "invokedBy"));
+	}
+	printf("%-24s  %-31s  %-20s  %-36s  %s\n", t != NULL ? t : "-",
+	    op != NULL ? op : "-", who != NULL ? who : "-", key,
+	    err != NULL ? err : "OK");
+}
+
+/* Print the matching records of buf[0..len); returns the bytes of
+ * complete lines consumed (a partial last line waits for --follow). */
+static size_t
+query_buf(const char *buf, size_t len, const struct qfilter *f)
+{
+	size_t off = 0;
+	const char *nl;
+	json_t *j;
+
+	while (off < len && (nl = memchr(buf + off, '\n', len - off)) !=
+	    NULL) {
+		size_t n = (size_t)(nl - (buf + off));
+		if ((j = json_loadb(buf + off, n, 0, NULL)) != NULL) {
+			if (rec_matches(j, f)) {
+				print_rec(j, buf + off, n, f);
+			}
+			json_decref(j);
+		}
+		off += n + 1;
+	}
+	fflush(stdout);
+	return off;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The audit files of dir, sorted (their names sort as kmsd wrote them). */
+static int
+list_dir(const char *dir, char ***out, int *n)
+{
+	struct dirent *de;
+	char **v = NULL, **nv;
+	int k = 0;
+	DIR *d = opendir(dir);
+
+	if (d == NULL) {
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+		if (strncmp(de->d_name, "kmsd-audit-", 11) != 0 || l < 6 ||
+		    strcmp(de->d_name + l - 6, ".jsonl") != 0) {
+			continue;
+		}
+		if ((nv = realloc(v, (size_t)(k + 1) * sizeof(*v))) == NULL) {
+			break;
+		}
+		v = nv;
+		if (asprintf(&v[k], "%s/%s", dir, de->d_name) < 0) {
+			break;
+		}
+		k++;
+	}
+	closedir(d);
+	qsort(v, (size_t)k, sizeof(*v), cmp_names);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+static int
+cmd_query(int argc, char **argv)
+{
+	struct qfilter f;
+	const char *dir = NULL;
+	char **files = NULL, *buf = NULL;
+	int nfiles = 0, follow = 0, i, r = EXIT_OK;
+	size_t len = 0, used = 0;
+
+	memset(&f, 0, sizeof(f));
+	for (i = 0; i < argc; i++) {
+		const char **dst = NULL;
+		if (strcmp(argv[i], "--key-id") == 0) {
+			dst = &f.key;
+		} else if (strcmp(argv[i], "--principal") == 0) {
+			dst = &f.principal;
+		} else if (strcmp(argv[i], "--operation") == 0) {
+			dst = &f.operation;
+		} else if (strcmp(argv[i], "--result") == 0) {
+			dst = &f.result;
+		} else if (strcmp(argv[i], "--since") == 0) {
+			dst = &f.since;
+		} else if (strcmp(argv[i], "--until") == 0) {
+			dst = &f.until;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			f.json = 1;
+			continue;
+		} else if (strcmp(argv[i], "--follow") == 0) {
+			follow = 1;
+			continue;
+		} else if (argv[i][0] == '-' || dir != NULL) {
+			return verify_usage();
+		} else {
+			dir = argv[i];
+			continue;
+		}
+		if (i + 1 >= argc) {
+			return verify_usage();
+		}
+		*dst = argv[++i];
+	}
+	if (f.result != NULL && strcmp(f.result, "success") != 0 &&
+	    strcmp(f.result, "error") != 0 && strcmp(f.result, "denied") != 0) {
+		fprintf(stderr, "kmsctl: --result is success, error or denied\n");
+		return EXIT_USAGE;
+	}
+	if (dir == NULL) {
+		dir = "var/audit";
+	}
+	if (list_dir(dir, &files, &nfiles) != 0) {
+		fprintf(stderr, "kmsctl: %s: %s\n", dir, strerror(errno));
+		return EXIT_OTHER;
+	}
+	if (!f.json) {
+		printf("%-24s  %-31s  %-20s  %-36s  %s\n", "TIME", "OPERATION",
+		    "PRINCIPAL", "KEY", "RESULT");
+	}
+	for (i = 0; i < nfiles; i++) {
+		free(buf);
+		buf = NULL;
+		if (read_whole(files[i], &buf, &len) != 0) {
+			continue;
+		}
+		used = query_buf(buf, len, &f);
+	}
+	/* --follow: the newest file's new lines, and newer files. */
+	while (follow) {
+		char **now = NULL;
+		int nn = 0;
+		usleep(200000);
+		if (nfiles > 0 && read_whole(files[nfiles - 1], &buf, &len) ==
+		    0 && len > used) {
+			used += query_buf(buf + used, len - used, &f);
+		}
+		if (list_dir(dir, &now, &nn) == 0 && nn > nfiles) {
+			for (i = 0; i < nfiles; i++) {
+				free(files[i]);
+			}
+			free(files);
+			files = now;
+			for (i = nfiles; i < nn; i++) {
+				free(buf);
+				buf = NULL;
+				if (read_whole(files[i], &buf, &len) == 0) {
+					used = query_buf(buf, len, &f);
+				}
+			}
+			nfiles = nn;
+		} else if (now != NULL) {
+			for (i = 0; i < nn; i++) {
+				free(now[i]);
+			}
+			free(now);
+		}
+	}
+	free(buf);
+	for (i = 0; i < nfiles; i++) {
+		free(files[i]);
+	}
+	free(files);
+	return r;
+}
+
 int
 cmd_audit(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "verify") == 0) {
 		return cmd_verify(argc - 2, argv + 2);
+	}
+	if (argc >= 2 && strcmp(argv[1], "query") == 0) {
+		return cmd_query(argc - 2, argv + 2);
 	}
 	if (argc >= 2 && strcmp(argv[1], "public-key") == 0) {
 		return cmd_public_key(argc - 2, argv + 2);
