@@ -140,7 +140,8 @@ test_audit_records_requests_denials_failures_and_batch_items(void **state)
 {
 	struct tu_env e;
 	kms_client *c;
-	char *rep, *key, *blob, pem[400], dir[400], files[4096];
+	char *rep, *key, *key2, *blob, pem[400], dir[400], files[4096], *lu_op,
+	    *lu_ev;
 	json_t *report;
 
 	(void)state;
@@ -181,6 +182,24 @@ test_audit_records_requests_denials_failures_and_batch_items(void **state)
 	kms_free(rep);
 	assert_int_equal(call(c, &rep, "not json"), KMS_ESERIALIZATION);
 	kms_free(rep);
+	/* GetKeyLastUsage: the Batch's Decrypt, and the record it names. */
+	assert_int_equal(call(c, &rep, "{\"Action\":\"GetKeyLastUsage\","
+	    "\"KeyId\":\"%s\"}", key), 0);
+	assert_non_null(lu_op = field(rep, "KeyLastUsage", "Operation"));
+	assert_string_equal(lu_op, "Decrypt");
+	assert_non_null(lu_ev = field(rep, "KeyLastUsage", "CloudTrailEventId"));
+	assert_non_null(strstr(rep, "\"TrackingStartDate\""));
+	kms_free(rep);
+	assert_int_equal(call(c, &rep, "{\"Action\":\"CreateKey\"}"), 0);
+	assert_non_null(key2 = field(rep, "KeyMetadata", "KeyId"));
+	kms_free(rep);
+	assert_int_equal(call(c, &rep, "{\"Action\":\"GetKeyLastUsage\","
+	    "\"KeyId\":\"%s\"}", key2), 0);
+	assert_null(strstr(rep, "KeyLastUsage\""));
+	kms_free(rep);
+	assert_int_equal(call(c, &rep, "{\"Action\":\"GetKeyLastUsage\","
+	    "\"KeyId\":\"alias/x\"}"), KMS_ENOTFOUND);
+	kms_free(rep);
 	kms_client_close(c);
 	export_key(&e, pem, sizeof(pem));
 	assert_int_equal(tu_kmsd_stop(&e), 0);
@@ -208,6 +227,11 @@ test_audit_records_requests_denials_failures_and_batch_items(void **state)
 	    "\"audit_sync\":\"group\""), 1);
 	assert_int_equal(count_records(dir, "\"eventName\":\"KmsdStop\"",
 	    NULL), 1);
+	assert_int_equal(count_records(dir, lu_ev, "\"eventName\":\"Decrypt\""),
+	    1);
+	free(lu_op);
+	free(lu_ev);
+	free(key2);
 	/* kmsctl audit query: filters, across the files. */
 	{
 		char cmd[1200], *out = NULL;

@@ -71,6 +71,10 @@ struct audit {
 	uint64_t refused, unaudited;
 	char *wbuf;
 	size_t wcap;
+	/* GetKeyLastUsage: per key, the last successful crypto record. */
+	pthread_mutex_t umu;
+	struct usage **ubuckets;
+	int64_t started_ms;
 	/* The log thread's (and start-up's and shutdown's) own: */
 	hsm_session *hs;
 	struct hsm_signing_key key;
@@ -590,6 +594,11 @@ struct res {
 	char arn[KEY_ARN_MAX];
 	uint32_t version;
 };
+
+struct unote;
+static int tracked_op(const char *op);
+static void unote_add(struct unote *un, size_t *nun, const struct res *res,
+    int nres, const char *op, const char *id);
 #define RES_MAX 4
 
 static void
@@ -674,7 +683,8 @@ event_name(json_t *req)
 
 static void
 put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
-    const struct audit_item *it, const char *when, const struct sb *prefix)
+    const struct audit_item *it, const char *when, const struct sb *prefix,
+    struct unote *un, size_t *nun)
 {
 	const struct kmsd *d = a->d;
 	const char *op = it->req != NULL ? event_name(it->req) : "Unknown";
@@ -802,6 +812,9 @@ put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
 		if (json_is_string(v)) {
 			res_add(res, &nres, json_string_value(v), 0);
 		}
+	}
+	if (err == NULL && it->resp != NULL && un != NULL && tracked_op(op)) {
+		unote_add(un, nun, res, nres, op, id);
 	}
 	if (nres > 0) {
 		sb_puts(b, ",\"resources\":[");
@@ -1265,6 +1278,144 @@ audit_main(void *arg)
 	return NULL;
 }
 
+/* ---- last usage ---- */
+
+#define USAGE_BUCKETS 4096
+
+struct usage {
+	struct usage *next;
+	char key[37];
+	struct audit_usage u;
+};
+
+/* The operations GetKeyLastUsage tracks (AWS: cryptographic ones). */
+static int
+tracked_op(const char *op)
+{
+	return strcmp(op, "Encrypt") == 0 || strcmp(op, "Decrypt") == 0 ||
+	    strcmp(op, "ReEncrypt") == 0 || strcmp(op, "GenerateDataKey") ==
+	    0 || strcmp(op, "GenerateDataKeyWithoutPlaintext") == 0;
+}
+
+static unsigned
+usage_hash(const char *key)
+{
+	unsigned h = 2166136261u;
+
+	while (*key != '\0') {
+		h = (h ^ (unsigned char)*key++) * 16777619u;
+	}
+	return h % USAGE_BUCKETS;
+}
+
+/* What one record says for GetKeyLastUsage. */
+struct unote {
+	char key[37];
+	const char *op;
+	char id[37];
+};
+
+/* Records were written: remember them for their keys. */
+static void
+usage_note(struct audit *a, const struct unote *un, size_t n,
+    const char *request_id)
+{
+	struct usage *e;
+	int64_t at = now_ms();
+	size_t i;
+	unsigned h;
+
+	if (a->ubuckets == NULL || n == 0) {
+		return;
+	}
+	pthread_mutex_lock(&a->umu);
+	for (i = 0; i < n; i++) {
+		h = usage_hash(un[i].key);
+		for (e = a->ubuckets[h]; e != NULL; e = e->next) {
+			if (memcmp(e->key, un[i].key, 37) == 0) {
+				break;
+			}
+		}
+		if (e == NULL) {
+			if ((e = calloc(1, sizeof(*e))) == NULL) {
+				continue;
+			}
+			memcpy(e->key, un[i].key, 37);
+			e->next = a->ubuckets[h];
+			a->ubuckets[h] = e;
+		}
+		snprintf(e->u.op, sizeof(e->u.op), "%s", un[i].op);
+		e->u.at_ms = at;
+		memcpy(e->u.event_id, un[i].id, 37);
+		snprintf(e->u.request_id, sizeof(e->u.request_id), "%s",
+		    request_id != NULL ? request_id : "");
+	}
+	pthread_mutex_unlock(&a->umu);
+}
+
+/* A successful tracked record's keys (at most two: ReEncrypt's). */
+static void
+unote_add(struct unote *un, size_t *nun, const struct res *res, int nres,
+    const char *op, const char *id)
+{
+	const char *k;
+	int i;
+
+	for (i = 0; i < nres && i < 2; i++) {
+		if ((k = strrchr(res[i].arn, '/')) == NULL ||
+		    strlen(++k) != 36) {
+			continue;
+		}
+		memcpy(un[*nun].key, k, 37);
+		un[*nun].op = op;
+		memcpy(un[*nun].id, id, 37);
+		(*nun)++;
+	}
+}
+
+int
+audit_last_usage(struct audit *a, const char *key_id,
+    struct audit_usage *out, int64_t *tracking_ms)
+{
+	struct usage *e;
+	int r = 0;
+
+	if (a == NULL || a->ubuckets == NULL || strlen(key_id) != 36) {
+		return 0;
+	}
+	*tracking_ms = a->started_ms;
+	pthread_mutex_lock(&a->umu);
+	for (e = a->ubuckets[usage_hash(key_id)]; e != NULL; e = e->next) {
+		if (memcmp(e->key, key_id, 37) == 0) {
+			*out = e->u;
+			r = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->umu);
+	return r;
+}
+
+static void
+usage_free(struct audit *a)
+{
+	struct usage *e, *n;
+	size_t i;
+
+	if (a->ubuckets == NULL) {
+		return;
+	}
+	for (i = 0; i < USAGE_BUCKETS; i++) {
+		for (e = a->ubuckets[i]; e != NULL; e = n) {
+			n = e->next;
+			free(e);
+		}
+	}
+	free(a->ubuckets);
+	a->ubuckets = NULL;
+	pthread_mutex_destroy(&a->umu);
+}
+
 /* ---- the API ---- */
 
 int
@@ -1328,6 +1479,8 @@ audit_calls(struct audit *a, const struct audit_call *call,
 	struct sb b = { 0 }, prefix = { 0 };
 	struct audit_origin from_p;
 	struct audit_call derived;
+	struct unote one_un[2], *un;
+	size_t nun = 0;
 	size_t stack_offs[1], *offs = stack_offs, i;
 	SHA256_CTX *pre = NULL, one_pre;
 	char when[32];
@@ -1367,9 +1520,11 @@ audit_calls(struct audit *a, const struct audit_call *call,
 			prefix.len = 0;
 		}
 	}
+	un = n == 1 ? one_un : calloc(2 * n, sizeof(*un));
 	for (i = 0; i < n; i++) {
 		offs[i] = b.len;
-		put_api_record(&b, a, call, &items[i], when, &prefix);
+		put_api_record(&b, a, call, &items[i], when, &prefix, un,
+		    &nun);
 	}
 	free(prefix.p);
 	/* The bodies' hashes, begun here, outside the mutex. */
@@ -1384,6 +1539,12 @@ audit_calls(struct audit *a, const struct audit_call *call,
 	r = commit(a, &b, offs, n, pre);
 	if (pre != &one_pre) {
 		free(pre);
+	}
+	if (r == 0 && un != NULL) {
+		usage_note(a, un, nun, call->request_id);
+	}
+	if (un != one_un) {
+		free(un);
 	}
 	free(b.p);
 	if (offs != stack_offs) {
@@ -1707,6 +1868,9 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	}
 	pthread_cond_init(&a->wake, NULL);
 	pthread_cond_init(&a->synced, NULL);
+	pthread_mutex_init(&a->umu, NULL);
+	a->ubuckets = calloc(USAGE_BUCKETS, sizeof(*a->ubuckets));
+	a->started_ms = now_ms();
 	if (mkdir(d->cfg.audit_dir, 0750) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "audit_dir %s: %s", d->cfg.audit_dir,
 		    strerror(errno));
@@ -1785,6 +1949,7 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	return 0;
  fail:
 	json_decref(repairs);
+	usage_free(a);
 	if (a->fd >= 0) {
 		close(a->fd);
 	}
@@ -1829,6 +1994,7 @@ audit_close(struct kmsd *d)
 	if (a->fd >= 0) {
 		close(a->fd);
 	}
+	usage_free(a);
 	hsm_session_close(a->hs);
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);

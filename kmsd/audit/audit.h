@@ -121,6 +121,20 @@ int audit_request(struct kmsd *d, const struct principal *p,
 int audit_service_event(struct audit *a, const char *name,
     const char *resource_arn, json_t *details);
 
+/*
+ * GetKeyLastUsage: the last successful cryptographic operation recorded
+ * for key id (36-character form) since tracking_ms (kmsd's start: the
+ * table lives in memory).  1 and *out filled when there is one, else 0.
+ */
+struct audit_usage {
+	char op[40];
+	int64_t at_ms;
+	char event_id[37];
+	char request_id[37];
+};
+int audit_last_usage(struct audit *a, const char *key_id,
+    struct audit_usage *out, int64_t *tracking_ms);
+
 /* A fresh random id (UUID form) for a request. */
 void audit_new_id(char out[37]);
 /* The signing key's public half: PEM (SubjectPublicKeyInfo), fingerprint

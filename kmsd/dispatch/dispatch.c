@@ -38,6 +38,7 @@ static const struct op_def ops[] = {
 	    op_generate_data_key_without_plaintext, 1 },
 	{ "GenerateRandom", op_generate_random, 1 },
 	{ "GetAuditPublicKey", op_get_audit_public_key, 0 },
+	{ "GetKeyLastUsage", op_get_key_last_usage, 0 },
 	{ "GetKeyPolicy", op_get_key_policy, 0 },
 	{ "ListAliases", op_list_aliases, 0 },
 	{ "ListGrants", op_list_grants, 0 },

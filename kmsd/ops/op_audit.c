@@ -29,3 +29,48 @@ op_get_audit_public_key(struct opctx *c, json_t **resp)
 	}
 	return 0;
 }
+
+/*
+ * GetKeyLastUsage (AWS): the last successful cryptographic operation with
+ * a key, as the audit log recorded it (its eventID and request id).  kmsd
+ * keeps the table in memory, so tracking starts when kmsd started (or
+ * when the key was created, whichever is later); for earlier use, query
+ * the log (kmsctl audit query --key-id).
+ */
+int
+op_get_key_last_usage(struct opctx *c, json_t **resp)
+{
+	struct key_info ki;
+	struct audit_usage u;
+	int64_t tracking = 0;
+	json_t *o;
+	int r, have;
+
+	if ((r = op_mgmt_key(c, 0, &ki)) != 0 ||
+	    (r = op_authorize(c, &ki, "GetKeyLastUsage", NULL)) != 0) {
+		return r;
+	}
+	if (c->w->d->audit == NULL) {
+		return op_fail(c, KMS_EUNSUPPORTED, "Auditing is off (audit = "
+		    "no): kmsd records no key usage");
+	}
+	have = audit_last_usage(c->w->d->audit, ki.id_str, &u, &tracking);
+	if (tracking < ki.creation_ms) {
+		tracking = ki.creation_ms;
+	}
+	o = json_pack("{s:s, s:f, s:f}", "KeyId", ki.id_str,
+	    "TrackingStartDate", (double)tracking / 1000.0, "KeyCreationDate",
+	    (double)ki.creation_ms / 1000.0);
+	if (o != NULL && have && json_object_set_new(o, "KeyLastUsage",
+	    json_pack("{s:s, s:f, s:s, s:s}", "Operation", u.op, "Timestamp",
+	    (double)u.at_ms / 1000.0, "CloudTrailEventId", u.event_id,
+	    "KmsRequestId", u.request_id)) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	if (o == NULL) {
+		return op_fail(c, KMS_EINTERNAL, "out of memory");
+	}
+	*resp = o;
+	return 0;
+}
