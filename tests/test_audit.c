@@ -298,6 +298,67 @@ test_audit_query_follow_prints_new_records(void **state)
 	assert_int_equal(tu_env_destroy(&e), 0);
 }
 
+/* A partial last line (a write a crash cut short) is cut at the next
+ * start, and recorded; also audit_sync = request and rotation by age. */
+static void
+test_audit_start_cuts_a_partial_last_line(void **state)
+{
+	struct tu_env e;
+	kms_client *c;
+	char path[600], dir[400], pem[400], files[600], *rep;
+	json_t *report;
+	FILE *f;
+	int i;
+
+	(void)state;
+	assert_int_equal(tu_env_init(&e, "audit_sync = request\n"
+	    "audit_rotate_seconds = 1\n"), 0);
+	assert_int_equal(tu_kmsd_start(&e), 0);
+	export_key(&e, pem, sizeof(pem));
+	assert_int_equal(kms_client_open(&c, e.endpoint), 0);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(call(c, &rep, "{\"Action\":\"GenerateRandom\","
+		    "\"NumberOfBytes\":4}"), 0);
+		kms_free(rep);
+		usleep(700000);
+	}
+	kms_client_close(c);
+	assert_int_equal(kill(e.kmsd, SIGKILL), 0);
+	assert_int_equal(waitpid(e.kmsd, NULL, 0), e.kmsd);
+	e.kmsd = 0;
+	snprintf(dir, sizeof(dir), "%s/audit", e.dir);
+	/* Rotated by age meanwhile. */
+	snprintf(path, sizeof(path), "%s/kmsd-audit-00000002.jsonl", dir);
+	assert_int_equal(access(path, F_OK), 0);
+	/* The newest file gets half a record. */
+	for (i = 2; ; i++) {
+		snprintf(path, sizeof(path), "%s/kmsd-audit-%08d.jsonl", dir,
+		    i + 1);
+		if (access(path, F_OK) != 0) {
+			snprintf(path, sizeof(path),
+			    "%s/kmsd-audit-%08d.jsonl", dir, i);
+			break;
+		}
+	}
+	assert_non_null(f = fopen(path, "a"));
+	fputs("{\"eventVersion\":\"1.08\",\"userIdentity\":{\"ty", f);
+	fclose(f);
+	audit_files(dir, files, sizeof(files));
+	assert_int_equal(verify(pem, files, &report), 1);
+	json_decref(report);
+	assert_int_equal(tu_kmsd_start(&e), 0);
+	assert_int_equal(tu_kmsd_stop(&e), 0);
+	assert_int_equal(count_records(dir, "\"eventName\":"
+	    "\"AuditLogTailRepaired\"", "\"bytesCut\":42"), 1);
+	assert_int_equal(count_records(dir, "\"reason\":\"startup-recovery\"",
+	    NULL), 1);
+	assert_int_equal(verify(pem, files, &report), 0);
+	assert_int_equal(json_array_size(json_object_get(report, "errors")),
+	    0);
+	json_decref(report);
+	assert_int_equal(tu_env_destroy(&e), 0);
+}
+
 /* ---- canaries ---- */
 
 struct canary {
@@ -1176,6 +1237,7 @@ main(void)
 		cmocka_unit_test(
 		    test_audit_records_requests_denials_failures_and_batch_items),
 		cmocka_unit_test(test_audit_query_follow_prints_new_records),
+		cmocka_unit_test(test_audit_start_cuts_a_partial_last_line),
 		cmocka_unit_test(test_audit_no_secret_in_any_file_kmsd_wrote),
 		cmocka_unit_test(test_audit_log_of_a_kmsd_killed_20_times_verifies),
 		cmocka_unit_test(test_audit_full_disk_refuses_then_resumes),
