@@ -1154,6 +1154,20 @@ test_audit_log_of_a_kmsd_killed_20_times_verifies(void **state)
 
 /* ---- a full disk ---- */
 
+static char full_mnt[400];	/* mounted by the test below */
+
+/* Whatever the test's outcome, the tmpfs goes. */
+static int
+full_disk_teardown(void **state)
+{
+	(void)state;
+	if (full_mnt[0] != '\0') {
+		(void)umount2(full_mnt, MNT_DETACH);
+		full_mnt[0] = '\0';
+	}
+	return 0;
+}
+
 static void
 test_audit_full_disk_refuses_then_resumes(void **state)
 {
@@ -1173,6 +1187,7 @@ test_audit_full_disk_refuses_then_resumes(void **state)
 		tu_env_destroy(&e);
 		skip();
 	}
+	snprintf(full_mnt, sizeof(full_mnt), "%s", mnt);
 	snprintf(conf, sizeof(conf), "audit_dir = %s\n", mnt);
 	{
 		FILE *f = fopen(e.conf, "a");
@@ -1227,6 +1242,7 @@ test_audit_full_disk_refuses_then_resumes(void **state)
 	json_decref(report);
 	assert_true(tu_log_says(&e, "cannot be written"));
 	assert_int_equal(umount(mnt), 0);
+	full_mnt[0] = '\0';
 	assert_int_equal(tu_env_destroy(&e), 0);
 }
 
@@ -1240,7 +1256,9 @@ main(void)
 		cmocka_unit_test(test_audit_start_cuts_a_partial_last_line),
 		cmocka_unit_test(test_audit_no_secret_in_any_file_kmsd_wrote),
 		cmocka_unit_test(test_audit_log_of_a_kmsd_killed_20_times_verifies),
-		cmocka_unit_test(test_audit_full_disk_refuses_then_resumes),
+		cmocka_unit_test_teardown(
+		    test_audit_full_disk_refuses_then_resumes,
+		    full_disk_teardown),
 	};
 	const struct CMUnitTest tamper[] = {
 		cmocka_unit_test(test_audit_verify_accepts_the_untouched_log),
