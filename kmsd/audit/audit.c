@@ -1236,7 +1236,8 @@ audit_main(void *arg)
 		ts.tv_nsec += (long)AUDIT_TICK_MS * 1000000L;
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
-		if (!a->want_work && a->waiters == 0) {
+		if (!a->want_work && (a->waiters == 0 ||
+		    a->wtotal == a->stotal)) {
 			pthread_cond_timedwait(&a->wake, &a->mu, &ts);
 		}
 		a->want_work = 0;
@@ -1250,7 +1251,7 @@ audit_main(void *arg)
 			}
 			continue;
 		}
-		if (a->waiters > 0 || (a->wtotal != a->stotal &&
+		if (a->wtotal != a->stotal && (a->waiters > 0 ||
 		    now - last_sync >= (uint64_t)cfg->audit_sync_ms)) {
 			(void)sync_locked(a);
 			last_sync = now;
