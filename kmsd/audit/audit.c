@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1940,7 +1941,17 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 		    kms_strerror(r));
 		goto fail;
 	}
-	if (pthread_create(&a->thr, NULL, audit_main, a) != 0) {
+	/* The log's thread takes no signal: SIGTERM and SIGINT are for the
+	 * thread that waits for them (server_run), and a signal delivered
+	 * here would kill kmsd without its shutdown records. */
+	{
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		r = pthread_create(&a->thr, NULL, audit_main, a);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	if (r != 0) {
 		snprintf(err, errlen, "cannot start the audit thread");
 		r = KMS_EINTERNAL;
 		goto fail;
