@@ -241,4 +241,37 @@ struct hsm_key_attrs {
 };
 int hsm_inspect_key(hsm_session *s, hsm_key k, struct hsm_key_attrs *out);
 
+/*
+ * The audit signing key pair (hsm/sign.c): a token key pair labelled
+ * label, whose private half is private, sensitive, not extractable and may
+ * only sign.  Ed25519 (CKM_EDDSA) where the token offers it, else ECDSA
+ * P-256.  hsm_signing_key() finds it (one search: start-up only),
+ * generating it when absent and create is set, and fills k with the
+ * algorithm and the public key as a DER SubjectPublicKeyInfo.
+ * hsm_sign() signs msg: Ed25519 over msg itself, ECDSA over its SHA-256
+ * (r ‖ s, 32 bytes each); after a recovery or re-initialisation it finds
+ * the key again.  k belongs to one thread at a time.
+ */
+#define HSM_AUDIT_KEY_LABEL "kmsd-audit-signing-key"
+#define HSM_SPKI_MAX 96
+#define HSM_SIG_LEN 64
+enum { HSM_SIGN_ED25519 = 1, HSM_SIGN_ECDSA_P256 };
+
+struct hsm_signing_key {
+	int alg;
+	hsm_key priv;
+	uint64_t gen;
+	char label[64];
+	uint8_t spki[HSM_SPKI_MAX];
+	size_t spkilen;
+};
+
+int hsm_signing_key(hsm *h, const char *label, int create,
+    struct hsm_signing_key *k, char *err, size_t errlen);
+int hsm_sign(hsm_session *s, struct hsm_signing_key *k, const uint8_t *msg,
+    size_t len, uint8_t sig[HSM_SIG_LEN]);
+/* For tests proving custody of the private half. */
+int hsm_signing_key_inspect(hsm_session *s, struct hsm_signing_key *k,
+    struct hsm_key_attrs *out);
+
 #endif

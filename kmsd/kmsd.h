@@ -51,6 +51,7 @@ struct principal {
 
 struct keycache;
 struct authz;
+struct audit;
 
 #define KEY_ARN_PREFIX_MAX 80
 
@@ -59,6 +60,7 @@ struct kmsd {
 	hsm *hsm;
 	struct keycache *keys;
 	struct authz *authz;
+	struct audit *audit;		/* NULL: auditing off (audit.h) */
 	atomic_int stopping;
 	atomic_uint_fast64_t requests;
 	/* Set when lifecycle work may have come due (the test clock moved,
@@ -74,6 +76,7 @@ struct kmsd {
 	/* kmsd_hsm_tend's own, scheduler thread only: */
 	uint64_t hsm_retry_at;		/* next recovery attempt (mono_ms) */
 	int recycle_off;		/* the module cannot be re-initialised */
+	int hsm_down_told;		/* the audit log knows it is down */
 	hsm_session *tend_hs;		/* to find resident objects again */
 	/* This node's name in the store's leases: host:pid. */
 	char node_id[80];

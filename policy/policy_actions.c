@@ -50,6 +50,7 @@ static const struct action_row actions[] = {
 	    POLICY_GOP_GENERATE_DATA_KEY_WITHOUT_PLAINTEXT, TAKES_CONTEXT },
 	{ "GenerateMac", POLICY_GOP_GENERATE_MAC, 0 },
 	{ "GenerateRandom", 0, 0 },
+	{ "GetKeyLastUsage", 0, 0 },
 	{ "GetKeyPolicy", 0, 0 },
 	{ "GetKeyRotationStatus", 0, 0 },
 	{ "GetParametersForImport", 0, 0 },

@@ -157,6 +157,64 @@ expect_error(const char *text, const char *needle)
 }
 
 static void
+test_config_audit_is_on_by_default_and_every_key_reads(void **state)
+{
+	struct config c;
+	char err[256], want[128];
+
+	config_defaults(&c, dir);
+	assert_int_equal(c.audit, 1);
+	assert_int_equal(c.audit_required, 1);
+	assert_int_equal(c.audit_sync, AUDIT_SYNC_GROUP);
+	assert_int_equal(c.audit_sync_ms, 50);
+	assert_int_equal(c.audit_checkpoint_records, 1000);
+	assert_int_equal(c.audit_checkpoint_seconds, 60);
+	assert_int_equal(c.audit_rotate_bytes, 64ULL << 20);
+	assert_int_equal(c.audit_rotate_seconds, 86400);
+	assert_int_equal(config_finish(&c, err, sizeof(err)), 0);
+	snprintf(want, sizeof(want), "%s/audit", dir);
+	assert_string_equal(c.audit_dir, want);
+
+	config_defaults(&c, dir);
+	assert_int_equal(config_load(&c, write_conf("audit = no\n"
+	    "audit_dir = /var/log/kmsd\naudit_required = no\n"
+	    "audit_sync = request\naudit_sync_ms = 7\n"
+	    "audit_checkpoint_records = 10\naudit_checkpoint_seconds = 5\n"
+	    "audit_rotate_bytes = 1048576\naudit_rotate_seconds = 0\n"), err,
+	    sizeof(err)), 0);
+	assert_int_equal(c.audit, 0);
+	assert_string_equal(c.audit_dir, "/var/log/kmsd");
+	assert_int_equal(c.audit_required, 0);
+	assert_int_equal(c.audit_sync, AUDIT_SYNC_REQUEST);
+	assert_int_equal(c.audit_sync_ms, 7);
+	assert_int_equal(c.audit_checkpoint_records, 10);
+	assert_int_equal(c.audit_checkpoint_seconds, 5);
+	assert_int_equal(c.audit_rotate_bytes, 1048576);
+	assert_int_equal(c.audit_rotate_seconds, 0);
+	assert_int_equal(config_finish(&c, err, sizeof(err)), 0);
+	assert_string_equal(c.audit_dir, "/var/log/kmsd");
+}
+
+static void
+test_config_rejects_bad_audit_values(void **state)
+{
+	expect_error("audit = maybe\n", "audit must be yes or no");
+	expect_error("audit_dir = relative/dir\n", "absolute");
+	expect_error("audit_required = 1\n", "audit_required must be");
+	expect_error("audit_sync = always\n", "group or request");
+	expect_error("audit_sync_ms = 0\n", "audit_sync_ms must be 1-10000");
+	expect_error("audit_checkpoint_records = 0\n",
+	    "audit_checkpoint_records must be");
+	expect_error("audit_checkpoint_seconds = 86401\n",
+	    "audit_checkpoint_seconds must be");
+	expect_error("audit_rotate_bytes = 4096\n",
+	    "audit_rotate_bytes must be 65536");
+	expect_error("audit_rotate_seconds = -1\n",
+	    "audit_rotate_seconds must be");
+	expect_error("audit_colour = blue\n", "audit_colour: unknown key");
+}
+
+static void
 test_config_rejects_bad_lines_with_file_and_line(void **state)
 {
 	expect_error("workers = 2\nnonsense\n", "kmsd.conf:2: expected");
@@ -502,6 +560,8 @@ main(void)
 		cmocka_unit_test(test_config_reads_every_key),
 		cmocka_unit_test(test_config_hsm_recycle_objects_defaults_to_a_bound_and_zero_is_never),
 		cmocka_unit_test(test_config_rejects_bad_lines_with_file_and_line),
+		cmocka_unit_test(test_config_audit_is_on_by_default_and_every_key_reads),
+		cmocka_unit_test(test_config_rejects_bad_audit_values),
 		cmocka_unit_test(test_config_missing_file_is_an_error),
 		cmocka_unit_test(test_config_finish_refuses_world_readable_pin),
 		cmocka_unit_test(test_config_finish_names_a_missing_module),

@@ -184,8 +184,8 @@ test_kmsctl_man_page_lists_every_command(void **state)
 	(void)state;
 	snprintf(cmd, sizeof(cmd), "bash -c \"diff <(%s/kmsctl help | awk "
 	    "'/^Commands:/ { c = 1; next } c && /^  [a-z]/ { print \\$1 } "
-	    "c && /^$/ { exit }' | sort) <(grep '^.It Cm ' man/kmsctl.1 | "
-	    "awk '{ print \\$3 }' | sort)\"", bin_dir());
+	    "c && /^$/ { exit }' | sort -u) <(grep '^.It Cm ' man/kmsctl.1 | "
+	    "awk '{ print \\$3 }' | sort -u)\"", bin_dir());
 	if (tu_run(cmd, &out, NULL) != 0) {
 		fprintf(stderr, "kmsctl help vs kmsctl.1:\n%s", out);
 		fail_msg("commands differ");
@@ -202,8 +202,8 @@ test_kmsd_conf_page_names_every_key(void **state)
 	(void)state;
 	if (tu_run("bash -c \"comm -23 <(grep -o 'strcmp(k, \\\"[a-z_0-9]*\\\")' "
 	    "kmsd/daemon/config.c | cut -d'\\\"' -f2 | sort -u) "
-	    "<(grep -o '^.It Cm [a-z_0-9]*' man/kmsd.conf.5 | "
-	    "awk '{ print \\$3 }' | sort -u)\"", &out, NULL) != 0) {
+	    "<(grep '^.It Cm ' man/kmsd.conf.5 | grep -o 'Cm [a-z_0-9]*' | "
+	    "awk '{ print \\$2 }' | sort -u)\"", &out, NULL) != 0) {
 		fail_msg("comm failed");
 	}
 	if (out[0] != '\0') {

@@ -287,7 +287,11 @@ bench_run(const struct bench_run *r, struct bench_result *out)
 		goto out;
 	}
 	for (i = 0, k = 0; i < r->nthreads; i++) {
-		memcpy(all + k, ts[i].s.ns, ts[i].s.n * sizeof(*all));
+		/* A thread may have measured nothing (--count reached by
+		 * the others): its sample array is NULL. */
+		if (ts[i].s.n > 0) {
+			memcpy(all + k, ts[i].s.ns, ts[i].s.n * sizeof(*all));
+		}
 		k += ts[i].s.n;
 	}
 	qsort(all, nall, sizeof(*all), cmp_u64);

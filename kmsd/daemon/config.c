@@ -27,6 +27,13 @@
 #define RECYCLE_DEFAULT 100000
 #define RECYCLE_MIN 100		/* below, kmsd would do little else */
 #define RECYCLE_MAX 1000000000ULL
+/* Audit log defaults (README, Configuration). */
+#define AUDIT_SYNC_MS_DEFAULT 50
+#define AUDIT_CHECKPOINT_RECORDS_DEFAULT 1000
+#define AUDIT_CHECKPOINT_SECONDS_DEFAULT 60
+#define AUDIT_ROTATE_BYTES_DEFAULT (64ULL << 20)
+#define AUDIT_ROTATE_BYTES_MIN 65536ULL
+#define AUDIT_ROTATE_SECONDS_DEFAULT 86400
 
 static void
 copy(char *dst, size_t dstlen, const char *src)
@@ -74,6 +81,14 @@ config_defaults(struct config *c, const char *state_dir)
 	c->http_request_timeout_s = 30;
 	c->max_connections_per_uid = CONFIG_PER_UID_DEFAULT;
 	c->max_buffered_input_mib = CONFIG_INPUT_MIB_DEFAULT;
+	c->audit = 1;
+	c->audit_required = 1;
+	c->audit_sync = AUDIT_SYNC_GROUP;
+	c->audit_sync_ms = AUDIT_SYNC_MS_DEFAULT;
+	c->audit_checkpoint_records = AUDIT_CHECKPOINT_RECORDS_DEFAULT;
+	c->audit_checkpoint_seconds = AUDIT_CHECKPOINT_SECONDS_DEFAULT;
+	c->audit_rotate_bytes = AUDIT_ROTATE_BYTES_DEFAULT;
+	c->audit_rotate_seconds = AUDIT_ROTATE_SECONDS_DEFAULT;
 	/* The invoking user administers the embedded default. */
 	if ((pw = getpwuid(getuid())) != NULL) {
 		snprintf(c->administrators[0], sizeof(c->administrators[0]),
@@ -337,11 +352,98 @@ set_path(char *dst, size_t dstlen, const char *v, const char **why)
 }
 
 static int
-set_key(struct config *c, const char *k, char *v, const char **why)
+yes_no(const char *v, int *out)
+{
+	if (strcmp(v, "yes") == 0) {
+		*out = 1;
+	} else if (strcmp(v, "no") == 0) {
+		*out = 0;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+/* The audit_* keys; 1 when k is not one of them. */
+static int
+set_audit_key(struct config *c, const char *k, char *v, const char **why)
 {
 	unsigned long long n;
 
+	if (strcmp(k, "audit") == 0) {
+		if (yes_no(v, &c->audit) != 0) {
+			*why = "audit must be yes or no";
+			return -1;
+		}
+	} else if (strcmp(k, "audit_dir") == 0) {
+		if (v[0] != '/') {
+			*why = "audit_dir must be an absolute path";
+			return -1;
+		}
+		copy(c->audit_dir, sizeof(c->audit_dir), v);
+	} else if (strcmp(k, "audit_required") == 0) {
+		if (yes_no(v, &c->audit_required) != 0) {
+			*why = "audit_required must be yes or no";
+			return -1;
+		}
+	} else if (strcmp(k, "audit_sync") == 0) {
+		if (strcmp(v, "group") == 0) {
+			c->audit_sync = AUDIT_SYNC_GROUP;
+		} else if (strcmp(v, "request") == 0) {
+			c->audit_sync = AUDIT_SYNC_REQUEST;
+		} else {
+			*why = "audit_sync must be group or request";
+			return -1;
+		}
+	} else if (strcmp(k, "audit_sync_ms") == 0) {
+		if (parse_uint(v, 10000, &n, 10) != 0 || n == 0) {
+			*why = "audit_sync_ms must be 1-10000";
+			return -1;
+		}
+		c->audit_sync_ms = (int)n;
+	} else if (strcmp(k, "audit_checkpoint_records") == 0) {
+		if (parse_uint(v, 100000000, &n, 10) != 0 || n == 0) {
+			*why = "audit_checkpoint_records must be 1-100000000";
+			return -1;
+		}
+		c->audit_checkpoint_records = n;
+	} else if (strcmp(k, "audit_checkpoint_seconds") == 0) {
+		if (parse_uint(v, 86400, &n, 10) != 0 || n == 0) {
+			*why = "audit_checkpoint_seconds must be 1-86400";
+			return -1;
+		}
+		c->audit_checkpoint_seconds = (int)n;
+	} else if (strcmp(k, "audit_rotate_bytes") == 0) {
+		if (parse_uint(v, 1ULL << 40, &n, 10) != 0 ||
+		    n < AUDIT_ROTATE_BYTES_MIN) {
+			*why = "audit_rotate_bytes must be 65536-2^40";
+			return -1;
+		}
+		c->audit_rotate_bytes = n;
+	} else if (strcmp(k, "audit_rotate_seconds") == 0) {
+		if (parse_uint(v, 31622400, &n, 10) != 0) {
+			*why = "audit_rotate_seconds must be 0 (never) or "
+			    "1-31622400";
+			return -1;
+		}
+		c->audit_rotate_seconds = (int)n;
+	} else {
+		return 1;
+	}
+	return 0;
+}
+
+static int
+set_key(struct config *c, const char *k, char *v, const char **why)
+{
+	unsigned long long n;
+	int ar;
+
 	*why = "bad value";
+	if (strncmp(k, "audit", 5) == 0 &&
+	    (ar = set_audit_key(c, k, v, why)) != 1) {
+		return ar;
+	}
 	if (strcmp(k, "state_dir") == 0) {
 		if (v[0] != '/') {
 			*why = "state_dir must be an absolute path";
@@ -656,6 +758,12 @@ config_finish(struct config *c, char *err, size_t errlen)
 	}
 	if (c->http_tls_client_ca[0] != '\0' && c->http_tls_cert[0] == '\0') {
 		snprintf(err, errlen, "http_tls_client_ca needs http_tls_cert");
+		return KMS_EVALIDATION;
+	}
+	if (derive(c->audit_dir, sizeof(c->audit_dir), c->state_dir, "",
+	    "audit") != 0) {
+		snprintf(err, errlen, "state_dir %.64s...: too long for "
+		    "audit_dir (set it)", c->state_dir);
 		return KMS_EVALIDATION;
 	}
 	snprintf(sc, sizeof(sc), "%s/softhsm2.conf", c->state_dir);

@@ -25,6 +25,11 @@
 #define CONFIG_INPUT_MIB_MAX 65536
 
 enum key_storage { STORAGE_WRAPPED = 0, STORAGE_RESIDENT };
+/* audit_sync: group = each record written (write(2)) before its reply, an
+ * fdatasync every audit_sync_ms for all written meanwhile; request = each
+ * reply also waits for an fdatasync covering its record (shared by every
+ * record written meanwhile). */
+enum audit_sync { AUDIT_SYNC_GROUP = 0, AUDIT_SYNC_REQUEST };
 
 struct config {
 	char config_path[CONFIG_PATH_MAX];	/* the file read, or "" */
@@ -72,6 +77,16 @@ struct config {
 						 * oldest dropped */
 	int test_clock;				/* TEST ONLY: AdvanceTestClock
 						 * may move the clock */
+	/* The audit log (kmsd/audit/audit.h). */
+	int audit;				/* on (the default) */
+	char audit_dir[CONFIG_PATH_MAX];
+	int audit_required;			/* refuse requests it cannot log */
+	int audit_sync;				/* enum audit_sync */
+	int audit_sync_ms;			/* group commit interval */
+	uint64_t audit_checkpoint_records;	/* sign after this many */
+	int audit_checkpoint_seconds;		/* ... or this long */
+	uint64_t audit_rotate_bytes;		/* new file after this size */
+	int audit_rotate_seconds;		/* ... or age; 0: never */
 };
 
 /* Defaults for state_dir (made absolute); path-valued keys not given in

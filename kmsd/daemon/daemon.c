@@ -16,6 +16,7 @@
 #include "common/secmem.h"
 #include "common/sp.h"
 #include "common/log.h"
+#include "kmsd/audit/audit.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/kmsd.h"
 #include "kmsd/ops/op.h"
@@ -68,6 +69,8 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 	pthread_rwlockattr_destroy(&ra);
 	d->hsm_retry_at = 0;
 	d->recycle_off = 0;
+	d->hsm_down_told = 0;
+	d->audit = NULL;
 	d->tend_hs = NULL;
 	if (d->cfg.softhsm2_conf[0] != '\0') {
 		setenv("SOFTHSM2_CONF", d->cfg.softhsm2_conf, 1);
@@ -100,16 +103,30 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 	if ((r = authz_create(d, &d->authz)) != 0 ||
 	    (r = keycache_create(d, &d->keys)) != 0) {
 		snprintf(err, errlen, "key cache: %s", kms_strerror(r));
-		hsm_close(d->hsm);
-		d->hsm = NULL;
-		return r;
+		goto fail;
+	}
+	/* Before any request: the log's start-up records come first. */
+	if ((r = audit_open(d, err, errlen)) != 0) {
+		goto fail;
 	}
 	return 0;
+ fail:
+	if (d->keys != NULL) {
+		keycache_destroy(d->keys, NULL);
+		d->keys = NULL;
+	}
+	authz_destroy(d->authz);
+	d->authz = NULL;
+	hsm_close(d->hsm);
+	d->hsm = NULL;
+	return r;
 }
 
 void
 kmsd_close(struct kmsd *d)
 {
+	/* Its last records, signed, while the HSM is still open. */
+	audit_close(d);
 	if (d->keys != NULL) {
 		hsm_session *s = NULL;
 		if (d->hsm != NULL && !hsm_is_down(d->hsm) &&
@@ -179,6 +196,11 @@ kmsd_hsm_tend(struct kmsd *d)
 	int r;
 
 	if (hsm_is_down(d->hsm)) {
+		if (!d->hsm_down_told) {
+			d->hsm_down_told = 1;
+			(void)audit_service_event(d->audit, "HsmUnavailable",
+			    NULL, NULL);
+		}
 		if (mono_ms() < d->hsm_retry_at) {
 			return;
 		}
@@ -191,6 +213,9 @@ kmsd_hsm_tend(struct kmsd *d)
 		if (r == 0) {
 			atomic_fetch_add(&d->hsm_recoveries, 1);
 			log_info("HSM is back");
+			d->hsm_down_told = 0;
+			(void)audit_service_event(d->audit, "HsmRecovered", NULL,
+			    NULL);
 			refind_resident(d);
 		}
 		return;
@@ -229,6 +254,13 @@ kmsd_hsm_tend(struct kmsd *d)
 	    "objects: requests paused %llu ms (%llu waiting for those in "
 	    "flight)", (unsigned long long)made, (unsigned long long)
 	    (t2 - t0), (unsigned long long)(t1 - t0));
+	{
+		json_t *det = json_pack("{s:I, s:I}", "sessionObjects",
+		    (json_int_t)made, "pauseMs", (json_int_t)(t2 - t0));
+		(void)audit_service_event(d->audit, "HsmModuleRecycled", NULL,
+		    det);
+		json_decref(det);
+	}
 	refind_resident(d);
 }
 

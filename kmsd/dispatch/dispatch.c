@@ -24,6 +24,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/secmem.h"
+#include "kmsd/audit/audit.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/frontend/metrics.h"
 #include "kmsd/ops/op.h"
@@ -49,7 +50,9 @@ static const struct op_def ops[] = {
 	{ "GenerateDataKeyWithoutPlaintext",
 	    op_generate_data_key_without_plaintext, OP_BATCH },
 	{ "GenerateRandom", op_generate_random, OP_BATCH },
+	{ "GetAuditPublicKey", op_get_audit_public_key, OP_SOLO },
 	{ "GetDomainKeyStatus", op_get_domain_key_status, OP_SOLO },
+	{ "GetKeyLastUsage", op_get_key_last_usage, OP_SOLO },
 	{ "GetKeyPolicy", op_get_key_policy, OP_SOLO },
 	{ "GetKeyRotationStatus", op_get_key_rotation_status, OP_SOLO },
 	{ "GetParametersForImport", op_get_parameters_for_import, OP_SOLO },
@@ -73,6 +76,27 @@ static const struct op_def ops[] = {
 	{ "UpdateAlias", op_update_alias, OP_SOLO },
 	{ "UpdateKeyDescription", op_update_key_description, OP_SOLO },
 };
+
+/* The audit record's resources: a key this request resolved or was
+ * authorised against (each once, in order). */
+static void
+note_key(struct opctx *c, const char *arn)
+{
+	struct audit_note *n = c->note;
+	int i;
+
+	if (n == NULL) {
+		return;
+	}
+	for (i = 0; i < n->narn; i++) {
+		if (strcmp(n->arn[i], arn) == 0) {
+			return;
+		}
+	}
+	if (n->narn < AUDIT_NOTE_KEYS && strlen(arn) < sizeof(n->arn[0])) {
+		memcpy(n->arn[n->narn++], arn, strlen(arn) + 1);
+	}
+}
 
 int
 op_fail(struct opctx *c, int err, const char *fmt, ...)
@@ -473,6 +497,11 @@ op_authorize(struct opctx *c, const struct key_info *ki, const char *action,
 	}
 	rc = authz_check(c->w, c->p, ki, &r, c->grant_id,
 	    sizeof(c->grant_id), c->msg, sizeof(c->msg));
+	note_key(c, ki->arn);
+	if (c->note != NULL && c->grant_id[0] != '\0') {
+		snprintf(c->note->grant_id, sizeof(c->note->grant_id), "%s",
+		    c->grant_id);
+	}
 	return rc;
 }
 
@@ -573,8 +602,11 @@ op_key(struct opctx *c, const char *key_id, struct key_info *ki)
 		name = key_id + plen - 6;	/* "alias/..." */
 	}
 	if (name == NULL) {
-		return keycache_lookup(c->w, key_id, ki, c->msg,
-		    sizeof(c->msg));
+		if ((r = keycache_lookup(c->w, key_id, ki, c->msg,
+		    sizeof(c->msg))) == 0) {
+			note_key(c, ki->arn);
+		}
+		return r;
 	}
 	if (strlen(name) > 256 || (r = c->w->st->ops->get_alias(c->w->st,
 	    name, &a)) == KMS_ENOTFOUND || r == KMS_EINVAL) {
@@ -590,6 +622,7 @@ op_key(struct opctx *c, const char *key_id, struct key_info *ki)
 		return op_fail(c, r, "Alias %s names a key that is gone",
 		    name);
 	}
+	note_key(c, ki->arn);
 	return 0;
 }
 
@@ -647,26 +680,14 @@ static _Thread_local char request_id[LOG_REQUEST_ID_MAX];
 /* Internal errors of this request: the first is logged, the rest counted
  * (a Batch must not turn one fault into a thousand log lines). */
 static _Thread_local size_t request_faults;
-static pthread_once_t request_once = PTHREAD_ONCE_INIT;
-static uint32_t request_prefix;
-static atomic_uint_fast64_t request_seq;
-
-static void
-request_prefix_init(void)
-{
-	if (getrandom(&request_prefix, sizeof(request_prefix), 0) !=
-	    (ssize_t)sizeof(request_prefix)) {
-		request_prefix = (uint32_t)time(NULL) ^ (uint32_t)getpid();
-	}
-}
 
 static void
 request_begin(void)
 {
-	pthread_once(&request_once, request_prefix_init);
-	snprintf(request_id, sizeof(request_id), "%08x-%012llx",
-	    (unsigned)request_prefix, (unsigned long long)
-	    (atomic_fetch_add(&request_seq, 1) + 1));
+	/* A UUID, as CloudTrail's requestID: the same id names the
+	 * request in the log, in an error's message and in its audit
+	 * record. */
+	audit_new_id(request_id);
 	log_set_request(request_id);
 	request_faults = 0;
 	cause_clear();
@@ -726,11 +747,25 @@ error_object(int err, const char *msg)
 	    "message", msg, (int)len);
 }
 
+static pthread_once_t ops_checked = PTHREAD_ONCE_INIT;
+
+/* An operation added out of order would be unreachable: stop at once. */
+static void
+check_ops_sorted(void)
+{
+	size_t i;
+
+	for (i = 1; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		KMS_ASSERT(strcmp(ops[i - 1].name, ops[i].name) < 0);
+	}
+}
+
 static const struct op_def *
 find_op(const char *name)
 {
 	size_t lo = 0, hi = sizeof(ops) / sizeof(ops[0]);
 
+	pthread_once(&ops_checked, check_ops_sorted);
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		int cmp = strcmp(name, ops[mid].name);
@@ -921,6 +956,11 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 	    (c->jobs = calloc(n, sizeof(*c->jobs))) != NULL) {
 		c->jobs_cap = n;
 	}
+	/* One audit record per item, each with what its item learnt. */
+	if (c->note != NULL) {
+		c->notes = calloc(n, sizeof(*c->notes));
+		c->note = NULL;
+	}
 	json_array_foreach(reqs, i, item) {
 		json_t *r;
 		/* An item is no bigger than the message holding it: measure
@@ -929,6 +969,7 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 		    json_dumpb(item, NULL, 0, JSON_COMPACT);
 		before = c->njobs;
 		c->item = i;
+		c->note = c->notes != NULL ? &c->notes[i] : NULL;
 		if (sz > JSON_MAX_REQUEST) {
 			r = error_object(KMS_EVALIDATION, "A Batch item "
 			    "exceeds 65536 bytes");
@@ -978,14 +1019,66 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 	return out;
 }
 
+/*
+ * The audit records of one message (audit.h): one per item of a Batch
+ * that ran, else one.  Written before the reply leaves; when they cannot
+ * be and audit_required is set, the reply is replaced by the error (its
+ * plaintexts are freed, and wiped, with it).
+ */
+static json_t *
+audit_reply(struct opctx *c, json_t *msg, json_t *resp, const char *reqid)
+{
+	struct audit_call call;
+	struct audit_item one, *items = &one;
+	json_t *reqs = json_object_get(msg, "Requests"),
+	    *resps = json_object_get(resp, "Responses");
+	size_t n = 1, i;
+	int r;
+
+	memset(&call, 0, sizeof(call));
+	call.p = c->p;
+	call.request_id = reqid;
+	call.st = c->w->st;
+	memset(&one, 0, sizeof(one));
+	one.req = msg;
+	one.resp = resp;
+	one.note = c->note;
+	if (json_is_array(reqs) && json_is_array(resps) &&
+	    json_array_size(reqs) == json_array_size(resps) &&
+	    json_array_size(reqs) > 0 &&
+	    (items = calloc(json_array_size(reqs), sizeof(*items))) != NULL) {
+		n = json_array_size(reqs);
+		for (i = 0; i < n; i++) {
+			items[i].req = json_array_get(reqs, i);
+			items[i].resp = json_array_get(resps, i);
+			items[i].note = c->notes != NULL ? &c->notes[i] : NULL;
+			items[i].index = i;
+			items[i].count = n;
+		}
+	} else if (items == NULL) {
+		items = &one;
+	}
+	r = audit_calls(c->w->d->audit, &call, items, n);
+	if (items != &one) {
+		free(items);
+	}
+	if (r != 0) {
+		json_decref(resp);
+		resp = error_object(r, "The audit log cannot be written; the "
+		    "request was not answered. Retry later.");
+	}
+	return resp;
+}
+
 json_t *
 dispatch(struct worker *w, const struct principal *p, const void *buf,
     size_t len)
 {
 	struct opctx c;
-	json_t *msg, *action, *resp;
+	struct audit_note note;
+	json_t *msg = NULL, *action = NULL, *resp;
 	double t0 = metrics_now();
-	int err = 0;
+	int err = 0, r;
 
 	memset(&c, 0, sizeof(c));
 	c.w = w;
@@ -993,12 +1086,20 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	c.secret = w->secret;
 	c.secret_cap = w->secret_cap;
 	request_begin();
+	if (w->d->audit != NULL) {
+		/* Nothing is served that cannot be recorded. */
+		if ((r = audit_admit(w->d->audit, c.msg, sizeof(c.msg))) != 0) {
+			resp = error_object(r, c.msg);
+			request_end();
+			return resp;
+		}
+		memset(&note, 0, sizeof(note));
+		c.note = &note;
+	}
 	if ((msg = kjson_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
 	    sizeof(c.msg))) == NULL) {
 		resp = error_object(KMS_ESERIALIZATION, c.msg);
-		metrics_observe(p, NULL, resp, metrics_now() - t0);
-		request_end();
-		return resp;
+		goto out;
 	}
 	/* The HSM's turn (kmsd.h), for everything that may touch a key:
 	 * taken once per message, since a Batch runs its items through
@@ -1015,8 +1116,16 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 		resp = run_one(&c, msg, 0, NULL);
 	}
 	pthread_rwlock_unlock(&w->d->hsm_turn);
+ out:
 	metrics_observe(p, json_is_string(action) ? json_string_value(action) :
 	    NULL, resp, metrics_now() - t0);
+	if (w->d->audit != NULL) {
+		/* The record carries the request id of the log and of any
+		 * error message. */
+		c.note = &note;
+		resp = audit_reply(&c, msg, resp, request_id);
+		free(c.notes);
+	}
 	json_decref(msg);
 	/* Plaintexts of this request die here, with the request. */
 	if (c.secret_used > 0) {

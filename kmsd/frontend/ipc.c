@@ -72,6 +72,7 @@
 #include "common/secmem.h"
 #include "common/sp.h"
 #include "common/log.h"
+#include "kmsd/audit/audit.h"
 #include "kmsd/frontend/http.h"
 #include "kmsd/frontend/metrics.h"
 #include "kmsd/daemon/service.h"
@@ -1221,6 +1222,11 @@ serve(struct srv_worker *sw, struct req *r)
 	}
 	if (c->uid == (uint64_t)-1) {
 		resp = deny("The caller's identity is unknown");
+		if (audit_request(sw->w.d, NULL, NULL, r->data + r->idlen,
+		    r->len, resp) != 0) {
+			json_decref(resp);
+			resp = NULL;	/* not answered unrecorded */
+		}
 	} else {
 		principal_from_uid(&p, (uid_t)c->uid, (gid_t)c->gid,
 		    (pid_t)c->pid);

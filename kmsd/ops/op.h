@@ -68,6 +68,7 @@
 	    3 * KMS_MAX_BATCH * OP_SECRET_ALIGN +			\
 	    B64_ENCODED_LEN(KMS_MAX_CIPHERTEXT) + 1 + KMS_MAX_RANDOM_BYTES + \
 	    2 * OP_SECRET_ALIGN)
+struct audit_note;
 
 struct opctx {
 	struct worker *w;
@@ -95,6 +96,11 @@ struct opctx {
 	struct hsm_job *jobs;
 	size_t njobs, jobs_cap;
 	size_t item;			/* the Batch item being run */
+	/* What the audit record of this request (or item) needs to know:
+	 * keys resolved and authorised against, the grant used.  NULL:
+	 * auditing off. */
+	struct audit_note *note;
+	struct audit_note *notes;	/* a Batch's, one per item */
 };
 
 /*
@@ -258,6 +264,8 @@ int op_delete_imported_key_material(struct opctx *c, json_t **resp);
 int op_advance_test_clock(struct opctx *c, json_t **resp);
 int op_rotate_domain_key(struct opctx *c, json_t **resp);
 int op_get_domain_key_status(struct opctx *c, json_t **resp);
+int op_get_audit_public_key(struct opctx *c, json_t **resp);
+int op_get_key_last_usage(struct opctx *c, json_t **resp);
 /* KeyId field of a management operation; allow_alias 0 refuses one. */
 int op_mgmt_key(struct opctx *c, int allow_alias, struct key_info *ki);
 /* The key's store row (malloc'd) / commit a changed row and reply {}. */

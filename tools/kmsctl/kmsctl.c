@@ -1610,6 +1610,17 @@ send_json(const struct run *R, const json_t *req, json_t **out)
 	return 0;
 }
 
+/* `audit` reached through the option parser: it must come first. */
+static int
+cmd_audit_first(struct run *R)
+{
+	(void)R;
+	usage_error("audit takes its own options: kmsctl audit verify "
+	    "[--public-key FILE] [--json] FILE... | kmsctl audit public-key "
+	    "[--endpoint URL]");
+	return EXIT_USAGE;
+}
+
 static int
 cmd_json(struct run *R)
 {
@@ -2006,6 +2017,9 @@ static const struct command commands[] = {
 		{ "seconds", O_INT, 0, "Seconds to move forward.",
 		    "Seconds" },
 	} },
+	{ "audit", "audit", cmd_audit_first,
+	    "The audit log: `kmsctl audit verify [--public-key FILE] "
+	    "[--json] FILE...`, `kmsctl audit public-key`.", { { NULL } } },
 	{ "call", "raw", cmd_call,
 	    "Send a raw JSON request ({\"Action\": ...}) and print the "
 	    "reply.", {
@@ -2215,6 +2229,8 @@ command_option(struct run *R, int argc, char **argv, int *i)
 	}
 }
 
+int cmd_audit(int argc, char **argv);	/* cmd_audit.c */
+
 int
 main(int argc, char **argv)
 {
@@ -2223,6 +2239,10 @@ main(int argc, char **argv)
 	int i, k, r, help = 0, want_help_cmd = 0;
 
 	secure_json_allocator();
+	/* `kmsctl audit ...`: the audit log's tools (cmd_audit.c). */
+	if (argc >= 2 && strcmp(argv[1], "audit") == 0) {
+		return cmd_audit(argc - 1, argv + 1);
+	}
 	memset(&R, 0, sizeof(R));
 	R.output = "json";
 	R.connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S;

@@ -1,0 +1,2017 @@
+/*
+ * audit.c — the audit log (see audit.h): records, the hash chain, files
+ * and their rotation, group commit, signed checkpoints, and the log's own
+ * thread.
+ *
+ * A record is formatted outside any lock, without its last two fields;
+ * under the log's mutex its "sequence" and "previousHash" are appended,
+ * it is hashed, and all the records of one message go to the file in one
+ * write(2).  The log's thread makes them durable (fdatasync), signs
+ * checkpoints (with the HSM turn held for reading: the module may be
+ * re-initialised otherwise) and rotates files; it also finds out when a
+ * log that could not be written can be again.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* SHA256_CTX: a record's hash is begun outside the log's mutex (see
+ * append_locked); OpenSSL 3 keeps the low-level API, deprecated. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+#include <sodium.h>
+
+#include "common/b64.h"
+#include "common/err.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/secmem.h"
+#include "common/sp.h"
+#include "kmsd/audit/audit.h"
+#include "kmsd/authz/authz.h"
+
+#define AUDIT_FILE_PREFIX "kmsd-audit-"
+#define AUDIT_FILE_SUFFIX ".jsonl"
+#define AUDIT_LINE_MAX (1024 * 1024)	/* a record; the tail read at start */
+#define AUDIT_STR_MAX 8192		/* a logged string (AWS Description) */
+#define AUDIT_SUFFIX_MAX 128		/* ,"sequence":N,"previousHash":"…"}\n */
+#define AUDIT_TICK_MS 20		/* the log thread's longest sleep */
+#define AUDIT_RETRY_MS 1000		/* a failed log is tried this often */
+#define AUDIT_EVENT_VERSION "1.08"
+#define AUDIT_SOURCE "kms.amazonaws.com"
+#define CHECKPOINT_STATEMENT "kmsd-audit-checkpoint-v1"
+
+struct audit {
+	struct kmsd *d;
+	pthread_mutex_t mu;
+	pthread_cond_t wake;		/* the log thread's */
+	pthread_cond_t synced;		/* records became durable */
+	pthread_t thr;
+	int thr_started, stop;
+	/* Under mu: */
+	int fd;
+	uint64_t file_no, size;
+	uint64_t file_born_ms;		/* mono_ms */
+	uint64_t seq;			/* of the last record written */
+	uint8_t head[32];		/* its hash */
+	uint64_t cp_seq;		/* last line a checkpoint covered */
+	uint64_t cp_ms;			/* mono_ms of that checkpoint */
+	uint64_t wtotal, stotal;	/* bytes written / known durable */
+	int waiters, want_work;
+	atomic_int failed;		/* read without mu by audit_admit */
+	int fail_errno;
+	int64_t failed_at;
+	uint64_t refused, unaudited;
+	char *wbuf;
+	size_t wcap;
+	/* GetKeyLastUsage: per key, the last successful crypto record. */
+	pthread_mutex_t umu;
+	struct usage **ubuckets;
+	int64_t started_ms;
+	/* The log thread's (and start-up's and shutdown's) own: */
+	hsm_session *hs;
+	struct hsm_signing_key key;
+	char fp[64];			/* SHA256:<base64> */
+	char *cfg_json;			/* configuration, for each start */
+	uint64_t retry_ms;
+	int cp_warned;
+};
+
+/* ---- text ---- */
+
+struct sb {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void
+sb_put(struct sb *b, const char *s, size_t n)
+{
+	if (b->oom) {
+		return;
+	}
+	if (n > b->cap - b->len) {
+		size_t cap = b->cap < 1024 ? 1024 : b->cap;
+		char *np;
+		while (cap - b->len < n) {
+			cap *= 2;
+		}
+		if ((np = realloc(b->p, cap)) == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static void
+sb_puts(struct sb *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+/* Decimal digits of v into out (at least 21 bytes); returns the length.
+ * (Records are written on every request: no printf on that path.) */
+static size_t
+u64_dec(uint64_t v, char *out)
+{
+	char tmp[24];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (i = 0; i < n; i++) {
+		out[i] = tmp[n - 1 - i];
+	}
+	return n;
+}
+
+static void
+sb_u64(struct sb *b, uint64_t v)
+{
+	char d[24];
+
+	sb_put(b, d, u64_dec(v, d));
+}
+
+static void
+sb_i64(struct sb *b, int64_t v)
+{
+	if (v < 0) {
+		sb_put(b, "-", 1);
+		sb_u64(b, (uint64_t)0 - (uint64_t)v);
+	} else {
+		sb_u64(b, (uint64_t)v);
+	}
+}
+
+/* A JSON string of s (n bytes, at most AUDIT_STR_MAX, cut on a UTF-8
+ * character boundary). */
+static void
+sb_strn(struct sb *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, run = 0;
+
+	if (n > AUDIT_STR_MAX) {
+		n = AUDIT_STR_MAX;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) {
+			n--;
+		}
+	}
+	sb_put(b, "\"", 1);
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
+		if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f) {
+			continue;
+		}
+		sb_put(b, s + run, i - run);
+		run = i + 1;
+		if (ch == '"' || ch == '\\') {
+			esc[1] = (char)ch;
+			sb_put(b, esc, 2);
+		} else {
+			esc[4] = hex[ch >> 4];
+			esc[5] = hex[ch & 15];
+			sb_put(b, esc, 6);
+		}
+	}
+	sb_put(b, s + run, n - run);
+	sb_put(b, "\"", 1);
+}
+
+static void
+sb_str(struct sb *b, const char *s)
+{
+	sb_strn(b, s, strlen(s));
+}
+
+/* "name": as a member (with the comma before it unless first). */
+static void
+sb_key(struct sb *b, int *first, const char *name)
+{
+	if (!*first) {
+		sb_put(b, ",", 1);
+	}
+	*first = 0;
+	sb_put(b, "\"", 1);
+	sb_puts(b, name);
+	sb_put(b, "\":", 2);
+}
+
+static void
+sb_json(struct sb *b, const json_t *v)
+{
+	char small[512];
+	size_t n = kjson_write_compact(v, small, sizeof(small));
+	char *big;
+
+	if (n <= sizeof(small)) {
+		sb_put(b, small, n);
+		return;
+	}
+	if ((big = malloc(n)) == NULL) {
+		b->oom = 1;
+		return;
+	}
+	if (kjson_write_compact(v, big, n) == n) {
+		sb_put(b, big, n);
+	}
+	free(big);
+}
+
+static void
+hex32(const uint8_t h[32], char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	int i;
+
+	for (i = 0; i < 32; i++) {
+		out[2 * i] = hex[h[i] >> 4];
+		out[2 * i + 1] = hex[h[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+static void
+uuid_str(const uint8_t u[16], char out[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	int i, o = 0;
+
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10) {
+			out[o++] = '-';
+		}
+		out[o++] = hex[u[i] >> 4];
+		out[o++] = hex[u[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+/*
+ * Ids (UUID version 4 in form) unique within and across runs: a random
+ * base per thread, drawn once, with a counter added; a random draw per
+ * record cost a getrandom(2) call each.
+ */
+static __thread uint8_t id_base[16];
+static __thread uint64_t id_count;
+
+void
+audit_new_id(char out[37])
+{
+	uint8_t u[16];
+	uint64_t c;
+	int i;
+
+	if (id_count == 0) {
+		randombytes_buf(id_base, sizeof(id_base));
+	}
+	c = ++id_count;
+	memcpy(u, id_base, sizeof(u));
+	for (i = 15; i >= 8 && c != 0; i--) {
+		c += u[i];
+		u[i] = (uint8_t)c;
+		c >>= 8;
+	}
+	u[6] = (u[6] & 0x0f) | 0x40;	/* version 4 */
+	u[8] = (u[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	uuid_str(u, out);
+}
+
+/* UTC with milliseconds, as CloudTrail's eventTime (which has seconds). */
+static __thread time_t utc_sec = -1;
+static __thread char utc_text[24];	/* "YYYY-MM-DDTHH:MM:SS." */
+
+static void
+utc_now(char out[32])
+{
+	struct timespec ts;
+	struct tm tm;
+	long ms;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* The date and time to the second, once a second per thread. */
+	if (ts.tv_sec != utc_sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		snprintf(utc_text, sizeof(utc_text),
+		    "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		    tm.tm_sec);
+		utc_sec = ts.tv_sec;
+	}
+	ms = ts.tv_nsec / 1000000;
+	memcpy(out, utc_text, 20);
+	out[20] = (char)('0' + ms / 100);
+	out[21] = (char)('0' + ms / 10 % 10);
+	out[22] = (char)('0' + ms % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
+}
+
+/* ---- records of requests ---- */
+
+/* Operations that change nothing (CloudTrail's readOnly). */
+static int
+read_only(const char *op)
+{
+	static const char *const ro[] = { "Decrypt", "Encrypt",
+		"GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+		"GenerateRandom", "ReEncrypt", "GetAuditPublicKey", NULL };
+	int i;
+
+	if (strncmp(op, "Describe", 8) == 0 || strncmp(op, "List", 4) == 0 ||
+	    strncmp(op, "Get", 3) == 0) {
+		return 1;
+	}
+	for (i = 0; ro[i] != NULL; i++) {
+		if (strcmp(op, ro[i]) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+enum pkind { P_STR, P_INT, P_BOOL, P_MAP, P_STRLIST, P_TAGS,
+	P_CONSTRAINTS, P_SHA256, P_TOKENS };
+
+/*
+ * The request fields that are logged, and how (the allow-list).  Anything
+ * else (Plaintext, CiphertextBlob, GrantToken, fields nobody knows) is
+ * never written.
+ */
+static const struct {
+	const char *field, *name;
+	enum pkind kind;
+} params[] = {
+	{ "KeyId", "keyId", P_STR },
+	{ "EncryptionContext", "encryptionContext", P_MAP },
+	{ "KeySpec", "keySpec", P_STR },
+	{ "NumberOfBytes", "numberOfBytes", P_INT },
+	{ "EncryptionAlgorithm", "encryptionAlgorithm", P_STR },
+	{ "SourceKeyId", "sourceKeyId", P_STR },
+	{ "DestinationKeyId", "destinationKeyId", P_STR },
+	{ "SourceEncryptionContext", "sourceEncryptionContext", P_MAP },
+	{ "DestinationEncryptionContext", "destinationEncryptionContext",
+	    P_MAP },
+	{ "SourceEncryptionAlgorithm", "sourceEncryptionAlgorithm", P_STR },
+	{ "DestinationEncryptionAlgorithm", "destinationEncryptionAlgorithm",
+	    P_STR },
+	{ "Description", "description", P_STR },
+	{ "KeyUsage", "keyUsage", P_STR },
+	{ "CustomerMasterKeySpec", "customerMasterKeySpec", P_STR },
+	{ "Origin", "origin", P_STR },
+	{ "MultiRegion", "multiRegion", P_BOOL },
+	{ "BypassPolicyLockoutSafetyCheck", "bypassPolicyLockoutSafetyCheck",
+	    P_BOOL },
+	{ "Tags", "tags", P_TAGS },
+	{ "TagKeys", "tagKeys", P_STRLIST },
+	{ "PolicyName", "policyName", P_STR },
+	{ "Policy", "policySha256", P_SHA256 },
+	{ "AliasName", "aliasName", P_STR },
+	{ "TargetKeyId", "targetKeyId", P_STR },
+	{ "GranteePrincipal", "granteePrincipal", P_STR },
+	{ "RetiringPrincipal", "retiringPrincipal", P_STR },
+	{ "Operations", "operations", P_STRLIST },
+	{ "Constraints", "constraints", P_CONSTRAINTS },
+	{ "Name", "name", P_STR },
+	{ "GrantId", "grantId", P_STR },
+	{ "GrantTokens", "grantIds", P_TOKENS },
+	{ "PendingWindowInDays", "pendingWindowInDays", P_INT },
+	{ "RotationPeriodInDays", "rotationPeriodInDays", P_INT },
+	{ "Limit", "limit", P_INT },
+	{ "Marker", "marker", P_STR },
+};
+
+static int
+string_map(const json_t *v)
+{
+	const char *k;
+	json_t *x;
+
+	if (!json_is_object(v)) {
+		return 0;
+	}
+	json_object_foreach((json_t *)v, k, x) {
+		if (!json_is_string(x)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int
+string_list(const json_t *v)
+{
+	size_t i;
+	json_t *x;
+
+	if (!json_is_array(v)) {
+		return 0;
+	}
+	json_array_foreach(v, i, x) {
+		if (!json_is_string(x)) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Grant tokens → the ids of their grants ("invalid" for one that names
+ * none); the tokens themselves are never written. */
+static void
+put_grant_ids(struct sb *b, const json_t *v, store *st)
+{
+	struct store_grant g;
+	uint8_t h[32];
+	size_t i;
+	json_t *t;
+
+	sb_put(b, "[", 1);
+	json_array_foreach(v, i, t) {
+		if (i > 0) {
+			sb_put(b, ",", 1);
+		}
+		if (st == NULL) {
+			sb_str(b, "unresolved");
+			continue;
+		}
+		authz_token_hash(json_string_value(t), h);
+		if (st->ops->find_grant_by_token(st, h, &g) == 0) {
+			sb_str(b, g.grant_id);
+		} else {
+			sb_str(b, "invalid");
+		}
+	}
+	sb_put(b, "]", 1);
+}
+
+static void
+put_param(struct sb *b, int *first, int i, const json_t *v, store *st)
+{
+	uint8_t h[32];
+	char hx[65];
+	const char *k;
+	json_t *x;
+	size_t j;
+	int f2 = 1;
+
+	switch (params[i].kind) {
+	case P_STR:
+		if (json_is_string(v)) {
+			sb_key(b, first, params[i].name);
+			sb_strn(b, json_string_value(v), json_string_length(v));
+		}
+		break;
+	case P_INT:
+		if (json_is_integer(v)) {
+			sb_key(b, first, params[i].name);
+			sb_i64(b, (int64_t)json_integer_value(v));
+		}
+		break;
+	case P_BOOL:
+		if (json_is_boolean(v)) {
+			sb_key(b, first, params[i].name);
+			sb_puts(b, json_is_true(v) ? "true" : "false");
+		}
+		break;
+	case P_MAP:
+		if (string_map(v)) {
+			sb_key(b, first, params[i].name);
+			sb_json(b, v);
+		}
+		break;
+	case P_STRLIST:
+		if (string_list(v)) {
+			sb_key(b, first, params[i].name);
+			sb_json(b, v);
+		}
+		break;
+	case P_TOKENS:
+		if (string_list(v) && json_array_size(v) > 0 &&
+		    json_array_size(v) <= KMS_MAX_GRANT_TOKENS) {
+			sb_key(b, first, params[i].name);
+			put_grant_ids(b, v, st);
+		}
+		break;
+	case P_TAGS:
+		if (!json_is_array(v)) {
+			break;
+		}
+		sb_key(b, first, params[i].name);
+		sb_put(b, "[", 1);
+		json_array_foreach(v, j, x) {
+			json_t *tk = json_object_get(x, "TagKey");
+			json_t *tv = json_object_get(x, "TagValue");
+			if (!json_is_string(tk) || !json_is_string(tv)) {
+				continue;
+			}
+			if (!f2) {
+				sb_put(b, ",", 1);
+			}
+			f2 = 0;
+			sb_puts(b, "{\"tagKey\":");
+			sb_strn(b, json_string_value(tk),
+			    json_string_length(tk));
+			sb_puts(b, ",\"tagValue\":");
+			sb_strn(b, json_string_value(tv),
+			    json_string_length(tv));
+			sb_put(b, "}", 1);
+		}
+		sb_put(b, "]", 1);
+		break;
+	case P_CONSTRAINTS:
+		if (!json_is_object(v)) {
+			break;
+		}
+		sb_key(b, first, params[i].name);
+		sb_put(b, "{", 1);
+		json_object_foreach((json_t *)v, k, x) {
+			if ((strcmp(k, "EncryptionContextSubset") == 0 ||
+			    strcmp(k, "EncryptionContextEquals") == 0) &&
+			    string_map(x)) {
+				sb_key(b, &f2, strcmp(k,
+				    "EncryptionContextSubset") == 0 ?
+				    "encryptionContextSubset" :
+				    "encryptionContextEquals");
+				sb_json(b, x);
+			}
+		}
+		sb_put(b, "}", 1);
+		break;
+	case P_SHA256:
+		/* The policy's digest: enough to tell which document was
+		 * set (compare with GetKeyPolicy's), never the document. */
+		if (json_is_string(v)) {
+			SHA256((const uint8_t *)json_string_value(v),
+			    json_string_length(v), h);
+			hex32(h, hx);
+			sb_key(b, first, params[i].name);
+			sb_str(b, hx);
+		}
+		break;
+	}
+}
+
+/* Key id and version from a ciphertext blob's base64 (its first 21
+ * bytes: format, key id, version; DESIGN §3); 0 when it is not one. */
+static int
+blob_key(const struct kmsd *d, const json_t *v, char arn[KEY_ARN_MAX],
+    uint32_t *version)
+{
+	uint8_t hdr[21];
+	char id[37];
+	size_t n = 0;
+
+	if (!json_is_string(v) || json_string_length(v) < 28 ||
+	    b64_decode(json_string_value(v), 28, hdr, sizeof(hdr), &n) != 0 ||
+	    n != 21 || hdr[0] != 0x01) {
+		return 0;
+	}
+	uuid_str(hdr + 1, id);
+	memcpy(arn, d->key_arn_prefix, d->key_arn_prefix_len);
+	memcpy(arn + d->key_arn_prefix_len, id, sizeof(id));
+	*version = (uint32_t)hdr[17] << 24 | (uint32_t)hdr[18] << 16 |
+	    (uint32_t)hdr[19] << 8 | hdr[20];
+	return 1;
+}
+
+struct res {
+	char arn[KEY_ARN_MAX];
+	uint32_t version;
+};
+
+struct unote;
+static int tracked_op(const char *op);
+static void unote_add(struct unote *un, size_t *nun, const struct res *res,
+    int nres, const char *op, const char *id);
+#define RES_MAX 4
+
+static void
+res_add(struct res *r, int *n, const char *arn, uint32_t version)
+{
+	int i;
+
+	for (i = 0; i < *n; i++) {
+		if (strcmp(r[i].arn, arn) == 0) {
+			if (version != 0 && r[i].version == 0) {
+				r[i].version = version;
+				return;
+			}
+			if (version == 0 || r[i].version == version) {
+				return;
+			}
+		}
+	}
+	if (*n < RES_MAX && strlen(arn) < sizeof(r[*n].arn)) {
+		memcpy(r[*n].arn, arn, strlen(arn) + 1);
+		r[*n].version = version;
+		(*n)++;
+	}
+}
+
+static void
+put_identity(struct sb *b, const struct kmsd *d, const struct principal *p,
+    const struct audit_origin *o)
+{
+	int first = 1;
+
+	sb_puts(b, "\"userIdentity\":{");
+	if (p == NULL) {
+		sb_puts(b, "\"type\":\"Unknown\"");
+	} else {
+		sb_key(b, &first, "type");
+		sb_str(b, "LocalUser");
+		sb_key(b, &first, "principalId");
+		sb_str(b, p->name);
+		sb_key(b, &first, "accountId");
+		sb_str(b, d->cfg.account_id);
+		if (o == NULL || o->transport == NULL ||
+		    strcmp(o->transport, "ipc") == 0) {
+			sb_key(b, &first, "uid");
+			sb_u64(b, (uint64_t)p->uid);
+			sb_key(b, &first, "pid");
+			sb_i64(b, (int64_t)p->pid);
+		}
+	}
+	if (!first || p == NULL) {
+		first = 0;
+	}
+	sb_key(b, &first, "transport");
+	sb_str(b, o != NULL && o->transport != NULL ? o->transport : "ipc");
+	if (o != NULL && o->access_key != NULL) {
+		sb_key(b, &first, "accessKeyId");
+		sb_str(b, o->access_key);
+	}
+	sb_put(b, "}", 1);
+}
+
+/* A plausible operation name for the record of a request, whatever it
+ * says. */
+static const char *
+event_name(json_t *req)
+{
+	json_t *a = json_object_get(req, "Action");
+	const char *s;
+	size_t n;
+
+	if (!json_is_string(a)) {
+		return "Unknown";
+	}
+	s = json_string_value(a);
+	n = json_string_length(a);
+	if (n < 1 || n > 64 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789") != n) {
+		return "Unknown";
+	}
+	return s;
+}
+
+static void
+put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
+    const struct audit_item *it, const char *when, const struct sb *prefix,
+    struct unote *un, size_t *nun)
+{
+	const struct kmsd *d = a->d;
+	const char *op = it->req != NULL ? event_name(it->req) : "Unknown";
+	json_t *err = it->resp != NULL ? json_object_get(it->resp, "__type") :
+	    NULL, *v, *md, *gid;
+	struct res res[RES_MAX];
+	char id[37], arn[KEY_ARN_MAX];
+	uint32_t ver;
+	int first = 1, nres = 0, i;
+	size_t k;
+
+	audit_new_id(id);
+	/* What every record of the message shares, formatted once. */
+	if (prefix != NULL && prefix->len > 0) {
+		sb_put(b, prefix->p, prefix->len);
+	} else {
+		sb_puts(b, "{\"eventVersion\":\"" AUDIT_EVENT_VERSION "\",");
+		put_identity(b, d, call->p, call->o);
+		sb_puts(b, ",\"eventTime\":\"");
+		sb_puts(b, when);
+		sb_puts(b, "\",\"eventSource\":\"" AUDIT_SOURCE "\","
+		    "\"eventName\":");
+	}
+	sb_str(b, op);
+	sb_puts(b, ",\"awsRegion\":\"local\"");
+	if (call->o != NULL && call->o->address != NULL) {
+		sb_puts(b, ",\"sourceIPAddress\":");
+		sb_str(b, call->o->address);
+	}
+	if (call->o != NULL && call->o->user_agent != NULL) {
+		sb_puts(b, ",\"userAgent\":");
+		sb_str(b, call->o->user_agent);
+	}
+	if (it->resp == NULL) {
+		sb_puts(b, ",\"errorCode\":\"KMSInternalException\","
+		    "\"errorMessage\":\"no reply\"");
+	} else if (json_is_string(err)) {
+		v = json_object_get(it->resp, "message");
+		sb_puts(b, ",\"errorCode\":");
+		sb_str(b, json_string_value(err));
+		if (json_is_string(v)) {
+			sb_puts(b, ",\"errorMessage\":");
+			sb_strn(b, json_string_value(v), json_string_length(v));
+		}
+	}
+	/* requestParameters: the allow-list. */
+	sb_puts(b, ",\"requestParameters\":");
+	if (!json_is_object(it->req)) {
+		sb_puts(b, "null");
+	} else {
+		const char *fk;
+		sb_put(b, "{", 1);
+		/* A request has a few fields; the list has dozens. */
+		json_object_foreach(it->req, fk, v) {
+			for (i = 0; i < (int)(sizeof(params) /
+			    sizeof(params[0])); i++) {
+				if (fk[0] == params[i].field[0] &&
+				    strcmp(fk, params[i].field) == 0) {
+					put_param(b, &first, i, v, call->st);
+					break;
+				}
+			}
+		}
+		sb_put(b, "}", 1);
+	}
+	/* responseElements: what CloudTrail shows, never a secret. */
+	sb_puts(b, ",\"responseElements\":");
+	md = it->resp != NULL ? json_object_get(it->resp, "KeyMetadata") :
+	    NULL;
+	gid = it->resp != NULL ? json_object_get(it->resp, "GrantId") : NULL;
+	if (err == NULL && strcmp(op, "CreateKey") == 0 && json_is_object(md)) {
+		v = md;
+		sb_puts(b, "{\"keyMetadata\":");
+		sb_json(b, v);
+		sb_put(b, "}", 1);
+	} else if (err == NULL && strcmp(op, "CreateGrant") == 0 &&
+	    json_is_string(gid)) {
+		sb_puts(b, "{\"grantId\":");
+		sb_str(b, json_string_value(gid));
+		sb_put(b, "}", 1);
+	} else {
+		sb_puts(b, "null");
+	}
+	first = 1;
+	if (it->count > 0 || (it->note != NULL &&
+	    it->note->grant_id[0] != '\0')) {
+		sb_puts(b, ",\"additionalEventData\":{");
+		if (it->count > 0) {
+			sb_key(b, &first, "batchIndex");
+			sb_u64(b, it->index);
+			sb_key(b, &first, "batchSize");
+			sb_u64(b, it->count);
+		}
+		if (it->note != NULL && it->note->grant_id[0] != '\0') {
+			sb_key(b, &first, "grantId");
+			sb_str(b, it->note->grant_id);
+		}
+		sb_put(b, "}", 1);
+	}
+	sb_puts(b, ",\"requestID\":");
+	sb_str(b, call->request_id != NULL ? call->request_id : "");
+	sb_puts(b, ",\"eventID\":\"");
+	sb_puts(b, id);
+	sb_puts(b, "\",\"readOnly\":");
+	sb_puts(b, read_only(op) ? "true" : "false");
+	/* resources: the keys it was authorised against, with the version a
+	 * ciphertext names (the request's for a decryption, the reply's for
+	 * an encryption). */
+	if (it->note != NULL) {
+		for (i = 0; i < it->note->narn; i++) {
+			res_add(res, &nres, it->note->arn[i], 0);
+		}
+	}
+	if (json_is_object(it->req) &&
+	    blob_key(d, json_object_get(it->req, "CiphertextBlob"), arn,
+	    &ver)) {
+		res_add(res, &nres, arn, ver);
+	}
+	if (err == NULL && it->resp != NULL) {
+		if (blob_key(d, json_object_get(it->resp, "CiphertextBlob"),
+		    arn, &ver)) {
+			res_add(res, &nres, arn, ver);
+		}
+		v = json_object_get(md, "Arn");
+		if (json_is_string(v)) {
+			res_add(res, &nres, json_string_value(v), 0);
+		}
+	}
+	if (err == NULL && it->resp != NULL && un != NULL && tracked_op(op)) {
+		unote_add(un, nun, res, nres, op, id);
+	}
+	if (nres > 0) {
+		sb_puts(b, ",\"resources\":[");
+		for (k = 0; k < (size_t)nres; k++) {
+			sb_puts(b, k > 0 ? ",{" : "{");
+			sb_puts(b, "\"accountId\":");
+			sb_str(b, d->cfg.account_id);
+			sb_puts(b, ",\"type\":\"AWS::KMS::Key\",\"ARN\":");
+			sb_str(b, res[k].arn);
+			if (res[k].version != 0) {
+				sb_puts(b, ",\"keyVersion\":");
+				sb_u64(b, res[k].version);
+			}
+			sb_put(b, "}", 1);
+		}
+		sb_put(b, "]", 1);
+	}
+	sb_puts(b, ",\"eventType\":\"AwsApiCall\",\"managementEvent\":true,"
+	    "\"recipientAccountId\":");
+	sb_str(b, d->cfg.account_id);
+	sb_puts(b, ",\"eventCategory\":\"Management\"");
+}
+
+static void
+put_service_record(struct sb *b, const struct kmsd *d, const char *name,
+    const char *resource_arn, json_t *details, const char *when)
+{
+	char id[37];
+
+	audit_new_id(id);
+	sb_puts(b, "{\"eventVersion\":\"" AUDIT_EVENT_VERSION "\","
+	    "\"userIdentity\":{\"type\":\"AWSService\",\"invokedBy\":"
+	    "\"kmsd\"},\"eventTime\":\"");
+	sb_puts(b, when);
+	sb_puts(b, "\",\"eventSource\":\"" AUDIT_SOURCE "\",\"eventName\":");
+	sb_str(b, name);
+	sb_puts(b, ",\"awsRegion\":\"local\",\"requestParameters\":null,"
+	    "\"responseElements\":null,\"eventID\":\"");
+	sb_puts(b, id);
+	sb_puts(b, "\",\"readOnly\":false");
+	if (resource_arn != NULL) {
+		sb_puts(b, ",\"resources\":[{\"accountId\":");
+		sb_str(b, d->cfg.account_id);
+		sb_puts(b, ",\"type\":\"AWS::KMS::Key\",\"ARN\":");
+		sb_str(b, resource_arn);
+		sb_puts(b, "}]");
+	}
+	sb_puts(b, ",\"eventType\":\"AwsServiceEvent\",\"managementEvent\":"
+	    "true,\"recipientAccountId\":");
+	sb_str(b, d->cfg.account_id);
+	sb_puts(b, ",\"serviceEventDetails\":");
+	if (details != NULL) {
+		sb_json(b, details);
+	} else {
+		sb_puts(b, "{}");
+	}
+	sb_puts(b, ",\"eventCategory\":\"Management\"");
+}
+
+/* ---- files and the chain ---- */
+
+static void
+file_name(uint64_t no, char *out, size_t len)
+{
+	snprintf(out, len, AUDIT_FILE_PREFIX "%08" PRIu64 AUDIT_FILE_SUFFIX,
+	    no);
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -1;
+		}
+		if (w == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void
+fail_locked(struct audit *a, int e)
+{
+	if (!a->failed) {
+		a->failed = 1;
+		a->failed_at = now_ms();
+		a->fail_errno = e;
+		log_error("the audit log %s cannot be written: %s%s",
+		    a->d->cfg.audit_dir, strerror(e), a->d->cfg.audit_required ?
+		    "; refusing requests until it can" : "; requests are "
+		    "served unaudited (audit_required = no)");
+	}
+	a->retry_ms = mono_ms() + AUDIT_RETRY_MS;
+}
+
+/*
+ * Chain and write n record bodies (b->p at offs[i], each without its
+ * closing brace) in one write, mu held.  pre (may be NULL) holds each
+ * body's SHA-256 begun outside the mutex: only the suffix (sequence,
+ * previousHash) is hashed here.  On failure nothing of them stays in the
+ * file, and the log is marked failed.
+ */
+static int
+append_locked(struct audit *a, const struct sb *b, const size_t *offs,
+    size_t n, const SHA256_CTX *pre)
+{
+	SHA256_CTX sc;
+	uint8_t head[32];
+	uint64_t seq = a->seq;
+	size_t need = b->len + n * AUDIT_SUFFIX_MAX, len = 0, i;
+	char *np;
+	int e;
+
+	if (a->fd < 0) {
+		fail_locked(a, EBADF);
+		return KMS_EDEPENDENCYTIMEOUT;
+	}
+	if (need > a->wcap) {
+		if ((np = realloc(a->wbuf, need)) == NULL) {
+			return KMS_EINTERNAL;
+		}
+		a->wbuf = np;
+		a->wcap = need;
+	}
+	memcpy(head, a->head, sizeof(head));
+	for (i = 0; i < n; i++) {
+		size_t blen = (i + 1 < n ? offs[i + 1] : b->len) - offs[i];
+		size_t start = len;
+		memcpy(a->wbuf + len, b->p + offs[i], blen);
+		len += blen;
+		memcpy(a->wbuf + len, ",\"sequence\":", 12);
+		len += 12;
+		len += u64_dec(++seq, a->wbuf + len);
+		memcpy(a->wbuf + len, ",\"previousHash\":\"", 17);
+		len += 17;
+		hex32(head, a->wbuf + len);	/* its NUL overwritten next */
+		len += 64;
+		memcpy(a->wbuf + len, "\"}", 2);
+		len += 2;
+		if (pre != NULL) {
+			sc = pre[i];
+			SHA256_Update(&sc, a->wbuf + start + blen,
+			    len - start - blen);
+			SHA256_Final(head, &sc);
+		} else {
+			SHA256((const uint8_t *)a->wbuf + start, len - start,
+			    head);
+		}
+		a->wbuf[len++] = '\n';
+	}
+	if (write_all(a->fd, a->wbuf, len) != 0) {
+		e = errno;
+		/* Cut what part of it went in: the file stays a chain. */
+		if (ftruncate(a->fd, (off_t)a->size) != 0) {
+			log_error("cutting a partial audit record: %s",
+			    strerror(errno));
+		}
+		fail_locked(a, e);
+		return KMS_EDEPENDENCYTIMEOUT;
+	}
+	a->seq = seq;
+	memcpy(a->head, head, sizeof(head));
+	a->size += len;
+	a->wtotal += len;
+	if (a->seq - a->cp_seq >= a->d->cfg.audit_checkpoint_records ||
+	    a->size >= a->d->cfg.audit_rotate_bytes) {
+		if (!a->want_work) {
+			a->want_work = 1;
+			pthread_cond_signal(&a->wake);
+		}
+	}
+	return 0;
+}
+
+/* One service record, mu held. */
+static int
+event_locked(struct audit *a, const char *name, const char *arn,
+    json_t *details)
+{
+	struct sb b = { 0 };
+	char when[32];
+	size_t off = 0;
+	int r;
+
+	utc_now(when);
+	put_service_record(&b, a->d, name, arn, details, when);
+	r = b.oom ? KMS_EINTERNAL : append_locked(a, &b, &off, 1, NULL);
+	free(b.p);
+	return r;
+}
+
+/* The statement a checkpoint signs. */
+static int
+statement(char *out, size_t len, const char *head_hex, uint64_t seq,
+    const char *when, const char *fp)
+{
+	return snprintf(out, len, CHECKPOINT_STATEMENT "\nchainHead=%s\n"
+	    "recordCount=%" PRIu64 "\nsignedAt=%s\nkeyFingerprint=%s\n",
+	    head_hex, seq, when, fp);
+}
+
+/*
+ * Sign the chain head and append the checkpoint, mu held (and the HSM
+ * turn for reading, when workers run).  With unlocked, mu is let go while
+ * the HSM signs, so requests are not held up: records written meanwhile
+ * come between the record signed (recordCount, chainHead) and the
+ * checkpoint line, and the next checkpoint covers them.  A failure to
+ * sign (the HSM away) leaves the records for the next checkpoint.
+ */
+static int
+checkpoint_locked(struct audit *a, const char *reason, int unlocked)
+{
+	uint8_t sig[HSM_SIG_LEN];
+	char hx[65], when[32], st[512], sigb64[B64_ENCODED_LEN(HSM_SIG_LEN) +
+	    1];
+	uint64_t seq = a->seq;
+	json_t *det;
+	int r, n;
+
+	hex32(a->head, hx);
+	utc_now(when);
+	n = statement(st, sizeof(st), hx, seq, when, a->fp);
+	if (unlocked) {
+		pthread_mutex_unlock(&a->mu);
+	}
+	r = hsm_sign(a->hs, &a->key, (const uint8_t *)st, (size_t)n, sig);
+	if (unlocked) {
+		pthread_mutex_lock(&a->mu);
+	}
+	if (r != 0) {
+		if (!a->cp_warned) {
+			log_warn("cannot sign an audit checkpoint: %s; "
+			    "retrying", kms_strerror(r));
+			a->cp_warned = 1;
+		}
+		return r;
+	}
+	a->cp_warned = 0;
+	b64_encode(sig, sizeof(sig), sigb64, sizeof(sigb64));
+	det = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s}", "chainHead",
+	    hx, "recordCount", (json_int_t)seq, "signedAt", when,
+	    "algorithm", a->key.alg == HSM_SIGN_ED25519 ? "Ed25519" :
+	    "ECDSA_P256_SHA256", "keyFingerprint", a->fp, "reason", reason,
+	    "signature", sigb64);
+	if (det == NULL) {
+		return KMS_EINTERNAL;
+	}
+	r = event_locked(a, "AuditCheckpoint", NULL, det);
+	json_decref(det);
+	if (r == 0) {
+		/* Nothing came in between: everything up to this line is
+		 * signed (the line signs itself). */
+		a->cp_seq = a->seq == seq + 1 ? a->seq : seq;
+		a->cp_ms = mono_ms();
+	}
+	return r;
+}
+
+/* Sign with the HSM turn held (kmsd.h's lock order: turn, then mu). */
+static int
+checkpoint(struct audit *a, const char *reason)
+{
+	int r;
+
+	pthread_rwlock_rdlock(&a->d->hsm_turn);
+	pthread_mutex_lock(&a->mu);
+	r = a->seq == a->cp_seq ? 0 : checkpoint_locked(a, reason, 1);
+	pthread_mutex_unlock(&a->mu);
+	pthread_rwlock_unlock(&a->d->hsm_turn);
+	return r;
+}
+
+static int
+sync_dir(struct audit *a)
+{
+	int fd = open(a->d->cfg.audit_dir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC), r;
+
+	if (fd < 0) {
+		return -1;
+	}
+	r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+/* Start file no, mu held; its first record names the one before. */
+static int
+new_file_locked(struct audit *a, uint64_t no, const char *prev)
+{
+	char name[64], path[CONFIG_PATH_MAX + 64];
+	json_t *det;
+	int fd, r;
+
+	file_name(no, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir, name);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND |
+	    O_CLOEXEC, 0640)) < 0) {
+		fail_locked(a, errno);
+		return KMS_EDEPENDENCYTIMEOUT;
+	}
+	(void)sync_dir(a);
+	a->fd = fd;
+	a->file_no = no;
+	a->size = 0;
+	a->file_born_ms = mono_ms();
+	det = json_pack("{s:s, s:I, s:s?, s:I, s:I}", "file", name,
+	    "fileNumber", (json_int_t)no, "previousFile", prev,
+	    "checkpointRecords",
+	    (json_int_t)a->d->cfg.audit_checkpoint_records,
+	    "checkpointSeconds", (json_int_t)a->d->cfg.audit_checkpoint_seconds);
+	r = det != NULL ? event_locked(a, "AuditLogFileOpened", NULL, det) :
+	    KMS_EINTERNAL;
+	json_decref(det);
+	return r;
+}
+
+/* Make everything written durable, mu held (dropped meanwhile). */
+static int
+sync_locked(struct audit *a)
+{
+	uint64_t target = a->wtotal;
+	int fd = a->fd, r = 0;
+
+	if (target == a->stotal || fd < 0) {
+		return 0;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (fdatasync(fd) != 0) {
+		r = errno;
+	}
+	pthread_mutex_lock(&a->mu);
+	if (r != 0) {
+		fail_locked(a, r);
+		pthread_cond_broadcast(&a->synced);
+		return KMS_EDEPENDENCYTIMEOUT;
+	}
+	if (target > a->stotal) {
+		a->stotal = target;
+	}
+	pthread_cond_broadcast(&a->synced);
+	return 0;
+}
+
+/* Close the current file signed and synced and open the next (log
+ * thread, with the turn and mu held). */
+static void
+rotate_locked(struct audit *a)
+{
+	char prev[64];
+
+	(void)checkpoint_locked(a, "rotate", 0);
+	if (sync_locked(a) != 0) {
+		return;
+	}
+	file_name(a->file_no, prev, sizeof(prev));
+	close(a->fd);
+	a->fd = -1;
+	if (new_file_locked(a, a->file_no + 1, prev) == 0) {
+		log_info("audit log rotated to file %" PRIu64, a->file_no);
+	}
+}
+
+/* ---- the log's thread ---- */
+
+static void
+try_resume_locked(struct audit *a)
+{
+	char prev[64];
+	json_t *det;
+
+	a->retry_ms = mono_ms() + AUDIT_RETRY_MS;
+	if (a->fd < 0) {
+		/* A rotation failed half-way: start the next file. */
+		file_name(a->file_no, prev, sizeof(prev));
+		if (new_file_locked(a, a->file_no + 1, prev) != 0) {
+			return;
+		}
+	}
+	det = json_pack("{s:s, s:I, s:I, s:I}", "error",
+	    strerror(a->fail_errno), "failedAtMs", (json_int_t)a->failed_at,
+	    "requestsRefused", (json_int_t)a->refused, "requestsUnaudited",
+	    (json_int_t)a->unaudited);
+	if (det == NULL || event_locked(a, "AuditLogResumed", NULL, det) != 0 ||
+	    sync_locked(a) != 0) {
+		json_decref(det);
+		return;
+	}
+	json_decref(det);
+	log_info("the audit log can be written again (%" PRIu64 " requests "
+	    "refused, %" PRIu64 " unaudited meanwhile)", a->refused,
+	    a->unaudited);
+	a->failed = 0;
+	a->refused = 0;
+	a->unaudited = 0;
+}
+
+static void *
+audit_main(void *arg)
+{
+	struct audit *a = arg;
+	const struct config *cfg = &a->d->cfg;
+	uint64_t last_sync = mono_ms(), now;
+	struct timespec ts;
+
+	pthread_mutex_lock(&a->mu);
+	while (!a->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)AUDIT_TICK_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		if (!a->want_work && (a->waiters == 0 ||
+		    a->wtotal == a->stotal)) {
+			pthread_cond_timedwait(&a->wake, &a->mu, &ts);
+		}
+		a->want_work = 0;
+		if (a->stop) {
+			break;
+		}
+		now = mono_ms();
+		if (a->failed) {
+			if (now >= a->retry_ms) {
+				try_resume_locked(a);
+			}
+			continue;
+		}
+		if (a->wtotal != a->stotal && (a->waiters > 0 ||
+		    now - last_sync >= (uint64_t)cfg->audit_sync_ms)) {
+			(void)sync_locked(a);
+			last_sync = now;
+		}
+		if (a->seq != a->cp_seq && (a->seq - a->cp_seq >=
+		    cfg->audit_checkpoint_records || now - a->cp_ms >=
+		    (uint64_t)cfg->audit_checkpoint_seconds * 1000)) {
+			pthread_mutex_unlock(&a->mu);
+			(void)checkpoint(a, "interval");
+			pthread_mutex_lock(&a->mu);
+		}
+		if (a->size >= cfg->audit_rotate_bytes ||
+		    (cfg->audit_rotate_seconds > 0 && now - a->file_born_ms >=
+		    (uint64_t)cfg->audit_rotate_seconds * 1000)) {
+			pthread_mutex_unlock(&a->mu);
+			pthread_rwlock_rdlock(&a->d->hsm_turn);
+			pthread_mutex_lock(&a->mu);
+			rotate_locked(a);
+			pthread_mutex_unlock(&a->mu);
+			pthread_rwlock_unlock(&a->d->hsm_turn);
+			pthread_mutex_lock(&a->mu);
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+/* ---- last usage ---- */
+
+#define USAGE_BUCKETS 4096
+
+struct usage {
+	struct usage *next;
+	char key[37];
+	struct audit_usage u;
+};
+
+/* The operations GetKeyLastUsage tracks (AWS: cryptographic ones). */
+static int
+tracked_op(const char *op)
+{
+	return strcmp(op, "Encrypt") == 0 || strcmp(op, "Decrypt") == 0 ||
+	    strcmp(op, "ReEncrypt") == 0 || strcmp(op, "GenerateDataKey") ==
+	    0 || strcmp(op, "GenerateDataKeyWithoutPlaintext") == 0;
+}
+
+static unsigned
+usage_hash(const char *key)
+{
+	unsigned h = 2166136261u;
+
+	while (*key != '\0') {
+		h = (h ^ (unsigned char)*key++) * 16777619u;
+	}
+	return h % USAGE_BUCKETS;
+}
+
+/* What one record says for GetKeyLastUsage. */
+struct unote {
+	char key[37];
+	const char *op;
+	char id[37];
+};
+
+/* Records were written: remember them for their keys. */
+static void
+usage_note(struct audit *a, const struct unote *un, size_t n,
+    const char *request_id)
+{
+	struct usage *e;
+	int64_t at = now_ms();
+	size_t i;
+	unsigned h;
+
+	if (a->ubuckets == NULL || n == 0) {
+		return;
+	}
+	pthread_mutex_lock(&a->umu);
+	for (i = 0; i < n; i++) {
+		h = usage_hash(un[i].key);
+		for (e = a->ubuckets[h]; e != NULL; e = e->next) {
+			if (memcmp(e->key, un[i].key, 37) == 0) {
+				break;
+			}
+		}
+		if (e == NULL) {
+			if ((e = calloc(1, sizeof(*e))) == NULL) {
+				continue;
+			}
+			memcpy(e->key, un[i].key, 37);
+			e->next = a->ubuckets[h];
+			a->ubuckets[h] = e;
+		}
+		snprintf(e->u.op, sizeof(e->u.op), "%s", un[i].op);
+		e->u.at_ms = at;
+		memcpy(e->u.event_id, un[i].id, 37);
+		snprintf(e->u.request_id, sizeof(e->u.request_id), "%s",
+		    request_id != NULL ? request_id : "");
+	}
+	pthread_mutex_unlock(&a->umu);
+}
+
+/* A successful tracked record's keys (at most two: ReEncrypt's). */
+static void
+unote_add(struct unote *un, size_t *nun, const struct res *res, int nres,
+    const char *op, const char *id)
+{
+	const char *k;
+	int i;
+
+	for (i = 0; i < nres && i < 2; i++) {
+		if ((k = strrchr(res[i].arn, '/')) == NULL ||
+		    strlen(++k) != 36) {
+			continue;
+		}
+		memcpy(un[*nun].key, k, 37);
+		un[*nun].op = op;
+		memcpy(un[*nun].id, id, 37);
+		(*nun)++;
+	}
+}
+
+int
+audit_last_usage(struct audit *a, const char *key_id,
+    struct audit_usage *out, int64_t *tracking_ms)
+{
+	struct usage *e;
+	int r = 0;
+
+	if (a == NULL || a->ubuckets == NULL || strlen(key_id) != 36) {
+		return 0;
+	}
+	*tracking_ms = a->started_ms;
+	pthread_mutex_lock(&a->umu);
+	for (e = a->ubuckets[usage_hash(key_id)]; e != NULL; e = e->next) {
+		if (memcmp(e->key, key_id, 37) == 0) {
+			*out = e->u;
+			r = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->umu);
+	return r;
+}
+
+static void
+usage_free(struct audit *a)
+{
+	struct usage *e, *n;
+	size_t i;
+
+	if (a->ubuckets == NULL) {
+		return;
+	}
+	for (i = 0; i < USAGE_BUCKETS; i++) {
+		for (e = a->ubuckets[i]; e != NULL; e = n) {
+			n = e->next;
+			free(e);
+		}
+	}
+	free(a->ubuckets);
+	a->ubuckets = NULL;
+	pthread_mutex_destroy(&a->umu);
+}
+
+/* ---- the API ---- */
+
+int
+audit_admit(struct audit *a, char *msg, size_t msglen)
+{
+	int failed;
+
+	if (a == NULL || !atomic_load_explicit(&a->failed,
+	    memory_order_relaxed) || !a->d->cfg.audit_required) {
+		return 0;
+	}
+	pthread_mutex_lock(&a->mu);
+	failed = a->failed;
+	if (failed) {
+		a->refused++;
+		snprintf(msg, msglen, "The audit log cannot be written (%s); "
+		    "kmsd refuses requests until it can. Retry later.",
+		    strerror(a->fail_errno));
+	}
+	pthread_mutex_unlock(&a->mu);
+	return failed ? KMS_EDEPENDENCYTIMEOUT : 0;
+}
+
+/* Chain and write; wait until durable with audit_sync = request. */
+static int
+commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
+    const SHA256_CTX *pre)
+{
+	uint64_t end;
+	int r;
+
+	if (b->oom) {
+		return KMS_EINTERNAL;
+	}
+	pthread_mutex_lock(&a->mu);
+	if ((r = append_locked(a, b, offs, n, pre)) == 0 &&
+	    a->d->cfg.audit_sync == AUDIT_SYNC_REQUEST) {
+		end = a->wtotal;
+		a->waiters++;
+		pthread_cond_signal(&a->wake);
+		while (a->stotal < end && !a->failed) {
+			pthread_cond_wait(&a->synced, &a->mu);
+		}
+		a->waiters--;
+		if (a->stotal < end) {
+			r = KMS_EDEPENDENCYTIMEOUT;
+		}
+	}
+	if (r != 0 && !a->d->cfg.audit_required) {
+		a->unaudited += n;
+		r = 0;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return r;
+}
+
+int
+audit_calls(struct audit *a, const struct audit_call *call,
+    const struct audit_item *items, size_t n)
+{
+	struct sb b = { 0 }, prefix = { 0 };
+	struct audit_origin from_p;
+	struct audit_call derived;
+	struct unote one_un[2], *un;
+	size_t nun = 0;
+	size_t stack_offs[1], *offs = stack_offs, i;
+	SHA256_CTX *pre = NULL, one_pre;
+	char when[32];
+	int r;
+
+	if (a == NULL || n == 0) {
+		return 0;
+	}
+	if (n > 1 && (offs = calloc(n, sizeof(*offs))) == NULL) {
+		return KMS_EINTERNAL;
+	}
+	/* No origin given: the principal says where the caller came from
+	 * (a peer address for a network front end). */
+	if (call->o == NULL && call->p != NULL && call->p->source[0] != '\0' &&
+	    strcmp(call->p->source, "ipc") != 0) {
+		memset(&from_p, 0, sizeof(from_p));
+		from_p.transport = "https";
+		from_p.address = call->p->source;
+		derived = *call;
+		derived.o = &from_p;
+		call = &derived;
+	}
+	utc_now(when);
+	/* Room for typical records at once: one allocation, not a chain. */
+	if ((b.p = malloc(n * 1024)) != NULL) {
+		b.cap = n * 1024;
+	}
+	if (n > 1) {
+		sb_puts(&prefix, "{\"eventVersion\":\"" AUDIT_EVENT_VERSION
+		    "\",");
+		put_identity(&prefix, a->d, call->p, call->o);
+		sb_puts(&prefix, ",\"eventTime\":\"");
+		sb_puts(&prefix, when);
+		sb_puts(&prefix, "\",\"eventSource\":\"" AUDIT_SOURCE "\","
+		    "\"eventName\":");
+		if (prefix.oom) {
+			prefix.len = 0;
+		}
+	}
+	un = n == 1 ? one_un : calloc(2 * n, sizeof(*un));
+	for (i = 0; i < n; i++) {
+		offs[i] = b.len;
+		put_api_record(&b, a, call, &items[i], when, &prefix, un,
+		    &nun);
+	}
+	free(prefix.p);
+	/* The bodies' hashes, begun here, outside the mutex. */
+	if (!b.oom && (pre = n == 1 ? &one_pre : malloc(n *
+	    sizeof(*pre))) != NULL) {
+		for (i = 0; i < n; i++) {
+			SHA256_Init(&pre[i]);
+			SHA256_Update(&pre[i], b.p + offs[i], (i + 1 < n ?
+			    offs[i + 1] : b.len) - offs[i]);
+		}
+	}
+	r = commit(a, &b, offs, n, pre);
+	if (pre != &one_pre) {
+		free(pre);
+	}
+	if (r == 0 && un != NULL) {
+		usage_note(a, un, nun, call->request_id);
+	}
+	if (un != one_un) {
+		free(un);
+	}
+	free(b.p);
+	if (offs != stack_offs) {
+		free(offs);
+	}
+	return r;
+}
+
+int
+audit_request(struct kmsd *d, const struct principal *p,
+    const struct audit_origin *o, const void *req, size_t len,
+    json_t *reply)
+{
+	struct audit_call call;
+	struct audit_item it;
+	char id[37], msg[128];
+	json_t *j;
+	int err = 0, r;
+
+	if (d == NULL || d->audit == NULL) {
+		return 0;
+	}
+	j = kjson_read_bounded(req, len, JSON_MAX_MESSAGE, &err, msg,
+	    sizeof(msg));
+	audit_new_id(id);
+	memset(&call, 0, sizeof(call));
+	call.p = p;
+	call.o = o;
+	call.request_id = id;
+	memset(&it, 0, sizeof(it));
+	it.req = j;
+	it.resp = reply;
+	r = audit_calls(d->audit, &call, &it, 1);
+	json_decref(j);
+	return r;
+}
+
+int
+audit_service_event(struct audit *a, const char *name,
+    const char *resource_arn, json_t *details)
+{
+	struct sb b = { 0 };
+	char when[32];
+	size_t off = 0;
+	int r;
+
+	if (a == NULL) {
+		return 0;
+	}
+	utc_now(when);
+	put_service_record(&b, a->d, name, resource_arn, details, when);
+	if ((r = commit(a, &b, &off, 1, NULL)) != 0) {
+		log_warn("audit: the %s event could not be recorded: %s", name,
+		    kms_strerror(r));
+	}
+	free(b.p);
+	return r;
+}
+
+static void
+fingerprint(const uint8_t *spki, size_t len, char out[64])
+{
+	uint8_t h[32];
+	char b64[B64_ENCODED_LEN(32) + 1];
+	size_t n;
+
+	SHA256(spki, len, h);
+	b64_encode(h, sizeof(h), b64, sizeof(b64));
+	n = strlen(b64);
+	while (n > 0 && b64[n - 1] == '=') {
+		b64[--n] = '\0';
+	}
+	snprintf(out, 64, "SHA256:%s", b64);
+}
+
+int
+audit_public_key(struct audit *a, char *pem, size_t pemlen, char *fp,
+    size_t fplen, const char **alg)
+{
+	char b64[B64_ENCODED_LEN(HSM_SPKI_MAX) + 1];
+	struct sb b = { 0 };
+	size_t n, i;
+
+	if (a == NULL) {
+		return KMS_EUNSUPPORTED;
+	}
+	b64_encode(a->key.spki, a->key.spkilen, b64, sizeof(b64));
+	n = strlen(b64);
+	sb_puts(&b, "-----BEGIN PUBLIC KEY-----\n");
+	for (i = 0; i < n; i += 64) {
+		sb_put(&b, b64 + i, n - i < 64 ? n - i : 64);
+		sb_put(&b, "\n", 1);
+	}
+	sb_puts(&b, "-----END PUBLIC KEY-----\n");
+	sb_put(&b, "", 1);
+	if (b.oom || b.len > pemlen) {
+		free(b.p);
+		return KMS_EINTERNAL;
+	}
+	memcpy(pem, b.p, b.len);
+	free(b.p);
+	snprintf(fp, fplen, "%s", a->fp);
+	*alg = a->key.alg == HSM_SIGN_ED25519 ? "Ed25519" :
+	    "ECDSA_P256_SHA256";
+	return 0;
+}
+
+/* ---- start-up ---- */
+
+/* The configuration in force, for the start-up record. */
+static json_t *
+config_json(const struct config *c)
+{
+	json_t *o = json_object(), *admins = json_array(),
+	    *creators = json_array();
+	int i;
+
+	for (i = 0; i < c->nadministrators; i++) {
+		json_array_append_new(admins, json_string(c->administrators[i]));
+	}
+	for (i = 0; i < c->nkey_creators; i++) {
+		json_array_append_new(creators, json_string(c->key_creators[i]));
+	}
+	json_object_set_new(o, "state_dir", json_string(c->state_dir));
+	json_object_set_new(o, "pkcs11_module", json_string(c->pkcs11_module));
+	json_object_set_new(o, "token_label", json_string(c->token_label));
+	json_object_set_new(o, "pin_file", json_string(c->pin_file));
+	json_object_set_new(o, "listen", json_string(c->listen));
+	json_object_set_new(o, "store", json_string(c->store));
+	json_object_set_new(o, "key_storage", json_string(c->key_storage ==
+	    STORAGE_RESIDENT ? "resident" : "wrapped"));
+	json_object_set_new(o, "workers", json_integer(c->workers));
+	json_object_set_new(o, "administrators", admins);
+	json_object_set_new(o, "key_creators", creators);
+	json_object_set_new(o, "account_id", json_string(c->account_id));
+	json_object_set_new(o, "key_cache_handles",
+	    json_integer((json_int_t)c->key_cache_handles));
+	json_object_set_new(o, "max_encryptions_per_version",
+	    json_integer((json_int_t)c->max_encryptions));
+	json_object_set_new(o, "hsm_recycle_objects",
+	    json_integer((json_int_t)c->hsm_recycle_objects));
+	json_object_set_new(o, "batch_hsm_exclusive",
+	    json_boolean(c->batch_hsm_exclusive));
+	json_object_set_new(o, "audit_dir", json_string(c->audit_dir));
+	json_object_set_new(o, "audit_required",
+	    json_boolean(c->audit_required));
+	json_object_set_new(o, "audit_sync", json_string(c->audit_sync ==
+	    AUDIT_SYNC_REQUEST ? "request" : "group"));
+	json_object_set_new(o, "audit_sync_ms", json_integer(c->audit_sync_ms));
+	json_object_set_new(o, "audit_checkpoint_records",
+	    json_integer((json_int_t)c->audit_checkpoint_records));
+	json_object_set_new(o, "audit_checkpoint_seconds",
+	    json_integer(c->audit_checkpoint_seconds));
+	json_object_set_new(o, "audit_rotate_bytes",
+	    json_integer((json_int_t)c->audit_rotate_bytes));
+	json_object_set_new(o, "audit_rotate_seconds",
+	    json_integer(c->audit_rotate_seconds));
+	return o;
+}
+
+/* Highest file number in the directory (0: none). */
+static uint64_t
+last_file_no(const char *dir)
+{
+	struct dirent *e;
+	uint64_t best = 0, no;
+	DIR *dp;
+	char *end;
+
+	if ((dp = opendir(dir)) == NULL) {
+		return 0;
+	}
+	while ((e = readdir(dp)) != NULL) {
+		size_t n = strlen(e->d_name), pl = strlen(AUDIT_FILE_PREFIX),
+		    sl = strlen(AUDIT_FILE_SUFFIX);
+		if (n <= pl + sl || strncmp(e->d_name, AUDIT_FILE_PREFIX,
+		    pl) != 0 || strcmp(e->d_name + n - sl,
+		    AUDIT_FILE_SUFFIX) != 0) {
+			continue;
+		}
+		no = strtoull(e->d_name + pl, &end, 10);
+		if (end == e->d_name + n - sl && no > best) {
+			best = no;
+		}
+	}
+	closedir(dp);
+	return best;
+}
+
+/*
+ * The last complete line of file no: cut a partial one after it (a write
+ * a crash cut short), and set seq, head and whether it was a checkpoint
+ * or a clean stop.  1 when the file holds no complete line.
+ */
+static int
+recover_tail(struct audit *a, uint64_t no, json_t *repairs, int *clean,
+    char *err, size_t errlen)
+{
+	char name[64], path[CONFIG_PATH_MAX + 64], *buf = NULL;
+	size_t want, got = 0, end, start;
+	struct stat st;
+	off_t from;
+	ssize_t n;
+	json_t *j = NULL, *seq, *ev;
+	int fd, r = KMS_EVALIDATION;
+
+	file_name(no, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir, name);
+	if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "audit file %s: %s", path,
+		    strerror(errno));
+		r = KMS_EINTERNAL;
+		goto out;
+	}
+	want = (size_t)st.st_size < 2 * AUDIT_LINE_MAX ? (size_t)st.st_size :
+	    2 * AUDIT_LINE_MAX;
+	from = st.st_size - (off_t)want;
+	if ((buf = malloc(want + 1)) == NULL) {
+		r = KMS_ENOMEM;
+		goto out;
+	}
+	while (got < want && (n = pread(fd, buf + got, want - got,
+	    from + (off_t)got)) > 0) {
+		got += (size_t)n;
+	}
+	if (got != want) {
+		snprintf(err, errlen, "audit file %s: short read", path);
+		r = KMS_EINTERNAL;
+		goto out;
+	}
+	end = want;
+	while (end > 0 && buf[end - 1] != '\n') {
+		end--;
+	}
+	if (end < want) {
+		/* A partial last line: never acknowledged (a record is
+		 * written whole before its reply), so cut it, and say so. */
+		if (end == 0 && from > 0) {
+			snprintf(err, errlen, "audit file %s: its last line is "
+			    "longer than %d bytes", path, 2 * AUDIT_LINE_MAX);
+			goto out;
+		}
+		if (ftruncate(fd, from + (off_t)end) != 0 || fsync(fd) != 0) {
+			snprintf(err, errlen, "cutting the partial last line of "
+			    "%s: %s", path, strerror(errno));
+			r = KMS_EINTERNAL;
+			goto out;
+		}
+		log_warn("audit file %s ended in a partial line (%zu bytes, "
+		    "a write cut short); cut it", name, want - end);
+		json_array_append_new(repairs, json_pack("{s:s, s:I, s:I}",
+		    "file", name, "offset", (json_int_t)(from + (off_t)end),
+		    "bytesCut", (json_int_t)(want - end)));
+	}
+	if (end == 0) {
+		r = 1;		/* nothing complete in it */
+		goto out;
+	}
+	start = end - 1;
+	while (start > 0 && buf[start - 1] != '\n') {
+		start--;
+	}
+	if (start == 0 && from > 0) {
+		snprintf(err, errlen, "audit file %s: its last line is longer "
+		    "than %d bytes", path, 2 * AUDIT_LINE_MAX);
+		goto out;
+	}
+	j = json_loadb(buf + start, end - 1 - start, 0, NULL);
+	seq = json_object_get(j, "sequence");
+	if (!json_is_integer(seq) || json_integer_value(seq) < 1) {
+		snprintf(err, errlen, "the last line of audit file %s is not "
+		    "an audit record; check the log with kmsctl audit verify "
+		    "and move the file away", path);
+		goto out;
+	}
+	a->seq = (uint64_t)json_integer_value(seq);
+	SHA256((const uint8_t *)buf + start, end - 1 - start, a->head);
+	ev = json_object_get(j, "eventName");
+	*clean = json_is_string(ev) && strcmp(json_string_value(ev),
+	    "AuditCheckpoint") == 0;
+	r = 0;
+ out:
+	json_decref(j);
+	free(buf);
+	if (fd >= 0) {
+		close(fd);
+	}
+	return r;
+}
+
+int
+audit_open(struct kmsd *d, char *err, size_t errlen)
+{
+	struct audit *a;
+	uint64_t last, no;
+	json_t *repairs = NULL, *det = NULL, *cfgj = NULL;
+	char prev[64], b64[B64_ENCODED_LEN(HSM_SPKI_MAX) + 1];
+	int r = KMS_EINTERNAL, clean = 1, have = 0;
+
+	d->audit = NULL;
+	if (!d->cfg.audit) {
+		log_warn("auditing is off (audit = no): requests leave no "
+		    "record");
+		return 0;
+	}
+	if (sodium_init() < 0 || (a = calloc(1, sizeof(*a))) == NULL) {
+		snprintf(err, errlen, "audit: out of memory");
+		return KMS_ENOMEM;
+	}
+	a->d = d;
+	a->fd = -1;
+	/* Adaptive: a record is chained and written in a few microseconds,
+	 * less than a futex sleep and wake-up; with many workers a plain
+	 * mutex turned each collision into two context switches. */
+	{
+		pthread_mutexattr_t ma;
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+		pthread_mutex_init(&a->mu, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
+	pthread_cond_init(&a->wake, NULL);
+	pthread_cond_init(&a->synced, NULL);
+	pthread_mutex_init(&a->umu, NULL);
+	a->ubuckets = calloc(USAGE_BUCKETS, sizeof(*a->ubuckets));
+	a->started_ms = now_ms();
+	if (mkdir(d->cfg.audit_dir, 0750) != 0 && errno != EEXIST) {
+		snprintf(err, errlen, "audit_dir %s: %s", d->cfg.audit_dir,
+		    strerror(errno));
+		goto fail;
+	}
+	if ((r = hsm_signing_key(d->hsm, HSM_AUDIT_KEY_LABEL, 1, &a->key, err,
+	    errlen)) != 0 || (r = hsm_session_open(d->hsm, &a->hs)) != 0) {
+		goto fail;
+	}
+	fingerprint(a->key.spki, a->key.spkilen, a->fp);
+	log_info("audit signing key %s %s (pin it: kmsctl audit "
+	    "public-key)", a->key.alg == HSM_SIGN_ED25519 ? "Ed25519" :
+	    "ECDSA P-256", a->fp);
+	/* Where the chain stands: the last complete line of the newest file
+	 * that has one. */
+	repairs = json_array();
+	last = last_file_no(d->cfg.audit_dir);
+	for (no = last; no > 0; no--) {
+		if ((r = recover_tail(a, no, repairs, &clean, err, errlen)) ==
+		    0) {
+			have = 1;
+			break;
+		}
+		if (r != 1) {
+			goto fail;
+		}
+	}
+	if (!have) {
+		memset(a->head, 0, sizeof(a->head));
+		a->seq = 0;
+	}
+	file_name(no, prev, sizeof(prev));
+	pthread_mutex_lock(&a->mu);
+	r = new_file_locked(a, last + 1, have ? prev : NULL);
+	if (r == 0 && json_array_size(repairs) > 0) {
+		det = json_pack("{s:O}", "repairs", repairs);
+		r = event_locked(a, "AuditLogTailRepaired", NULL, det);
+		json_decref(det);
+	}
+	b64_encode(a->key.spki, a->key.spkilen, b64, sizeof(b64));
+	cfgj = config_json(&d->cfg);
+	det = json_pack("{s:s, s:i, s:b, s:o, s:{s:s, s:s, s:s}}", "version",
+	    "kmsd 0.1.0", "pid", (int)getpid(), "previousTailSigned", !have ||
+	    clean, "configuration", cfgj, "auditKey", "algorithm",
+	    a->key.alg == HSM_SIGN_ED25519 ? "Ed25519" : "ECDSA_P256_SHA256",
+	    "fingerprint", a->fp, "publicKey", b64);
+	if (r == 0) {
+		r = det != NULL ? event_locked(a, "KmsdStart", NULL, det) :
+		    KMS_EINTERNAL;
+	}
+	json_decref(det);
+	/* Signs, with the rest, whatever an unclean stop left unsigned. */
+	if (r == 0) {
+		r = checkpoint_locked(a, have && !clean ? "startup-recovery" :
+		    "startup", 0);
+	}
+	if (r == 0) {
+		r = sync_locked(a);
+	}
+	pthread_mutex_unlock(&a->mu);
+	json_decref(repairs);
+	repairs = NULL;
+	if (r != 0) {
+		snprintf(err, errlen, "cannot write the audit log in %s: %s",
+		    d->cfg.audit_dir, a->failed ? strerror(a->fail_errno) :
+		    kms_strerror(r));
+		goto fail;
+	}
+	/* The log's thread takes no signal: SIGTERM and SIGINT are for the
+	 * thread that waits for them (server_run), and a signal delivered
+	 * here would kill kmsd without its shutdown records. */
+	{
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		r = pthread_create(&a->thr, NULL, audit_main, a);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	if (r != 0) {
+		snprintf(err, errlen, "cannot start the audit thread");
+		r = KMS_EINTERNAL;
+		goto fail;
+	}
+	a->thr_started = 1;
+	d->audit = a;
+	return 0;
+ fail:
+	json_decref(repairs);
+	usage_free(a);
+	if (a->fd >= 0) {
+		close(a->fd);
+	}
+	hsm_session_close(a->hs);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->wake);
+	pthread_cond_destroy(&a->synced);
+	free(a->wbuf);
+	free(a);
+	return r != 0 ? r : KMS_EINTERNAL;
+}
+
+void
+audit_close(struct kmsd *d)
+{
+	struct audit *a = d->audit;
+	json_t *det;
+
+	if (a == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&a->mu);
+	a->stop = 1;
+	pthread_cond_signal(&a->wake);
+	pthread_mutex_unlock(&a->mu);
+	if (a->thr_started) {
+		pthread_join(a->thr, NULL);
+	}
+	pthread_rwlock_rdlock(&d->hsm_turn);
+	pthread_mutex_lock(&a->mu);
+	if (a->failed) {
+		try_resume_locked(a);
+	}
+	det = json_pack("{s:I}", "requests", (json_int_t)atomic_load(
+	    &d->requests));
+	(void)event_locked(a, "KmsdStop", NULL, det);
+	json_decref(det);
+	(void)checkpoint_locked(a, "shutdown", 0);
+	(void)sync_locked(a);
+	pthread_mutex_unlock(&a->mu);
+	pthread_rwlock_unlock(&d->hsm_turn);
+	if (a->fd >= 0) {
+		close(a->fd);
+	}
+	usage_free(a);
+	hsm_session_close(a->hs);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->wake);
+	pthread_cond_destroy(&a->synced);
+	free(a->wbuf);
+	free(a);
+	d->audit = NULL;
+}
