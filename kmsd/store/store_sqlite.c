@@ -46,12 +46,13 @@
  *              deletion_ms) for the deletions coming due.
  * 4  imported_material  key_id PK → keys ON DELETE CASCADE, kcv (check
  *              value of what was imported), expires, valid_to_ms,
- *              present, enc_reserved (GCM encryptions reserved by the
- *              material's earlier lives: the count goes on when the same
- *              material comes back).
+ *              present.
  * 5  domain_rotation  one row (id 1): state, cursor (key_id, version)
  *              of the last version re-wrapped, done, total, started_ms,
  *              finished_ms, requested_by.
+ * 6  imported_material gains enc_reserved: GCM encryptions reserved by
+ *              the material's earlier lives, so the count goes on when
+ *              the same material comes back.
  *    import_tokens  token_hash PK (SHA-256), key_id, wrapping_key_id (the
  *              HSM private key's CKA_ID), algorithm, expires_ms; kept
  *              after a key's deletion until they expire, so that the
@@ -182,8 +183,7 @@ static const char *const migrations[] = {
 	" kcv BLOB NOT NULL CHECK (length(kcv) = 16),"
 	" expires INTEGER NOT NULL CHECK (expires IN (0, 1)),"
 	" valid_to_ms INTEGER NOT NULL,"
-	" present INTEGER NOT NULL CHECK (present IN (0, 1)),"
-	" enc_reserved INTEGER NOT NULL DEFAULT 0"
+	" present INTEGER NOT NULL CHECK (present IN (0, 1))"
 	");"
 	"CREATE INDEX imported_material_expiry"
 	" ON imported_material(present, expires, valid_to_ms);"
@@ -208,6 +208,10 @@ static const char *const migrations[] = {
 	" finished_ms INTEGER NOT NULL,"
 	" requested_by TEXT NOT NULL"
 	");",
+
+	/* 6: imported material's GCM reservations across its lives. */
+	"ALTER TABLE imported_material"
+	" ADD COLUMN enc_reserved INTEGER NOT NULL DEFAULT 0;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
