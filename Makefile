@@ -41,7 +41,8 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SHIM_SO   := $(BUILD)/tests/libp11shim.so
 TOOLS     := $(BIN)/kmsctl $(BIN)/kms-bench $(BIN)/kms-drill
 
-.PHONY: all run test check asan fuzz bench install clean deps tests drill
+.PHONY: all run test check asan fuzz fuzz-bins fuzz-check crash-full bench \
+	install uninstall clean deps tests drill
 all: $(BIN)/kmsd $(TOOLS) $(CLIENT_SO) $(CLIENT_A) kmsclient.pc
 
 $(BUILD)/%.o: %.c
@@ -56,23 +57,41 @@ $(LIBCOMMON) $(LIBHSM) $(LIBPOLICY) $(LIBKMSD):
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(CLIENT_A): $(call obj,$(CLIENT_SRC)) $(call obj,$(COMMON_SRC))
-	@mkdir -p $(LIB)
+# The public archive exports only kms_*: its objects are linked into one
+# relocatable object whose hidden (internal) symbols are made local, so an
+# application linking it with other libraries never gets our b64_encode or
+# blob_uuid_parse instead of its own (nor the other way round).  The shared
+# library does the same with a version script.
+CLIENT_OBJS := $(call obj,$(CLIENT_SRC)) $(call obj,$(COMMON_SRC))
+$(CLIENT_A): $(CLIENT_OBJS)
+	@mkdir -p $(LIB) $(BUILD)/libkmsclient-a
+	$(LD) -r -o $(BUILD)/libkmsclient-a/kmsclient.o $^
+	objcopy --localize-hidden $(BUILD)/libkmsclient-a/kmsclient.o
+	rm -f $@ && ar rcs $@ $(BUILD)/libkmsclient-a/kmsclient.o
+# kmsd's own tools and tests link the library's objects as they are (they
+# share common/ with it), from an internal archive.
+CLIENT_INT := $(BUILD)/libkmsclient-int.a
+$(CLIENT_INT): $(call obj,$(CLIENT_SRC))
+	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
-$(CLIENT_SO): $(call obj,$(CLIENT_SRC)) $(call obj,$(COMMON_SRC))
+$(CLIENT_SO): $(CLIENT_OBJS) libkmsclient/libkmsclient.map
 	@mkdir -p $(LIB)
-	$(CC) $(CFLAGS) -shared -Wl,-soname,libkmsclient.so.1 -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libkmsclient.so.1 \
+		-Wl,--version-script=libkmsclient/libkmsclient.map \
+		-o $@ $(CLIENT_OBJS) $(LDFLAGS) $(LDLIBS)
 
 kmsclient.pc: Makefile
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kmsclient\nDescription: kmsd client library\nVersion: 0.1.0\nRequires.private: libsodium jansson\nLibs: -L$${libdir} -lkmsclient\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: kmsclient\nDescription: kmsd client library\nVersion: 0.1.0\nRequires.private: libsodium jansson libcrypto\nLibs: -L$${libdir} -lkmsclient\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
 
 DAEMON_LIBS := $(LIBKMSD) $(LIBPOLICY) $(LIBHSM) $(LIBCOMMON)
+# The daemon alone tells systemd when it is ready (sd_notify).
+KMSD_LDLIBS := $(shell pkg-config --libs libsystemd 2>/dev/null)
 # kmsd/daemon/heapwipe.c replaces free() and realloc() in the daemon only.
 $(BIN)/kmsd: $(call obj,$(KMSD_MAIN)) $(DAEMON_LIBS)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(KMSD_LDLIBS)
 
-$(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_A)
+$(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_INT) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
@@ -82,7 +101,7 @@ $(BIN)/kms-drill: $(call obj,tools/drill.c) $(CLIENT_A)
 
 # kms-bench links the hsm layer and kmsd's config reader too, for
 # --baseline hsm.
-$(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) kmsd/daemon/config.c) $(CLIENT_A) \
+$(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) tools/proc.c kmsd/daemon/config.c) $(CLIENT_INT) \
     $(LIBHSM) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -91,9 +110,10 @@ $(SHIM_SO): $(call obj,$(SHIM_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $^ -ldl -lpthread
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(DAEMON_LIBS) $(CLIENT_A)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(BUILD)/tools/proc.o \
+    $(CLIENT_INT) $(DAEMON_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS) $(KMSD_LDLIBS)
 
 tests: all $(TEST_BINS) $(SHIM_SO)
 
@@ -106,12 +126,14 @@ run: deps
 	scripts/hsm-init var
 	exec bin/kmsd
 
-# `make test`: the whole suite, plain and under ASan+UBSan.
+# `make test`: the whole suite, plain and under ASan+UBSan, then every
+# fuzz harness for a short time.
 ASAN_VARS := BUILD=build-asan BIN=build-asan/bin LIB=build-asan/lib \
 	OPT="-O1 -g $(SANFLAGS)" LDFLAGS="$(SANFLAGS)"
 test: deps
 	$(MAKE) check
 	$(MAKE) $(ASAN_VARS) check
+	$(MAKE) fuzz-check
 
 check: tests
 	BUILD=$(BUILD) BIN=$(BIN) tests/run-all
@@ -125,27 +147,104 @@ drill: tests
 asan:
 	$(MAKE) $(ASAN_VARS) check
 
-FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+# `make fuzz`: every libFuzzer harness in tests/fuzz/ built with clang into
+# build-fuzz/fuzz/ (the daemon's code instrumented, linked as the tests
+# link it).  `make fuzz-check`: each harness for a bounded time over its
+# seeds, after replaying its regression inputs (tests/run-fuzz).
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_VARS := BUILD=build-fuzz BIN=build-fuzz/bin LIB=build-fuzz/lib CC=clang \
+	OPT="-O1 -g $(SANFLAGS) -fsanitize=fuzzer-no-link" \
+	WARN="$(WARN) -Wno-unknown-warning-option"
 fuzz:
-	@mkdir -p build-fuzz
-	for f in $(FUZZ_SRC); do \
-		clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -Iinclude \
-		-fsanitize=fuzzer,address,undefined $$f $(COMMON_SRC) $(POLICY_SRC) \
-		-o build-fuzz/$$(basename $$f .c) $(LDLIBS) || exit 1; \
-	done
+	$(MAKE) $(FUZZ_VARS) fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS)
+.SECONDARY: $(call obj,$(FUZZ_SRC) tests/testutil.c)
+
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/testutil.o $(CLIENT_INT) \
+    $(DAEMON_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-check: all
+	$(MAKE) fuzz
+	tests/run-fuzz
+
+# `make crash-full`: the crash-consistency test at full size (50 kills of
+# a larger workload: more threads, keys and aliases, longer cycles;
+# KMS_CRASH_KILLS and KMS_CRASH_SCALE override).
+crash-full: tests
+	KMS_CRASH_KILLS=$${KMS_CRASH_KILLS:-50} \
+	KMS_CRASH_SCALE=$${KMS_CRASH_SCALE:-4} $(BUILD)/tests/test_crash
 
 bench: all
 	scripts/bench-suite
 
+# `make install` (PREFIX, DESTDIR): binaries, the library with its soname,
+# the header and pkg-config file, man pages, the systemd unit and its
+# system user, the example configuration, bash completion.
+BINDIR	?= $(PREFIX)/bin
+LIBDIR	?= $(PREFIX)/lib
+INCDIR	?= $(PREFIX)/include
+LIBEXECDIR ?= $(PREFIX)/libexec
+DATADIR	?= $(PREFIX)/share
+MANDIR	?= $(DATADIR)/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+COMPDIR	?= $(DATADIR)/bash-completion/completions
+MANPAGES := man/kmsctl.1 man/kms-bench.1 man/libkmsclient.3 man/kmsd.conf.5 \
+	man/kmsd.8
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 bin/kmsd bin/kmsctl bin/kms-bench bin/kms-drill $(DESTDIR)$(PREFIX)/bin
-	install -m 644 lib/libkmsclient.a $(DESTDIR)$(PREFIX)/lib
-	install -m 755 lib/libkmsclient.so $(DESTDIR)$(PREFIX)/lib/libkmsclient.so.1
-	ln -sf libkmsclient.so.1 $(DESTDIR)$(PREFIX)/lib/libkmsclient.so
-	install -m 644 include/kms.h $(DESTDIR)$(PREFIX)/include
-	install -m 644 kmsclient.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBEXECDIR)/kmsd \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(COMPDIR) $(DESTDIR)$(DATADIR)/doc/kmsd \
+		$(DESTDIR)$(SYSCONFDIR)/kmsd
+	install -m 755 $(BIN)/kmsd $(BIN)/kmsctl $(BIN)/kms-bench \
+		$(BIN)/kms-drill $(DESTDIR)$(BINDIR)
+	install -m 755 scripts/hsm-init $(DESTDIR)$(LIBEXECDIR)/kmsd/hsm-init
+	install -m 644 $(LIB)/libkmsclient.a $(DESTDIR)$(LIBDIR)
+	install -m 755 $(LIB)/libkmsclient.so $(DESTDIR)$(LIBDIR)/libkmsclient.so.1
+	ln -sf libkmsclient.so.1 $(DESTDIR)$(LIBDIR)/libkmsclient.so
+	install -m 644 include/kms.h $(DESTDIR)$(INCDIR)
+	sed -e 's|^prefix=.*|prefix=$(PREFIX)|' \
+		-e 's|^libdir=.*|libdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+		-e 's|^includedir=.*|includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCDIR))|' \
+		kmsclient.pc \
+		> $(DESTDIR)$(LIBDIR)/pkgconfig/kmsclient.pc
+	for m in $(MANPAGES); do \
+		s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
+		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; \
+	done
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
+		-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/kmsd.service.in \
+		> $(DESTDIR)$(UNITDIR)/kmsd.service
+	install -m 644 dist/kmsd.sysusers $(DESTDIR)$(SYSUSERSDIR)/kmsd.conf
+	install -m 644 dist/kmsctl.bash-completion $(DESTDIR)$(COMPDIR)/kmsctl
+	install -m 644 kmsd.conf.example README.md PROTOCOL.md \
+		$(DESTDIR)$(DATADIR)/doc/kmsd
+	[ -e $(DESTDIR)$(SYSCONFDIR)/kmsd/kmsd.conf ] || \
+		install -m 640 dist/kmsd.conf $(DESTDIR)$(SYSCONFDIR)/kmsd/kmsd.conf
+
+# Leaves the configuration and /var/lib/kmsd (keys!) alone.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/kmsd $(DESTDIR)$(BINDIR)/kmsctl \
+		$(DESTDIR)$(BINDIR)/kms-bench $(DESTDIR)$(BINDIR)/kms-drill \
+		$(DESTDIR)$(LIBEXECDIR)/kmsd/hsm-init \
+		$(DESTDIR)$(LIBDIR)/libkmsclient.a \
+		$(DESTDIR)$(LIBDIR)/libkmsclient.so \
+		$(DESTDIR)$(LIBDIR)/libkmsclient.so.1 \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/kmsclient.pc \
+		$(DESTDIR)$(INCDIR)/kms.h $(DESTDIR)$(UNITDIR)/kmsd.service \
+		$(DESTDIR)$(SYSUSERSDIR)/kmsd.conf $(DESTDIR)$(COMPDIR)/kmsctl
+	for m in $(MANPAGES); do \
+		rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m#man/}; \
+	done
+	rm -rf $(DESTDIR)$(DATADIR)/doc/kmsd
+	-rmdir $(DESTDIR)$(LIBEXECDIR)/kmsd
 
 clean:
 	rm -rf build build-asan build-fuzz bin lib kmsclient.pc

@@ -89,6 +89,20 @@ b64_encode(const uint8_t *in, size_t len, char *out, size_t outsz)
 	return 0;
 }
 
+size_t
+b64_decoded_len(const char *in, size_t inlen)
+{
+	size_t n = B64_DECODED_MAX(inlen), npad = 0;
+
+	if (in == NULL || inlen < 4 || inlen % 4 != 0) {
+		return n;
+	}
+	if (in[inlen - 1] == pad_char) {
+		npad = in[inlen - 2] == pad_char ? 2 : 1;
+	}
+	return n - npad;	/* n >= 3 > npad */
+}
+
 int
 b64_decode(const char *in, size_t inlen, uint8_t *out, size_t outsz,
     size_t *outlen)
@@ -105,7 +119,8 @@ b64_decode(const char *in, size_t inlen, uint8_t *out, size_t outsz,
 	if (inlen % 4 != 0) {
 		return KMS_EVALIDATION;
 	}
-	if (inlen > 0 && s[inlen - 1] == pad_char) {
+	/* inlen is 0 or at least 4 here, so neither subtraction wraps. */
+	if (inlen >= 4 && s[inlen - 1] == pad_char) {
 		npad = (s[inlen - 2] == pad_char) ? 2 : 1;
 	}
 	nchars = inlen - npad;

@@ -15,6 +15,15 @@
 /* Upper bound of bytes decoded from n characters. */
 #define B64_DECODED_MAX(n) (((n) / 4) * 3)
 
+/*
+ * Bytes that decoding in[0..inlen) yields if it is well-formed: 3 per
+ * quad less the padding of the last one.  Never more than
+ * B64_DECODED_MAX(inlen), and never wraps: padding is counted only in a
+ * whole last quad, so "=", "==" or "AB=" give 0, not SIZE_MAX.  For
+ * sizing and early length checks; b64_decode still judges the input.
+ */
+size_t b64_decoded_len(const char *in, size_t inlen);
+
 /* Writes a NUL-terminated string; out must hold B64_ENCODED_LEN(len) + 1.
  * Returns 0 or KMS_EINVAL (too small). */
 int b64_encode(const uint8_t *in, size_t len, char *out, size_t outsz);

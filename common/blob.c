@@ -1,5 +1,5 @@
 /*
- * blob.c — ciphertext blob format 1 (DESIGN §3) and UUID text.
+ * blob.c — ciphertext blob format 1 (docs/design.md §4) and UUID text.
  *
  * blob_parse only checks structure; whether the key, version and tag are
  * genuine is for the GCM open that follows, and every failure there and
@@ -13,7 +13,7 @@
 #include "common/err.h"
 #include "common/hex.h"
 
-/* Field offsets, as in the table of DESIGN §3. */
+/* Field offsets, as in the table of docs/design.md §4. */
 #define BLOB_OFF_FORMAT 0
 #define BLOB_OFF_KEY_ID 1
 #define BLOB_OFF_VERSION 17
@@ -72,7 +72,7 @@ is_dash_position(size_t i)
  * users paste ids from tools that print them upper-case.
  */
 int
-uuid_parse(const char *s, size_t len, uint8_t out[16])
+blob_uuid_parse(const char *s, size_t len, uint8_t out[16])
 {
 	uint8_t id[16];
 	size_t i, n = 0;
@@ -104,7 +104,7 @@ uuid_parse(const char *s, size_t len, uint8_t out[16])
 }
 
 void
-uuid_format(const uint8_t id[16], char out[UUID_STR_LEN + 1])
+blob_uuid_format(const uint8_t id[16], char out[UUID_STR_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, o = 0;

@@ -1,5 +1,5 @@
 /*
- * blob.h — ciphertext blob, format 1 (DESIGN §3).
+ * blob.h — ciphertext blob, format 1 (docs/design.md §4).
  *
  *   0  1   format 0x01
  *   1  16  key id (UUID bytes)
@@ -43,7 +43,7 @@ void blob_write_header(uint8_t *out, const uint8_t key_id[BLOB_KEY_ID_LEN],
 
 /* UUID helpers: 36-char canonical lower-case text ↔ 16 bytes. */
 #define UUID_STR_LEN 36
-int uuid_parse(const char *s, size_t len, uint8_t out[16]); /* 0 or KMS_EVALIDATION */
-void uuid_format(const uint8_t id[16], char out[UUID_STR_LEN + 1]);
+int blob_uuid_parse(const char *s, size_t len, uint8_t out[16]); /* 0 or KMS_EVALIDATION */
+void blob_uuid_format(const uint8_t id[16], char out[UUID_STR_LEN + 1]);
 
 #endif

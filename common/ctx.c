@@ -1,5 +1,5 @@
 /*
- * ctx.c — canonical encryption context (DESIGN §3).
+ * ctx.c — canonical encryption context (docs/design.md §4).
  *
  * Both entry points gather the pairs into one small array (at most
  * CTX_MAX_PAIRS entries, on the stack), validate them, sort them by key
@@ -61,7 +61,7 @@ quotable(const char *s, size_t len)
 }
 
 int
-utf8_valid(const char *str, size_t len)
+ctx_utf8_valid(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0, n, k;
@@ -117,6 +117,19 @@ utf8_valid(const char *str, size_t len)
 	return 1;
 }
 
+size_t
+ctx_utf8_chars(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i, n = 0;
+
+	/* Every byte but a continuation byte starts a character. */
+	for (i = 0; i < len; i++) {
+		n += (s[i] & 0xc0) != 0x80;
+	}
+	return n;
+}
+
 /* Bytewise order; a key that is a prefix of another sorts first. */
 static int
 compare_keys(const struct ctx_pair *a, const struct ctx_pair *b)
@@ -169,8 +182,8 @@ canonicalise(struct ctx_pair *p, size_t n, uint8_t *out, size_t outsz,
 			return fail(msg, msglen, "Encryption context exceeds "
 			    "%zu bytes in canonical form", limit);
 		}
-		if (!utf8_valid(p[i].key, p[i].klen) ||
-		    !utf8_valid(p[i].val, p[i].vlen)) {
+		if (!ctx_utf8_valid(p[i].key, p[i].klen) ||
+		    !ctx_utf8_valid(p[i].val, p[i].vlen)) {
 			return fail(msg, msglen, "Encryption context "
 			    "contains invalid UTF-8");
 		}

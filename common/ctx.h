@@ -1,5 +1,5 @@
 /*
- * ctx.h — canonical encryption context (DESIGN §3).
+ * ctx.h — canonical encryption context (docs/design.md §4).
  *
  * u16 pair count, then the pairs sorted by key bytes, each as u16 key
  * length, key, u16 value length, value.  Keys are non-empty UTF-8, values
@@ -31,6 +31,9 @@ int ctx_canonical_json(const json_t *obj, uint8_t *out, size_t outsz,
 int ctx_canonical_pairs(const kms_context_pair *pairs, size_t n,
     uint8_t *out, size_t outsz, size_t *outlen, char *msg, size_t msglen);
 /* Valid UTF-8 (no overlongs, no surrogates)?  1 or 0. */
-int utf8_valid(const char *s, size_t len);
+int ctx_utf8_valid(const char *s, size_t len);
+/* Characters (code points) in s[0..len), which must be valid UTF-8: AWS
+ * counts string lengths in characters, not bytes. */
+size_t ctx_utf8_chars(const char *s, size_t len);
 
 #endif

@@ -83,6 +83,8 @@ static const struct err_row err_table[KMS_ERR_MAX] = {
 	    "Cannot reach the daemon" },
 	[KMS_EPROTO] = { "ProtocolError",
 	    "The reply could not be understood" },
+	[KMS_EIO] = { "IOError",
+	    "Reading or writing a stream failed" },
 };
 
 /* Out-of-range codes get these, never NULL and never a table overrun. */
@@ -135,10 +137,22 @@ kms_error_from_name(const char *name)
 	return KMS_EINTERNAL;
 }
 
+int
+err_is_client_side(int err)
+{
+	return err >= KMS_EINVAL && err <= KMS_EIO;
+}
+
 void
 kms_assert_fail(const char *expr, const char *file, int line)
 {
 	fprintf(stderr, "kms: assertion failed: %s (%s:%d)\n", expr, file,
 	    line);
 	abort();
+}
+
+const char *
+kms_version(void)
+{
+	return KMS_VERSION;
 }

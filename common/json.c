@@ -1,5 +1,5 @@
 /*
- * json.c — the bounded JSON reader (DESIGN §4).
+ * json.c — the bounded JSON reader (docs/design.md §5).
  *
  * The length is checked first; then the parser, ours (jansson's lexer cost
  * 2.8 µs per Batch item, 93% of json_loadb's time): a recursive descent
@@ -44,7 +44,7 @@ set_msg(char *msg, size_t msglen, const char *fmt, ...)
 }
 
 int
-json_depth(const void *buf, size_t len, int limit)
+kjson_depth(const void *buf, size_t len, int limit)
 {
 	const unsigned char *s = buf;
 	size_t i;
@@ -600,7 +600,7 @@ jp_value(struct jp *j)
 }
 
 json_t *
-json_read_bounded(const void *buf, size_t len, size_t maxlen, int *err,
+kjson_read_bounded(const void *buf, size_t len, size_t maxlen, int *err,
     char *msg, size_t msglen)
 {
 	struct jp j;

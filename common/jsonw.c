@@ -141,7 +141,7 @@ write_value(struct out *o, const json_t *j, int depth)
 }
 
 size_t
-json_write_compact(const json_t *j, char *buf, size_t cap)
+kjson_write_compact(const json_t *j, char *buf, size_t cap)
 {
 	struct out o = { buf, cap, 0 };
 

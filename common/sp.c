@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +48,37 @@ sp_frame_len(const uint8_t hdr[SP_FRAME_HDR], uint64_t *len)
 	return 0;
 }
 
+int
+sp_frame_parse(const uint8_t *buf, size_t len, uint64_t max, size_t *flen,
+    size_t *idlen)
+{
+	uint64_t plen;
+	size_t n, id;
+
+	*flen = SP_FRAME_HDR;
+	if (len < SP_FRAME_HDR) {
+		return 0;
+	}
+	if (sp_frame_len(buf, &plen) != 0 || plen > max ||
+	    plen > SIZE_MAX - SP_FRAME_HDR) {
+		return -1;
+	}
+	n = SP_FRAME_HDR + (size_t)plen;
+	*flen = n;
+	if (len < n) {
+		return 0;
+	}
+	for (id = 0;; id += SP_ID_LEN) {
+		if (id >= SP_TTL * SP_ID_LEN || plen - id < SP_ID_LEN) {
+			return -1;
+		}
+		if (buf[SP_FRAME_HDR + id] & 0x80) {
+			*idlen = id + SP_ID_LEN;
+			return 1;
+		}
+	}
+}
+
 uint64_t
 mono_ms(void)
 {
@@ -57,7 +89,7 @@ mono_ms(void)
 }
 
 int
-fd_read_full(int fd, uint8_t *p, size_t n, uint64_t deadline)
+sp_read_full(int fd, uint8_t *p, size_t n, uint64_t deadline)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	size_t got = 0;

@@ -8,7 +8,7 @@
  * function here ever returns key material, and no request-path function
  * calls C_FindObjects.
  *
- * Custody (DESIGN §2):
+ * Custody (docs/design.md §3):
  *  - the domain key is an AES-256 token object (label HSM_DOMAIN_LABEL),
  *    private, sensitive, not extractable, CKA_WRAP/CKA_UNWRAP only;
  *  - wrapped mode: hsm_generate_wrapped() makes a transient sensitive
@@ -132,6 +132,13 @@ typedef struct hsm_resident_ref {
 	uint64_t gen;
 } hsm_resident_ref;
 
+/*
+ * Keep the token's objects as they are: no token object is created or
+ * destroyed through this hsm until hsm_token_thaw (calls that would wait).
+ * For copying a file-backed token's files consistently.  Not recursive.
+ */
+void hsm_token_freeze(hsm *h);
+void hsm_token_thaw(hsm *h);
 int hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen);
 /* The same, keeping the new object's handle in ref (a rotation's new
  * version is then loaded without a search). */

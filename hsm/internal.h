@@ -19,6 +19,10 @@ struct hsm {
 	char label[33];
 	char pin_file[1024];
 	pthread_mutex_t mu;		/* internal session and object life */
+	/* Held for reading by every call that creates or destroys a token
+	 * object, for writing by hsm_token_freeze (a backup copying the
+	 * token's files). */
+	pthread_rwlock_t token_turn;
 	CK_SESSION_HANDLE sess;		/* internal session, logged in */
 	CK_OBJECT_HANDLE domain;	/* session copy of the domain key */
 	/* Session copy of the next domain key while a domain-key rotation

@@ -31,6 +31,7 @@
 
 #include <p11-kit/pkcs11.h>
 
+#include "common/cause.h"
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/log.h"
@@ -72,6 +73,22 @@ rv_name(CK_RV rv)
 	case CKR_WRAPPED_KEY_LEN_RANGE: return "CKR_WRAPPED_KEY_LEN_RANGE";
 	case CKR_CRYPTOKI_NOT_INITIALIZED:
 		return "CKR_CRYPTOKI_NOT_INITIALIZED";
+	case CKR_FUNCTION_FAILED: return "CKR_FUNCTION_FAILED";
+	case CKR_FUNCTION_REJECTED: return "CKR_FUNCTION_REJECTED";
+	case CKR_FUNCTION_NOT_SUPPORTED: return "CKR_FUNCTION_NOT_SUPPORTED";
+	case CKR_FUNCTION_CANCELED: return "CKR_FUNCTION_CANCELED";
+	case CKR_OPERATION_ACTIVE: return "CKR_OPERATION_ACTIVE";
+	case CKR_OPERATION_NOT_INITIALIZED:
+		return "CKR_OPERATION_NOT_INITIALIZED";
+	case CKR_DATA_LEN_RANGE: return "CKR_DATA_LEN_RANGE";
+	case CKR_BUFFER_TOO_SMALL: return "CKR_BUFFER_TOO_SMALL";
+	case CKR_KEY_SIZE_RANGE: return "CKR_KEY_SIZE_RANGE";
+	case CKR_KEY_TYPE_INCONSISTENT: return "CKR_KEY_TYPE_INCONSISTENT";
+	case CKR_KEY_FUNCTION_NOT_PERMITTED:
+		return "CKR_KEY_FUNCTION_NOT_PERMITTED";
+	case CKR_MECHANISM_PARAM_INVALID: return "CKR_MECHANISM_PARAM_INVALID";
+	case CKR_TEMPLATE_INCOMPLETE: return "CKR_TEMPLATE_INCOMPLETE";
+	case CKR_RANDOM_NO_RNG: return "CKR_RANDOM_NO_RNG";
 	default: return "CKR_?";
 	}
 }
@@ -102,6 +119,8 @@ hsm_rv_err(hsm *h, CK_RV rv, const char *what)
 			    "unavailable", what, rv_name(rv),
 			    (unsigned long)rv);
 		}
+		cause_note("the HSM is unavailable (%s in %s)", rv_name(rv),
+		    what);
 		return KMS_EDEPENDENCYTIMEOUT;
 	case CKR_ENCRYPTED_DATA_INVALID:
 	case CKR_ENCRYPTED_DATA_LEN_RANGE:
@@ -110,6 +129,7 @@ hsm_rv_err(hsm *h, CK_RV rv, const char *what)
 		return KMS_EINVALIDCIPHERTEXT;
 	case CKR_HOST_MEMORY:
 		log_warn("hsm: %s: %s", what, rv_name(rv));
+		cause_note("the HSM module ran out of memory (%s)", what);
 		return KMS_ENOMEM;
 	case CKR_PIN_INCORRECT:
 	case CKR_PIN_LOCKED:
@@ -119,6 +139,8 @@ hsm_rv_err(hsm *h, CK_RV rv, const char *what)
 	default:
 		log_warn("hsm: %s: %s (0x%lx)", what,
 		    rv_name(rv), (unsigned long)rv);
+		cause_note("the HSM refused the operation (%s in %s, 0x%lx)",
+		    rv_name(rv), what, (unsigned long)rv);
 		return KMS_EINTERNAL;
 	}
 }
@@ -460,6 +482,7 @@ hsm_open(const struct hsm_config *cfg, hsm **out, char *errbuf,
 		return KMS_ENOMEM;
 	}
 	pthread_mutex_init(&h->mu, NULL);
+	pthread_rwlock_init(&h->token_turn, NULL);
 	snprintf(h->label, sizeof(h->label), "%s", cfg->token_label);
 	snprintf(h->pin_file, sizeof(h->pin_file), "%s", cfg->pin_file);
 	atomic_init(&h->gen, 1);
@@ -515,6 +538,7 @@ hsm_close(hsm *h)
 		dlclose(h->dl);
 	}
 	pthread_mutex_destroy(&h->mu);
+	pthread_rwlock_destroy(&h->token_turn);
 	free(h);
 }
 
@@ -764,6 +788,8 @@ hsm_ready(hsm_session *s)
 	CK_RV rv;
 
 	if (atomic_load(&s->h->down)) {
+		cause_note("the HSM is unavailable (the token went away; "
+		    "kmsd retries)");
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
 	gen = atomic_load(&s->h->gen);
@@ -929,8 +955,11 @@ hsm_generate_resident_ref(hsm_session *s, const uint8_t *id, size_t idlen,
 	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
-	if ((r = hsm_rv_err(s->h, s->h->f->C_GenerateKey(s->s, &gen, t,
-	    sizeof(t) / sizeof(t[0]), &k), "C_GenerateKey (resident)")) != 0) {
+	pthread_rwlock_rdlock(&s->h->token_turn);
+	r = hsm_rv_err(s->h, s->h->f->C_GenerateKey(s->s, &gen, t,
+	    sizeof(t) / sizeof(t[0]), &k), "C_GenerateKey (resident)");
+	pthread_rwlock_unlock(&s->h->token_turn);
+	if (r != 0) {
 		return r;
 	}
 	if (ref != NULL) {
@@ -940,6 +969,18 @@ hsm_generate_resident_ref(hsm_session *s, const uint8_t *id, size_t idlen,
 		ref->gen = hsm_generation(s->h);
 	}
 	return 0;
+}
+
+void
+hsm_token_freeze(hsm *h)
+{
+	pthread_rwlock_wrlock(&h->token_turn);
+}
+
+void
+hsm_token_thaw(hsm *h)
+{
+	pthread_rwlock_unlock(&h->token_turn);
 }
 
 /* Find a resident token object by CKA_ID (mu held). */
@@ -1035,15 +1076,18 @@ hsm_destroy_resident(hsm_session *s, const uint8_t *id, size_t idlen)
 	if ((r = hsm_ready(s)) != 0) {
 		return r;
 	}
+	pthread_rwlock_rdlock(&s->h->token_turn);
 	pthread_mutex_lock(&s->h->mu);
 	if ((rv = find_resident(s->h, id, idlen, &tok)) == CKR_OK) {
 		if (tok == CK_INVALID_HANDLE) {
 			pthread_mutex_unlock(&s->h->mu);
+			pthread_rwlock_unlock(&s->h->token_turn);
 			return KMS_ENOTFOUND;
 		}
 		rv = s->h->f->C_DestroyObject(s->h->sess, tok);
 	}
 	pthread_mutex_unlock(&s->h->mu);
+	pthread_rwlock_unlock(&s->h->token_turn);
 	return hsm_rv_err(s->h, rv, "destroy resident key");
 }
 

@@ -34,44 +34,56 @@ extern "C" {
 #define KMS_API
 #endif
 
-/* Error space: 0 is success; every other value names one AWS error. */
+/*
+ * Error space: 0 is success; every other value names one AWS error or one
+ * client-side condition.  Every value is pinned: it is part of the ABI, so
+ * a new error takes the next free number and no value ever changes
+ * (test_err checks them).  KMS_ERR_MAX is one past the largest.
+ */
 typedef enum kms_err {
 	KMS_OK = 0,
-	KMS_ENOTFOUND,		/* NotFoundException */
-	KMS_EDISABLED,		/* DisabledException */
-	KMS_EINVALIDSTATE,	/* KMSInvalidStateException */
-	KMS_EINVALIDCIPHERTEXT,	/* InvalidCiphertextException */
-	KMS_EINCORRECTKEY,	/* IncorrectKeyException */
-	KMS_EACCESSDENIED,	/* AccessDeniedException */
-	KMS_EVALIDATION,	/* ValidationException */
-	KMS_EALREADYEXISTS,	/* AlreadyExistsException */
-	KMS_EINVALIDALIAS,	/* InvalidAliasNameException */
-	KMS_EINVALIDGRANTTOKEN,	/* InvalidGrantTokenException */
-	KMS_EINVALIDGRANTID,	/* InvalidGrantIdException */
-	KMS_EMALFORMEDPOLICY,	/* MalformedPolicyDocumentException */
-	KMS_ELIMITEXCEEDED,	/* LimitExceededException */
-	KMS_EUNSUPPORTED,	/* UnsupportedOperationException */
-	KMS_EINTERNAL,		/* KMSInternalException */
-	KMS_EDEPENDENCYTIMEOUT,	/* DependencyTimeoutException (HSM down) */
-	KMS_ESERIALIZATION,	/* SerializationException */
-	KMS_EUNKNOWNOP,		/* UnknownOperationException */
-	KMS_EINVALIDMARKER,	/* InvalidMarkerException */
-	KMS_ETAG,		/* TagException */
-	KMS_EINVALIDKEYUSAGE,	/* InvalidKeyUsageException */
-	KMS_EKEYUNAVAILABLE,	/* KeyUnavailableException */
-	KMS_EINVALIDARN,	/* InvalidArnException */
-	KMS_ECONFLICT,		/* ConflictException */
-	KMS_EINVALIDIMPORTTOKEN,	/* InvalidImportTokenException */
-	KMS_EEXPIREDIMPORTTOKEN,	/* ExpiredImportTokenException */
-	KMS_EINCORRECTKEYMATERIAL,	/* IncorrectKeyMaterialException */
+	KMS_ENOTFOUND = 1,	/* NotFoundException */
+	KMS_EDISABLED = 2,	/* DisabledException */
+	KMS_EINVALIDSTATE = 3,	/* KMSInvalidStateException */
+	KMS_EINVALIDCIPHERTEXT = 4,	/* InvalidCiphertextException */
+	KMS_EINCORRECTKEY = 5,	/* IncorrectKeyException */
+	KMS_EACCESSDENIED = 6,	/* AccessDeniedException */
+	KMS_EVALIDATION = 7,	/* ValidationException */
+	KMS_EALREADYEXISTS = 8,	/* AlreadyExistsException */
+	KMS_EINVALIDALIAS = 9,	/* InvalidAliasNameException */
+	KMS_EINVALIDGRANTTOKEN = 10,	/* InvalidGrantTokenException */
+	KMS_EINVALIDGRANTID = 11,	/* InvalidGrantIdException */
+	KMS_EMALFORMEDPOLICY = 12,	/* MalformedPolicyDocumentException */
+	KMS_ELIMITEXCEEDED = 13,	/* LimitExceededException */
+	KMS_EUNSUPPORTED = 14,	/* UnsupportedOperationException */
+	KMS_EINTERNAL = 15,	/* KMSInternalException */
+	KMS_EDEPENDENCYTIMEOUT = 16,	/* DependencyTimeoutException (HSM down) */
+	KMS_ESERIALIZATION = 17,	/* SerializationException */
+	KMS_EUNKNOWNOP = 18,	/* UnknownOperationException */
+	KMS_EINVALIDMARKER = 19,	/* InvalidMarkerException */
+	KMS_ETAG = 20,		/* TagException */
+	KMS_EINVALIDKEYUSAGE = 21,	/* InvalidKeyUsageException */
+	KMS_EKEYUNAVAILABLE = 22,	/* KeyUnavailableException */
+	KMS_EINVALIDARN = 23,	/* InvalidArnException */
 	/* Client-side conditions (never sent by the daemon). */
-	KMS_EINVAL,		/* bad argument to a library call */
-	KMS_ENOMEM,		/* out of memory (locked memory included) */
-	KMS_ETIMEDOUT,		/* no reply within the client's timeout */
-	KMS_ETRANSPORT,		/* cannot reach the daemon / transport error */
-	KMS_EPROTO,		/* the reply could not be understood */
-	KMS_ERR_MAX
+	KMS_EINVAL = 24,	/* bad argument to a library call */
+	KMS_ENOMEM = 25,	/* out of memory (locked memory included) */
+	KMS_ETIMEDOUT = 26,	/* no reply within the client's timeout */
+	KMS_ETRANSPORT = 27,	/* cannot reach the daemon / transport error */
+	KMS_EPROTO = 28,	/* the reply could not be understood */
+	KMS_EIO = 29,		/* reading or writing a stream failed */
+	KMS_ECONFLICT = 30,	/* ConflictException */
+	KMS_EINVALIDIMPORTTOKEN = 31,	/* InvalidImportTokenException */
+	KMS_EEXPIREDIMPORTTOKEN = 32,	/* ExpiredImportTokenException */
+	KMS_EINCORRECTKEYMATERIAL = 33,	/* IncorrectKeyMaterialException */
+	/* New errors: the next free number, here. */
+	KMS_ERR_MAX = 34
 } kms_err;
+
+/* The version of kmsd this library belongs to ("0.1.0"). */
+#define KMS_VERSION "0.1.0"
+/* The library's own version string; never NULL, static storage. */
+KMS_API const char *kms_version(void);
 
 /* Human text for an error code; never NULL, static storage. */
 KMS_API const char *kms_strerror(int err);
@@ -417,6 +429,162 @@ typedef struct kms_batch_item {
 KMS_API int kms_batch(kms_client *c, kms_batch_item *items, size_t n,
     kms_error_info *ei);
 KMS_API void kms_batch_item_free(kms_batch_item *item);
+
+/* ------------------------------------------------------------ envelope */
+
+/*
+ * Envelope encryption in the AWS Encryption SDK's message format, version
+ * 2 (PROTOCOL.md, "Envelope messages"): a data key from kmsd
+ * (GenerateDataKey under key_id; one encrypted data key with provider id
+ * "aws-kms" and the key ARN kmsd returned as provider info), the data in
+ * AES-256-GCM frames under a key derived from it with HKDF-SHA512, key
+ * commitment in the header.  Messages written here are read by the AWS
+ * Encryption SDKs pointed at kmsd, and the other way round.
+ *
+ * Decryption refuses suites without key commitment and non-framed
+ * bodies, checks the commitment and the header before any plaintext,
+ * releases each frame only after its tag verifies, and fails with
+ * KMS_EINVALIDCIPHERTEXT naming the frame when frames are reordered,
+ * dropped, duplicated, altered or missing at the end.
+ *
+ * With the signing suite (0x0578) the footer's ECDSA signature covers the
+ * whole message and is checked at the end: streamed plaintext (the
+ * _fd and incremental calls) is then final only when the call that ends
+ * the message returns 0; discard what was written otherwise (kmsctl
+ * writes to a temporary file and renames it only on success).  The
+ * one-shot kms_envelope_decrypt() returns nothing on failure.
+ *
+ * Memory: a stream holds one frame of plaintext (locked) and one of
+ * ciphertext, whatever its size.  Data keys and derived keys live in
+ * locked memory and are wiped when the call or context ends.
+ */
+#define KMS_ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY 0x0478
+#define KMS_ALG_AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384 0x0578
+#define KMS_FRAME_LENGTH_DEFAULT 4096	/* as the AWS Encryption SDK */
+#define KMS_FRAME_LENGTH_MAX (4u << 20)	/* bounds a stream's memory */
+
+/* Where output goes: called with each piece, in order; return 0, or
+ * non-zero to stop the stream (the call then fails with KMS_EIO). */
+typedef int (*kms_write_fn)(void *arg, const uint8_t *p, size_t n);
+
+typedef struct kms_dk_cache kms_dk_cache;
+
+typedef struct kms_envelope_encrypt_opts {
+	uint16_t algorithm;		/* 0 = 0x0478 */
+	uint32_t frame_length;		/* 0 = 4096; ≤ KMS_FRAME_LENGTH_MAX */
+	kms_context context;		/* no key may start "aws-crypto-" */
+	kms_grant_tokens grant_tokens;
+	kms_dk_cache *cache;		/* NULL = a data key per message */
+	/* The plaintext's size when known in advance, for the cache's byte
+	 * limit; 0 = unknown (then the cache is not used, as the SDK). */
+	uint64_t plaintext_length;
+} kms_envelope_encrypt_opts;
+
+typedef struct kms_envelope_decrypt_opts {
+	/* Pairs the message's context must hold, with these values;
+	 * otherwise KMS_EINVALIDCIPHERTEXT before kmsd is asked. */
+	kms_context required;
+	kms_grant_tokens grant_tokens;
+	kms_dk_cache *cache;		/* NULL = none */
+} kms_envelope_decrypt_opts;
+
+/* What a decrypted message said about itself.  pairs are owned (the whole
+ * context, aws-crypto-public-key included for 0x0578); free with
+ * kms_envelope_info_free. */
+typedef struct kms_envelope_info {
+	uint16_t algorithm;
+	uint32_t frame_length;
+	uint8_t message_id[32];
+	char key_arn[KMS_ARN_MAX];	/* the kms key that unwrapped it */
+	kms_context_pair *pairs;
+	size_t npairs;
+} kms_envelope_info;
+KMS_API void kms_envelope_info_free(kms_envelope_info *info);
+
+/* One-shot: the whole message into *out (free with kms_buf_free).
+ * opts may be NULL (defaults, empty context). */
+KMS_API int kms_envelope_encrypt(kms_client *c, const char *key_id,
+    const kms_envelope_encrypt_opts *opts, const uint8_t *plaintext,
+    size_t len, kms_buf *out, kms_error_info *ei);
+/* One-shot: the plaintext into *out (locked memory, kms_secret_free);
+ * info (may be NULL) filled on success.  Nothing is returned unless the
+ * whole message, signature included, verified. */
+KMS_API int kms_envelope_decrypt(kms_client *c,
+    const kms_envelope_decrypt_opts *opts, const uint8_t *msg, size_t len,
+    kms_secret *out, kms_envelope_info *info, kms_error_info *ei);
+
+/* Streams: read in_fd to its end, write out_fd.  Descriptors are
+ * borrowed (not closed). */
+KMS_API int kms_envelope_encrypt_fd(kms_client *c, const char *key_id,
+    const kms_envelope_encrypt_opts *opts, int in_fd, int out_fd,
+    kms_error_info *ei);
+KMS_API int kms_envelope_decrypt_fd(kms_client *c,
+    const kms_envelope_decrypt_opts *opts, int in_fd, int out_fd,
+    kms_envelope_info *info, kms_error_info *ei);
+
+/*
+ * Incremental: for servers that encrypt or decrypt as bytes arrive.  _new
+ * fetches the data key (encryption writes the header to sink at once);
+ * each _update consumes all it is given and writes what is complete;
+ * _final ends the message (encryption: the final frame and footer;
+ * decryption: checks that the message was complete and, for 0x0578, its
+ * signature, and fills info).  After an error the context only frees.
+ * Memory stays bounded by the frame length whatever the stream's size.
+ * Options and the key id are borrowed for _new only (a decryptor copies
+ * its required pairs and grant tokens); the client and the cache are used
+ * until the context is freed and must outlive it.  A context is used by
+ * one thread at a time; sink is called from the calling thread.
+ */
+typedef struct kms_encryptor kms_encryptor;
+typedef struct kms_decryptor kms_decryptor;
+KMS_API int kms_encryptor_new(kms_client *c, const char *key_id,
+    const kms_envelope_encrypt_opts *opts, kms_write_fn sink, void *arg,
+    kms_encryptor **ep, kms_error_info *ei);
+KMS_API int kms_encryptor_update(kms_encryptor *e, const uint8_t *p,
+    size_t n, kms_error_info *ei);
+KMS_API int kms_encryptor_final(kms_encryptor *e, kms_error_info *ei);
+KMS_API void kms_encryptor_free(kms_encryptor *e);
+/* The data key is fetched when the header has arrived (in _update). */
+KMS_API int kms_decryptor_new(kms_client *c,
+    const kms_envelope_decrypt_opts *opts, kms_write_fn sink, void *arg,
+    kms_decryptor **dp, kms_error_info *ei);
+KMS_API int kms_decryptor_update(kms_decryptor *d, const uint8_t *p,
+    size_t n, kms_error_info *ei);
+KMS_API int kms_decryptor_final(kms_decryptor *d, kms_envelope_info *info,
+    kms_error_info *ei);
+KMS_API void kms_decryptor_free(kms_decryptor *d);
+
+/*
+ * The data-key cache, as the AWS Encryption SDK's caching materials
+ * manager.  Encryption reuses a data key for the same key id, algorithm
+ * and context while it is younger than max_age_ms, has protected fewer
+ * than max_messages messages and max_bytes bytes (a message is counted
+ * before it is written, so a limit is never passed); decryption maps an
+ * encrypted data key (with its context) to its data key for
+ * decrypt_ttl_ms.  At most capacity entries, least recently used evicted
+ * first.  Data keys live in locked memory, wiped on eviction and free.
+ * Thread-safe: share one cache between threads and clients.
+ */
+typedef struct kms_dk_cache_opts {
+	size_t capacity;		/* entries; 0 = 1000 */
+	uint64_t max_age_ms;		/* > 0 */
+	uint64_t max_messages;		/* 0 = 2^32 */
+	uint64_t max_bytes;		/* 0 = 2^63 - 1 */
+	uint64_t decrypt_ttl_ms;	/* 0 = max_age_ms */
+} kms_dk_cache_opts;
+typedef struct kms_dk_cache_stats {
+	uint64_t hits, misses, evictions;
+	size_t entries;
+} kms_dk_cache_stats;
+KMS_API int kms_dk_cache_new(const kms_dk_cache_opts *opts,
+    kms_dk_cache **cp);
+KMS_API void kms_dk_cache_free(kms_dk_cache *c);
+KMS_API void kms_dk_cache_stats_get(kms_dk_cache *c, kms_dk_cache_stats *s);
+/* Drop every entry (counted as evictions). */
+KMS_API void kms_dk_cache_clear(kms_dk_cache *c);
+
+/* Requests this client has sent to kmsd (a Batch counts once). */
+KMS_API uint64_t kms_client_requests(kms_client *c);
 
 /* ----------------------------------------------------------------- raw */
 

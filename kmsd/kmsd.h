@@ -93,13 +93,11 @@ struct worker {
 	int id;
 	hsm_session *hs;
 	store *st;
-	uint8_t *secret;		/* locked scratch, WORKER_SECRET_CAP */
+	/* Locked scratch for the secrets of one request, sized from the
+	 * limits (OP_SCRATCH_CAP, ops/op.h). */
+	uint8_t *secret;
 	size_t secret_cap;
 };
-
-/* Plaintexts of one request (a Batch of 1000 data keys of 1 KiB, their
- * base64 and an Encrypt of 4 KiB fit). */
-#define WORKER_SECRET_CAP (4 * 1024 * 1024)
 
 /* ---- keys/keycache.c ---- */
 
@@ -182,7 +180,7 @@ int keycache_refresh(struct worker *w, const uint8_t id[16]);
 void keycache_invalidate_handles(struct keycache *kc);
 /* Resident mode, after a recovery or re-initialisation: find every cached
  * version's token object again with one search, so that loading one
- * copies it by handle instead of searching (DESIGN §2).  No-op when
+ * copies it by handle instead of searching (docs/design.md §3).  No-op when
  * wrapped. */
 int keycache_refind_resident(struct keycache *kc, hsm_session *hs);
 /* Create a key: material in the HSM, row committed, entry cached. */

@@ -47,9 +47,10 @@
 #include "common/sp.h"
 #include "libkmsclient/client.h"
 
-/* What the client accepts from kmsd: the 1 MiB message limit plus room
- * for the request id; the bounded reader then enforces 1 MiB exactly. */
-#define CLIENT_RECVMAXSZ (JSON_MAX_MESSAGE + 4096)
+/* What the client accepts from kmsd: a reply of at most JSON_MAX_REPLY
+ * (the largest a request within the limits gets, common/json.h) after its
+ * request id; the bounded reader then enforces JSON_MAX_REPLY exactly. */
+#define CLIENT_RECVMAXSZ (JSON_MAX_REPLY + SP_ID_LEN)
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
 /* Room first given to a request: every single call fits; a Batch may
  * need a second pass. */
@@ -89,6 +90,7 @@ struct kms_client {
 	struct conn *conn;	/* NULL until the first call */
 	struct pending *pending;
 	uint32_t next_id;
+	uint64_t nrequests;	/* requests sent, for kms_client_requests */
 	int timeout_ms;		/* whole call; 0 = none */
 	int connect_timeout_ms;	/* waiting for a connection; 0 = timeout_ms */
 	char url[CLIENT_URL_MAX];
@@ -421,7 +423,7 @@ reader_main(void *arg)
 	for (;;) {
 		/* A reply is a message that starts with its id: both are read
 		 * together (a shorter message breaks the protocol anyway). */
-		if (fd_read_full(cn->fd, hdr, sizeof(hdr), 0) != 0 ||
+		if (sp_read_full(cn->fd, hdr, sizeof(hdr), 0) != 0 ||
 		    sp_frame_len(hdr, &len) != 0 || len < SP_ID_LEN ||
 		    len > CLIENT_RECVMAXSZ) {
 			break;
@@ -432,7 +434,7 @@ reader_main(void *arg)
 		if ((buf = malloc((size_t)len + 1)) == NULL) {
 			break;
 		}
-		if (fd_read_full(cn->fd, buf, (size_t)len, 0) != 0) {
+		if (sp_read_full(cn->fd, buf, (size_t)len, 0) != 0) {
 			wipe_free(buf, (size_t)len);
 			break;
 		}
@@ -492,7 +494,7 @@ dial_once(kms_client *c, uint64_t deadline, int *fdp, int *retry,
 	}
 	/* A daemon that is starting or stopping may hang up here: retry. */
 	if (write_full(fd, &iov, 1, deadline) != 0 ||
-	    fd_read_full(fd, peer, sizeof(peer), deadline) != 0) {
+	    sp_read_full(fd, peer, sizeof(peer), deadline) != 0) {
 		close(fd);
 		*retry = 1;
 		return client_fail(ei, KMS_ETRANSPORT, "%s: the handshake "
@@ -654,6 +656,7 @@ transact(kms_client *c, uint8_t *buf, size_t len, uint8_t **replyp,
 	pd.state = cn->dead ? P_LOST : P_WAIT;
 	sent = pd.state == P_WAIT;
 	pd.id = ++c->next_id | 0x80000000u;
+	c->nrequests++;
 	pd.next = c->pending;
 	c->pending = &pd;
 	pthread_mutex_unlock(&c->mu);
@@ -788,7 +791,7 @@ parse_reply(uint8_t *rep, size_t n, json_t **replyp, kms_error_info *ei)
 	json_t *j;
 	int err = 0, r;
 
-	j = json_read_bounded((const char *)rep, n, JSON_MAX_MESSAGE, &err,
+	j = kjson_read_bounded((const char *)rep, n, JSON_MAX_REPLY, &err,
 	    msg, sizeof(msg));
 	wipe_free(rep, n);
 	if (j == NULL) {
@@ -822,7 +825,7 @@ client_call(kms_client *c, const json_t *req, json_t **replyp,
 	if ((b = malloc(room + guess)) == NULL) {
 		return client_fail(ei, KMS_ENOMEM, "Out of memory");
 	}
-	n = json_write_compact(req, (char *)b + room, guess);
+	n = kjson_write_compact(req, (char *)b + room, guess);
 	if (n > guess && n <= JSON_MAX_MESSAGE) {
 		/* The partial text may hold a plaintext: wipe, then grow. */
 		nb = malloc(room + n);
@@ -831,7 +834,7 @@ client_call(kms_client *c, const json_t *req, json_t **replyp,
 			return client_fail(ei, KMS_ENOMEM, "Out of memory");
 		}
 		guess = n;
-		if (json_write_compact(req, (char *)b + room, n) != n) {
+		if (kjson_write_compact(req, (char *)b + room, n) != n) {
 			n = 0;
 		}
 	}
@@ -876,7 +879,7 @@ kms_call_json(kms_client *c, const char *request, size_t len, char **reply,
 	if ((r = client_roundtrip(c, request, len, &body, &n, ei)) != 0) {
 		return r;
 	}
-	j = json_read_bounded(body, n, JSON_MAX_MESSAGE, &err, msg,
+	j = kjson_read_bounded(body, n, JSON_MAX_REPLY, &err, msg,
 	    sizeof(msg));
 	if (j == NULL) {
 		r = client_fail(ei, KMS_EPROTO, "The reply could not be "
@@ -913,6 +916,20 @@ kms_secret_free(kms_secret *s)
 	}
 	s->data = NULL;
 	s->len = 0;
+}
+
+KMS_API uint64_t
+kms_client_requests(kms_client *c)
+{
+	uint64_t n;
+
+	if (c == NULL) {
+		return 0;
+	}
+	pthread_mutex_lock(&c->mu);
+	n = c->nrequests;
+	pthread_mutex_unlock(&c->mu);
+	return n;
 }
 
 KMS_API void

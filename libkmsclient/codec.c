@@ -260,6 +260,13 @@ get_b64(const json_t *o, const char *name, int required, int secret,
 		    "a string", name);
 	}
 	max = B64_DECODED_MAX(json_string_length(v));
+	/* No binary member of a reply (a plaintext, a data key, a blob) is
+	 * longer than the longest ciphertext blob: a reply may be megabytes
+	 * (JSON_MAX_REPLY), one member not. */
+	if (max > KMS_MAX_CIPHERTEXT) {
+		return client_fail(ei, KMS_EPROTO, "The reply's \"%s\" is "
+		    "longer than %d bytes", name, KMS_MAX_CIPHERTEXT);
+	}
 	if (max > 0) {
 		data = secret ? secure_alloc_fast(max) : malloc(max);
 		if (data == NULL) {

@@ -1,7 +1,7 @@
 /*
  * policy.h — key policies and grants: compile once, evaluate per request.
  *
- * A pure module (DESIGN §5): no I/O, no global state.  policy_compile()
+ * A pure module (docs/design.md §6): no I/O, no global state.  policy_compile()
  * turns a key policy document (IAM grammar, ≤ POLICY_MAX_DOC bytes) into a
  * read-only compiled form; policy_evaluate() decides one request against
  * it without allocating, so many threads may evaluate one compiled policy

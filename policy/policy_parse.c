@@ -771,7 +771,7 @@ policy_compile(const char *doc, size_t len, char *errbuf, size_t errlen)
 		    POLICY_MAX_DOC);
 		goto out;
 	}
-	/* json_read_bounded speaks of requests; say what a policy must be. */
+	/* kjson_read_bounded speaks of requests; say what a policy must be. */
 	for (i = 0; i < len && strchr(" \t\r\n", doc[i]) != NULL; i++) {
 		continue;
 	}
@@ -780,7 +780,7 @@ policy_compile(const char *doc, size_t len, char *errbuf, size_t errlen)
 		goto out;
 	}
 	msg[0] = '\0';
-	if ((root = json_read_bounded(doc, len, POLICY_MAX_DOC, &err, msg,
+	if ((root = kjson_read_bounded(doc, len, POLICY_MAX_DOC, &err, msg,
 	    sizeof(msg))) == NULL) {
 		fail(&e, NULL, "%s", msg);
 		goto out;

@@ -209,6 +209,37 @@ test_b64_encode_rejects_small_buffer(void **state)
 	    sizeof(out)), KMS_EINVAL);
 }
 
+/* Short and padded inputs never wrap the length (a size_t once did:
+ * "=" counted as SIZE_MAX bytes). */
+static void
+test_b64_decoded_len_never_wraps(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+	} cases[] = {
+		{ "", 0 }, { "=", 0 }, { "==", 0 }, { "===", 0 }, { "A=", 0 },
+		{ "AB=", 0 }, { "=A", 0 }, { "====", 1 }, { "A===", 1 },
+		{ "AB==", 1 }, { "ABC=", 2 }, { "ABCD", 3 }, { "Zm9vYg==", 4 },
+		{ "Zm9vYmE=", 5 }, { "Zm9vYmFy", 6 }, { "Zm9vY", 3 },
+	};
+	uint8_t out[16];
+	size_t i, n;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		n = b64_decoded_len(cases[i].in, strlen(cases[i].in));
+		assert_int_equal(n, cases[i].len);
+		assert_true(n <= B64_DECODED_MAX(strlen(cases[i].in)));
+		/* And the decoder refuses the short and ill-padded ones. */
+		if (strchr(cases[i].in, '=') != NULL &&
+		    strncmp(cases[i].in, "Zm9v", 4) != 0) {
+			assert_int_equal(decode_str(cases[i].in, out,
+			    sizeof(out), &n), KMS_EVALIDATION);
+		}
+	}
+	assert_int_equal(b64_decoded_len(NULL, 0), 0);
+}
+
 int
 main(void)
 {
@@ -225,6 +256,7 @@ main(void)
 		cmocka_unit_test(test_b64_wipes_output_on_failure),
 		cmocka_unit_test(test_b64_decode_rejects_small_buffer),
 		cmocka_unit_test(test_b64_encode_rejects_small_buffer),
+		cmocka_unit_test(test_b64_decoded_len_never_wraps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -266,6 +266,29 @@ test_bench_decrypts_and_mixes_with_context(void **state)
 }
 
 static void
+test_bench_streams_envelope_beside_raw_gcm(void **state)
+{
+	json_t *j;
+
+	(void)state;
+	j = bench("--op envelope --stream-mib 8 --frame-length 8192 "
+	    "--rounds 2");
+	assert_string_equal(json_string_value(json_object_get(j, "op")),
+	    "envelope");
+	assert_int_equal(json_integer_value(json_object_get(j,
+	    "frame_length")), 8192);
+	assert_true(json_number_value(json_object_get(j, "encrypt_ratio")) >
+	    0);
+	assert_true(json_number_value(json_object_get(j,
+	    "round_trip_ratio")) > 0);
+	assert_true(json_number_value(json_object_get(j,
+	    "raw_round_trip_mib_s")) > 0);
+	assert_true(json_integer_value(json_object_get(j, "peak_rss_kib")) >
+	    0);
+	json_decref(j);
+}
+
+static void
 test_bench_times_kmsd_startup(void **state)
 {
 	char cmd[2048], kmsd[1024], *out = NULL, *err = NULL;
@@ -326,6 +349,7 @@ main(void)
 		    test_bench_times_hsm_calls_under_private_and_public_keys),
 		cmocka_unit_test(test_bench_rounds_report_the_median_round),
 		cmocka_unit_test(test_bench_decrypts_and_mixes_with_context),
+		cmocka_unit_test(test_bench_streams_envelope_beside_raw_gcm),
 		cmocka_unit_test(test_bench_times_kmsd_startup),
 	};
 

@@ -112,7 +112,7 @@ test_blob_matches_known_answer_vector(void **state)
 	    canonlen > 0);
 
 	/* Header from the fields. */
-	assert_int_equal(uuid_parse(idtext, strlen(idtext), id), 0);
+	assert_int_equal(blob_uuid_parse(idtext, strlen(idtext), id), 0);
 	blob_write_header(out, id, (uint32_t)strtoul(vertext, NULL, 10));
 	assert_memory_equal(out, hdr, BLOB_HEADER_LEN);
 
@@ -240,13 +240,13 @@ test_uuid_parses_lower_and_upper_case(void **state)
 	static const char *mixed = "00112233-4455-6677-8899-aAbBcCdDeEfF";
 	uint8_t id[16];
 
-	assert_int_equal(uuid_parse(lower, strlen(lower), id), 0);
+	assert_int_equal(blob_uuid_parse(lower, strlen(lower), id), 0);
 	assert_memory_equal(id, test_id, 16);
 	memset(id, 0, sizeof(id));
-	assert_int_equal(uuid_parse(upper, strlen(upper), id), 0);
+	assert_int_equal(blob_uuid_parse(upper, strlen(upper), id), 0);
 	assert_memory_equal(id, test_id, 16);
 	memset(id, 0, sizeof(id));
-	assert_int_equal(uuid_parse(mixed, strlen(mixed), id), 0);
+	assert_int_equal(blob_uuid_parse(mixed, strlen(mixed), id), 0);
 	assert_memory_equal(id, test_id, 16);
 }
 
@@ -257,9 +257,9 @@ test_uuid_formats_canonical_lower_case(void **state)
 	uint8_t id[16];
 
 	memset(s, 'x', sizeof(s));
-	uuid_format(test_id, s);
+	blob_uuid_format(test_id, s);
 	assert_string_equal(s, "00112233-4455-6677-8899-aabbccddeeff");
-	assert_int_equal(uuid_parse(s, strlen(s), id), 0);
+	assert_int_equal(blob_uuid_parse(s, strlen(s), id), 0);
 	assert_memory_equal(id, test_id, 16);
 }
 
@@ -278,11 +278,11 @@ test_uuid_rejects_bad_characters(void **state)
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(uuid_parse(bad[i], strlen(bad[i]), id),
+		assert_int_equal(blob_uuid_parse(bad[i], strlen(bad[i]), id),
 		    KMS_EVALIDATION);
 	}
 	/* An embedded NUL inside the 36 bytes. */
-	assert_int_equal(uuid_parse("00112233-4455-6677-8899-aabbccdd\0eff",
+	assert_int_equal(blob_uuid_parse("00112233-4455-6677-8899-aabbccdd\0eff",
 	    36, id), KMS_EVALIDATION);
 }
 
@@ -304,10 +304,10 @@ test_uuid_rejects_wrong_dashes_and_lengths(void **state)
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(uuid_parse(bad[i], strlen(bad[i]), id),
+		assert_int_equal(blob_uuid_parse(bad[i], strlen(bad[i]), id),
 		    KMS_EVALIDATION);
 	}
-	assert_int_equal(uuid_parse(NULL, 36, id), KMS_EVALIDATION);
+	assert_int_equal(blob_uuid_parse(NULL, 36, id), KMS_EVALIDATION);
 }
 
 int

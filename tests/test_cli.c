@@ -198,11 +198,28 @@ test_cli_finds_the_daemon_from_the_project_directory(void **state)
 	free(out);
 }
 
+/* The README's transcript is what a real run prints (key ids, blobs and
+ * dates masked): scripts/readme-session --check runs the session on a
+ * throwaway token and compares. */
+static void
+test_cli_readme_transcript_is_a_real_run(void **state)
+{
+	char *out = NULL;
+	int rc = tu_run("scripts/readme-session --check", &out, NULL);
+
+	if (rc != 0) {
+		fprintf(stderr, "%s", out != NULL ? out : "");
+	}
+	assert_int_equal(rc, 0);
+	free(out);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cli_readme_session),
+		cmocka_unit_test(test_cli_readme_transcript_is_a_real_run),
 		cmocka_unit_test(test_cli_other_operations),
 		cmocka_unit_test(test_cli_errors_and_usage),
 		cmocka_unit_test(test_cli_finds_the_daemon_from_the_project_directory),

@@ -25,6 +25,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "common/json.h"
 #include "kms.h"
 #include "tests/testutil.h"
 
@@ -222,6 +223,73 @@ test_library_exports_only_kms_symbols(void **state)
 	assert_int_equal(pclose(p), 0);
 	assert_int_equal(bad, 0);
 	assert_true(nkms >= 30);	/* and the API is there */
+}
+
+/* The static archive too: an application linking it beside other
+ * libraries sees only kms_* from it. */
+static void
+test_archive_defines_only_kms_symbols(void **state)
+{
+	const char *lib = getenv("LIB") ? getenv("LIB") : "lib";
+	char cmd[512], line[512];
+	int nkms = 0, bad = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "nm -g --defined-only %s/libkmsclient.a",
+	    lib);
+	assert_non_null(p = popen(cmd, "r"));
+	while (fgets(line, sizeof(line), p) != NULL) {
+		char addr[64], type[8], name[256];
+		if (sscanf(line, "%63s %7s %255s", addr, type, name) != 3) {
+			continue;
+		}
+		if (strncmp(name, "kms_", 4) == 0) {
+			nkms++;
+		} else {
+			fprintf(stderr, "defined globally: %s %s\n", type,
+			    name);
+			bad++;
+		}
+	}
+	assert_int_equal(pclose(p), 0);
+	assert_int_equal(bad, 0);
+	assert_true(nkms >= 30);
+}
+
+/* An application linking the archive and libuuid gets libuuid's
+ * blob_uuid_parse, not one of ours (the archive once defined its own, with
+ * another signature, and the linker took it without a word). */
+static void
+test_archive_beside_libuuid_keeps_libuuids_uuid_parse(void **state)
+{
+	const char *lib = getenv("LIB") ? getenv("LIB") : "lib";
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	char dir[] = "/tmp/kms-uuid-XXXXXX", cmd[2048], *out = NULL;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "%s/app.c", dir);
+	assert_non_null(f = fopen(cmd, "w"));
+	fputs("#include <stdio.h>\n#include <uuid/uuid.h>\n"
+	    "#include <kms.h>\n"
+	    "int main(void) {\n"
+	    "\tuuid_t u;\n"
+	    "\tif (uuid_" "parse(\"00112233-4455-6677-8899-aabbccddeeff\", u)"
+	    " != 0) return 1;\n"
+	    "\tif (u[0] != 0x00 || u[1] != 0x11 || u[15] != 0xff) return 2;\n"
+	    "\tprintf(\"%s\\n\", kms_error_name(KMS_ENOTFOUND));\n"
+	    "\treturn 0;\n}\n", f);
+	assert_int_equal(fclose(f), 0);
+	snprintf(cmd, sizeof(cmd), "cc %s -Iinclude -o %s/app %s/app.c "
+	    "%s/libkmsclient.a -luuid $(pkg-config --libs libsodium jansson "
+	    "libcrypto) -lpthread -ldl && %s/app",
+	    strstr(build, "asan") != NULL ?
+	    "-fsanitize=address,undefined" : "", dir, dir, lib, dir);
+	assert_int_equal(tu_run(cmd, &out, NULL), 0);
+	assert_string_equal(tu_trimnl(out), "NotFoundException");
+	free(out);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 static void
@@ -781,23 +849,49 @@ test_key_metadata_reply_is_read_with_aws_names(void **state)
 	    KMS_EPROTO);
 }
 
-static void
-test_oversized_and_deep_replies_are_rejected(void **state)
+/* A valid reply object of n bytes (one long member). */
+static char *
+reply_of(size_t n)
 {
-	size_t n = 1024 * 1024 + 100;
 	char *big = malloc(n + 1);
-	char deep[200];
-	kms_secret s;
-	kms_error_info ei;
-	int i;
 
-	/* A valid object, just over 1 MiB. */
 	assert_non_null(big);
 	memset(big, 'A', n);
 	memcpy(big, "{\"Plaintext\":\"", 14);
 	memcpy(big + n - 2, "\"}", 2);
 	big[n] = '\0';
+	return big;
+}
+
+static void
+test_oversized_and_deep_replies_are_rejected(void **state)
+{
+	static const char raw[] = "{\"Action\":\"GenerateRandom\"}";
+	size_t n = JSON_MAX_REPLY + 1;
+	char *big = reply_of(n), *reply = NULL;
+	char deep[200];
+	kms_secret s;
+	kms_error_info ei;
+	size_t rlen = 0;
+	int i;
+
+	/* A valid object, just over the largest reply kmsd sends: the
+	 * frame is refused (the connection dropped) ... */
 	srv_set(SRV_REPLY, big, n);
+	assert_int_equal(kms_generate_random(cl, 3, &s, &ei),
+	    KMS_ETRANSPORT);
+	free(big);
+
+	/* ... while one of exactly that size, over the 1 MiB a request may
+	 * be, arrives whole. */
+	big = reply_of(JSON_MAX_REPLY);
+	srv_set(SRV_REPLY, big, JSON_MAX_REPLY);
+	assert_int_equal(kms_call_json(cl, raw, strlen(raw), &reply, &rlen,
+	    &ei), 0);
+	assert_int_equal(rlen, JSON_MAX_REPLY);
+	assert_memory_equal(reply, big, rlen);
+	kms_free(reply);
+	/* A member longer than its field is still a protocol error. */
 	assert_int_equal(kms_generate_random(cl, 3, &s, &ei), KMS_EPROTO);
 	free(big);
 
@@ -929,6 +1023,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_library_exports_only_kms_symbols),
+		cmocka_unit_test(test_archive_defines_only_kms_symbols),
+		cmocka_unit_test(
+		    test_archive_beside_libuuid_keeps_libuuids_uuid_parse),
 		cmocka_unit_test(test_default_endpoint_prefers_KMS_ENDPOINT),
 		cmocka_unit_test(test_default_endpoint_finds_var_socket_upwards),
 		cmocka_unit_test(test_absent_daemon_fails_fast_without_hanging),

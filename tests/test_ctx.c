@@ -1,5 +1,5 @@
 /*
- * test_ctx.c — canonical encryption context (common/ctx.c, DESIGN §3).
+ * test_ctx.c — canonical encryption context (common/ctx.c, docs/design.md §4).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -251,7 +251,7 @@ test_ctx_rejects_invalid_utf8(void **state)
 	char msg[128];
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_false(utf8_valid(bad[i], strlen(bad[i])));
+		assert_false(ctx_utf8_valid(bad[i], strlen(bad[i])));
 		p[0].key = bad[i];
 		p[0].value = "v";
 		assert_int_equal(ctx_canonical_pairs(p, 1, out, sizeof(out),
@@ -281,10 +281,10 @@ test_utf8_accepts_valid_boundaries(void **state)
 	size_t i;
 
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		assert_true(utf8_valid(good[i], strlen(good[i])));
+		assert_true(ctx_utf8_valid(good[i], strlen(good[i])));
 	}
 	/* NUL is a valid code point when the length says so. */
-	assert_true(utf8_valid("a\0b", 3));
+	assert_true(ctx_utf8_valid("a\0b", 3));
 }
 
 static void

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "common/b64.h"
+#include "common/blob.h"
 #include "common/err.h"
 #include "common/secmem.h"
 #include "kmsd/kmsd.h"
@@ -626,13 +627,29 @@ test_dispatch_data_key_spec_rules(void **state)
 	    "ValidationException");
 }
 
+/* The version a ciphertext (base64) names. */
+static uint32_t
+blob_version(const char *b64)
+{
+	uint8_t raw[512];
+	struct blob_view b;
+	size_t n;
+
+	assert_int_equal(b64_decode(b64, strlen(b64), raw, sizeof(raw), &n), 0);
+	assert_int_equal(blob_parse(raw, n, &b), 0);
+	return b.version;
+}
+
 static void
 test_dispatch_automatic_rotation_when_a_version_is_spent(void **state)
 {
-	char req[512];
+	char req[512], *blobs[5];
+	struct key_info ki;
+	char msg[128];
 	json_t *j;
 	int i;
 
+	assert_int_equal(keycache_lookup(&w, key_id, &ki, msg, sizeof(msg)), 0);
 	/* A tiny budget stands in for 2^32 encryptions. */
 	d.cfg.max_encryptions = 3;
 	for (i = 0; i < 5; i++) {
@@ -640,15 +657,30 @@ test_dispatch_automatic_rotation_when_a_version_is_spent(void **state)
 		    "\"KeyId\":\"%s\",\"Plaintext\":\"aGk=\"}", key_id);
 		j = call(req);
 		assert_non_null(json_object_get(j, "CiphertextBlob"));
+		blobs[i] = strdup(json_string_value(json_object_get(j,
+		    "CiphertextBlob")));
 		json_decref(j);
 	}
 	d.cfg.max_encryptions = 4294967295ULL;
+	/* Five encryptions spent at least one version of three: a newer
+	 * version took over, and the last ciphertext is under it. */
 	{
-		struct key_info ki;
-		char msg[128];
+		uint32_t first = ki.current_version;
 		assert_int_equal(keycache_lookup(&w, key_id, &ki, msg,
 		    sizeof(msg)), 0);
-		assert_true(ki.current_version >= 2);
+		assert_true(ki.current_version > first);
+		assert_int_equal(blob_version(blobs[4]), ki.current_version);
+		assert_true(blob_version(blobs[0]) < ki.current_version);
+	}
+	/* Every ciphertext, of the spent versions too, still decrypts. */
+	for (i = 0; i < 5; i++) {
+		snprintf(req, sizeof(req), "{\"Action\":\"Decrypt\","
+		    "\"CiphertextBlob\":\"%s\"}", blobs[i]);
+		j = call(req);
+		assert_string_equal(json_string_value(json_object_get(j,
+		    "Plaintext")), "aGk=");
+		json_decref(j);
+		free(blobs[i]);
 	}
 }
 
@@ -657,6 +689,7 @@ test_dispatch_more_keys_than_cached_handles_all_work(void **state)
 {
 	enum { N = 40 };
 	char ids[N][40], req[1024], *blobs[N];
+	uint64_t made;
 	json_t *j;
 	int i, round;
 
@@ -673,8 +706,12 @@ test_dispatch_more_keys_than_cached_handles_all_work(void **state)
 		    "CiphertextBlob")));
 		json_decref(j);
 	}
-	/* Twice round: every handle is evicted and unwrapped again. */
+	/* Twice round: every handle is evicted and unwrapped again.  The
+	 * cache holds 16, so at least N - 16 of each round's versions are
+	 * unwrapped again (a cyclic scan of 40 over 16 misses every time),
+	 * and none more than once. */
 	for (round = 0; round < 2; round++) {
+		made = hsm_objects_made(d.hsm);
 		for (i = 0; i < N; i++) {
 			snprintf(req, sizeof(req), "{\"Action\":\"Decrypt\","
 			    "\"CiphertextBlob\":\"%s\"}", blobs[i]);
@@ -683,7 +720,17 @@ test_dispatch_more_keys_than_cached_handles_all_work(void **state)
 			    "Plaintext")), "a2V5");
 			json_decref(j);
 		}
+		made = hsm_objects_made(d.hsm) - made;
+		assert_in_range(made, N - 16, N);
 	}
+	/* A version just used is in the cache: no second unwrap. */
+	made = hsm_objects_made(d.hsm);
+	for (i = 0; i < 3; i++) {
+		snprintf(req, sizeof(req), "{\"Action\":\"Decrypt\","
+		    "\"CiphertextBlob\":\"%s\"}", blobs[N - 1]);
+		json_decref(call(req));
+	}
+	assert_int_equal(hsm_objects_made(d.hsm) - made, 0);
 	for (i = 0; i < N; i++) {
 		free(blobs[i]);
 	}

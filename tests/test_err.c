@@ -135,6 +135,64 @@ test_err_out_of_range_codes_give_fixed_strings(void **state)
 }
 
 /* KMS_ASSERT aborts in every build, never continues. */
+/* The values are ABI: an application built against an older kms.h reads
+ * the same number as the same error.  New errors only append. */
+static void
+test_err_codes_keep_their_pinned_values(void **state)
+{
+	static const struct {
+		int code, value;
+		const char *name;
+	} pinned[] = {
+		{ KMS_OK, 0, NULL },
+		{ KMS_ENOTFOUND, 1, "NotFoundException" },
+		{ KMS_EDISABLED, 2, "DisabledException" },
+		{ KMS_EINVALIDSTATE, 3, "KMSInvalidStateException" },
+		{ KMS_EINVALIDCIPHERTEXT, 4, "InvalidCiphertextException" },
+		{ KMS_EINCORRECTKEY, 5, "IncorrectKeyException" },
+		{ KMS_EACCESSDENIED, 6, "AccessDeniedException" },
+		{ KMS_EVALIDATION, 7, "ValidationException" },
+		{ KMS_EALREADYEXISTS, 8, "AlreadyExistsException" },
+		{ KMS_EINVALIDALIAS, 9, "InvalidAliasNameException" },
+		{ KMS_EINVALIDGRANTTOKEN, 10, "InvalidGrantTokenException" },
+		{ KMS_EINVALIDGRANTID, 11, "InvalidGrantIdException" },
+		{ KMS_EMALFORMEDPOLICY, 12, "MalformedPolicyDocumentException" },
+		{ KMS_ELIMITEXCEEDED, 13, "LimitExceededException" },
+		{ KMS_EUNSUPPORTED, 14, "UnsupportedOperationException" },
+		{ KMS_EINTERNAL, 15, "KMSInternalException" },
+		{ KMS_EDEPENDENCYTIMEOUT, 16, "DependencyTimeoutException" },
+		{ KMS_ESERIALIZATION, 17, "SerializationException" },
+		{ KMS_EUNKNOWNOP, 18, "UnknownOperationException" },
+		{ KMS_EINVALIDMARKER, 19, "InvalidMarkerException" },
+		{ KMS_ETAG, 20, "TagException" },
+		{ KMS_EINVALIDKEYUSAGE, 21, "InvalidKeyUsageException" },
+		{ KMS_EKEYUNAVAILABLE, 22, "KeyUnavailableException" },
+		{ KMS_EINVALIDARN, 23, "InvalidArnException" },
+		{ KMS_EINVAL, 24, NULL },
+		{ KMS_ENOMEM, 25, NULL },
+		{ KMS_ETIMEDOUT, 26, NULL },
+		{ KMS_ETRANSPORT, 27, NULL },
+		{ KMS_EPROTO, 28, NULL },
+		{ KMS_EIO, 29, NULL },
+		{ KMS_ECONFLICT, 30, "ConflictException" },
+		{ KMS_EINVALIDIMPORTTOKEN, 31, "InvalidImportTokenException" },
+		{ KMS_EEXPIREDIMPORTTOKEN, 32, "ExpiredImportTokenException" },
+		{ KMS_EINCORRECTKEYMATERIAL, 33,
+		    "IncorrectKeyMaterialException" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++) {
+		assert_int_equal(pinned[i].code, pinned[i].value);
+		if (pinned[i].name != NULL) {
+			assert_string_equal(kms_error_name(pinned[i].code),
+			    pinned[i].name);
+		}
+	}
+	assert_true(KMS_ERR_MAX >= 34);
+}
+
 static void
 test_err_assert_aborts_on_false(void **state)
 {
@@ -168,6 +226,7 @@ main(void)
 		cmocka_unit_test(test_err_accepts_namespaced_type),
 		cmocka_unit_test(
 		    test_err_out_of_range_codes_give_fixed_strings),
+		cmocka_unit_test(test_err_codes_keep_their_pinned_values),
 		cmocka_unit_test(test_err_assert_aborts_on_false),
 	};
 

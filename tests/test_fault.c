@@ -10,6 +10,8 @@
  * re-initialised on purpose (hsm_recycle_objects) under load: no call may
  * fail or reach the wrong key.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,22 +21,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "common/proc.h"
+#include "tools/proc.h"
 #include "kms.h"
 #include "tests/testutil.h"
 
 static struct tu_env env;
 static kms_client *cl;
 static char fault[512];
+
+static void must_serve(kms_client *c, const char *when);
 
 static int
 gdk(const char *key, kms_generate_data_key_resp *out, kms_error_info *ei)
@@ -277,6 +285,310 @@ test_missing_mechanism_refuses_start(void **state)
 	/* With every mechanism there, it starts. */
 	unsetenv("P11SHIM_HIDE_MECH");
 	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	tu_env_destroy(&env);
+}
+
+/*
+ * The request id an internal error's message names ("... (request ID)"),
+ * into id; the log must hold a line of that request holding what.
+ */
+static void
+assert_logged_for_request(const char *message, const char *what)
+{
+	char id[64], needle[128], path[300], line[2048];
+	const char *p = strstr(message, "(request ");
+	size_t n;
+	int found = 0;
+	FILE *f;
+
+	if (p == NULL) {
+		fail_msg("no request id in \"%s\"", message);
+	}
+	p += strlen("(request ");
+	n = strcspn(p, ")");
+	assert_true(n > 0 && n < sizeof(id));
+	memcpy(id, p, n);
+	id[n] = '\0';
+	snprintf(needle, sizeof(needle), "req %s: ", id);
+	snprintf(path, sizeof(path), "%s/kmsd.log", env.dir);
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		found |= strstr(line, needle) != NULL &&
+		    strstr(line, what) != NULL;
+	}
+	fclose(f);
+	if (!found) {
+		char cmd[400];
+		snprintf(cmd, sizeof(cmd), "cat %s >&2", path);
+		(void)!system(cmd);
+		fail_msg("kmsd.log has no line of request %s with \"%s\"", id,
+		    what);
+	}
+}
+
+/*
+ * The token is there but refuses its work (a policy, an internal fault):
+ * the error keeps AWS's name, and its message says the HSM refused, names
+ * the request, and the log says why under that request's id.  When the
+ * HSM works again, so does kmsd.
+ */
+static void
+test_hsm_refusal_is_named_in_the_error_and_the_log(void **state)
+{
+	char extra[1200], shim[512], refuse[600], key[KMS_KEY_ID_LEN + 1];
+	const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+	kms_create_key_req cr = { 0 };
+	kms_generate_data_key_resp out;
+	kms_key_metadata m;
+	kms_error_info ei;
+	kms_secret rnd;
+	FILE *f;
+
+	snprintf(shim, sizeof(shim), "%s/%s/tests/libp11shim.so",
+	    getcwd(extra, 512) ? extra : ".", build);
+	assert_int_equal(tu_env_init(&env, NULL), 0);
+	snprintf(refuse, sizeof(refuse), "%s/hsm-refuses", env.dir);
+	setenv("P11SHIM_MODULE", env.module, 1);
+	setenv("P11SHIM_REFUSE_FILE", refuse, 1);
+	unsetenv("P11SHIM_FAULT_FILE");
+	snprintf(extra, sizeof(extra), "pkcs11_module = %s\n", shim);
+	assert_non_null(f = fopen(env.conf, "a"));
+	fputs(extra, f);
+	fclose(f);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	kms_client_set_timeout(cl, 10000);
+	assert_int_equal(kms_create_key(cl, &cr, &m, &ei), 0);
+	snprintf(key, sizeof(key), "%s", m.key_id);
+	kms_key_metadata_free(&m);
+	assert_int_equal(gdk(key, &out, &ei), 0);	/* key in the cache */
+	kms_generate_data_key_resp_free(&out);
+
+	assert_non_null(f = fopen(refuse, "w"));
+	fclose(f);
+	assert_int_equal(gdk(key, &out, &ei), KMS_EINTERNAL);
+	assert_string_equal(ei.name, "KMSInternalException");
+	if (strstr(ei.message, "the HSM refused the operation") == NULL) {
+		fail_msg("GenerateDataKey: %s", ei.message);
+	}
+	assert_logged_for_request(ei.message, "CKR_FUNCTION_FAILED");
+	assert_int_equal(kms_create_key(cl, &cr, &m, &ei), KMS_EINTERNAL);
+	if (strstr(ei.message, "the HSM refused the operation") == NULL) {
+		fail_msg("CreateKey: %s", ei.message);
+	}
+	assert_logged_for_request(ei.message, "CKR_FUNCTION_FAILED");
+	assert_int_equal(kms_generate_random(cl, 16, &rnd, &ei),
+	    KMS_EINTERNAL);
+	if (strstr(ei.message, "the HSM refused the operation") == NULL) {
+		fail_msg("GenerateRandom: %s", ei.message);
+	}
+	/* Nothing of the store in it: the store did nothing wrong. */
+	assert_null(strstr(ei.message, "key store"));
+
+	unlink(refuse);
+	assert_int_equal(gdk(key, &out, &ei), 0);
+	kms_generate_data_key_resp_free(&out);
+	kms_client_close(cl);
+	unsetenv("P11SHIM_REFUSE_FILE");
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	tu_env_destroy(&env);
+}
+
+static off_t
+file_size(const char *dir, const char *name)
+{
+	char path[400];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/*
+ * The store cannot write (here: kmsd's file size limit is reached, which
+ * fails the write as a full disk does, and works the same as root): the
+ * error keeps AWS's name and says the key store failed, the log says how
+ * under the request's id, kmsd stays up, and once the store can write
+ * again kmsd serves as before, with nothing acknowledged lost.
+ */
+static void
+test_store_write_failure_is_named_in_the_error_and_the_log(void **state)
+{
+	kms_create_key_req cr = { 0 };
+	kms_key_metadata m;
+	kms_error_info ei;
+	char key[KMS_KEY_ID_LEN + 1];
+	struct rlimit lim;
+	off_t big;
+	int i, r = 0;
+
+	assert_int_equal(tu_env_init(&env, NULL), 0);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	kms_client_set_timeout(cl, 10000);
+	assert_int_equal(kms_create_key(cl, &cr, &m, &ei), 0);
+	snprintf(key, sizeof(key), "%s", m.key_id);
+	kms_key_metadata_free(&m);
+
+	/* No file of kmsd's may grow past what the largest is now. */
+	big = file_size(env.dir, "kmsd.db");
+	if (file_size(env.dir, "kmsd.db-wal") > big) {
+		big = file_size(env.dir, "kmsd.db-wal");
+	}
+	if (file_size(env.dir, "kmsd.log") + 65536 > big) {
+		big = file_size(env.dir, "kmsd.log") + 65536;
+	}
+	/* The soft limit only: raising it again needs no privilege. */
+	assert_int_equal(prlimit(env.kmsd, RLIMIT_FSIZE, NULL, &lim), 0);
+	lim.rlim_cur = (rlim_t)big;
+	if (prlimit(env.kmsd, RLIMIT_FSIZE, &lim, NULL) != 0) {
+		fail_msg("prlimit: %s", strerror(errno));
+	}
+	for (i = 0; i < 500; i++) {
+		if ((r = kms_create_key(cl, &cr, &m, &ei)) != 0) {
+			break;
+		}
+		kms_key_metadata_free(&m);
+	}
+	assert_int_equal(r, KMS_EINTERNAL);
+	assert_string_equal(ei.name, "KMSInternalException");
+	if (strstr(ei.message, "the key store is unavailable") == NULL) {
+		fail_msg("CreateKey: %s", ei.message);
+	}
+	assert_null(strstr(ei.message, "HSM"));
+	assert_logged_for_request(ei.message, "store:");
+	fprintf(stderr, "CreateKey with the store unable to write: %s: %s\n",
+	    ei.name, ei.message);
+	must_serve(cl, "while the store cannot write");
+
+	lim.rlim_cur = lim.rlim_max;
+	if (prlimit(env.kmsd, RLIMIT_FSIZE, &lim, NULL) != 0) {
+		fail_msg("prlimit: %s", strerror(errno));
+	}
+	for (i = 0; i < 50; i++) {
+		if ((r = kms_create_key(cl, &cr, &m, &ei)) == 0) {
+			kms_key_metadata_free(&m);
+			break;
+		}
+		usleep(100 * 1000);
+	}
+	if (r != 0) {
+		fail_msg("the store did not come back: %s", ei.message);
+	}
+	assert_int_equal(kms_describe_key(cl, key, NULL, &m, &ei), 0);
+	kms_key_metadata_free(&m);
+	kms_client_close(cl);
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	tu_env_destroy(&env);
+}
+
+/*
+ * kmsd with its store on a tmpfs of its own (a private mount namespace,
+ * so nothing outside sees it): pid, or 0 when this machine cannot give a
+ * process a mount namespace (no CAP_SYS_ADMIN), or -1.
+ */
+static pid_t
+start_on_small_disk(const char *storedir, size_t bytes)
+{
+	char sock[300], log[300], opts[64];
+	pid_t pid;
+	int i, fd, st;
+
+	snprintf(sock, sizeof(sock), "%s/kmsd.sock", env.dir);
+	snprintf(log, sizeof(log), "%s/kmsd.log", env.dir);
+	snprintf(opts, sizeof(opts), "size=%zu,mode=0700", bytes);
+	if ((pid = fork()) < 0) {
+		return -1;
+	}
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL,
+		    MS_REC | MS_PRIVATE, NULL) != 0 || mount("tmpfs",
+		    storedir, "tmpfs", 0, opts) != 0) {
+			_exit(77);
+		}
+		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND,
+		    0600)) >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(tu_bin("kmsd"), "kmsd", "-c", env.conf, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 1500; i++) {
+		if (access(sock, F_OK) == 0) {
+			env.kmsd = pid;
+			return pid;
+		}
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			return WIFEXITED(st) && WEXITSTATUS(st) == 77 ? 0 : -1;
+		}
+		usleep(20 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+/*
+ * A full disk under the store, for real (ENOSPC): writes answer
+ * KMSInternalException saying the key store is full, with the request id
+ * that the log's line about it carries; reads and the HSM keep working,
+ * and every key acknowledged before is still there.
+ */
+static void
+test_full_disk_is_named_in_the_error_and_the_log(void **state)
+{
+	char storedir[300], extra[400], keys[64][KMS_KEY_ID_LEN + 1];
+	kms_create_key_req cr = { 0 };
+	kms_key_metadata m;
+	kms_error_info ei;
+	pid_t pid;
+	FILE *f;
+	int i, n = 0, r = 0;
+
+	assert_int_equal(tu_env_init(&env, NULL), 0);
+	snprintf(storedir, sizeof(storedir), "%s/store", env.dir);
+	assert_int_equal(mkdir(storedir, 0700), 0);
+	snprintf(extra, sizeof(extra), "store = %s/kmsd.db\n", storedir);
+	assert_non_null(f = fopen(env.conf, "a"));
+	fputs(extra, f);
+	fclose(f);
+	if ((pid = start_on_small_disk(storedir, 512 * 1024)) == 0) {
+		tu_env_destroy(&env);
+		skip();	/* no mount namespace here */
+	}
+	assert_true(pid > 0);
+	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
+	kms_client_set_timeout(cl, 10000);
+	for (i = 0; i < 2000; i++) {
+		if ((r = kms_create_key(cl, &cr, &m, &ei)) != 0) {
+			break;
+		}
+		if (n < 64) {
+			snprintf(keys[n++], sizeof(keys[0]), "%s", m.key_id);
+		}
+		kms_key_metadata_free(&m);
+	}
+	assert_int_equal(r, KMS_EINTERNAL);
+	assert_true(n > 0);
+	assert_string_equal(ei.name, "KMSInternalException");
+	if (strstr(ei.message, "the key store is unavailable: database or "
+	    "disk is full") == NULL) {
+		fail_msg("CreateKey on a full disk: %s", ei.message);
+	}
+	fprintf(stderr, "CreateKey on a full disk, after %d keys: %s\n", i,
+	    ei.message);
+	assert_logged_for_request(ei.message, "full");
+	must_serve(cl, "with the disk full");
+	for (i = 0; i < n; i++) {
+		if (kms_describe_key(cl, keys[i], NULL, &m, &ei) != 0) {
+			fail_msg("key %s made before the disk filled: %s",
+			    keys[i], ei.message);
+		}
+		kms_key_metadata_free(&m);
+	}
+	kms_client_close(cl);
 	assert_int_equal(tu_kmsd_stop(&env), 0);
 	tu_env_destroy(&env);
 }
@@ -589,6 +901,12 @@ main(void)
 		cmocka_unit_test(test_no_search_on_a_request_path_wrapped),
 		cmocka_unit_test(test_no_search_on_a_request_path_resident),
 		cmocka_unit_test(test_missing_mechanism_refuses_start),
+		cmocka_unit_test(
+		    test_hsm_refusal_is_named_in_the_error_and_the_log),
+		cmocka_unit_test(
+		    test_store_write_failure_is_named_in_the_error_and_the_log),
+		cmocka_unit_test(
+		    test_full_disk_is_named_in_the_error_and_the_log),
 		cmocka_unit_test(test_clients_killed_mid_call_leak_nothing),
 		cmocka_unit_test(test_out_of_descriptors_pauses_accepting_then_resumes),
 		cmocka_unit_test(test_recycle_under_load_loses_and_confuses_no_key_wrapped),

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "common/err.h"
-#include "common/proc.h"
+#include "tools/proc.h"
 #include "hsm/hsm.h"
 #include "tests/testutil.h"
 

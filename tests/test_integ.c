@@ -28,7 +28,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/be.h"
-#include "common/proc.h"
+#include "tools/proc.h"
 #include "common/sp.h"
 #include "kms.h"
 #include "tests/testutil.h"
@@ -447,7 +447,7 @@ raw_connect(const struct tu_env *e, int nb)
  * refuses to send this much, and nng's req0 would redial and resend for
  * ever): it announces a 2 MiB message and starts sending it.  kmsd must
  * drop the connection on reading that frame header (a message holds at
- * most 1 MiB, DESIGN §4), before any parsing, and go on serving others.
+ * most 1 MiB, docs/design.md §5), before any parsing, and go on serving others.
  */
 static void
 test_oversized_message_never_reaches_the_parser(void **state)
@@ -612,7 +612,7 @@ test_a_flood_without_reading_is_parked_then_answered(void **state)
 	sp_hello(hello, SP_REQ0);
 	assert_int_equal(send(fd, hello, sizeof(hello), MSG_NOSIGNAL),
 	    sizeof(hello));
-	assert_int_equal(fd_read_full(fd, hello, sizeof(hello), mono_ms() +
+	assert_int_equal(sp_read_full(fd, hello, sizeof(hello), mono_ms() +
 	    5000), 0);
 	assert_true(sp_hello_is(hello, SP_REP0));
 	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);

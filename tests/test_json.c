@@ -1,5 +1,5 @@
 /*
- * test_json.c — the bounded JSON reader (common/json.c, DESIGN §4).
+ * test_json.c — the bounded JSON reader (common/json.c, docs/design.md §5).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,7 +24,7 @@ static const char valid_request[] =
 static json_t *
 read_text(const char *text, size_t len, int *err, char *msg, size_t msglen)
 {
-	return json_read_bounded(text, len, JSON_MAX_REQUEST, err, msg,
+	return kjson_read_bounded(text, len, JSON_MAX_REQUEST, err, msg,
 	    msglen);
 }
 
@@ -76,7 +76,7 @@ test_json_accepts_depth_32_rejects_33(void **state)
 	int err;
 
 	s = nested(JSON_MAX_DEPTH);
-	assert_int_equal(json_depth(s, strlen(s), JSON_MAX_DEPTH),
+	assert_int_equal(kjson_depth(s, strlen(s), JSON_MAX_DEPTH),
 	    JSON_MAX_DEPTH);
 	o = read_text(s, strlen(s), &err, msg, sizeof(msg));
 	assert_non_null(o);
@@ -84,7 +84,7 @@ test_json_accepts_depth_32_rejects_33(void **state)
 	free(s);
 
 	s = nested(JSON_MAX_DEPTH + 1);
-	assert_int_equal(json_depth(s, strlen(s), JSON_MAX_DEPTH),
+	assert_int_equal(kjson_depth(s, strlen(s), JSON_MAX_DEPTH),
 	    JSON_MAX_DEPTH + 1);
 	assert_null(read_text(s, strlen(s), &err, msg, sizeof(msg)));
 	assert_int_equal(err, KMS_ESERIALIZATION);
@@ -107,7 +107,7 @@ test_json_depth_counts_objects_too(void **state)
 		buf[o++] = '}';
 	}
 	buf[o] = '\0';
-	assert_int_equal(json_depth(buf, o, 100), JSON_MAX_DEPTH + 1);
+	assert_int_equal(kjson_depth(buf, o, 100), JSON_MAX_DEPTH + 1);
 	assert_null(read_text(buf, o, &err, msg, sizeof(msg)));
 	assert_non_null(strstr(msg, "nesting"));
 }
@@ -120,8 +120,8 @@ test_json_depth_caps_at_limit_plus_one(void **state)
 
 	assert_non_null(s);
 	memset(s, '[', n);
-	assert_int_equal(json_depth(s, n, JSON_MAX_DEPTH), JSON_MAX_DEPTH + 1);
-	assert_int_equal(json_depth(s, n, 5), 6);
+	assert_int_equal(kjson_depth(s, n, JSON_MAX_DEPTH), JSON_MAX_DEPTH + 1);
+	assert_int_equal(kjson_depth(s, n, 5), 6);
 	free(s);
 }
 
@@ -135,10 +135,10 @@ test_json_depth_ignores_brackets_in_strings(void **state)
 	json_t *o;
 	int i, err;
 
-	assert_int_equal(json_depth(s1, strlen(s1), 32), 1);
+	assert_int_equal(kjson_depth(s1, strlen(s1), 32), 1);
 	/* Escaped quote does not end the string; \\ then " does. */
-	assert_int_equal(json_depth(s2, strlen(s2), 32), 2);
-	assert_int_equal(json_depth(s3, strlen(s3), 32), 3);
+	assert_int_equal(kjson_depth(s2, strlen(s2), 32), 2);
+	assert_int_equal(kjson_depth(s3, strlen(s3), 32), 3);
 	/* 100 brackets inside a string value are fine. */
 	strcpy(deep, "{\"a\":\"");
 	for (i = 0; i < 100; i++) {
@@ -319,9 +319,9 @@ agree(const char *buf, size_t n, char *why, size_t whylen)
 	json_t *mine, *ref;
 	int err, same;
 
-	mine = json_read_bounded(buf, n, JSON_MAX_MESSAGE, &err, msg,
+	mine = kjson_read_bounded(buf, n, JSON_MAX_MESSAGE, &err, msg,
 	    sizeof(msg));
-	ref = json_depth(buf, n, JSON_MAX_DEPTH) > JSON_MAX_DEPTH ? NULL :
+	ref = kjson_depth(buf, n, JSON_MAX_DEPTH) > JSON_MAX_DEPTH ? NULL :
 	    json_loadb(n > 0 ? buf : "", n, JSON_REJECT_DUPLICATES, NULL);
 	if (ref != NULL && !json_is_object(ref)) {
 		json_decref(ref);
@@ -497,13 +497,13 @@ test_json_handles_null_arguments(void **state)
 	char msg[8];
 	int err;
 
-	assert_null(json_read_bounded(NULL, 5, JSON_MAX_REQUEST, &err, msg,
+	assert_null(kjson_read_bounded(NULL, 5, JSON_MAX_REQUEST, &err, msg,
 	    sizeof(msg)));
 	assert_int_equal(err, KMS_ESERIALIZATION);
-	assert_null(json_read_bounded(NULL, 0, JSON_MAX_REQUEST, &err, NULL,
+	assert_null(kjson_read_bounded(NULL, 0, JSON_MAX_REQUEST, &err, NULL,
 	    0));
 	/* A tiny message buffer is truncated, not overrun. */
-	assert_null(json_read_bounded("[]", 2, JSON_MAX_REQUEST, &err, msg,
+	assert_null(kjson_read_bounded("[]", 2, JSON_MAX_REQUEST, &err, msg,
 	    sizeof(msg)));
 	assert_int_equal(strlen(msg), sizeof(msg) - 1);
 }

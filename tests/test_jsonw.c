@@ -18,7 +18,7 @@ static void
 round_trips(json_t *j)
 {
 	char buf[4096];
-	size_t n = json_write_compact(j, buf, sizeof(buf));
+	size_t n = kjson_write_compact(j, buf, sizeof(buf));
 	json_t *back;
 
 	assert_true(n > 0 && n < sizeof(buf));
@@ -54,10 +54,10 @@ test_jsonw_reports_the_size_it_needs(void **state)
 {
 	json_t *j = json_pack("{s:s}", "key", "a somewhat longer value");
 	char small[8], big[128];
-	size_t need = json_write_compact(j, small, sizeof(small));
+	size_t need = kjson_write_compact(j, small, sizeof(small));
 
 	assert_true(need > sizeof(small));
-	assert_int_equal(json_write_compact(j, big, sizeof(big)), need);
+	assert_int_equal(kjson_write_compact(j, big, sizeof(big)), need);
 	assert_int_equal(need, json_dumpb(j, NULL, 0, JSON_COMPACT));
 	json_decref(j);
 }
@@ -74,7 +74,7 @@ test_jsonw_refuses_too_deep(void **state)
 		json_array_append_new(cur, n);
 		cur = n;
 	}
-	assert_int_equal(json_write_compact(root, buf, sizeof(buf)), 0);
+	assert_int_equal(kjson_write_compact(root, buf, sizeof(buf)), 0);
 	json_decref(root);
 }
 

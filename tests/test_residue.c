@@ -1,6 +1,6 @@
 /*
  * test_residue.c — once a request is answered, nothing of its data key is
- * left in kmsd's memory (DESIGN §2: the plaintext lives only for the
+ * left in kmsd's memory (docs/design.md §3: the plaintext lives only for the
  * request, and is wiped before the reply buffer is freed).
  *
  * A real kmsd serves GenerateDataKey, Decrypt and Encrypt; then every

@@ -1148,28 +1148,6 @@ test_store_simultaneous_opens_of_a_new_file_succeed(void **state)
 	}
 }
 
-/* Not asserted: informs the ≥500 durable CreateKey/s benchmark target. */
-static void
-test_store_create_key_rate_is_printed(void **state)
-{
-	struct fx *f = *state;
-	store *s = open_store(f);
-	double t0, t;
-	uint32_t i;
-
-	t0 = now_s();
-	for (i = 0; i < 1000; i++) {
-		create_simple(s, 0x20000000u + i);
-	}
-	t = now_s() - t0;
-	print_message("store: 1000 create_key, 1 connection: %.3f s "
-	    "(%.0f/s)\n", t, 1000 / t);
-	s->ops->close(s);
-	t = run_writers(f->path, 0x30000000u, 250, create_step);
-	print_message("store: 1000 create_key, 4 connections: %.3f s "
-	    "(%.0f/s)\n", t, 1000 / t);
-}
-
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1199,7 +1177,6 @@ main(void)
 		T(test_store_every_write_and_its_failures_from_many_connections),
 		T(test_store_writers_checkpoint_the_wal),
 		T(test_store_simultaneous_opens_of_a_new_file_succeed),
-		T(test_store_create_key_rate_is_printed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

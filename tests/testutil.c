@@ -145,7 +145,8 @@ tu_env_init(struct tu_env *e, const char *extra_conf)
 		fputc('\n', f);
 	}
 	fclose(f);
-	return 0;
+	/* Whatever the umask: kmsd trusts no config others may write. */
+	return chmod(e->conf, 0644) == 0 ? 0 : -1;
 }
 
 int

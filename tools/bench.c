@@ -50,6 +50,7 @@ static const char *op_names[] = {
 	[OP_MIX] = "mix",
 	[OP_STARTUP] = "startup",
 	[OP_HSM_CALLS] = "hsm-calls",
+	[OP_ENVELOPE] = "envelope",
 };
 
 const char *
@@ -1093,7 +1094,8 @@ usage(FILE *f)
 "  --endpoint URL        kmsd endpoint (default as kmsctl)\n"
 "  --op OP               generate-data-key | generate-data-key-without-\n"
 "                        plaintext | encrypt | decrypt | re-encrypt |\n"
-"                        create-key | mix | startup | hsm-calls\n"
+"                        create-key | mix | startup | hsm-calls |\n"
+"                        envelope\n"
 "  --clients N           client objects, one per thread group (1)\n"
 "  --outstanding N       requests in flight per client (1)\n"
 "  --batch N             operations per Batch request (1: no Batch)\n"
@@ -1125,7 +1127,15 @@ usage(FILE *f)
 "  --op hsm-calls --hsm-conf FILE [--hsm-keys N] [--count N] [--rounds N]\n"
 "                        time a GenerateDataKey's PKCS#11 calls one by\n"
 "                        one on the token, under private keys (as kmsd\n"
-"                        holds them) and public ones; no kmsd\n");
+"                        holds them) and public ones; no kmsd\n"
+"  --op envelope [--stream-mib N] [--frame-length N] [--rounds N]\n"
+"                        encrypt, then encrypt and decrypt, a stream of N\n"
+"                        MiB (1024) in the AWS Encryption SDK's format\n"
+"                        (data key from kmsd; --key-id or a new key),\n"
+"                        beside OpenSSL's raw AES-256-GCM over the same\n"
+"                        frames; reports the ratios and peak RSS\n"
+"  --help                this text\n"
+"  --version             print the version and exit\n");
 }
 
 static int
@@ -1161,7 +1171,7 @@ enum {
 	O_REUSE, O_HOT, O_PTBYTES, O_CTXPAIRS, O_DURATION, O_COUNT, O_WARMUP,
 	O_JSON, O_KMSDPID, O_BASELINE, O_HSMCONF, O_ECHOWORKERS, O_CREATETHR,
 	O_KMSDBIN, O_KMSDCONF, O_KMSDLOG, O_KEYID, O_ECHOSERVER, O_POLICY,
-	O_HSMKEYS, O_ROUNDS, O_HELP
+	O_HSMKEYS, O_ROUNDS, O_STREAMMIB, O_FRAMELEN, O_HELP, O_VERSION
 };
 
 static const struct option longopts[] = {
@@ -1184,6 +1194,8 @@ static const struct option longopts[] = {
 	{ "hsm-conf", required_argument, NULL, O_HSMCONF },
 	{ "hsm-keys", required_argument, NULL, O_HSMKEYS },
 	{ "rounds", required_argument, NULL, O_ROUNDS },
+	{ "stream-mib", required_argument, NULL, O_STREAMMIB },
+	{ "frame-length", required_argument, NULL, O_FRAMELEN },
 	{ "echo-workers", required_argument, NULL, O_ECHOWORKERS },
 	{ "create-threads", required_argument, NULL, O_CREATETHR },
 	{ "kmsd-bin", required_argument, NULL, O_KMSDBIN },
@@ -1193,6 +1205,7 @@ static const struct option longopts[] = {
 	{ "echo-server", required_argument, NULL, O_ECHOSERVER },
 	{ "policy", required_argument, NULL, O_POLICY },
 	{ "help", no_argument, NULL, O_HELP },
+	{ "version", no_argument, NULL, O_VERSION },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -1217,6 +1230,7 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 	o->echo_workers = DEFAULT_ECHO_WORKERS;
 	o->create_threads = DEFAULT_CREATE_THREADS;
 	o->kmsd_bin = "bin/kmsd";
+	o->stream_mib = 1024;
 	*echo_url = NULL;
 
 #define NUM(lo, hi) do { \
@@ -1274,6 +1288,10 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 			break;
 		case O_HSMKEYS: NUM(1, 1000000); o->hsm_keys = (size_t)v;
 			break;
+		case O_STREAMMIB: NUM(1, 1048576); o->stream_mib = (uint64_t)v;
+			break;
+		case O_FRAMELEN: NUM(1, KMS_FRAME_LENGTH_MAX);
+			o->frame_length = (uint32_t)v; break;
 		case O_ECHOWORKERS: NUM(1, 256); o->echo_workers = (int)v;
 			break;
 		case O_CREATETHR: NUM(1, 1024); o->create_threads = (int)v;
@@ -1284,6 +1302,7 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 		case O_KEYID: o->key_id = optarg; break;
 		case O_ECHOSERVER: *echo_url = optarg; break;
 		case O_HELP: usage(stdout); exit(0);
+		case O_VERSION: printf("kms-bench %s\n", kms_version()); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
@@ -1313,7 +1332,7 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 		return -1;
 	}
 	if (o->op != OP_CREATE_KEY && o->op != OP_STARTUP &&
-	    o->op != OP_HSM_CALLS && o->keys == 0) {
+	    o->op != OP_HSM_CALLS && o->op != OP_ENVELOPE && o->keys == 0) {
 		fprintf(stderr, "kms-bench: --op %s needs --keys >= 1\n",
 		    bench_op_name(o->op));
 		return -1;
@@ -1359,6 +1378,9 @@ main(int argc, char **argv)
 	}
 	if (o.op == OP_HSM_CALLS) {
 		return run_hsm_calls(&o);
+	}
+	if (o.op == OP_ENVELOPE) {
+		return run_envelope(&o);
 	}
 	memset(&w, 0, sizeof(w));
 	memset(&kres, 0, sizeof(kres));

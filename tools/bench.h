@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "common/proc.h"
+#include "tools/proc.h"
 #include "kms.h"
 
 #define BENCH_MAX_CLIENTS 1024
@@ -35,6 +35,7 @@ enum bench_op {
 	OP_MIX,
 	OP_STARTUP,
 	OP_HSM_CALLS,
+	OP_ENVELOPE,
 	OP_NONE
 };
 
@@ -67,6 +68,8 @@ struct bench_opts {
 	const char *kmsd_log;
 	const char *key_id;		/* --op startup: DescribeKey this */
 	const char *policy_file;	/* key policy put on the hot keys */
+	uint64_t stream_mib;		/* --op envelope: stream size */
+	uint32_t frame_length;		/* --op envelope: 0 = 4096 */
 };
 
 /* Latency samples of one thread (nanoseconds), grown as needed. */
@@ -152,5 +155,9 @@ int bench_mix_pick(uint64_t *seed);
 /* --op hsm-calls (bench_hsm.c): the HSM's calls of a GenerateDataKey,
  * timed one by one, under private and public keys. */
 int run_hsm_calls(const struct bench_opts *o);
+
+/* --op envelope (bench_envelope.c): a stream through the envelope
+ * encryptor and decryptor beside raw AES-256-GCM over the same frames. */
+int run_envelope(const struct bench_opts *o);
 
 #endif

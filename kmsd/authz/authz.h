@@ -1,5 +1,5 @@
 /*
- * authz.h — who may do what to a key (DESIGN §5), on every request.
+ * authz.h — who may do what to a key (docs/design.md §6), on every request.
  *
  * Each key's policy is compiled once (policy/) and kept with its grants in
  * a cache keyed by key id and validated by the key's row_version: every

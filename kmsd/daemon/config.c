@@ -2,6 +2,7 @@
  * config.c — kmsd.conf parsing and validation.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
@@ -63,6 +64,8 @@ config_defaults(struct config *c, const char *state_dir)
 	c->batch_hsm_exclusive = 1;
 	c->log_level = LOG_LEVEL_INFO;
 	c->log_syslog = 0;
+	c->max_connections_per_uid = CONFIG_PER_UID_DEFAULT;
+	c->max_buffered_input_mib = CONFIG_INPUT_MIB_DEFAULT;
 	/* The invoking user administers the embedded default. */
 	if ((pw = getpwuid(getuid())) != NULL) {
 		snprintf(c->administrators[0], sizeof(c->administrators[0]),
@@ -89,6 +92,116 @@ trim(char *s)
 		*--e = '\0';
 	}
 	return s;
+}
+
+/*
+ * Trust in what kmsd reads at start-up (config.h).  A path fails when its
+ * owner is neither root nor kmsd's user, or when group or others may
+ * write it (or, for a secret, reach it at all): whoever can write the
+ * state directory, kmsd.conf or softhsm2.conf chooses kmsd's token, PIN
+ * file and administrators; whoever can write the token directory can
+ * replace the token.  The group is refused too, though the socket is
+ * 0660 for a group: that group is the clients kmsd serves, who must not
+ * control it.  The message names the path and the command that fixes it.
+ */
+static int
+trust_stat(const char *what, const char *path, const struct stat *st,
+    int secret, char *err, size_t errlen)
+{
+	mode_t bad = secret ? (S_IRWXG | S_IRWXO) : (S_IWGRP | S_IWOTH);
+	const char *fix = secret ? "chmod 600" : "chmod go-w";
+
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		snprintf(err, errlen, "%s %s: owned by uid %u, neither root "
+		    "nor kmsd's user (uid %u): chown %u %s", what, path,
+		    (unsigned)st->st_uid, (unsigned)geteuid(),
+		    (unsigned)geteuid(), path);
+		return KMS_EVALIDATION;
+	}
+	if ((st->st_mode & bad) != 0) {
+		int grp = (st->st_mode & bad & S_IRWXG) != 0;
+		int oth = (st->st_mode & bad & S_IRWXO) != 0;
+		const char *who = grp && oth ? "its group and others" :
+		    grp ? "its group" : "others";
+		snprintf(err, errlen, "%s %s: %s by %s (mode %04o), so kmsd "
+		    "will not trust it: %s %s", what, path,
+		    secret ? "readable or writable" : "writable", who,
+		    (unsigned)(st->st_mode & 07777), fix, path);
+		return KMS_EVALIDATION;
+	}
+	return 0;
+}
+
+int
+config_check_trust(const char *what, const char *path, int secret, char *err,
+    size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		snprintf(err, errlen, "%s %s: %s", what, path,
+		    strerror(errno));
+		return KMS_EVALIDATION;
+	}
+	return trust_stat(what, path, &st, secret, err, errlen);
+}
+
+/* SoftHSM2's token directory, from its config file (0: none named). */
+static int
+softhsm_tokendir(const char *conf, char *out, size_t outlen)
+{
+	char line[CONFIG_LINE_MAX];
+	FILE *f;
+	int found = 0;
+
+	if ((f = fopen(conf, "r")) == NULL) {
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *s = trim(line), *eq;
+		if (*s == '#' || (eq = strchr(s, '=')) == NULL) {
+			continue;
+		}
+		*eq = '\0';
+		if (strcmp(trim(s), "directories.tokendir") == 0) {
+			copy(out, outlen, trim(eq + 1));
+			found = out[0] != '\0';
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* The token directory and the token folders in it. */
+static int
+check_tokendir(const char *dir, char *err, size_t errlen)
+{
+	char sub[CONFIG_PATH_MAX + 300];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int r;
+
+	if ((r = config_check_trust("token directory", dir, 0, err,
+	    errlen)) != 0) {
+		return r;
+	}
+	if ((d = opendir(dir)) == NULL) {
+		return 0;	/* SoftHSM2 will say what is wrong */
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.') {
+			continue;
+		}
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    (r = trust_stat("token directory", sub, &st, 0, err,
+		    errlen)) != 0) {
+			break;
+		}
+	}
+	closedir(d);
+	return r;
 }
 
 static int
@@ -127,6 +240,19 @@ set_list(char (*list)[128], int *n, char *v)
 	return 0;
 }
 
+/* Copy a path-valued setting; -1 when it would not fit (a truncated path
+ * names another file). */
+static int
+set_path(char *dst, size_t dstlen, const char *v, const char **why)
+{
+	if (strlen(v) >= dstlen) {
+		*why = "path too long (at most 1023 bytes)";
+		return -1;
+	}
+	copy(dst, dstlen, v);
+	return 0;
+}
+
 static int
 set_key(struct config *c, const char *k, char *v, const char **why)
 {
@@ -138,11 +264,17 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			*why = "state_dir must be an absolute path";
 			return -1;
 		}
-		copy(c->state_dir, sizeof(c->state_dir), v);
+		if (set_path(c->state_dir, sizeof(c->state_dir), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "pkcs11_module") == 0) {
-		copy(c->pkcs11_module, sizeof(c->pkcs11_module), v);
+		if (set_path(c->pkcs11_module, sizeof(c->pkcs11_module), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "softhsm2_conf") == 0) {
-		copy(c->softhsm2_conf, sizeof(c->softhsm2_conf), v);
+		if (set_path(c->softhsm2_conf, sizeof(c->softhsm2_conf), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "token_label") == 0) {
 		if (strlen(v) == 0 || strlen(v) > 32) {
 			*why = "token_label must be 1-32 characters";
@@ -150,13 +282,17 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 		}
 		copy(c->token_label, sizeof(c->token_label), v);
 	} else if (strcmp(k, "pin_file") == 0) {
-		copy(c->pin_file, sizeof(c->pin_file), v);
+		if (set_path(c->pin_file, sizeof(c->pin_file), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "listen") == 0) {
 		if (strncmp(v, "ipc://", 6) != 0) {
 			*why = "listen must be an ipc:// URL";
 			return -1;
 		}
-		copy(c->listen, sizeof(c->listen), v);
+		if (set_path(c->listen, sizeof(c->listen), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "socket_mode") == 0) {
 		if (parse_uint(v, 0777, &n, 8) != 0) {
 			*why = "socket_mode must be octal, e.g. 0660";
@@ -167,7 +303,9 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 		if (strncmp(v, "sqlite:", 7) == 0) {
 			v += 7;
 		}
-		copy(c->store, sizeof(c->store), v);
+		if (set_path(c->store, sizeof(c->store), v, why) != 0) {
+			return -1;
+		}
 	} else if (strcmp(k, "key_storage") == 0) {
 		if (strcmp(v, "wrapped") == 0) {
 			c->key_storage = STORAGE_WRAPPED;
@@ -251,6 +389,19 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			*why = "log_syslog must be yes or no";
 			return -1;
 		}
+	} else if (strcmp(k, "max_connections_per_uid") == 0) {
+		if (parse_uint(v, CONFIG_PER_UID_MAX, &n, 10) != 0 || n == 0) {
+			*why = "max_connections_per_uid must be 1-1000000";
+			return -1;
+		}
+		c->max_connections_per_uid = (unsigned)n;
+	} else if (strcmp(k, "max_buffered_input_mib") == 0) {
+		if (parse_uint(v, CONFIG_INPUT_MIB_MAX, &n, 10) != 0 ||
+		    n < CONFIG_INPUT_MIB_MIN) {
+			*why = "max_buffered_input_mib must be 4-65536";
+			return -1;
+		}
+		c->max_buffered_input_mib = (unsigned)n;
 	} else if (strcmp(k, "test_clock") == 0) {
 		/* For tests only (README): lets an administrator move
 		 * kmsd's clock forward, so rotations and deletions come
@@ -273,14 +424,39 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 int
 config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
-	char line[CONFIG_LINE_MAX];
+	struct stat st;
 	FILE *f;
-	int lineno = 0, r = 0;
+	int r;
+
+	if (errlen > 0) {
+		err[0] = '\0';
+	}
 
 	if ((f = fopen(path, "r")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return KMS_EVALIDATION;
 	}
+	/* The file read, not the name: it cannot be swapped in between. */
+	if (fstat(fileno(f), &st) != 0 ||
+	    trust_stat("config file", path, &st, 0, err, errlen) != 0) {
+		if (err[0] == '\0') {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		}
+		fclose(f);
+		return KMS_EVALIDATION;
+	}
+	r = config_read(c, f, path, err, errlen);
+	fclose(f);
+	return r;
+}
+
+int
+config_read(struct config *c, FILE *f, const char *path, char *err,
+    size_t errlen)
+{
+	char line[CONFIG_LINE_MAX];
+	int lineno = 0, r = 0;
+
 	while (fgets(line, sizeof(line), f) != NULL) {
 		char *s, *eq, *k, *v, *hash;
 		const char *why;
@@ -315,17 +491,25 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 			break;
 		}
 	}
-	fclose(f);
 	return r;
 }
 
-static void
+/* Fill an unset path from the state directory; -1 when it would not fit. */
+static int
 derive(char *dst, size_t len, const char *dir, const char *prefix,
     const char *name)
 {
-	if (dst[0] == '\0') {
-		snprintf(dst, len, "%s%s/%s", prefix, dir, name);
+	int n;
+
+	if (dst[0] != '\0') {
+		return 0;
 	}
+	n = snprintf(dst, len, "%s%s/%s", prefix, dir, name);
+	if (n < 0 || (size_t)n >= len) {
+		dst[0] = '\0';
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -334,10 +518,17 @@ config_finish(struct config *c, char *err, size_t errlen)
 	struct stat st;
 	char sc[CONFIG_PATH_MAX + 32];
 
-	derive(c->pin_file, sizeof(c->pin_file), c->state_dir, "", "user.pin");
-	derive(c->listen, sizeof(c->listen), c->state_dir, "ipc://",
-	    "kmsd.sock");
-	derive(c->store, sizeof(c->store), c->state_dir, "", "kmsd.db");
+	if (derive(c->pin_file, sizeof(c->pin_file), c->state_dir, "",
+	    "user.pin") != 0 ||
+	    derive(c->listen, sizeof(c->listen), c->state_dir, "ipc://",
+	    "kmsd.sock") != 0 ||
+	    derive(c->store, sizeof(c->store), c->state_dir, "",
+	    "kmsd.db") != 0) {
+		snprintf(err, errlen, "state_dir %.64s...: too long for the "
+		    "paths kept in it (set pin_file, listen and store, or "
+		    "use a shorter state_dir)", c->state_dir);
+		return KMS_EVALIDATION;
+	}
 	snprintf(sc, sizeof(sc), "%s/softhsm2.conf", c->state_dir);
 	if (c->softhsm2_conf[0] == '\0' && stat(sc, &st) == 0) {
 		copy(c->softhsm2_conf, sizeof(c->softhsm2_conf), sc);
@@ -357,6 +548,26 @@ config_finish(struct config *c, char *err, size_t errlen)
 		    "(run scripts/hsm-init %s)", c->state_dir, c->state_dir);
 		return KMS_EVALIDATION;
 	}
+	if (trust_stat("state_dir", c->state_dir, &st, 0, err, errlen) != 0) {
+		return KMS_EVALIDATION;
+	}
+	if (stat(c->store, &st) == 0 &&
+	    trust_stat("store", c->store, &st, 0, err, errlen) != 0) {
+		return KMS_EVALIDATION;
+	}
+	/* And where it lives: whoever may write there may swap it. */
+	{
+		char sdir[CONFIG_PATH_MAX];
+		char *slash;
+		copy(sdir, sizeof(sdir), c->store);
+		if ((slash = strrchr(sdir, '/')) != NULL && slash != sdir) {
+			*slash = '\0';
+			if (stat(sdir, &st) == 0 && trust_stat("store "
+			    "directory", sdir, &st, 0, err, errlen) != 0) {
+				return KMS_EVALIDATION;
+			}
+		}
+	}
 	if (access(c->pkcs11_module, R_OK) != 0) {
 		snprintf(err, errlen, "pkcs11_module %s: %s", c->pkcs11_module,
 		    strerror(errno));
@@ -367,16 +578,26 @@ config_finish(struct config *c, char *err, size_t errlen)
 		    strerror(errno));
 		return KMS_EVALIDATION;
 	}
-	if ((st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "pin_file %s: readable by others "
-		    "(mode %03o); chmod 600 it", c->pin_file,
-		    (unsigned)(st.st_mode & 0777));
+	if (trust_stat("pin_file", c->pin_file, &st, 1, err, errlen) != 0) {
 		return KMS_EVALIDATION;
 	}
 	if (c->softhsm2_conf[0] != '\0' && access(c->softhsm2_conf, R_OK) != 0) {
 		snprintf(err, errlen, "softhsm2_conf %s: %s", c->softhsm2_conf,
 		    strerror(errno));
 		return KMS_EVALIDATION;
+	}
+	if (c->softhsm2_conf[0] != '\0') {
+		char tokendir[CONFIG_PATH_MAX];
+		int r;
+		if ((r = config_check_trust("softhsm2_conf", c->softhsm2_conf,
+		    0, err, errlen)) != 0) {
+			return r;
+		}
+		if (softhsm_tokendir(c->softhsm2_conf, tokendir,
+		    sizeof(tokendir)) && (r = check_tokendir(tokendir, err,
+		    errlen)) != 0) {
+			return r;
+		}
 	}
 	return 0;
 }

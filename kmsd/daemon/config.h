@@ -9,14 +9,22 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_MAX_ADMINS 32
 #define CONFIG_WORKERS_MAX 256
+/* What one peer may make the IPC listener hold (kmsd/frontend/ipc.c). */
+#define CONFIG_PER_UID_DEFAULT 1024	/* connections of one peer uid */
+#define CONFIG_PER_UID_MAX 1000000
+#define CONFIG_INPUT_MIB_DEFAULT 64	/* partial requests, all peers */
+#define CONFIG_INPUT_MIB_MIN 4		/* a few whole 1 MiB messages */
+#define CONFIG_INPUT_MIB_MAX 65536
 
 enum key_storage { STORAGE_WRAPPED = 0, STORAGE_RESIDENT };
 
 struct config {
+	char config_path[CONFIG_PATH_MAX];	/* the file read, or "" */
 	char state_dir[CONFIG_PATH_MAX];
 	char pkcs11_module[CONFIG_PATH_MAX];
 	char softhsm2_conf[CONFIG_PATH_MAX];	/* exported if non-empty */
@@ -41,6 +49,10 @@ struct config {
 	int batch_hsm_exclusive;		/* a Batch has the HSM to itself */
 	int log_level;				/* enum log_level (common/log.h) */
 	int log_syslog;				/* syslog/journald, not stderr */
+	unsigned max_connections_per_uid;	/* beyond: its oldest dropped */
+	unsigned max_buffered_input_mib;	/* partial requests, all
+						 * connections; beyond: the
+						 * oldest dropped */
 	int test_clock;				/* TEST ONLY: AdvanceTestClock
 						 * may move the clock */
 };
@@ -51,8 +63,19 @@ void config_defaults(struct config *c, const char *state_dir);
 /* Parse file over the defaults; on error returns KMS_EVALIDATION with
  * "file:line: message" in err. */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
-/* Derive unset paths from state_dir; check values and files are usable. */
+/* The same over an open stream (the file's text; path names it in err). */
+int config_read(struct config *c, FILE *f, const char *path, char *err,
+    size_t errlen);
+/* Derive unset paths from state_dir; check values and files are usable,
+ * and that kmsd may trust them: the state directory, the store, the PIN
+ * file, softhsm2.conf and the token directory it names are owned by root
+ * or kmsd's user and writable by nobody else (the PIN file not even
+ * readable); else KMS_EVALIDATION naming the path and the chmod that
+ * fixes it.  config_load checks the config file the same way. */
 int config_finish(struct config *c, char *err, size_t errlen);
+/* That check for one path (secret: no access for group or others). */
+int config_check_trust(const char *what, const char *path, int secret,
+    char *err, size_t errlen);
 /* Is this principal a configured administrator? */
 int config_is_admin(const struct config *c, const char *principal);
 struct principal;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,9 +18,33 @@
 #include "common/log.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/kmsd.h"
+#include "kmsd/ops/op.h"
 
 #define PRINCIPAL_CACHE 64		/* callers remembered */
 #define PRINCIPAL_TTL_MS 60000		/* re-read passwd/group after */
+
+/*
+ * libsodium locks secret memory only as far as RLIMIT_MEMLOCK allows and
+ * does not fail beyond it: say so at start-up rather than let plaintexts
+ * be swappable without a word.
+ */
+static void
+warn_memlock(const struct kmsd *d)
+{
+	struct rlimit rl;
+	unsigned long long need = (unsigned long long)d->cfg.workers *
+	    OP_SCRATCH_CAP + (4ULL << 20);
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur !=
+	    RLIM_INFINITY && (unsigned long long)rl.rlim_cur < need) {
+		log_warn("RLIMIT_MEMLOCK is %llu KiB but %d workers' locked "
+		    "memory needs about %llu KiB: secrets beyond it may be "
+		    "swapped out; raise it (LimitMEMLOCK= in the unit, "
+		    "ulimit -l, /etc/security/limits.conf) or lower workers",
+		    (unsigned long long)rl.rlim_cur / 1024, d->cfg.workers,
+		    need / 1024);
+	}
+}
 
 int
 kmsd_open(struct kmsd *d, char *err, size_t errlen)
@@ -29,6 +54,7 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 	pthread_rwlockattr_t ra;
 	int r;
 
+	warn_memlock(d);
 	/* Adaptive: a Batch of 100 holds it for about a millisecond, and
 	 * the next one is usually running on the other core. */
 	pthread_mutexattr_init(&ma);
@@ -217,14 +243,14 @@ worker_init(struct kmsd *d, int id, struct worker *w, char *err,
 	if ((r = store_sqlite_open(d->cfg.store, &w->st, err, errlen)) != 0) {
 		goto fail;
 	}
-	if ((w->secret = secure_alloc(WORKER_SECRET_CAP)) == NULL) {
-		snprintf(err, errlen, "worker %d: cannot lock %d bytes of "
+	if ((w->secret = secure_alloc(OP_SCRATCH_CAP)) == NULL) {
+		snprintf(err, errlen, "worker %d: cannot lock %zu bytes of "
 		    "memory for secrets (RLIMIT_MEMLOCK?)", id,
-		    WORKER_SECRET_CAP);
+		    (size_t)OP_SCRATCH_CAP);
 		r = KMS_ENOMEM;
 		goto fail;
 	}
-	w->secret_cap = WORKER_SECRET_CAP;
+	w->secret_cap = OP_SCRATCH_CAP;
 	return 0;
  fail:
 	worker_fini(w);

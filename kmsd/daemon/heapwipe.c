@@ -4,7 +4,7 @@
  * kmsd's own secrets live in locked, guard-paged memory and are wiped by
  * the code that owns them.  Libraries keep copies where kmsd cannot reach:
  * jansson's strings, SQLite, OpenSSL and the PKCS#11 module have transient
- * buffers of their own.  DESIGN §2 asks that a data key be wiped before the reply
+ * buffers of their own.  docs/design.md §3 asks that a data key be wiped before the reply
  * buffer is freed; only the allocator sees every such free, so kmsd
  * replaces free() and realloc() (glibc supports replacing them) with
  * versions that clear the block's usable size and hand it to glibc.

@@ -43,7 +43,7 @@ lease_name(const uint8_t id[16], char *out, size_t len)
 {
 	char s[37];
 
-	uuid_format(id, s);
+	blob_uuid_format(id, s);
 	snprintf(out, len, "key:%s", s);
 }
 
@@ -70,7 +70,7 @@ rotate_due(struct worker *w, const uint8_t id[16], const char *holder)
 		r = r == KMS_ENOTFOUND ? 0 : r;
 		goto out;
 	}
-	uuid_format(id, idstr);
+	blob_uuid_format(id, idstr);
 	if ((r = keycache_rotate(w, &ki, ROTATION_AUTOMATIC, &made)) == 0) {
 		log_info("key %s rotated on schedule (every %u days): "
 		    "version %u", idstr, rs.period_days, made);
@@ -90,7 +90,7 @@ lifecycle_shred(struct worker *w, const uint8_t id[16])
 	int r, destroyed = 0;
 	char idstr[37];
 
-	uuid_format(id, idstr);
+	blob_uuid_format(id, idstr);
 	if ((r = w->st->ops->get_versions(w->st, id, &vs, &n)) != 0) {
 		return r;
 	}
@@ -173,7 +173,7 @@ expire_due(struct worker *w, const uint8_t id[16], const char *holder)
 		goto out;
 	}
 	if ((r = import_drop_material(w, id)) == 0) {
-		uuid_format(id, idstr);
+		blob_uuid_format(id, idstr);
 		log_info("key %s: imported key material expired and was "
 		    "destroyed; the key is PendingImport", idstr);
 	}
@@ -322,7 +322,7 @@ domain_tend(struct kmsd *d)
 				r = 0;	/* done before a crash */
 			} else if (r == KMS_EINVALIDCIPHERTEXT) {
 				char s[37];
-				uuid_format(vs[i].key_id, s);
+				blob_uuid_format(vs[i].key_id, s);
 				log_warn("domain-key rotation: key %s version "
 				    "%u is under neither domain key; left as "
 				    "it is (Unavailable)", s, vs[i].version);
@@ -427,7 +427,7 @@ kmsd_lifecycle_tend(struct kmsd *d)
 		for (i = 0; i < n && !atomic_load(&d->stopping); i++) {
 			if ((r = rotate_due(d->life_w, ids[i], holder)) != 0) {
 				char s[37];
-				uuid_format(ids[i], s);
+				blob_uuid_format(ids[i], s);
 				log_warn("key %s: automatic rotation failed: "
 				    "%s (retried)", s, kms_strerror(r));
 			}
@@ -438,7 +438,7 @@ kmsd_lifecycle_tend(struct kmsd *d)
 		for (i = 0; i < n && !atomic_load(&d->stopping); i++) {
 			if ((r = delete_due(d->life_w, ids[i], holder)) != 0) {
 				char s[37];
-				uuid_format(ids[i], s);
+				blob_uuid_format(ids[i], s);
 				log_warn("key %s: deletion failed: %s "
 				    "(retried)", s, kms_strerror(r));
 			}
@@ -449,7 +449,7 @@ kmsd_lifecycle_tend(struct kmsd *d)
 		for (i = 0; i < n && !atomic_load(&d->stopping); i++) {
 			if ((r = expire_due(d->life_w, ids[i], holder)) != 0) {
 				char s[37];
-				uuid_format(ids[i], s);
+				blob_uuid_format(ids[i], s);
 				log_warn("key %s: expiring imported material "
 				    "failed: %s (retried)", s, kms_strerror(r));
 			}

@@ -4,6 +4,7 @@
  *   kmsd [-c FILE] [--state-dir DIR]        serve (foreground)
  *   kmsd ... --check-config                 validate and exit
  *   kmsd ... --create-domain-key            token set-up (scripts/hsm-init)
+ *   kmsd --restore BACKUP --state-dir NEW   restore a backup, exit
  *
  * Without -c, DIR/kmsd.conf is read when it exists (DIR defaults to ./var),
  * else the embedded defaults apply.
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +21,11 @@
 #include <unistd.h>
 
 
+#include "kms.h"
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/log.h"
+#include "kmsd/daemon/backup.h"
 #include "kmsd/kmsd.h"
 
 static void
@@ -38,7 +42,12 @@ usage(FILE *f)
 	    "absent\n"
 	    "      --init-token SO_PIN_FILE  initialise a free token with the "
 	    "configured\n"
-	    "                         label and user PIN file (token set-up)\n");
+	    "                         label and user PIN file (token set-up)\n"
+	    "      --restore BACKUP   check a backup and restore it into "
+	    "--state-dir\n"
+	    "                         (a new or empty directory), then exit\n"
+	    "  -h, --help             print this help and exit\n"
+	    "      --version          print the version and exit\n");
 }
 
 /* No core files, no ptrace by others: the process holds secrets. */
@@ -49,6 +58,15 @@ harden(void)
 
 	(void)setrlimit(RLIMIT_CORE, &rl);
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* As much locked memory as we are allowed: secrets live in it. */
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_MEMLOCK, &rl);
+	}
+	/* A file size limit (RLIMIT_FSIZE) reached by the store fails that
+	 * write (EFBIG), like a full disk, and the request says so; the
+	 * default action would kill the daemon and every request with it. */
+	(void)signal(SIGXFSZ, SIG_IGN);
 }
 
 int
@@ -61,12 +79,14 @@ main(int argc, char **argv)
 		{ "create-domain-key", no_argument, NULL, 'D' },
 		{ "init-token", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "restore", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct kmsd d;
 	const char *conf = NULL, *state_dir = NULL;
 	char err[1024], defconf[CONFIG_PATH_MAX + 16];
-	const char *so_pin_file = NULL;
+	const char *so_pin_file = NULL, *restore = NULL;
 	int ch, check = 0, create_dk = 0, r;
 
 	while ((ch = getopt_long(argc, argv, "c:h", lopts, NULL)) != -1) {
@@ -86,6 +106,12 @@ main(int argc, char **argv)
 		case 'I':
 			so_pin_file = optarg;
 			break;
+		case 'R':
+			restore = optarg;
+			break;
+		case 'V':
+			printf("kmsd %s\n", KMS_VERSION);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -99,20 +125,39 @@ main(int argc, char **argv)
 		return 2;
 	}
 	harden();
+	if (restore != NULL) {
+		if (state_dir == NULL) {
+			fprintf(stderr, "kmsd: --restore needs --state-dir NEW "
+			    "(a new or empty directory)\n");
+			return 2;
+		}
+		if (backup_restore(restore, state_dir, err, sizeof(err)) != 0) {
+			fprintf(stderr, "kmsd: restore refused: %s\n", err);
+			return 1;
+		}
+		return 0;
+	}
 #if defined(__SANITIZE_ADDRESS__)
 	/* Without kmsd/heapwipe.c (compiled out under ASan), jansson's
 	 * blocks are wiped by its allocator instead. */
 	secure_json_allocator();
 #endif
 	config_defaults(&d.cfg, state_dir);
+	err[0] = '\0';
 	if (conf == NULL) {
 		snprintf(defconf, sizeof(defconf), "%s/kmsd.conf",
 		    d.cfg.state_dir);
 		if (access(defconf, F_OK) == 0) {
 			conf = defconf;
+			/* Whoever may write the directory may have put the
+			 * file there. */
+			if (config_check_trust("state_dir", d.cfg.state_dir, 0,
+			    err, sizeof(err)) != 0) {
+				log_error("%s", err);
+				return 1;
+			}
 		}
 	}
-	err[0] = '\0';
 	if ((conf != NULL && config_load(&d.cfg, conf, err,
 	    sizeof(err)) != 0) || config_finish(&d.cfg, err,
 	    sizeof(err)) != 0) {
@@ -120,7 +165,20 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_open("kmsd", d.cfg.log_level, d.cfg.log_syslog);
+	if (so_pin_file == NULL && !check && !create_dk) {
+		log_info("kmsd %s starting (config: %s)", KMS_VERSION,
+		    conf != NULL ? conf : "embedded defaults");
+	}
+	if (conf != NULL) {
+		snprintf(d.cfg.config_path, sizeof(d.cfg.config_path), "%s",
+		    conf);
+	}
 	if (so_pin_file != NULL) {
+		if (config_check_trust("SO PIN file", so_pin_file, 1, err,
+		    sizeof(err)) != 0) {
+			log_error("%s", err);
+			return 1;
+		}
 		if (d.cfg.softhsm2_conf[0] != '\0') {
 			setenv("SOFTHSM2_CONF", d.cfg.softhsm2_conf, 1);
 		}

@@ -7,62 +7,70 @@
  * the same worker (one HSM session, one store connection) and answers each
  * in place; one item's failure does not fail the others.
  */
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/b64.h"
+#include "common/cause.h"
 #include "common/ctx.h"
 #include "common/err.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/secmem.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/ops/op.h"
 
 /* Sorted by name (binary search). */
 static const struct op_def ops[] = {
-	{ "AdvanceTestClock", op_advance_test_clock, 0 },
-	{ "CancelKeyDeletion", op_cancel_key_deletion, 0 },
-	{ "CreateAlias", op_create_alias, 0 },
-	{ "CreateGrant", op_create_grant, 0 },
-	{ "CreateKey", op_create_key, 0 },
-	{ "Decrypt", op_decrypt, 1 },
-	{ "DeleteAlias", op_delete_alias, 0 },
-	{ "DeleteImportedKeyMaterial", op_delete_imported_key_material, 0 },
-	{ "DescribeKey", op_describe_key, 1 },
-	{ "DisableKey", op_disable_key, 0 },
-	{ "DisableKeyRotation", op_disable_key_rotation, 0 },
-	{ "EnableKey", op_enable_key, 0 },
-	{ "EnableKeyRotation", op_enable_key_rotation, 0 },
-	{ "Encrypt", op_encrypt, 1 },
-	{ "GenerateDataKey", op_generate_data_key, 1 },
+	{ "AdvanceTestClock", op_advance_test_clock, OP_SOLO },
+	{ "CancelKeyDeletion", op_cancel_key_deletion, OP_SOLO },
+	{ "CreateAlias", op_create_alias, OP_SOLO },
+	{ "CreateBackup", op_create_backup, OP_SOLO },
+	{ "CreateGrant", op_create_grant, OP_SOLO },
+	{ "CreateKey", op_create_key, OP_SOLO },
+	{ "Decrypt", op_decrypt, OP_BATCH },
+	{ "DeleteAlias", op_delete_alias, OP_SOLO },
+	{ "DeleteImportedKeyMaterial", op_delete_imported_key_material, OP_SOLO },
+	{ "DescribeKey", op_describe_key, OP_BATCH_MEASURED },
+	{ "DisableKey", op_disable_key, OP_SOLO },
+	{ "DisableKeyRotation", op_disable_key_rotation, OP_SOLO },
+	{ "EnableKey", op_enable_key, OP_SOLO },
+	{ "EnableKeyRotation", op_enable_key_rotation, OP_SOLO },
+	{ "Encrypt", op_encrypt, OP_BATCH },
+	{ "GenerateDataKey", op_generate_data_key, OP_BATCH },
 	{ "GenerateDataKeyWithoutPlaintext",
-	    op_generate_data_key_without_plaintext, 1 },
-	{ "GenerateRandom", op_generate_random, 1 },
-	{ "GetDomainKeyStatus", op_get_domain_key_status, 0 },
-	{ "GetKeyPolicy", op_get_key_policy, 0 },
-	{ "GetKeyRotationStatus", op_get_key_rotation_status, 0 },
-	{ "GetParametersForImport", op_get_parameters_for_import, 0 },
-	{ "ImportKeyMaterial", op_import_key_material, 0 },
-	{ "ListAliases", op_list_aliases, 0 },
-	{ "ListGrants", op_list_grants, 0 },
-	{ "ListKeyPolicies", op_list_key_policies, 0 },
-	{ "ListKeyRotations", op_list_key_rotations, 0 },
-	{ "ListKeys", op_list_keys, 0 },
-	{ "ListResourceTags", op_list_resource_tags, 0 },
-	{ "ListRetirableGrants", op_list_retirable_grants, 0 },
-	{ "PutKeyPolicy", op_put_key_policy, 0 },
-	{ "ReEncrypt", op_re_encrypt, 1 },
-	{ "RetireGrant", op_retire_grant, 0 },
-	{ "RevokeGrant", op_revoke_grant, 0 },
-	{ "RotateDomainKey", op_rotate_domain_key, 0 },
-	{ "RotateKeyOnDemand", op_rotate_key_on_demand, 0 },
-	{ "ScheduleKeyDeletion", op_schedule_key_deletion, 0 },
-	{ "TagResource", op_tag_resource, 0 },
-	{ "UntagResource", op_untag_resource, 0 },
-	{ "UpdateAlias", op_update_alias, 0 },
-	{ "UpdateKeyDescription", op_update_key_description, 0 },
+	    op_generate_data_key_without_plaintext, OP_BATCH },
+	{ "GenerateRandom", op_generate_random, OP_BATCH },
+	{ "GetDomainKeyStatus", op_get_domain_key_status, OP_SOLO },
+	{ "GetKeyPolicy", op_get_key_policy, OP_SOLO },
+	{ "GetKeyRotationStatus", op_get_key_rotation_status, OP_SOLO },
+	{ "GetParametersForImport", op_get_parameters_for_import, OP_SOLO },
+	{ "ImportKeyMaterial", op_import_key_material, OP_SOLO },
+	{ "ListAliases", op_list_aliases, OP_SOLO },
+	{ "ListGrants", op_list_grants, OP_SOLO },
+	{ "ListKeyPolicies", op_list_key_policies, OP_SOLO },
+	{ "ListKeyRotations", op_list_key_rotations, OP_SOLO },
+	{ "ListKeys", op_list_keys, OP_SOLO },
+	{ "ListResourceTags", op_list_resource_tags, OP_SOLO },
+	{ "ListRetirableGrants", op_list_retirable_grants, OP_SOLO },
+	{ "PutKeyPolicy", op_put_key_policy, OP_SOLO },
+	{ "ReEncrypt", op_re_encrypt, OP_BATCH },
+	{ "RetireGrant", op_retire_grant, OP_SOLO },
+	{ "RevokeGrant", op_revoke_grant, OP_SOLO },
+	{ "RotateDomainKey", op_rotate_domain_key, OP_SOLO },
+	{ "RotateKeyOnDemand", op_rotate_key_on_demand, OP_SOLO },
+	{ "ScheduleKeyDeletion", op_schedule_key_deletion, OP_SOLO },
+	{ "TagResource", op_tag_resource, OP_SOLO },
+	{ "UntagResource", op_untag_resource, OP_SOLO },
+	{ "UpdateAlias", op_update_alias, OP_SOLO },
+	{ "UpdateKeyDescription", op_update_key_description, OP_SOLO },
 };
 
 int
@@ -81,9 +89,12 @@ op_secret(struct opctx *c, size_t n)
 {
 	uint8_t *p;
 
-	/* 16-byte alignment keeps later carvings aligned. */
-	n = (n + 15) & ~(size_t)15;
 	if (c->secret == NULL || n > c->secret_cap - c->secret_used) {
+		return NULL;
+	}
+	/* Aligned carvings keep later ones aligned. */
+	n = (n + OP_SECRET_ALIGN - 1) & ~(size_t)(OP_SECRET_ALIGN - 1);
+	if (n > c->secret_cap - c->secret_used) {
 		return NULL;
 	}
 	p = c->secret + c->secret_used;
@@ -91,17 +102,64 @@ op_secret(struct opctx *c, size_t n)
 	return p;
 }
 
+size_t
+op_secret_mark(const struct opctx *c)
+{
+	return c->secret_used;
+}
+
+void
+op_secret_release(struct opctx *c, size_t mark)
+{
+	KMS_ASSERT(mark <= c->secret_used);
+	secure_wipe(c->secret + mark, c->secret_used - mark);
+	c->secret_used = mark;
+	/* Random bytes drawn ahead in what was given back are gone too. */
+	if (c->rnd != NULL && c->rnd >= c->secret + mark) {
+		c->rnd = NULL;
+		c->rnd_len = c->rnd_off = 0;
+	}
+}
+
+/* A block of the request's heap. */
+struct op_block {
+	struct op_block *next;
+	uint8_t data[];
+};
+
+uint8_t *
+op_heap(struct opctx *c, size_t n)
+{
+	struct op_block *b;
+
+	if (n > SIZE_MAX - sizeof(*b) || (b = malloc(sizeof(*b) + n)) ==
+	    NULL) {
+		return NULL;
+	}
+	b->next = c->heap;
+	c->heap = b;
+	return b->data;
+}
+
+static void
+heap_free(struct opctx *c)
+{
+	struct op_block *b;
+
+	while ((b = c->heap) != NULL) {
+		c->heap = b->next;
+		free(b);
+	}
+}
+
 /*
- * Randomness is drawn per request (DESIGN §2: one C_GenerateRandom call
+ * Randomness is drawn per request (docs/design.md §3: one C_GenerateRandom call
  * per request): a single request gets exactly what it asks for; in a
  * Batch the first item that needs random bytes draws for the items still
  * to come, so a Batch of data keys costs one HSM call for all its keys and
  * IVs instead of one per item.  Bytes not handed out stay in the locked
  * scratch and are wiped with it when the request ends.
  */
-#define OP_RANDOM_PER_ITEM 48	/* a 32-byte data key and its IV, rounded */
-#define OP_RANDOM_MAX 8192	/* largest draw made ahead of need */
-
 int
 op_random(struct opctx *c, size_t n, uint8_t **out)
 {
@@ -140,9 +198,10 @@ field(struct opctx *c, const char *name)
 	return json_is_null(v) ? NULL : v;
 }
 
-int
-req_string(struct opctx *c, const char *name, int required, size_t minlen,
-    size_t maxlen, const char **out)
+/* AWS's limits on strings count characters; unit 1 counts bytes. */
+static int
+string_field(struct opctx *c, const char *name, int required, size_t minlen,
+    size_t maxlen, int bytes, const char **out)
 {
 	json_t *v = field(c, name);
 	size_t len;
@@ -161,17 +220,39 @@ req_string(struct opctx *c, const char *name, int required, size_t minlen,
 		    name);
 	}
 	len = json_string_length(v);
-	if (len < minlen || len > maxlen) {
-		return op_fail(c, KMS_EVALIDATION, "1 validation error "
-		    "detected: Value at '%s' failed to satisfy constraint: "
-		    "Member must have length between %zu and %zu", name,
-		    minlen, maxlen);
-	}
 	if (strlen(json_string_value(v)) != len) {
 		return op_fail(c, KMS_EVALIDATION, "%s contains a NUL", name);
 	}
+	/* The parser let only valid UTF-8 through; a value built otherwise
+	 * (tests, fuzzers) is checked here. */
+	if (!ctx_utf8_valid(json_string_value(v), len)) {
+		return op_fail(c, KMS_EVALIDATION, "%s is not UTF-8", name);
+	}
+	if (!bytes) {
+		len = ctx_utf8_chars(json_string_value(v), len);
+	}
+	if (len < minlen || len > maxlen) {
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value at '%s' failed to satisfy constraint: "
+		    "Member must have length between %zu and %zu%s", name,
+		    minlen, maxlen, bytes ? " bytes" : "");
+	}
 	*out = json_string_value(v);
 	return 0;
+}
+
+int
+req_string(struct opctx *c, const char *name, int required, size_t minlen,
+    size_t maxlen, const char **out)
+{
+	return string_field(c, name, required, minlen, maxlen, 0, out);
+}
+
+int
+req_string_bytes(struct opctx *c, const char *name, int required,
+    size_t minlen, size_t maxlen, const char **out)
+{
+	return string_field(c, name, required, minlen, maxlen, 1, out);
 }
 
 int
@@ -243,14 +324,8 @@ req_blob(struct opctx *c, const char *name, int required, size_t minlen,
 	}
 	len = json_string_length(v);
 	/* Bound before decoding: the exact decoded size of well-formed
-	 * base64 is 3/4 of its length less the padding. */
-	n = B64_DECODED_MAX(len);
-	if (len >= 1 && json_string_value(v)[len - 1] == '=') {
-		n--;
-	}
-	if (len >= 2 && json_string_value(v)[len - 2] == '=') {
-		n--;
-	}
+	 * base64 (ill-formed input is refused by b64_decode below). */
+	n = b64_decoded_len(json_string_value(v), len);
 	if (n > maxlen || n > outsz) {
 		return op_fail(c, KMS_EVALIDATION, "1 validation error "
 		    "detected: Value at '%s' failed to satisfy constraint: "
@@ -274,16 +349,53 @@ req_blob(struct opctx *c, const char *name, int required, size_t minlen,
 }
 
 int
+req_blob_alloc(struct opctx *c, const char *name, size_t minlen,
+    size_t maxlen, int secret, uint8_t **out, size_t *outlen)
+{
+	json_t *v = field(c, name);
+	size_t room = 0;
+	uint8_t *buf;
+	int r;
+
+	/* Room for what the text can decode to (req_blob checks it). */
+	if (json_is_string(v)) {
+		room = B64_DECODED_MAX(json_string_length(v));
+		if (room > maxlen) {
+			room = maxlen;
+		}
+	}
+	buf = secret ? op_secret(c, room) : op_heap(c, room);
+	if (buf == NULL) {
+		return op_fail(c, KMS_EINTERNAL, "out of request memory");
+	}
+	if ((r = req_blob(c, name, 1, minlen, maxlen, buf, room,
+	    outlen)) != 0) {
+		return r;
+	}
+	*out = buf;
+	return 0;
+}
+
+int
 req_context(struct opctx *c, const char *name, uint8_t *out, size_t outsz,
     size_t *outlen)
 {
-	json_t *v = field(c, name);
+	json_t *v = field(c, name), *e;
+	const char *k;
 	char msg[256];
 	int r;
 
 	if (v != NULL && !json_is_object(v)) {
 		return op_fail(c, KMS_ESERIALIZATION, "%s must be an object "
 		    "of strings", name);
+	}
+	/* A map of strings: another type is the request's shape, not its
+	 * content, wrong. */
+	json_object_foreach(v, k, e) {
+		if (!json_is_string(e)) {
+			return op_fail(c, KMS_ESERIALIZATION, "%s must be an "
+			    "object of strings", name);
+		}
 	}
 	if ((r = ctx_canonical_json(v, out, outsz, outlen, msg,
 	    sizeof(msg))) != 0) {
@@ -318,7 +430,8 @@ req_grant_tokens(struct opctx *c)
 			    "must be a list of strings");
 		}
 		if (json_string_length(t) < 1 ||
-		    json_string_length(t) > KMS_MAX_GRANT_TOKEN) {
+		    ctx_utf8_chars(json_string_value(t), json_string_length(t)) >
+		    KMS_MAX_GRANT_TOKEN) {
 			return op_fail(c, KMS_EVALIDATION, "GrantTokens[%zu] "
 			    "must have length between 1 and %d", i,
 			    KMS_MAX_GRANT_TOKEN);
@@ -390,18 +503,21 @@ int
 resp_blob(json_t *obj, const char *name, const uint8_t *buf, size_t len,
     struct opctx *c)
 {
-	size_t n = B64_ENCODED_LEN(len) + 1;
+	size_t n = B64_ENCODED_LEN(len) + 1, mark = op_secret_mark(c);
 	char *b64 = (char *)op_secret(c, n);
-	json_t *s;
+	json_t *s = NULL;
+	int r = 0;
 
+	/* The base64 lives in the scratch only until jansson copies it (its
+	 * strings are wiped when freed: secure_json_allocator). */
 	if (b64 == NULL || b64_encode(buf, len, b64, n) != 0) {
-		return op_fail(c, KMS_EINTERNAL, "out of reply memory");
+		r = op_fail(c, KMS_EINTERNAL, "out of reply memory");
+	} else if ((s = json_stringn_nocheck(b64, n - 1)) == NULL ||
+	    json_object_set_new_nocheck(obj, name, s) != 0) {
+		r = op_fail(c, KMS_EINTERNAL, "out of memory");
 	}
-	s = json_stringn_nocheck(b64, n - 1);
-	if (s == NULL || json_object_set_new_nocheck(obj, name, s) != 0) {
-		return op_fail(c, KMS_EINTERNAL, "out of memory");
-	}
-	return 0;
+	op_secret_release(c, mark);
+	return r;
 }
 
 int
@@ -519,15 +635,94 @@ op_state_error(struct opctx *c, int err, const struct key_info *ki)
 	}
 }
 
+/*
+ * This thread's request id: unique in the daemon's life and across
+ * restarts (a random prefix drawn at start-up, then a counter), named in
+ * every log line said on the request's behalf (log_set_request) and in
+ * the message of an internal or dependency error, so that an operator
+ * finds the cause a client was told about.
+ */
+static _Thread_local char request_id[LOG_REQUEST_ID_MAX];
+/* Internal errors of this request: the first is logged, the rest counted
+ * (a Batch must not turn one fault into a thousand log lines). */
+static _Thread_local size_t request_faults;
+static pthread_once_t request_once = PTHREAD_ONCE_INIT;
+static uint32_t request_prefix;
+static atomic_uint_fast64_t request_seq;
+
+static void
+request_prefix_init(void)
+{
+	if (getrandom(&request_prefix, sizeof(request_prefix), 0) !=
+	    (ssize_t)sizeof(request_prefix)) {
+		request_prefix = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+	}
+}
+
+static void
+request_begin(void)
+{
+	pthread_once(&request_once, request_prefix_init);
+	snprintf(request_id, sizeof(request_id), "%08x-%012llx",
+	    (unsigned)request_prefix, (unsigned long long)
+	    (atomic_fetch_add(&request_seq, 1) + 1));
+	log_set_request(request_id);
+	request_faults = 0;
+	cause_clear();
+}
+
+static void
+request_end(void)
+{
+	if (request_faults > 1) {
+		log_warn("and %zu more internal errors in this request",
+		    request_faults - 1);
+	}
+	request_faults = 0;
+	log_set_request(NULL);
+	request_id[0] = '\0';
+	cause_clear();
+}
+
 static json_t *
 error_object(int err, const char *msg)
 {
+	char full[OP_MSG_MAX + CAUSE_MAX + LOG_REQUEST_ID_MAX + 16];
+	size_t len;
+
 	/* Client-side codes never leave the daemon under their own name. */
-	if (err >= KMS_EINVAL || err <= 0) {
+	if (err <= 0 || err >= KMS_ERR_MAX || err_is_client_side(err)) {
 		err = KMS_EINTERNAL;
 	}
-	return json_pack("{s:s, s:s}", "__type", kms_error_name(err),
-	    "message", msg[0] != '\0' ? msg : kms_strerror(err));
+	if (msg[0] == '\0') {
+		msg = kms_strerror(err);
+	}
+	/* AWS's name stays; the message says which dependency failed
+	 * (never a secret: see cause.h) and names the request, whose log
+	 * lines hold the details. */
+	if (err == KMS_EINTERNAL || err == KMS_EDEPENDENCYTIMEOUT) {
+		const char *why = cause_get();
+		int n = (int)strlen(msg);
+		if (n > 0 && msg[n - 1] == '.') {
+			n--;	/* "retry later.: the HSM ..." reads badly */
+		}
+		snprintf(full, sizeof(full), "%.*s%s%s (request %s)", n, msg,
+		    why[0] != '\0' ? ": " : "", why,
+		    request_id[0] != '\0' ? request_id : "?");
+		msg = full;
+		if (request_faults++ == 0) {
+			log_warn("%s: %s", kms_error_name(err), msg);
+		}
+	}
+	/* A message quoting the request may have been cut inside a
+	 * character (snprintf counts bytes): end it where its UTF-8 does,
+	 * or jansson refuses the whole reply. */
+	len = strlen(msg);
+	while (len > 0 && !ctx_utf8_valid(msg, len)) {
+		len--;
+	}
+	return json_pack("{s:s, s:s#}", "__type", kms_error_name(err),
+	    "message", msg, (int)len);
 }
 
 static const struct op_def *
@@ -582,6 +777,7 @@ run_hsm_jobs(struct opctx *c, json_t *arr)
 			continue;
 		}
 		c->msg[0] = '\0';
+		cause_clear();
 		if ((j->err = op_hsm_job(c, j)) != 0) {
 			/* Replaces (and frees) the item's response. */
 			json_array_set_new(arr, j->item,
@@ -593,22 +789,28 @@ run_hsm_jobs(struct opctx *c, json_t *arr)
 		j = &c->jobs[k];
 		if (j->err == 0 && resp_blob(j->obj, j->name, j->out,
 		    j->outlen, c) != 0) {
+			cause_clear();	/* not the last HSM call's */
 			json_array_set_new(arr, j->item,
 			    error_object(KMS_EINTERNAL, c->msg));
 		}
 	}
 }
 
-/* One request object (top level or a Batch item). */
+/* One request object (top level or a Batch item); *measured (may be NULL)
+ * says whether its response is to be measured (OP_BATCH_MEASURED). */
 static json_t *
-run_one(struct opctx *c, json_t *req, int in_batch)
+run_one(struct opctx *c, json_t *req, int in_batch, int *measured)
 {
 	const struct op_def *op;
 	json_t *action, *resp = NULL;
 	int r;
 
+	if (measured != NULL) {
+		*measured = 0;
+	}
 	c->req = req;
 	c->msg[0] = '\0';
+	cause_clear();
 	c->action = "?";
 	c->request_alias[0] = '\0';
 	c->ntokens = 0;
@@ -631,12 +833,15 @@ run_one(struct opctx *c, json_t *req, int in_batch)
 		    json_string_value(action));
 		return error_object(KMS_EUNKNOWNOP, c->msg);
 	}
-	if (in_batch && !op->batchable) {
+	if (in_batch && op->batch == OP_SOLO) {
 		snprintf(c->msg, sizeof(c->msg), "%s is not allowed in a Batch",
 		    op->name);
 		return error_object(KMS_EVALIDATION, c->msg);
 	}
 	c->action = op->name;
+	if (measured != NULL) {
+		*measured = op->batch == OP_BATCH_MEASURED;
+	}
 	if ((r = op->fn(c, &resp)) != 0) {
 		json_decref(resp);
 		return error_object(r, c->msg);
@@ -644,11 +849,45 @@ run_one(struct opctx *c, json_t *req, int in_batch)
 	return resp;
 }
 
+/* The refusal of a measured item that does not fit (its fixed text and
+ * an operation name) is shorter than this. */
+#define BATCH_REFUSAL_MAX 256
+
+/*
+ * Room in the reply for the responses of the Batch's OP_BATCH_MEASURED
+ * items (DescribeKey): the reply is at most its request plus
+ * JSON_MAX_ITEM_GROWTH per other item plus what these measure (or their
+ * refusals), and must stay within JSON_MAX_REPLY (common/json.h).
+ */
+static size_t
+measured_room(json_t *reqs, size_t msglen)
+{
+	const struct op_def *op;
+	json_t *item, *action;
+	size_t i, others = 0, measured = 0;
+
+	json_array_foreach(reqs, i, item) {
+		action = json_object_get(item, "Action");
+		op = json_is_string(action) ?
+		    find_op(json_string_value(action)) : NULL;
+		if (op != NULL && op->batch == OP_BATCH_MEASURED) {
+			measured++;
+		} else {
+			others++;
+		}
+	}
+	/* Cannot wrap: msglen ≤ JSON_MAX_MESSAGE, and the items, at most
+	 * KMS_MAX_BATCH, reserve at most JSON_MAX_ITEM_GROWTH each. */
+	return JSON_MAX_REPLY - msglen - others * JSON_MAX_ITEM_GROWTH -
+	    measured * BATCH_REFUSAL_MAX;
+}
+
 static json_t *
 run_batch(struct opctx *c, json_t *msg, size_t msglen)
 {
 	json_t *reqs = json_object_get(msg, "Requests"), *out, *arr, *item;
-	size_t i, n, before;
+	size_t i, n, before, room = 0, len;
+	int measured = 0;
 
 	if (!json_is_array(reqs)) {
 		return error_object(KMS_ESERIALIZATION, "Batch needs "
@@ -663,6 +902,7 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 	if ((arr = json_array()) == NULL) {
 		return NULL;
 	}
+	room = measured_room(reqs, msglen);
 	/*
 	 * With batch_hsm_exclusive, the items' encryptions and decryptions
 	 * are recorded as the items run (parsing, authorisation, the
@@ -693,7 +933,20 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 			    "exceeds 65536 bytes");
 		} else {
 			c->rnd_hint = (n - i) * OP_RANDOM_PER_ITEM;
-			r = run_one(c, item, 1);
+			r = run_one(c, item, 1, &measured);
+		}
+		if (r != NULL && measured) {
+			len = kjson_write_compact(r, NULL, 0);
+			if (len > room) {
+				json_decref(r);
+				snprintf(c->msg, sizeof(c->msg), "The Batch's "
+				    "reply would exceed %d bytes: send this "
+				    "%s in another Batch", JSON_MAX_REPLY,
+				    c->action);
+				r = error_object(KMS_EVALIDATION, c->msg);
+				len = 0;	/* reserved */
+			}
+			room -= len;
 		}
 		/* A failed item's recorded calls are void. */
 		if (r == NULL || json_object_get(r, "__type") != NULL) {
@@ -737,9 +990,12 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	c.p = p;
 	c.secret = w->secret;
 	c.secret_cap = w->secret_cap;
-	if ((msg = json_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
+	request_begin();
+	if ((msg = kjson_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
 	    sizeof(c.msg))) == NULL) {
-		return error_object(KMS_ESERIALIZATION, c.msg);
+		resp = error_object(KMS_ESERIALIZATION, c.msg);
+		request_end();
+		return resp;
 	}
 	/* The HSM's turn (kmsd.h), for everything that may touch a key:
 	 * taken once per message, since a Batch runs its items through
@@ -753,7 +1009,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 		resp = error_object(KMS_EVALIDATION, "A request exceeds 65536 "
 		    "bytes");
 	} else {
-		resp = run_one(&c, msg, 0);
+		resp = run_one(&c, msg, 0, NULL);
 	}
 	pthread_rwlock_unlock(&w->d->hsm_turn);
 	json_decref(msg);
@@ -761,6 +1017,8 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	if (c.secret_used > 0) {
 		secure_wipe(c.secret, c.secret_used);
 	}
+	heap_free(&c);
+	request_end();
 	return resp;
 }
 

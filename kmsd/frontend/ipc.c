@@ -27,6 +27,19 @@
  * the works or CONN_OUT_HIGH bytes of replies its peer has not read, so
  * one client cannot take the daemon's memory or all its workers.
  *
+ * Admission.  What one peer can make kmsd hold is bounded: a read buffer
+ * grows with the bytes that arrive (doubling), never to the length a frame
+ * header announces; a frame, once begun, must be complete within FRAME_MS
+ * (time kmsd spends not reading it does not count); the buffers of all
+ * connections together stay under max_buffered_input_mib, the ones whose
+ * partial frames are oldest being dropped to make room; and one peer uid
+ * holds at most max_connections_per_uid connections, its oldest dropped
+ * for a new one.  A dropped connection is "doomed" under sv->amu (taken
+ * off the lists, its buffer no longer counted), then shut down, its buffer
+ * freed at once unless a worker is reading it; the worker that reads it
+ * next closes it.  Each drop is logged (log_warn), at most
+ * DROP_LOG_BURST lines per reason per DROP_LOG_MS, then a count.
+ *
  * Lifetime.  Only the worker holding a connection's read side closes it
  * (end of stream, error or protocol violation); its requests in flight
  * keep the structure (c->inflight) and are not served once it is dead.
@@ -46,6 +59,8 @@
 #include <time.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -57,21 +72,28 @@
 #include "common/secmem.h"
 #include "common/sp.h"
 #include "common/log.h"
+#include "kmsd/daemon/service.h"
 #include "kmsd/kmsd.h"
 
 #define CONN_INFLIGHT 64	/* requests of one connection in the works */
 #define CONN_OUT_HIGH (2u << 20)	/* unread reply bytes: stop reading */
 #define READ_BUDGET (256u << 10)	/* bytes read per turn (fairness) */
 #define RBUF_MIN 4096
-#define SP_TTL 8		/* backtrace words, as nng's rep0 */
+#define RBUF_MAP_MIN (64u << 10)	/* read buffers this big are mapped */
 #define FRAME_MAX (JSON_MAX_MESSAGE + SP_TTL * SP_ID_LEN)
 #define HELLO_MS 10000		/* a peer must complete its handshake */
 #define IDLE_PASS_MS 500	/* bounds the grace period */
 #define WATCH_MS 200		/* scheduler tick */
 #define REPLY_MIN 16384
+#define FRAME_MS 10000		/* a frame, once begun, must be complete */
+#define UID_BUCKETS 256		/* the per-uid table's hash (a power of 2) */
+#define DROP_LOG_BURST 10	/* drop lines said per reason per window */
+#define DROP_LOG_MS 10000	/* the window; then how many more went */
 
 enum { EV_LISTEN, EV_QUEUE, EV_STOP, EV_READ, EV_WRITE };
 enum { Q_REQ, Q_CONN };
+/* Why a connection is dropped (the drop log's reasons). */
+enum { DROP_LATE, DROP_BUFFERED, DROP_UID, DROP_NREASONS };
 
 struct ev {
 	int kind;
@@ -83,6 +105,15 @@ struct qitem {
 };
 
 struct server;
+struct conn;
+
+/* A peer uid's connections, oldest first (under sv->amu). */
+struct uident {
+	struct uident *next;		/* hash chain */
+	uint64_t uid;
+	unsigned n;
+	struct conn *head, *tail;
+};
 
 struct conn {
 	struct ev rev, wev;
@@ -94,8 +125,24 @@ struct conn {
 	atomic_int ready;		/* handshake done */
 	atomic_int dead;
 	int hs_killed;			/* handshake timed out (sched) */
+	atomic_int doomed;		/* to be dropped: its reader closes it */
+	atomic_uint_fast64_t frame_ms;	/* its partial frame began; 0: none */
+	/* Under sv->amu: its place among the connections holding a buffer
+	 * (a partial frame), oldest frame first, and among its uid's
+	 * connections, oldest first; why it was dropped. */
+	struct conn *hprev, *hnext;
+	atomic_int holding;		/* on sv's holders list (its reader
+					 * reads it without amu) */
+	size_t held;			/* rbuf bytes counted in sv->held */
+	struct conn *uprev, *unext;
+	struct uident *ue;		/* NULL once off its uid's list */
+	struct conn *vnext;		/* a list of connections to drop */
+	int drop_why;
+	size_t drop_bytes;
+	uint64_t drop_age_ms;
 	/* Read side: only the worker holding it (EPOLLONESHOT, or a queued
-	 * Q_CONN) touches these. */
+	 * Q_CONN) touches these; and drop_all, under mu while no worker
+	 * is reading, frees a doomed connection's rbuf. */
 	uint8_t hello[SP_HELLO_LEN];
 	size_t hello_got;
 	uint8_t *rbuf;
@@ -105,6 +152,7 @@ struct conn {
 	int fd, wfd;			/* wfd: dup of fd for EPOLLOUT */
 	int warmed;			/* wfd armed */
 	int parked;			/* not read until unparked */
+	int reading;			/* a worker is in conn_read */
 	int werr;			/* a send failed: peer gone */
 	int inflight;
 	uint8_t *out;			/* unsent replies: out[ooff..olen) */
@@ -145,6 +193,18 @@ struct server {
 	uint64_t *grave_snap;		/* workers' passes when it began */
 	uint64_t accept_paused_ms;	/* 0: accepting */
 	uint64_t accept_logged_ms;	/* last said so */
+	/* Admission (amu; taken after a conn's mu, never before). */
+	pthread_mutex_t amu;
+	struct conn *hhead, *htail;	/* holding buffers, oldest frame first */
+	size_t held, held_max;		/* their bytes; the cap */
+	struct uident *uids[UID_BUCKETS];
+	unsigned per_uid_max;
+	/* The drop log (lmu), per reason. */
+	pthread_mutex_t lmu;
+	struct {
+		uint64_t since_ms;	/* this window began */
+		unsigned said, unsaid;
+	} drops[DROP_NREASONS];
 	/* Scheduler. */
 	pthread_t sched;
 	pthread_mutex_t smu;
@@ -201,6 +261,491 @@ rearm(struct conn *c)
 	(void)epoll_ctl(c->sv->ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+/* ---- read buffers ---- */
+
+/*
+ * Big read buffers are mapped, not malloc'd: glibc raises its mmap
+ * threshold to the size of the first mapped block freed, and keeps later
+ * ones in per-thread arenas, so a burst of big partial frames would leave
+ * kmsd's memory high long after they were dropped.
+ */
+static uint8_t *
+rbuf_alloc(size_t cap)
+{
+	void *p;
+
+	if (cap < RBUF_MAP_MIN) {
+		return malloc(cap);
+	}
+	p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		return NULL;
+	}
+	(void)madvise(p, cap, MADV_DONTDUMP);	/* it holds requests */
+	return p;
+}
+
+/* Free a read buffer of cap bytes of which only the first used may hold
+ * data (next_request wipes what it takes out). */
+static void
+rbuf_free(uint8_t *p, size_t cap, size_t used)
+{
+	if (p == NULL) {
+		return;
+	}
+	if (cap < RBUF_MAP_MIN) {
+		wipe_free(p, cap);
+		return;
+	}
+	secure_wipe(p, used);
+	(void)munmap(p, cap);
+}
+
+/* ---- admission: what one peer may make kmsd hold ---- */
+
+/* amu held: c (a holder) is off the holders list. */
+static void
+holders_unlink(struct server *sv, struct conn *c)
+{
+	if (c->hprev != NULL) {
+		c->hprev->hnext = c->hnext;
+	} else {
+		sv->hhead = c->hnext;
+	}
+	if (c->hnext != NULL) {
+		c->hnext->hprev = c->hprev;
+	} else {
+		sv->htail = c->hprev;
+	}
+	c->hprev = c->hnext = NULL;
+	atomic_store(&c->holding, 0);
+}
+
+/* amu held: c's buffer is no longer counted, nor c a holder. */
+static void
+holders_remove(struct server *sv, struct conn *c)
+{
+	if (atomic_load(&c->holding)) {
+		holders_unlink(sv, c);
+	}
+	sv->held -= c->held;
+	c->held = 0;
+}
+
+/* amu held: c (not a holder) becomes the holder with the newest frame. */
+static void
+holders_append(struct server *sv, struct conn *c)
+{
+	c->hprev = sv->htail;
+	c->hnext = NULL;
+	if (sv->htail != NULL) {
+		sv->htail->hnext = c;
+	} else {
+		sv->hhead = c;
+	}
+	sv->htail = c;
+	atomic_store(&c->holding, 1);
+}
+
+/* amu held: where uid's entry is, or would be linked. */
+static struct uident **
+uid_slot(struct server *sv, uint64_t uid)
+{
+	struct uident **p;
+
+	/* Fibonacci hashing: the top bits of uid times 2^64/phi. */
+	p = &sv->uids[(uid * 0x9e3779b97f4a7c15ULL) >> 56 & (UID_BUCKETS - 1)];
+	while (*p != NULL && (*p)->uid != uid) {
+		p = &(*p)->next;
+	}
+	return p;
+}
+
+/* amu held: c is off its uid's list (the entry goes with the last). */
+static void
+uid_remove(struct server *sv, struct conn *c)
+{
+	struct uident *ue = c->ue, **p;
+
+	if (ue == NULL) {
+		return;
+	}
+	if (c->uprev != NULL) {
+		c->uprev->unext = c->unext;
+	} else {
+		ue->head = c->unext;
+	}
+	if (c->unext != NULL) {
+		c->unext->uprev = c->uprev;
+	} else {
+		ue->tail = c->uprev;
+	}
+	c->uprev = c->unext = NULL;
+	c->ue = NULL;
+	if (--ue->n == 0) {
+		p = uid_slot(sv, ue->uid);
+		*p = ue->next;
+		free(ue);
+	}
+}
+
+/*
+ * amu held: c is to be dropped for why.  It leaves both lists (its
+ * buffer is no longer counted: it can only shrink from now on) and goes
+ * on *vs for drop_all.  Nothing when it was already.
+ */
+static void
+doom(struct server *sv, struct conn *c, int why, uint64_t now,
+    struct conn **vs)
+{
+	uint64_t began;
+	int no = 0;
+
+	if (!atomic_compare_exchange_strong(&c->doomed, &no, 1)) {
+		return;
+	}
+	began = why == DROP_UID ? c->born_ms : atomic_load(&c->frame_ms);
+	c->drop_why = why;
+	c->drop_bytes = c->held;
+	c->drop_age_ms = began != 0 && now > began ? now - began : 0;
+	holders_remove(sv, c);
+	uid_remove(sv, c);
+	c->vnext = *vs;
+	*vs = c;
+}
+
+static const char *const drop_what[DROP_NREASONS] = {
+	[DROP_LATE] = "a message not completed in time",
+	[DROP_BUFFERED] = "buffered input over max_buffered_input_mib",
+	[DROP_UID] = "a uid over max_connections_per_uid",
+};
+
+/* Say that c was dropped: the first DROP_LOG_BURST of a reason in a
+ * window line by line, the rest as a count when the window closes. */
+static void
+drop_say(struct server *sv, const struct conn *c)
+{
+	uint64_t now = mono_ms();
+	unsigned unsaid = 0;
+	int say, why = c->drop_why;
+
+	pthread_mutex_lock(&sv->lmu);
+	if (now - sv->drops[why].since_ms >= DROP_LOG_MS) {
+		unsaid = sv->drops[why].unsaid;
+		sv->drops[why].since_ms = now;
+		sv->drops[why].said = sv->drops[why].unsaid = 0;
+	}
+	if ((say = sv->drops[why].said < DROP_LOG_BURST)) {
+		sv->drops[why].said++;
+	} else {
+		sv->drops[why].unsaid++;
+	}
+	pthread_mutex_unlock(&sv->lmu);
+	if (unsaid > 0) {
+		log_warn("%u more connections dropped for %s", unsaid,
+		    drop_what[why]);
+	}
+	if (!say) {
+		return;
+	}
+	switch (why) {
+	case DROP_LATE:
+		log_warn("dropping a connection of uid %llu (pid %llu): a "
+		    "message begun %.1f s ago (%zu bytes buffered) was not "
+		    "completed within %d s", (unsigned long long)c->uid,
+		    (unsigned long long)c->pid, c->drop_age_ms / 1000.0,
+		    c->drop_bytes, FRAME_MS / 1000);
+		break;
+	case DROP_BUFFERED:
+		log_warn("buffered input over max_buffered_input_mib (%zu "
+		    "MiB): dropping the connection with the oldest partial "
+		    "message, uid %llu (pid %llu), begun %.1f s ago, %zu "
+		    "bytes buffered", sv->held_max >> 20,
+		    (unsigned long long)c->uid, (unsigned long long)c->pid,
+		    c->drop_age_ms / 1000.0, c->drop_bytes);
+		break;
+	default:
+		log_warn("uid %llu has max_connections_per_uid (%u) "
+		    "connections: dropping its oldest (pid %llu, open "
+		    "%.1f s)", (unsigned long long)c->uid, sv->per_uid_max,
+		    (unsigned long long)c->pid, c->drop_age_ms / 1000.0);
+		break;
+	}
+}
+
+/* The scheduler: the counts of windows that have closed. */
+static void
+drop_say_unsaid(struct server *sv)
+{
+	uint64_t now = mono_ms();
+	unsigned unsaid;
+	int i;
+
+	for (i = 0; i < DROP_NREASONS; i++) {
+		pthread_mutex_lock(&sv->lmu);
+		unsaid = 0;
+		if (sv->drops[i].unsaid > 0 &&
+		    now - sv->drops[i].since_ms >= DROP_LOG_MS) {
+			unsaid = sv->drops[i].unsaid;
+			sv->drops[i].since_ms = now;
+			sv->drops[i].said = sv->drops[i].unsaid = 0;
+		}
+		pthread_mutex_unlock(&sv->lmu);
+		if (unsaid > 0) {
+			log_warn("%u more connections dropped for %s", unsaid,
+			    drop_what[i]);
+		}
+	}
+}
+
+/*
+ * Hang up on each doomed connection of vs (amu not held): the worker that
+ * reads it next closes it.  They are still in memory: a
+ * worker's list is freed only after a grace period its own pass is part
+ * of, and the scheduler's by the scheduler, after this.
+ */
+static void
+drop_all(struct server *sv, struct conn *vs)
+{
+	struct conn *c, *n;
+
+	for (c = vs; c != NULL; c = n) {
+		n = c->vnext;
+		c->vnext = NULL;
+		drop_say(sv, c);
+		pthread_mutex_lock(&c->mu);
+		if (!atomic_load(&c->dead)) {
+			(void)shutdown(c->fd, SHUT_RDWR);
+			if (!c->reading) {
+				/* Nobody reads it: its buffer goes now, not
+				 * once a worker comes to close it (under a
+				 * flood, workers come late). */
+				rbuf_free(c->rbuf, c->rcap, c->rlen);
+				c->rbuf = NULL;
+				c->rlen = c->rcap = 0;
+			}
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
+/* A new connection counts against its uid's cap (the oldest beyond it are
+ * dropped): 0, or -1 when out of memory. */
+static int
+admit(struct server *sv, struct conn *c)
+{
+	struct conn *vs = NULL;
+	struct uident **p, *ue;
+	uint64_t now = mono_ms();
+	int r = -1;
+
+	pthread_mutex_lock(&sv->amu);
+	while (*(p = uid_slot(sv, c->uid)) != NULL &&
+	    (*p)->n >= sv->per_uid_max) {
+		doom(sv, (*p)->head, DROP_UID, now, &vs);
+	}
+	if ((ue = *p) == NULL) {
+		if ((ue = calloc(1, sizeof(*ue))) == NULL) {
+			goto out;
+		}
+		ue->uid = c->uid;
+		*p = ue;
+	}
+	c->uprev = ue->tail;
+	if (ue->tail != NULL) {
+		ue->tail->unext = c;
+	} else {
+		ue->head = c;
+	}
+	ue->tail = c;
+	ue->n++;
+	c->ue = ue;
+	r = 0;
+ out:
+	pthread_mutex_unlock(&sv->amu);
+	drop_all(sv, vs);
+	return r;
+}
+
+/* c->mu held (closing c): c no longer counts against anything. */
+static void
+admit_forget(struct conn *c)
+{
+	pthread_mutex_lock(&c->sv->amu);
+	holders_remove(c->sv, c);
+	uid_remove(c->sv, c);
+	pthread_mutex_unlock(&c->sv->amu);
+}
+
+/*
+ * amu held: c holds a partial frame in a buffer of cap bytes, counted
+ * against max_buffered_input_mib (c becomes the holder with the newest
+ * frame if it was not one).  Past the cap, the holders whose frames began
+ * first are doomed onto *vs.  0, or -1 when c is doomed.
+ */
+static int
+hold(struct server *sv, struct conn *c, size_t cap, uint64_t now,
+    struct conn **vs)
+{
+	struct conn *v;
+
+	if (atomic_load(&c->doomed)) {
+		return -1;
+	}
+	if (!atomic_load(&c->holding)) {
+		holders_append(sv, c);
+		atomic_store(&c->frame_ms, now);
+	}
+	while (cap > c->held && sv->held - c->held + cap > sv->held_max &&
+	    (v = sv->hhead) != NULL) {
+		doom(sv, v, DROP_BUFFERED, now, vs);
+		if (v == c) {
+			return -1;	/* (c is the newest: never) */
+		}
+	}
+	sv->held = sv->held - c->held + cap;
+	c->held = cap;
+	return 0;
+}
+
+/*
+ * The read side's holder: c's buffer becomes cap bytes (at least c->rlen).
+ * Beyond RBUF_MIN, or while c holds a partial frame, it is counted (hold):
+ * growing past max_buffered_input_mib drops the connections whose partial
+ * frames began first.  A connection's first RBUF_MIN bytes are not
+ * counted until a partial frame stays in them (rbuf_settle): a small
+ * request read whole costs no lock.  0, or -1 when c must be closed
+ * (dropped, or out of memory: then c is unchanged).
+ */
+static int
+rbuf_resize(struct conn *c, size_t cap)
+{
+	struct server *sv = c->sv;
+	struct conn *vs = NULL;
+	uint8_t *n;
+	int r = 0;
+
+	if ((n = rbuf_alloc(cap)) == NULL) {
+		return -1;
+	}
+	if (cap > RBUF_MIN || atomic_load(&c->holding)) {
+		pthread_mutex_lock(&sv->amu);
+		r = hold(sv, c, cap, mono_ms(), &vs);
+		pthread_mutex_unlock(&sv->amu);
+		drop_all(sv, vs);
+	}
+	if (r != 0) {
+		rbuf_free(n, cap, 0);
+		return -1;
+	}
+	if (c->rlen > 0) {
+		memcpy(n, c->rbuf, c->rlen);
+	}
+	rbuf_free(c->rbuf, c->rcap, c->rlen);
+	c->rbuf = n;
+	c->rcap = cap;
+	return 0;
+}
+
+/* The size c's full buffer grows to when the frame it holds the start of
+ * needs need bytes: double, but never past need (the header's word is
+ * not the bytes that came). */
+static size_t
+rbuf_next_cap(const struct conn *c, size_t need)
+{
+	size_t cap = c->rcap < RBUF_MIN ? RBUF_MIN : 2 * c->rcap;
+
+	return need > RBUF_MIN && cap > need ? need : cap;
+}
+
+/*
+ * The read side's holder, after a read turn.  Empty, c holds no partial
+ * frame, and a buffer beyond RBUF_MIN goes (RBUF_MIN stays for the next
+ * request, as before any of this).  Else one four times larger than what
+ * it holds shrinks, c is (still) a holder, and when a frame was taken out
+ * (took) the next frame's clock starts now.
+ */
+static void
+rbuf_settle(struct conn *c, int took)
+{
+	struct server *sv = c->sv;
+	struct conn *vs = NULL;
+	size_t cap;
+
+	if (c->rlen == 0) {
+		if (atomic_load(&c->holding)) {
+			pthread_mutex_lock(&sv->amu);
+			holders_remove(sv, c);
+			atomic_store(&c->frame_ms, 0);
+			pthread_mutex_unlock(&sv->amu);
+		}
+		if (c->rcap > RBUF_MIN) {
+			rbuf_free(c->rbuf, c->rcap, 0);
+			c->rbuf = NULL;
+			c->rcap = 0;
+		}
+		return;
+	}
+	if (c->rcap > RBUF_MIN && c->rlen <= c->rcap / 4) {
+		for (cap = RBUF_MIN; cap < 2 * c->rlen; cap *= 2) {
+		}
+		(void)rbuf_resize(c, cap);	/* else it stays as it is */
+	}
+	if (atomic_load(&c->holding) && !took) {
+		return;
+	}
+	pthread_mutex_lock(&sv->amu);
+	if (!atomic_load(&c->holding)) {
+		(void)hold(sv, c, c->rcap, mono_ms(), &vs);
+	} else {
+		if (sv->htail != c) {
+			holders_unlink(sv, c);	/* it has the newest frame */
+			holders_append(sv, c);
+		}
+		atomic_store(&c->frame_ms, mono_ms());
+	}
+	pthread_mutex_unlock(&sv->amu);
+	drop_all(sv, vs);
+}
+
+/*
+ * The scheduler: drop connections whose partial frame began FRAME_MS ago
+ * or more, unless kmsd is the one not reading: the connection is parked
+ * (its buffer may hold whole requests waiting their turn), or more of the
+ * frame waits in the socket for a busy worker.
+ */
+static void
+frame_sweep(struct server *sv)
+{
+	struct conn *c, *next, *vs = NULL;
+	uint64_t now = mono_ms(), began;
+	int unread;
+
+	pthread_mutex_lock(&sv->amu);
+	for (c = sv->hhead; c != NULL; c = next) {
+		next = c->hnext;	/* doom() unlinks c */
+		began = atomic_load(&c->frame_ms);
+		if (began == 0 || now - began < FRAME_MS ||
+		    pthread_mutex_trylock(&c->mu) != 0) {
+			continue;	/* (locked: next tick) */
+		}
+		unread = 0;
+		if (c->parked) {
+			unread = 1;	/* waits for its requests in flight */
+		} else if (!atomic_load(&c->dead) &&
+		    ioctl(c->fd, FIONREAD, &unread) != 0) {
+			unread = 0;
+		}
+		pthread_mutex_unlock(&c->mu);
+		if (unread == 0) {
+			doom(sv, c, DROP_LATE, now, &vs);
+		}
+	}
+	pthread_mutex_unlock(&sv->amu);
+	drop_all(sv, vs);
+}
+
 /* c->mu held: move c to the grave (its memory outlives stale events). */
 static void
 grave_push(struct conn *c)
@@ -229,6 +774,10 @@ unpark(struct conn *c)
 	if (c->parked && !atomic_load(&c->dead) &&
 	    c->inflight < CONN_INFLIGHT && c->olen - c->ooff < CONN_OUT_HIGH) {
 		c->parked = 0;
+		/* Its partial frame waited on kmsd: its time starts again. */
+		if (atomic_load(&c->frame_ms) != 0) {
+			atomic_store(&c->frame_ms, mono_ms());
+		}
 		/* Requests may wait in its buffer: a worker reads it. */
 		c->q.kind = Q_CONN;
 		c->q.next = NULL;
@@ -250,7 +799,8 @@ conn_kill(struct conn *c)
 	}
 	close(c->fd);
 	c->fd = -1;
-	wipe_free(c->rbuf, c->rcap);
+	admit_forget(c);
+	rbuf_free(c->rbuf, c->rcap, c->rlen);
 	c->rbuf = NULL;
 	c->rlen = c->rcap = 0;
 	wipe_free(c->out, c->ocap);
@@ -271,7 +821,7 @@ conn_free(struct conn *c)
 	if (c->wfd >= 0) {
 		close(c->wfd);
 	}
-	wipe_free(c->rbuf, c->rcap);
+	rbuf_free(c->rbuf, c->rcap, c->rlen);
 	wipe_free(c->out, c->ocap);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
@@ -450,32 +1000,16 @@ conn_writable(struct conn *c)
 static int
 next_request(struct conn *c, struct req **out, size_t *need)
 {
-	uint64_t len;
-	size_t idlen, flen;
+	size_t idlen, flen, len;
 	struct req *r;
+	int rv;
 
-	*need = SP_FRAME_HDR;
-	if (c->rlen < SP_FRAME_HDR) {
-		return 0;
-	}
-	if (sp_frame_len(c->rbuf, &len) != 0 || len > FRAME_MAX) {
-		return -1;
-	}
-	flen = SP_FRAME_HDR + (size_t)len;
+	rv = sp_frame_parse(c->rbuf, c->rlen, FRAME_MAX, &flen, &idlen);
 	*need = flen;
-	if (c->rlen < flen) {
-		return 0;
+	if (rv <= 0) {
+		return rv;
 	}
-	/* The backtrace: words up to one with the high bit set. */
-	for (idlen = 0;; idlen += SP_ID_LEN) {
-		if (idlen + SP_ID_LEN > len || idlen >= SP_TTL * SP_ID_LEN) {
-			return -1;
-		}
-		if (c->rbuf[SP_FRAME_HDR + idlen] & 0x80) {
-			idlen += SP_ID_LEN;
-			break;
-		}
-	}
+	len = flen - SP_FRAME_HDR;
 	if ((r = malloc(sizeof(*r) + (size_t)len)) == NULL) {
 		return -1;
 	}
@@ -500,29 +1034,6 @@ req_free(struct req *r)
 	wipe_free(r, sizeof(*r) + r->idlen + r->len);
 }
 
-/* Make room for need bytes in c's buffer. */
-static int
-rbuf_reserve(struct conn *c, size_t need)
-{
-	uint8_t *n;
-	size_t cap;
-
-	if (need <= c->rcap) {
-		return 0;
-	}
-	cap = need < RBUF_MIN ? RBUF_MIN : need;
-	if ((n = malloc(cap)) == NULL) {
-		return -1;
-	}
-	if (c->rlen > 0) {
-		memcpy(n, c->rbuf, c->rlen);
-	}
-	wipe_free(c->rbuf, c->rcap);
-	c->rbuf = n;
-	c->rcap = cap;
-	return 0;
-}
-
 static void serve(struct srv_worker *, struct req *);
 
 /*
@@ -542,8 +1053,12 @@ conn_read(struct srv_worker *sw, struct conn *c)
 
 	pthread_mutex_lock(&c->mu);
 	base = c->inflight;	/* counts against the cap below */
+	c->reading = 1;		/* c's buffer is ours until rearmed */
 	pthread_mutex_unlock(&c->mu);
 	n_req = base;
+	if (atomic_load(&c->doomed)) {
+		goto kill;	/* dropped (admission): it was shut down */
+	}
 	while (!atomic_load(&c->ready)) {
 		n = recv(c->fd, c->hello + c->hello_got,
 		    SP_HELLO_LEN - c->hello_got, 0);
@@ -564,6 +1079,10 @@ conn_read(struct srv_worker *sw, struct conn *c)
 		}
 	}
 	for (;;) {
+		if (atomic_load(&c->doomed)) {
+			broken = 1;
+			break;
+		}
 		while (n_req < CONN_INFLIGHT &&
 		    (rv = next_request(c, &r, &need)) != 0) {
 			if (rv < 0) {
@@ -589,7 +1108,10 @@ conn_read(struct srv_worker *sw, struct conn *c)
 		if (drained || budget == 0) {
 			break;
 		}
-		if (rbuf_reserve(c, need > RBUF_MIN ? need : RBUF_MIN) != 0) {
+		/* The buffer holds the start of one frame: grow it
+		 * when full, with what arrives. */
+		if (c->rlen == c->rcap &&
+		    rbuf_resize(c, rbuf_next_cap(c, need)) != 0) {
 			broken = 1;
 			break;
 		}
@@ -623,14 +1145,11 @@ conn_read(struct srv_worker *sw, struct conn *c)
 		}
 		goto kill;
 	}
-	if (c->rlen == 0 && c->rcap > RBUF_MIN) {
-		wipe_free(c->rbuf, c->rcap);	/* after a big request */
-		c->rbuf = NULL;
-		c->rcap = 0;
-	}
+	rbuf_settle(c, n_req > base);
 	pthread_mutex_lock(&c->mu);
 	/* Completions may have run meanwhile: add, don't set. */
 	c->inflight += n_req - base;
+	c->reading = 0;
 	if (full || c->olen - c->ooff >= CONN_OUT_HIGH) {
 		c->parked = 1;
 		unpark(c);	/* in case it drained meanwhile */
@@ -645,6 +1164,7 @@ conn_read(struct srv_worker *sw, struct conn *c)
 	return;
  rearm:
 	pthread_mutex_lock(&c->mu);
+	c->reading = 0;
 	rearm(c);
 	pthread_mutex_unlock(&c->mu);
 	return;
@@ -708,13 +1228,20 @@ serve(struct srv_worker *sw, struct req *r)
 	 * not fit); the partial text may hold a plaintext: rep_reserve
 	 * wipes it. */
 	if (resp != NULL && rep_reserve(sw, head + REPLY_MIN) == 0) {
-		n = json_write_compact(resp, (char *)sw->rep + head, sw->repcap - head);
+		n = kjson_write_compact(resp, (char *)sw->rep + head, sw->repcap - head);
 		if (n > sw->repcap - head && (rep_reserve(sw, head + n) != 0 ||
-		    json_write_compact(resp, (char *)sw->rep + head, n) != n)) {
+		    kjson_write_compact(resp, (char *)sw->rep + head, n) != n)) {
 			n = 0;
 		}
 	}
 	json_decref(resp);
+	if (n > JSON_MAX_REPLY) {
+		/* Never, by JSON_MAX_REPLY's derivation; were it wrong, the
+		 * client would drop the connection on this reply. */
+		log_error("a reply of %zu bytes exceeds the %d a client "
+		    "accepts; sent an error instead", n, JSON_MAX_REPLY);
+		n = 0;
+	}
 	if (n == 0) {
 		if (rep_reserve(sw, head + sizeof(oom)) != 0) {
 			goto out;	/* cannot even say so: drop it */
@@ -763,6 +1290,12 @@ conn_new(struct server *sv, int fd)
 		c->uid = (uint64_t)-1;	/* every request is refused */
 	}
 	pthread_mutex_init(&c->mu, NULL);
+	if (admit(sv, c) != 0) {
+		pthread_mutex_destroy(&c->mu);
+		free(c);
+		close(fd);
+		return;
+	}
 	pthread_mutex_lock(&sv->mu);
 	if ((c->next = sv->conns) != NULL) {
 		sv->conns->prev = c;
@@ -1017,6 +1550,8 @@ sched_main(void *arg)
 		pthread_mutex_unlock(&sv->smu);
 		grave_sweep(sv);
 		hello_sweep(sv);
+		frame_sweep(sv);
+		drop_say_unsaid(sv);
 		kmsd_hsm_tend(sv->d);	/* recovery, module recycling */
 		kmsd_lifecycle_tend(sv->d);	/* rotations, deletions due */
 		pthread_mutex_lock(&sv->smu);
@@ -1039,8 +1574,10 @@ ep_add(struct server *sv, int fd, uint32_t events, struct ev *e)
 static void
 server_free(struct server *sv)
 {
+	struct uident *ue;
 	struct qitem *q;
 	struct conn *c;
+	int i;
 
 	while ((q = queue_pop(sv)) != NULL) {
 		if (q->kind == Q_REQ) {
@@ -1073,8 +1610,16 @@ server_free(struct server *sv)
 		close(sv->ep);
 	}
 	free(sv->grave_snap);
+	for (i = 0; i < UID_BUCKETS; i++) {
+		while ((ue = sv->uids[i]) != NULL) {
+			sv->uids[i] = ue->next;
+			free(ue);
+		}
+	}
 	pthread_mutex_destroy(&sv->qmu);
 	pthread_mutex_destroy(&sv->mu);
+	pthread_mutex_destroy(&sv->amu);
+	pthread_mutex_destroy(&sv->lmu);
 	pthread_mutex_destroy(&sv->smu);
 	pthread_cond_destroy(&sv->scv);
 }
@@ -1091,6 +1636,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	memset(&sv, 0, sizeof(sv));
@@ -1102,6 +1648,10 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	sv.qtail = &sv.qhead;
 	pthread_mutex_init(&sv.qmu, NULL);
 	pthread_mutex_init(&sv.mu, NULL);
+	pthread_mutex_init(&sv.amu, NULL);
+	pthread_mutex_init(&sv.lmu, NULL);
+	sv.held_max = (size_t)d->cfg.max_buffered_input_mib << 20;
+	sv.per_uid_max = d->cfg.max_connections_per_uid;
 	pthread_mutex_init(&sv.smu, NULL);
 	pthread_cond_init(&sv.scv, NULL);
 	if ((ws = calloc((size_t)d->cfg.workers, sizeof(*ws))) == NULL ||
@@ -1156,9 +1706,18 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	    d->cfg.workers, d->cfg.key_storage == STORAGE_RESIDENT ?
 	    "resident" : "wrapped");
 	fflush(stdout);
+	service_ready(d);
 
-	while (sigwait(&set, &sig) != 0) {
+	for (;;) {
+		if (sigwait(&set, &sig) != 0) {
+			continue;
+		}
+		if (sig != SIGHUP) {
+			break;
+		}
+		service_reload(d);
 	}
+	service_stopping();
 	log_info("signal %d, stopping", sig);
 	r = 0;
  out:

@@ -10,7 +10,7 @@
  * calls made under the lock are the cold ones only (unwrap on a miss,
  * release on eviction, rotation).
  *
- * Encryption counting (DESIGN §3): each version counts its encryptions and
+ * Encryption counting (docs/design.md §4): each version counts its encryptions and
  * reserves them durably in blocks before use; after a restart the count
  * resumes at the reservation, so a crash can only waste IVs, never reuse
  * the 2^32 budget.  A spent version makes the key rotate automatically.
@@ -32,12 +32,14 @@
 
 #include "common/blob.h"
 #include "common/be.h"
+#include "common/ctx.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "kmsd/kmsd.h"
 
 #define KC_BUCKETS 65536	/* power of two */
 #define KC_RESERVE_BLOCK (1ULL << 20)	/* encryptions reserved per write */
+#define KEYCACHE_KEY_ID_MAX 2048	/* AWS KeyId length, characters */
 
 struct kentry;
 
@@ -196,7 +198,7 @@ info_from_entry(const struct kmsd *d, const struct kentry *e,
 
 	/* On every request: copies, not printf. */
 	memcpy(out->id, e->id, 16);
-	uuid_format(e->id, out->id_str);
+	blob_uuid_format(e->id, out->id_str);
 	memcpy(out->arn, d->key_arn_prefix, plen);
 	memcpy(out->arn + plen, out->id_str, sizeof(out->id_str));
 	out->state = e->state;
@@ -400,8 +402,11 @@ keycache_lookup(struct worker *w, const char *key_id, struct key_info *out,
 	size_t plen;
 	int r;
 
-	if (key_id == NULL || *key_id == '\0' || strlen(key_id) > 2048) {
-		snprintf(msg, msglen, "KeyId must be 1-2048 characters");
+	/* AWS counts characters (the caller's reader already did). */
+	if (key_id == NULL || *key_id == '\0' ||
+	    ctx_utf8_chars(key_id, strlen(key_id)) > KEYCACHE_KEY_ID_MAX) {
+		snprintf(msg, msglen, "KeyId must be 1-%d characters",
+		    KEYCACHE_KEY_ID_MAX);
 		return KMS_EVALIDATION;
 	}
 	plen = w->d->key_arn_prefix_len;
@@ -415,13 +420,13 @@ keycache_lookup(struct worker *w, const char *key_id, struct key_info *out,
 		snprintf(msg, msglen, "Alias %s is not found.", key_id);
 		return KMS_ENOTFOUND;
 	}
-	if (uuid_parse(s, strlen(s), id) != 0) {
+	if (blob_uuid_parse(s, strlen(s), id) != 0) {
 		snprintf(msg, msglen, "Invalid keyId %s", key_id);
 		return KMS_ENOTFOUND;
 	}
 	if ((r = keycache_lookup_id(w, id, out)) == KMS_ENOTFOUND) {
 		char arn[KEY_ARN_MAX], idstr[37];
-		uuid_format(id, idstr);
+		blob_uuid_format(id, idstr);
 		key_arn(w->d, idstr, arn, sizeof(arn));
 		snprintf(msg, msglen, "Key '%s' does not exist", arn);
 	}
@@ -554,7 +559,7 @@ ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
 		/* The material is gone or corrupt: Unavailable, not a loop
 		 * (and not retried until the key is reloaded). */
 		char idstr[37];
-		uuid_format(v->e->id, idstr);
+		blob_uuid_format(v->e->id, idstr);
 		log_warn("key %s version %u: HSM material missing "
 		    "or corrupt; key Unavailable", idstr, v->version);
 		v->unavailable = 1;
@@ -1091,7 +1096,7 @@ keycache_create_key(struct worker *w, struct store_key *k,
 	/* The first block of encryptions is reserved with the key itself. */
 	sv.enc_reserved = w->d->cfg.max_encryptions < KC_RESERVE_BLOCK ?
 	    w->d->cfg.max_encryptions : KC_RESERVE_BLOCK;
-	/* Crash order (DESIGN §7): material in the HSM, then the row. */
+	/* Crash order (docs/design.md §8): material in the HSM, then the row. */
 	if (resident) {
 		memcpy(sv.material, rnd, 16);
 		sv.material[19] = 1;
@@ -1151,7 +1156,7 @@ startup_version(const struct store_version *sv, void *arg)
 			a->loaded++;
 		} else {
 			char idstr[37];
-			uuid_format(sv->key_id, idstr);
+			blob_uuid_format(sv->key_id, idstr);
 			log_warn("key %s version %u: HSM object "
 			    "missing; key Unavailable", idstr, sv->version);
 			e->state = KEY_UNAVAILABLE;

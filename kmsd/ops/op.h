@@ -13,7 +13,9 @@
 
 #include <jansson.h>
 
+#include "common/b64.h"
 #include "common/blob.h"
+#include "common/json.h"
 #include "kmsd/kmsd.h"
 
 #define OP_MSG_MAX 512
@@ -21,8 +23,51 @@
 #define KMS_MAX_KEY_ID 2048		/* AWS KeyId length */
 #define KMS_MAX_GRANT_TOKEN 8192	/* AWS GrantToken length */
 #define KMS_MAX_TAGS 50			/* AWS tags per key */
+#define KMS_MAX_TAG_KEY 128		/* AWS TagKey, characters */
+#define KMS_MAX_TAG_VALUE 256		/* AWS TagValue, characters */
 #define KMS_LIST_DEFAULT 100		/* AWS ListKeys default Limit */
 #define KMS_LIST_MAX 1000		/* AWS ListKeys maximum Limit */
+
+/*
+ * Random bytes a Batch draws ahead for the items still to come (op_random):
+ * a 32-byte data key and its IV per item, rounded; at most OP_RANDOM_MAX
+ * in one C_GenerateRandom call.
+ */
+#define OP_RANDOM_PER_ITEM 48
+#define OP_RANDOM_MAX 8192
+/* Alignment of every carving of the scratch (op_secret). */
+#define OP_SECRET_ALIGN 16
+
+/*
+ * The worker's locked scratch, sized so that every message within the
+ * limits (DESIGN §4: ≤ JSON_MAX_MESSAGE, items ≤ JSON_MAX_REQUEST, ≤
+ * KMS_MAX_BATCH items) has room for all its secrets at once.  Only secrets
+ * go there (plaintexts, data keys, random bytes, the base64 of a secret
+ * while it is copied into the reply); ciphertexts go to the request's heap
+ * (op_heap).  What a message keeps until its Batch's HSM calls are made:
+ *
+ *  - plaintexts carried in the message (Encrypt's Plaintext) or opened from
+ *    ciphertexts carried in it (Decrypt, ReEncrypt: shorter than the
+ *    ciphertext): at most 3/4 of the base64 text they come from, and each
+ *    base64 text is a different part of the message: ≤ 3/4 of the message;
+ *  - generated ones: per item at most a data key and its IV (Encrypt and
+ *    ReEncrypt draw an IV only);
+ *  - random bytes drawn ahead and left over when the next need does not
+ *    fit in them: less than that need, so at most the generated ones
+ *    again, and one draw ahead at the end;
+ *  - per item up to three carvings, each rounded up to OP_SECRET_ALIGN;
+ *
+ * and, one at a time and given back at once (op_secret_release), the
+ * base64 of the longest output and one GenerateRandom's bytes.  About
+ * 2.9 MB.
+ */
+#define OP_ITEM_GENERATED (KMS_MAX_DATA_KEY_BYTES + BLOB_IV_LEN)
+#define OP_SCRATCH_CAP							\
+	(JSON_MAX_MESSAGE / 4 * 3 +					\
+	    2 * KMS_MAX_BATCH * OP_ITEM_GENERATED + OP_RANDOM_MAX +	\
+	    3 * KMS_MAX_BATCH * OP_SECRET_ALIGN +			\
+	    B64_ENCODED_LEN(KMS_MAX_CIPHERTEXT) + 1 + KMS_MAX_RANDOM_BYTES + \
+	    2 * OP_SECRET_ALIGN)
 
 struct opctx {
 	struct worker *w;
@@ -34,9 +79,12 @@ struct opctx {
 	const char *tokens[KMS_MAX_GRANT_TOKENS];	/* GrantTokens */
 	size_t ntokens;
 	char grant_id[72];		/* grant that allowed the request */
-	/* Locked scratch for plaintexts: wiped after every request. */
+	/* Locked scratch for secrets (OP_SCRATCH_CAP): wiped after every
+	 * request. */
 	uint8_t *secret;
 	size_t secret_cap, secret_used;
+	/* The request's other buffers (ciphertexts), freed when it ends. */
+	struct op_block *heap;
 	/* HSM random bytes drawn for this request, not yet handed out (in
 	 * the scratch), and how many the rest of a Batch may want. */
 	uint8_t *rnd;
@@ -81,18 +129,33 @@ struct hsm_job {
 
 typedef int (*op_fn)(struct opctx *c, json_t **resp);
 
+/*
+ * Whether an operation may be a Batch item, and how its reply is bounded:
+ * OP_BATCH's reply is at most its request item plus JSON_MAX_ITEM_GROWTH
+ * (common/json.h); OP_BATCH_MEASURED's carries stored data (DescribeKey:
+ * the description) and is measured against what is left of
+ * JSON_MAX_REPLY (run_batch).
+ */
+enum { OP_SOLO = 0, OP_BATCH, OP_BATCH_MEASURED };
+
 struct op_def {
 	const char *name;
 	op_fn fn;
-	int batchable;			/* allowed inside Batch */
+	int batch;			/* OP_SOLO, OP_BATCH, ... */
 };
 
 /* Set c->msg and return err. */
 int op_fail(struct opctx *c, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Field readers: absent + !required → 0 with *out untouched/NULL. */
+/* Field readers: absent + !required → 0 with *out untouched/NULL.
+ * req_string's lengths are in characters (code points), as AWS counts
+ * them: a value may be up to 4 bytes a character, so copy it only into
+ * a buffer sized for that.  req_string_bytes counts bytes, for limits AWS
+ * states in bytes (a key policy). */
 int req_string(struct opctx *c, const char *field, int required,
+    size_t minlen, size_t maxlen, const char **out);
+int req_string_bytes(struct opctx *c, const char *field, int required,
     size_t minlen, size_t maxlen, const char **out);
 int req_int(struct opctx *c, const char *field, int required, long long min,
     long long max, long long *out, int *present);
@@ -100,14 +163,27 @@ int req_bool(struct opctx *c, const char *field, int *out);
 /* Base64 blob into out (outsz bytes); length checked in decoded bytes. */
 int req_blob(struct opctx *c, const char *field, int required, size_t minlen,
     size_t maxlen, uint8_t *out, size_t outsz, size_t *outlen);
+/* The same for a required blob, into a buffer of its size carved for the
+ * request: from the locked scratch when secret, else from op_heap.  *out
+ * lives as long as the request. */
+int req_blob_alloc(struct opctx *c, const char *field, size_t minlen,
+    size_t maxlen, int secret, uint8_t **out, size_t *outlen);
 /* Canonical encryption context of field (absent = empty). */
 int req_context(struct opctx *c, const char *field, uint8_t *out,
     size_t outsz, size_t *outlen);
 int req_grant_tokens(struct opctx *c);
 /* Reject a non-default EncryptionAlgorithm. */
 int req_algorithm(struct opctx *c, const char *field);
-/* Carve n bytes of locked scratch for this request. */
+/* Carve n bytes of locked scratch for this request; NULL when it is
+ * spent (OP_SCRATCH_CAP says why it is not, within the limits). */
 uint8_t *op_secret(struct opctx *c, size_t n);
+/* The scratch's fill, and giving back (wiped) everything carved since a
+ * mark: for what is needed only a moment (a secret's base64). */
+size_t op_secret_mark(const struct opctx *c);
+void op_secret_release(struct opctx *c, size_t mark);
+/* n bytes of ordinary memory that live as long as the request (its
+ * ciphertexts); NULL when out of memory. */
+uint8_t *op_heap(struct opctx *c, size_t n);
 /* n fresh random bytes from the HSM, in the request's locked scratch
  * (valid until the request ends).  A Batch draws for several items in one
  * C_GenerateRandom call.  0 or the HSM error. */
@@ -165,6 +241,7 @@ int op_list_aliases(struct opctx *c, json_t **resp);
 int op_tag_resource(struct opctx *c, json_t **resp);
 int op_untag_resource(struct opctx *c, json_t **resp);
 int op_list_resource_tags(struct opctx *c, json_t **resp);
+int op_create_backup(struct opctx *c, json_t **resp);
 /* op_lifecycle.c */
 int op_enable_key_rotation(struct opctx *c, json_t **resp);
 int op_disable_key_rotation(struct opctx *c, json_t **resp);

@@ -190,7 +190,7 @@ op_list_aliases(struct opctx *c, json_t **resp)
 	}
 	for (i = 0; i < n; i++) {
 		char id[37], arn[400];
-		uuid_format(as[i].key_id, id);
+		blob_uuid_format(as[i].key_id, id);
 		snprintf(arn, sizeof(arn), "arn:kms:local:%s:%s",
 		    c->w->d->cfg.account_id, as[i].name);
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:f, "

@@ -4,8 +4,11 @@
  *
  * Every plaintext and data key lives in the worker's locked scratch
  * (op_secret) for the duration of the request and is wiped by the
- * dispatcher.  IV and data key come from one C_GenerateRandom call; the
- * HSM does the AES-GCM under the version's non-extractable handle.
+ * dispatcher; each takes its exact size, so that a Batch of any items
+ * within the limits fits (OP_SCRATCH_CAP).  Ciphertexts, not secret, take
+ * the request's heap (op_heap).  IV and data key come from one
+ * C_GenerateRandom call; the HSM does the AES-GCM under the version's
+ * non-extractable handle.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,18 +130,19 @@ seal(struct opctx *c, const struct key_info *ki, const uint8_t *iv_in,
 
 /*
  * Open a blob: the key comes from the blob.  want_key (optional KeyId)
- * must name the same key.  On success ki describes the key and pt holds
- * *ptlen bytes.
+ * must name the same key.  On success ki describes the key and *ptp (in
+ * the scratch) holds *ptlen bytes.
  */
 static int
 open_blob(struct opctx *c, const uint8_t *buf, size_t len,
     const char *want_key, const uint8_t *ctx, size_t ctxlen,
     const char *action, const char *ctx_field, int may_record,
-    struct key_info *ki, uint8_t *pt, size_t *ptlen)
+    struct key_info *ki, uint8_t **ptp, size_t *ptlen)
 {
 	struct blob_view b;
 	struct key_info want;
 	struct hsm_job *j;
+	uint8_t *pt;
 	int r;
 
 	if (blob_parse(buf, len, &b) != 0) {
@@ -163,8 +167,13 @@ open_blob(struct opctx *c, const uint8_t *buf, size_t len,
 	if ((r = op_authorize(c, ki, action, ctx_field)) != 0) {
 		return r;
 	}
+	/* The plaintext is as long as the ciphertext; the HSM wants room
+	 * for the tag too (hsm_gcm_decrypt). */
+	if ((pt = op_secret(c, b.ct_len + BLOB_TAG_LEN)) == NULL) {
+		return op_fail(c, KMS_EINTERNAL, "out of request memory");
+	}
+	*ptp = pt;
 	if (may_record && (j = record(c, JOB_OPEN, ki, ctx, ctxlen)) != NULL) {
-		/* The plaintext is as long as the ciphertext. */
 		j->blob = b;
 		j->out = pt;
 		j->outlen = *ptlen = b.ct_len;
@@ -258,13 +267,9 @@ op_encrypt(struct opctx *c, json_t **resp)
 	json_t *o;
 	int r;
 
-	if ((pt = op_secret(c, KMS_MAX_PLAINTEXT)) == NULL ||
-	    (blob = op_secret(c, KMS_MAX_PLAINTEXT + BLOB_OVERHEAD)) == NULL) {
-		return op_fail(c, KMS_EINTERNAL, "out of request memory");
-	}
 	if ((r = key_for_encrypt(c, "KeyId", &ki)) != 0 ||
-	    (r = req_blob(c, "Plaintext", 1, 1, KMS_MAX_PLAINTEXT, pt,
-	    KMS_MAX_PLAINTEXT, &ptlen)) != 0 ||
+	    (r = req_blob_alloc(c, "Plaintext", 1, KMS_MAX_PLAINTEXT, 1, &pt,
+	    &ptlen)) != 0 ||
 	    (r = req_context(c, "EncryptionContext", ctx, sizeof(ctx),
 	    &ctxlen)) != 0 ||
 	    (r = req_grant_tokens(c)) != 0 ||
@@ -272,6 +277,9 @@ op_encrypt(struct opctx *c, json_t **resp)
 	    (r = check_dry_run(c)) != 0 ||
 	    (r = op_authorize(c, &ki, "Encrypt", "EncryptionContext")) != 0) {
 		return r;
+	}
+	if ((blob = op_heap(c, BLOB_OVERHEAD + ptlen)) == NULL) {
+		return op_fail(c, KMS_EINTERNAL, "out of memory");
 	}
 	if ((r = seal(c, &ki, NULL, ctx, ctxlen, pt, ptlen, blob)) != 0) {
 		return r;
@@ -300,12 +308,8 @@ op_decrypt(struct opctx *c, json_t **resp)
 	json_t *o;
 	int r;
 
-	if ((blob = op_secret(c, KMS_MAX_CIPHERTEXT)) == NULL ||
-	    (pt = op_secret(c, KMS_MAX_CIPHERTEXT)) == NULL) {
-		return op_fail(c, KMS_EINTERNAL, "out of request memory");
-	}
-	if ((r = req_blob(c, "CiphertextBlob", 1, 1, KMS_MAX_CIPHERTEXT, blob,
-	    KMS_MAX_CIPHERTEXT, &bloblen)) != 0 ||
+	if ((r = req_blob_alloc(c, "CiphertextBlob", 1, KMS_MAX_CIPHERTEXT, 0,
+	    &blob, &bloblen)) != 0 ||
 	    (r = req_string(c, "KeyId", 0, 1, KMS_MAX_KEY_ID, &key_id)) != 0 ||
 	    (r = req_context(c, "EncryptionContext", ctx, sizeof(ctx),
 	    &ctxlen)) != 0 ||
@@ -319,7 +323,7 @@ op_decrypt(struct opctx *c, json_t **resp)
 		    "attestation) is not supported by this kmsd");
 	}
 	if ((r = open_blob(c, blob, bloblen, key_id, ctx, ctxlen, "Decrypt",
-	    "EncryptionContext", 1, &ki, pt, &ptlen)) != 0) {
+	    "EncryptionContext", 1, &ki, &pt, &ptlen)) != 0) {
 		return r;
 	}
 	if ((o = new_resp(c)) == NULL) {
@@ -346,13 +350,8 @@ op_re_encrypt(struct opctx *c, json_t **resp)
 	json_t *o;
 	int r;
 
-	if ((blob = op_secret(c, KMS_MAX_CIPHERTEXT)) == NULL ||
-	    (pt = op_secret(c, KMS_MAX_CIPHERTEXT)) == NULL ||
-	    (out = op_secret(c, KMS_MAX_CIPHERTEXT + BLOB_OVERHEAD)) == NULL) {
-		return op_fail(c, KMS_EINTERNAL, "out of request memory");
-	}
-	if ((r = req_blob(c, "CiphertextBlob", 1, 1, KMS_MAX_CIPHERTEXT, blob,
-	    KMS_MAX_CIPHERTEXT, &bloblen)) != 0 ||
+	if ((r = req_blob_alloc(c, "CiphertextBlob", 1, KMS_MAX_CIPHERTEXT, 0,
+	    &blob, &bloblen)) != 0 ||
 	    (r = req_string(c, "SourceKeyId", 0, 1, KMS_MAX_KEY_ID,
 	    &src_id)) != 0 ||
 	    (r = req_context(c, "SourceEncryptionContext", sctx, sizeof(sctx),
@@ -374,9 +373,12 @@ op_re_encrypt(struct opctx *c, json_t **resp)
 	}
 	/* Not recorded: the plaintext is needed at once, to seal. */
 	if ((r = open_blob(c, blob, bloblen, src_id, sctx, sctxlen,
-	    "ReEncryptFrom", "SourceEncryptionContext", 0, &src, pt,
+	    "ReEncryptFrom", "SourceEncryptionContext", 0, &src, &pt,
 	    &ptlen)) != 0) {
 		return r;
+	}
+	if ((out = op_heap(c, BLOB_OVERHEAD + ptlen)) == NULL) {
+		return op_fail(c, KMS_EINTERNAL, "out of memory");
 	}
 	if ((r = seal(c, &dst, NULL, dctx, dctxlen, pt, ptlen, out)) != 0) {
 		return r;
@@ -446,8 +448,8 @@ generate_data_key(struct opctx *c, int with_plaintext, json_t **resp)
 		return op_fail(c, KMS_EUNSUPPORTED, "Recipient (Nitro "
 		    "attestation) is not supported by this kmsd");
 	}
-	if ((blob = op_secret(c, n + BLOB_OVERHEAD)) == NULL) {
-		return op_fail(c, KMS_EINTERNAL, "out of request memory");
+	if ((blob = op_heap(c, n + BLOB_OVERHEAD)) == NULL) {
+		return op_fail(c, KMS_EINTERNAL, "out of memory");
 	}
 	/* Data key and IV from the HSM's generator (one call per request;
 	 * a Batch's items share it). */
@@ -489,6 +491,7 @@ op_generate_random(struct opctx *c, json_t **resp)
 {
 	long long n = 0;
 	uint8_t *buf;
+	size_t mark;
 	int present, r;
 	json_t *o;
 
@@ -501,19 +504,29 @@ op_generate_random(struct opctx *c, json_t **resp)
 		return op_fail(c, KMS_EUNSUPPORTED, "CustomKeyStoreId and "
 		    "Recipient are not supported by this kmsd");
 	}
+	/* The bytes are in the scratch only until their base64 is in the
+	 * reply. */
+	mark = op_secret_mark(c);
 	if ((buf = op_secret(c, (size_t)n)) == NULL) {
 		return op_fail(c, KMS_EINTERNAL, "out of request memory");
 	}
 	if ((r = hsm_random(c->w->hs, buf, (size_t)n)) != 0) {
-		return op_fail(c, r, "The HSM is unavailable; retry later.");
+		op_fail(c, r, r == KMS_EDEPENDENCYTIMEOUT ? "The HSM is "
+		    "unavailable; retry later." : "The HSM could not generate "
+		    "random bytes");
+		goto out;
 	}
 	if ((o = new_resp(c)) == NULL) {
-		return KMS_EINTERNAL;
+		r = KMS_EINTERNAL;
+		goto out;
 	}
 	if ((r = resp_blob(o, "Plaintext", buf, (size_t)n, c)) != 0) {
 		json_decref(o);
-		return r;
+		goto out;
 	}
 	*resp = o;
-	return 0;
+	r = 0;
+ out:
+	op_secret_release(c, mark);
+	return r;
 }

@@ -16,6 +16,7 @@
 #include "common/b64.h"
 #include "common/blob.h"
 #include "common/err.h"
+#include "common/secmem.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/ops/op.h"
 #include "policy/policy.h"
@@ -36,6 +37,10 @@ parse_ops(struct opctx *c, json_t *ops, uint32_t *mask, const char **names,
 
 	*mask = 0;
 	*n = 0;
+	if (ops != NULL && !json_is_null(ops) && !json_is_array(ops)) {
+		return op_fail(c, KMS_ESERIALIZATION, "Operations must be a "
+		    "list of grant operations");
+	}
 	if (!json_is_array(ops) || json_array_size(ops) == 0 ||
 	    json_array_size(ops) > GRANT_OPS_MAX) {
 		return op_fail(c, KMS_EVALIDATION, "Operations must be a "
@@ -84,13 +89,20 @@ parse_constraints(struct opctx *c, json_t *cons, struct policy_grant *g,
 	if (which == NULL) {
 		return 0;
 	}
-	if (!json_is_object(which) || json_object_size(which) >
-	    CTX_MAX_PAIRS_GRANT) {
+	if (!json_is_object(which)) {
+		return op_fail(c, KMS_ESERIALIZATION, "A constraint is an "
+		    "object of strings");
+	}
+	if (json_object_size(which) > CTX_MAX_PAIRS_GRANT) {
 		return op_fail(c, KMS_EVALIDATION, "A constraint is an object "
 		    "of at most %d string pairs", CTX_MAX_PAIRS_GRANT);
 	}
 	json_object_foreach(which, k, v) {
-		if (!json_is_string(v) || k[0] == '\0') {
+		if (!json_is_string(v)) {
+			return op_fail(c, KMS_ESERIALIZATION, "Constraint "
+			    "values must be strings");
+		}
+		if (k[0] == '\0') {
 			return op_fail(c, KMS_EVALIDATION, "Constraint values "
 			    "must be strings and keys non-empty");
 		}
@@ -126,7 +138,9 @@ principal_field(struct opctx *c, const char *name, int required,
 {
 	int r;
 
-	if ((r = req_string(c, name, required, 1, STORE_NAME_MAX - 1,
+	/* Bytes: the store's field holds STORE_NAME_MAX - 1 of them, and a
+	 * principal cut short would name someone else. */
+	if ((r = req_string_bytes(c, name, required, 1, STORE_NAME_MAX - 1,
 	    out)) != 0) {
 		return r;
 	}
@@ -157,11 +171,17 @@ new_token(struct opctx *c, char *token, size_t len, uint8_t hash[32])
 
 	if ((r = hsm_random(c->w->hs, rnd, sizeof(rnd))) != 0 ||
 	    (r = b64_encode(rnd, sizeof(rnd), b64, sizeof(b64))) != 0) {
-		return op_fail(c, r, "Cannot make a grant token");
+		r = op_fail(c, r, "Cannot make a grant token");
+		goto out;
 	}
 	snprintf(token, len, "kmsgt1.%s", b64);
 	authz_token_hash(token, hash);
-	return 0;
+	r = 0;
+ out:
+	/* The token is a bearer secret: leave none of it on the stack. */
+	secure_wipe(rnd, sizeof(rnd));
+	secure_wipe(b64, sizeof(b64));
+	return r;
 }
 
 int
@@ -173,7 +193,7 @@ op_create_grant(struct opctx *c, json_t **resp)
 	struct policy_grant pg;
 	struct authz_req ar;
 	struct key_info ki;
-	char token[64];
+	char token[64] = "";
 	uint8_t rnd[32];
 	json_t *ops;
 	size_t nops, nall = 0, i;
@@ -294,6 +314,7 @@ op_create_grant(struct opctx *c, json_t **resp)
 	    token);
 	r = *resp != NULL ? 0 : op_fail(c, KMS_EINTERNAL, "out of memory");
  out:
+	secure_wipe(token, sizeof(token));
 	free(all);
 	free(g);
 	return r;
@@ -305,7 +326,7 @@ grant_json(const struct kmsd *d, const struct store_grant *g)
 	char id[37], arn[KEY_ARN_MAX];
 	json_t *o, *ops, *cons = NULL;
 
-	uuid_format(g->key_id, id);
+	blob_uuid_format(g->key_id, id);
 	key_arn(d, id, arn, sizeof(arn));
 	ops = json_loads(g->operations, 0, NULL);
 	if (g->constraints[0] != '\0') {

@@ -117,10 +117,13 @@ op_parse_tags(struct opctx *c, json_t *tags, struct store_tag **out,
 			return op_fail(c, KMS_ESERIALIZATION, "Tags[%zu] "
 			    "needs string TagKey and TagValue", i);
 		}
-		if (!utf8_valid(json_string_value(k), json_string_length(k)) ||
-		    !utf8_valid(json_string_value(v), json_string_length(v)) ||
-		    json_string_length(k) < 1 || json_string_length(k) > 128 ||
-		    json_string_length(v) > 256 ||
+		if (!ctx_utf8_valid(json_string_value(k), json_string_length(k)) ||
+		    !ctx_utf8_valid(json_string_value(v), json_string_length(v)) ||
+		    json_string_length(k) < 1 ||
+		    ctx_utf8_chars(json_string_value(k), json_string_length(k)) >
+		    KMS_MAX_TAG_KEY ||
+		    ctx_utf8_chars(json_string_value(v), json_string_length(v)) >
+		    KMS_MAX_TAG_VALUE ||
 		    strncmp(json_string_value(k), "aws:", 4) == 0) {
 			free(arr);
 			return op_fail(c, KMS_ETAG, "Tags[%zu]: TagKey must be "
@@ -162,7 +165,7 @@ op_key_metadata(const struct kmsd *d, const struct store_key *k)
 	char id[37], arn[KEY_ARN_MAX];
 	json_t *m;
 
-	uuid_format(k->id, id);
+	blob_uuid_format(k->id, id);
 	key_arn(d, id, arn, sizeof(arn));
 	m = json_pack("{s:s, s:s, s:s, s:f, s:b, s:s, s:s, s:s, s:s, s:s, "
 	    "s:s, s:s, s:[s], s:b}",
@@ -208,7 +211,7 @@ op_create_key(struct opctx *c, json_t **resp)
 	size_t ntags = 0;
 	int multi, bypass, r;
 
-	if ((r = req_string(c, "Description", 0, 0, KMS_MAX_DESCRIPTION * 4,
+	if ((r = req_string(c, "Description", 0, 0, KMS_MAX_DESCRIPTION,
 	    &desc)) != 0 ||
 	    (r = req_enum(c, "KeyUsage", usages, "ENCRYPT_DECRYPT",
 	    &usage)) != 0 ||
@@ -217,12 +220,13 @@ op_create_key(struct opctx *c, json_t **resp)
 	    (r = req_enum(c, "CustomerMasterKeySpec", specs,
 	    "SYMMETRIC_DEFAULT", &cmkspec)) != 0 ||
 	    (r = req_origin(c, &origin)) != 0 ||
-	    (r = req_string(c, "Policy", 0, 1, 32768, &policy)) != 0 ||
+	    (r = req_string_bytes(c, "Policy", 0, 1, POLICY_MAX_DOC,
+	    &policy)) != 0 ||
 	    (r = req_bool(c, "BypassPolicyLockoutSafetyCheck", &bypass)) != 0 ||
 	    (r = req_bool(c, "MultiRegion", &multi)) != 0) {
 		return r;
 	}
-	if (desc != NULL && !utf8_valid(desc, strlen(desc))) {
+	if (desc != NULL && !ctx_utf8_valid(desc, strlen(desc))) {
 		return op_fail(c, KMS_EVALIDATION, "Description is not UTF-8");
 	}
 	if (multi) {
@@ -392,7 +396,7 @@ op_list_keys(struct opctx *c, json_t **resp)
 	    (r = req_string(c, "Marker", 0, 1, 1024, &marker)) != 0) {
 		return r;
 	}
-	if (marker != NULL && uuid_parse(marker, strlen(marker), after) != 0) {
+	if (marker != NULL && blob_uuid_parse(marker, strlen(marker), after) != 0) {
 		return op_fail(c, KMS_EINVALIDMARKER, "Invalid Marker");
 	}
 	if ((ids = calloc((size_t)limit, sizeof(*ids))) == NULL) {
@@ -409,7 +413,7 @@ op_list_keys(struct opctx *c, json_t **resp)
 	}
 	for (i = 0; i < n; i++) {
 		char id[37], arn[KEY_ARN_MAX];
-		uuid_format(ids[i], id);
+		blob_uuid_format(ids[i], id);
 		key_arn(c->w->d, id, arn, sizeof(arn));
 		json_array_append_new(keys, json_pack("{s:s, s:s}", "KeyId",
 		    id, "KeyArn", arn));
@@ -422,7 +426,7 @@ op_list_keys(struct opctx *c, json_t **resp)
 	}
 	if (more && n > 0) {
 		char id[37];
-		uuid_format(ids[n - 1], id);
+		blob_uuid_format(ids[n - 1], id);
 		json_object_set_new(*resp, "NextMarker", json_string(id));
 	}
 	r = 0;
@@ -461,11 +465,11 @@ op_update_key_description(struct opctx *c, json_t **resp)
 	int r;
 
 	if ((r = op_mgmt_key(c, 0, &ki)) != 0 ||
-	    (r = req_string(c, "Description", 1, 0, KMS_MAX_DESCRIPTION * 4,
+	    (r = req_string(c, "Description", 1, 0, KMS_MAX_DESCRIPTION,
 	    &desc)) != 0) {
 		return r;
 	}
-	if (!utf8_valid(desc, strlen(desc))) {
+	if (!ctx_utf8_valid(desc, strlen(desc))) {
 		return op_fail(c, KMS_EVALIDATION, "Description is not UTF-8");
 	}
 	if ((r = op_authorize(c, &ki, "UpdateKeyDescription", NULL)) != 0) {

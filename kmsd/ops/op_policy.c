@@ -62,7 +62,8 @@ op_put_key_policy(struct opctx *c, json_t **resp)
 	int bypass, r;
 
 	if ((r = op_mgmt_key(c, 0, &ki)) != 0 || (r = policy_name(c)) != 0 ||
-	    (r = req_string(c, "Policy", 1, 1, POLICY_MAX_DOC, &doc)) != 0 ||
+	    (r = req_string_bytes(c, "Policy", 1, 1, POLICY_MAX_DOC,
+	    &doc)) != 0 ||
 	    (r = req_bool(c, "BypassPolicyLockoutSafetyCheck", &bypass)) != 0 ||
 	    (r = op_authorize(c, &ki, "PutKeyPolicy", NULL)) != 0) {
 		return r;

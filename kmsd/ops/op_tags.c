@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ctx.h"
 #include "common/err.h"
 #include "kmsd/ops/op.h"
 
@@ -77,18 +78,29 @@ op_untag_resource(struct opctx *c, json_t **resp)
 	if ((r = op_mgmt_key(c, 0, &ki)) != 0) {
 		return r;
 	}
+	if (tk == NULL || json_is_null(tk)) {
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value null at 'TagKeys' failed to satisfy "
+		    "constraint: Member must not be null");
+	}
 	if (!json_is_array(tk)) {
-		return op_fail(c, KMS_EVALIDATION, "TagKeys must be a list of "
-		    "strings");
+		return op_fail(c, KMS_ESERIALIZATION, "TagKeys must be a list "
+		    "of strings");
 	}
 	if (json_array_size(tk) > KMS_MAX_TAGS) {
 		return op_fail(c, KMS_ETAG, "At most %d TagKeys", KMS_MAX_TAGS);
 	}
 	json_array_foreach(tk, i, v) {
-		if (!json_is_string(v) || json_string_length(v) < 1 ||
-		    json_string_length(v) > 128) {
-			return op_fail(c, KMS_ETAG, "TagKeys[%zu] must be 1-128 "
-			    "characters", i);
+		if (!json_is_string(v)) {
+			return op_fail(c, KMS_ESERIALIZATION, "TagKeys must be "
+			    "a list of strings");
+		}
+		if (json_string_length(v) < 1 ||
+		    !ctx_utf8_valid(json_string_value(v), json_string_length(v)) ||
+		    ctx_utf8_chars(json_string_value(v), json_string_length(v)) >
+		    KMS_MAX_TAG_KEY) {
+			return op_fail(c, KMS_ETAG, "TagKeys[%zu] must be 1-%d "
+			    "characters", i, KMS_MAX_TAG_KEY);
 		}
 		keys[i] = json_string_value(v);
 	}

@@ -1,5 +1,5 @@
 /*
- * store.h — the metadata store interface (DESIGN §7).
+ * store.h — the metadata store interface (docs/design.md §8).
  *
  * Keys, versions (wrapped blobs or resident CKA_IDs), tags, aliases,
  * policies and grants.  The daemon uses only this interface; SQLite
@@ -55,8 +55,8 @@ struct store_version {
 };
 
 struct store_tag {
-	char key[129];			/* 1..128 characters */
-	char value[257 * 4];		/* 0..256 characters, UTF-8 */
+	char key[128 * 4 + 1];		/* 1..128 characters, UTF-8 */
+	char value[256 * 4 + 1];	/* 0..256 characters, UTF-8 */
 };
 
 /* An alias: alias/<name> → key. */
@@ -221,6 +221,11 @@ struct store_ops {
 	int (*list_retirable)(store *s, const char *p, const char *after,
 	    size_t max, struct store_grant **out, size_t *n, int *more);
 
+	/* ---- operations ---- */
+	/* A consistent copy of the whole store, made online (writers keep
+	 * going), into a new file at path (mode 0600); the number of keys in
+	 * the copy in *nkeys. */
+	int (*backup)(store *s, const char *path, uint64_t *nkeys);
 	/* ---- the key's life: rotation, deletion, leases ---- */
 
 	/* A rotation: v (the next version) becomes current, recorded in the

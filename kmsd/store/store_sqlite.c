@@ -1,5 +1,5 @@
 /*
- * store_sqlite.c — the metadata store on SQLite (store.h, DESIGN §7).
+ * store_sqlite.c — the metadata store on SQLite (store.h, docs/design.md §8).
  *
  * One handle is one connection, used by one worker thread.  The database is
  * in WAL mode with synchronous=FULL, so every mutation is on disk when the
@@ -79,6 +79,7 @@
 
 #include <sqlite3.h>
 
+#include "common/cause.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "kmsd/store/store.h"
@@ -378,9 +379,13 @@ map_err(struct sqlite_store *s, int rc, const char *op)
 	}
 	log_error("store: %s: %s (%d)", op,
 	    sqlite3_errmsg(s->db), rc);
+	/* For the client, SQLite's generic text ("database or disk is
+	 * full"), never errmsg (it may quote the schema). */
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+		cause_note("the key store is busy: %s", sqlite3_errstr(rc));
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
+	cause_note("the key store is unavailable: %s", sqlite3_errstr(rc));
 	return KMS_EINTERNAL;
 }
 
@@ -435,6 +440,8 @@ writer_lock(struct sqlite_store *s, const char *op)
 	if (pthread_mutex_timedlock(&writer_mu, &ts) != 0) {
 		log_warn("store: %s: no turn to write in %d ms",
 		    op, STORE_BUSY_MS);
+		cause_note("the key store is busy: no turn to write in %d ms",
+		    STORE_BUSY_MS);
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
 	s->writing = 1;
@@ -660,6 +667,7 @@ corrupt(const char *op)
 {
 	log_error("store: %s: malformed row in the database",
 	    op);
+	cause_note("the key store holds a malformed row");
 	return KMS_EINTERNAL;
 }
 
@@ -2898,6 +2906,70 @@ sq_close(store *sto)
 	}
 }
 
+/* ---- operations ---- */
+
+static int exec_int(sqlite3 *db, const char *sql, int64_t *out);
+
+/*
+ * SQLite's online backup API copies every page in one step, inside one
+ * read transaction: a snapshot as of its start, while this process's
+ * writers keep committing to the WAL.  The copy is then counted.
+ */
+static int
+sq_backup(store *sto, const char *path, uint64_t *nkeys)
+{
+	struct sqlite_store *s = to_sqlite(sto);
+	sqlite3 *dst = NULL;
+	sqlite3_backup *b = NULL;
+	int rc, r = KMS_EINTERNAL, fd;
+	int64_t n = 0;
+
+	/* Created 0600 before SQLite opens it (it keeps an existing mode). */
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) < 0) {
+		log_error("store: backup: %s: %s", path, strerror(errno));
+		return KMS_EINTERNAL;
+	}
+	close(fd);
+	if ((rc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE,
+	    NULL)) != SQLITE_OK) {
+		r = map_err(s, rc, "backup open");
+		goto out;
+	}
+	if ((b = sqlite3_backup_init(dst, "main", s->db, "main")) == NULL) {
+		log_error("store: backup: %s", sqlite3_errmsg(dst));
+		goto out;
+	}
+	do {
+		rc = sqlite3_backup_step(b, -1);
+	} while (rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+	if (rc != SQLITE_DONE) {
+		r = map_err(s, rc, "backup");
+		goto out;
+	}
+	if ((rc = sqlite3_backup_finish(b)) != SQLITE_OK) {
+		b = NULL;
+		r = map_err(s, rc, "backup finish");
+		goto out;
+	}
+	b = NULL;
+	if ((rc = exec_int(dst, "SELECT count(*) FROM keys", &n)) !=
+	    SQLITE_OK) {
+		r = map_err(s, rc, "backup count");
+		goto out;
+	}
+	*nkeys = (uint64_t)n;
+	r = 0;
+ out:
+	if (b != NULL) {
+		(void)sqlite3_backup_finish(b);
+	}
+	if (dst != NULL) {
+		(void)sqlite3_close(dst);
+	}
+	return r;
+}
+
 static const struct store_ops sqlite_ops = {
 	.close = sq_close,
 	.create_key = sq_create_key,
@@ -2926,6 +2998,7 @@ static const struct store_ops sqlite_ops = {
 	.get_grants = sq_get_grants,
 	.find_grant_by_token = sq_find_grant_by_token,
 	.list_retirable = sq_list_retirable,
+	.backup = sq_backup,
 	.rotate_key = sq_rotate_key,
 	.set_rotation_schedule = sq_set_rotation_schedule,
 	.get_rotation_schedule = sq_get_rotation_schedule,

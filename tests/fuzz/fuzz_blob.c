@@ -2,8 +2,8 @@
  * fuzz_blob.c — libFuzzer harness for blob format 1 and UUID text.
  *
  * blob_parse either rejects or returns a view whose pointers lie inside the
- * input and whose header round-trips through blob_write_header; uuid_parse
- * either rejects or round-trips through uuid_format (modulo case).
+ * input and whose header round-trips through blob_write_header; blob_uuid_parse
+ * either rejects or round-trips through blob_uuid_format (modulo case).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -41,9 +41,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 
-	r = uuid_parse((const char *)data, size, id);
+	r = blob_uuid_parse((const char *)data, size, id);
 	if (r == 0) {
-		uuid_format(id, text);
+		blob_uuid_format(id, text);
 		if (size != UUID_STR_LEN ||
 		    strncasecmp(text, (const char *)data, UUID_STR_LEN) != 0) {
 			abort();

@@ -43,7 +43,7 @@ check_canonical(const uint8_t *c, size_t len, size_t npairs)
 		if (klen == 0 || len - off < klen + 2) {
 			abort();
 		}
-		if (!utf8_valid((const char *)c + off, klen)) {
+		if (!ctx_utf8_valid((const char *)c + off, klen)) {
 			abort();
 		}
 		if (prev != NULL) {
@@ -59,7 +59,7 @@ check_canonical(const uint8_t *c, size_t len, size_t npairs)
 		vlen = get_u16(c + off);
 		off += 2;
 		if (len - off < vlen ||
-		    !utf8_valid((const char *)c + off, vlen)) {
+		    !ctx_utf8_valid((const char *)c + off, vlen)) {
 			abort();
 		}
 		off += vlen;
@@ -78,7 +78,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_t *o;
 	int err, r;
 
-	o = json_read_bounded(data, size, JSON_MAX_REQUEST, &err, jmsg,
+	o = kjson_read_bounded(data, size, JSON_MAX_REQUEST, &err, jmsg,
 	    sizeof(jmsg));
 	if (o == NULL) {
 		return 0;

@@ -1,8 +1,8 @@
 /*
  * fuzz_json.c — libFuzzer harness for the bounded JSON reader.
  *
- * Whatever the bytes, json_read_bounded returns an object or NULL with
- * KMS_ESERIALIZATION and a printable message; json_depth agrees with the
+ * Whatever the bytes, kjson_read_bounded returns an object or NULL with
+ * KMS_ESERIALIZATION and a printable message; kjson_depth agrees with the
  * reader about the depth limit; and the reader (ours) accepts what
  * jansson's json_loadb(JSON_REJECT_DUPLICATES) accepts with an object on
  * top, building equal values (a raw NUL byte, which jansson sometimes
@@ -26,12 +26,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t i;
 	int err = -1, depth;
 
-	depth = json_depth(data, size, JSON_MAX_DEPTH);
+	depth = kjson_depth(data, size, JSON_MAX_DEPTH);
 	if (depth < 0 || depth > JSON_MAX_DEPTH + 1) {
 		abort();
 	}
 	msg[0] = '\0';
-	o = json_read_bounded(data, size, JSON_MAX_REQUEST, &err, msg,
+	o = kjson_read_bounded(data, size, JSON_MAX_REQUEST, &err, msg,
 	    sizeof(msg));
 	if (size <= JSON_MAX_REQUEST && depth <= JSON_MAX_DEPTH) {
 		json_t *ref = json_loadb(size > 0 ? (const char *)data : "",

@@ -13,6 +13,12 @@
  * With $P11SHIM_HIDE_MECH set to a mechanism number (e.g. 0x2109), the
  * token claims not to support it, as a weaker HSM would.
  *
+ * While the file named by $P11SHIM_REFUSE_FILE exists, the token is there
+ * but refuses its cryptographic work: key generation, wrapping,
+ * encryption, decryption and random generation fail with
+ * CKR_FUNCTION_FAILED (or the number in $P11SHIM_REFUSE_RV), as an HSM
+ * does that has hit a policy or an internal fault; sessions stay open.
+ *
  * With $P11SHIM_FIND_LOG set, every C_FindObjectsInit appends one byte to
  * that file, so a test can show that no search runs on a request path.
  */
@@ -73,6 +79,34 @@ faulted(void)
 		return real->name args;					\
 	}
 
+/* The refusal to return while $P11SHIM_REFUSE_FILE exists, else CKR_OK. */
+static CK_RV
+refused(void)
+{
+	const char *f = getenv("P11SHIM_REFUSE_FILE");
+	const char *rv = getenv("P11SHIM_REFUSE_RV");
+	struct stat st;
+
+	if (f == NULL || stat(f, &st) != 0) {
+		return CKR_OK;
+	}
+	return rv != NULL ? (CK_RV)strtoul(rv, NULL, 0) : CKR_FUNCTION_FAILED;
+}
+
+/* A call the token may refuse (above) besides pulling out. */
+#define FWD_REFUSABLE(name, params, args, fault_rv)			\
+	static CK_RV shim_##name params					\
+	{								\
+		CK_RV no;						\
+		if (faulted()) {					\
+			return fault_rv;				\
+		}							\
+		if ((no = refused()) != CKR_OK) {			\
+			return no;					\
+		}							\
+		return real->name args;					\
+	}
+
 FWD(C_GetSlotList, (CK_BBOOL p, CK_SLOT_ID_PTR l, CK_ULONG_PTR n),
     (p, l, n), CKR_DEVICE_REMOVED)
 FWD(C_GetTokenInfo, (CK_SLOT_ID s, CK_TOKEN_INFO_PTR i), (s, i),
@@ -119,13 +153,13 @@ shim_C_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n)
 FWD(C_FindObjects, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o,
     CK_ULONG m, CK_ULONG_PTR n), (h, o, m, n), CKR_DEVICE_REMOVED)
 FWD(C_FindObjectsFinal, (CK_SESSION_HANDLE h), (h), CKR_DEVICE_REMOVED)
-FWD(C_GenerateKey, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
+FWD_REFUSABLE(C_GenerateKey, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
     CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR k),
     (h, m, t, n, k), CKR_DEVICE_REMOVED)
-FWD(C_WrapKey, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
+FWD_REFUSABLE(C_WrapKey, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
     CK_OBJECT_HANDLE w, CK_OBJECT_HANDLE k, CK_BYTE_PTR o, CK_ULONG_PTR n),
     (h, m, w, k, o, n), CKR_DEVICE_REMOVED)
-FWD(C_UnwrapKey, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
+FWD_REFUSABLE(C_UnwrapKey, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
     CK_OBJECT_HANDLE u, CK_BYTE_PTR w, CK_ULONG wl, CK_ATTRIBUTE_PTR t,
     CK_ULONG n, CK_OBJECT_HANDLE_PTR k), (h, m, u, w, wl, t, n, k),
     CKR_DEVICE_REMOVED)
@@ -136,16 +170,16 @@ FWD(C_DestroyObject, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o), (h, o),
     CKR_DEVICE_REMOVED)
 FWD(C_GetAttributeValue, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE o,
     CK_ATTRIBUTE_PTR t, CK_ULONG n), (h, o, t, n), CKR_DEVICE_REMOVED)
-FWD(C_EncryptInit, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
+FWD_REFUSABLE(C_EncryptInit, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
     CK_OBJECT_HANDLE k), (h, m, k), CKR_DEVICE_REMOVED)
-FWD(C_Encrypt, (CK_SESSION_HANDLE h, CK_BYTE_PTR i, CK_ULONG il,
+FWD_REFUSABLE(C_Encrypt, (CK_SESSION_HANDLE h, CK_BYTE_PTR i, CK_ULONG il,
     CK_BYTE_PTR o, CK_ULONG_PTR ol), (h, i, il, o, ol), CKR_DEVICE_REMOVED)
-FWD(C_DecryptInit, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
+FWD_REFUSABLE(C_DecryptInit, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
     CK_OBJECT_HANDLE k), (h, m, k), CKR_DEVICE_REMOVED)
-FWD(C_Decrypt, (CK_SESSION_HANDLE h, CK_BYTE_PTR i, CK_ULONG il,
+FWD_REFUSABLE(C_Decrypt, (CK_SESSION_HANDLE h, CK_BYTE_PTR i, CK_ULONG il,
     CK_BYTE_PTR o, CK_ULONG_PTR ol), (h, i, il, o, ol), CKR_DEVICE_REMOVED)
-FWD(C_GenerateRandom, (CK_SESSION_HANDLE h, CK_BYTE_PTR b, CK_ULONG n),
-    (h, b, n), CKR_DEVICE_REMOVED)
+FWD_REFUSABLE(C_GenerateRandom, (CK_SESSION_HANDLE h, CK_BYTE_PTR b,
+    CK_ULONG n), (h, b, n), CKR_DEVICE_REMOVED)
 
 SHIM_EXPORT CK_RV
 C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)

@@ -29,10 +29,12 @@
 #include <jansson.h>
 
 #include "kms.h"
+#include "common/err.h"
 #include "common/b64.h"
 #include "common/json.h"
 #include "common/secmem.h"
 #include "tools/kmsctl/kmsctl.h"
+#include "tools/kmsctl/cmd_envelope.h"
 
 /* ------------------------------------------------------------ usage */
 
@@ -232,7 +234,7 @@ parse_context(const char *arg, struct ctxarg *a, const char *opt)
 	if (*src == '{') {
 		const char *k;
 		json_t *v;
-		a->j = json_read_bounded(src, strlen(src), JSON_MAX_REQUEST,
+		a->j = kjson_read_bounded(src, strlen(src), JSON_MAX_REQUEST,
 		    &err, msg, sizeof(msg));
 		free(hold);
 		if (a->j == NULL) {
@@ -330,7 +332,7 @@ parse_tags(const struct optval *v, struct tagarg *a)
 	if (v->nlist == 1 && v->list[0][0] == '[') {
 		json_t *t;
 		size_t k;
-		a->j = json_read_bounded(v->list[0], strlen(v->list[0]),
+		a->j = kjson_read_bounded(v->list[0], strlen(v->list[0]),
 		    JSON_MAX_REQUEST, &err, msg, sizeof(msg));
 		/* The bounded reader wants an object at the top. */
 		if (a->j == NULL) {
@@ -784,7 +786,7 @@ fail(const struct run *R, int r, const kms_error_info *ei)
 	const char *msg = ei->message[0] != '\0' ? ei->message :
 	    kms_strerror(r);
 
-	if (r < KMS_EINVAL) {
+	if (r > 0 && r < KMS_ERR_MAX && !err_is_client_side(r)) {
 		fprintf(stderr, "\nAn error occurred (%s) when calling the %s "
 		    "operation: %s\n", ei->name[0] != '\0' ? ei->name :
 		    kms_error_name(r), R->cmd->op, msg);
@@ -1032,6 +1034,36 @@ get_grant_tokens(const struct run *R)
 		gt.ntokens = (size_t)gv->nlist;
 	}
 	return gt;
+}
+
+/* encrypt-file / decrypt-file: the options, then cmd_envelope.c. */
+static int
+cmd_envelope(struct run *R)
+{
+	struct envelope_args a;
+	const struct optval *v;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	a.encrypt = strcmp(R->cmd->name, "encrypt-file") == 0;
+	a.input = opt_str(R, "input");
+	a.output = opt_str(R, "output");
+	a.key_id = opt_str(R, "key-id");
+	a.algorithm = opt_str(R, "algorithm");
+	a.suffix = opt_str(R, "suffix");
+	if ((v = opt(R, "encryption-context")) != NULL) {
+		a.context = v->list;
+		a.ncontext = v->nlist;
+	}
+	if ((v = opt(R, "frame-length")) != NULL &&
+	    (r = parse_long(v->val, 1, KMS_FRAME_LENGTH_MAX, &a.frame_length,
+	    "frame-length")) != 0) {
+		return r;
+	}
+	a.recursive = (v = opt(R, "recursive")) != NULL && v->flag;
+	a.quiet = (v = opt(R, "quiet")) != NULL && v->flag;
+	a.grant_tokens = get_grant_tokens(R);
+	return envelope_run(R->c, &a);
 }
 
 static int
@@ -1290,7 +1322,7 @@ cmd_call(struct run *R)
 		kms_free(reply);
 		return fail(&E, r, &ei);
 	}
-	j = json_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
+	j = kjson_read_bounded(reply, n, JSON_MAX_REPLY, &err, msg,
 	    sizeof(msg));
 	kms_free(reply);
 	if (j == NULL) {
@@ -1374,7 +1406,7 @@ constraints_json(const char *arg, json_t **out)
 	for (p = src; isspace((unsigned char)*p); p++) {
 	}
 	if (*p == '{') {
-		o = json_read_bounded(p, strlen(p), JSON_MAX_REQUEST, &err,
+		o = kjson_read_bounded(p, strlen(p), JSON_MAX_REQUEST, &err,
 		    msg, sizeof(msg));
 		free(hold);
 		if (o == NULL) {
@@ -1451,6 +1483,7 @@ put_field(json_t *req, const struct optspec *s, const struct optval *v)
 	int r;
 
 	switch (s->kind) {
+	case O_POS:
 	case O_STR:
 		if ((r = load_text(v->val, &text, &hold, s->name)) != 0) {
 			return r;
@@ -1567,7 +1600,7 @@ send_json(const struct run *R, const json_t *req, json_t **out)
 		kms_free(reply);
 		return fail(R, r, &ei);
 	}
-	*out = json_read_bounded(reply, n, JSON_MAX_MESSAGE, &err, msg,
+	*out = kjson_read_bounded(reply, n, JSON_MAX_REPLY, &err, msg,
 	    sizeof(msg));
 	kms_free(reply);
 	if (*out == NULL) {
@@ -1839,6 +1872,49 @@ static const struct command commands[] = {
 	    "List a key's tags.", {
 		KEY_ID(1), PAGING,
 	}, "Tags" },
+	{ "admin backup", "CreateBackup", cmd_json,
+	    "Administrators: back up the store and token into a directory "
+	    "on kmsd's machine, online.", {
+		{ "directory", O_POS, 1, "Absolute path of a new or empty "
+		    "directory.", "Directory" },
+		{ "include-pins", O_FLAG, 0, "Copy the PIN files too (the "
+		    "directory must be mode 0700).", "IncludePins" },
+	} },
+	{ "encrypt-file", "EncryptFile", cmd_envelope,
+	    "Encrypt a file, stream or directory into AWS Encryption SDK "
+	    "messages.", {
+		KEY_ID(1),
+		{ "input", O_STR, 1, "File, directory (with --recursive) or - "
+		    "for stdin." },
+		{ "output", O_STR, 1, "File, directory or - for stdout; "
+		    "written only when the whole input succeeded." },
+		{ "encryption-context", O_LIST, 0, "Pairs key=value ... "
+		    "(authenticated, not secret)." },
+		{ "algorithm", O_STR, 0, "AES_256_GCM_HKDF_SHA512_COMMIT_KEY "
+		    "(default) or ..._COMMIT_KEY_ECDSA_P384." },
+		{ "frame-length", O_INT, 0, "Plaintext bytes per frame, "
+		    "1-4194304 (default 4096)." },
+		{ "recursive", O_FLAG, 0, "Encrypt every file under the "
+		    "--input directory." },
+		{ "suffix", O_STR, 0, "Added to names made in an output "
+		    "directory (default .encrypted)." },
+		{ "quiet", O_FLAG, 0, "No progress bar." },
+		GRANTS } },
+	{ "decrypt-file", "DecryptFile", cmd_envelope,
+	    "Decrypt AWS Encryption SDK messages (a file, stream or "
+	    "directory).", {
+		{ "input", O_STR, 1, "File, directory (with --recursive) or - "
+		    "for stdin." },
+		{ "output", O_STR, 1, "File, directory or - for stdout; a "
+		    "file appears only when the message verified." },
+		{ "encryption-context", O_LIST, 0, "Pairs key=value ... the "
+		    "message's context must hold." },
+		{ "recursive", O_FLAG, 0, "Decrypt every file under the "
+		    "--input directory." },
+		{ "suffix", O_STR, 0, "Added to names made in an output "
+		    "directory (default .decrypted)." },
+		{ "quiet", O_FLAG, 0, "No progress bar." },
+		GRANTS } },
 	{ "enable-key-rotation", "EnableKeyRotation", cmd_json,
 	    "Rotate a key automatically, every 90-2560 days.", {
 		KEY_ID_ONLY,
@@ -1940,6 +2016,20 @@ static const struct command commands[] = {
 #pragma GCC diagnostic pop
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* The first positional parameter of cmd not yet given, or -1. */
+static int
+first_positional(const struct command *cmd, const struct run *R)
+{
+	int i;
+
+	for (i = 0; i < MAX_OPTS && cmd->opts[i].name != NULL; i++) {
+		if (cmd->opts[i].kind == O_POS && !R->v[i].set) {
+			return i;
+		}
+	}
+	return -1;
+}
+
 static const struct command *
 find_command(const char *name)
 {
@@ -1962,6 +2052,7 @@ static const char *const global_help =
     "                          directory upwards); --endpoint-url is the "
     "same\n"
     "  --output json|text      output format (default json)\n"
+    "  --version               print kmsctl's version and exit\n"
     "  --query PATH            print only this part, e.g. "
     "KeyMetadata.KeyId\n"
     "                          or Keys[0].KeyId\n"
@@ -2031,6 +2122,10 @@ global_option(struct run *R, int argc, char **argv, int *i, int *help)
 	if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 		*help = 1;
 		return 1;
+	}
+	if (strcmp(a, "--version") == 0) {
+		printf("kmsctl %s\n", kms_version());
+		exit(0);
 	}
 	if (strcmp(a, "--no-cli-pager") == 0 ||
 	    strcmp(a, "--no-paginate") == 0) {
@@ -2135,6 +2230,15 @@ main(int argc, char **argv)
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
+		/* After the command, its own options come first (--output is
+		 * encrypt-file's path, not the output format). */
+		if (strncmp(a, "--", 2) == 0 && R.cmd != NULL &&
+		    opt_index(R.cmd, a + 2) >= 0) {
+			if (command_option(&R, argc, argv, &i) != 0) {
+				return EXIT_USAGE;
+			}
+			continue;
+		}
 		if ((r = global_option(&R, argc, argv, &i, &help)) < 0) {
 			return EXIT_USAGE;
 		}
@@ -2153,16 +2257,19 @@ main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		if (R.cmd == NULL && !want_help_cmd) {
-			char sub[64];
 			if (strcmp(a, "help") == 0) {
 				want_help_cmd = 1;
 				continue;
 			}
-			/* kmsctl admin <command>: one command of two words. */
-			if (strcmp(a, "admin") == 0 && i + 1 < argc) {
-				snprintf(sub, sizeof(sub), "admin %s",
-				    argv[++i]);
-				a = sub;
+			/* Two-word commands: "admin backup". */
+			if (find_command(a) == NULL && i + 1 < argc) {
+				char two[64];
+				snprintf(two, sizeof(two), "%s %s", a,
+				    argv[i + 1]);
+				if ((R.cmd = find_command(two)) != NULL) {
+					i++;
+					continue;
+				}
 			}
 			if ((R.cmd = find_command(a)) == NULL) {
 				usage_error("argument command: Invalid choice: "
@@ -2180,8 +2287,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		/* A positional argument. */
-		if (R.cmd != NULL && (k = opt_index(R.cmd, "request")) >= 0 &&
-		    !R.v[k].set) {
+		if (R.cmd != NULL && (k = first_positional(R.cmd, &R)) >= 0) {
 			R.v[k].set = 1;
 			R.v[k].val = a;
 			continue;

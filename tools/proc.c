@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/proc.h"
+#include "tools/proc.h"
 
 #define PROC_LINE_MAX 4096
 #define PROC_MAX_INODES 64

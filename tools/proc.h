@@ -2,8 +2,8 @@
  * proc.h — what /proc says about another process (Linux).  Every file is
  * read into a bounded buffer; what does not parse is "unknown" (-1 or 0).
  */
-#ifndef KMS_COMMON_PROC_H
-#define KMS_COMMON_PROC_H
+#ifndef KMS_TOOLS_PROC_H
+#define KMS_TOOLS_PROC_H
 
 #include <sys/types.h>
 
