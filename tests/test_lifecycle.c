@@ -1021,6 +1021,33 @@ random_file(const char *name, size_t n)
 	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
 }
 
+/* enc_reserved of id's version 1, read from kmsd's database. */
+static long long
+reserved_of(const char *id)
+{
+	char path[400], sql[256];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+
+	snprintf(path, sizeof(path), "%s/kmsd.db", env.dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	sqlite3_busy_timeout(db, 5000);
+	snprintf(sql, sizeof(sql), "SELECT enc_reserved FROM versions WHERE "
+	    "lower(hex(key_id)) = replace('%s', '-', '') AND version = 1",
+	    id);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL),
+	    SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		v = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
 static const char *
 state_of(const char *id)
 {
@@ -1126,6 +1153,9 @@ test_imported_key_material_round_trip_expiry_and_reimport(void **state)
 	free(out);
 	assert_string_equal(state_of(id), "Enabled");
 	opens_to(&blob, "imported");
+	/* The same material's GCM count goes on from its first life (the
+	 * encryption above reserved a block of 50, this group's budget). */
+	assert_int_equal(reserved_of(id), 50);
 
 	/* An import token lives 24 hours. */
 	OK("{\"Action\":\"AdvanceTestClock\",\"Days\":2}");

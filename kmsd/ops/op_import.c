@@ -361,9 +361,11 @@ op_import_key_material(struct opctx *c, json_t **resp)
 			memcpy(sv.material, wrapped, wl);
 			sv.material_len = wl;
 		}
-		/* Nothing reserved: the first encryption reserves a block
-		 * durably, as after a restart. */
-		sv.enc_reserved = 0;
+		/* The first encryption reserves a block durably, as after a
+		 * restart; the same material back again goes on from what
+		 * its earlier lives reserved (the 2^32 random-IV bound is
+		 * the material's, not the version row's). */
+		sv.enc_reserved = has_old ? old.enc_reserved : 0;
 		if ((r = c->w->st->ops->import_material(c->w->st, &sv, &im,
 		    &rv)) != 0) {
 			if (resident) {

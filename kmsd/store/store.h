@@ -111,6 +111,7 @@ struct store_import {
 	int expires;			/* KEY_MATERIAL_EXPIRES */
 	int64_t valid_to_ms;		/* when expires */
 	int present;			/* material in place now */
+	uint64_t enc_reserved;		/* reserved in earlier lives (get) */
 };
 
 /* An import token (GetParametersForImport), by the SHA-256 of the token;

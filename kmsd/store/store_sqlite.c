@@ -50,6 +50,9 @@
  * 5  domain_rotation  one row (id 1): state, cursor (key_id, version)
  *              of the last version re-wrapped, done, total, started_ms,
  *              finished_ms, requested_by.
+ * 6  imported_material gains enc_reserved: GCM encryptions reserved by
+ *              the material's earlier lives, so the count goes on when
+ *              the same material comes back.
  *    import_tokens  token_hash PK (SHA-256), key_id, wrapping_key_id (the
  *              HSM private key's CKA_ID), algorithm, expires_ms; kept
  *              after a key's deletion until they expire, so that the
@@ -206,6 +209,10 @@ static const char *const migrations[] = {
 	" finished_ms INTEGER NOT NULL,"
 	" requested_by TEXT NOT NULL"
 	");",
+
+	/* 6: imported material's GCM reservations across its lives. */
+	"ALTER TABLE imported_material"
+	" ADD COLUMN enc_reserved INTEGER NOT NULL DEFAULT 0;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -2546,8 +2553,9 @@ sq_get_import(store *sto, const uint8_t id[16], struct store_import *out)
 	if (id == NULL || out == NULL) {
 		return KMS_EINVAL;
 	}
-	if ((r = prep(s, "SELECT kcv, expires, valid_to_ms, present FROM "
-	    "imported_material WHERE key_id = ?1", &st, op)) != 0) {
+	if ((r = prep(s, "SELECT kcv, expires, valid_to_ms, present, "
+	    "enc_reserved FROM imported_material WHERE key_id = ?1", &st,
+	    op)) != 0) {
 		return r;
 	}
 	if ((rc = bind_id(st, 1, id)) != SQLITE_OK) {
@@ -2562,7 +2570,8 @@ sq_get_import(store *sto, const uint8_t id[16], struct store_import *out)
 		out->expires = sqlite3_column_int(st, 1) != 0;
 		out->valid_to_ms = sqlite3_column_int64(st, 2);
 		out->present = sqlite3_column_int(st, 3) != 0;
-		r = 0;
+		r = col_uint(st, 4, INT64_MAX, &out->enc_reserved) != 0 ?
+		    corrupt(op) : 0;
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -2586,8 +2595,10 @@ sq_delete_material(store *sto, const uint8_t id[16], uint64_t *row_version)
 	    "WHERE id = ?1 RETURNING row_version", KEY_PENDING_IMPORT);
 	if ((r = prep(s, "DELETE FROM versions WHERE key_id = ?1", &dv,
 	    op)) != 0 || (r = prep(s, sql, &up, op)) != 0 ||
-	    (r = prep(s, "UPDATE imported_material SET present = 0 WHERE "
-	    "key_id = ?1", &imp, op)) != 0) {
+	    (r = prep(s, "UPDATE imported_material SET present = 0, "
+	    "enc_reserved = max(enc_reserved, (SELECT coalesce("
+	    "max(enc_reserved), 0) FROM versions WHERE key_id = ?1)) "
+	    "WHERE key_id = ?1", &imp, op)) != 0) {
 		goto done;
 	}
 	if ((r = tx_begin(s, op)) != 0) {
@@ -2599,8 +2610,9 @@ sq_delete_material(store *sto, const uint8_t id[16], uint64_t *row_version)
 		r = map_err(s, rc, op);
 		goto out;
 	}
-	if ((r = step_done(s, dv, op)) != 0 ||
-	    (r = step_done(s, imp, op)) != 0) {
+	/* The reservation is kept before the versions go. */
+	if ((r = step_done(s, imp, op)) != 0 ||
+	    (r = step_done(s, dv, op)) != 0) {
 		goto out;
 	}
 	if ((rc = sqlite3_step(up)) != SQLITE_ROW) {
