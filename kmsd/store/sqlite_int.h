@@ -12,7 +12,6 @@
 #ifndef KMSD_STORE_SQLITE_INT_H
 #define KMSD_STORE_SQLITE_INT_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,8 +21,6 @@
 #include "kmsd/store/store.h"
 
 #define STORE_PAGE 128		/* for_each_version rows read per query */
-#define STORE_LIST_MAX (1u << 20)	/* list_keys page cap (sanity) */
-#define SHRED_CHECKPOINT_TRIES 20	/* 100 ms each: readers finish */
 
 /* The statements prepared once at open (store_sqlite.c: stmt_sql). */
 enum stmt_id {
@@ -84,14 +81,10 @@ struct sqlite_store {
 
 extern const struct store_ops sq_ops;
 
-/* A shred's WAL truncation that has not succeeded yet (a reader was in
- * the way): the next writer of this process tries again. */
-extern atomic_int sq_truncate_due;
-
 static inline struct sqlite_store *
 to_sqlite(store *st)
 {
-	KMS_ASSERT(st != NULL && st->ops == &sq_ops);
+	KMS_ASSERT(st != NULL && st->impl == &sq_ops);
 	return (struct sqlite_store *)st;
 }
 
@@ -110,43 +103,124 @@ int sq_tx_begin(struct sqlite_store *s, const char *op);
 int sq_tx_commit(struct sqlite_store *s, const char *op);
 /* Roll back if a transaction is still open; lets the next writer in. */
 void sq_tx_rollback(struct sqlite_store *s, const char *op);
-/* Checkpoint everything and cut the WAL to nothing, waiting at most
- * busy_ms for readers; 0 or an SQLite code. */
-int sq_truncate_wal(struct sqlite_store *s, int busy_ms);
+/* End a transaction: commit when r is 0, else (or when the commit fails)
+ * roll back; returns the outcome. */
+int sq_tx_end(struct sqlite_store *s, const char *op, int r);
+/* After deleting key material, in the writer turn: copy the zeroed pages
+ * into the database and cut the WAL to nothing, waiting a little for
+ * readers (or leaving it to the next writer). */
+void sq_shred_wal(struct sqlite_store *s);
 /* One statement returning at most one integer (0 for NULL or no row). */
 int sq_exec_int(sqlite3 *db, const char *sql, int64_t *out);
 
-/* ---- sqlite_stmt.c: errors, binding, stepping, columns ---- */
+/* ---- sqlite_stmt.c: errors, binding, stepping, rows, columns ---- */
+
+/*
+ * Arguments bound to ?1, ?2, … in order: SQ_ARGS(SQ_ID(k->id),
+ * SQ_INT(k->state), SQ_TEXT(k->description)).  A NULL list binds nothing.
+ * Text and blobs are bound SQLITE_STATIC: they must live until the
+ * statement is finished, which every helper does before it returns.
+ */
+struct sq_arg {
+	int type;		/* SQLITE_INTEGER, _TEXT, _BLOB; 0 ends */
+	int64_t i;
+	const void *p;
+	int len;		/* BLOB bytes */
+};
+#define SQ_INT(x) ((struct sq_arg){ .type = SQLITE_INTEGER, \
+	.i = (int64_t)(x) })
+#define SQ_TEXT(x) ((struct sq_arg){ .type = SQLITE_TEXT, .p = (x) })
+#define SQ_BLOB(x, n) ((struct sq_arg){ .type = SQLITE_BLOB, .p = (x), \
+	.len = (int)(n) })
+#define SQ_ID(x) SQ_BLOB((x), 16)
+#define SQ_ARGS(...) ((const struct sq_arg[]){ __VA_ARGS__, { .type = 0 } })
+
+/* Reads the current row into out: 0, KMS_EINTERNAL for a row that does
+ * not fit (logged as a corrupt row by the caller) or another error. */
+typedef int (*sq_read_fn)(sqlite3_stmt *st, void *out);
+
+/* Rows read into an array: the caller's (arr of max rows) or, with grow,
+ * one grown with realloc that the caller frees (NULL when no rows).  A row past max
+ * sets more (a query asks for max + 1 to learn whether more follow). */
+struct sq_rows {
+	void *arr;
+	int grow;		/* 1: arr starts NULL and is grown */
+	size_t size;		/* bytes of one row */
+	size_t max;		/* rows wanted (SIZE_MAX: all) */
+	size_t n;		/* rows read */
+	int more;
+};
 
 /* An SQLite result in the KMS error space; unexpected ones are logged. */
 int sq_map_err(struct sqlite_store *s, int rc, const char *op);
+/* Log a row that does not fit its structure (a corrupt database). */
+int sq_corrupt(const char *op);
 /* Reset a statement for its next use and drop pointers to caller memory. */
 void sq_finish(sqlite3_stmt *st);
-/* Step a statement that returns no rows. */
-int sq_step_done(struct sqlite_store *s, sqlite3_stmt *st, const char *op);
 /* Prepare a statement for one call (cold paths); finalized by the caller. */
 int sq_prep(struct sqlite_store *s, const char *sql, sqlite3_stmt **st,
     const char *op);
-int sq_bind_id(sqlite3_stmt *st, int idx, const uint8_t id[16]);
-int sq_bind_text(sqlite3_stmt *st, int idx, const char *p);
-/* A fixed-size string field is valid when it is NUL-terminated in place. */
-int sq_field_ok(const char *p, size_t len);
-int sq_check_key(const struct store_key *k);
-int sq_check_version(const struct store_version *v);
-int sq_check_tag(const struct store_tag *t);
+/* Bind a; on failure the statement is finished and the error mapped. */
+int sq_bind(struct sqlite_store *s, sqlite3_stmt *st, const char *op,
+    const struct sq_arg *a);
+/* Step a statement that returns no rows, inside the caller's transaction
+ * (or its own implicit one when there is none). */
+int sq_step_done(struct sqlite_store *s, sqlite3_stmt *st, const char *op);
+/* Bind and run to the end, in the caller's transaction. */
+int sq_exec(struct sqlite_store *s, sqlite3_stmt *st, const char *op,
+    const struct sq_arg *a);
+/* Bind and run as one write of its own, in the writer turn; *changes (if
+ * wanted) gets the rows it changed. */
+int sq_write(struct sqlite_store *s, sqlite3_stmt *st, const char *op,
+    const struct sq_arg *a, int *changes);
+/* sq_write of a statement that must change a row: KMS_ENOTFOUND when it
+ * changed none. */
+int sq_update(struct sqlite_store *s, sqlite3_stmt *st, const char *op,
+    const struct sq_arg *a);
+/* Bind and read one row into out; KMS_ENOTFOUND when there is none. */
+int sq_get(struct sqlite_store *s, sqlite3_stmt *st, const char *op,
+    const struct sq_arg *a, sq_read_fn read, void *out);
+/* Bind and run an UPDATE … RETURNING of one integer into *v;
+ * KMS_ENOTFOUND when no row matched. */
+int sq_returning(struct sqlite_store *s, sqlite3_stmt *st, const char *op,
+    const struct sq_arg *a, uint64_t *v);
+/* Bind and read every row into rows (see struct sq_rows). */
+int sq_collect(struct sqlite_store *s, sqlite3_stmt *st, const char *op,
+    const struct sq_arg *a, struct sq_rows *rows, sq_read_fn read);
+/* Every row into an array grown with realloc: on success *out (the
+ * caller frees it; NULL when there are no rows) and *n. */
+int sq_collect_all(struct sqlite_store *s, sqlite3_stmt *st, const char *op,
+    const struct sq_arg *a, sq_read_fn read, size_t size, void **out,
+    size_t *n);
+/* sq_write, sq_get, sq_collect of a statement prepared for this one call
+ * (the cold paths). */
+int sq_write_sql(struct sqlite_store *s, const char *sql, const char *op,
+    const struct sq_arg *a, int *changes);
+int sq_get_sql(struct sqlite_store *s, const char *sql, const char *op,
+    const struct sq_arg *a, sq_read_fn read, void *out);
+int sq_collect_sql(struct sqlite_store *s, const char *sql, const char *op,
+    const struct sq_arg *a, struct sq_rows *rows, sq_read_fn read);
+
 /* Columns into fixed fields; KMS_EINTERNAL when the row does not fit. */
 int sq_col_text(sqlite3_stmt *st, int col, char *dst, size_t len);
 int sq_col_uint(sqlite3_stmt *st, int col, uint64_t max, uint64_t *out);
+int sq_col_fixed(sqlite3_stmt *st, int col, void *out, size_t len);
+int sq_col_blob(sqlite3_stmt *st, int col, void *out, size_t max,
+    size_t *len);
 int sq_col_id(sqlite3_stmt *st, int col, uint8_t out[16]);
-/* Log a row that does not fit its structure (a corrupt database). */
-int sq_corrupt(const char *op);
-/* Grow *arr (of *cap elements of size sz) to hold one more; 0 or ENOMEM. */
-int sq_grow(void **arr, size_t *cap, size_t used, size_t sz);
+/* Row readers: an id (uint8_t[16]) or a count (uint64_t) in column 0. */
+int sq_read_id(sqlite3_stmt *st, void *out);
+int sq_read_count(sqlite3_stmt *st, void *out);
 
 /* ---- sqlite_keys.c: versions, shared with the key's life ---- */
 
-/* One row of VERSION_COLS into v. */
-int sq_read_version(sqlite3_stmt *st, struct store_version *v);
+/* One row of VERSION_COLS into a struct store_version. */
+int sq_read_version(sqlite3_stmt *st, void *out);
+/* Bump a key's row_version in the caller's transaction; KMS_ENOTFOUND
+ * when the key is gone. */
+int sq_bump_key(struct sqlite_store *s, const uint8_t id[16],
+    const char *op);
+/* Insert v, in the caller's transaction. */
 int sq_insert_version(struct sqlite_store *s, const struct store_version *v,
     const char *op);
 

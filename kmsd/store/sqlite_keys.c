@@ -1,6 +1,8 @@
 /*
- * sqlite_keys.c — keys and their versions in the SQLite store (store.h,
- * store_sqlite.c for the schema, the writer turn and transactions).
+ * sqlite_keys.c — keys and their versions in the SQLite store (store.h;
+ * store_sqlite.c has the schema, the writer turn and transactions).
+ * Arguments were checked at the interface (store.c); what is asserted
+ * here is what store.c guarantees.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -8,41 +10,27 @@
 
 #include <sqlite3.h>
 
-#include "common/cause.h"
 #include "common/err.h"
-#include "common/log.h"
 #include "kmsd/store/sqlite_int.h"
 
 int
-sq_read_version(sqlite3_stmt *st, struct store_version *v)
+sq_read_version(sqlite3_stmt *st, void *out)
 {
-	const void *m;
-	uint64_t u;
-	int n;
+	struct store_version *v = out;
+	uint64_t version, resident;
 
 	memset(v, 0, sizeof(*v));
 	if (sq_col_id(st, 0, v->key_id) != 0 ||
-	    sq_col_uint(st, 1, UINT32_MAX, &u) != 0 || u < 1) {
+	    sq_col_uint(st, 1, UINT32_MAX, &version) != 0 || version < 1 ||
+	    sq_col_blob(st, 3, v->material, STORE_MATERIAL_MAX,
+	    &v->material_len) != 0 ||
+	    sq_col_uint(st, 4, 1, &resident) != 0 ||
+	    sq_col_uint(st, 5, INT64_MAX, &v->enc_reserved) != 0) {
 		return KMS_EINTERNAL;
 	}
-	v->version = (uint32_t)u;
+	v->version = (uint32_t)version;
 	v->creation_ms = sqlite3_column_int64(st, 2);
-	m = sqlite3_column_blob(st, 3);
-	n = sqlite3_column_bytes(st, 3);
-	if (n < 0 || n > STORE_MATERIAL_MAX || (n > 0 && m == NULL)) {
-		return KMS_EINTERNAL;
-	}
-	if (n > 0) {
-		memcpy(v->material, m, (size_t)n);
-	}
-	v->material_len = (size_t)n;
-	if (sq_col_uint(st, 4, 1, &u) != 0) {
-		return KMS_EINTERNAL;
-	}
-	v->resident = (int)u;
-	if (sq_col_uint(st, 5, INT64_MAX, &v->enc_reserved) != 0) {
-		return KMS_EINTERNAL;
-	}
+	v->resident = (int)resident;
 	return 0;
 }
 
@@ -50,21 +38,22 @@ int
 sq_insert_version(struct sqlite_store *s, const struct store_version *v,
     const char *op)
 {
-	sqlite3_stmt *st = s->st[ST_VERSION_INSERT];
-	int rc;
+	return sq_exec(s, s->st[ST_VERSION_INSERT], op,
+	    SQ_ARGS(SQ_ID(v->key_id), SQ_INT(v->version),
+	    SQ_INT(v->creation_ms), SQ_BLOB(v->material, v->material_len),
+	    SQ_INT(v->resident), SQ_INT(v->enc_reserved)));
+}
 
-	if ((rc = sq_bind_id(st, 1, v->key_id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 2, v->version)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 3, v->creation_ms)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_blob(st, 4, v->material, (int)v->material_len,
-	    SQLITE_STATIC)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int(st, 5, v->resident)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 6, (sqlite3_int64)v->enc_reserved)) !=
-	    SQLITE_OK) {
-		sq_finish(st);
-		return sq_map_err(s, rc, op);
+int
+sq_bump_key(struct sqlite_store *s, const uint8_t id[16], const char *op)
+{
+	int r;
+
+	if ((r = sq_exec(s, s->st[ST_KEY_BUMP], op, SQ_ARGS(SQ_ID(id)))) !=
+	    0) {
+		return r;
 	}
-	return sq_step_done(s, st, op);
+	return sqlite3_changes(s->db) == 0 ? KMS_ENOTFOUND : 0;
 }
 
 int
@@ -74,124 +63,73 @@ sq_create_key(store *sto, const struct store_key *k,
 {
 	struct sqlite_store *s = to_sqlite(sto);
 	const char *op = "create_key";
-	sqlite3_stmt *st = s->st[ST_KEY_INSERT];
 	size_t i;
-	int rc, r;
+	int r;
 
-	if (k == NULL || (ntags > 0 && tags == NULL) || sq_check_key(k) != 0) {
-		return KMS_EINVAL;
-	}
-	if (v != NULL && (sq_check_version(v) != 0 ||
-	    memcmp(v->key_id, k->id, 16) != 0)) {
-		return KMS_EINVAL;
-	}
-	for (i = 0; i < ntags; i++) {
-		if (sq_check_tag(&tags[i]) != 0) {
-			return KMS_EINVAL;
-		}
-	}
+	KMS_ASSERT(k != NULL && (ntags == 0 || tags != NULL));
 	if ((r = sq_tx_begin(s, op)) != 0) {
 		return r;
 	}
-	if ((rc = sq_bind_id(st, 1, k->id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 2, k->creation_ms)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int(st, 3, k->state)) != SQLITE_OK ||
-	    (rc = sq_bind_text(st, 4, k->key_usage)) != SQLITE_OK ||
-	    (rc = sq_bind_text(st, 5, k->key_spec)) != SQLITE_OK ||
-	    (rc = sq_bind_text(st, 6, k->origin)) != SQLITE_OK ||
-	    (rc = sq_bind_text(st, 7, k->description)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 8, k->current_version)) !=
-	    SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 9, k->deletion_ms)) != SQLITE_OK ||
-	    (rc = sq_bind_text(st, 10, k->creator)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 11, (sqlite3_int64)k->row_version)) !=
-	    SQLITE_OK) {
-		sq_finish(st);
-		r = sq_map_err(s, rc, op);
-		goto out;
+	r = sq_exec(s, s->st[ST_KEY_INSERT], op, SQ_ARGS(SQ_ID(k->id),
+	    SQ_INT(k->creation_ms), SQ_INT(k->state), SQ_TEXT(k->key_usage),
+	    SQ_TEXT(k->key_spec), SQ_TEXT(k->origin),
+	    SQ_TEXT(k->description), SQ_INT(k->current_version),
+	    SQ_INT(k->deletion_ms), SQ_TEXT(k->creator),
+	    SQ_INT(k->row_version)));
+	if (r == 0 && v != NULL) {
+		r = sq_insert_version(s, v, op);
 	}
-	if ((r = sq_step_done(s, st, op)) != 0) {
-		goto out;
-	}
-	if (v != NULL && (r = sq_insert_version(s, v, op)) != 0) {
-		goto out;
-	}
-	st = s->st[ST_TAG_INSERT];
-	for (i = 0; i < ntags; i++) {
-		if ((rc = sq_bind_id(st, 1, k->id)) != SQLITE_OK ||
-		    (rc = sq_bind_text(st, 2, tags[i].key)) != SQLITE_OK ||
-		    (rc = sq_bind_text(st, 3, tags[i].value)) != SQLITE_OK) {
-			sq_finish(st);
-			r = sq_map_err(s, rc, op);
-			goto out;
-		}
-		if ((r = sq_step_done(s, st, op)) != 0) {
-			/* Two tags with one key: the caller's mistake. */
-			if (r == KMS_EALREADYEXISTS) {
-				r = KMS_EINVAL;
-			}
-			goto out;
+	for (i = 0; i < ntags && r == 0; i++) {
+		r = sq_exec(s, s->st[ST_TAG_INSERT], op, SQ_ARGS(SQ_ID(k->id),
+		    SQ_TEXT(tags[i].key), SQ_TEXT(tags[i].value)));
+		/* Two tags with one key: the caller's mistake. */
+		if (r == KMS_EALREADYEXISTS) {
+			r = KMS_EINVAL;
 		}
 	}
-	r = sq_tx_commit(s, op);
- out:
-	if (r != 0) {
-		sq_tx_rollback(s, op);
+	return sq_tx_end(s, op, r);
+}
+
+/* A ST_KEY_GET row (all but the id). */
+static int
+read_key(sqlite3_stmt *st, void *out)
+{
+	struct store_key *k = out;
+	uint64_t state, current;
+
+	memset(k, 0, sizeof(*k));
+	if (sq_col_uint(st, 1, KEY_UNAVAILABLE, &state) != 0 ||
+	    sq_col_text(st, 2, k->key_usage, sizeof(k->key_usage)) != 0 ||
+	    sq_col_text(st, 3, k->key_spec, sizeof(k->key_spec)) != 0 ||
+	    sq_col_text(st, 4, k->origin, sizeof(k->origin)) != 0 ||
+	    sq_col_text(st, 5, k->description, sizeof(k->description)) != 0 ||
+	    sq_col_uint(st, 6, UINT32_MAX, &current) != 0 ||
+	    sq_col_text(st, 8, k->creator, sizeof(k->creator)) != 0 ||
+	    sq_col_uint(st, 9, INT64_MAX, &k->row_version) != 0) {
+		return KMS_EINTERNAL;
 	}
-	return r;
+	k->creation_ms = sqlite3_column_int64(st, 0);
+	k->state = (int)state;
+	k->current_version = (uint32_t)current;
+	k->deletion_ms = sqlite3_column_int64(st, 7);
+	return 0;
 }
 
 int
 sq_get_key(store *sto, const uint8_t id[16], struct store_key *out)
 {
 	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "get_key";
-	sqlite3_stmt *st = s->st[ST_KEY_GET];
-	uint64_t u;
-	int rc, r = KMS_EINTERNAL;
+	int r;
 
-	if (id == NULL || out == NULL) {
-		return KMS_EINVAL;
-	}
-	if ((rc = sq_bind_id(st, 1, id)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : sq_map_err(s, rc, op);
-		goto out;
-	}
-	memset(out, 0, sizeof(*out));
-	memcpy(out->id, id, 16);
-	out->creation_ms = sqlite3_column_int64(st, 0);
-	if (sq_col_uint(st, 1, KEY_UNAVAILABLE, &u) != 0) {
-		r = sq_corrupt(op);
-		goto out;
-	}
-	out->state = (int)u;
-	if (sq_col_text(st, 2, out->key_usage, sizeof(out->key_usage)) != 0 ||
-	    sq_col_text(st, 3, out->key_spec, sizeof(out->key_spec)) != 0 ||
-	    sq_col_text(st, 4, out->origin, sizeof(out->origin)) != 0 ||
-	    sq_col_text(st, 5, out->description, sizeof(out->description)) != 0 ||
-	    sq_col_uint(st, 6, UINT32_MAX, &u) != 0) {
-		r = sq_corrupt(op);
-		goto out;
-	}
-	out->current_version = (uint32_t)u;
-	out->deletion_ms = sqlite3_column_int64(st, 7);
-	if (sq_col_text(st, 8, out->creator, sizeof(out->creator)) != 0 ||
-	    sq_col_uint(st, 9, INT64_MAX, &out->row_version) != 0) {
-		r = sq_corrupt(op);
-		goto out;
-	}
-	r = 0;
- out:
-	sq_finish(st);
-	if (r != 0 && out != NULL) {
+	KMS_ASSERT(id != NULL && out != NULL);
+	if ((r = sq_get(s, s->st[ST_KEY_GET], "get_key", SQ_ARGS(SQ_ID(id)),
+	    read_key, out)) != 0) {
 		/* Never leave a half-filled row behind. */
 		memset(out, 0, sizeof(*out));
+		return r;
 	}
-	return r;
+	memcpy(out->id, id, 16);
+	return 0;
 }
 
 int
@@ -199,46 +137,20 @@ sq_update_key(store *sto, const struct store_key *k, uint64_t *row_version)
 {
 	struct sqlite_store *s = to_sqlite(sto);
 	const char *op = "update_key";
-	sqlite3_stmt *st = s->st[ST_KEY_UPDATE];
 	uint64_t rv = 0;
-	int rc, r = KMS_EINTERNAL;
+	int r;
 
-	if (k == NULL || sq_check_key(k) != 0) {
-		return KMS_EINVAL;
-	}
-	if ((rc = sq_bind_id(st, 1, k->id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int(st, 2, k->state)) != SQLITE_OK ||
-	    (rc = sq_bind_text(st, 3, k->description)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 4, k->current_version)) !=
-	    SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 5, k->deletion_ms)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
+	KMS_ASSERT(k != NULL);
 	if ((r = sq_writer_lock(s, op)) != 0) {
-		goto out;
+		return r;
 	}
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : sq_map_err(s, rc, op);
-		goto out;
-	}
-	if (sq_col_uint(st, 0, INT64_MAX, &rv) != 0) {
-		r = sq_corrupt(op);
-		goto out;
-	}
-	/* The statement (and its implicit transaction) ends at DONE: only
-	 * then is the change committed, so only then is it reported. */
-	if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if (row_version != NULL) {
+	r = sq_returning(s, s->st[ST_KEY_UPDATE], op, SQ_ARGS(SQ_ID(k->id),
+	    SQ_INT(k->state), SQ_TEXT(k->description),
+	    SQ_INT(k->current_version), SQ_INT(k->deletion_ms)), &rv);
+	sq_writer_unlock(s);
+	if (r == 0 && row_version != NULL) {
 		*row_version = rv;
 	}
-	r = 0;
- out:
-	sq_finish(st);
-	sq_writer_unlock(s);
 	return r;
 }
 
@@ -248,50 +160,22 @@ sq_list_keys(store *sto, const uint8_t *after, size_t max,
 {
 	struct sqlite_store *s = to_sqlite(sto);
 	const char *op = "list_keys";
-	sqlite3_stmt *st;
-	size_t got = 0;
-	int rc, r = KMS_EINTERNAL, extra = 0, lim;
+	struct sq_rows rows = { .arr = ids, .size = sizeof(*ids), .max = max };
+	int r;
 
-	if (n == NULL || more == NULL || (max > 0 && ids == NULL) ||
-	    max > STORE_LIST_MAX) {
-		return KMS_EINVAL;
-	}
-	if (after == NULL) {
-		st = s->st[ST_KEY_LIST];
-		lim = 1;
-		rc = SQLITE_OK;
-	} else {
-		st = s->st[ST_KEY_LIST_AFTER];
-		lim = 2;
-		rc = sq_bind_id(st, 1, after);
-	}
+	KMS_ASSERT(n != NULL && more != NULL && max <= STORE_LIST_MAX);
 	/* One row past the page tells whether more follow. */
-	if (rc != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, lim, (sqlite3_int64)max + 1)) !=
-	    SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
+	if (after == NULL) {
+		r = sq_collect(s, s->st[ST_KEY_LIST], op,
+		    SQ_ARGS(SQ_INT(max + 1)), &rows, sq_read_id);
+	} else {
+		r = sq_collect(s, s->st[ST_KEY_LIST_AFTER], op,
+		    SQ_ARGS(SQ_ID(after), SQ_INT(max + 1)), &rows, sq_read_id);
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (got == max) {
-			extra = 1;
-			continue;
-		}
-		if (sq_col_id(st, 0, ids[got]) != 0) {
-			r = sq_corrupt(op);
-			goto out;
-		}
-		got++;
+	if (r == 0) {
+		*n = rows.n;
+		*more = rows.more;
 	}
-	if (rc != SQLITE_DONE) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	*n = got;
-	*more = extra;
-	r = 0;
- out:
-	sq_finish(st);
 	return r;
 }
 
@@ -300,76 +184,29 @@ sq_add_version(store *sto, const struct store_version *v)
 {
 	struct sqlite_store *s = to_sqlite(sto);
 	const char *op = "add_version";
-	sqlite3_stmt *st = s->st[ST_KEY_BUMP];
-	int rc, r;
+	int r;
 
-	if (v == NULL || sq_check_version(v) != 0) {
-		return KMS_EINVAL;
-	}
+	KMS_ASSERT(v != NULL);
 	/* A new version is a mutation of its key: bump row_version with it. */
 	if ((r = sq_tx_begin(s, op)) != 0) {
 		return r;
 	}
-	if ((r = sq_insert_version(s, v, op)) != 0) {
-		goto out;
+	if ((r = sq_insert_version(s, v, op)) == 0) {
+		r = sq_bump_key(s, v->key_id, op);
 	}
-	if ((rc = sq_bind_id(st, 1, v->key_id)) != SQLITE_OK) {
-		sq_finish(st);
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if ((r = sq_step_done(s, st, op)) != 0) {
-		goto out;
-	}
-	r = sq_tx_commit(s, op);
- out:
-	if (r != 0) {
-		sq_tx_rollback(s, op);
-	}
-	return r;
+	return sq_tx_end(s, op, r);
 }
 
-/* Grow *arr (of *cap elements of size sz) to hold one more; 0 or ENOMEM. */
 int
 sq_get_versions(store *sto, const uint8_t id[16],
     struct store_version **out, size_t *n)
 {
 	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "get_versions";
-	sqlite3_stmt *st = s->st[ST_VERSION_LIST];
-	struct store_version *arr = NULL;
-	size_t cap = 0, used = 0;
-	int rc, r = KMS_EINTERNAL;
 
-	if (id == NULL || out == NULL || n == NULL) {
-		return KMS_EINVAL;
-	}
-	if ((rc = sq_bind_id(st, 1, id)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((r = sq_grow((void **)&arr, &cap, used, sizeof(*arr))) != 0) {
-			goto out;
-		}
-		if (sq_read_version(st, &arr[used]) != 0) {
-			r = sq_corrupt(op);
-			goto out;
-		}
-		used++;
-	}
-	if (rc != SQLITE_DONE) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	*out = arr;
-	*n = used;
-	arr = NULL;
-	r = 0;
- out:
-	sq_finish(st);
-	free(arr);
-	return r;
+	KMS_ASSERT(id != NULL && out != NULL && n != NULL);
+	return sq_collect_all(s, s->st[ST_VERSION_LIST], "get_versions",
+	    SQ_ARGS(SQ_ID(id)), sq_read_version, sizeof(**out), (void **)out,
+	    n);
 }
 
 int
@@ -377,24 +214,10 @@ sq_reserve_encryptions(store *sto, const uint8_t id[16], uint32_t version,
     uint64_t reserved)
 {
 	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "reserve_encryptions";
-	sqlite3_stmt *st = s->st[ST_VERSION_RESERVE];
-	int rc, r, changes = 0;
 
-	if (id == NULL || reserved > INT64_MAX) {
-		return KMS_EINVAL;
-	}
-	if ((rc = sq_bind_id(st, 1, id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 2, version)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)reserved)) !=
-	    SQLITE_OK) {
-		sq_finish(st);
-		return sq_map_err(s, rc, op);
-	}
-	if ((r = sq_step_write(s, st, op, &changes)) != 0) {
-		return r;
-	}
-	return changes == 0 ? KMS_ENOTFOUND : 0;
+	KMS_ASSERT(id != NULL && reserved <= INT64_MAX);
+	return sq_update(s, s->st[ST_VERSION_RESERVE], "reserve_encryptions",
+	    SQ_ARGS(SQ_ID(id), SQ_INT(version), SQ_INT(reserved)));
 }
 
 /*
@@ -408,65 +231,38 @@ sq_for_each_version(store *sto,
 {
 	struct sqlite_store *s = to_sqlite(sto);
 	const char *op = "for_each_version";
-	struct store_version *page = NULL, last;
-	sqlite3_stmt *st = NULL;
-	size_t got, i;
-	int rc, r = KMS_EINTERNAL, first = 1;
+	struct store_version *page, last;
+	struct sq_rows rows = { .size = sizeof(*page), .max = STORE_PAGE };
+	size_t i;
+	int r;
 
-	if (fn == NULL) {
-		return KMS_EINVAL;
-	}
+	KMS_ASSERT(fn != NULL);
 	if ((page = calloc(STORE_PAGE, sizeof(*page))) == NULL) {
 		return KMS_ENOMEM;
 	}
-	memset(&last, 0, sizeof(last));
+	rows.arr = page;
+	if ((r = sq_collect(s, s->st[ST_VERSION_ALL], op,
+	    SQ_ARGS(SQ_INT(STORE_PAGE)), &rows, sq_read_version)) != 0) {
+		goto out;
+	}
 	for (;;) {
-		if (first) {
-			st = s->st[ST_VERSION_ALL];
-			rc = sqlite3_bind_int(st, 1, STORE_PAGE);
-		} else {
-			st = s->st[ST_VERSION_ALL_AFTER];
-			if ((rc = sq_bind_id(st, 1, last.key_id)) == SQLITE_OK &&
-			    (rc = sqlite3_bind_int64(st, 2, last.version)) ==
-			    SQLITE_OK) {
-				rc = sqlite3_bind_int(st, 3, STORE_PAGE);
-			}
-		}
-		if (rc != SQLITE_OK) {
-			r = sq_map_err(s, rc, op);
-			goto out;
-		}
-		got = 0;
-		while (got < STORE_PAGE &&
-		    (rc = sqlite3_step(st)) == SQLITE_ROW) {
-			if (sq_read_version(st, &page[got]) != 0) {
-				r = sq_corrupt(op);
-				goto out;
-			}
-			got++;
-		}
-		if (got < STORE_PAGE && rc != SQLITE_DONE) {
-			r = sq_map_err(s, rc, op);
-			goto out;
-		}
-		sq_finish(st);
-		st = NULL;
-		for (i = 0; i < got; i++) {
+		for (i = 0; i < rows.n; i++) {
 			if ((r = fn(&page[i], arg)) != 0) {
 				goto out;
 			}
 		}
-		if (got < STORE_PAGE) {
+		if (rows.n < STORE_PAGE) {
 			break;
 		}
-		last = page[got - 1];
-		first = 0;
+		last = page[rows.n - 1];
+		if ((r = sq_collect(s, s->st[ST_VERSION_ALL_AFTER], op,
+		    SQ_ARGS(SQ_ID(last.key_id), SQ_INT(last.version),
+		    SQ_INT(STORE_PAGE)), &rows, sq_read_version)) != 0) {
+			goto out;
+		}
 	}
 	r = 0;
  out:
-	if (st != NULL) {
-		sq_finish(st);
-	}
 	free(page);
 	return r;
 }
@@ -475,23 +271,12 @@ int
 sq_delete_key(store *sto, const uint8_t id[16])
 {
 	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "delete_key";
-	sqlite3_stmt *st = s->st[ST_KEY_DELETE];
-	int rc, r, changes = 0;
 
-	if (id == NULL) {
-		return KMS_EINVAL;
-	}
+	KMS_ASSERT(id != NULL);
 	/* Versions, tags, aliases, policy and grants go by ON DELETE
 	 * CASCADE, in the same statement and so the same transaction. */
-	if ((rc = sq_bind_id(st, 1, id)) != SQLITE_OK) {
-		sq_finish(st);
-		return sq_map_err(s, rc, op);
-	}
-	if ((r = sq_step_write(s, st, op, &changes)) != 0) {
-		return r;
-	}
-	return changes == 0 ? KMS_ENOTFOUND : 0;
+	return sq_update(s, s->st[ST_KEY_DELETE], "delete_key",
+	    SQ_ARGS(SQ_ID(id)));
 }
 
 /* 0 on error (logged): the count is informational. */
@@ -499,17 +284,11 @@ uint64_t
 sq_count_keys(store *sto)
 {
 	struct sqlite_store *s = to_sqlite(sto);
-	sqlite3_stmt *st = s->st[ST_KEY_COUNT];
 	uint64_t n = 0;
-	int rc;
 
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sq_col_uint(st, 0, INT64_MAX, &n) != 0) {
-			n = 0;
-		}
-	} else {
-		(void)sq_map_err(s, rc, "count_keys");
+	if (sq_get(s, s->st[ST_KEY_COUNT], "count_keys", NULL, sq_read_count,
+	    &n) != 0) {
+		n = 0;
 	}
-	sq_finish(st);
 	return n;
 }

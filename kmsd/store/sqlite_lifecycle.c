@@ -2,23 +2,19 @@
  * sqlite_lifecycle.c — the key's life in the SQLite store: rotations and
  * their schedules, deletion and crypto-shredding, leases, imported key
  * material and import tokens, the domain-key rotation (store.h;
- * store_sqlite.c for the schema, the writer turn and transactions).
- * These are cold paths: statements are prepared per call.
+ * store_sqlite.c has the schema, the writer turn and transactions).
+ * These are cold paths: statements are prepared per call.  Arguments
+ * were checked at the interface (store.c).
  */
-#include <stdatomic.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
 
-#include "common/cause.h"
 #include "common/err.h"
-#include "common/log.h"
 #include "kmsd/store/sqlite_int.h"
 
-/* ---- the key's life (cold paths: statements prepared per call) ---- */
+/* ---- rotations ---- */
 
 int
 sq_rotate_key(store *sto, const struct store_version *v, int kind,
@@ -28,12 +24,9 @@ sq_rotate_key(store *sto, const struct store_version *v, int kind,
 	const char *op = "rotate_key";
 	sqlite3_stmt *up = NULL, *hist = NULL, *sched = NULL;
 	uint64_t rv = 0;
-	int rc, r;
+	int r;
 
-	if (v == NULL || sq_check_version(v) != 0 || kind < ROTATION_AUTOMATIC ||
-	    kind > ROTATION_BUDGET) {
-		return KMS_EINVAL;
-	}
+	KMS_ASSERT(v != NULL);
 	if ((r = sq_prep(s, "UPDATE keys SET current_version = ?2, "
 	    "row_version = row_version + 1 WHERE id = ?1 "
 	    "RETURNING row_version", &up, op)) != 0 ||
@@ -41,58 +34,20 @@ sq_rotate_key(store *sto, const struct store_version *v, int kind,
 	    "rotation_ms) VALUES (?1, ?2, ?3, ?4)", &hist, op)) != 0 ||
 	    (r = sq_prep(s, "UPDATE rotation_schedules SET base_ms = ?2, "
 	    "next_ms = ?2 + period_days * 86400000 WHERE key_id = ?1",
-	    &sched, op)) != 0) {
+	    &sched, op)) != 0 ||
+	    (r = sq_tx_begin(s, op)) != 0) {
 		goto done;
 	}
-	if ((r = sq_tx_begin(s, op)) != 0) {
-		goto done;
+	if ((r = sq_insert_version(s, v, op)) == 0 &&
+	    (r = sq_returning(s, up, op, SQ_ARGS(SQ_ID(v->key_id),
+	    SQ_INT(v->version)), &rv)) == 0 &&
+	    (r = sq_exec(s, hist, op, SQ_ARGS(SQ_ID(v->key_id),
+	    SQ_INT(v->version), SQ_INT(kind), SQ_INT(v->creation_ms)))) == 0 &&
+	    kind == ROTATION_AUTOMATIC) {
+		r = sq_exec(s, sched, op, SQ_ARGS(SQ_ID(v->key_id),
+		    SQ_INT(v->creation_ms)));
 	}
-	if ((r = sq_insert_version(s, v, op)) != 0) {
-		goto out;
-	}
-	if ((rc = sq_bind_id(up, 1, v->key_id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(up, 2, v->version)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if ((rc = sqlite3_step(up)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : sq_map_err(s, rc, op);
-		goto out;
-	}
-	if (sq_col_uint(up, 0, INT64_MAX, &rv) != 0) {
-		r = sq_corrupt(op);
-		goto out;
-	}
-	if ((rc = sqlite3_step(up)) != SQLITE_DONE) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if ((rc = sq_bind_id(hist, 1, v->key_id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(hist, 2, v->version)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int(hist, 3, kind)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(hist, 4, v->creation_ms)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if ((r = sq_step_done(s, hist, op)) != 0) {
-		goto out;
-	}
-	if (kind == ROTATION_AUTOMATIC) {
-		if ((rc = sq_bind_id(sched, 1, v->key_id)) != SQLITE_OK ||
-		    (rc = sqlite3_bind_int64(sched, 2, v->creation_ms)) !=
-		    SQLITE_OK) {
-			r = sq_map_err(s, rc, op);
-			goto out;
-		}
-		if ((r = sq_step_done(s, sched, op)) != 0) {
-			goto out;
-		}
-	}
-	r = sq_tx_commit(s, op);
- out:
-	if (r != 0) {
-		sq_tx_rollback(s, op);
-	}
+	r = sq_tx_end(s, op, r);
  done:
 	sqlite3_finalize(up);
 	sqlite3_finalize(hist);
@@ -109,195 +64,108 @@ sq_set_rotation_schedule(store *sto, const uint8_t id[16],
 {
 	struct sqlite_store *s = to_sqlite(sto);
 	const char *op = "set_rotation_schedule";
-	sqlite3_stmt *st = NULL;
-	int rc, r;
 
-	if (id == NULL) {
-		return KMS_EINVAL;
-	}
+	KMS_ASSERT(id != NULL);
 	if (rs == NULL) {
-		r = sq_prep(s, "DELETE FROM rotation_schedules WHERE key_id = ?1",
-		    &st, op);
-	} else {
-		r = sq_prep(s, "INSERT INTO rotation_schedules (key_id, "
-		    "period_days, base_ms, next_ms) VALUES (?1, ?2, ?3, ?4) "
-		    "ON CONFLICT (key_id) DO UPDATE SET period_days = "
-		    "excluded.period_days, base_ms = excluded.base_ms, "
-		    "next_ms = excluded.next_ms", &st, op);
+		return sq_write_sql(s, "DELETE FROM rotation_schedules WHERE "
+		    "key_id = ?1", op, SQ_ARGS(SQ_ID(id)), NULL);
 	}
-	if (r != 0) {
-		return r;
+	return sq_write_sql(s, "INSERT INTO rotation_schedules (key_id, "
+	    "period_days, base_ms, next_ms) VALUES (?1, ?2, ?3, ?4) "
+	    "ON CONFLICT (key_id) DO UPDATE SET period_days = "
+	    "excluded.period_days, base_ms = excluded.base_ms, "
+	    "next_ms = excluded.next_ms", op, SQ_ARGS(SQ_ID(id),
+	    SQ_INT(rs->period_days), SQ_INT(rs->base_ms),
+	    SQ_INT(rs->next_ms)), NULL);
+}
+
+static int
+read_schedule(sqlite3_stmt *st, void *out)
+{
+	struct store_rotation_schedule *rs = out;
+	uint64_t days;
+
+	if (sq_col_uint(st, 0, UINT32_MAX, &days) != 0) {
+		return KMS_EINTERNAL;
 	}
-	if ((rc = sq_bind_id(st, 1, id)) != SQLITE_OK ||
-	    (rs != NULL && ((rc = sqlite3_bind_int64(st, 2,
-	    rs->period_days)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 3, rs->base_ms)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 4, rs->next_ms)) != SQLITE_OK))) {
-		r = sq_map_err(s, rc, op);
-	} else {
-		r = sq_step_write(s, st, op, NULL);
-	}
-	sqlite3_finalize(st);
-	return r;
+	rs->period_days = (uint32_t)days;
+	rs->base_ms = sqlite3_column_int64(st, 1);
+	rs->next_ms = sqlite3_column_int64(st, 2);
+	return 0;
 }
 
 int
 sq_get_rotation_schedule(store *sto, const uint8_t id[16],
     struct store_rotation_schedule *out)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "get_rotation_schedule";
-	sqlite3_stmt *st = NULL;
-	uint64_t u;
-	int rc, r;
+	KMS_ASSERT(id != NULL && out != NULL);
+	return sq_get_sql(to_sqlite(sto), "SELECT period_days, base_ms, "
+	    "next_ms FROM rotation_schedules WHERE key_id = ?1",
+	    "get_rotation_schedule", SQ_ARGS(SQ_ID(id)), read_schedule, out);
+}
 
-	if (id == NULL || out == NULL) {
-		return KMS_EINVAL;
+static int
+read_rotation(sqlite3_stmt *st, void *out)
+{
+	struct store_rotation *rot = out;
+	uint64_t version, kind;
+
+	if (sq_col_uint(st, 0, UINT32_MAX, &version) != 0 ||
+	    sq_col_uint(st, 1, ROTATION_BUDGET, &kind) != 0) {
+		return KMS_EINTERNAL;
 	}
-	if ((r = sq_prep(s, "SELECT period_days, base_ms, next_ms FROM "
-	    "rotation_schedules WHERE key_id = ?1", &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = sq_bind_id(st, 1, id)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : sq_map_err(s, rc, op);
-	} else if (sq_col_uint(st, 0, UINT32_MAX, &u) != 0) {
-		r = sq_corrupt(op);
-	} else {
-		out->period_days = (uint32_t)u;
-		out->base_ms = sqlite3_column_int64(st, 1);
-		out->next_ms = sqlite3_column_int64(st, 2);
-		r = 0;
-	}
-	sqlite3_finalize(st);
-	return r;
+	rot->version = (uint32_t)version;
+	rot->kind = (int)kind;
+	rot->rotation_ms = sqlite3_column_int64(st, 2);
+	return 0;
 }
 
 int
 sq_list_rotations(store *sto, const uint8_t id[16], uint32_t after,
     size_t max, struct store_rotation *out, size_t *n, int *more)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "list_rotations";
-	sqlite3_stmt *st = NULL;
-	size_t got = 0;
-	uint64_t u;
-	int rc, r, extra = 0;
+	struct sq_rows rows = { .arr = out, .size = sizeof(*out), .max = max };
+	int r;
 
-	if (id == NULL || n == NULL || more == NULL ||
-	    (max > 0 && out == NULL) || max > STORE_LIST_MAX) {
-		return KMS_EINVAL;
+	KMS_ASSERT(id != NULL && n != NULL && more != NULL &&
+	    max <= STORE_LIST_MAX);
+	if ((r = sq_collect_sql(to_sqlite(sto), "SELECT version, kind, "
+	    "rotation_ms FROM rotations WHERE key_id = ?1 AND version > ?2 "
+	    "ORDER BY version LIMIT ?3", "list_rotations", SQ_ARGS(SQ_ID(id),
+	    SQ_INT(after), SQ_INT(max + 1)), &rows, read_rotation)) == 0) {
+		*n = rows.n;
+		*more = rows.more;
 	}
-	if ((r = sq_prep(s, "SELECT version, kind, rotation_ms FROM rotations "
-	    "WHERE key_id = ?1 AND version > ?2 ORDER BY version LIMIT ?3",
-	    &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = sq_bind_id(st, 1, id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 2, after)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)max + 1)) !=
-	    SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (got == max) {
-			extra = 1;
-			continue;
-		}
-		if (sq_col_uint(st, 0, UINT32_MAX, &u) != 0) {
-			r = sq_corrupt(op);
-			goto out;
-		}
-		out[got].version = (uint32_t)u;
-		if (sq_col_uint(st, 1, ROTATION_BUDGET, &u) != 0) {
-			r = sq_corrupt(op);
-			goto out;
-		}
-		out[got].kind = (int)u;
-		out[got].rotation_ms = sqlite3_column_int64(st, 2);
-		got++;
-	}
-	if (rc != SQLITE_DONE) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	*n = got;
-	*more = extra;
-	r = 0;
- out:
-	sqlite3_finalize(st);
 	return r;
 }
 
 int
 sq_count_rotations(store *sto, const uint8_t id[16], int kind, size_t *n)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "count_rotations";
-	sqlite3_stmt *st = NULL;
 	uint64_t u = 0;
-	int rc, r;
+	int r;
 
-	if (id == NULL || n == NULL) {
-		return KMS_EINVAL;
-	}
-	if ((r = sq_prep(s, "SELECT count(*) FROM rotations WHERE key_id = ?1 "
-	    "AND kind = ?2", &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = sq_bind_id(st, 1, id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int(st, 2, kind)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = sq_map_err(s, rc, op);
-	} else if (sq_col_uint(st, 0, INT64_MAX, &u) != 0) {
-		r = sq_corrupt(op);
-	} else {
+	KMS_ASSERT(id != NULL && n != NULL);
+	if ((r = sq_get_sql(to_sqlite(sto), "SELECT count(*) FROM rotations "
+	    "WHERE key_id = ?1 AND kind = ?2", "count_rotations",
+	    SQ_ARGS(SQ_ID(id), SQ_INT(kind)), sq_read_count, &u)) == 0) {
 		*n = (size_t)u;
-		r = 0;
 	}
-	sqlite3_finalize(st);
 	return r;
 }
 
-/* Up to max key ids from a query binding ?1 = now, ?2 = limit. */
+/* Up to max key ids from a query whose arguments a end with its LIMIT. */
 static int
-due_ids(struct sqlite_store *s, const char *sql, int64_t now, size_t max,
-    uint8_t (*ids)[16], size_t *n, const char *op)
+due_ids(struct sqlite_store *s, const char *sql, const struct sq_arg *a,
+    size_t max, uint8_t (*ids)[16], size_t *n, const char *op)
 {
-	sqlite3_stmt *st = NULL;
-	size_t got = 0;
-	int rc, r;
+	struct sq_rows rows = { .arr = ids, .size = sizeof(*ids), .max = max };
+	int r;
 
-	if (ids == NULL || n == NULL || max > STORE_LIST_MAX) {
-		return KMS_EINVAL;
+	KMS_ASSERT(ids != NULL && n != NULL && max <= STORE_LIST_MAX);
+	if ((r = sq_collect_sql(s, sql, op, a, &rows, sq_read_id)) == 0) {
+		*n = rows.n;
 	}
-	if ((r = sq_prep(s, sql, &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = sqlite3_bind_int64(st, 1, now)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)max)) !=
-	    SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	while (got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sq_col_id(st, 0, ids[got]) != 0) {
-			r = sq_corrupt(op);
-			goto out;
-		}
-		got++;
-	}
-	if (got < max && rc != SQLITE_DONE) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	*n = got;
-	r = 0;
- out:
-	sqlite3_finalize(st);
 	return r;
 }
 
@@ -305,363 +173,190 @@ int
 sq_due_rotations(store *sto, int64_t now, size_t max, uint8_t (*ids)[16],
     size_t *n)
 {
-	char sql[256];
-
-	snprintf(sql, sizeof(sql), "SELECT r.key_id FROM rotation_schedules r "
-	    "JOIN keys k ON k.id = r.key_id WHERE r.next_ms <= ?1 AND "
-	    "k.state = %d ORDER BY r.next_ms LIMIT ?2", KEY_ENABLED);
-	return due_ids(to_sqlite(sto), sql, now, max, ids, n,
-	    "due_rotations");
+	return due_ids(to_sqlite(sto), "SELECT r.key_id FROM "
+	    "rotation_schedules r JOIN keys k ON k.id = r.key_id WHERE "
+	    "k.state = ?1 AND r.next_ms <= ?2 ORDER BY r.next_ms LIMIT ?3",
+	    SQ_ARGS(SQ_INT(KEY_ENABLED), SQ_INT(now), SQ_INT(max)), max, ids,
+	    n, "due_rotations");
 }
 
 int
 sq_due_deletions(store *sto, int64_t now, size_t max, uint8_t (*ids)[16],
     size_t *n)
 {
-	char sql[256];
-
-	snprintf(sql, sizeof(sql), "SELECT id FROM keys WHERE state = %d AND "
-	    "deletion_ms <= ?1 ORDER BY deletion_ms LIMIT ?2",
-	    KEY_PENDING_DELETION);
-	return due_ids(to_sqlite(sto), sql, now, max, ids, n,
-	    "due_deletions");
+	return due_ids(to_sqlite(sto), "SELECT id FROM keys WHERE state = ?1 "
+	    "AND deletion_ms <= ?2 ORDER BY deletion_ms LIMIT ?3",
+	    SQ_ARGS(SQ_INT(KEY_PENDING_DELETION), SQ_INT(now), SQ_INT(max)),
+	    max, ids, n, "due_deletions");
 }
 
-static int
-lease_args_ok(const char *name, const char *holder)
-{
-	return name != NULL && holder != NULL && *name != '\0' &&
-	    *holder != '\0' && strlen(name) < STORE_LEASE_NAME_MAX &&
-	    strlen(holder) < STORE_LEASE_HOLDER_MAX;
-}
+/* ---- leases ---- */
 
 int
 sq_claim_lease(store *sto, const char *name, const char *holder,
     int64_t now, int64_t ttl_ms)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "claim_lease";
-	sqlite3_stmt *st = NULL;
-	int rc, r, changes = 0;
+	int r, changes = 0;
 
-	if (!lease_args_ok(name, holder) || ttl_ms <= 0) {
-		return KMS_EINVAL;
-	}
+	KMS_ASSERT(name != NULL && holder != NULL);
 	/* One statement: it takes the lease only where it is free, has
 	 * expired, or is already the holder's. */
-	if ((r = sq_prep(s, "INSERT INTO leases (name, holder, since_ms, "
-	    "expires_ms) VALUES (?1, ?2, ?3, ?3 + ?4) ON CONFLICT (name) "
-	    "DO UPDATE SET holder = excluded.holder, since_ms = CASE WHEN "
-	    "leases.holder = excluded.holder THEN leases.since_ms ELSE "
-	    "excluded.since_ms END, expires_ms = excluded.expires_ms "
-	    "WHERE leases.expires_ms <= ?3 OR leases.holder = ?2", &st,
-	    op)) != 0) {
+	if ((r = sq_write_sql(to_sqlite(sto), "INSERT INTO leases (name, "
+	    "holder, since_ms, expires_ms) VALUES (?1, ?2, ?3, ?3 + ?4) "
+	    "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+	    "since_ms = CASE WHEN leases.holder = excluded.holder THEN "
+	    "leases.since_ms ELSE excluded.since_ms END, expires_ms = "
+	    "excluded.expires_ms WHERE leases.expires_ms <= ?3 OR "
+	    "leases.holder = ?2", "claim_lease", SQ_ARGS(SQ_TEXT(name),
+	    SQ_TEXT(holder), SQ_INT(now), SQ_INT(ttl_ms)), &changes)) != 0) {
 		return r;
 	}
-	if ((rc = sq_bind_text(st, 1, name)) != SQLITE_OK ||
-	    (rc = sq_bind_text(st, 2, holder)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 3, now)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 4, ttl_ms)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-	} else if ((r = sq_step_write(s, st, op, &changes)) == 0 &&
-	    changes == 0) {
-		r = KMS_ECONFLICT;
-	}
-	sqlite3_finalize(st);
-	return r;
+	return changes == 0 ? KMS_ECONFLICT : 0;
 }
 
 int
 sq_release_lease(store *sto, const char *name, const char *holder)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "release_lease";
-	sqlite3_stmt *st = NULL;
-	int rc, r;
+	KMS_ASSERT(name != NULL && holder != NULL);
+	return sq_write_sql(to_sqlite(sto), "DELETE FROM leases WHERE "
+	    "name = ?1 AND holder = ?2", "release_lease",
+	    SQ_ARGS(SQ_TEXT(name), SQ_TEXT(holder)), NULL);
+}
 
-	if (!lease_args_ok(name, holder)) {
-		return KMS_EINVAL;
+struct lease_row {
+	char *holder;			/* STORE_LEASE_HOLDER_MAX */
+	int64_t since_ms;
+};
+
+static int
+read_lease(sqlite3_stmt *st, void *out)
+{
+	struct lease_row *l = out;
+
+	if (sq_col_text(st, 0, l->holder, STORE_LEASE_HOLDER_MAX) != 0) {
+		return KMS_EINTERNAL;
 	}
-	if ((r = sq_prep(s, "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
-	    &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = sq_bind_text(st, 1, name)) != SQLITE_OK ||
-	    (rc = sq_bind_text(st, 2, holder)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-	} else {
-		r = sq_step_write(s, st, op, NULL);
-	}
-	sqlite3_finalize(st);
-	return r;
+	l->since_ms = sqlite3_column_int64(st, 1);
+	return 0;
 }
 
 int
 sq_get_lease(store *sto, const char *name, int64_t now,
     char holder[STORE_LEASE_HOLDER_MAX], int64_t *since_ms)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "get_lease";
-	sqlite3_stmt *st = NULL;
-	int rc, r;
+	struct lease_row row = { holder, 0 };
+	int r;
 
-	if (name == NULL || holder == NULL || since_ms == NULL) {
-		return KMS_EINVAL;
+	KMS_ASSERT(name != NULL && holder != NULL && since_ms != NULL);
+	if ((r = sq_get_sql(to_sqlite(sto), "SELECT holder, since_ms FROM "
+	    "leases WHERE name = ?1 AND expires_ms > ?2", "get_lease",
+	    SQ_ARGS(SQ_TEXT(name), SQ_INT(now)), read_lease, &row)) == 0) {
+		*since_ms = row.since_ms;
 	}
-	if ((r = sq_prep(s, "SELECT holder, since_ms FROM leases WHERE "
-	    "name = ?1 AND expires_ms > ?2", &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = sq_bind_text(st, 1, name)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 2, now)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : sq_map_err(s, rc, op);
-	} else if (sq_col_text(st, 0, holder, STORE_LEASE_HOLDER_MAX) != 0) {
-		r = sq_corrupt(op);
-	} else {
-		*since_ms = sqlite3_column_int64(st, 1);
-		r = 0;
-	}
-	sqlite3_finalize(st);
 	return r;
 }
+
+/* ---- deletion ---- */
 
 int
 sq_shred_key(store *sto, const uint8_t id[16])
 {
 	struct sqlite_store *s = to_sqlite(sto);
 	const char *op = "shred_key";
-	sqlite3_stmt *st = s->st[ST_KEY_DELETE];
-	int rc = SQLITE_OK, r, changes, tries;
+	int r, changes;
 
-	if (id == NULL) {
-		return KMS_EINVAL;
-	}
+	KMS_ASSERT(id != NULL);
 	if ((r = sq_writer_lock(s, op)) != 0) {
 		return r;
 	}
 	/* Versions (the wrapped material), tags, aliases, policy, grants,
 	 * rotations go by ON DELETE CASCADE in this one statement, and
 	 * secure_delete overwrites their bytes in the pages they leave. */
-	if ((rc = sq_bind_id(st, 1, id)) != SQLITE_OK) {
-		sq_finish(st);
-		r = sq_map_err(s, rc, op);
-		goto out;
+	if ((r = sq_exec(s, s->st[ST_KEY_DELETE], op,
+	    SQ_ARGS(SQ_ID(id)))) == 0) {
+		changes = sqlite3_changes(s->db);
+		sq_shred_wal(s);
+		r = changes == 0 ? KMS_ENOTFOUND : 0;
 	}
-	if ((r = sq_step_done(s, st, op)) != 0) {
-		goto out;
-	}
-	changes = sqlite3_changes(s->db);
-	/* The WAL still holds the old pages (and the frames that first
-	 * wrote the material): copy the zeroed pages into the database
-	 * and cut the WAL to nothing.  Other connections' read
-	 * transactions are short; wait them out, a little. */
-	atomic_store(&sq_truncate_due, 1);
-	for (tries = 0; tries < SHRED_CHECKPOINT_TRIES; tries++) {
-		if ((rc = sq_truncate_wal(s, 100)) == SQLITE_OK ||
-		    ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) !=
-		    SQLITE_LOCKED)) {
-			break;
-		}
-	}
-	if (rc != SQLITE_OK) {
-		log_warn("store: shred: the WAL could not be truncated yet "
-		    "(%s); the next write tries again", sqlite3_errmsg(s->db));
-	}
-	r = changes == 0 ? KMS_ENOTFOUND : 0;
- out:
 	sq_writer_unlock(s);
 	return r;
 }
 
 /* ---- imported key material ---- */
 
-static int
-bind_token(sqlite3_stmt *st, const struct store_import_token *t)
-{
-	int rc;
-
-	if ((rc = sqlite3_bind_blob(st, 1, t->hash, 32, SQLITE_STATIC)) !=
-	    SQLITE_OK || (rc = sq_bind_id(st, 2, t->key_id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_blob(st, 3, t->wrapping_key_id,
-	    (int)t->wrapping_key_id_len, SQLITE_STATIC)) != SQLITE_OK ||
-	    (rc = sq_bind_text(st, 4, t->algorithm)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 5, t->expires_ms)) != SQLITE_OK) {
-		return rc;
-	}
-	return SQLITE_OK;
-}
+#define TOKEN_COLS "token_hash, key_id, wrapping_key_id, algorithm, " \
+	"expires_ms"
 
 static int
-read_token(sqlite3_stmt *st, struct store_import_token *t)
+read_token(sqlite3_stmt *st, void *out)
 {
-	const void *p;
-	int n;
+	struct store_import_token *t = out;
 
 	memset(t, 0, sizeof(*t));
-	p = sqlite3_column_blob(st, 0);
-	if (p == NULL || sqlite3_column_bytes(st, 0) != 32 ||
-	    sq_col_id(st, 1, t->key_id) != 0) {
-		return KMS_EINTERNAL;
-	}
-	memcpy(t->hash, p, 32);
-	p = sqlite3_column_blob(st, 2);
-	n = sqlite3_column_bytes(st, 2);
-	if (n < 0 || (n > 0 && p == NULL) ||
-	    (size_t)n > sizeof(t->wrapping_key_id) ||
+	if (sq_col_fixed(st, 0, t->hash, sizeof(t->hash)) != 0 ||
+	    sq_col_id(st, 1, t->key_id) != 0 ||
+	    sq_col_blob(st, 2, t->wrapping_key_id, sizeof(t->wrapping_key_id),
+	    &t->wrapping_key_id_len) != 0 ||
 	    sq_col_text(st, 3, t->algorithm, sizeof(t->algorithm)) != 0) {
 		return KMS_EINTERNAL;
 	}
-	if (n > 0) {
-		memcpy(t->wrapping_key_id, p, (size_t)n);
-	}
-	t->wrapping_key_id_len = (size_t)n;
 	t->expires_ms = sqlite3_column_int64(st, 4);
 	return 0;
 }
 
-#define TOKEN_COLS "token_hash, key_id, wrapping_key_id, algorithm, " \
-	"expires_ms"
-
 int
 sq_put_import_token(store *sto, const struct store_import_token *t)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "put_import_token";
-	sqlite3_stmt *st = NULL;
-	int rc, r;
-
-	if (t == NULL || t->wrapping_key_id_len == 0 ||
-	    t->wrapping_key_id_len > sizeof(t->wrapping_key_id) ||
-	    !sq_field_ok(t->algorithm, sizeof(t->algorithm))) {
-		return KMS_EINVAL;
-	}
-	if ((r = sq_prep(s, "INSERT INTO import_tokens (" TOKEN_COLS ") "
-	    "VALUES (?1, ?2, ?3, ?4, ?5)", &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = bind_token(st, t)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-	} else {
-		r = sq_step_write(s, st, op, NULL);
-	}
-	sqlite3_finalize(st);
-	return r;
+	KMS_ASSERT(t != NULL);
+	return sq_write_sql(to_sqlite(sto), "INSERT INTO import_tokens ("
+	    TOKEN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)", "put_import_token",
+	    SQ_ARGS(SQ_BLOB(t->hash, 32), SQ_ID(t->key_id),
+	    SQ_BLOB(t->wrapping_key_id, t->wrapping_key_id_len),
+	    SQ_TEXT(t->algorithm), SQ_INT(t->expires_ms)), NULL);
 }
 
 int
 sq_get_import_token(store *sto, const uint8_t hash[32],
     struct store_import_token *out)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "get_import_token";
-	sqlite3_stmt *st = NULL;
-	int rc, r;
-
-	if (hash == NULL || out == NULL) {
-		return KMS_EINVAL;
-	}
-	if ((r = sq_prep(s, "SELECT " TOKEN_COLS " FROM import_tokens WHERE "
-	    "token_hash = ?1", &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC)) !=
-	    SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : sq_map_err(s, rc, op);
-	} else {
-		r = read_token(st, out) != 0 ? sq_corrupt(op) : 0;
-	}
-	sqlite3_finalize(st);
-	return r;
+	KMS_ASSERT(hash != NULL && out != NULL);
+	return sq_get_sql(to_sqlite(sto), "SELECT " TOKEN_COLS " FROM "
+	    "import_tokens WHERE token_hash = ?1", "get_import_token",
+	    SQ_ARGS(SQ_BLOB(hash, 32)), read_token, out);
 }
 
 int
 sq_delete_import_token(store *sto, const uint8_t hash[32])
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "delete_import_token";
-	sqlite3_stmt *st = NULL;
-	int rc, r;
-
-	if (hash == NULL) {
-		return KMS_EINVAL;
-	}
+	KMS_ASSERT(hash != NULL);
 	/* The row stays, without its key, so that the token is known to
 	 * have expired (ExpiredImportTokenException, not Invalid). */
-	if ((r = sq_prep(s, "UPDATE import_tokens SET wrapping_key_id = X'' "
-	    "WHERE token_hash = ?1", &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC)) !=
-	    SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-	} else {
-		r = sq_step_write(s, st, op, NULL);
-	}
-	sqlite3_finalize(st);
-	return r;
+	return sq_write_sql(to_sqlite(sto), "UPDATE import_tokens SET "
+	    "wrapping_key_id = X'' WHERE token_hash = ?1",
+	    "delete_import_token", SQ_ARGS(SQ_BLOB(hash, 32)), NULL);
 }
 
 int
 sq_due_import_tokens(store *sto, int64_t now, size_t max,
     struct store_import_token *out, size_t *n)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "due_import_tokens";
-	sqlite3_stmt *st = NULL;
-	size_t got = 0;
-	int rc, r;
+	struct sq_rows rows = { .arr = out, .size = sizeof(*out), .max = max };
+	int r;
 
-	if (out == NULL || n == NULL || max > STORE_LIST_MAX) {
-		return KMS_EINVAL;
+	KMS_ASSERT(out != NULL && n != NULL && max <= STORE_LIST_MAX);
+	if ((r = sq_collect_sql(to_sqlite(sto), "SELECT " TOKEN_COLS " FROM "
+	    "import_tokens WHERE expires_ms <= ?1 AND "
+	    "length(wrapping_key_id) > 0 ORDER BY expires_ms LIMIT ?2",
+	    "due_import_tokens", SQ_ARGS(SQ_INT(now), SQ_INT(max)), &rows,
+	    read_token)) == 0) {
+		*n = rows.n;
 	}
-	if ((r = sq_prep(s, "SELECT " TOKEN_COLS " FROM import_tokens WHERE "
-	    "expires_ms <= ?1 AND length(wrapping_key_id) > 0 "
-	    "ORDER BY expires_ms LIMIT ?2", &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = sqlite3_bind_int64(st, 1, now)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 2, (sqlite3_int64)max)) !=
-	    SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	while (got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (read_token(st, &out[got]) != 0) {
-			r = sq_corrupt(op);
-			goto out;
-		}
-		got++;
-	}
-	if (got < max && rc != SQLITE_DONE) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	*n = got;
-	r = 0;
- out:
-	sqlite3_finalize(st);
 	return r;
 }
 
-static int
-bind_import(sqlite3_stmt *st, const uint8_t id[16],
-    const struct store_import *im)
-{
-	int rc;
-
-	if ((rc = sq_bind_id(st, 1, id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_blob(st, 2, im->kcv, 16, SQLITE_STATIC)) !=
-	    SQLITE_OK ||
-	    (rc = sqlite3_bind_int(st, 3, im->expires != 0)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 4, im->valid_to_ms)) != SQLITE_OK) {
-		return rc;
-	}
-	return SQLITE_OK;
-}
+/* ?1 key id, ?2 check value, ?3 expires, ?4 valid_to_ms. */
+#define IMPORT_ARGS(id, im) SQ_ARGS(SQ_ID(id), SQ_BLOB((im)->kcv, 16), \
+	SQ_INT((im)->expires != 0), SQ_INT((im)->valid_to_ms))
 
 int
 sq_import_material(store *sto, const struct store_version *v,
@@ -671,58 +366,26 @@ sq_import_material(store *sto, const struct store_version *v,
 	const char *op = "import_material";
 	sqlite3_stmt *up = NULL, *imp = NULL;
 	uint64_t rv = 0;
-	char sql[256];
-	int rc, r;
+	int r;
 
-	if (v == NULL || im == NULL || sq_check_version(v) != 0) {
-		return KMS_EINVAL;
-	}
-	snprintf(sql, sizeof(sql), "UPDATE keys SET state = %d, "
-	    "current_version = ?2, row_version = row_version + 1 "
-	    "WHERE id = ?1 RETURNING row_version", KEY_ENABLED);
-	if ((r = sq_prep(s, sql, &up, op)) != 0 ||
+	KMS_ASSERT(v != NULL && im != NULL);
+	if ((r = sq_prep(s, "UPDATE keys SET state = ?3, current_version = "
+	    "?2, row_version = row_version + 1 WHERE id = ?1 "
+	    "RETURNING row_version", &up, op)) != 0 ||
 	    (r = sq_prep(s, "INSERT INTO imported_material (key_id, kcv, "
 	    "expires, valid_to_ms, present) VALUES (?1, ?2, ?3, ?4, 1) "
 	    "ON CONFLICT (key_id) DO UPDATE SET kcv = excluded.kcv, "
 	    "expires = excluded.expires, valid_to_ms = excluded.valid_to_ms, "
-	    "present = 1", &imp, op)) != 0) {
+	    "present = 1", &imp, op)) != 0 ||
+	    (r = sq_tx_begin(s, op)) != 0) {
 		goto done;
 	}
-	if ((r = sq_tx_begin(s, op)) != 0) {
-		goto done;
+	if ((r = sq_insert_version(s, v, op)) == 0 &&
+	    (r = sq_returning(s, up, op, SQ_ARGS(SQ_ID(v->key_id),
+	    SQ_INT(v->version), SQ_INT(KEY_ENABLED)), &rv)) == 0) {
+		r = sq_exec(s, imp, op, IMPORT_ARGS(v->key_id, im));
 	}
-	if ((r = sq_insert_version(s, v, op)) != 0) {
-		goto out;
-	}
-	if ((rc = sq_bind_id(up, 1, v->key_id)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(up, 2, v->version)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if ((rc = sqlite3_step(up)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : sq_map_err(s, rc, op);
-		goto out;
-	}
-	if (sq_col_uint(up, 0, INT64_MAX, &rv) != 0) {
-		r = sq_corrupt(op);
-		goto out;
-	}
-	if ((rc = sqlite3_step(up)) != SQLITE_DONE) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if ((rc = bind_import(imp, v->key_id, im)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if ((r = sq_step_done(s, imp, op)) != 0) {
-		goto out;
-	}
-	r = sq_tx_commit(s, op);
- out:
-	if (r != 0) {
-		sq_tx_rollback(s, op);
-	}
+	r = sq_tx_end(s, op, r);
  done:
 	sqlite3_finalize(up);
 	sqlite3_finalize(imp);
@@ -736,61 +399,38 @@ int
 sq_set_import_expiry(store *sto, const uint8_t id[16],
     const struct store_import *im)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "set_import_expiry";
-	sqlite3_stmt *st = NULL;
-	int rc, r, changes = 0;
+	int r, changes = 0;
 
-	if (id == NULL || im == NULL) {
-		return KMS_EINVAL;
-	}
-	if ((r = sq_prep(s, "UPDATE imported_material SET expires = ?3, "
-	    "valid_to_ms = ?4 WHERE key_id = ?1 AND kcv = ?2", &st,
-	    op)) != 0) {
+	KMS_ASSERT(id != NULL && im != NULL);
+	if ((r = sq_write_sql(to_sqlite(sto), "UPDATE imported_material SET "
+	    "expires = ?3, valid_to_ms = ?4 WHERE key_id = ?1 AND kcv = ?2",
+	    "set_import_expiry", IMPORT_ARGS(id, im), &changes)) != 0) {
 		return r;
 	}
-	if ((rc = bind_import(st, id, im)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-	} else if ((r = sq_step_write(s, st, op, &changes)) == 0 &&
-	    changes == 0) {
-		r = KMS_ENOTFOUND;
+	return changes == 0 ? KMS_ENOTFOUND : 0;
+}
+
+static int
+read_import(sqlite3_stmt *st, void *out)
+{
+	struct store_import *im = out;
+
+	if (sq_col_fixed(st, 0, im->kcv, sizeof(im->kcv)) != 0) {
+		return KMS_EINTERNAL;
 	}
-	sqlite3_finalize(st);
-	return r;
+	im->expires = sqlite3_column_int(st, 1) != 0;
+	im->valid_to_ms = sqlite3_column_int64(st, 2);
+	im->present = sqlite3_column_int(st, 3) != 0;
+	return 0;
 }
 
 int
 sq_get_import(store *sto, const uint8_t id[16], struct store_import *out)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "get_import";
-	sqlite3_stmt *st = NULL;
-	const void *p;
-	int rc, r;
-
-	if (id == NULL || out == NULL) {
-		return KMS_EINVAL;
-	}
-	if ((r = sq_prep(s, "SELECT kcv, expires, valid_to_ms, present FROM "
-	    "imported_material WHERE key_id = ?1", &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = sq_bind_id(st, 1, id)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-	} else if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : sq_map_err(s, rc, op);
-	} else if ((p = sqlite3_column_blob(st, 0)) == NULL ||
-	    sqlite3_column_bytes(st, 0) != 16) {
-		r = sq_corrupt(op);
-	} else {
-		memcpy(out->kcv, p, 16);
-		out->expires = sqlite3_column_int(st, 1) != 0;
-		out->valid_to_ms = sqlite3_column_int64(st, 2);
-		out->present = sqlite3_column_int(st, 3) != 0;
-		r = 0;
-	}
-	sqlite3_finalize(st);
-	return r;
+	KMS_ASSERT(id != NULL && out != NULL);
+	return sq_get_sql(to_sqlite(sto), "SELECT kcv, expires, valid_to_ms, "
+	    "present FROM imported_material WHERE key_id = ?1", "get_import",
+	    SQ_ARGS(SQ_ID(id)), read_import, out);
 }
 
 int
@@ -800,62 +440,30 @@ sq_delete_material(store *sto, const uint8_t id[16], uint64_t *row_version)
 	const char *op = "delete_material";
 	sqlite3_stmt *dv = NULL, *up = NULL, *imp = NULL;
 	uint64_t rv = 0;
-	char sql[256];
-	int rc, r, tries;
+	int r;
 
-	if (id == NULL) {
-		return KMS_EINVAL;
-	}
-	snprintf(sql, sizeof(sql), "UPDATE keys SET state = %d, "
-	    "current_version = 0, row_version = row_version + 1 "
-	    "WHERE id = ?1 RETURNING row_version", KEY_PENDING_IMPORT);
+	KMS_ASSERT(id != NULL);
 	if ((r = sq_prep(s, "DELETE FROM versions WHERE key_id = ?1", &dv,
-	    op)) != 0 || (r = sq_prep(s, sql, &up, op)) != 0 ||
+	    op)) != 0 || (r = sq_prep(s, "UPDATE keys SET state = ?2, "
+	    "current_version = 0, row_version = row_version + 1 "
+	    "WHERE id = ?1 RETURNING row_version", &up, op)) != 0 ||
 	    (r = sq_prep(s, "UPDATE imported_material SET present = 0 WHERE "
-	    "key_id = ?1", &imp, op)) != 0) {
+	    "key_id = ?1", &imp, op)) != 0 ||
+	    (r = sq_tx_begin(s, op)) != 0) {
 		goto done;
 	}
-	if ((r = sq_tx_begin(s, op)) != 0) {
+	if ((r = sq_exec(s, dv, op, SQ_ARGS(SQ_ID(id)))) != 0 ||
+	    (r = sq_exec(s, imp, op, SQ_ARGS(SQ_ID(id)))) != 0 ||
+	    (r = sq_returning(s, up, op, SQ_ARGS(SQ_ID(id),
+	    SQ_INT(KEY_PENDING_IMPORT)), &rv)) != 0 ||
+	    (r = sq_step_done(s, s->st[ST_COMMIT], op)) != 0) {
+		sq_tx_rollback(s, op);
 		goto done;
 	}
-	if ((rc = sq_bind_id(dv, 1, id)) != SQLITE_OK ||
-	    (rc = sq_bind_id(up, 1, id)) != SQLITE_OK ||
-	    (rc = sq_bind_id(imp, 1, id)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if ((r = sq_step_done(s, dv, op)) != 0 ||
-	    (r = sq_step_done(s, imp, op)) != 0) {
-		goto out;
-	}
-	if ((rc = sqlite3_step(up)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : sq_map_err(s, rc, op);
-		goto out;
-	}
-	if (sq_col_uint(up, 0, INT64_MAX, &rv) != 0) {
-		r = sq_corrupt(op);
-		goto out;
-	}
-	if ((rc = sqlite3_step(up)) != SQLITE_DONE) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if ((r = sq_step_done(s, s->st[ST_COMMIT], op)) != 0) {
-		goto out;
-	}
-	/* As for a shred: the erased material out of the WAL too. */
-	atomic_store(&sq_truncate_due, 1);
-	for (tries = 0; tries < SHRED_CHECKPOINT_TRIES; tries++) {
-		if ((rc = sq_truncate_wal(s, 100)) == SQLITE_OK ||
-		    ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) !=
-		    SQLITE_LOCKED)) {
-			break;
-		}
-	}
+	/* As for a shred: the erased material out of the WAL too, before
+	 * the next writer's turn. */
+	sq_shred_wal(s);
 	sq_writer_unlock(s);
-	goto done;
- out:
-	sq_tx_rollback(s, op);
  done:
 	sqlite3_finalize(dv);
 	sqlite3_finalize(up);
@@ -872,75 +480,14 @@ sq_due_expirations(store *sto, int64_t now, size_t max, uint8_t (*ids)[16],
 {
 	return due_ids(to_sqlite(sto), "SELECT key_id FROM imported_material "
 	    "WHERE present = 1 AND expires = 1 AND valid_to_ms <= ?1 "
-	    "ORDER BY valid_to_ms LIMIT ?2", now, max, ids, n,
-	    "due_expirations");
+	    "ORDER BY valid_to_ms LIMIT ?2", SQ_ARGS(SQ_INT(now), SQ_INT(max)),
+	    max, ids, n, "due_expirations");
 }
 
 /* ---- domain-key rotation ---- */
 
 #define DR_COLS "state, cursor_key, cursor_version, done, total, " \
 	"started_ms, finished_ms, requested_by"
-
-int
-sq_get_domain_rotation(store *sto, struct store_domain_rotation *out)
-{
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "get_domain_rotation";
-	sqlite3_stmt *st = NULL;
-	uint64_t u;
-	int rc, r;
-
-	if (out == NULL) {
-		return KMS_EINVAL;
-	}
-	if ((r = sq_prep(s, "SELECT " DR_COLS " FROM domain_rotation WHERE "
-	    "id = 1", &st, op)) != 0) {
-		return r;
-	}
-	memset(out, 0, sizeof(*out));
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? KMS_ENOTFOUND : sq_map_err(s, rc, op);
-	} else if (sq_col_uint(st, 0, DOMAIN_ROTATION_DONE, &u) != 0 ||
-	    sq_col_id(st, 1, out->cursor_key) != 0) {
-		r = sq_corrupt(op);
-	} else {
-		out->state = (int)u;
-		if (sq_col_uint(st, 2, UINT32_MAX, &u) != 0 ||
-		    sq_col_uint(st, 3, INT64_MAX, &out->done) != 0 ||
-		    sq_col_uint(st, 4, INT64_MAX, &out->total) != 0 ||
-		    sq_col_text(st, 7, out->requested_by,
-		    sizeof(out->requested_by)) != 0) {
-			r = sq_corrupt(op);
-		} else {
-			out->cursor_version = (uint32_t)u;
-			out->started_ms = sqlite3_column_int64(st, 5);
-			out->finished_ms = sqlite3_column_int64(st, 6);
-			r = 0;
-		}
-	}
-	sqlite3_finalize(st);
-	return r;
-}
-
-static int
-bind_dr(sqlite3_stmt *st, const struct store_domain_rotation *d)
-{
-	int rc;
-
-	if ((rc = sqlite3_bind_int(st, 1, d->state)) != SQLITE_OK ||
-	    (rc = sq_bind_id(st, 2, d->cursor_key)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 3, d->cursor_version)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)d->done)) !=
-	    SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)d->total)) !=
-	    SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 6, d->started_ms)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 7, d->finished_ms)) != SQLITE_OK ||
-	    (rc = sq_bind_text(st, 8, d->requested_by)) != SQLITE_OK) {
-		return rc;
-	}
-	return SQLITE_OK;
-}
 
 #define DR_UPSERT "INSERT INTO domain_rotation (id, " DR_COLS ") VALUES " \
 	"(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO UPDATE SET " \
@@ -950,90 +497,83 @@ bind_dr(sqlite3_stmt *st, const struct store_domain_rotation *d)
 	"finished_ms = excluded.finished_ms, " \
 	"requested_by = excluded.requested_by"
 
+/* DR_UPSERT's arguments. */
+#define DR_ARGS(d) SQ_ARGS(SQ_INT((d)->state), SQ_ID((d)->cursor_key), \
+	SQ_INT((d)->cursor_version), SQ_INT((d)->done), SQ_INT((d)->total), \
+	SQ_INT((d)->started_ms), SQ_INT((d)->finished_ms), \
+	SQ_TEXT((d)->requested_by))
+
+static int
+read_domain_rotation(sqlite3_stmt *st, void *out)
+{
+	struct store_domain_rotation *d = out;
+	uint64_t state, version;
+
+	if (sq_col_uint(st, 0, DOMAIN_ROTATION_DONE, &state) != 0 ||
+	    sq_col_id(st, 1, d->cursor_key) != 0 ||
+	    sq_col_uint(st, 2, UINT32_MAX, &version) != 0 ||
+	    sq_col_uint(st, 3, INT64_MAX, &d->done) != 0 ||
+	    sq_col_uint(st, 4, INT64_MAX, &d->total) != 0 ||
+	    sq_col_text(st, 7, d->requested_by,
+	    sizeof(d->requested_by)) != 0) {
+		return KMS_EINTERNAL;
+	}
+	d->state = (int)state;
+	d->cursor_version = (uint32_t)version;
+	d->started_ms = sqlite3_column_int64(st, 5);
+	d->finished_ms = sqlite3_column_int64(st, 6);
+	return 0;
+}
+
+int
+sq_get_domain_rotation(store *sto, struct store_domain_rotation *out)
+{
+	KMS_ASSERT(out != NULL);
+	memset(out, 0, sizeof(*out));
+	return sq_get_sql(to_sqlite(sto), "SELECT " DR_COLS " FROM "
+	    "domain_rotation WHERE id = 1", "get_domain_rotation", NULL,
+	    read_domain_rotation, out);
+}
+
 int
 sq_put_domain_rotation(store *sto, const struct store_domain_rotation *d)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "put_domain_rotation";
-	sqlite3_stmt *st = NULL;
-	int rc, r;
-
-	if (d == NULL || d->done > INT64_MAX || d->total > INT64_MAX ||
-	    !sq_field_ok(d->requested_by, sizeof(d->requested_by))) {
-		return KMS_EINVAL;
-	}
-	if ((r = sq_prep(s, DR_UPSERT, &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = bind_dr(st, d)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-	} else {
-		r = sq_step_write(s, st, op, NULL);
-	}
-	sqlite3_finalize(st);
-	return r;
+	KMS_ASSERT(d != NULL);
+	return sq_write_sql(to_sqlite(sto), DR_UPSERT, "put_domain_rotation",
+	    DR_ARGS(d), NULL);
 }
 
 int
 sq_next_wrapped_versions(store *sto, const struct store_domain_rotation *d,
     size_t max, struct store_version *out, size_t *n)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	const char *op = "next_wrapped_versions";
-	sqlite3_stmt *st = NULL;
-	size_t got = 0;
-	int rc, r;
+	struct sq_rows rows = { .arr = out, .size = sizeof(*out), .max = max };
+	int r;
 
-	if (d == NULL || out == NULL || n == NULL || max > STORE_LIST_MAX) {
-		return KMS_EINVAL;
+	KMS_ASSERT(d != NULL && out != NULL && n != NULL &&
+	    max <= STORE_LIST_MAX);
+	if ((r = sq_collect_sql(to_sqlite(sto), "SELECT " VERSION_COLS
+	    " FROM versions WHERE resident = 0 AND (key_id, version) > "
+	    "(?1, ?2) ORDER BY key_id, version LIMIT ?3",
+	    "next_wrapped_versions", SQ_ARGS(SQ_ID(d->cursor_key),
+	    SQ_INT(d->cursor_version), SQ_INT(max)), &rows,
+	    sq_read_version)) == 0) {
+		*n = rows.n;
 	}
-	if ((r = sq_prep(s, "SELECT " VERSION_COLS " FROM versions WHERE "
-	    "resident = 0 AND (key_id, version) > (?1, ?2) "
-	    "ORDER BY key_id, version LIMIT ?3", &st, op)) != 0) {
-		return r;
-	}
-	if ((rc = sq_bind_id(st, 1, d->cursor_key)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 2, d->cursor_version)) !=
-	    SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)max)) !=
-	    SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	while (got < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sq_read_version(st, &out[got]) != 0) {
-			r = sq_corrupt(op);
-			goto out;
-		}
-		got++;
-	}
-	if (got < max && rc != SQLITE_DONE) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	*n = got;
-	r = 0;
- out:
-	sqlite3_finalize(st);
 	return r;
 }
 
+/* 0 on error (logged): the count is informational. */
 uint64_t
 sq_count_wrapped_versions(store *sto)
 {
-	struct sqlite_store *s = to_sqlite(sto);
-	sqlite3_stmt *st = NULL;
 	uint64_t n = 0;
 
-	if (sq_prep(s, "SELECT count(*) FROM versions WHERE resident = 0", &st,
-	    "count_wrapped_versions") != 0) {
-		return 0;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW && sq_col_uint(st, 0, INT64_MAX,
+	if (sq_get_sql(to_sqlite(sto), "SELECT count(*) FROM versions WHERE "
+	    "resident = 0", "count_wrapped_versions", NULL, sq_read_count,
 	    &n) != 0) {
 		n = 0;
 	}
-	sqlite3_finalize(st);
 	return n;
 }
 
@@ -1045,48 +585,25 @@ sq_rewrap_versions(store *sto, const struct store_version *v, size_t n,
 	const char *op = "rewrap_versions";
 	sqlite3_stmt *up = NULL, *dr = NULL;
 	size_t i;
-	int rc, r;
+	int r;
 
-	if ((n > 0 && v == NULL) || d == NULL) {
-		return KMS_EINVAL;
-	}
+	KMS_ASSERT((n == 0 || v != NULL) && d != NULL);
 	if ((r = sq_prep(s, "UPDATE versions SET material = ?3 WHERE "
 	    "key_id = ?1 AND version = ?2 AND resident = 0", &up, op)) != 0 ||
-	    (r = sq_prep(s, DR_UPSERT, &dr, op)) != 0) {
+	    (r = sq_prep(s, DR_UPSERT, &dr, op)) != 0 ||
+	    (r = sq_tx_begin(s, op)) != 0) {
 		goto done;
 	}
-	if ((r = sq_tx_begin(s, op)) != 0) {
-		goto done;
+	for (i = 0; i < n && r == 0; i++) {
+		KMS_ASSERT(v[i].material_len <= STORE_MATERIAL_MAX);
+		r = sq_exec(s, up, op, SQ_ARGS(SQ_ID(v[i].key_id),
+		    SQ_INT(v[i].version), SQ_BLOB(v[i].material,
+		    v[i].material_len)));
 	}
-	for (i = 0; i < n; i++) {
-		if (v[i].material_len > STORE_MATERIAL_MAX) {
-			r = KMS_EINVAL;
-			goto out;
-		}
-		if ((rc = sq_bind_id(up, 1, v[i].key_id)) != SQLITE_OK ||
-		    (rc = sqlite3_bind_int64(up, 2, v[i].version)) !=
-		    SQLITE_OK ||
-		    (rc = sqlite3_bind_blob(up, 3, v[i].material,
-		    (int)v[i].material_len, SQLITE_STATIC)) != SQLITE_OK) {
-			r = sq_map_err(s, rc, op);
-			goto out;
-		}
-		if ((r = sq_step_done(s, up, op)) != 0) {
-			goto out;
-		}
+	if (r == 0) {
+		r = sq_exec(s, dr, op, DR_ARGS(d));
 	}
-	if ((rc = bind_dr(dr, d)) != SQLITE_OK) {
-		r = sq_map_err(s, rc, op);
-		goto out;
-	}
-	if ((r = sq_step_done(s, dr, op)) != 0) {
-		goto out;
-	}
-	r = sq_tx_commit(s, op);
- out:
-	if (r != 0) {
-		sq_tx_rollback(s, op);
-	}
+	r = sq_tx_end(s, op, r);
  done:
 	sqlite3_finalize(up);
 	sqlite3_finalize(dr);

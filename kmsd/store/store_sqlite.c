@@ -89,6 +89,7 @@
 
 #define STORE_BUSY_MS 5000	/* wait for another writer before failing */
 #define STORE_WAL_PAGES 1000	/* checkpoint past this (SQLite's default) */
+#define SHRED_CHECKPOINT_TRIES 20	/* 100 ms each: readers finish */
 
 /* Numbered migrations: migrations[i] brings the schema to version i + 1.
  * Append only; never edit one that has shipped. */
@@ -291,7 +292,8 @@ static pthread_mutex_t writer_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* A shred's WAL truncation that has not succeeded yet (a reader was in
  * the way): the next writer of this process tries again. */
-atomic_int sq_truncate_due;
+static atomic_int truncate_due;
+static int truncate_wal(struct sqlite_store *s, int busy_ms);
 
 /* SQLite's WAL hook, called after each commit: note the WAL's size (and
  * take over from auto-checkpointing, which would run inside the commit,
@@ -340,9 +342,9 @@ sq_writer_unlock(struct sqlite_store *s)
 	if (!s->writing) {
 		return;
 	}
-	if (atomic_load(&sq_truncate_due)) {
+	if (atomic_load(&truncate_due)) {
 		/* A shred's WAL still to cut: quick, or the next one. */
-		(void)sq_truncate_wal(s, 0);
+		(void)truncate_wal(s, 0);
 	}
 	s->writing = 0;
 	pthread_mutex_unlock(&writer_mu);
@@ -408,10 +410,22 @@ sq_tx_rollback(struct sqlite_store *s, const char *op)
 	sq_writer_unlock(s);
 }
 
+int
+sq_tx_end(struct sqlite_store *s, const char *op, int r)
+{
+	if (r == 0) {
+		r = sq_tx_commit(s, op);
+	}
+	if (r != 0) {
+		sq_tx_rollback(s, op);
+	}
+	return r;
+}
+
 /* Checkpoint everything and cut the WAL to nothing, waiting at most
  * busy_ms for readers; 0 or an SQLite code. */
-int
-sq_truncate_wal(struct sqlite_store *s, int busy_ms)
+static int
+truncate_wal(struct sqlite_store *s, int busy_ms)
 {
 	int rc;
 
@@ -421,9 +435,32 @@ sq_truncate_wal(struct sqlite_store *s, int busy_ms)
 	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
 	if (rc == SQLITE_OK) {
 		s->wal_pages = 0;
-		atomic_store(&sq_truncate_due, 0);
+		atomic_store(&truncate_due, 0);
 	}
 	return rc;
+}
+
+void
+sq_shred_wal(struct sqlite_store *s)
+{
+	int rc = SQLITE_OK, tries;
+
+	KMS_ASSERT(s->writing);
+	/* The WAL still holds the old pages (and the frames that first
+	 * wrote the material).  Other connections' read transactions are
+	 * short; wait them out, a little. */
+	atomic_store(&truncate_due, 1);
+	for (tries = 0; tries < SHRED_CHECKPOINT_TRIES; tries++) {
+		if ((rc = truncate_wal(s, 100)) == SQLITE_OK ||
+		    ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) !=
+		    SQLITE_LOCKED)) {
+			break;
+		}
+	}
+	if (rc != SQLITE_OK) {
+		log_warn("store: shred: the WAL could not be truncated yet "
+		    "(%s); the next write tries again", sqlite3_errmsg(s->db));
+	}
 }
 
 static void
@@ -712,7 +749,7 @@ store_sqlite_open(const char *path, store **out, char *errbuf,
 		set_err(errbuf, errlen, "store %s: out of memory", path);
 		return KMS_ENOMEM;
 	}
-	s->base.ops = &sq_ops;
+	store_init(&s->base, &sq_ops);
 	/* NOMUTEX: a connection belongs to one thread (store.h). */
 	if ((rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
