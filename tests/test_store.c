@@ -1,8 +1,8 @@
 /*
- * test_store.c — the SQLite metadata store (kmsd/store_sqlite.c): round
+ * test_store.c — the SQLite metadata store (kmsd/store/): round
  * trips, errors, paging, durability across reopen, migrations, several
- * connections, cascading deletion, and a printed (not asserted) CreateKey
- * rate.  Each test works in its own temp dir.
+ * connections, cascading deletion, the interface's argument checks, and
+ * a printed (not asserted) CreateKey rate.  Each test works in its own temp dir.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -1148,6 +1148,106 @@ test_store_simultaneous_opens_of_a_new_file_succeed(void **state)
 	}
 }
 
+/* A back end that only counts the calls that reach it: what store.c
+ * refuses must never get this far, and what it passes must. */
+static int fake_calls;
+
+static int
+fake_get_key(store *s, const uint8_t id[16], struct store_key *out)
+{
+	(void)s;
+	(void)id;
+	(void)out;
+	fake_calls++;
+	return KMS_ENOTFOUND;
+}
+
+static int
+fake_list_keys(store *s, const uint8_t *after, size_t max,
+    uint8_t (*ids)[16], size_t *n, int *more)
+{
+	(void)s;
+	(void)after;
+	(void)max;
+	(void)ids;
+	*n = 0;
+	*more = 0;
+	fake_calls++;
+	return 0;
+}
+
+static int
+fake_claim_lease(store *s, const char *name, const char *holder,
+    int64_t now, int64_t ttl_ms)
+{
+	(void)s;
+	(void)name;
+	(void)holder;
+	(void)now;
+	(void)ttl_ms;
+	fake_calls++;
+	return 0;
+}
+
+static int
+fake_rewrap_versions(store *s, const struct store_version *v, size_t n,
+    const struct store_domain_rotation *r)
+{
+	(void)s;
+	(void)v;
+	(void)n;
+	(void)r;
+	fake_calls++;
+	return 0;
+}
+
+static void
+test_store_interface_checks_arguments_before_the_back_end(void **state)
+{
+	static const struct store_ops fake_ops = {
+		.get_key = fake_get_key,
+		.list_keys = fake_list_keys,
+		.claim_lease = fake_claim_lease,
+		.rewrap_versions = fake_rewrap_versions,
+	};
+	struct store fake;
+	struct store_key k;
+	struct store_version v[2];
+	struct store_domain_rotation dr;
+	uint8_t id[16] = { 0 }, ids[4][16];
+	size_t n;
+	int more;
+
+	(void)state;
+	fake_calls = 0;
+	store_init(&fake, &fake_ops);
+	memset(v, 0, sizeof(v));
+	memset(&dr, 0, sizeof(dr));
+	/* Refused at the interface: the back end sees none of these. */
+	assert_int_equal(fake.ops->get_key(&fake, NULL, &k), KMS_EINVAL);
+	assert_int_equal(fake.ops->get_key(&fake, id, NULL), KMS_EINVAL);
+	assert_int_equal(fake.ops->list_keys(&fake, NULL, STORE_LIST_MAX + 1,
+	    ids, &n, &more), KMS_EINVAL);
+	assert_int_equal(fake.ops->list_keys(&fake, NULL, 4, NULL, &n,
+	    &more), KMS_EINVAL);
+	assert_int_equal(fake.ops->claim_lease(&fake, "", "me", 0, 1000),
+	    KMS_EINVAL);
+	assert_int_equal(fake.ops->claim_lease(&fake, "lease", "me", 0, 0),
+	    KMS_EINVAL);
+	v[1].material_len = STORE_MATERIAL_MAX + 1;
+	assert_int_equal(fake.ops->rewrap_versions(&fake, v, 2, &dr),
+	    KMS_EINVAL);
+	assert_int_equal(fake_calls, 0);
+	/* Passed on, once each. */
+	assert_int_equal(fake.ops->get_key(&fake, id, &k), KMS_ENOTFOUND);
+	assert_int_equal(fake.ops->list_keys(&fake, NULL, 4, ids, &n, &more),
+	    0);
+	assert_int_equal(fake.ops->claim_lease(&fake, "lease", "me", 0, 1000),
+	    0);
+	assert_int_equal(fake.ops->rewrap_versions(&fake, v, 1, &dr), 0);
+	assert_int_equal(fake_calls, 4);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1177,6 +1277,7 @@ main(void)
 		T(test_store_every_write_and_its_failures_from_many_connections),
 		T(test_store_writers_checkpoint_the_wal),
 		T(test_store_simultaneous_opens_of_a_new_file_succeed),
+		T(test_store_interface_checks_arguments_before_the_back_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,11 @@
  *
  * Keys, versions (wrapped blobs or resident CKA_IDs), tags, aliases,
  * policies and grants.  The daemon uses only this interface; SQLite
- * (store_sqlite.c) is the embedded implementation, PostgreSQL can follow.
+ * (store_sqlite.c and sqlite_*.c) is the embedded implementation,
+ * PostgreSQL can follow.  Arguments are checked once, here at the
+ * interface (store.c): a call with a NULL where a pointer is needed, a
+ * string field not terminated in place or a value out of its range gets
+ * KMS_EINVAL before any back end sees it, so a back end only asserts.
  *
  * A store handle is one connection: not thread-safe; each worker opens its
  * own.  Every mutation is durable (SQLite: WAL, synchronous=FULL) before
@@ -142,6 +146,7 @@ struct store_domain_rotation {
 	char requested_by[STORE_NAME_MAX];
 };
 
+#define STORE_LIST_MAX (1u << 20)	/* largest page of a list (sanity) */
 #define STORE_LEASE_NAME_MAX 64
 #define STORE_LEASE_HOLDER_MAX 96
 
@@ -318,9 +323,16 @@ struct store_ops {
 	    size_t n, const struct store_domain_rotation *r);
 };
 
+/* A handle: callers call through ops, which are store.c's argument
+ * checks; they call the back end's methods, impl. */
 struct store {
 	const struct store_ops *ops;
+	const struct store_ops *impl;
 };
+
+/* For back ends: make s a handle whose methods are impl's, with the
+ * arguments checked first. */
+void store_init(store *s, const struct store_ops *impl);
 
 /* SQLite: opens (creating) the database at path, WAL, synchronous=FULL,
  * runs numbered migrations, prepares statements. */
