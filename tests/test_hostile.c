@@ -500,7 +500,7 @@ make_fixtures(void)
 	json_decref(call_ok("{\"Action\":\"CreateAlias\",\"AliasName\":"
 	    "\"alias/hostile\",\"TargetKeyId\":\"%s\"}", ph_get("KEY")));
 	set_ph("ALIAS", "alias/hostile");
-	set_ph("ALIAS_ARN", "arn:kms:local:000000000000:alias/hostile");
+	set_ph("ALIAS_ARN", "arn:aws:kms:local:000000000000:alias/hostile");
 	j = call_ok("{\"Action\":\"Encrypt\",\"KeyId\":\"%s\",\"Plaintext\":"
 	    "\"aGVsbG8=\"}", ph_get("KEY"));
 	b64 = json_string_value(json_object_get(j, "CiphertextBlob"));
