@@ -44,10 +44,10 @@ CLIENT_A  := $(LIB)/libkmsclient.a
 CLIENT_SO := $(LIB)/libkmsclient.so
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SHIM_SO   := $(BUILD)/tests/libp11shim.so
-TOOLS     := $(BIN)/kmsctl $(BIN)/kms-bench
+TOOLS     := $(BIN)/kmsctl $(BIN)/kms-bench $(BIN)/kms-drill
 
 .PHONY: all run test check asan fuzz fuzz-bins fuzz-check crash-full bench \
-	install uninstall clean deps tests
+	install uninstall clean deps tests drill
 all: $(BIN)/kmsd $(TOOLS) $(CLIENT_SO) $(CLIENT_A) kmsclient.pc
 
 $(BUILD)/%.o: %.c
@@ -100,6 +100,10 @@ $(BIN)/kmsctl: $(call obj,$(wildcard tools/kmsctl/*.c)) $(CLIENT_INT) $(LIBCOMMO
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+$(BIN)/kms-drill: $(call obj,tools/drill.c) $(CLIENT_A)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
 # kms-bench links the hsm layer and kmsd's config reader too, for
 # --baseline hsm.
 $(BIN)/kms-bench: $(call obj,$(wildcard tools/bench*.c) tools/proc.c kmsd/daemon/config.c) $(CLIENT_INT) \
@@ -138,6 +142,12 @@ test: deps
 
 check: tests
 	BUILD=$(BUILD) BIN=$(BIN) tests/run-all
+	BUILD=$(BUILD) KMS_BIN_DIR=$(BIN) scripts/drill 1000
+
+# `make drill`: the rotation drill at a small size (scripts/drill N for
+# another).
+drill: tests
+	BUILD=$(BUILD) KMS_BIN_DIR=$(BIN) scripts/drill 2000
 
 asan:
 	$(MAKE) $(ASAN_VARS) check
@@ -199,7 +209,7 @@ install: all
 		$(DESTDIR)$(COMPDIR) $(DESTDIR)$(DATADIR)/doc/kmsd \
 		$(DESTDIR)$(SYSCONFDIR)/kmsd
 	install -m 755 $(BIN)/kmsd $(BIN)/kmsctl $(BIN)/kms-bench \
-		$(DESTDIR)$(BINDIR)
+		$(BIN)/kms-drill $(DESTDIR)$(BINDIR)
 	install -m 755 scripts/hsm-init $(DESTDIR)$(LIBEXECDIR)/kmsd/hsm-init
 	install -m 644 $(LIB)/libkmsclient.a $(DESTDIR)$(LIBDIR)
 	install -m 755 $(LIB)/libkmsclient.so $(DESTDIR)$(LIBDIR)/libkmsclient.so.1
@@ -227,7 +237,7 @@ install: all
 # Leaves the configuration and /var/lib/kmsd (keys!) alone.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/kmsd $(DESTDIR)$(BINDIR)/kmsctl \
-		$(DESTDIR)$(BINDIR)/kms-bench \
+		$(DESTDIR)$(BINDIR)/kms-bench $(DESTDIR)$(BINDIR)/kms-drill \
 		$(DESTDIR)$(LIBEXECDIR)/kmsd/hsm-init \
 		$(DESTDIR)$(LIBDIR)/libkmsclient.a \
 		$(DESTDIR)$(LIBDIR)/libkmsclient.so \

@@ -64,6 +64,14 @@ static const struct err_row err_table[KMS_ERR_MAX] = {
 	    "The key material is unavailable" },
 	[KMS_EINVALIDARN] = { "InvalidArnException",
 	    "The ARN is not valid" },
+	[KMS_ECONFLICT] = { "ConflictException",
+	    "The request conflicts with one in progress" },
+	[KMS_EINVALIDIMPORTTOKEN] = { "InvalidImportTokenException",
+	    "The import token is not valid for this key" },
+	[KMS_EEXPIREDIMPORTTOKEN] = { "ExpiredImportTokenException",
+	    "The import token has expired" },
+	[KMS_EINCORRECTKEYMATERIAL] = { "IncorrectKeyMaterialException",
+	    "The key material is not the key's" },
 	/* Client-side: never on the wire, but named for kms_error_info. */
 	[KMS_EINVAL] = { "InvalidArgumentError",
 	    "Invalid argument" },
@@ -127,6 +135,12 @@ kms_error_from_name(const char *name)
 		}
 	}
 	return KMS_EINTERNAL;
+}
+
+int
+err_is_client_side(int err)
+{
+	return err >= KMS_EINVAL && err <= KMS_EIO;
 }
 
 void

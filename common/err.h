@@ -14,6 +14,10 @@
 
 /* Internal invariant: abort in every build, never a silent continue. */
 #define KMS_ASSERT(x) do { if (!(x)) { kms_assert_fail(#x, __FILE__, __LINE__); } } while (0)
+/* 1 for the codes of client-side conditions (KMS_EINVAL … KMS_EIO), which
+ * never name a daemon's answer; since codes are only ever appended, the
+ * AWS errors added later sit after them. */
+int err_is_client_side(int err);
 void kms_assert_fail(const char *expr, const char *file, int line)
     __attribute__((noreturn));
 

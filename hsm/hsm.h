@@ -44,6 +44,8 @@
 #include <stdint.h>
 
 #define HSM_DOMAIN_LABEL "kmsd-domain-key"
+/* The domain key a rotation is moving to, until it takes the label. */
+#define HSM_DOMAIN_NEXT_LABEL "kmsd-domain-key-next"
 #define HSM_WRAPPED_LEN 40	/* AES-256 key under RFC 3394 key wrap */
 #define HSM_GCM_IV_LEN 12
 #define HSM_GCM_TAG_LEN 16
@@ -138,10 +140,18 @@ typedef struct hsm_resident_ref {
 void hsm_token_freeze(hsm *h);
 void hsm_token_thaw(hsm *h);
 int hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen);
+/* The same, keeping the new object's handle in ref (a rotation's new
+ * version is then loaded without a search). */
+int hsm_generate_resident_ref(hsm_session *s, const uint8_t *id,
+    size_t idlen, hsm_resident_ref *ref);
 /* ref may be NULL (always search); KMS_ENOTFOUND when absent. */
 int hsm_load_resident(hsm_session *s, const uint8_t *id, size_t idlen,
     hsm_resident_ref *ref, hsm_key *out);
 int hsm_destroy_resident(hsm_session *s, const uint8_t *id, size_t idlen);
+/* The same by ref when it is current and still names id (no search);
+ * else as hsm_destroy_resident. */
+int hsm_destroy_resident_ref(hsm_session *s, const uint8_t *id,
+    size_t idlen, const hsm_resident_ref *ref);
 /* Start-up reconciliation: one search; fn for each resident object. */
 int hsm_list_resident(hsm_session *s, void (*fn)(const uint8_t *id,
     size_t idlen, const hsm_resident_ref *ref, void *arg), void *arg);
@@ -161,6 +171,67 @@ int hsm_gcm_encrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
 int hsm_gcm_decrypt(hsm_session *s, hsm_key k, const uint8_t *iv,
     const uint8_t *aad, size_t aadlen, const uint8_t *ct, size_t ctlen,
     uint8_t *pt, size_t *ptlen);
+
+/*
+ * Imported key material (bring your own key, hsm/import.c).
+ *
+ * hsm_import_keypair: an RSA key pair of bits (2048, 3072 or 4096) to
+ * receive key material: the private half a token object with CKA_ID id,
+ * private, sensitive, not extractable, usable only to unwrap; the public
+ * half given out as DER SubjectPublicKeyInfo (spki, cap bytes) and not
+ * kept.
+ *
+ * hsm_import_unwrap: RSAES-OAEP with SHA-1 (what SoftHSM2 2.6.1 does) of
+ * enc with private key id, inside the HSM (C_UnwrapKey), into a 32-byte
+ * AES key that becomes version material: res_id non-NULL makes it a
+ * resident token object with that CKA_ID; otherwise it is wrapped under
+ * the domain key into wrapped (HSM_WRAPPED_LEN) and destroyed.  kcv gets
+ * a check value (the first 16 bytes of AES-GCM of a zero block under a
+ * zero IV), which recognises the same material on a re-import.
+ * KMS_EINVALIDCIPHERTEXT when enc does not unwrap to a 32-byte key;
+ * KMS_ENOTFOUND when the private key is gone.
+ *
+ * hsm_destroy_import_key: destroy private key id (KMS_ENOTFOUND if none).
+ *
+ * As for resident keys, the private key's handle is kept in a ref (priv:
+ * set by hsm_import_keypair, used by hsm_import_unwrap, searched for only
+ * when it is stale), and a resident unwrap's new object is given in
+ * res_ref: no request searches the token.
+ */
+int hsm_import_keypair(hsm_session *s, unsigned bits, const uint8_t *id,
+    size_t idlen, uint8_t *spki, size_t cap, size_t *spkilen,
+    hsm_resident_ref *priv);
+int hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
+    hsm_resident_ref *priv, const uint8_t *enc, size_t enclen,
+    const uint8_t *res_id, size_t res_idlen, hsm_resident_ref *res_ref,
+    uint8_t *wrapped, size_t wrapsz, size_t *wrappedlen, uint8_t kcv[16]);
+int hsm_destroy_import_key(hsm_session *s, const uint8_t *id, size_t idlen);
+
+/*
+ * Domain-key rotation (hsm/domain.c).
+ *
+ * hsm_domain_begin: make the next domain key (a token object like the
+ * domain key, labelled HSM_DOMAIN_NEXT_LABEL; found again if it exists):
+ * from now on new material is wrapped under it, and unwrapping tries it
+ * when the domain key fails.  hsm_rewrap: unwrap a version's blob with
+ * the domain key and wrap it with the next one, inside the HSM (the key
+ * exists unwrapped only as a transient session object); KMS_EALREADYEXISTS
+ * when it is under the next key already, KMS_EINVALIDCIPHERTEXT under
+ * neither.  The commit, in two steps: hsm_domain_destroy_old destroys
+ * the old domain key, hsm_domain_promote gives the next one its label
+ * and makes it the domain key; a crash in between is finished by the
+ * next attach.  begin and the commit need the HSM to themselves
+ * (hsm_turn for writing).  hsm_domain_rotating: 1 while a next key
+ * exists.
+ */
+int hsm_domain_begin(hsm_session *s);
+int hsm_domain_rotating(const hsm *h);
+int hsm_rewrap(hsm_session *s, const uint8_t *in, size_t len, uint8_t *out,
+    size_t outsz, size_t *outlen);
+int hsm_domain_destroy_old(hsm_session *s);
+int hsm_domain_promote(hsm_session *s);
+/* For tests: how many token objects carry label (the domain keys). */
+int hsm_count_label(hsm_session *s, const char *label, int *n);
 
 /* For tests proving custody: read boolean attributes of an object. */
 struct hsm_key_attrs {

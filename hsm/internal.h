@@ -25,6 +25,10 @@ struct hsm {
 	pthread_rwlock_t token_turn;
 	CK_SESSION_HANDLE sess;		/* internal session, logged in */
 	CK_OBJECT_HANDLE domain;	/* session copy of the domain key */
+	/* Session copy of the next domain key while a domain-key rotation
+	 * runs (hsm/domain.c), else CK_INVALID_HANDLE.  New material is
+	 * wrapped under it; unwrap tries it when the domain key fails. */
+	CK_OBJECT_HANDLE domain_next;
 	atomic_uint_fast64_t gen;
 	atomic_int down;
 	int finalize;			/* we initialised the module */
@@ -47,5 +51,15 @@ int hsm_rv_err(hsm *h, CK_RV rv, const char *what);
 
 /* Make s usable: fail fast while down, reopen after a recovery. */
 int hsm_ready(hsm_session *s);
+/* The first object matching t on the internal session, or
+ * CK_INVALID_HANDLE (h->mu held; never on a request path). */
+CK_RV hsm_find_one(hsm *h, CK_ATTRIBUTE *t, CK_ULONG nt,
+    CK_OBJECT_HANDLE *out);
+/* hsm/domain.c, from attach (h->mu held): no domain key but a next one
+ * (a rotation died between destroying the old key and relabelling):
+ * the next one becomes the domain key (*tok).  Then: find the next
+ * domain key, if any, into h->domain_next. */
+CK_RV hsm_domain_adopt_next(hsm *h, CK_OBJECT_HANDLE *tok);
+CK_RV hsm_domain_find_next(hsm *h);
 
 #endif

@@ -232,8 +232,8 @@ login(hsm *h)
 
 /* The first object matching t, or CK_INVALID_HANDLE (internal session;
  * start-up and set-up paths only: C_FindObjects scans every object). */
-static CK_RV
-find_one(hsm *h, CK_ATTRIBUTE *t, CK_ULONG nt, CK_OBJECT_HANDLE *out)
+CK_RV
+hsm_find_one(hsm *h, CK_ATTRIBUTE *t, CK_ULONG nt, CK_OBJECT_HANDLE *out)
 {
 	CK_ULONG n = 0;
 	CK_RV rv;
@@ -260,7 +260,7 @@ find_domain(hsm *h, CK_OBJECT_HANDLE *out)
 		    sizeof(HSM_DOMAIN_LABEL) - 1 },
 	};
 
-	return find_one(h, t, 2, out);
+	return hsm_find_one(h, t, 2, out);
 }
 
 static CK_RV
@@ -318,6 +318,12 @@ attach(hsm *h, int create_domain_key, char *errbuf, size_t errlen)
 		    rv_name(rv));
 		goto fail;
 	}
+	if (tok == CK_INVALID_HANDLE && (rv = hsm_domain_adopt_next(h,
+	    &tok)) != CKR_OK) {
+		snprintf(errbuf, errlen, "finishing a domain-key rotation: %s",
+		    rv_name(rv));
+		goto fail;
+	}
 	if (tok == CK_INVALID_HANDLE) {
 		if (!create_domain_key) {
 			snprintf(errbuf, errlen, "domain key \"%s\" not found "
@@ -343,6 +349,11 @@ attach(hsm *h, int create_domain_key, char *errbuf, size_t errlen)
 		goto fail;
 	}
 	atomic_fetch_add(&h->made, 1);
+	if ((rv = hsm_domain_find_next(h)) != CKR_OK) {
+		snprintf(errbuf, errlen, "finding the next domain key: %s",
+		    rv_name(rv));
+		goto fail;
+	}
 	return 0;
  fail:
 	(void)h->f->C_CloseSession(h->sess);
@@ -653,6 +664,7 @@ module_init(hsm *h)
 		h->slot = 0;
 		h->sess = CK_INVALID_HANDLE;
 		h->domain = CK_INVALID_HANDLE;
+		h->domain_next = CK_INVALID_HANDLE;
 		atomic_store(&h->made, 0);
 	}
 	return rv;
@@ -682,6 +694,7 @@ hsm_recover(hsm *h)
 	}
 	h->sess = CK_INVALID_HANDLE;
 	h->domain = CK_INVALID_HANDLE;
+	h->domain_next = CK_INVALID_HANDLE;
 	if ((r = attach(h, 0, err, sizeof(err))) == 0) {
 		atomic_fetch_add(&h->gen, 1);
 		atomic_store(&h->down, 0);
@@ -716,6 +729,7 @@ hsm_reinit(hsm *h)
 	atomic_fetch_add(&h->gen, 1);
 	h->sess = CK_INVALID_HANDLE;
 	h->domain = CK_INVALID_HANDLE;
+	h->domain_next = CK_INVALID_HANDLE;
 	h->slot = 0;
 	h->need_init = 1;
 	if ((rv = module_init(h)) != CKR_OK) {
@@ -841,7 +855,11 @@ hsm_generate_wrapped(hsm_session *s, uint8_t *wrapped, size_t wrapsz,
 		return hsm_rv_err(s->h, rv, "C_GenerateKey");
 	}
 	atomic_fetch_add(&s->h->made, 1);
-	rv = s->h->f->C_WrapKey(s->s, &kw, s->h->domain, k, wrapped, &wl);
+	/* During a domain-key rotation, new material goes under the new
+	 * key at once, so the rotation's sweep never misses it. */
+	rv = s->h->f->C_WrapKey(s->s, &kw, s->h->domain_next !=
+	    CK_INVALID_HANDLE ? s->h->domain_next : s->h->domain, k, wrapped,
+	    &wl);
 	(void)s->h->f->C_DestroyObject(s->s, k);
 	if (rv != CKR_OK) {
 		return hsm_rv_err(s->h, rv, "C_WrapKey");
@@ -883,6 +901,13 @@ hsm_unwrap(hsm_session *s, const uint8_t *wrapped, size_t len, hsm_key *out)
 	pthread_mutex_lock(&s->h->mu);
 	rv = s->h->f->C_UnwrapKey(s->h->sess, &kw, s->h->domain,
 	    (CK_BYTE_PTR)wrapped, len, t, sizeof(t) / sizeof(t[0]), &k);
+	if (rv == CKR_GENERAL_ERROR && s->h->domain_next !=
+	    CK_INVALID_HANDLE) {
+		/* Re-wrapped already by a domain-key rotation under way. */
+		rv = s->h->f->C_UnwrapKey(s->h->sess, &kw,
+		    s->h->domain_next, (CK_BYTE_PTR)wrapped, len, t,
+		    sizeof(t) / sizeof(t[0]), &k);
+	}
 	pthread_mutex_unlock(&s->h->mu);
 	if (rv == CKR_GENERAL_ERROR) {
 		/* SoftHSM2's answer to a blob failing the RFC 3394 check. */
@@ -898,6 +923,13 @@ hsm_unwrap(hsm_session *s, const uint8_t *wrapped, size_t len, hsm_key *out)
 
 int
 hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen)
+{
+	return hsm_generate_resident_ref(s, id, idlen, NULL);
+}
+
+int
+hsm_generate_resident_ref(hsm_session *s, const uint8_t *id, size_t idlen,
+    hsm_resident_ref *ref)
 {
 	CK_MECHANISM gen = { CKM_AES_KEY_GEN, NULL, 0 };
 	CK_ULONG len = 32;
@@ -927,7 +959,16 @@ hsm_generate_resident(hsm_session *s, const uint8_t *id, size_t idlen)
 	r = hsm_rv_err(s->h, s->h->f->C_GenerateKey(s->s, &gen, t,
 	    sizeof(t) / sizeof(t[0]), &k), "C_GenerateKey (resident)");
 	pthread_rwlock_unlock(&s->h->token_turn);
-	return r;
+	if (r != 0) {
+		return r;
+	}
+	if (ref != NULL) {
+		/* A token object's handle outlives the session that made
+		 * it: the first load copies it without a search. */
+		ref->obj = k;
+		ref->gen = hsm_generation(s->h);
+	}
+	return 0;
 }
 
 void
@@ -953,7 +994,7 @@ find_resident(hsm *h, const uint8_t *id, size_t idlen, CK_OBJECT_HANDLE *out)
 		{ CKA_ID, (void *)id, idlen },
 	};
 
-	return find_one(h, t, 3, out);
+	return hsm_find_one(h, t, 3, out);
 }
 
 /* Copy the token object tok into a session object if it is still the

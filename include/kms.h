@@ -72,8 +72,12 @@ typedef enum kms_err {
 	KMS_ETRANSPORT = 27,	/* cannot reach the daemon / transport error */
 	KMS_EPROTO = 28,	/* the reply could not be understood */
 	KMS_EIO = 29,		/* reading or writing a stream failed */
+	KMS_ECONFLICT = 30,	/* ConflictException */
+	KMS_EINVALIDIMPORTTOKEN = 31,	/* InvalidImportTokenException */
+	KMS_EEXPIREDIMPORTTOKEN = 32,	/* ExpiredImportTokenException */
+	KMS_EINCORRECTKEYMATERIAL = 33,	/* IncorrectKeyMaterialException */
 	/* New errors: the next free number, here. */
-	KMS_ERR_MAX = 30
+	KMS_ERR_MAX = 34
 } kms_err;
 
 /* The version of kmsd this library belongs to ("0.1.0"). */
@@ -173,6 +177,8 @@ typedef struct kms_create_key_req {
 	int bypass_policy_lockout_safety_check;
 	const kms_tag *tags;
 	size_t ntags;
+	const char *origin;		/* NULL = "AWS_KMS"; "EXTERNAL": the
+					 * material is imported later */
 } kms_create_key_req;
 
 typedef struct kms_key_metadata {
@@ -220,6 +226,93 @@ typedef struct kms_key_list {
 KMS_API int kms_list_keys(kms_client *c, int limit, const char *marker,
     kms_key_list *out, kms_error_info *ei);
 KMS_API void kms_key_list_free(kms_key_list *l);
+
+/* ----------------------------------------------------------- lifecycle */
+
+/*
+ * Automatic rotation: every rotation_period_in_days (90-2560; 0 means
+ * AWS's default, 365).  Calling it again changes the period, counted from
+ * the same date.
+ */
+KMS_API int kms_enable_key_rotation(kms_client *c, const char *key_id,
+    int rotation_period_in_days, kms_error_info *ei);
+KMS_API int kms_disable_key_rotation(kms_client *c, const char *key_id,
+    kms_error_info *ei);
+
+typedef struct kms_key_rotation_status {
+	char key_id[KMS_ARN_MAX];		/* key ARN */
+	int key_rotation_enabled;
+	int rotation_period_in_days;		/* 0 when not enabled */
+	double next_rotation_date;		/* 0 when not enabled */
+	double on_demand_rotation_start_date;	/* 0 unless one is running */
+} kms_key_rotation_status;
+KMS_API int kms_get_key_rotation_status(kms_client *c, const char *key_id,
+    kms_key_rotation_status *out, kms_error_info *ei);
+
+/* Rotate now: new material in the HSM becomes the key's current version;
+ * older ones still decrypt.  At most 25 per key (LimitExceededException);
+ * ConflictException while another rotation of the key runs. */
+KMS_API int kms_rotate_key_on_demand(kms_client *c, const char *key_id,
+    kms_error_info *ei);
+
+typedef struct kms_key_rotation {
+	char key_id[KMS_ARN_MAX];
+	double rotation_date;
+	char rotation_type[16];		/* "AUTOMATIC" or "ON_DEMAND" */
+} kms_key_rotation;
+typedef struct kms_key_rotation_list {
+	kms_key_rotation *rotations;
+	size_t nrotations;
+	int truncated;
+	char *next_marker;		/* NULL unless truncated */
+} kms_key_rotation_list;
+/* limit 0 = daemon default (100); marker NULL = from the start. */
+KMS_API int kms_list_key_rotations(kms_client *c, const char *key_id,
+    int limit, const char *marker, kms_key_rotation_list *out,
+    kms_error_info *ei);
+KMS_API void kms_key_rotation_list_free(kms_key_rotation_list *l);
+
+typedef struct kms_schedule_key_deletion_resp {
+	char key_id[KMS_ARN_MAX];
+	double deletion_date;
+	char key_state[32];		/* "PendingDeletion" */
+	int pending_window_in_days;
+} kms_schedule_key_deletion_resp;
+/* pending_window_in_days 7-30; 0 means AWS's default, 30.  When the date
+ * comes the key's material is destroyed and the key is gone for good. */
+KMS_API int kms_schedule_key_deletion(kms_client *c, const char *key_id,
+    int pending_window_in_days, kms_schedule_key_deletion_resp *out,
+    kms_error_info *ei);
+/* The key comes back Disabled. */
+KMS_API int kms_cancel_key_deletion(kms_client *c, const char *key_id,
+    kms_error_info *ei);
+
+/* Imported key material (keys created with origin "EXTERNAL"). */
+typedef struct kms_import_parameters {
+	char key_id[KMS_ARN_MAX];
+	kms_buf import_token;		/* give back to kms_import_key_material */
+	kms_buf public_key;		/* DER SubjectPublicKeyInfo (RSA) */
+	double parameters_valid_to;	/* 24 hours on */
+} kms_import_parameters;
+/* wrapping_algorithm: "RSAES_OAEP_SHA_1" (what SoftHSM2 unwraps);
+ * wrapping_key_spec: "RSA_2048", "RSA_3072" or "RSA_4096". */
+KMS_API int kms_get_parameters_for_import(kms_client *c, const char *key_id,
+    const char *wrapping_algorithm, const char *wrapping_key_spec,
+    kms_import_parameters *out, kms_error_info *ei);
+KMS_API void kms_import_parameters_free(kms_import_parameters *p);
+/* valid_to 0: the material does not expire; else seconds since the
+ * epoch (KEY_MATERIAL_EXPIRES). */
+KMS_API int kms_import_key_material(kms_client *c, const char *key_id,
+    const uint8_t *import_token, size_t import_token_len,
+    const uint8_t *encrypted_key_material, size_t encrypted_len,
+    double valid_to, kms_error_info *ei);
+KMS_API int kms_delete_imported_key_material(kms_client *c,
+    const char *key_id, kms_error_info *ei);
+
+/* TEST ONLY: move kmsd's clock forward (refused unless kmsd.conf says
+ * test_clock = yes, and to anyone but its administrators). */
+KMS_API int kms_advance_test_clock(kms_client *c, long long seconds,
+    kms_error_info *ei);
 
 /* -------------------------------------------------------------- crypto */
 

@@ -61,6 +61,9 @@ struct kmsd {
 	struct authz *authz;
 	atomic_int stopping;
 	atomic_uint_fast64_t requests;
+	/* Set when lifecycle work may have come due (the test clock moved,
+	 * a key was enabled): the scheduler looks at once. */
+	atomic_int lifecycle_kick;
 	/* Held by a Batch while it makes its recorded HSM calls, when
 	 * cfg.batch_hsm_exclusive (dispatch.c, run_hsm_jobs). */
 	pthread_mutex_t batch_turn;
@@ -72,6 +75,13 @@ struct kmsd {
 	uint64_t hsm_retry_at;		/* next recovery attempt (mono_ms) */
 	int recycle_off;		/* the module cannot be re-initialised */
 	hsm_session *tend_hs;		/* to find resident objects again */
+	/* This node's name in the store's leases: host:pid. */
+	char node_id[80];
+	/* The scheduler's lifecycle work (daemon/lifecycle.c), its thread
+	 * only: its own HSM session and store connection, and when it last
+	 * looked for due work (mono_ms). */
+	struct worker *life_w;
+	uint64_t life_at;
 	/* "arn:<partition>:kms:<region>:<account>:key/" and ":alias/",
 	 * made once by kmsd_open (the fields' lengths are bounded, so a key
 	 * ARN always fits KEY_ARN_MAX). */
@@ -148,6 +158,30 @@ int keycache_pin_encrypt(struct worker *w, const struct key_info *ki,
 int keycache_pin_decrypt(struct worker *w, const struct key_info *ki,
     uint32_t version, struct key_use *u);
 void keycache_unpin(struct worker *w, struct key_use *u);
+/* Rotate ki's key now: a new version made in the HSM becomes current
+ * (recorded as kind, enum rotation_kind); *made gets its number.
+ * KMS_ECONFLICT while another rotation of the key is under way.  The
+ * cache's lock is not held over the HSM or the store. */
+int keycache_rotate(struct worker *w, const struct key_info *ki, int kind,
+    uint32_t *made);
+/* The key is being shredded: NotFound from now on; waits for requests
+ * using it to finish and drops its HSM handles. */
+int keycache_forget(struct worker *w, const uint8_t id[16]);
+/* Imported material goes (deleted, expired): the key is PendingImport
+ * from now on; waits for requests using it and drops its versions. */
+int keycache_drop_material(struct worker *w, const uint8_t id[16]);
+/* A resident version's token object, as kept by the cache (so that
+ * loading or destroying it never searches). */
+void keycache_set_resident_ref(struct worker *w, const uint8_t id[16],
+    uint32_t version, const hsm_resident_ref *ref);
+int keycache_resident_ref(struct worker *w, const uint8_t id[16],
+    uint32_t version, hsm_resident_ref *out);
+/* A domain-key rotation re-wrapped (id, version): the cached blob too. */
+void keycache_set_material(struct worker *w, const uint8_t id[16],
+    uint32_t version, const uint8_t *m, size_t len);
+/* Create a key of origin EXTERNAL: no material, PendingImport. */
+int keycache_create_external(struct worker *w, struct store_key *k,
+    const struct store_tag *tags, size_t ntags);
 /* A mutation was committed to the store: refresh this key's entry. */
 int keycache_refresh(struct worker *w, const uint8_t id[16]);
 /* Key versions holding an HSM object now (for metrics). */
@@ -199,10 +233,42 @@ void kmsd_hsm_tend(struct kmsd *d);
 void principal_from_uid(struct principal *p, uid_t uid, gid_t gid,
     pid_t pid);
 
+/* ---- daemon/lifecycle.c ---- */
+
+/* A lease on a key's lifecycle work outlives a node that died holding it
+ * by this much; then another node may take the work over. */
+#define LEASE_TTL_MS 60000
+/* The store lease covering key id's rotation and deletion: "key:<id>". */
+void lease_name(const uint8_t id[16], char *out, size_t len);
+/*
+ * The scheduler's lifecycle duties, called every tick (at most one pass a
+ * second unless lifecycle_kick is set): automatic rotations that are due
+ * (Enabled keys only: a disabled key catches up once enabled again) and
+ * deletions whose date has come (the shred).  Each key's work is claimed
+ * through the store's lease first.  Holds hsm_turn for reading.
+ */
+void kmsd_lifecycle_tend(struct kmsd *d);
+/* Rotate due key ki (lease held); shred key id (lease held).  For the
+ * scheduler and for tests. */
+int lifecycle_shred(struct worker *w, const uint8_t id[16]);
+void kmsd_lifecycle_fini(struct kmsd *d);
+/* Imported material goes (deleted or expired; lease held): destroyed in
+ * the HSM and erased from the store, the key PendingImport
+ * (ops/op_import.c). */
+int import_drop_material(struct worker *w, const uint8_t id[16]);
+
 /* ---- frontend/ipc.c ---- */
 int server_run(struct kmsd *d, char *err, size_t errlen);
 
-/* Milliseconds since the epoch. */
+/* ---- daemon/clock.c ---- */
+
+/* kmsd's clock, milliseconds since the epoch: the time of day plus the
+ * test clock's offset (0 unless test_clock = yes and a test moved it).
+ * Every lifecycle date and every "is it due" reads this. */
 int64_t now_ms(void);
+/* Move the clock forward by ms (> 0); returns the new offset.  Callers
+ * check cfg.test_clock first. */
+int64_t clock_advance(int64_t ms);
+int64_t clock_offset(void);
 
 #endif

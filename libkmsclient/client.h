@@ -79,6 +79,11 @@ int codec_put_grant_tokens(json_t *o, const kms_grant_tokens *gt,
  * required.  Not a string, or too long: KMS_EPROTO. */
 int codec_get_string(const json_t *o, const char *name, char *buf,
     size_t sz, int required, kms_error_info *ei);
+/* A number / boolean member (missing: 0); not one: KMS_EPROTO. */
+int codec_get_number(const json_t *o, const char *name, double *out,
+    kms_error_info *ei);
+int codec_get_bool(const json_t *o, const char *name, int *out,
+    kms_error_info *ei);
 /* A base64 member into owned bytes (malloc). */
 int codec_get_blob(const json_t *o, const char *name, kms_buf *out,
     int required, kms_error_info *ei);

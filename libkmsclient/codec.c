@@ -201,6 +201,42 @@ codec_get_string(const json_t *o, const char *name, char *buf, size_t sz,
 	return 0;
 }
 
+int
+codec_get_number(const json_t *o, const char *name, double *out,
+    kms_error_info *ei)
+{
+	const json_t *v = json_object_get(o, name);
+
+	*out = 0;
+	if (v == NULL) {
+		return 0;
+	}
+	if (!json_is_number(v)) {
+		return client_fail(ei, KMS_EPROTO, "The reply's \"%s\" is not "
+		    "a number", name);
+	}
+	*out = json_number_value(v);
+	return 0;
+}
+
+int
+codec_get_bool(const json_t *o, const char *name, int *out,
+    kms_error_info *ei)
+{
+	const json_t *v = json_object_get(o, name);
+
+	*out = 0;
+	if (v == NULL) {
+		return 0;
+	}
+	if (!json_is_boolean(v)) {
+		return client_fail(ei, KMS_EPROTO, "The reply's \"%s\" is not "
+		    "a boolean", name);
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
 /* Decode member name into memory from alloc (malloc or secure_alloc). */
 static int
 get_b64(const json_t *o, const char *name, int required, int secret,

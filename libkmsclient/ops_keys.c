@@ -15,41 +15,6 @@
 
 #define NOMEM(ei) client_fail((ei), KMS_ENOMEM, "Out of memory")
 
-static int
-get_number(const json_t *o, const char *name, double *out,
-    kms_error_info *ei)
-{
-	const json_t *v = json_object_get(o, name);
-
-	*out = 0;
-	if (v == NULL) {
-		return 0;
-	}
-	if (!json_is_number(v)) {
-		return client_fail(ei, KMS_EPROTO, "The reply's \"%s\" is not "
-		    "a number", name);
-	}
-	*out = json_number_value(v);
-	return 0;
-}
-
-static int
-get_bool(const json_t *o, const char *name, int *out, kms_error_info *ei)
-{
-	const json_t *v = json_object_get(o, name);
-
-	*out = 0;
-	if (v == NULL) {
-		return 0;
-	}
-	if (!json_is_boolean(v)) {
-		return client_fail(ei, KMS_EPROTO, "The reply's \"%s\" is not "
-		    "a boolean", name);
-	}
-	*out = json_is_true(v);
-	return 0;
-}
-
 /* {"KeyMetadata": {...}} into *out (set only on success). */
 static int
 parse_metadata(const json_t *reply, kms_key_metadata *out,
@@ -72,13 +37,13 @@ parse_metadata(const json_t *reply, kms_key_metadata *out,
 	    ei)) != 0 ||
 	    (r = codec_get_string(m, "Arn", v.arn, sizeof(v.arn), 0,
 	    ei)) != 0 ||
-	    (r = get_number(m, "CreationDate", &v.creation_date, ei)) != 0 ||
-	    (r = get_bool(m, "Enabled", &v.enabled, ei)) != 0 ||
+	    (r = codec_get_number(m, "CreationDate", &v.creation_date, ei)) != 0 ||
+	    (r = codec_get_bool(m, "Enabled", &v.enabled, ei)) != 0 ||
 	    (r = codec_get_string(m, "KeyUsage", v.key_usage,
 	    sizeof(v.key_usage), 0, ei)) != 0 ||
 	    (r = codec_get_string(m, "KeyState", v.key_state,
 	    sizeof(v.key_state), 0, ei)) != 0 ||
-	    (r = get_number(m, "DeletionDate", &v.deletion_date, ei)) != 0 ||
+	    (r = codec_get_number(m, "DeletionDate", &v.deletion_date, ei)) != 0 ||
 	    (r = codec_get_string(m, "Origin", v.origin, sizeof(v.origin), 0,
 	    ei)) != 0 ||
 	    (r = codec_get_string(m, "KeyManager", v.key_manager,
@@ -88,7 +53,7 @@ parse_metadata(const json_t *reply, kms_key_metadata *out,
 	    (r = codec_get_string(m, "CustomerMasterKeySpec",
 	    v.customer_master_key_spec, sizeof(v.customer_master_key_spec), 0,
 	    ei)) != 0 ||
-	    (r = get_bool(m, "MultiRegion", &v.multi_region, ei)) != 0) {
+	    (r = codec_get_bool(m, "MultiRegion", &v.multi_region, ei)) != 0) {
 		return r;
 	}
 	if ((algs = json_object_get(m, "EncryptionAlgorithms")) != NULL) {
@@ -199,6 +164,7 @@ kms_create_key(kms_client *c, const kms_create_key_req *req,
 	    codec_put_string(o, "KeyUsage", req->key_usage) != 0 ||
 	    codec_put_string(o, "KeySpec", req->key_spec) != 0 ||
 	    codec_put_string(o, "Policy", req->policy) != 0 ||
+	    codec_put_string(o, "Origin", req->origin) != 0 ||
 	    (req->bypass_policy_lockout_safety_check && json_object_set_new(o,
 	    "BypassPolicyLockoutSafetyCheck", json_true()) != 0)) {
 		json_decref(o);
@@ -324,7 +290,7 @@ parse_key_list(const json_t *reply, kms_key_list *out, kms_error_info *ei)
 		}
 	}
 	v.nkeys = json_array_size(keys);
-	if ((r = get_bool(reply, "Truncated", &v.truncated, ei)) != 0) {
+	if ((r = codec_get_bool(reply, "Truncated", &v.truncated, ei)) != 0) {
 		goto fail;
 	}
 	if ((nm = json_object_get(reply, "NextMarker")) != NULL) {

@@ -60,6 +60,7 @@ test_config_defaults_derive_from_state_dir(void **state)
 	/* What one peer may make the listener hold is bounded by default. */
 	assert_int_equal(c.max_connections_per_uid, 1024);
 	assert_int_equal(c.max_buffered_input_mib, 64);
+	assert_int_equal(c.test_clock, 0);	/* never moved in production */
 }
 
 static void
@@ -98,7 +99,8 @@ test_config_reads_every_key(void **state)
 	    "hsm_recycle_objects = 250\n"
 	    "batch_hsm_exclusive = no\n"
 	    "max_connections_per_uid = 7\n"
-	    "max_buffered_input_mib = 4\n"), err, sizeof(err)), 0);
+	    "max_buffered_input_mib = 4\n"
+	    "test_clock = yes\n"), err, sizeof(err)), 0);
 	assert_string_equal(c.token_label, "other");
 	assert_string_equal(c.listen, "ipc:///tmp/x.sock");
 	assert_int_equal(c.socket_mode, 0600);
@@ -119,6 +121,7 @@ test_config_reads_every_key(void **state)
 	assert_int_equal(c.batch_hsm_exclusive, 0);
 	assert_int_equal(c.max_connections_per_uid, 7);
 	assert_int_equal(c.max_buffered_input_mib, 4);
+	assert_int_equal(c.test_clock, 1);
 }
 
 static void
@@ -193,6 +196,7 @@ test_config_rejects_bad_lines_with_file_and_line(void **state)
 	    "max_buffered_input_mib must be");
 	expect_error("max_buffered_input_mib = -64\n",
 	    "max_buffered_input_mib must be");
+	expect_error("test_clock = 1\n", "test_clock must be yes or no");
 }
 
 static void

@@ -206,7 +206,7 @@ test_dispatch_arns_are_well_formed_and_accepted_everywhere(void **state)
 	    "\"arn:aws:kms:us-east-1:000000000000:key/%s\"}", key_id);
 	expect_error(req, "NotFoundException");
 	snprintf(req, sizeof(req), "{\"Action\":\"DescribeKey\",\"KeyId\":"
-	    "\"arn:kms:local:000000000000:key/%s\"}", key_id);
+	    "\"arn:aws:kms:local:000000000000:key/%s\"}", key_id);
 	expect_error(req, "NotFoundException");
 	expect_error("{\"Action\":\"DescribeKey\",\"KeyId\":\"arn:aws:kms:"
 	    "local:000000000000:alias/nope\"}", "NotFoundException");

@@ -193,6 +193,26 @@ test_kmsctl_man_page_lists_every_command(void **state)
 	free(out);
 }
 
+/* Every key kmsd.conf takes (the parser's own list) is in kmsd.conf(5). */
+static void
+test_kmsd_conf_page_names_every_key(void **state)
+{
+	char *out = NULL;
+
+	(void)state;
+	if (tu_run("bash -c \"comm -23 <(grep -o 'strcmp(k, \\\"[a-z_0-9]*\\\")' "
+	    "kmsd/daemon/config.c | cut -d'\\\"' -f2 | sort -u) "
+	    "<(grep -o '^.It Cm [a-z_0-9]*' man/kmsd.conf.5 | "
+	    "awk '{ print \\$3 }' | sort -u)\"", &out, NULL) != 0) {
+		fail_msg("comm failed");
+	}
+	if (out[0] != '\0') {
+		fprintf(stderr, "keys missing from kmsd.conf.5:\n%s", out);
+		fail_msg("kmsd.conf(5) lacks keys");
+	}
+	free(out);
+}
+
 static void
 test_bash_completes_commands_and_parameters(void **state)
 {
@@ -219,6 +239,7 @@ main(void)
 		cmocka_unit_test(test_man_pages_are_clean),
 		cmocka_unit_test(test_help_and_man_pages_name_the_same_options),
 		cmocka_unit_test(test_kmsctl_man_page_lists_every_command),
+		cmocka_unit_test(test_kmsd_conf_page_names_every_key),
 		cmocka_unit_test(test_bash_completes_commands_and_parameters),
 	};
 

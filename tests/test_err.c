@@ -174,6 +174,11 @@ test_err_codes_keep_their_pinned_values(void **state)
 		{ KMS_ETRANSPORT, 27, NULL },
 		{ KMS_EPROTO, 28, NULL },
 		{ KMS_EIO, 29, NULL },
+		{ KMS_ECONFLICT, 30, "ConflictException" },
+		{ KMS_EINVALIDIMPORTTOKEN, 31, "InvalidImportTokenException" },
+		{ KMS_EEXPIREDIMPORTTOKEN, 32, "ExpiredImportTokenException" },
+		{ KMS_EINCORRECTKEYMATERIAL, 33,
+		    "IncorrectKeyMaterialException" },
 	};
 	size_t i;
 
@@ -185,7 +190,7 @@ test_err_codes_keep_their_pinned_values(void **state)
 			    pinned[i].name);
 		}
 	}
-	assert_true(KMS_ERR_MAX >= 30);
+	assert_true(KMS_ERR_MAX >= 34);
 }
 
 static void

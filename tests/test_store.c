@@ -611,7 +611,7 @@ test_store_migrations_are_idempotent_on_reopen(void **state)
 		s->ops->close(s);
 	}
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM "
-	    "schema_migrations"), 2);
+	    "schema_migrations"), 5);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM "
 	    "schema_migrations WHERE version IN (1, 2) AND applied_ms > 0"),
 	    2);
@@ -981,7 +981,7 @@ test_store_concurrent_connections_open_and_write(void **state)
 	assert_int_equal(s->ops->count_keys(s), 200);
 	s->ops->close(s);
 	assert_int_equal(raw_int(f->path, "SELECT count(*) FROM "
-	    "schema_migrations"), 2);
+	    "schema_migrations"), 5);
 }
 
 /*
@@ -1139,7 +1139,7 @@ test_store_simultaneous_opens_of_a_new_file_succeed(void **state)
 			assert_int_equal(o[i].err, 0);
 		}
 		assert_int_equal(raw_int(f->path, "SELECT count(*) FROM "
-		    "schema_migrations"), 2);
+		    "schema_migrations"), 5);
 		assert_int_equal(unlink(f->path), 0);
 		snprintf(p, sizeof(p), "%s-wal", f->path);
 		unlink(p);

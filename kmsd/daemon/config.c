@@ -505,6 +505,18 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			return -1;
 		}
 		c->max_buffered_input_mib = (unsigned)n;
+	} else if (strcmp(k, "test_clock") == 0) {
+		/* For tests only (README): lets an administrator move
+		 * kmsd's clock forward, so rotations and deletions come
+		 * due at once. */
+		if (strcmp(v, "yes") == 0) {
+			c->test_clock = 1;
+		} else if (strcmp(v, "no") == 0) {
+			c->test_clock = 0;
+		} else {
+			*why = "test_clock must be yes or no";
+			return -1;
+		}
 	} else {
 		*why = "unknown key";
 		return -1;

@@ -70,6 +70,8 @@ struct config {
 	unsigned max_buffered_input_mib;	/* partial requests, all
 						 * connections; beyond: the
 						 * oldest dropped */
+	int test_clock;				/* TEST ONLY: AdvanceTestClock
+						 * may move the clock */
 };
 
 /* Defaults for state_dir (made absolute); path-valued keys not given in

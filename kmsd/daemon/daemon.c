@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "common/secmem.h"
@@ -71,6 +72,15 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 	if (d->cfg.softhsm2_conf[0] != '\0') {
 		setenv("SOFTHSM2_CONF", d->cfg.softhsm2_conf, 1);
 	}
+	{
+		char host[64];
+		if (gethostname(host, sizeof(host)) != 0) {
+			snprintf(host, sizeof(host), "localhost");
+		}
+		host[sizeof(host) - 1] = '\0';
+		snprintf(d->node_id, sizeof(d->node_id), "%s:%ld", host,
+		    (long)getpid());
+	}
 	d->key_arn_prefix_len = (size_t)snprintf(d->key_arn_prefix,
 	    sizeof(d->key_arn_prefix), "arn:%s:kms:%s:%s:key/",
 	    d->cfg.arn_partition, d->cfg.region, d->cfg.account_id);
@@ -112,6 +122,7 @@ kmsd_close(struct kmsd *d)
 		}
 		d->keys = NULL;
 	}
+	kmsd_lifecycle_fini(d);
 	hsm_session_close(d->tend_hs);
 	d->tend_hs = NULL;
 	authz_destroy(d->authz);

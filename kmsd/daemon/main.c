@@ -224,6 +224,12 @@ main(int argc, char **argv)
 		hsm_close(h);
 		return 0;
 	}
+	if (d.cfg.test_clock) {
+		log_warn("**** test_clock = yes: TEST-ONLY SETTING. Any "
+		    "administrator can move this kmsd's clock forward "
+		    "(AdvanceTestClock), making keys rotate and be DELETED "
+		    "at once. Never use it with keys you want to keep. ****");
+	}
 	if ((r = kmsd_open(&d, err, sizeof(err))) != 0) {
 		log_error("%s", err);
 		return 1;

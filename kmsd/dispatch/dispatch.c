@@ -30,24 +30,34 @@
 
 /* Sorted by name (binary search). */
 static const struct op_def ops[] = {
+	{ "AdvanceTestClock", op_advance_test_clock, OP_SOLO },
+	{ "CancelKeyDeletion", op_cancel_key_deletion, OP_SOLO },
 	{ "CreateAlias", op_create_alias, OP_SOLO },
 	{ "CreateBackup", op_create_backup, OP_SOLO },
 	{ "CreateGrant", op_create_grant, OP_SOLO },
 	{ "CreateKey", op_create_key, OP_SOLO },
 	{ "Decrypt", op_decrypt, OP_BATCH },
 	{ "DeleteAlias", op_delete_alias, OP_SOLO },
+	{ "DeleteImportedKeyMaterial", op_delete_imported_key_material, OP_SOLO },
 	{ "DescribeKey", op_describe_key, OP_BATCH_MEASURED },
 	{ "DisableKey", op_disable_key, OP_SOLO },
+	{ "DisableKeyRotation", op_disable_key_rotation, OP_SOLO },
 	{ "EnableKey", op_enable_key, OP_SOLO },
+	{ "EnableKeyRotation", op_enable_key_rotation, OP_SOLO },
 	{ "Encrypt", op_encrypt, OP_BATCH },
 	{ "GenerateDataKey", op_generate_data_key, OP_BATCH },
 	{ "GenerateDataKeyWithoutPlaintext",
 	    op_generate_data_key_without_plaintext, OP_BATCH },
 	{ "GenerateRandom", op_generate_random, OP_BATCH },
+	{ "GetDomainKeyStatus", op_get_domain_key_status, OP_SOLO },
 	{ "GetKeyPolicy", op_get_key_policy, OP_SOLO },
+	{ "GetKeyRotationStatus", op_get_key_rotation_status, OP_SOLO },
+	{ "GetParametersForImport", op_get_parameters_for_import, OP_SOLO },
+	{ "ImportKeyMaterial", op_import_key_material, OP_SOLO },
 	{ "ListAliases", op_list_aliases, OP_SOLO },
 	{ "ListGrants", op_list_grants, OP_SOLO },
 	{ "ListKeyPolicies", op_list_key_policies, OP_SOLO },
+	{ "ListKeyRotations", op_list_key_rotations, OP_SOLO },
 	{ "ListKeys", op_list_keys, OP_SOLO },
 	{ "ListResourceTags", op_list_resource_tags, OP_SOLO },
 	{ "ListRetirableGrants", op_list_retirable_grants, OP_SOLO },
@@ -55,6 +65,9 @@ static const struct op_def ops[] = {
 	{ "ReEncrypt", op_re_encrypt, OP_BATCH },
 	{ "RetireGrant", op_retire_grant, OP_SOLO },
 	{ "RevokeGrant", op_revoke_grant, OP_SOLO },
+	{ "RotateDomainKey", op_rotate_domain_key, OP_SOLO },
+	{ "RotateKeyOnDemand", op_rotate_key_on_demand, OP_SOLO },
+	{ "ScheduleKeyDeletion", op_schedule_key_deletion, OP_SOLO },
 	{ "TagResource", op_tag_resource, OP_SOLO },
 	{ "UntagResource", op_untag_resource, OP_SOLO },
 	{ "UpdateAlias", op_update_alias, OP_SOLO },
@@ -679,7 +692,7 @@ error_object(int err, const char *msg)
 	size_t len;
 
 	/* Client-side codes never leave the daemon under their own name. */
-	if (err >= KMS_EINVAL || err <= 0) {
+	if (err <= 0 || err >= KMS_ERR_MAX || err_is_client_side(err)) {
 		err = KMS_EINTERNAL;
 	}
 	if (msg[0] == '\0') {

@@ -1557,6 +1557,7 @@ sched_main(void *arg)
 		frame_sweep(sv);
 		drop_say_unsaid(sv);
 		kmsd_hsm_tend(sv->d);	/* recovery, module recycling */
+		kmsd_lifecycle_tend(sv->d);	/* rotations, deletions due */
 		pthread_mutex_lock(&sv->smu);
 	}
 	pthread_mutex_unlock(&sv->smu);

@@ -14,11 +14,21 @@
  * reserves them durably in blocks before use; after a restart the count
  * resumes at the reservation, so a crash can only waste IVs, never reuse
  * the 2^32 budget.  A spent version makes the key rotate automatically.
+ *
+ * Rotation (keycache_rotate, and the budget rotation inside
+ * keycache_pin_encrypt) marks the key as rotating under the lock, then
+ * releases it for the HSM's generation of the new version and the durable
+ * store write, and takes it again only to install the version as current:
+ * other keys are served meanwhile, and this key's encryptions go on with
+ * their version (or, if it is spent, wait on kc->cv for the new one).
+ * Deletion marks an entry deleted (lookups answer NotFound from then on),
+ * waits for its pins to drain and drops its HSM handles.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/blob.h"
 #include "common/be.h"
@@ -58,6 +68,8 @@ struct kentry {
 	int64_t deletion_ms;
 	uint32_t current_version;
 	uint64_t row_version;
+	uint8_t rotating;		/* a rotation is making a version */
+	uint8_t deleted;		/* shredded: NotFound from now on */
 	char key_usage[24];
 	char key_spec[24];
 	char origin[12];
@@ -68,20 +80,12 @@ struct kentry {
 struct keycache {
 	struct kmsd *d;
 	pthread_mutex_t mu;
+	pthread_cond_t cv;		/* a rotation finished */
 	struct kentry *buckets[KC_BUCKETS];
 	size_t nentries;
 	struct kver **ring;		/* versions holding an HSM handle */
 	size_t ring_len, ring_cap, hand;
 };
-
-int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void
 key_arn(const struct kmsd *d, const char *id_str, char *out, size_t len)
@@ -135,6 +139,7 @@ keycache_create(struct kmsd *d, struct keycache **out)
 		return KMS_ENOMEM;
 	}
 	pthread_mutex_init(&kc->mu, NULL);
+	pthread_cond_init(&kc->cv, NULL);
 	*out = kc;
 	return 0;
 }
@@ -174,6 +179,7 @@ keycache_destroy(struct keycache *kc, hsm_session *hs)
 		}
 	}
 	free(kc->ring);
+	pthread_cond_destroy(&kc->cv);
 	pthread_mutex_destroy(&kc->mu);
 	free(kc);
 }
@@ -290,7 +296,11 @@ load_entry(struct worker *w, const uint8_t id[16], struct kentry **out)
 			goto out;
 		}
 	}
-	if (e->current_version == 0 || e->current_version > e->nversions) {
+	if (e->current_version == 0 && e->nversions == 0 &&
+	    e->state == KEY_PENDING_IMPORT) {
+		/* Imported material not (or no longer) there: fine. */
+	} else if (e->current_version == 0 ||
+	    e->current_version > e->nversions) {
 		log_warn("key %s: current version %u of %u; "
 		    "marking Unavailable", "?", e->current_version,
 		    e->nversions);
@@ -323,6 +333,10 @@ get_locked_info(struct worker *w, const struct key_info *ki,
 	if (e != NULL) {
 		pthread_mutex_lock(&kc->mu);
 		if (memcmp(e->id, ki->id, 16) == 0) {
+			if (e->deleted) {
+				pthread_mutex_unlock(&kc->mu);
+				return KMS_ENOTFOUND;
+			}
 			*ep = e;
 			return 0;
 		}
@@ -341,6 +355,10 @@ get_locked(struct worker *w, const uint8_t id[16], struct kentry **ep)
 
 	pthread_mutex_lock(&kc->mu);
 	if ((e = find(kc, id)) != NULL) {
+		if (e->deleted) {
+			pthread_mutex_unlock(&kc->mu);
+			return KMS_ENOTFOUND;
+		}
 		*ep = e;
 		return 0;
 	}
@@ -351,6 +369,10 @@ get_locked(struct worker *w, const uint8_t id[16], struct kentry **ep)
 	pthread_mutex_lock(&kc->mu);
 	if ((e = find(kc, id)) != NULL) {
 		entry_free(loaded);	/* another worker won the race */
+		if (e->deleted) {
+			pthread_mutex_unlock(&kc->mu);
+			return KMS_ENOTFOUND;
+		}
 	} else {
 		size_t b = bucket_of(id);
 		loaded->next = kc->buckets[b];
@@ -466,6 +488,52 @@ ring_place(struct keycache *kc, struct worker *w, struct kver *v)
 	return KMS_ELIMITEXCEEDED;	/* every cached handle is pinned */
 }
 
+static struct kver *find_version(struct keycache *kc, const uint8_t id[16],
+    uint32_t version);
+
+/* The store's blob of wrapped version v, if it differs from the cached
+ * one (lock held; a cold path: a domain-key rotation raced the load of
+ * this entry).  1 when v->material changed. */
+static int
+reread_material(struct worker *w, struct kver *v)
+{
+	struct store_version *vs = NULL;
+	size_t n = 0;
+	int changed = 0;
+
+	if (w->st->ops->get_versions(w->st, v->e->id, &vs, &n) == 0 &&
+	    v->version <= n && vs[v->version - 1].version == v->version &&
+	    vs[v->version - 1].material_len <= STORE_MATERIAL_MAX &&
+	    (vs[v->version - 1].material_len != v->material_len ||
+	    memcmp(vs[v->version - 1].material, v->material,
+	    v->material_len) != 0)) {
+		memcpy(v->material, vs[v->version - 1].material,
+		    vs[v->version - 1].material_len);
+		v->material_len = (uint8_t)vs[v->version - 1].material_len;
+		changed = 1;
+	}
+	free(vs);
+	return changed;
+}
+
+void
+keycache_set_material(struct worker *w, const uint8_t id[16],
+    uint32_t version, const uint8_t *m, size_t len)
+{
+	struct keycache *kc = w->d->keys;
+	struct kver *v;
+
+	if (len > STORE_MATERIAL_MAX) {
+		return;
+	}
+	pthread_mutex_lock(&kc->mu);
+	if ((v = find_version(kc, id, version)) != NULL && !v->resident) {
+		memcpy(v->material, m, len);
+		v->material_len = (uint8_t)len;
+	}
+	pthread_mutex_unlock(&kc->mu);
+}
+
 /* Make sure v has a live HSM handle (lock held). */
 static int
 ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
@@ -486,6 +554,12 @@ ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
 		    &v->tok, &h);
 	} else {
 		r = hsm_unwrap(w->hs, v->material, v->material_len, &h);
+		if (r == KMS_EINVALIDCIPHERTEXT && reread_material(w, v)) {
+			/* Re-wrapped by a domain-key rotation since it was
+			 * cached: the store has the new blob. */
+			r = hsm_unwrap(w->hs, v->material, v->material_len,
+			    &h);
+		}
 	}
 	if (r == KMS_ENOTFOUND || r == KMS_EINVALIDCIPHERTEXT ||
 	    r == KMS_EVALIDATION) {
@@ -549,54 +623,92 @@ state_error(int state)
 	}
 }
 
-/* Add a fresh version and make it current (lock held: rare). */
+/*
+ * Make version e->nversions + 1 in the HSM and commit it as e's current
+ * version, recorded as kind.  Called and returns with kc->mu held and
+ * e->rotating set by the caller; the lock is released over the HSM
+ * generation and the store write.  *made gets the new version.
+ */
 static int
-rotate_locked(struct worker *w, struct kentry *e)
+rotate_unlocked(struct worker *w, struct kentry *e, int kind, uint32_t *made)
 {
+	struct keycache *kc = w->d->keys;
 	struct store_version sv;
-	struct store_key *k = NULL;
-	uint64_t rv;
-	int r;
+	hsm_resident_ref ref = { 0, 0 };
+	uint64_t rv = 0;
+	int r, resident = w->d->cfg.key_storage == STORAGE_RESIDENT;
 
+	KMS_ASSERT(e->rotating);
+	if (strcmp(e->origin, "EXTERNAL") == 0) {
+		/* Imported material is the owner's: kmsd makes none. */
+		return KMS_EUNSUPPORTED;
+	}
 	memset(&sv, 0, sizeof(sv));
 	memcpy(sv.key_id, e->id, 16);
 	sv.version = e->nversions + 1;
+	/* The new version's first block of encryptions, reserved with it. */
+	sv.enc_reserved = w->d->cfg.max_encryptions < KC_RESERVE_BLOCK ?
+	    w->d->cfg.max_encryptions : KC_RESERVE_BLOCK;
+	pthread_mutex_unlock(&kc->mu);
 	sv.creation_ms = now_ms();
-	if (w->d->cfg.key_storage == STORAGE_RESIDENT) {
+	if (resident) {
 		memcpy(sv.material, e->id, 16);
-		sv.material[16] = (uint8_t)(sv.version >> 24);
-		sv.material[17] = (uint8_t)(sv.version >> 16);
-		sv.material[18] = (uint8_t)(sv.version >> 8);
-		sv.material[19] = (uint8_t)sv.version;
+		put_u32_be(sv.material + 16, sv.version);
 		sv.material_len = 20;
 		sv.resident = 1;
-		r = hsm_generate_resident(w->hs, sv.material, 20);
+		r = hsm_generate_resident_ref(w->hs, sv.material, 20, &ref);
 	} else {
 		r = hsm_generate_wrapped(w->hs, sv.material,
 		    sizeof(sv.material), &sv.material_len);
 	}
+	/* Crash order as for CreateKey: material, then the row. */
+	if (r == 0 && (r = w->st->ops->rotate_key(w->st, &sv, kind,
+	    &rv)) != 0 && resident) {
+		(void)hsm_destroy_resident(w->hs, sv.material, 20);
+	}
+	pthread_mutex_lock(&kc->mu);
 	if (r != 0) {
 		return r;
 	}
-	if ((k = malloc(sizeof(*k))) == NULL) {
-		r = KMS_ENOMEM;
+	if (e->nversions + 1 == sv.version) {
+		if ((r = add_version(e, &sv)) != 0) {
+			return r;
+		}
+		e->versions[sv.version - 1]->enc_count = 0;
+		e->versions[sv.version - 1]->tok = ref;
+	}
+	/* (A refresh may have loaded it meanwhile: it is committed.) */
+	if (e->current_version < sv.version) {
+		e->current_version = sv.version;
+	}
+	if (e->row_version < rv) {
+		e->row_version = rv;
+	}
+	*made = sv.version;
+	return 0;
+}
+
+int
+keycache_rotate(struct worker *w, const struct key_info *ki, int kind,
+    uint32_t *made)
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *e;
+	int r;
+
+	if ((r = get_locked_info(w, ki, &e)) != 0) {
+		return r;
+	}
+	if (e->rotating) {
+		r = KMS_ECONFLICT;
 		goto out;
 	}
-	if ((r = w->st->ops->add_version(w->st, &sv)) != 0 ||
-	    (r = w->st->ops->get_key(w->st, e->id, k)) != 0) {
-		goto out;
-	}
-	k->current_version = sv.version;
-	if ((r = w->st->ops->update_key(w->st, k, &rv)) != 0) {
-		goto out;
-	}
-	if ((r = add_version(e, &sv)) != 0) {
-		goto out;
-	}
-	e->current_version = sv.version;
-	e->row_version = rv;
+	e->rotating = 1;
+	r = rotate_unlocked(w, e, kind, made);
+	e->rotating = 0;
+	pthread_cond_broadcast(&kc->cv);
  out:
-	free(k);
+	pthread_mutex_unlock(&kc->mu);
 	return r;
 }
 
@@ -616,8 +728,26 @@ keycache_pin_encrypt(struct worker *w, const struct key_info *ki,
 		goto out;
 	}
 	v = e->versions[e->current_version - 1];
-	if (v->enc_count >= w->d->cfg.max_encryptions) {
-		if ((r = rotate_locked(w, e)) != 0) {
+	while (v->enc_count >= w->d->cfg.max_encryptions) {
+		uint32_t made;
+		/* Spent: one request rotates (without the lock), the others
+		 * with this key wait for its new version. */
+		if (e->rotating) {
+			pthread_cond_wait(&kc->cv, &kc->mu);
+		} else {
+			e->rotating = 1;
+			r = rotate_unlocked(w, e, ROTATION_BUDGET, &made);
+			e->rotating = 0;
+			pthread_cond_broadcast(&kc->cv);
+			if (r != 0) {
+				goto out;
+			}
+		}
+		if (e->deleted) {
+			r = KMS_ENOTFOUND;
+			goto out;
+		}
+		if ((r = state_error(e->state)) != 0) {
 			goto out;
 		}
 		v = e->versions[e->current_version - 1];
@@ -737,6 +867,152 @@ keycache_refresh(struct worker *w, const uint8_t id[16])
 		entry_free(fresh);
 	}
 	return r;
+}
+
+#define KC_DRAIN_SLEEP_US 1000	/* between looks at a deleted key's pins */
+
+int
+keycache_forget(struct worker *w, const uint8_t id[16])
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *e;
+	uint32_t i;
+	int pinned;
+
+	pthread_mutex_lock(&kc->mu);
+	if ((e = find(kc, id)) == NULL) {
+		pthread_mutex_unlock(&kc->mu);
+		return 0;
+	}
+	/* From here no request pins a version of it: the ones in flight
+	 * (one HSM call each) are let finish. */
+	e->deleted = 1;
+	for (;;) {
+		while (e->rotating) {
+			pthread_cond_wait(&kc->cv, &kc->mu);
+		}
+		for (i = 0, pinned = 0; i < e->nversions; i++) {
+			pinned |= e->versions[i]->pins > 0;
+		}
+		if (!pinned) {
+			break;
+		}
+		pthread_mutex_unlock(&kc->mu);
+		usleep(KC_DRAIN_SLEEP_US);
+		pthread_mutex_lock(&kc->mu);
+	}
+	for (i = 0; i < e->nversions; i++) {
+		unload(kc, w, e->versions[i]);
+		e->versions[i]->unavailable = 1;
+	}
+	pthread_mutex_unlock(&kc->mu);
+	return 0;
+}
+
+/* The cached version record of (id, version), lock held; NULL if none. */
+static struct kver *
+find_version(struct keycache *kc, const uint8_t id[16], uint32_t version)
+{
+	struct kentry *e = find(kc, id);
+
+	if (e == NULL || version < 1 || version > e->nversions) {
+		return NULL;
+	}
+	return e->versions[version - 1];
+}
+
+void
+keycache_set_resident_ref(struct worker *w, const uint8_t id[16],
+    uint32_t version, const hsm_resident_ref *ref)
+{
+	struct keycache *kc = w->d->keys;
+	struct kver *v;
+
+	pthread_mutex_lock(&kc->mu);
+	if ((v = find_version(kc, id, version)) != NULL && v->resident) {
+		v->tok = *ref;
+	}
+	pthread_mutex_unlock(&kc->mu);
+}
+
+int
+keycache_resident_ref(struct worker *w, const uint8_t id[16],
+    uint32_t version, hsm_resident_ref *out)
+{
+	struct keycache *kc = w->d->keys;
+	struct kver *v;
+	int r = KMS_ENOTFOUND;
+
+	pthread_mutex_lock(&kc->mu);
+	if ((v = find_version(kc, id, version)) != NULL && v->resident) {
+		*out = v->tok;
+		r = 0;
+	}
+	pthread_mutex_unlock(&kc->mu);
+	return r;
+}
+
+int
+keycache_drop_material(struct worker *w, const uint8_t id[16])
+{
+	struct keycache *kc = w->d->keys;
+	struct kentry *e;
+	uint32_t i;
+	int pinned;
+
+	pthread_mutex_lock(&kc->mu);
+	if ((e = find(kc, id)) == NULL) {
+		pthread_mutex_unlock(&kc->mu);
+		return 0;
+	}
+	/* No new pins: a key without material is PendingImport. */
+	e->state = KEY_PENDING_IMPORT;
+	for (;;) {
+		while (e->rotating) {
+			pthread_cond_wait(&kc->cv, &kc->mu);
+		}
+		for (i = 0, pinned = 0; i < e->nversions; i++) {
+			pinned |= e->versions[i]->pins > 0;
+		}
+		if (!pinned) {
+			break;
+		}
+		pthread_mutex_unlock(&kc->mu);
+		usleep(KC_DRAIN_SLEEP_US);
+		pthread_mutex_lock(&kc->mu);
+	}
+	for (i = 0; i < e->nversions; i++) {
+		unload(kc, w, e->versions[i]);
+		free(e->versions[i]);
+	}
+	free(e->versions);
+	e->versions = NULL;
+	e->nversions = 0;
+	e->current_version = 0;
+	pthread_mutex_unlock(&kc->mu);
+	return 0;
+}
+
+int
+keycache_create_external(struct worker *w, struct store_key *k,
+    const struct store_tag *tags, size_t ntags)
+{
+	uint8_t rnd[16];
+	int r;
+
+	if ((r = hsm_random(w->hs, rnd, sizeof(rnd))) != 0) {
+		return r;
+	}
+	rnd[6] = (uint8_t)((rnd[6] & 0x0f) | 0x40);
+	rnd[8] = (uint8_t)((rnd[8] & 0x3f) | 0x80);
+	memcpy(k->id, rnd, 16);
+	k->state = KEY_PENDING_IMPORT;
+	k->current_version = 0;
+	k->row_version = 1;
+	if ((r = w->st->ops->create_key(w->st, k, NULL, tags, ntags)) != 0) {
+		return r;
+	}
+	return keycache_refresh(w, k->id);
 }
 
 size_t

@@ -242,6 +242,22 @@ int op_tag_resource(struct opctx *c, json_t **resp);
 int op_untag_resource(struct opctx *c, json_t **resp);
 int op_list_resource_tags(struct opctx *c, json_t **resp);
 int op_create_backup(struct opctx *c, json_t **resp);
+/* op_lifecycle.c */
+int op_enable_key_rotation(struct opctx *c, json_t **resp);
+int op_disable_key_rotation(struct opctx *c, json_t **resp);
+int op_get_key_rotation_status(struct opctx *c, json_t **resp);
+int op_rotate_key_on_demand(struct opctx *c, json_t **resp);
+int op_list_key_rotations(struct opctx *c, json_t **resp);
+int op_schedule_key_deletion(struct opctx *c, json_t **resp);
+int op_cancel_key_deletion(struct opctx *c, json_t **resp);
+/* op_import.c */
+int op_get_parameters_for_import(struct opctx *c, json_t **resp);
+int op_import_key_material(struct opctx *c, json_t **resp);
+int op_delete_imported_key_material(struct opctx *c, json_t **resp);
+/* op_admin.c */
+int op_advance_test_clock(struct opctx *c, json_t **resp);
+int op_rotate_domain_key(struct opctx *c, json_t **resp);
+int op_get_domain_key_status(struct opctx *c, json_t **resp);
 /* KeyId field of a management operation; allow_alias 0 refuses one. */
 int op_mgmt_key(struct opctx *c, int allow_alias, struct key_info *ki);
 /* The key's store row (malloc'd) / commit a changed row and reply {}. */

@@ -215,6 +215,10 @@ op_create_grant(struct opctx *c, json_t **resp)
 		    "^[a-zA-Z0-9:/_-]+$");
 		goto out;
 	}
+	if (ki.state == KEY_PENDING_DELETION) {
+		r = op_state_error(c, KMS_EINVALIDSTATE, &ki);
+		goto out;
+	}
 	ops = json_object_get(c->req, "Operations");
 	if ((r = parse_ops(c, ops, &pg.operations, opnames, &nops)) != 0 ||
 	    (r = parse_constraints(c, json_object_get(c->req, "Constraints"),

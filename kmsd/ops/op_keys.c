@@ -65,6 +65,23 @@ req_enum(struct opctx *c, const char *name, const char *const *set,
 	return 0;
 }
 
+/* Origin: AWS_KMS (the default) or EXTERNAL (imported material). */
+static int
+req_origin(struct opctx *c, const char **out)
+{
+	const char *v;
+	int r;
+
+	if ((r = req_string(c, "Origin", 0, 1, 64, &v)) != 0) {
+		return r;
+	}
+	if (v != NULL && strcmp(v, "EXTERNAL") == 0) {
+		*out = v;
+		return 0;
+	}
+	return req_enum(c, "Origin", origins, "AWS_KMS", out);
+}
+
 int
 op_parse_tags(struct opctx *c, json_t *tags, struct store_tag **out,
     size_t *n)
@@ -202,7 +219,7 @@ op_create_key(struct opctx *c, json_t **resp)
 	    &spec)) != 0 ||
 	    (r = req_enum(c, "CustomerMasterKeySpec", specs,
 	    "SYMMETRIC_DEFAULT", &cmkspec)) != 0 ||
-	    (r = req_enum(c, "Origin", origins, "AWS_KMS", &origin)) != 0 ||
+	    (r = req_origin(c, &origin)) != 0 ||
 	    (r = req_string_bytes(c, "Policy", 0, 1, POLICY_MAX_DOC,
 	    &policy)) != 0 ||
 	    (r = req_bool(c, "BypassPolicyLockoutSafetyCheck", &bypass)) != 0 ||
@@ -268,7 +285,9 @@ op_create_key(struct opctx *c, json_t **resp)
 			goto out;
 		}
 	}
-	if ((r = keycache_create_key(c->w, k, tags, ntags)) != 0) {
+	if ((r = strcmp(origin, "EXTERNAL") == 0 ?
+	    keycache_create_external(c->w, k, tags, ntags) :
+	    keycache_create_key(c->w, k, tags, ntags)) != 0) {
 		struct key_info ki;
 		memset(&ki, 0, sizeof(ki));
 		r = op_state_error(c, r, &ki);
@@ -343,6 +362,20 @@ op_describe_key(struct opctx *c, json_t **resp)
 		k->state = KEY_UNAVAILABLE;
 	}
 	r = reply_metadata(c, k, resp);
+	if (r == 0 && strcmp(k->origin, "EXTERNAL") == 0) {
+		struct store_import im;
+		json_t *m = json_object_get(*resp, "KeyMetadata");
+		/* AWS shows how imported material expires, once imported. */
+		if (c->w->st->ops->get_import(c->w->st, k->id, &im) == 0) {
+			json_object_set_new(m, "ExpirationModel", json_string(
+			    im.expires ? "KEY_MATERIAL_EXPIRES" :
+			    "KEY_MATERIAL_DOES_NOT_EXPIRE"));
+			if (im.expires && im.present) {
+				json_object_set_new(m, "ValidTo", json_real(
+				    (double)im.valid_to_ms / 1000.0));
+			}
+		}
+	}
 	free(k);
 	return r;
 }
@@ -438,8 +471,13 @@ op_update_key_description(struct opctx *c, json_t **resp)
 	if (!ctx_utf8_valid(desc, strlen(desc))) {
 		return op_fail(c, KMS_EVALIDATION, "Description is not UTF-8");
 	}
-	if ((r = op_authorize(c, &ki, "UpdateKeyDescription", NULL)) != 0 ||
-	    (r = op_load_row(c, &ki, &k)) != 0) {
+	if ((r = op_authorize(c, &ki, "UpdateKeyDescription", NULL)) != 0) {
+		return r;
+	}
+	if (ki.state == KEY_PENDING_DELETION) {
+		return op_state_error(c, KMS_EINVALIDSTATE, &ki);
+	}
+	if ((r = op_load_row(c, &ki, &k)) != 0) {
 		return r;
 	}
 	snprintf(k->description, sizeof(k->description), "%s", desc);

@@ -107,6 +107,9 @@ op_untag_resource(struct opctx *c, json_t **resp)
 	if ((r = op_authorize(c, &ki, "UntagResource", NULL)) != 0) {
 		return r;
 	}
+	if (ki.state == KEY_PENDING_DELETION) {
+		return op_state_error(c, KMS_EINVALIDSTATE, &ki);
+	}
 	if ((r = c->w->st->ops->delete_tags(c->w->st, ki.id, keys,
 	    json_array_size(tk))) != 0) {
 		return op_fail(c, r, "The key store failed");

@@ -84,6 +84,66 @@ struct store_grant {
 	char issuer[STORE_NAME_MAX];
 };
 
+/* Why a version was added (the rotation history, ListKeyRotations). */
+enum rotation_kind {
+	ROTATION_AUTOMATIC = 1,		/* the rotation schedule */
+	ROTATION_ON_DEMAND,		/* RotateKeyOnDemand */
+	ROTATION_BUDGET,		/* a version's GCM budget was spent */
+};
+
+/* A key's automatic rotation, while enabled. */
+struct store_rotation_schedule {
+	uint32_t period_days;		/* 90-2560 */
+	int64_t base_ms;		/* counted from: enable or last rotation */
+	int64_t next_ms;		/* base_ms + period */
+};
+
+struct store_rotation {
+	uint32_t version;		/* the version the rotation made */
+	int kind;			/* enum rotation_kind */
+	int64_t rotation_ms;
+};
+
+/* Imported key material (origin EXTERNAL): what was imported, and until
+ * when.  The check value recognises the same material again. */
+struct store_import {
+	uint8_t kcv[16];
+	int expires;			/* KEY_MATERIAL_EXPIRES */
+	int64_t valid_to_ms;		/* when expires */
+	int present;			/* material in place now */
+};
+
+/* An import token (GetParametersForImport), by the SHA-256 of the token;
+ * the HSM's private key that unwraps material for it has CKA_ID
+ * wrapping_key_id. */
+struct store_import_token {
+	uint8_t hash[32];
+	uint8_t key_id[16];
+	uint8_t wrapping_key_id[32];
+	size_t wrapping_key_id_len;
+	char algorithm[32];
+	int64_t expires_ms;
+};
+
+/* The domain-key rotation (one at a time), durable so that it resumes. */
+enum domain_rotation_state {
+	DOMAIN_ROTATION_REQUESTED = 1,
+	DOMAIN_ROTATION_REWRAPPING,
+	DOMAIN_ROTATION_DONE,
+};
+
+struct store_domain_rotation {
+	int state;			/* enum domain_rotation_state */
+	uint8_t cursor_key[16];		/* last version re-wrapped */
+	uint32_t cursor_version;	/* 0: from the start */
+	uint64_t done, total;
+	int64_t started_ms, finished_ms;
+	char requested_by[STORE_NAME_MAX];
+};
+
+#define STORE_LEASE_NAME_MAX 64
+#define STORE_LEASE_HOLDER_MAX 96
+
 typedef struct store store;
 
 struct store_ops {
@@ -165,6 +225,96 @@ struct store_ops {
 	 * going), into a new file at path (mode 0600); the number of keys in
 	 * the copy in *nkeys. */
 	int (*backup)(store *s, const char *path, uint64_t *nkeys);
+	/* ---- the key's life: rotation, deletion, leases ---- */
+
+	/* A rotation: v (the next version) becomes current, recorded in the
+	 * history as kind, all in one transaction that bumps row_version
+	 * (*row_version gets it); an AUTOMATIC one also moves the schedule
+	 * on (base = v's creation).  KMS_EALREADYEXISTS when the version
+	 * exists (another rotation won), KMS_ENOTFOUND when the key is
+	 * gone. */
+	int (*rotate_key)(store *s, const struct store_version *v, int kind,
+	    uint64_t *row_version);
+	/* Enable (upsert rs) or disable (rs NULL) automatic rotation. */
+	int (*set_rotation_schedule)(store *s, const uint8_t id[16],
+	    const struct store_rotation_schedule *rs);
+	/* KMS_ENOTFOUND when automatic rotation is off. */
+	int (*get_rotation_schedule)(store *s, const uint8_t id[16],
+	    struct store_rotation_schedule *out);
+	/* History by version, strictly after `after` (0: from the start). */
+	int (*list_rotations)(store *s, const uint8_t id[16], uint32_t after,
+	    size_t max, struct store_rotation *out, size_t *n, int *more);
+	int (*count_rotations)(store *s, const uint8_t id[16], int kind,
+	    size_t *n);
+	/* Up to max Enabled keys whose automatic rotation is due at now. */
+	int (*due_rotations)(store *s, int64_t now, size_t max,
+	    uint8_t (*ids)[16], size_t *n);
+	/* Up to max PendingDeletion keys whose deletion date is past. */
+	int (*due_deletions)(store *s, int64_t now, size_t max,
+	    uint8_t (*ids)[16], size_t *n);
+	/*
+	 * Leases: work claimed by one holder (one kmsd node, one request)
+	 * until expires, so that several nodes sharing a store do it once.
+	 * claim: 0 when holder now has name (free, expired, or its own),
+	 * KMS_ECONFLICT when someone else holds it.  release: only the
+	 * holder's.  get: KMS_ENOTFOUND when free or expired.
+	 */
+	int (*claim_lease)(store *s, const char *name, const char *holder,
+	    int64_t now, int64_t ttl_ms);
+	int (*release_lease)(store *s, const char *name, const char *holder);
+	int (*get_lease)(store *s, const char *name, int64_t now,
+	    char holder[STORE_LEASE_HOLDER_MAX], int64_t *since_ms);
+	/* Delete a key and everything hanging from it, then checkpoint and
+	 * truncate the WAL, so that the deleted bytes (secure_delete zeroes
+	 * them in the database file) are in neither file. */
+	int (*shred_key)(store *s, const uint8_t id[16]);
+
+	/* ---- imported key material ---- */
+
+	int (*put_import_token)(store *s, const struct store_import_token *t);
+	/* KMS_ENOTFOUND when no such token. */
+	int (*get_import_token)(store *s, const uint8_t hash[32],
+	    struct store_import_token *out);
+	/* Its HSM key destroyed: the row stays, without the key's id. */
+	int (*delete_import_token)(store *s, const uint8_t hash[32]);
+	/* Up to max tokens expired at now (their HSM keys to destroy). */
+	int (*due_import_tokens)(store *s, int64_t now, size_t max,
+	    struct store_import_token *out, size_t *n);
+	/* The material arrives: version v (1) becomes current, the key
+	 * Enabled, im recorded, in one transaction. */
+	int (*import_material)(store *s, const struct store_version *v,
+	    const struct store_import *im, uint64_t *row_version);
+	/* Re-import of the same material: only its expiry changes. */
+	int (*set_import_expiry)(store *s, const uint8_t id[16],
+	    const struct store_import *im);
+	/* KMS_ENOTFOUND when nothing was ever imported. */
+	int (*get_import)(store *s, const uint8_t id[16],
+	    struct store_import *out);
+	/* The material goes (deleted or expired): versions erased (and the
+	 * WAL truncated, as for shred_key), the key PendingImport. */
+	int (*delete_material)(store *s, const uint8_t id[16],
+	    uint64_t *row_version);
+	/* Up to max keys whose imported material expired at now. */
+	int (*due_expirations)(store *s, int64_t now, size_t max,
+	    uint8_t (*ids)[16], size_t *n);
+
+	/* ---- domain-key rotation ---- */
+
+	/* KMS_ENOTFOUND when none ever ran. */
+	int (*get_domain_rotation)(store *s,
+	    struct store_domain_rotation *out);
+	int (*put_domain_rotation)(store *s,
+	    const struct store_domain_rotation *r);
+	/* Wrapped versions in (key_id, version) order after the cursor of
+	 * r (cursor_version 0: from the start), up to max. */
+	int (*next_wrapped_versions)(store *s,
+	    const struct store_domain_rotation *r, size_t max,
+	    struct store_version *out, size_t *n);
+	uint64_t (*count_wrapped_versions)(store *s);
+	/* New material for n versions and the rotation's new cursor and
+	 * count, in one transaction. */
+	int (*rewrap_versions)(store *s, const struct store_version *v,
+	    size_t n, const struct store_domain_rotation *r);
 };
 
 struct store {

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "tools/kmsctl/cmd_envelope.h"
 
 #define EXIT_USAGE 252
@@ -66,7 +67,8 @@ failed(const struct job *j, const char *path, int r, const kms_error_info *ei)
 	    "operation on %s: %s\n", ei->name[0] != '\0' ? ei->name :
 	    kms_error_name(r), j->a->encrypt ? "EncryptFile" : "DecryptFile",
 	    path, msg);
-	return r < KMS_EINVAL || r == KMS_EIO ? EXIT_SERVICE : EXIT_OTHER;
+	return (r > 0 && r < KMS_ERR_MAX && !err_is_client_side(r)) ||
+	    r == KMS_EIO ? EXIT_SERVICE : EXIT_OTHER;
 }
 
 /* --------------------------------------------------------- progress */

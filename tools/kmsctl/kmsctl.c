@@ -29,67 +29,12 @@
 #include <jansson.h>
 
 #include "kms.h"
+#include "common/err.h"
 #include "common/b64.h"
 #include "common/json.h"
 #include "common/secmem.h"
+#include "tools/kmsctl/kmsctl.h"
 #include "tools/kmsctl/cmd_envelope.h"
-
-#define EXIT_USAGE 252		/* AWS CLI: bad command line */
-#define EXIT_SERVICE 254	/* AWS CLI: the service returned an error */
-#define EXIT_OTHER 255		/* AWS CLI: anything else */
-#define INPUT_MAX (1024 * 1024)	/* a file argument: one message at most */
-#define MAX_OPTS 12
-#define DEFAULT_CONNECT_TIMEOUT_S 10
-
-enum kind {
-	O_STR,		/* one value; file://PATH reads text */
-	O_INT,		/* one integer */
-	O_BLOB,		/* base64, fileb://PATH raw, file://PATH base64 text */
-	O_CTX,		/* k=v,k2=v2 or {"k":"v"} */
-	O_LIST,		/* one or more values */
-	O_TAGS,		/* TagKey=k,TagValue=v ... or JSON */
-	O_FLAG,		/* --x / --no-x */
-	O_POS,		/* positional argument */
-	O_CONSTRAINTS,	/* EncryptionContextSubset={k=v},... or JSON */
-};
-
-struct optspec {
-	const char *name;	/* without "--" */
-	enum kind kind;
-	int required;
-	const char *help;
-	const char *field;	/* request field, for commands sent as JSON */
-};
-
-struct optval {
-	int set;
-	const char *val;
-	char **list;		/* into argv */
-	int nlist;
-	int flag;
-};
-
-struct run;
-struct command {
-	const char *name;
-	const char *op;		/* AWS operation, for error lines */
-	int (*fn)(struct run *);
-	const char *summary;
-	struct optspec opts[MAX_OPTS];
-	const char *pages;	/* list field a paged reply accumulates */
-};
-
-struct run {
-	const struct command *cmd;
-	struct optval v[MAX_OPTS];
-	const char *endpoint;
-	const char *output;	/* "json" or "text" */
-	const char *query;
-	const char *outfile;
-	long connect_timeout_s;
-	long read_timeout_s;
-	kms_client *c;
-};
 
 /* ------------------------------------------------------------ usage */
 
@@ -194,7 +139,7 @@ decode_b64(const char *text, size_t len, kms_secret *out, const char *opt)
 }
 
 /* A blob parameter as AWS CLI v2 reads it. */
-static int
+int
 load_blob(const char *arg, kms_secret *out, const char *opt)
 {
 	kms_secret file = { NULL, 0 };
@@ -465,7 +410,7 @@ opt_index(const struct command *cmd, const char *name)
 	return -1;
 }
 
-static const struct optval *
+const struct optval *
 opt(const struct run *R, const char *name)
 {
 	int i = opt_index(R->cmd, name);
@@ -473,7 +418,7 @@ opt(const struct run *R, const char *name)
 	return (i >= 0 && R->v[i].set) ? &R->v[i] : NULL;
 }
 
-static const char *
+const char *
 opt_str(const struct run *R, const char *name)
 {
 	const struct optval *v = opt(R, name);
@@ -781,7 +726,7 @@ put_b64(json_t *o, const char *name, const uint8_t *p, size_t n)
  * CiphertextBlob): with --outfile it is written raw and left out of what
  * is printed.  Takes o over.
  */
-static int
+int
 emit(struct run *R, json_t *o, const char *bin, const uint8_t *p, size_t n)
 {
 	json_t *sel;
@@ -841,7 +786,7 @@ fail(const struct run *R, int r, const kms_error_info *ei)
 	const char *msg = ei->message[0] != '\0' ? ei->message :
 	    kms_strerror(r);
 
-	if (r < KMS_EINVAL) {
+	if (r > 0 && r < KMS_ERR_MAX && !err_is_client_side(r)) {
 		fprintf(stderr, "\nAn error occurred (%s) when calling the %s "
 		    "operation: %s\n", ei->name[0] != '\0' ? ei->name :
 		    kms_error_name(r), R->cmd->op, msg);
@@ -933,6 +878,7 @@ cmd_create_key(struct run *R)
 	}
 	req.key_usage = opt_str(R, "key-usage");
 	req.key_spec = opt_str(R, "key-spec");
+	req.origin = opt_str(R, "origin");
 	if ((v = opt(R, "bypass-policy-lockout-safety-check")) != NULL) {
 		req.bypass_policy_lockout_safety_check = v->flag;
 	}
@@ -1554,6 +1500,22 @@ put_field(json_t *req, const struct optspec *s, const struct optval *v)
 	case O_FLAG:
 		x = json_boolean(v->flag);
 		break;
+	case O_BLOB: {
+		kms_secret b = { NULL, 0 };
+		size_t bn;
+		char *t;
+		if ((r = load_blob(v->val, &b, s->name)) != 0) {
+			return r;
+		}
+		bn = B64_ENCODED_LEN(b.len) + 1;
+		if ((t = malloc(bn)) != NULL &&
+		    b64_encode(b.data, b.len, t, bn) == 0) {
+			x = json_string(t);
+		}
+		free(t);
+		kms_secret_free(&b);
+		break;
+	}
 	case O_LIST:
 		if ((r = list_json(v, s->name, &x)) != 0) {
 			return r;
@@ -1603,7 +1565,14 @@ iso_dates(json_t *v)
 	json_object_foreach(v, k, m) {
 		if (json_is_number(m) && (strcmp(k, "CreationDate") == 0 ||
 		    strcmp(k, "LastUpdatedDate") == 0 ||
-		    strcmp(k, "DeletionDate") == 0)) {
+		    strcmp(k, "DeletionDate") == 0 ||
+		    strcmp(k, "NextRotationDate") == 0 ||
+		    strcmp(k, "RotationDate") == 0 ||
+		    strcmp(k, "OnDemandRotationStartDate") == 0 ||
+		    strcmp(k, "ParametersValidTo") == 0 ||
+		    strcmp(k, "StartedDate") == 0 ||
+		    strcmp(k, "FinishedDate") == 0 ||
+		    strcmp(k, "ValidTo") == 0)) {
 			json_object_set_new(v, k, json_string(iso8601(
 			    json_number_value(m), t, sizeof(t))));
 		} else {
@@ -1613,7 +1582,7 @@ iso_dates(json_t *v)
 }
 
 /* Send req; the parsed reply in *out, or an exit status. */
-static int
+int
 send_json(const struct run *R, const json_t *req, json_t **out)
 {
 	kms_error_info ei;
@@ -1697,6 +1666,7 @@ cmd_json(struct run *R)
 
 #define KEY_ID(req) { "key-id", O_STR, req, \
 	"Key id, key ARN, alias name (alias/...) or alias ARN.", "KeyId" }
+#define KEY_ID_ONLY { "key-id", O_STR, 1, "Key id or key ARN.", "KeyId" }
 #define GRANTS { "grant-tokens", O_LIST, 0, \
 	"Grant tokens, separated by spaces (at most 10).", "GrantTokens" }
 #define PAGING \
@@ -1726,6 +1696,8 @@ static const struct command commands[] = {
 		    "reads it)." },
 		{ "key-usage", O_STR, 0, "ENCRYPT_DECRYPT (the default)." },
 		{ "key-spec", O_STR, 0, "SYMMETRIC_DEFAULT (the default)." },
+		{ "origin", O_STR, 0, "AWS_KMS (the default: material made "
+		    "in the HSM) or EXTERNAL (imported later)." },
 		{ "policy", O_STR, 0, "Key policy document, JSON "
 		    "(file://PATH reads it)." },
 		{ "bypass-policy-lockout-safety-check", O_FLAG, 0,
@@ -1943,6 +1915,97 @@ static const struct command commands[] = {
 		    "directory (default .decrypted)." },
 		{ "quiet", O_FLAG, 0, "No progress bar." },
 		GRANTS } },
+	{ "enable-key-rotation", "EnableKeyRotation", cmd_json,
+	    "Rotate a key automatically, every 90-2560 days.", {
+		KEY_ID_ONLY,
+		{ "rotation-period-in-days", O_INT, 0, "Days between "
+		    "rotations, 90-2560 (default 365).",
+		    "RotationPeriodInDays" },
+	} },
+	{ "disable-key-rotation", "DisableKeyRotation", cmd_json,
+	    "Stop rotating a key automatically.", {
+		KEY_ID_ONLY,
+	} },
+	{ "get-key-rotation-status", "GetKeyRotationStatus", cmd_json,
+	    "Show whether and when a key rotates.", {
+		KEY_ID_ONLY,
+	} },
+	{ "rotate-key-on-demand", "RotateKeyOnDemand", cmd_json,
+	    "Rotate a key now (at most 25 times per key).", {
+		KEY_ID_ONLY,
+	} },
+	{ "list-key-rotations", "ListKeyRotations", cmd_json,
+	    "List a key's rotations.", {
+		KEY_ID_ONLY, PAGING,
+	}, "Rotations" },
+	{ "schedule-key-deletion", "ScheduleKeyDeletion", cmd_json,
+	    "Delete a key, with its material, after 7-30 days.", {
+		KEY_ID_ONLY,
+		{ "pending-window-in-days", O_INT, 0, "Days to wait, 7-30 "
+		    "(default 30).", "PendingWindowInDays" },
+	} },
+	{ "cancel-key-deletion", "CancelKeyDeletion", cmd_json,
+	    "Keep a key scheduled for deletion (it comes back Disabled).", {
+		KEY_ID_ONLY,
+	} },
+	{ "get-parameters-for-import", "GetParametersForImport", cmd_json,
+	    "Get a public key (made in the HSM) and an import token, valid "
+	    "24 hours, to wrap key material for a key of origin EXTERNAL.", {
+		KEY_ID_ONLY,
+		{ "wrapping-algorithm", O_STR, 1, "RSAES_OAEP_SHA_1 (what this "
+		    "HSM unwraps).", "WrappingAlgorithm" },
+		{ "wrapping-key-spec", O_STR, 1, "RSA_2048, RSA_3072 or "
+		    "RSA_4096.", "WrappingKeySpec" },
+	} },
+	{ "import-key-material", "ImportKeyMaterial", cmd_json,
+	    "Import 256-bit key material wrapped with "
+	    "get-parameters-for-import's public key (RSAES-OAEP, SHA-1), "
+	    "e.g. openssl pkeyutl -encrypt -pubin -keyform DER -inkey "
+	    "pub.der -pkeyopt rsa_padding_mode:oaep -pkeyopt "
+	    "rsa_oaep_md:sha1 -in key.bin -out wrapped.bin.", {
+		KEY_ID_ONLY,
+		{ "import-token", O_BLOB, 1, "The import token: base64 or "
+		    "fileb://PATH.", "ImportToken" },
+		{ "encrypted-key-material", O_BLOB, 1, "The wrapped "
+		    "material: base64 or fileb://PATH.",
+		    "EncryptedKeyMaterial" },
+		{ "expiration-model", O_STR, 0, "KEY_MATERIAL_EXPIRES or "
+		    "KEY_MATERIAL_DOES_NOT_EXPIRE (the default).",
+		    "ExpirationModel" },
+		{ "valid-to", O_STR, 0, "With KEY_MATERIAL_EXPIRES: when, "
+		    "YYYY-MM-DDTHH:MM:SSZ.", "ValidTo" },
+	} },
+	{ "wrap-key-material", "WrapKeyMaterial", cmd_wrap_key_material,
+	    "Wrap a 32-byte key file for import-key-material under "
+	    "get-parameters-for-import's PublicKey, here with OpenSSL.", {
+		{ "public-key", O_BLOB, 1, "The PublicKey: base64 or "
+		    "fileb://PATH (DER)." },
+		{ "key-material", O_BLOB, 1, "The 32-byte key: fileb://PATH "
+		    "(or base64)." },
+		{ "wrapping-algorithm", O_STR, 0, "RSAES_OAEP_SHA_1 (the "
+		    "default) or RSAES_OAEP_SHA_256." },
+	} },
+	{ "delete-imported-key-material", "DeleteImportedKeyMaterial",
+	    cmd_json, "Destroy a key's imported material (the key becomes "
+	    "PendingImport).", {
+		KEY_ID_ONLY,
+	} },
+	{ "admin rotate-domain-key", "RotateDomainKey",
+	    cmd_rotate_domain_key, "Make a new domain key in the HSM and "
+	    "re-wrap every stored key version under it, online; shows "
+	    "progress (administrators only).", {
+		{ "no-wait", O_FLAG, 0, "Start it and return at once." },
+	} },
+	{ "admin status", "GetDomainKeyStatus", cmd_json,
+	    "Show the domain-key rotation's state (administrators only).", {
+	} },
+	{ "admin advance-clock", "AdvanceTestClock", cmd_json,
+	    "TEST ONLY: move kmsd's clock forward (needs test_clock = yes "
+	    "in kmsd.conf; administrators only).", {
+		{ "days", O_INT, 0, "Days to move forward.", "Days" },
+		{ "seconds", O_INT, 0, "Seconds to move forward.",
+		    "Seconds" },
+	} },
 	{ "call", "raw", cmd_call,
 	    "Send a raw JSON request ({\"Action\": ...}) and print the "
 	    "reply.", {
