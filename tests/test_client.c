@@ -831,7 +831,7 @@ test_key_metadata_reply_is_read_with_aws_names(void **state)
 	char big[600];
 
 	srv_reply("{\"KeyMetadata\":{\"AWSAccountId\":\"111\",\"KeyId\":"
-	    "\"0b6a4b1e-6b1c-4d5e-9f00-000000000001\",\"Arn\":\"arn:kms:"
+	    "\"0b6a4b1e-6b1c-4d5e-9f00-000000000001\",\"Arn\":\"arn:aws:kms:"
 	    "local:111:key/0b6a4b1e-6b1c-4d5e-9f00-000000000001\","
 	    "\"CreationDate\":1712345678.5,\"Enabled\":false,\"Description\":"
 	    "\"d\",\"KeyUsage\":\"ENCRYPT_DECRYPT\",\"KeyState\":\"Disabled\","
