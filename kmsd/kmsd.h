@@ -244,6 +244,14 @@ void principal_from_uid(struct principal *p, uid_t uid, gid_t gid,
 /* The store lease covering key id's rotation and deletion: "key:<id>". */
 void lease_name(const uint8_t id[16], char *out, size_t len);
 /*
+ * Claim lease name for holder (a name starting with this node's node_id)
+ * for LEASE_TTL_MS.  A lease held by a kmsd of this host that no longer
+ * runs (its pid is gone: killed, or restarted) is released first, so a
+ * restarted node does not wait out the TTL of its own dead self.  0 or
+ * KMS_ECONFLICT (another live holder) or the store's error.
+ */
+int lease_claim(struct worker *w, const char *name, const char *holder);
+/*
  * The scheduler's lifecycle duties, called every tick (at most one pass a
  * second unless lifecycle_kick is set): automatic rotations that are due
  * (Enabled keys only: a disabled key catches up once enabled again) and

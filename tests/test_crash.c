@@ -15,7 +15,8 @@
  *
  * The mutations: CreateKey, EnableKey/DisableKey, UpdateKeyDescription,
  * PutKeyPolicy, TagResource/UntagResource, CreateAlias/UpdateAlias/
- * DeleteAlias, CreateGrant/RetireGrant/RevokeGrant; and Encrypt and
+ * DeleteAlias, CreateGrant/RetireGrant/RevokeGrant, RotateKeyOnDemand,
+ * EnableKeyRotation/DisableKeyRotation; and Encrypt and
  * GenerateDataKey, whose acknowledged ciphertexts are all decrypted after
  * the next restart and all again at the end.
  *
@@ -52,6 +53,7 @@
 #define MAX_GRANTS 4		/* per key, live or in doubt */
 #define NTAGS 2			/* tag keys "a" and "b" */
 #define CALL_TIMEOUT_MS 20000
+#define MAX_ROTATIONS 8		/* on-demand, per key (AWS allows 25) */
 
 /* A field's last acknowledged value, and the one a mutation in flight at
  * the kill asked for. */
@@ -76,6 +78,8 @@ struct ckey {
 	struct fv tag[NTAGS];	/* value "v<seq>", -1 absent */
 	struct cgrant grants[MAX_GRANTS];
 	int ngrants;
+	struct fv rotations;	/* on-demand rotations acknowledged */
+	struct fv autorot;	/* automatic rotation on (1) or off */
 };
 
 struct calias {
@@ -258,6 +262,8 @@ op_create_key(kms_client *c, struct cthread *t)
 	fv_set(&k->policy, 0);
 	fv_set(&k->tag[0], 0);
 	fv_set(&k->tag[1], -1);
+	fv_set(&k->rotations, 0);
+	fv_set(&k->autorot, 0);
 	t->nkeys++;
 	return 0;
 }
@@ -453,6 +459,50 @@ op_grant(kms_client *c, struct cthread *t, struct ckey *k)
 	return r;
 }
 
+/* RotateKeyOnDemand: new material in the HSM, a version row, the
+ * history; ciphertexts under older versions must still decrypt. */
+static int
+op_rotate(kms_client *c, struct cthread *t, struct ckey *k)
+{
+	kms_error_info ei;
+	int r;
+
+	if (!k->enabled.cur || k->rotations.cur >= MAX_ROTATIONS) {
+		return 0;
+	}
+	fv_begin(&k->rotations, k->rotations.cur + 1);
+	r = call(c, json_pack("{s:s, s:s}", "Action", "RotateKeyOnDemand",
+	    "KeyId", k->id), NULL, &ei);
+	fv_end(&k->rotations, r);
+	if (r != 0 && !is_lost(r)) {
+		TFAIL(t, "RotateKeyOnDemand: %s %s", ei.name, ei.message);
+	}
+	return r;
+}
+
+/* EnableKeyRotation / DisableKeyRotation: the schedule row. */
+static int
+op_autorot(kms_client *c, struct cthread *t, struct ckey *k)
+{
+	kms_error_info ei;
+	int to = !k->autorot.cur, r;
+
+	if (!k->enabled.cur) {
+		return 0;
+	}
+	fv_begin(&k->autorot, to);
+	r = call(c, to ? json_pack("{s:s, s:s, s:i}", "Action",
+	    "EnableKeyRotation", "KeyId", k->id, "RotationPeriodInDays",
+	    90 + next_seq() % 1000) : json_pack("{s:s, s:s}", "Action",
+	    "DisableKeyRotation", "KeyId", k->id), NULL, &ei);
+	fv_end(&k->autorot, r);
+	if (r != 0 && !is_lost(r)) {
+		TFAIL(t, "%sKeyRotation: %s %s", to ? "Enable" : "Disable",
+		    ei.name, ei.message);
+	}
+	return r;
+}
+
 static int
 op_encrypt(kms_client *c, struct cthread *t, struct ckey *k)
 {
@@ -505,7 +555,7 @@ worker(void *arg)
 	}
 	kms_client_set_timeout(c, CALL_TIMEOUT_MS);
 	while (!atomic_load(&stop) && !is_lost(r) && r != BROKEN) {
-		what = rand_r(&t->seed) % 16;
+		what = rand_r(&t->seed) % 18;
 		if (t->nkeys == 0 || (what == 0 && t->nkeys < keys_cap)) {
 			r = op_create_key(c, t);
 			t->ops++;
@@ -536,6 +586,12 @@ worker(void *arg)
 		case 9:
 		case 10:
 			r = op_grant(c, t, k);
+			break;
+		case 11:
+			r = op_rotate(c, t, k);
+			break;
+		case 12:
+			r = op_autorot(c, t, k);
 			break;
 		default:
 			r = op_encrypt(c, t, k);
@@ -678,6 +734,24 @@ verify_key(kms_client *c, struct ckey *k)
 	}
 	json_decref(rep);
 	grants_compact(k);
+
+	rep = must(c, json_pack("{s:s, s:s, s:i}", "Action", "ListKeyRotations",
+	    "KeyId", k->id, "Limit", 100));
+	{
+		int od = 0;
+		json_array_foreach(json_object_get(rep, "Rotations"), n, e) {
+			v = json_string_value(json_object_get(e,
+			    "RotationType"));
+			od += v != NULL && strcmp(v, "ON_DEMAND") == 0;
+		}
+		fv_check(&k->rotations, od, "on-demand rotations", k->id);
+	}
+	json_decref(rep);
+	rep = must(c, json_pack("{s:s, s:s}", "Action", "GetKeyRotationStatus",
+	    "KeyId", k->id));
+	fv_check(&k->autorot, json_is_true(json_object_get(rep,
+	    "KeyRotationEnabled")), "automatic rotation", k->id);
+	json_decref(rep);
 }
 
 static void

@@ -23,10 +23,12 @@
  * in neither database file.  A crash between the steps leaves the key
  * PendingDeletion and due, and the next pass finishes the job.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/blob.h"
 #include "common/err.h"
@@ -47,6 +49,53 @@ lease_name(const uint8_t id[16], char *out, size_t len)
 	snprintf(out, len, "key:%s", s);
 }
 
+/* "host:pid:..." of a holder on this host whose process is gone. */
+static int
+holder_is_dead_here(const struct kmsd *d, const char *holder)
+{
+	const char *mine = d->node_id, *colon = strchr(mine, ':');
+	size_t hostlen;
+	char *end;
+	long pid;
+
+	if (colon == NULL) {
+		return 0;
+	}
+	hostlen = (size_t)(colon - mine) + 1;	/* "host:" */
+	if (strncmp(holder, mine, hostlen) != 0) {
+		return 0;
+	}
+	pid = strtol(holder + hostlen, &end, 10);
+	if (end == holder + hostlen || (*end != ':' && *end != '\0') ||
+	    pid <= 0 || pid == (long)getpid()) {
+		return 0;
+	}
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+int
+lease_claim(struct worker *w, const char *name, const char *holder)
+{
+	char other[STORE_LEASE_HOLDER_MAX];
+	int64_t since = 0;
+	int r;
+
+	r = w->st->ops->claim_lease(w->st, name, holder, now_ms(),
+	    LEASE_TTL_MS);
+	if (r != KMS_ECONFLICT ||
+	    w->st->ops->get_lease(w->st, name, now_ms(), other, &since) != 0 ||
+	    !holder_is_dead_here(w->d, other)) {
+		return r;
+	}
+	log_info("lease %s: its holder %s no longer runs; released", name,
+	    other);
+	if ((r = w->st->ops->release_lease(w->st, name, other)) != 0) {
+		return r;
+	}
+	return w->st->ops->claim_lease(w->st, name, holder, now_ms(),
+	    LEASE_TTL_MS);
+}
+
 static int
 rotate_due(struct worker *w, const uint8_t id[16], const char *holder)
 {
@@ -57,8 +106,7 @@ rotate_due(struct worker *w, const uint8_t id[16], const char *holder)
 	int r;
 
 	lease_name(id, lease, sizeof(lease));
-	if ((r = w->st->ops->claim_lease(w->st, lease, holder, now_ms(),
-	    LEASE_TTL_MS)) != 0) {
+	if ((r = lease_claim(w, lease, holder)) != 0) {
 		return r == KMS_ECONFLICT ? 0 : r;	/* someone else's */
 	}
 	/* Claimed: is it still due (another node may have rotated it)? */
@@ -134,8 +182,7 @@ delete_due(struct worker *w, const uint8_t id[16], const char *holder)
 	int r;
 
 	lease_name(id, lease, sizeof(lease));
-	if ((r = w->st->ops->claim_lease(w->st, lease, holder, now_ms(),
-	    LEASE_TTL_MS)) != 0) {
+	if ((r = lease_claim(w, lease, holder)) != 0) {
 		return r == KMS_ECONFLICT ? 0 : r;
 	}
 	/* Claimed: still pending and due (not cancelled meanwhile)? */
@@ -163,8 +210,7 @@ expire_due(struct worker *w, const uint8_t id[16], const char *holder)
 	int r;
 
 	lease_name(id, lease, sizeof(lease));
-	if ((r = w->st->ops->claim_lease(w->st, lease, holder, now_ms(),
-	    LEASE_TTL_MS)) != 0) {
+	if ((r = lease_claim(w, lease, holder)) != 0) {
 		return r == KMS_ECONFLICT ? 0 : r;
 	}
 	if ((r = w->st->ops->get_import(w->st, id, &im)) != 0 ||

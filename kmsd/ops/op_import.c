@@ -443,8 +443,7 @@ op_delete_imported_key_material(struct opctx *c, json_t **resp)
 	lease_name(ki.id, lease, sizeof(lease));
 	snprintf(holder, sizeof(holder), "%s:delete-material:w%d",
 	    c->w->d->node_id, c->w->id);
-	if ((r = c->w->st->ops->claim_lease(c->w->st, lease, holder, now_ms(),
-	    LEASE_TTL_MS)) != 0) {
+	if ((r = lease_claim(c->w, lease, holder)) != 0) {
 		return op_fail(c, r == KMS_ECONFLICT ? KMS_ECONFLICT : r,
 		    "%s is busy (a rotation or deletion); retry.", ki.arn);
 	}

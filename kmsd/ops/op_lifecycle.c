@@ -182,8 +182,7 @@ op_rotate_key_on_demand(struct opctx *c, json_t **resp)
 	}
 	lease_name(ki.id, lease, sizeof(lease));
 	request_holder(c, "on-demand", holder, sizeof(holder));
-	if ((r = c->w->st->ops->claim_lease(c->w->st, lease, holder, now_ms(),
-	    LEASE_TTL_MS)) != 0) {
+	if ((r = lease_claim(c->w, lease, holder)) != 0) {
 		if (r == KMS_ECONFLICT) {
 			return op_fail(c, r, "A rotation of %s is in progress; "
 			    "retry when it is done.", ki.arn);
@@ -355,8 +354,7 @@ op_cancel_key_deletion(struct opctx *c, json_t **resp)
 	 * comes back, so the two never cross. */
 	lease_name(ki.id, lease, sizeof(lease));
 	request_holder(c, "cancel", holder, sizeof(holder));
-	if ((r = c->w->st->ops->claim_lease(c->w->st, lease, holder, now_ms(),
-	    LEASE_TTL_MS)) != 0) {
+	if ((r = lease_claim(c->w, lease, holder)) != 0) {
 		return op_fail(c, r == KMS_ECONFLICT ? KMS_EINVALIDSTATE : r,
 		    "%s is being deleted.", ki.arn);
 	}
