@@ -220,6 +220,76 @@ test_bench_reports_hsm_baseline(void **state)
 	json_decref(j);
 }
 
+/* kms-bench with args run from dir (cd), against the test kmsd. */
+static int
+bench_in(const char *dir, const char *args, char **out, char **err)
+{
+	char cmd[4096], cwd[1024];
+	const char *bin = tu_bin("kms-bench");
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(cmd, sizeof(cmd), "cd %s && %s%s%s --endpoint %s "
+	    "--kmsd-pid %ld --json %s", dir, bin[0] == '/' ? "" : cwd,
+	    bin[0] == '/' ? "" : "/", bin, env.endpoint, (long)env.kmsd,
+	    args);
+	return tu_run(cmd, out, err);
+}
+
+/*
+ * Without --hsm-conf the HSM baseline is the token of the var/ found from
+ * the current directory upwards, as `make run` leaves it: kmsd's defaults
+ * for that directory (a token from scripts/hsm-init, no kmsd.conf), else
+ * its kmsd.conf when it has one; with no such var/ a clear error.
+ */
+static void
+test_bench_hsm_baseline_finds_the_state_directory(void **state)
+{
+	char top[] = "/tmp/kms-bench-var-XXXXXX", bare[] =
+	    "/tmp/kms-bench-bare-XXXXXX", cmd[2048], sub[128];
+	const char *args = "--op generate-data-key --count 50 "
+	    "--baseline hsm";
+	char *out = NULL, *err = NULL;
+	json_error_t je;
+	json_t *j;
+	int rc;
+
+	(void)state;
+	assert_non_null(mkdtemp(top));
+	assert_non_null(mkdtemp(bare));
+	snprintf(cmd, sizeof(cmd), "KMS_BIN_DIR=%s scripts/hsm-init %s/var "
+	    ">/dev/null && mkdir -p %s/a/b", getenv("KMS_BIN_DIR") ?
+	    getenv("KMS_BIN_DIR") : "bin", top, top);
+	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+	snprintf(sub, sizeof(sub), "%s/a/b", top);
+	/* Embedded defaults for top/var, found from two levels down. */
+	rc = bench_in(sub, args, &out, &err);
+	if (rc != 0) {
+		fail_msg("exit %d: %s", rc, err ? err : "");
+	}
+	assert_non_null(j = json_loads(out, 0, &je));
+	assert_baseline(j, "hsm");
+	json_decref(j);
+	free(out);
+	free(err);
+	/* Its kmsd.conf when present: one naming no such token fails. */
+	snprintf(cmd, sizeof(cmd), "echo 'token_label = no-such-token' > "
+	    "%s/var/kmsd.conf", top);
+	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+	assert_int_not_equal(bench_in(sub, args, &out, &err), 0);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "no-such-token"));
+	free(out);
+	free(err);
+	/* No var/ upwards: the error says what to do. */
+	assert_int_not_equal(bench_in(bare, args, &out, &err), 0);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "--hsm-conf"));
+	free(out);
+	free(err);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", top, bare);
+	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+}
+
 static void
 test_bench_times_hsm_calls_under_private_and_public_keys(void **state)
 {
@@ -345,6 +415,8 @@ main(void)
 		cmocka_unit_test(
 		    test_bench_counts_operations_not_requests_in_batch),
 		cmocka_unit_test(test_bench_reports_hsm_baseline),
+		cmocka_unit_test(
+		    test_bench_hsm_baseline_finds_the_state_directory),
 		cmocka_unit_test(
 		    test_bench_times_hsm_calls_under_private_and_public_keys),
 		cmocka_unit_test(test_bench_rounds_report_the_median_round),

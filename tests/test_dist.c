@@ -216,7 +216,7 @@ test_kmsd_conf_page_names_every_key(void **state)
 static void
 test_bash_completes_commands_and_parameters(void **state)
 {
-	char cmd[1024], *out = NULL;
+	char cmd[2048], *out = NULL;
 
 	(void)state;
 	snprintf(cmd, sizeof(cmd), "bash -c 'source "
@@ -224,9 +224,25 @@ test_bash_completes_commands_and_parameters(void **state)
 	    "COMP_WORDS=(kmsctl generate-r); COMP_CWORD=1; _kmsctl; "
 	    "echo ${COMPREPLY[@]}; "
 	    "COMP_WORDS=(kmsctl --output json encrypt --plain); COMP_CWORD=4; "
-	    "_kmsctl; echo ${COMPREPLY[@]}'", bin_dir());
+	    "_kmsctl; echo ${COMPREPLY[@]}; "
+	    "COMP_WORDS=(kmsctl adm); COMP_CWORD=1; _kmsctl; "
+	    "echo ${COMPREPLY[@]}; "
+	    "COMP_WORDS=(kmsctl admin \"\"); COMP_CWORD=2; _kmsctl; "
+	    "echo ${COMPREPLY[@]}; "
+	    "COMP_WORDS=(kmsctl --output json audit \"\"); COMP_CWORD=4; "
+	    "_kmsctl; echo ${COMPREPLY[@]}; "
+	    "COMP_WORDS=(kmsctl admin backup --inc); COMP_CWORD=3; _kmsctl; "
+	    "echo ${COMPREPLY[@]}; "
+	    "COMP_WORDS=(kmsctl audit verify --pub); COMP_CWORD=3; _kmsctl; "
+	    "echo ${COMPREPLY[@]}; "
+	    "COMP_WORDS=(kmsctl audit query --pub); COMP_CWORD=3; _kmsctl; "
+	    "echo ${COMPREPLY[@]}'", bin_dir());
 	assert_int_equal(tu_run(cmd, &out, NULL), 0);
-	assert_string_equal(out, "generate-random\n--plaintext\n");
+	/* Two-word commands: the subcommand, then its own parameters
+	 * (audit query has no --public-key, audit verify has). */
+	assert_string_equal(out, "generate-random\n--plaintext\nadmin\n"
+	    "advance-clock backup rotate-domain-key status\n"
+	    "public-key query verify\n--include-pins\n--public-key\n\n");
 	free(out);
 }
 

@@ -1118,7 +1118,10 @@ usage(FILE *f)
 "  --region R            SigV4 region ($AWS_DEFAULT_REGION, else local);\n"
 "                        the access key from $AWS_ACCESS_KEY_ID and\n"
 "                        $AWS_SECRET_ACCESS_KEY\n"
-"  --hsm-conf FILE       kmsd.conf naming the token (--baseline hsm)\n"
+"  --hsm-conf FILE       kmsd.conf naming the token (--baseline hsm,\n"
+"                        --op hsm-calls; default: var/kmsd.conf, else\n"
+"                        var/'s defaults, var/ found from the current\n"
+"                        directory upwards)\n"
 "  --hsm-keys N          session objects the HSM baseline spreads\n"
 "                        its encryptions over (1)\n"
 "  --rounds N            measure kmsd and the baseline alternately N\n"
@@ -1132,7 +1135,7 @@ usage(FILE *f)
 "                        keys' default policy)\n"
 "  --kmsd-bin PATH --kmsd-conf FILE --kmsd-log FILE --key-id ID\n"
 "                        --op startup: start kmsd, time it to ready\n"
-"  --op hsm-calls --hsm-conf FILE [--hsm-keys N] [--count N] [--rounds N]\n"
+"  --op hsm-calls [--hsm-conf FILE] [--hsm-keys N] [--count N] [--rounds N]\n"
 "                        time a GenerateDataKey's PKCS#11 calls one by\n"
 "                        one on the token, under private keys (as kmsd\n"
 "                        holds them) and public ones; no kmsd\n"
@@ -1343,11 +1346,6 @@ parse_args(int argc, char **argv, struct bench_opts *o,
 	}
 	if (o->op == OP_CREATE_KEY && o->batch != 1) {
 		fprintf(stderr, "kms-bench: CreateKey cannot be batched\n");
-		return -1;
-	}
-	if (o->op == OP_CREATE_KEY && o->baseline == BASE_HSM &&
-	    o->hsm_conf == NULL) {
-		fprintf(stderr, "kms-bench: --baseline hsm needs --hsm-conf\n");
 		return -1;
 	}
 	if (o->op != OP_CREATE_KEY && o->op != OP_STARTUP &&

@@ -21,8 +21,15 @@
  * (hsm/measure.h), under private and public keys.
  *
  * The token is found from a kmsd.conf (--hsm-conf), read here with the
- * same keys and defaults as kmsd's own parser; lines are bounded.
+ * same keys and defaults as kmsd's own parser; lines are bounded.  Without
+ * --hsm-conf it is the token of the var/ state directory nearest the
+ * current directory upwards (as kmsctl finds kmsd's socket): that
+ * directory's kmsd.conf when it has one, else kmsd's embedded defaults
+ * for it, as `kmsd --state-dir DIR` would read them.
  */
+#include <sys/stat.h>
+
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,20 +162,75 @@ build_aad(struct hsm_thr *t, uint64_t *seed)
 	return 0;
 }
 
-/* The token the kmsd.conf at path names, opened and logged in as kmsd
- * does: kmsd's own reader, the same defaults and derivations. */
+/*
+ * The state directory kmsd started by `make run` keeps: the nearest
+ * ancestor of the current directory (itself included) whose var/ holds a
+ * kmsd.conf or a token's PIN file (scripts/hsm-init's user.pin).  Into
+ * dir (absolute, "DIR/var"); -1 when there is none.
+ */
+static int
+find_state_dir(char *dir, size_t dirlen)
+{
+	char cwd[PATH_MAX], probe[PATH_MAX + 32];
+	static const char *marks[] = { "kmsd.conf", "user.pin" };
+	struct stat st;
+	char *slash;
+	size_t i;
+	int n;
+
+	if (getcwd(cwd, sizeof(cwd)) == NULL) {
+		return -1;
+	}
+	for (;;) {
+		const char *sep = strcmp(cwd, "/") == 0 ? "" : "/";
+
+		for (i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+			snprintf(probe, sizeof(probe), "%s%svar/%s", cwd, sep,
+			    marks[i]);
+			if (stat(probe, &st) == 0 && S_ISREG(st.st_mode)) {
+				n = snprintf(dir, dirlen, "%s%svar", cwd, sep);
+				return (n < 0 || (size_t)n >= dirlen) ? -1 : 0;
+			}
+		}
+		if (strcmp(cwd, "/") == 0 ||
+		    (slash = strrchr(cwd, '/')) == NULL) {
+			return -1;
+		}
+		if (slash == cwd) {
+			cwd[1] = '\0';
+		} else {
+			*slash = '\0';
+		}
+	}
+}
+
+/* The token the kmsd.conf at path names (NULL: the state directory's, see
+ * find_state_dir), opened and logged in as kmsd does: kmsd's own reader,
+ * the same defaults and derivations. */
 static int
 open_token(const char *path, hsm **h, char *err, size_t errlen)
 {
 	struct config c;
 	struct hsm_config hc;
+	char dir[PATH_MAX], conf[PATH_MAX + 16];
 
 	if (path == NULL) {
-		snprintf(err, errlen, "needs --hsm-conf");
-		return -1;
+		if (find_state_dir(dir, sizeof(dir)) != 0) {
+			snprintf(err, errlen, "no var/ state directory with "
+			    "kmsd.conf or a token (user.pin) from the current "
+			    "directory upwards: run from kmsd's directory or "
+			    "give --hsm-conf FILE");
+			return -1;
+		}
+		config_defaults(&c, dir);
+		snprintf(conf, sizeof(conf), "%s/kmsd.conf", dir);
+		if (access(conf, F_OK) == 0) {
+			path = conf;
+		}
+	} else {
+		config_defaults(&c, NULL);
 	}
-	config_defaults(&c, NULL);
-	if (config_load(&c, path, err, errlen) != 0 ||
+	if ((path != NULL && config_load(&c, path, err, errlen) != 0) ||
 	    config_finish(&c, err, errlen) != 0) {
 		return -1;
 	}
