@@ -98,7 +98,7 @@ assert_latency(json_t *o)
 	    json_number_value(json_object_get(l, "max")));
 }
 
-/* The fields issue 5 promises, for any run. */
+/* The fields every run reports. */
 static void
 assert_report(json_t *j, const char *op, int clients, int outstanding,
     int batch, json_int_t ops)

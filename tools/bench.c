@@ -2,7 +2,7 @@
  * kms-bench — drive a live kmsd through libkmsclient, as applications do,
  * and put each figure beside its physical limit measured in the same run:
  * the nng IPC round trip (--baseline echo) or the HSM's own operation rate
- * (--baseline hsm).  See issue 5 and `kms-bench --help`.
+ * (--baseline hsm).  See `kms-bench --help` and kms-bench(1).
  *
  * Threads: --clients N client objects, each shared by --outstanding M
  * threads (the library keeps every call of a client in flight at once on

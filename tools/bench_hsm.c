@@ -2,7 +2,7 @@
  * bench_hsm.c — the HSM baseline: the PKCS#11 calls an operation needs,
  * made directly through hsm/ from one thread on the daemon's own token,
  * with no daemon, no transport and no store.  It is the ceiling kmsd's
- * throughput is judged against (issue 5).
+ * throughput is judged against.
  *
  * Per operation:
  *   GenerateDataKey (+WithoutPlaintext): C_GenerateRandom(data key ‖ IV),
