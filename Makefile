@@ -29,7 +29,10 @@ POLICY_SRC := $(wildcard policy/*.c)
 KMSD_MAIN  := kmsd/daemon/main.c kmsd/daemon/heapwipe.c
 KMSD_SRC   := $(filter-out $(KMSD_MAIN),$(wildcard kmsd/*/*.c))
 CLIENT_SRC := $(wildcard libkmsclient/*.c)
-TEST_SRC   := $(wildcard tests/test_*.c)
+# Tests by kind: unit/ (no token, no daemon), hsm/ (a real SoftHSM2 token),
+# daemon/ (a real kmsd on a real token, through its clients).
+TEST_SRC   := $(wildcard tests/unit/test_*.c tests/hsm/test_*.c \
+	tests/daemon/test_*.c)
 SHIM_SRC   := $(wildcard tests/p11shim/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
@@ -170,7 +173,8 @@ fuzz-bins: $(FUZZ_BINS)
 $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/testutil.o $(CLIENT_INT) \
     $(DAEMON_LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(HTTP_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(HTTP_LIBS) -lcmocka \
+		$(LDLIBS)
 
 fuzz-check: all
 	$(MAKE) fuzz
@@ -181,7 +185,7 @@ fuzz-check: all
 # KMS_CRASH_KILLS and KMS_CRASH_SCALE override).
 crash-full: tests
 	KMS_CRASH_KILLS=$${KMS_CRASH_KILLS:-50} \
-	KMS_CRASH_SCALE=$${KMS_CRASH_SCALE:-4} $(BUILD)/tests/test_crash
+	KMS_CRASH_SCALE=$${KMS_CRASH_SCALE:-4} $(BUILD)/tests/daemon/test_crash
 
 bench: all
 	scripts/bench-suite

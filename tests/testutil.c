@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "tests/testutil.h"
 
@@ -279,4 +282,29 @@ tu_log_count(const struct tu_env *e, const char *what)
 	}
 	fclose(f);
 	return n;
+}
+
+void
+tu_must(int r, const kms_error_info *ei, const char *what)
+{
+	if (r != 0) {
+		fail_msg("%s: %d %s: %s", what, r, ei->name, ei->message);
+	}
+}
+
+void
+tu_new_key(kms_client *c, const char *desc, char id[KMS_KEY_ID_LEN + 1],
+    char *arn)
+{
+	kms_create_key_req req = { 0 };
+	kms_key_metadata m;
+	kms_error_info ei;
+
+	req.description = desc;
+	tu_must(kms_create_key(c, &req, &m, &ei), &ei, "CreateKey");
+	snprintf(id, KMS_KEY_ID_LEN + 1, "%s", m.key_id);
+	if (arn != NULL) {
+		snprintf(arn, KMS_ARN_MAX, "%s", m.arn);
+	}
+	kms_key_metadata_free(&m);
 }

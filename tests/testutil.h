@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "kms.h"
+
 struct tu_env {
 	char dir[256];		/* temp state dir, removed by tu_env_destroy */
 	char conf[300];		/* dir/kmsd.conf */
@@ -42,5 +44,13 @@ int tu_open_fds(pid_t pid);
 int tu_log_says(const struct tu_env *e, const char *what);
 /* Lines of e's kmsd.log holding what (a plain string), or -1. */
 int tu_log_count(const struct tu_env *e, const char *what);
+
+/* Fail the test (cmocka) naming what, the code and kmsd's error, unless
+ * r is 0. */
+void tu_must(int r, const kms_error_info *ei, const char *what);
+/* CreateKey through c with Description desc (may be NULL); the key id in
+ * id, and its ARN in arn (KMS_ARN_MAX bytes) unless arn is NULL. */
+void tu_new_key(kms_client *c, const char *desc, char id[KMS_KEY_ID_LEN + 1],
+    char *arn);
 
 #endif

@@ -653,7 +653,8 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 	    toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
 }
 
-static void
+/* libmicrohttpd's own messages: its format, its arguments. */
+static void __attribute__((format(printf, 2, 0)))
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];

@@ -216,8 +216,8 @@ static const char *const migrations[] = {
 	");",
 
 	/* 6: imported material's GCM reservations across its lives. */
-	"ALTER TABLE imported_material"
-	" ADD COLUMN enc_reserved INTEGER NOT NULL DEFAULT 0;",
+	("ALTER TABLE imported_material ADD COLUMN enc_reserved INTEGER NOT "
+	"NULL DEFAULT 0;"),
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -43,27 +43,6 @@ static const kms_context ctx = { ctx_pairs, 2 };
 #define BATCH_OPEN "{\"Action\":\"Batch\",\"Requests\":["
 #define BATCH_CLOSE "]}"
 
-static void
-must(int r, const kms_error_info *ei, const char *what)
-{
-	if (r != 0) {
-		fail_msg("%s: %d %s: %s", what, r, ei->name, ei->message);
-	}
-}
-
-static void
-new_key(char *out, const char *desc)
-{
-	kms_create_key_req req = { 0 };
-	kms_key_metadata m;
-	kms_error_info ei;
-
-	req.description = desc;
-	must(kms_create_key(cl, &req, &m, &ei), &ei, "CreateKey");
-	snprintf(out, KMS_KEY_ID_LEN + 1, "%s", m.key_id);
-	kms_key_metadata_free(&m);
-}
-
 static int
 setup(void **state)
 {
@@ -72,8 +51,8 @@ setup(void **state)
 		return -1;
 	}
 	kms_client_set_timeout(cl, 60000);
-	new_key(key, "batch limits");
-	new_key(key2, "batch limits, re-encrypted");
+	tu_new_key(cl, "batch limits", key, NULL);
+	tu_new_key(cl, "batch limits, re-encrypted", key2, NULL);
 	return 0;
 }
 
@@ -203,7 +182,7 @@ call_batch(const struct sb *req, size_t n, json_t **replyp, size_t *rlenp)
 	json_error_t je;
 
 	assert_true(req->len <= JSON_MAX_MESSAGE);
-	must(kms_call_json(cl, req->p, req->len, &reply, &rlen, &ei), &ei,
+	tu_must(kms_call_json(cl, req->p, req->len, &reply, &rlen, &ei), &ei,
 	    "Batch");
 	assert_true(rlen <= JSON_MAX_REPLY);
 	j = json_loadb(reply, rlen, 0, &je);
@@ -462,7 +441,7 @@ data_keys(kms_batch_op op)
 		    KMS_MAX_DATA_KEY_BYTES;
 		items[i].req.generate_data_key.context = ctx;
 	}
-	must(kms_batch(cl, items, KMS_MAX_BATCH, &ei), &ei, "Batch");
+	tu_must(kms_batch(cl, items, KMS_MAX_BATCH, &ei), &ei, "Batch");
 	for (i = 0; i < KMS_MAX_BATCH; i++) {
 		kms_generate_data_key_resp *g = &items[i].resp.generate_data_key;
 		if (items[i].err.code != 0) {
@@ -482,7 +461,7 @@ data_keys(kms_batch_op op)
 		dr.ciphertext_blob = g->ciphertext_blob.data;
 		dr.ciphertext_len = g->ciphertext_blob.len;
 		dr.context = ctx;
-		must(kms_decrypt(cl, &dr, &dp, &ei), &ei, "Decrypt");
+		tu_must(kms_decrypt(cl, &dr, &dp, &ei), &ei, "Decrypt");
 		assert_int_equal(dp.plaintext.len, KMS_MAX_DATA_KEY_BYTES);
 		if (op == KMS_BATCH_GENERATE_DATA_KEY) {
 			assert_memory_equal(dp.plaintext.data,
@@ -653,7 +632,7 @@ test_1001_items_and_oversized_messages_get_typed_errors(void **state)
 	    "\"Padding\":\"%s\"},{\"Action\":\"GenerateRandom\","
 	    "\"NumberOfBytes\":8}%s", BATCH_OPEN, pad, BATCH_CLOSE);
 	free(pad);
-	must(kms_call_json(cl, req.p, req.len, &reply, &rlen, &ei), &ei,
+	tu_must(kms_call_json(cl, req.p, req.len, &reply, &rlen, &ei), &ei,
 	    "Batch");
 	assert_non_null(j = json_loadb(reply, rlen, 0, NULL));
 	kms_free(reply);
@@ -671,7 +650,7 @@ test_1001_items_and_oversized_messages_get_typed_errors(void **state)
 	    "\"GenerateRandom\",\"NumberOfBytes\":8}%s", BATCH_OPEN,
 	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 	    BATCH_CLOSE);
-	must(kms_call_json(cl, req.p, req.len, &reply, &rlen, &ei), &ei,
+	tu_must(kms_call_json(cl, req.p, req.len, &reply, &rlen, &ei), &ei,
 	    "Batch");
 	assert_non_null(j = json_loadb(reply, rlen, 0, NULL));
 	kms_free(reply);
@@ -685,7 +664,7 @@ test_1001_items_and_oversized_messages_get_typed_errors(void **state)
 	/* And the daemon serves on. */
 	{
 		kms_secret s = { 0 };
-		must(kms_generate_random(cl, 16, &s, &ei), &ei,
+		tu_must(kms_generate_random(cl, 16, &s, &ei), &ei,
 		    "GenerateRandom");
 		kms_secret_free(&s);
 	}
@@ -713,14 +692,14 @@ test_describe_key_batches_stay_within_the_reply_limit(void **state)
 	/* Each '"' is escaped in the reply: 2 bytes of JSON apiece. */
 	memset(desc, '"', sizeof(desc) - 1);
 	desc[sizeof(desc) - 1] = '\0';
-	new_key(big, desc);
+	tu_new_key(cl, desc, big, NULL);
 	sb_add(&req, "%s", BATCH_OPEN);
 	for (i = 0; i < KMS_MAX_BATCH; i++) {
 		sb_add(&req, "%s{\"Action\":\"DescribeKey\",\"KeyId\":\"%s\"}",
 		    i ? "," : "", big);
 	}
 	sb_add(&req, "%s", BATCH_CLOSE);
-	must(kms_call_json(cl, req.p, req.len, &reply, &rlen, &ei), &ei,
+	tu_must(kms_call_json(cl, req.p, req.len, &reply, &rlen, &ei), &ei,
 	    "Batch");
 	assert_true(rlen <= JSON_MAX_REPLY);
 	assert_true(rlen > JSON_MAX_REPLY * 9 / 10);

@@ -38,27 +38,6 @@ static kms_client *cl;
 static char key[KMS_KEY_ID_LEN + 1];
 static const char *storage;
 
-static void
-must(int r, const kms_error_info *ei, const char *what)
-{
-	if (r != 0) {
-		fail_msg("%s: %d %s: %s", what, r, ei->name, ei->message);
-	}
-}
-
-static void
-new_key(char *out, const char *desc)
-{
-	kms_create_key_req req = { 0 };
-	kms_key_metadata m;
-	kms_error_info ei;
-
-	req.description = desc;
-	must(kms_create_key(cl, &req, &m, &ei), &ei, "CreateKey");
-	snprintf(out, KMS_KEY_ID_LEN + 1, "%s", m.key_id);
-	kms_key_metadata_free(&m);
-}
-
 static int
 setup(void **state)
 {
@@ -70,7 +49,7 @@ setup(void **state)
 		return -1;
 	}
 	kms_client_set_timeout(cl, 20000);
-	new_key(key, "integration");
+	tu_new_key(cl, "integration", key, NULL);
 	return 0;
 }
 
@@ -119,7 +98,7 @@ test_every_key_operation_round_trips(void **state)
 	cr.description = "round trip";
 	cr.tags = &tag;
 	cr.ntags = 1;
-	must(kms_create_key(cl, &cr, &m, &ei), &ei, "CreateKey");
+	tu_must(kms_create_key(cl, &cr, &m, &ei), &ei, "CreateKey");
 	snprintf(id, sizeof(id), "%s", m.key_id);
 	assert_string_equal(m.key_state, "Enabled");
 	assert_true(m.enabled);
@@ -129,9 +108,9 @@ test_every_key_operation_round_trips(void **state)
 	assert_true(m.creation_date > 1.7e9);
 	kms_key_metadata_free(&m);
 
-	must(kms_update_key_description(cl, id, "renamed", &ei), &ei,
+	tu_must(kms_update_key_description(cl, id, "renamed", &ei), &ei,
 	    "UpdateKeyDescription");
-	must(kms_describe_key(cl, id, NULL, &m, &ei), &ei, "DescribeKey");
+	tu_must(kms_describe_key(cl, id, NULL, &m, &ei), &ei, "DescribeKey");
 	assert_string_equal(m.description, "renamed");
 	assert_string_equal(m.key_id, id);
 	{
@@ -139,25 +118,25 @@ test_every_key_operation_round_trips(void **state)
 		char arn[KMS_ARN_MAX];
 		snprintf(arn, sizeof(arn), "%s", m.arn);
 		kms_key_metadata_free(&m);
-		must(kms_describe_key(cl, arn, NULL, &m, &ei), &ei,
+		tu_must(kms_describe_key(cl, arn, NULL, &m, &ei), &ei,
 		    "DescribeKey by ARN");
 		assert_string_equal(m.key_id, id);
 		kms_key_metadata_free(&m);
 	}
 
-	must(kms_disable_key(cl, id, &ei), &ei, "DisableKey");
-	must(kms_describe_key(cl, id, NULL, &m, &ei), &ei, "DescribeKey");
+	tu_must(kms_disable_key(cl, id, &ei), &ei, "DisableKey");
+	tu_must(kms_describe_key(cl, id, NULL, &m, &ei), &ei, "DescribeKey");
 	assert_string_equal(m.key_state, "Disabled");
 	assert_false(m.enabled);
 	kms_key_metadata_free(&m);
-	must(kms_enable_key(cl, id, &ei), &ei, "EnableKey");
+	tu_must(kms_enable_key(cl, id, &ei), &ei, "EnableKey");
 
 	/* ListKeys pages one at a time and finds the key. */
 	{
 		char *marker = NULL;
 		int pages = 0;
 		do {
-			must(kms_list_keys(cl, 1, marker, &l, &ei), &ei,
+			tu_must(kms_list_keys(cl, 1, marker, &l, &ei), &ei,
 			    "ListKeys");
 			free(marker);
 			marker = l.next_marker ? strdup(l.next_marker) : NULL;
@@ -196,7 +175,7 @@ test_encrypt_decrypt_and_re_encrypt_with_context(void **state)
 	er.plaintext = pt;
 	er.plaintext_len = sizeof(pt);
 	er.context = ctx2;
-	must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt");
+	tu_must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt");
 	assert_int_equal(eo.ciphertext_blob.len, 49 + sizeof(pt));
 	assert_non_null(strstr(eo.key_id, key));
 	assert_string_equal(eo.encryption_algorithm, "SYMMETRIC_DEFAULT");
@@ -204,7 +183,7 @@ test_encrypt_decrypt_and_re_encrypt_with_context(void **state)
 	dr.ciphertext_blob = eo.ciphertext_blob.data;
 	dr.ciphertext_len = eo.ciphertext_blob.len;
 	dr.context = ctx2;
-	must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt");
+	tu_must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt");
 	assert_int_equal(dout.plaintext.len, sizeof(pt));
 	assert_memory_equal(dout.plaintext.data, pt, sizeof(pt));
 	assert_non_null(strstr(dout.key_id, key));
@@ -214,23 +193,23 @@ test_encrypt_decrypt_and_re_encrypt_with_context(void **state)
 	{
 		kms_context_pair rev[2] = { ctx_pairs[1], ctx_pairs[0] };
 		dr.context.pairs = rev;
-		must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt rev");
+		tu_must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt rev");
 		kms_decrypt_resp_free(&dout);
 		dr.context = ctx2;
 	}
 
-	new_key(other, "destination");
+	tu_new_key(cl, "destination", other, NULL);
 	rr.ciphertext_blob = eo.ciphertext_blob.data;
 	rr.ciphertext_len = eo.ciphertext_blob.len;
 	rr.source_context = ctx2;
 	rr.destination_key_id = other;
-	must(kms_re_encrypt(cl, &rr, &ro, &ei), &ei, "ReEncrypt");
+	tu_must(kms_re_encrypt(cl, &rr, &ro, &ei), &ei, "ReEncrypt");
 	assert_non_null(strstr(ro.source_key_id, key));
 	assert_non_null(strstr(ro.key_id, other));
 	dr.ciphertext_blob = ro.ciphertext_blob.data;
 	dr.ciphertext_len = ro.ciphertext_blob.len;
 	dr.context.npairs = 0;
-	must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt re-encrypted");
+	tu_must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt re-encrypted");
 	assert_memory_equal(dout.plaintext.data, pt, sizeof(pt));
 	assert_non_null(strstr(dout.key_id, other));
 	kms_decrypt_resp_free(&dout);
@@ -257,7 +236,7 @@ test_wrong_context_and_every_byte_flip_are_invalid_ciphertext(void **state)
 	er.plaintext = pt;
 	er.plaintext_len = sizeof(pt);
 	er.context = ctx2;
-	must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt");
+	tu_must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt");
 	dr.ciphertext_blob = eo.ciphertext_blob.data;
 	dr.ciphertext_len = eo.ciphertext_blob.len;
 	dr.context = wrong;
@@ -312,18 +291,18 @@ test_unknown_key_wrong_key_id_and_disabled_key(void **state)
 	assert_int_equal(kms_encrypt(cl, &er, &eo, &ei), KMS_ENOTFOUND);
 
 	er.key_id = key;
-	must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt");
-	new_key(other, "other");
+	tu_must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt");
+	tu_new_key(cl, "other", other, NULL);
 	dr.ciphertext_blob = eo.ciphertext_blob.data;
 	dr.ciphertext_len = eo.ciphertext_blob.len;
 	dr.key_id = other;
 	assert_int_equal(kms_decrypt(cl, &dr, &dout, &ei), KMS_EINCORRECTKEY);
 	assert_string_equal(ei.name, "IncorrectKeyException");
 	dr.key_id = key;
-	must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt with KeyId");
+	tu_must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt with KeyId");
 	kms_decrypt_resp_free(&dout);
 
-	must(kms_disable_key(cl, key, &ei), &ei, "DisableKey");
+	tu_must(kms_disable_key(cl, key, &ei), &ei, "DisableKey");
 	{
 		kms_encrypt_resp refused;
 		assert_int_equal(kms_encrypt(cl, &er, &refused, &ei),
@@ -331,8 +310,8 @@ test_unknown_key_wrong_key_id_and_disabled_key(void **state)
 	}
 	assert_string_equal(ei.name, "DisabledException");
 	assert_int_equal(kms_decrypt(cl, &dr, &dout, &ei), KMS_EDISABLED);
-	must(kms_enable_key(cl, key, &ei), &ei, "EnableKey");
-	must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt after enable");
+	tu_must(kms_enable_key(cl, key, &ei), &ei, "EnableKey");
+	tu_must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt after enable");
 	kms_decrypt_resp_free(&dout);
 	kms_encrypt_resp_free(&eo);
 }
@@ -353,14 +332,14 @@ test_limits_are_enforced_with_validation_errors(void **state)
 	er.plaintext_len = 4097;
 	assert_int_equal(kms_encrypt(cl, &er, &eo, &ei), KMS_EVALIDATION);
 	er.plaintext_len = 4096;
-	must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt 4096");
+	tu_must(kms_encrypt(cl, &er, &eo, &ei), &ei, "Encrypt 4096");
 	kms_encrypt_resp_free(&eo);
 	er.plaintext_len = 0;
 	assert_int_equal(kms_encrypt(cl, &er, &eo, &ei), KMS_EVALIDATION);
 
 	assert_int_equal(kms_generate_random(cl, 1025, &s, &ei),
 	    KMS_EVALIDATION);
-	must(kms_generate_random(cl, 1024, &s, &ei), &ei, "GenerateRandom");
+	tu_must(kms_generate_random(cl, 1024, &s, &ei), &ei, "GenerateRandom");
 	assert_int_equal(s.len, 1024);
 	kms_secret_free(&s);
 
@@ -376,12 +355,12 @@ test_limits_are_enforced_with_validation_errors(void **state)
 	assert_int_equal(kms_generate_data_key(cl, &gr, &go, &ei),
 	    KMS_EVALIDATION);
 	gr.number_of_bytes = 1024;
-	must(kms_generate_data_key(cl, &gr, &go, &ei), &ei, "GDK 1024");
+	tu_must(kms_generate_data_key(cl, &gr, &go, &ei), &ei, "GDK 1024");
 	assert_int_equal(go.plaintext.len, 1024);
 	kms_generate_data_key_resp_free(&go);
 	gr.number_of_bytes = 0;
 	gr.key_spec = "AES_128";
-	must(kms_generate_data_key_without_plaintext(cl, &gr, &go, &ei), &ei,
+	tu_must(kms_generate_data_key_without_plaintext(cl, &gr, &go, &ei), &ei,
 	    "GDKWithoutPlaintext");
 	assert_int_equal(go.plaintext.len, 0);
 	assert_int_equal(go.ciphertext_blob.len, 49 + 16);
@@ -418,7 +397,7 @@ test_malformed_requests_get_typed_errors_and_daemon_lives(void **state)
 	    "SerializationException");
 	expect_raw("{\"Action\":\"Decrypt\",\"CiphertextBlob\":\"@@@@\"}",
 	    "SerializationException");
-	must(kms_generate_random(cl, 16, &s, &ei), &ei, "still alive");
+	tu_must(kms_generate_random(cl, 16, &s, &ei), &ei, "still alive");
 	kms_secret_free(&s);
 }
 
@@ -497,7 +476,7 @@ test_oversized_message_never_reaches_the_parser(void **state)
 	close(fd);
 	assert_true(closed);
 	/* Others are served all the while. */
-	must(kms_generate_random(cl, 16, &sec, &ei), &ei, "after oversize");
+	tu_must(kms_generate_random(cl, 16, &sec, &ei), &ei, "after oversize");
 	kms_secret_free(&sec);
 }
 
@@ -550,7 +529,7 @@ test_peers_breaking_the_handshake_are_dropped(void **state)
 	}
 	assert_int_equal(kms_client_open(&c2, env.endpoint), 0);
 	kms_client_set_timeout(c2, 5000);
-	must(kms_generate_random(c2, 16, &sec, &ei), &ei,
+	tu_must(kms_generate_random(c2, 16, &sec, &ei), &ei,
 	    "first try after hang-ups mid-handshake");
 	kms_secret_free(&sec);
 	kms_client_close(c2);
@@ -571,7 +550,7 @@ test_peers_breaking_the_handshake_are_dropped(void **state)
 	close(fd);
 	/* The silent one: kmsd's half of the handshake, then its hang-up
 	 * about 10 s after it connected; others are served meanwhile. */
-	must(kms_generate_random(cl, 16, &sec, &ei), &ei, "beside a silent peer");
+	tu_must(kms_generate_random(cl, 16, &sec, &ei), &ei, "beside a silent peer");
 	kms_secret_free(&sec);
 	assert_true(seconds_to_hangup(silent, 20) <= 20.0);
 	t = tu_now_s() - t;
@@ -653,7 +632,7 @@ test_a_flood_without_reading_is_parked_then_answered(void **state)
 				rss1 = proc_status_kib(env.kmsd, "VmRSS");
 				at_stall = sent;
 				/* kmsd has stopped reading us: others go. */
-				must(kms_generate_random(cl, 16, &sec, &ei),
+				tu_must(kms_generate_random(cl, 16, &sec, &ei),
 				    &ei, "beside a flood");
 				kms_secret_free(&sec);
 				reading = 1;
@@ -845,7 +824,7 @@ test_batch_mixes_successes_and_failures(void **state)
 	items[2].req.encrypt.key_id = key;
 	items[2].req.encrypt.plaintext = pt;
 	items[2].req.encrypt.plaintext_len = 1;
-	must(kms_batch(cl, items, 3, &ei), &ei, "Batch");
+	tu_must(kms_batch(cl, items, 3, &ei), &ei, "Batch");
 	assert_int_equal(items[0].err.code, 0);
 	assert_int_equal(items[0].resp.generate_data_key.plaintext.len, 32);
 	assert_int_equal(items[1].err.code, KMS_ENOTFOUND);
@@ -912,11 +891,11 @@ test_restart_decrypts_everything_and_no_secret_touches_disk(void **state)
 	int i;
 
 	for (i = 0; i < 4; i++) {
-		new_key(keys[i], "restart");
+		tu_new_key(cl, "restart", keys[i], NULL);
 	}
 	for (i = 0; i < N; i++) {
 		gr = gdk_req(keys[i % 4]);
-		must(kms_generate_data_key(cl, &gr, &go[i], &ei), &ei, "GDK");
+		tu_must(kms_generate_data_key(cl, &gr, &go[i], &ei), &ei, "GDK");
 	}
 	kms_client_close(cl);
 	cl = NULL;
@@ -931,7 +910,7 @@ test_restart_decrypts_everything_and_no_secret_touches_disk(void **state)
 		dr.ciphertext_blob = go[i].ciphertext_blob.data;
 		dr.ciphertext_len = go[i].ciphertext_blob.len;
 		dr.context = ctx2;
-		must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt after "
+		tu_must(kms_decrypt(cl, &dr, &dout, &ei), &ei, "Decrypt after "
 		    "restart");
 		assert_memory_equal(dout.plaintext.data, go[i].plaintext.data,
 		    32);
@@ -1104,7 +1083,7 @@ test_stop_and_restart_under_load(void **state)
 		assert_int_equal(tu_kmsd_start(&env), 0);
 		/* The same clients, once kmsd is back. */
 		for (i = 0; i < LOAD_CLIENTS; i++) {
-			must(kms_generate_random(l.c[i], 16, &s, &ei), &ei,
+			tu_must(kms_generate_random(l.c[i], 16, &s, &ei), &ei,
 			    "after restart");
 			kms_secret_free(&s);
 		}
