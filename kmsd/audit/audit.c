@@ -37,6 +37,9 @@
 #include "common/sp.h"
 #include "kmsd/audit/audit.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 
 #define AUDIT_FILE_PREFIX "kmsd-audit-"
 #define AUDIT_FILE_SUFFIX ".jsonl"

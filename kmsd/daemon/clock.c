@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "kmsd/daemon/clock.h"
 #include "kmsd/kmsd.h"
 
 static _Atomic int64_t offset_ms;

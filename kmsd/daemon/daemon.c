@@ -13,11 +13,16 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "common/secmem.h"
 #include "common/sp.h"
-#include "common/log.h"
 #include "kmsd/audit/audit.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/daemon/daemon.h"
+#include "kmsd/daemon/lifecycle.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 #include "kmsd/ops/op.h"
 

@@ -23,6 +23,8 @@
 #include "common/log.h"
 #include "kmsd/frontend/http.h"
 #include "kmsd/frontend/metrics.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 
 #define MET_OPS_MAX 96		/* operations (kmsd has about 40) */

@@ -30,11 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/blob.h"
 #include "common/be.h"
+#include "common/blob.h"
 #include "common/ctx.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 
 #define KC_BUCKETS 65536	/* power of two */
