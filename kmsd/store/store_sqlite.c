@@ -86,6 +86,7 @@
 #include <sqlite3.h>
 
 #include "common/cause.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "kmsd/store/sqlite_int.h"
@@ -568,10 +569,7 @@ set_err(char *errbuf, size_t errlen, const char *fmt, ...)
 static int64_t
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_wall_ms();
 }
 
 /* Run one statement that returns at most one integer; *out gets it (0 for
