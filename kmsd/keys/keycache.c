@@ -196,7 +196,6 @@ find_locked(struct keycache *kc, const uint8_t id[16])
 	struct kentry *e;
 
 	kms_mutex_assert_held(&kc->mu);
-
 	for (e = kc->buckets[bucket_of(id)]; e != NULL; e = e->next) {
 		if (memcmp(e->id, id, 16) == 0) {
 			return e;
@@ -453,7 +452,6 @@ static void
 unload_locked(struct keycache *kc, struct worker *w, struct kver *v)
 {
 	kms_mutex_assert_held(&kc->mu);
-
 	if (v->handle != 0 && v->gen == hsm_generation(kc->d->hsm)) {
 		hsm_key_release(w->hs, v->handle);
 	}
@@ -471,7 +469,6 @@ ring_place_locked(struct keycache *kc, struct worker *w, struct kver *v)
 	size_t i, tries;
 
 	kms_mutex_assert_held(&kc->mu);
-
 	if (kc->ring_len < kc->ring_cap) {
 		v->slot = kc->ring_len;
 		kc->ring[kc->ring_len++] = v;
@@ -514,7 +511,6 @@ reread_material_locked(struct worker *w, struct kver *v)
 	int changed = 0;
 
 	kms_mutex_assert_held(&w->d->keys->mu);
-
 	if (w->st->ops->get_versions(w->st, v->e->id, &vs, &n) == 0 &&
 	    v->version <= n && vs[v->version - 1].version == v->version &&
 	    vs[v->version - 1].material_len <= STORE_MATERIAL_MAX &&
@@ -557,7 +553,6 @@ ensure_loaded_locked(struct keycache *kc, struct worker *w, struct kver *v)
 	int r;
 
 	kms_mutex_assert_held(&kc->mu);
-
 	if (v->handle != 0 && v->gen == gen) {
 		v->referenced = 1;
 		return 0;
@@ -612,7 +607,6 @@ pin_locked(struct keycache *kc, struct worker *w, struct kver *v,
 	int r;
 
 	kms_mutex_assert_held(&kc->mu);
-
 	if (v->unavailable) {
 		return KMS_EKEYUNAVAILABLE;
 	}
@@ -658,7 +652,6 @@ rotate_locked(struct worker *w, struct kentry *e, int kind, uint32_t *made)
 	int r, resident = w->d->cfg.key_storage == STORAGE_RESIDENT;
 
 	kms_mutex_assert_held(&kc->mu);
-
 	KMS_ASSERT(e->rotating);
 	if (strcmp(e->origin, "EXTERNAL") == 0) {
 		/* Imported material is the owner's: kmsd makes none. */
@@ -939,10 +932,10 @@ static struct kver *
 find_version_locked(struct keycache *kc, const uint8_t id[16],
     uint32_t version)
 {
-	struct kentry *e = find_locked(kc, id);
+	struct kentry *e;
 
 	kms_mutex_assert_held(&kc->mu);
-
+	e = find_locked(kc, id);
 	if (e == NULL || version < 1 || version > e->nversions) {
 		return NULL;
 	}

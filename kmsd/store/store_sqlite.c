@@ -460,8 +460,8 @@ sq_shred_wal_locked(struct sqlite_store *s)
 {
 	int rc = SQLITE_OK, tries;
 
-	KMS_ASSERT(s->writing);
 	kms_mutex_assert_held(&writer_mu);
+	KMS_ASSERT(s->writing);
 	/* The WAL still holds the old pages (and the frames that first
 	 * wrote the material).  Other connections' read transactions are
 	 * short; wait them out, a little. */
