@@ -21,8 +21,14 @@ self(void)
 int
 kms_mutex_init(struct kms_mutex *m)
 {
+	return kms_mutex_init_attr(m, NULL);
+}
+
+int
+kms_mutex_init_attr(struct kms_mutex *m, const pthread_mutexattr_t *attr)
+{
 	atomic_store_explicit(&m->owner, 0, memory_order_relaxed);
-	return pthread_mutex_init(&m->mu, NULL);
+	return pthread_mutex_init(&m->mu, attr);
 }
 
 void

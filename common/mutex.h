@@ -32,6 +32,8 @@ struct kms_mutex {
 #define KMS_MUTEX_INITIALIZER { PTHREAD_MUTEX_INITIALIZER, 0 }
 
 int kms_mutex_init(struct kms_mutex *m);
+/* With attributes (a type such as PTHREAD_MUTEX_ADAPTIVE_NP). */
+int kms_mutex_init_attr(struct kms_mutex *m, const pthread_mutexattr_t *attr);
 void kms_mutex_destroy(struct kms_mutex *m);
 void kms_mutex_lock(struct kms_mutex *m);
 /* 0 when taken, else pthread_mutex_trylock's error. */

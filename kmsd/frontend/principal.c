@@ -14,19 +14,23 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/mutex.h"
 #include "kmsd/daemon/clock.h"
 #include "kmsd/frontend/principal.h"
 
 #define PRINCIPAL_CACHE 64		/* callers remembered */
 #define PRINCIPAL_TTL_MS 60000		/* re-read passwd/group after */
 
-/* Names of recent callers, so passwd and group are not read per request. */
+/* Names of recent callers, so passwd and group are not read per request:
+ * one per process, as the names are the system's, with its mutex in it. */
 static struct {
-	struct principal p;
-	int64_t at;
-	int used;
-} pcache[PRINCIPAL_CACHE];
-static pthread_mutex_t pcache_mu = PTHREAD_MUTEX_INITIALIZER;
+	struct kms_mutex mu;		/* the slots */
+	struct {
+		struct principal p;
+		int64_t at;
+		int used;
+	} slot[PRINCIPAL_CACHE];
+} pcache = { .mu = KMS_MUTEX_INITIALIZER };
 
 static void
 resolve(struct principal *p)
@@ -63,36 +67,36 @@ principal_from_uid(struct principal *p, uid_t uid, gid_t gid, pid_t pid)
 	int64_t t = now_ms();
 	int i, slot = -1, oldest = 0;
 
-	pthread_mutex_lock(&pcache_mu);
+	kms_mutex_lock(&pcache.mu);
 	for (i = 0; i < PRINCIPAL_CACHE; i++) {
-		if (pcache[i].used && pcache[i].p.uid == uid &&
-		    pcache[i].p.gid == gid &&
-		    t - pcache[i].at < PRINCIPAL_TTL_MS) {
-			*p = pcache[i].p;
-			pthread_mutex_unlock(&pcache_mu);
+		if (pcache.slot[i].used && pcache.slot[i].p.uid == uid &&
+		    pcache.slot[i].p.gid == gid &&
+		    t - pcache.slot[i].at < PRINCIPAL_TTL_MS) {
+			*p = pcache.slot[i].p;
+			kms_mutex_unlock(&pcache.mu);
 			p->pid = pid;
 			return;
 		}
-		if (!pcache[i].used && slot < 0) {
+		if (!pcache.slot[i].used && slot < 0) {
 			slot = i;
 		}
-		if (pcache[i].at < pcache[oldest].at) {
+		if (pcache.slot[i].at < pcache.slot[oldest].at) {
 			oldest = i;
 		}
 	}
-	pthread_mutex_unlock(&pcache_mu);
+	kms_mutex_unlock(&pcache.mu);
 	memset(p, 0, sizeof(*p));
 	p->uid = uid;
 	p->gid = gid;
 	snprintf(p->source, sizeof(p->source), "ipc");
 	resolve(p);
-	pthread_mutex_lock(&pcache_mu);
+	kms_mutex_lock(&pcache.mu);
 	if (slot < 0) {
 		slot = oldest;
 	}
-	pcache[slot].p = *p;
-	pcache[slot].at = t;
-	pcache[slot].used = 1;
-	pthread_mutex_unlock(&pcache_mu);
+	pcache.slot[slot].p = *p;
+	pcache.slot[slot].at = t;
+	pcache.slot[slot].used = 1;
+	kms_mutex_unlock(&pcache.mu);
 	p->pid = pid;
 }
