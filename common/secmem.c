@@ -50,6 +50,9 @@ static struct pool {
 	size_t chunk, n, nfree;
 	uint32_t *free;
 } pools[POOL_CLASSES];
+/* Process-wide by nature: the pools are this process's locked pages, shared
+ * by every thread and object that holds a secret; held only over the free
+ * lists, never over an allocation from the system. */
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 

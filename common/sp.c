@@ -79,15 +79,6 @@ sp_frame_parse(const uint8_t *buf, size_t len, uint64_t max, size_t *flen,
 	}
 }
 
-uint64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 int
 sp_read_full(int fd, uint8_t *p, size_t n, uint64_t deadline)
 {

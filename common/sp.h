@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/clock.h"	/* mono_ms: the deadlines below */
+
 #define SP_HELLO_LEN 8
 #define SP_FRAME_HDR 9
 #define SP_ID_LEN 4
@@ -39,8 +41,6 @@ int sp_frame_len(const uint8_t hdr[SP_FRAME_HDR], uint64_t *len);
 int sp_frame_parse(const uint8_t *buf, size_t len, uint64_t max,
     size_t *flen, size_t *idlen);
 
-/* CLOCK_MONOTONIC in milliseconds: the deadlines below. */
-uint64_t mono_ms(void);
 /* Read exactly n bytes from fd by deadline (mono_ms; 0: none): 0, or -1
  * on end of stream, error or deadline. */
 int sp_read_full(int fd, uint8_t *p, size_t n, uint64_t deadline);

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "tests/testutil.h"
 
 const char *
@@ -231,10 +232,7 @@ tu_env_destroy(struct tu_env *e)
 double
 tu_now_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return clock_mono_s();
 }
 
 int

@@ -33,10 +33,14 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "common/secmem.h"
 #include "common/sp.h"
 #include "kmsd/audit/audit.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 
 #define AUDIT_FILE_PREFIX "kmsd-audit-"
 #define AUDIT_FILE_SUFFIX ".jsonl"
@@ -51,7 +55,7 @@
 
 struct audit {
 	struct kmsd *d;
-	pthread_mutex_t mu;
+	struct kms_mutex mu;		/* the file, the chain, the counters */
 	pthread_cond_t wake;		/* the log thread's */
 	pthread_cond_t synced;		/* records became durable */
 	pthread_t thr;
@@ -909,6 +913,7 @@ write_all(int fd, const char *p, size_t n)
 static void
 fail_locked(struct audit *a, int e)
 {
+	kms_mutex_assert_held(&a->mu);
 	if (!a->failed) {
 		a->failed = 1;
 		a->failed_at = now_ms();
@@ -939,6 +944,7 @@ append_locked(struct audit *a, const struct sb *b, const size_t *offs,
 	char *np;
 	int e;
 
+	kms_mutex_assert_held(&a->mu);
 	if (a->fd < 0) {
 		fail_locked(a, EBADF);
 		return KMS_EDEPENDENCYTIMEOUT;
@@ -1010,6 +1016,7 @@ event_locked(struct audit *a, const char *name, const char *arn,
 	size_t off = 0;
 	int r;
 
+	kms_mutex_assert_held(&a->mu);
 	utc_now(when);
 	put_service_record(&b, a->d, name, arn, details, when);
 	r = b.oom ? KMS_EINTERNAL : append_locked(a, &b, &off, 1, NULL);
@@ -1045,15 +1052,16 @@ checkpoint_locked(struct audit *a, const char *reason, int unlocked)
 	json_t *det;
 	int r, n;
 
+	kms_mutex_assert_held(&a->mu);
 	hex32(a->head, hx);
 	utc_now(when);
 	n = statement(st, sizeof(st), hx, seq, when, a->fp);
 	if (unlocked) {
-		pthread_mutex_unlock(&a->mu);
+		kms_mutex_unlock(&a->mu);
 	}
 	r = hsm_sign(a->hs, &a->key, (const uint8_t *)st, (size_t)n, sig);
 	if (unlocked) {
-		pthread_mutex_lock(&a->mu);
+		kms_mutex_lock(&a->mu);
 	}
 	if (r != 0) {
 		if (!a->cp_warned) {
@@ -1091,9 +1099,9 @@ checkpoint(struct audit *a, const char *reason)
 	int r;
 
 	pthread_rwlock_rdlock(&a->d->hsm_turn);
-	pthread_mutex_lock(&a->mu);
+	kms_mutex_lock(&a->mu);
 	r = a->seq == a->cp_seq ? 0 : checkpoint_locked(a, reason, 1);
-	pthread_mutex_unlock(&a->mu);
+	kms_mutex_unlock(&a->mu);
 	pthread_rwlock_unlock(&a->d->hsm_turn);
 	return r;
 }
@@ -1120,6 +1128,7 @@ new_file_locked(struct audit *a, uint64_t no, const char *prev)
 	json_t *det;
 	int fd, r;
 
+	kms_mutex_assert_held(&a->mu);
 	file_name(no, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir, name);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND |
@@ -1150,14 +1159,15 @@ sync_locked(struct audit *a)
 	uint64_t target = a->wtotal;
 	int fd = a->fd, r = 0;
 
+	kms_mutex_assert_held(&a->mu);
 	if (target == a->stotal || fd < 0) {
 		return 0;
 	}
-	pthread_mutex_unlock(&a->mu);
+	kms_mutex_unlock(&a->mu);
 	if (fdatasync(fd) != 0) {
 		r = errno;
 	}
-	pthread_mutex_lock(&a->mu);
+	kms_mutex_lock(&a->mu);
 	if (r != 0) {
 		fail_locked(a, r);
 		pthread_cond_broadcast(&a->synced);
@@ -1177,6 +1187,7 @@ rotate_locked(struct audit *a)
 {
 	char prev[64];
 
+	kms_mutex_assert_held(&a->mu);
 	(void)checkpoint_locked(a, "rotate", 0);
 	if (sync_locked(a) != 0) {
 		return;
@@ -1197,6 +1208,7 @@ try_resume_locked(struct audit *a)
 	char prev[64];
 	json_t *det;
 
+	kms_mutex_assert_held(&a->mu);
 	a->retry_ms = mono_ms() + AUDIT_RETRY_MS;
 	if (a->fd < 0) {
 		/* A rotation failed half-way: start the next file. */
@@ -1231,7 +1243,7 @@ audit_main(void *arg)
 	uint64_t last_sync = mono_ms(), now;
 	struct timespec ts;
 
-	pthread_mutex_lock(&a->mu);
+	kms_mutex_lock(&a->mu);
 	while (!a->stop) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += (long)AUDIT_TICK_MS * 1000000L;
@@ -1239,7 +1251,7 @@ audit_main(void *arg)
 		ts.tv_nsec %= 1000000000L;
 		if (!a->want_work && (a->waiters == 0 ||
 		    a->wtotal == a->stotal)) {
-			pthread_cond_timedwait(&a->wake, &a->mu, &ts);
+			kms_cond_timedwait(&a->wake, &a->mu, &ts);
 		}
 		a->want_work = 0;
 		if (a->stop) {
@@ -1260,23 +1272,23 @@ audit_main(void *arg)
 		if (a->seq != a->cp_seq && (a->seq - a->cp_seq >=
 		    cfg->audit_checkpoint_records || now - a->cp_ms >=
 		    (uint64_t)cfg->audit_checkpoint_seconds * 1000)) {
-			pthread_mutex_unlock(&a->mu);
+			kms_mutex_unlock(&a->mu);
 			(void)checkpoint(a, "interval");
-			pthread_mutex_lock(&a->mu);
+			kms_mutex_lock(&a->mu);
 		}
 		if (a->size >= cfg->audit_rotate_bytes ||
 		    (cfg->audit_rotate_seconds > 0 && now - a->file_born_ms >=
 		    (uint64_t)cfg->audit_rotate_seconds * 1000)) {
-			pthread_mutex_unlock(&a->mu);
+			kms_mutex_unlock(&a->mu);
 			pthread_rwlock_rdlock(&a->d->hsm_turn);
-			pthread_mutex_lock(&a->mu);
+			kms_mutex_lock(&a->mu);
 			rotate_locked(a);
-			pthread_mutex_unlock(&a->mu);
+			kms_mutex_unlock(&a->mu);
 			pthread_rwlock_unlock(&a->d->hsm_turn);
-			pthread_mutex_lock(&a->mu);
+			kms_mutex_lock(&a->mu);
 		}
 	}
-	pthread_mutex_unlock(&a->mu);
+	kms_mutex_unlock(&a->mu);
 	return NULL;
 }
 
@@ -1429,7 +1441,7 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 	    memory_order_relaxed) || !a->d->cfg.audit_required) {
 		return 0;
 	}
-	pthread_mutex_lock(&a->mu);
+	kms_mutex_lock(&a->mu);
 	failed = a->failed;
 	if (failed) {
 		a->refused++;
@@ -1437,7 +1449,7 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 		    "kmsd refuses requests until it can. Retry later.",
 		    strerror(a->fail_errno));
 	}
-	pthread_mutex_unlock(&a->mu);
+	kms_mutex_unlock(&a->mu);
 	return failed ? KMS_EDEPENDENCYTIMEOUT : 0;
 }
 
@@ -1452,14 +1464,14 @@ commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
 	if (b->oom) {
 		return KMS_EINTERNAL;
 	}
-	pthread_mutex_lock(&a->mu);
+	kms_mutex_lock(&a->mu);
 	if ((r = append_locked(a, b, offs, n, pre)) == 0 &&
 	    a->d->cfg.audit_sync == AUDIT_SYNC_REQUEST) {
 		end = a->wtotal;
 		a->waiters++;
 		pthread_cond_signal(&a->wake);
 		while (a->stotal < end && !a->failed) {
-			pthread_cond_wait(&a->synced, &a->mu);
+			kms_cond_wait(&a->synced, &a->mu);
 		}
 		a->waiters--;
 		if (a->stotal < end) {
@@ -1470,7 +1482,7 @@ commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
 		a->unaudited += n;
 		r = 0;
 	}
-	pthread_mutex_unlock(&a->mu);
+	kms_mutex_unlock(&a->mu);
 	return r;
 }
 
@@ -1865,7 +1877,7 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 		pthread_mutexattr_t ma;
 		pthread_mutexattr_init(&ma);
 		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
-		pthread_mutex_init(&a->mu, &ma);
+		kms_mutex_init_attr(&a->mu, &ma);
 		pthread_mutexattr_destroy(&ma);
 	}
 	pthread_cond_init(&a->wake, NULL);
@@ -1905,7 +1917,7 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 		a->seq = 0;
 	}
 	file_name(no, prev, sizeof(prev));
-	pthread_mutex_lock(&a->mu);
+	kms_mutex_lock(&a->mu);
 	r = new_file_locked(a, last + 1, have ? prev : NULL);
 	if (r == 0 && json_array_size(repairs) > 0) {
 		det = json_pack("{s:O}", "repairs", repairs);
@@ -1932,7 +1944,7 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	if (r == 0) {
 		r = sync_locked(a);
 	}
-	pthread_mutex_unlock(&a->mu);
+	kms_mutex_unlock(&a->mu);
 	json_decref(repairs);
 	repairs = NULL;
 	if (r != 0) {
@@ -1966,7 +1978,7 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 		close(a->fd);
 	}
 	hsm_session_close(a->hs);
-	pthread_mutex_destroy(&a->mu);
+	kms_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
 	free(a->wbuf);
@@ -1983,15 +1995,15 @@ audit_close(struct kmsd *d)
 	if (a == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&a->mu);
+	kms_mutex_lock(&a->mu);
 	a->stop = 1;
 	pthread_cond_signal(&a->wake);
-	pthread_mutex_unlock(&a->mu);
+	kms_mutex_unlock(&a->mu);
 	if (a->thr_started) {
 		pthread_join(a->thr, NULL);
 	}
 	pthread_rwlock_rdlock(&d->hsm_turn);
-	pthread_mutex_lock(&a->mu);
+	kms_mutex_lock(&a->mu);
 	if (a->failed) {
 		try_resume_locked(a);
 	}
@@ -2001,14 +2013,14 @@ audit_close(struct kmsd *d)
 	json_decref(det);
 	(void)checkpoint_locked(a, "shutdown", 0);
 	(void)sync_locked(a);
-	pthread_mutex_unlock(&a->mu);
+	kms_mutex_unlock(&a->mu);
 	pthread_rwlock_unlock(&d->hsm_turn);
 	if (a->fd >= 0) {
 		close(a->fd);
 	}
 	usage_free(a);
 	hsm_session_close(a->hs);
-	pthread_mutex_destroy(&a->mu);
+	kms_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
 	free(a->wbuf);

@@ -48,6 +48,8 @@
 
 #include <jansson.h>
 
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 
 struct audit;

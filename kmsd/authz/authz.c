@@ -11,6 +11,9 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 #include "policy/policy.h"
 
 #define AZ_BUCKETS 4096		/* power of two */

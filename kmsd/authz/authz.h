@@ -15,6 +15,8 @@
 #include <stdint.h>
 
 #include "kms.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 
 struct authz;

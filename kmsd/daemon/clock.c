@@ -11,20 +11,16 @@
  * Thread-safe: the offset is one atomic.
  */
 #include <stdatomic.h>
-#include <time.h>
 
-#include "kmsd/kmsd.h"
+#include "common/clock.h"
+#include "kmsd/daemon/clock.h"
 
 static _Atomic int64_t offset_ms;
 
 int64_t
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
-	    atomic_load(&offset_ms);
+	return clock_wall_ms() + atomic_load(&offset_ms);
 }
 
 int64_t

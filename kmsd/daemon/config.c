@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "kmsd/daemon/config.h"
+#include "kmsd/frontend/principal.h"
 #include "kmsd/kmsd.h"
 
 #define CONFIG_LINE_MAX 4096

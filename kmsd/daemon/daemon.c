@@ -1,10 +1,8 @@
 /*
  * daemon.c — the daemon's life cycle: open the HSM, the key cache and each
- * worker's HSM session and store connection; resolve callers' names.
+ * worker's HSM session and store connection.
  */
-#include <grp.h>
 #include <malloc.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +11,17 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/log.h"
 #include "common/secmem.h"
 #include "common/sp.h"
-#include "common/log.h"
 #include "kmsd/audit/audit.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/daemon/daemon.h"
+#include "kmsd/daemon/lifecycle.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 #include "kmsd/ops/op.h"
-
-#define PRINCIPAL_CACHE 64		/* callers remembered */
-#define PRINCIPAL_TTL_MS 60000		/* re-read passwd/group after */
 
 /*
  * libsodium locks secret memory only as far as RLIMIT_MEMLOCK allows and
@@ -310,81 +309,4 @@ worker_fini(struct worker *w)
 		hsm_session_close(w->hs);
 		w->hs = NULL;
 	}
-}
-
-/* Names of recent callers, so passwd and group are not read per request. */
-static struct {
-	struct principal p;
-	int64_t at;
-	int used;
-} pcache[PRINCIPAL_CACHE];
-static pthread_mutex_t pcache_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void
-resolve(struct principal *p)
-{
-	struct passwd pw, *pwp = NULL;
-	struct group gr, *grp = NULL;
-	gid_t gids[PRINCIPAL_GROUPS_MAX];
-	int ngids = PRINCIPAL_GROUPS_MAX, i;
-	char buf[16384];
-
-	snprintf(p->uid_name, sizeof(p->uid_name), "uid:%u", (unsigned)p->uid);
-	snprintf(p->name, sizeof(p->name), "%s", p->uid_name);
-	p->ngroups = 0;
-	if (getpwuid_r(p->uid, &pw, buf, sizeof(buf), &pwp) != 0 ||
-	    pwp == NULL) {
-		return;
-	}
-	snprintf(p->name, sizeof(p->name), "user:%s", pw.pw_name);
-	if (getgrouplist(pw.pw_name, p->gid, gids, &ngids) < 0) {
-		ngids = PRINCIPAL_GROUPS_MAX;	/* truncated: keep the first */
-	}
-	for (i = 0; i < ngids && p->ngroups < PRINCIPAL_GROUPS_MAX; i++) {
-		if (getgrgid_r(gids[i], &gr, buf, sizeof(buf), &grp) == 0 &&
-		    grp != NULL) {
-			snprintf(p->groups[p->ngroups++], sizeof(p->groups[0]),
-			    "group:%s", gr.gr_name);
-		}
-	}
-}
-
-void
-principal_from_uid(struct principal *p, uid_t uid, gid_t gid, pid_t pid)
-{
-	int64_t t = now_ms();
-	int i, slot = -1, oldest = 0;
-
-	pthread_mutex_lock(&pcache_mu);
-	for (i = 0; i < PRINCIPAL_CACHE; i++) {
-		if (pcache[i].used && pcache[i].p.uid == uid &&
-		    pcache[i].p.gid == gid &&
-		    t - pcache[i].at < PRINCIPAL_TTL_MS) {
-			*p = pcache[i].p;
-			pthread_mutex_unlock(&pcache_mu);
-			p->pid = pid;
-			return;
-		}
-		if (!pcache[i].used && slot < 0) {
-			slot = i;
-		}
-		if (pcache[i].at < pcache[oldest].at) {
-			oldest = i;
-		}
-	}
-	pthread_mutex_unlock(&pcache_mu);
-	memset(p, 0, sizeof(*p));
-	p->uid = uid;
-	p->gid = gid;
-	snprintf(p->source, sizeof(p->source), "ipc");
-	resolve(p);
-	pthread_mutex_lock(&pcache_mu);
-	if (slot < 0) {
-		slot = oldest;
-	}
-	pcache[slot].p = *p;
-	pcache[slot].at = t;
-	pcache[slot].used = 1;
-	pthread_mutex_unlock(&pcache_mu);
-	p->pid = pid;
 }

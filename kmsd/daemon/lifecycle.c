@@ -35,6 +35,10 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "common/sp.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/daemon/daemon.h"
+#include "kmsd/daemon/lifecycle.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 
 #define LIFE_PERIOD_MS 1000	/* look for due work this often */

@@ -22,12 +22,14 @@
 #include <unistd.h>
 
 
-#include "kms.h"
 #include "common/err.h"
-#include "common/secmem.h"
 #include "common/log.h"
-#include "kmsd/frontend/credentials.h"
+#include "common/secmem.h"
+#include "kms.h"
 #include "kmsd/daemon/backup.h"
+#include "kmsd/daemon/daemon.h"
+#include "kmsd/frontend/credentials.h"
+#include "kmsd/frontend/ipc.h"
 #include "kmsd/kmsd.h"
 
 static void

@@ -26,7 +26,10 @@
 #include "common/secmem.h"
 #include "kmsd/audit/audit.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/dispatch/dispatch.h"
 #include "kmsd/frontend/metrics.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 
 /* Sorted by name (binary search). */

@@ -49,8 +49,11 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "common/sp.h"
+#include "kmsd/daemon/daemon.h"
+#include "kmsd/dispatch/dispatch.h"
 #include "kmsd/frontend/credentials.h"
 #include "kmsd/frontend/http.h"
+#include "kmsd/frontend/principal.h"
 #include "kmsd/frontend/sigv4.h"
 #include "kmsd/kmsd.h"
 

@@ -69,13 +69,20 @@
 #include "common/be.h"
 #include "common/err.h"
 #include "common/json.h"
+#include "common/log.h"
+#include "common/mutex.h"
 #include "common/secmem.h"
 #include "common/sp.h"
-#include "common/log.h"
 #include "kmsd/audit/audit.h"
-#include "kmsd/frontend/http.h"
-#include "kmsd/frontend/metrics.h"
+#include "kmsd/daemon/daemon.h"
+#include "kmsd/daemon/lifecycle.h"
 #include "kmsd/daemon/service.h"
+#include "kmsd/dispatch/dispatch.h"
+#include "kmsd/frontend/http.h"
+#include "kmsd/frontend/ipc.h"
+#include "kmsd/frontend/metrics.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 
 #define CONN_INFLIGHT 64	/* requests of one connection in the works */
@@ -151,7 +158,7 @@ struct conn {
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	/* Under mu: everything below, and the descriptors' validity. */
-	pthread_mutex_t mu;
+	struct kms_mutex mu;
 	int fd, wfd;			/* wfd: dup of fd for EPOLLOUT */
 	int warmed;			/* wfd armed */
 	int parked;			/* not read until unparked */
@@ -197,7 +204,7 @@ struct server {
 	uint64_t accept_paused_ms;	/* 0: accepting */
 	uint64_t accept_logged_ms;	/* last said so */
 	/* Admission (amu; taken after a conn's mu, never before). */
-	pthread_mutex_t amu;
+	struct kms_mutex amu;
 	struct conn *hhead, *htail;	/* holding buffers, oldest frame first */
 	size_t held, held_max;		/* their bytes; the cap */
 	struct uident *uids[UID_BUCKETS];
@@ -309,8 +316,9 @@ rbuf_free(uint8_t *p, size_t cap, size_t used)
 
 /* amu held: c (a holder) is off the holders list. */
 static void
-holders_unlink(struct server *sv, struct conn *c)
+holders_unlink_locked(struct server *sv, struct conn *c)
 {
+	kms_mutex_assert_held(&sv->amu);
 	if (c->hprev != NULL) {
 		c->hprev->hnext = c->hnext;
 	} else {
@@ -327,10 +335,11 @@ holders_unlink(struct server *sv, struct conn *c)
 
 /* amu held: c's buffer is no longer counted, nor c a holder. */
 static void
-holders_remove(struct server *sv, struct conn *c)
+holders_remove_locked(struct server *sv, struct conn *c)
 {
+	kms_mutex_assert_held(&sv->amu);
 	if (atomic_load(&c->holding)) {
-		holders_unlink(sv, c);
+		holders_unlink_locked(sv, c);
 	}
 	sv->held -= c->held;
 	c->held = 0;
@@ -338,8 +347,9 @@ holders_remove(struct server *sv, struct conn *c)
 
 /* amu held: c (not a holder) becomes the holder with the newest frame. */
 static void
-holders_append(struct server *sv, struct conn *c)
+holders_append_locked(struct server *sv, struct conn *c)
 {
+	kms_mutex_assert_held(&sv->amu);
 	c->hprev = sv->htail;
 	c->hnext = NULL;
 	if (sv->htail != NULL) {
@@ -353,10 +363,11 @@ holders_append(struct server *sv, struct conn *c)
 
 /* amu held: where uid's entry is, or would be linked. */
 static struct uident **
-uid_slot(struct server *sv, uint64_t uid)
+uid_slot_locked(struct server *sv, uint64_t uid)
 {
 	struct uident **p;
 
+	kms_mutex_assert_held(&sv->amu);
 	/* Fibonacci hashing: the top bits of uid times 2^64/phi. */
 	p = &sv->uids[(uid * 0x9e3779b97f4a7c15ULL) >> 56 & (UID_BUCKETS - 1)];
 	while (*p != NULL && (*p)->uid != uid) {
@@ -367,10 +378,11 @@ uid_slot(struct server *sv, uint64_t uid)
 
 /* amu held: c is off its uid's list (the entry goes with the last). */
 static void
-uid_remove(struct server *sv, struct conn *c)
+uid_remove_locked(struct server *sv, struct conn *c)
 {
 	struct uident *ue = c->ue, **p;
 
+	kms_mutex_assert_held(&sv->amu);
 	if (ue == NULL) {
 		return;
 	}
@@ -387,7 +399,7 @@ uid_remove(struct server *sv, struct conn *c)
 	c->uprev = c->unext = NULL;
 	c->ue = NULL;
 	if (--ue->n == 0) {
-		p = uid_slot(sv, ue->uid);
+		p = uid_slot_locked(sv, ue->uid);
 		*p = ue->next;
 		free(ue);
 	}
@@ -399,12 +411,13 @@ uid_remove(struct server *sv, struct conn *c)
  * on *vs for drop_all.  Nothing when it was already.
  */
 static void
-doom(struct server *sv, struct conn *c, int why, uint64_t now,
+doom_locked(struct server *sv, struct conn *c, int why, uint64_t now,
     struct conn **vs)
 {
 	uint64_t began;
 	int no = 0;
 
+	kms_mutex_assert_held(&sv->amu);
 	if (!atomic_compare_exchange_strong(&c->doomed, &no, 1)) {
 		return;
 	}
@@ -412,8 +425,8 @@ doom(struct server *sv, struct conn *c, int why, uint64_t now,
 	c->drop_why = why;
 	c->drop_bytes = c->held;
 	c->drop_age_ms = began != 0 && now > began ? now - began : 0;
-	holders_remove(sv, c);
-	uid_remove(sv, c);
+	holders_remove_locked(sv, c);
+	uid_remove_locked(sv, c);
 	c->vnext = *vs;
 	*vs = c;
 }
@@ -517,7 +530,7 @@ drop_all(struct server *sv, struct conn *vs)
 		n = c->vnext;
 		c->vnext = NULL;
 		drop_say(sv, c);
-		pthread_mutex_lock(&c->mu);
+		kms_mutex_lock(&c->mu);
 		if (!atomic_load(&c->dead)) {
 			(void)shutdown(c->fd, SHUT_RDWR);
 			if (!c->reading) {
@@ -529,7 +542,7 @@ drop_all(struct server *sv, struct conn *vs)
 				c->rlen = c->rcap = 0;
 			}
 		}
-		pthread_mutex_unlock(&c->mu);
+		kms_mutex_unlock(&c->mu);
 	}
 }
 
@@ -543,10 +556,10 @@ admit(struct server *sv, struct conn *c)
 	uint64_t now = mono_ms();
 	int r = -1;
 
-	pthread_mutex_lock(&sv->amu);
-	while (*(p = uid_slot(sv, c->uid)) != NULL &&
+	kms_mutex_lock(&sv->amu);
+	while (*(p = uid_slot_locked(sv, c->uid)) != NULL &&
 	    (*p)->n >= sv->per_uid_max) {
-		doom(sv, (*p)->head, DROP_UID, now, &vs);
+		doom_locked(sv, (*p)->head, DROP_UID, now, &vs);
 	}
 	if ((ue = *p) == NULL) {
 		if ((ue = calloc(1, sizeof(*ue))) == NULL) {
@@ -566,19 +579,20 @@ admit(struct server *sv, struct conn *c)
 	c->ue = ue;
 	r = 0;
  out:
-	pthread_mutex_unlock(&sv->amu);
+	kms_mutex_unlock(&sv->amu);
 	drop_all(sv, vs);
 	return r;
 }
 
 /* c->mu held (closing c): c no longer counts against anything. */
 static void
-admit_forget(struct conn *c)
+admit_forget_locked(struct conn *c)
 {
-	pthread_mutex_lock(&c->sv->amu);
-	holders_remove(c->sv, c);
-	uid_remove(c->sv, c);
-	pthread_mutex_unlock(&c->sv->amu);
+	kms_mutex_assert_held(&c->mu);
+	kms_mutex_lock(&c->sv->amu);
+	holders_remove_locked(c->sv, c);
+	uid_remove_locked(c->sv, c);
+	kms_mutex_unlock(&c->sv->amu);
 }
 
 /*
@@ -588,21 +602,22 @@ admit_forget(struct conn *c)
  * first are doomed onto *vs.  0, or -1 when c is doomed.
  */
 static int
-hold(struct server *sv, struct conn *c, size_t cap, uint64_t now,
+hold_locked(struct server *sv, struct conn *c, size_t cap, uint64_t now,
     struct conn **vs)
 {
 	struct conn *v;
 
+	kms_mutex_assert_held(&sv->amu);
 	if (atomic_load(&c->doomed)) {
 		return -1;
 	}
 	if (!atomic_load(&c->holding)) {
-		holders_append(sv, c);
+		holders_append_locked(sv, c);
 		atomic_store(&c->frame_ms, now);
 	}
 	while (cap > c->held && sv->held - c->held + cap > sv->held_max &&
 	    (v = sv->hhead) != NULL) {
-		doom(sv, v, DROP_BUFFERED, now, vs);
+		doom_locked(sv, v, DROP_BUFFERED, now, vs);
 		if (v == c) {
 			return -1;	/* (c is the newest: never) */
 		}
@@ -633,9 +648,9 @@ rbuf_resize(struct conn *c, size_t cap)
 		return -1;
 	}
 	if (cap > RBUF_MIN || atomic_load(&c->holding)) {
-		pthread_mutex_lock(&sv->amu);
-		r = hold(sv, c, cap, mono_ms(), &vs);
-		pthread_mutex_unlock(&sv->amu);
+		kms_mutex_lock(&sv->amu);
+		r = hold_locked(sv, c, cap, mono_ms(), &vs);
+		kms_mutex_unlock(&sv->amu);
 		drop_all(sv, vs);
 	}
 	if (r != 0) {
@@ -678,10 +693,10 @@ rbuf_settle(struct conn *c, int took)
 
 	if (c->rlen == 0) {
 		if (atomic_load(&c->holding)) {
-			pthread_mutex_lock(&sv->amu);
-			holders_remove(sv, c);
+			kms_mutex_lock(&sv->amu);
+			holders_remove_locked(sv, c);
 			atomic_store(&c->frame_ms, 0);
-			pthread_mutex_unlock(&sv->amu);
+			kms_mutex_unlock(&sv->amu);
 		}
 		if (c->rcap > RBUF_MIN) {
 			rbuf_free(c->rbuf, c->rcap, 0);
@@ -698,17 +713,17 @@ rbuf_settle(struct conn *c, int took)
 	if (atomic_load(&c->holding) && !took) {
 		return;
 	}
-	pthread_mutex_lock(&sv->amu);
+	kms_mutex_lock(&sv->amu);
 	if (!atomic_load(&c->holding)) {
-		(void)hold(sv, c, c->rcap, mono_ms(), &vs);
+		(void)hold_locked(sv, c, c->rcap, mono_ms(), &vs);
 	} else {
 		if (sv->htail != c) {
-			holders_unlink(sv, c);	/* it has the newest frame */
-			holders_append(sv, c);
+			holders_unlink_locked(sv, c);	/* it has the newest frame */
+			holders_append_locked(sv, c);
 		}
 		atomic_store(&c->frame_ms, mono_ms());
 	}
-	pthread_mutex_unlock(&sv->amu);
+	kms_mutex_unlock(&sv->amu);
 	drop_all(sv, vs);
 }
 
@@ -725,12 +740,12 @@ frame_sweep(struct server *sv)
 	uint64_t now = mono_ms(), began;
 	int unread;
 
-	pthread_mutex_lock(&sv->amu);
+	kms_mutex_lock(&sv->amu);
 	for (c = sv->hhead; c != NULL; c = next) {
-		next = c->hnext;	/* doom() unlinks c */
+		next = c->hnext;	/* doom_locked() unlinks c */
 		began = atomic_load(&c->frame_ms);
 		if (began == 0 || now - began < FRAME_MS ||
-		    pthread_mutex_trylock(&c->mu) != 0) {
+		    kms_mutex_trylock(&c->mu) != 0) {
 			continue;	/* (locked: next tick) */
 		}
 		unread = 0;
@@ -740,21 +755,22 @@ frame_sweep(struct server *sv)
 		    ioctl(c->fd, FIONREAD, &unread) != 0) {
 			unread = 0;
 		}
-		pthread_mutex_unlock(&c->mu);
+		kms_mutex_unlock(&c->mu);
 		if (unread == 0) {
-			doom(sv, c, DROP_LATE, now, &vs);
+			doom_locked(sv, c, DROP_LATE, now, &vs);
 		}
 	}
-	pthread_mutex_unlock(&sv->amu);
+	kms_mutex_unlock(&sv->amu);
 	drop_all(sv, vs);
 }
 
 /* c->mu held: move c to the grave (its memory outlives stale events). */
 static void
-grave_push(struct conn *c)
+grave_push_locked(struct conn *c)
 {
 	struct server *sv = c->sv;
 
+	kms_mutex_assert_held(&c->mu);
 	pthread_mutex_lock(&sv->mu);
 	if (c->prev != NULL) {
 		c->prev->next = c->next;
@@ -772,8 +788,9 @@ grave_push(struct conn *c)
 
 /* c->mu held: read c again if it is parked and may be read. */
 static void
-unpark(struct conn *c)
+unpark_locked(struct conn *c)
 {
+	kms_mutex_assert_held(&c->mu);
 	if (c->parked && !atomic_load(&c->dead) &&
 	    c->inflight < CONN_INFLIGHT && c->olen - c->ooff < CONN_OUT_HIGH) {
 		c->parked = 0;
@@ -792,7 +809,7 @@ unpark(struct conn *c)
 static void
 conn_kill(struct conn *c)
 {
-	pthread_mutex_lock(&c->mu);
+	kms_mutex_lock(&c->mu);
 	atomic_store(&c->dead, 1);
 	(void)epoll_ctl(c->sv->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	if (c->wfd >= 0) {
@@ -802,7 +819,7 @@ conn_kill(struct conn *c)
 	}
 	close(c->fd);
 	c->fd = -1;
-	admit_forget(c);
+	admit_forget_locked(c);
 	rbuf_free(c->rbuf, c->rcap, c->rlen);
 	c->rbuf = NULL;
 	c->rlen = c->rcap = 0;
@@ -810,9 +827,9 @@ conn_kill(struct conn *c)
 	c->out = NULL;
 	c->ooff = c->olen = c->ocap = 0;
 	if (c->inflight == 0) {
-		grave_push(c);
+		grave_push_locked(c);
 	}
-	pthread_mutex_unlock(&c->mu);
+	kms_mutex_unlock(&c->mu);
 }
 
 static void
@@ -826,18 +843,19 @@ conn_free(struct conn *c)
 	}
 	rbuf_free(c->rbuf, c->rcap, c->rlen);
 	wipe_free(c->out, c->ocap);
-	pthread_mutex_destroy(&c->mu);
+	kms_mutex_destroy(&c->mu);
 	atomic_fetch_sub(&c->sv->d->ipc_connections, 1);
 	free(c);
 }
 
 /* c->mu held: keep len bytes of p to send when the peer reads. */
 static int
-out_append(struct conn *c, const uint8_t *p, size_t len)
+out_append_locked(struct conn *c, const uint8_t *p, size_t len)
 {
 	uint8_t *n;
 	size_t have = c->olen - c->ooff, cap;
 
+	kms_mutex_assert_held(&c->mu);
 	if (c->ooff > 0) {
 		memmove(c->out, c->out + c->ooff, have);
 		secure_wipe(c->out + have, c->olen - have);
@@ -865,8 +883,9 @@ out_append(struct conn *c, const uint8_t *p, size_t len)
 
 /* c->mu held: a send failed for good; the read side will see the end. */
 static void
-send_failed(struct conn *c)
+send_failed_locked(struct conn *c)
 {
+	kms_mutex_assert_held(&c->mu);
 	c->werr = 1;
 	(void)shutdown(c->fd, SHUT_RDWR);
 	if (c->out != NULL) {
@@ -877,22 +896,23 @@ send_failed(struct conn *c)
 
 /* c->mu held: wait for the peer to read (one event, any worker). */
 static void
-arm_write(struct conn *c)
+arm_write_locked(struct conn *c)
 {
 	struct epoll_event ev = { .events = EPOLLOUT | EPOLLONESHOT,
 	    .data.ptr = &c->wev };
 
+	kms_mutex_assert_held(&c->mu);
 	if (c->warmed) {
 		return;
 	}
 	if (c->wfd < 0) {
 		if ((c->wfd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0)) < 0 ||
 		    epoll_ctl(c->sv->ep, EPOLL_CTL_ADD, c->wfd, &ev) != 0) {
-			send_failed(c);
+			send_failed_locked(c);
 			return;
 		}
 	} else if (epoll_ctl(c->sv->ep, EPOLL_CTL_MOD, c->wfd, &ev) != 0) {
-		send_failed(c);
+		send_failed_locked(c);
 		return;
 	}
 	c->warmed = 1;
@@ -900,10 +920,11 @@ arm_write(struct conn *c)
 
 /* c->mu held: send what is pending; 0 when all of it went. */
 static void
-out_flush(struct conn *c)
+out_flush_locked(struct conn *c)
 {
 	ssize_t n;
 
+	kms_mutex_assert_held(&c->mu);
 	while (c->ooff < c->olen) {
 		n = send(c->fd, c->out + c->ooff, c->olen - c->ooff,
 		    MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -914,10 +935,10 @@ out_flush(struct conn *c)
 			continue;
 		} else if (n < 0 && (errno == EAGAIN ||
 		    errno == EWOULDBLOCK)) {
-			arm_write(c);
+			arm_write_locked(c);
 			return;
 		} else {
-			send_failed(c);
+			send_failed_locked(c);
 			return;
 		}
 	}
@@ -936,9 +957,9 @@ conn_send(struct conn *c, const uint8_t *p, size_t len)
 {
 	ssize_t n = 0;
 
-	pthread_mutex_lock(&c->mu);
+	kms_mutex_lock(&c->mu);
 	if (atomic_load(&c->dead) || c->werr) {
-		pthread_mutex_unlock(&c->mu);
+		kms_mutex_unlock(&c->mu);
 		return;
 	}
 	if (c->olen == c->ooff) {
@@ -946,8 +967,8 @@ conn_send(struct conn *c, const uint8_t *p, size_t len)
 			n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		} while (n < 0 && errno == EINTR);
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			send_failed(c);
-			pthread_mutex_unlock(&c->mu);
+			send_failed_locked(c);
+			kms_mutex_unlock(&c->mu);
 			return;
 		}
 		if (n < 0) {
@@ -955,45 +976,45 @@ conn_send(struct conn *c, const uint8_t *p, size_t len)
 		}
 	}
 	if ((size_t)n < len) {
-		if (out_append(c, p + n, len - (size_t)n) != 0) {
+		if (out_append_locked(c, p + n, len - (size_t)n) != 0) {
 			/* A reply cut short cannot be resynchronised. */
-			send_failed(c);
+			send_failed_locked(c);
 		} else {
-			arm_write(c);
+			arm_write_locked(c);
 		}
 	}
-	pthread_mutex_unlock(&c->mu);
+	kms_mutex_unlock(&c->mu);
 }
 
 /* A request of c is over (served, or dropped). */
 static void
 conn_done(struct conn *c)
 {
-	pthread_mutex_lock(&c->mu);
+	kms_mutex_lock(&c->mu);
 	c->inflight--;
 	if (atomic_load(&c->dead)) {
 		if (c->inflight == 0) {
-			grave_push(c);
+			grave_push_locked(c);
 		}
 	} else {
-		unpark(c);
+		unpark_locked(c);
 	}
-	pthread_mutex_unlock(&c->mu);
+	kms_mutex_unlock(&c->mu);
 }
 
 /* The peer read some replies. */
 static void
 conn_writable(struct conn *c)
 {
-	pthread_mutex_lock(&c->mu);
+	kms_mutex_lock(&c->mu);
 	if (!atomic_load(&c->dead)) {	/* else a stale event */
 		c->warmed = 0;
 		if (!c->werr) {
-			out_flush(c);
+			out_flush_locked(c);
 		}
-		unpark(c);
+		unpark_locked(c);
 	}
-	pthread_mutex_unlock(&c->mu);
+	kms_mutex_unlock(&c->mu);
 }
 
 /*
@@ -1055,10 +1076,10 @@ conn_read(struct srv_worker *sw, struct conn *c)
 	int base, n_req, broken = 0, drained = 0, full = 0, rv;
 	ssize_t n;
 
-	pthread_mutex_lock(&c->mu);
+	kms_mutex_lock(&c->mu);
 	base = c->inflight;	/* counts against the cap below */
 	c->reading = 1;		/* c's buffer is ours until rearmed */
-	pthread_mutex_unlock(&c->mu);
+	kms_mutex_unlock(&c->mu);
 	n_req = base;
 	if (atomic_load(&c->doomed)) {
 		goto kill;	/* dropped (admission): it was shut down */
@@ -1150,27 +1171,27 @@ conn_read(struct srv_worker *sw, struct conn *c)
 		goto kill;
 	}
 	rbuf_settle(c, n_req > base);
-	pthread_mutex_lock(&c->mu);
+	kms_mutex_lock(&c->mu);
 	/* Completions may have run meanwhile: add, don't set. */
 	c->inflight += n_req - base;
 	c->reading = 0;
 	if (full || c->olen - c->ooff >= CONN_OUT_HIGH) {
 		c->parked = 1;
-		unpark(c);	/* in case it drained meanwhile */
+		unpark_locked(c);	/* in case it drained meanwhile */
 	} else {
 		rearm(c);
 	}
-	pthread_mutex_unlock(&c->mu);
+	kms_mutex_unlock(&c->mu);
 	queue_push(c->sv, head, tail, nq);
 	if (first != NULL) {
 		serve(sw, first);
 	}
 	return;
  rearm:
-	pthread_mutex_lock(&c->mu);
+	kms_mutex_lock(&c->mu);
 	c->reading = 0;
 	rearm(c);
-	pthread_mutex_unlock(&c->mu);
+	kms_mutex_unlock(&c->mu);
 	return;
  kill:
 	conn_kill(c);
@@ -1299,9 +1320,9 @@ conn_new(struct server *sv, int fd)
 	} else {
 		c->uid = (uint64_t)-1;	/* every request is refused */
 	}
-	pthread_mutex_init(&c->mu, NULL);
+	kms_mutex_init(&c->mu);
 	if (admit(sv, c) != 0) {
-		pthread_mutex_destroy(&c->mu);
+		kms_mutex_destroy(&c->mu);
 		free(c);
 		close(fd);
 		return;
@@ -1524,14 +1545,14 @@ hello_sweep(struct server *sv)
 	for (c = sv->conns; c != NULL; c = c->next) {
 		if (atomic_load(&c->ready) || c->hs_killed ||
 		    now - c->born_ms < HELLO_MS ||
-		    pthread_mutex_trylock(&c->mu) != 0) {
+		    kms_mutex_trylock(&c->mu) != 0) {
 			continue;
 		}
 		if (!atomic_load(&c->dead)) {
 			(void)shutdown(c->fd, SHUT_RDWR);
 		}
 		c->hs_killed = 1;
-		pthread_mutex_unlock(&c->mu);
+		kms_mutex_unlock(&c->mu);
 	}
 	if (sv->accept_paused_ms != 0 &&
 	    now - sv->accept_paused_ms >= WATCH_MS) {
@@ -1628,7 +1649,7 @@ server_free(struct server *sv)
 	}
 	pthread_mutex_destroy(&sv->qmu);
 	pthread_mutex_destroy(&sv->mu);
-	pthread_mutex_destroy(&sv->amu);
+	kms_mutex_destroy(&sv->amu);
 	pthread_mutex_destroy(&sv->lmu);
 	pthread_mutex_destroy(&sv->smu);
 	pthread_cond_destroy(&sv->scv);
@@ -1660,7 +1681,7 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	sv.qtail = &sv.qhead;
 	pthread_mutex_init(&sv.qmu, NULL);
 	pthread_mutex_init(&sv.mu, NULL);
-	pthread_mutex_init(&sv.amu, NULL);
+	kms_mutex_init(&sv.amu);
 	pthread_mutex_init(&sv.lmu, NULL);
 	sv.held_max = (size_t)d->cfg.max_buffered_input_mib << 20;
 	sv.per_uid_max = d->cfg.max_connections_per_uid;

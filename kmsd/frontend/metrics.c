@@ -19,10 +19,13 @@
 
 #include <microhttpd.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "kmsd/frontend/http.h"
 #include "kmsd/frontend/metrics.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 
 #define MET_OPS_MAX 96		/* operations (kmsd has about 40) */
@@ -60,10 +63,7 @@ static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
 double
 metrics_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return clock_mono_s();
 }
 
 static int

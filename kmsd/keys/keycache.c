@@ -7,8 +7,11 @@
  * key_cache_handles and evicted by a clock sweep, since every unwrapped
  * version is a session object inside the HSM.  One mutex guards the table;
  * a version in use is pinned so it cannot be evicted under a worker.  HSM
- * calls made under the lock are the cold ones only (unwrap on a miss,
- * release on eviction, rotation).
+ * calls made under the lock are the cold ones only (unwrap or load on a
+ * miss, release on eviction or shred); HSM key generation and durable
+ * store writes never run under it (asserted).  Functions named *_locked
+ * require kc->mu held (common/mutex.h); get_and_lock and
+ * get_info_and_lock return with it held.
  *
  * Encryption counting (docs/design.md §4): each version counts its encryptions and
  * reserves them durably in blocks before use; after a restart the count
@@ -30,11 +33,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/blob.h"
 #include "common/be.h"
+#include "common/blob.h"
 #include "common/ctx.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/mutex.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 
 #define KC_BUCKETS 65536	/* power of two */
@@ -79,7 +85,7 @@ struct kentry {
 
 struct keycache {
 	struct kmsd *d;
-	pthread_mutex_t mu;
+	struct kms_mutex mu;		/* the table, every entry and version */
 	pthread_cond_t cv;		/* a rotation finished */
 	struct kentry *buckets[KC_BUCKETS];
 	size_t nentries;
@@ -138,7 +144,7 @@ keycache_create(struct kmsd *d, struct keycache **out)
 		free(kc);
 		return KMS_ENOMEM;
 	}
-	pthread_mutex_init(&kc->mu, NULL);
+	kms_mutex_init(&kc->mu);
 	pthread_cond_init(&kc->cv, NULL);
 	*out = kc;
 	return 0;
@@ -180,15 +186,16 @@ keycache_destroy(struct keycache *kc, hsm_session *hs)
 	}
 	free(kc->ring);
 	pthread_cond_destroy(&kc->cv);
-	pthread_mutex_destroy(&kc->mu);
+	kms_mutex_destroy(&kc->mu);
 	free(kc);
 }
 
 static struct kentry *
-find(struct keycache *kc, const uint8_t id[16])
+find_locked(struct keycache *kc, const uint8_t id[16])
 {
 	struct kentry *e;
 
+	kms_mutex_assert_held(&kc->mu);
 	for (e = kc->buckets[bucket_of(id)]; e != NULL; e = e->next) {
 		if (memcmp(e->id, id, 16) == 0) {
 			return e;
@@ -319,58 +326,58 @@ load_entry(struct worker *w, const uint8_t id[16], struct kentry **out)
 }
 
 /* The entry ki was looked up from (records are never freed while the
- * daemon runs), with kc->mu held; or find or load it as get_locked. */
-static int get_locked(struct worker *w, const uint8_t id[16],
+ * daemon runs), with kc->mu held; or find or load it as get_and_lock. */
+static int get_and_lock(struct worker *w, const uint8_t id[16],
     struct kentry **ep);
 
 static int
-get_locked_info(struct worker *w, const struct key_info *ki,
+get_info_and_lock(struct worker *w, const struct key_info *ki,
     struct kentry **ep)
 {
 	struct keycache *kc = w->d->keys;
 	struct kentry *e = (struct kentry *)ki->entry;
 
 	if (e != NULL) {
-		pthread_mutex_lock(&kc->mu);
+		kms_mutex_lock(&kc->mu);
 		if (memcmp(e->id, ki->id, 16) == 0) {
 			if (e->deleted) {
-				pthread_mutex_unlock(&kc->mu);
+				kms_mutex_unlock(&kc->mu);
 				return KMS_ENOTFOUND;
 			}
 			*ep = e;
 			return 0;
 		}
-		pthread_mutex_unlock(&kc->mu);
+		kms_mutex_unlock(&kc->mu);
 	}
-	return get_locked(w, ki->id, ep);
+	return get_and_lock(w, ki->id, ep);
 }
 
 /* Find or load; returns with kc->mu held and *ep set on success. */
 static int
-get_locked(struct worker *w, const uint8_t id[16], struct kentry **ep)
+get_and_lock(struct worker *w, const uint8_t id[16], struct kentry **ep)
 {
 	struct keycache *kc = w->d->keys;
 	struct kentry *e, *loaded = NULL;
 	int r;
 
-	pthread_mutex_lock(&kc->mu);
-	if ((e = find(kc, id)) != NULL) {
+	kms_mutex_lock(&kc->mu);
+	if ((e = find_locked(kc, id)) != NULL) {
 		if (e->deleted) {
-			pthread_mutex_unlock(&kc->mu);
+			kms_mutex_unlock(&kc->mu);
 			return KMS_ENOTFOUND;
 		}
 		*ep = e;
 		return 0;
 	}
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	if ((r = load_entry(w, id, &loaded)) != 0) {
 		return r;
 	}
-	pthread_mutex_lock(&kc->mu);
-	if ((e = find(kc, id)) != NULL) {
+	kms_mutex_lock(&kc->mu);
+	if ((e = find_locked(kc, id)) != NULL) {
 		entry_free(loaded);	/* another worker won the race */
 		if (e->deleted) {
-			pthread_mutex_unlock(&kc->mu);
+			kms_mutex_unlock(&kc->mu);
 			return KMS_ENOTFOUND;
 		}
 	} else {
@@ -392,11 +399,11 @@ keycache_lookup_id(struct worker *w, const uint8_t id[16],
 	struct kentry *e;
 	int r;
 
-	if ((r = get_locked(w, id, &e)) != 0) {
+	if ((r = get_and_lock(w, id, &e)) != 0) {
 		return r;
 	}
 	info_from_entry(w->d, e, out);
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	return 0;
 }
 
@@ -442,8 +449,9 @@ keycache_lookup(struct worker *w, const char *key_id, struct key_info *out,
 
 /* Drop a version's handle (lock held). */
 static void
-unload(struct keycache *kc, struct worker *w, struct kver *v)
+unload_locked(struct keycache *kc, struct worker *w, struct kver *v)
 {
+	kms_mutex_assert_held(&kc->mu);
 	if (v->handle != 0 && v->gen == hsm_generation(kc->d->hsm)) {
 		hsm_key_release(w->hs, v->handle);
 	}
@@ -456,10 +464,11 @@ unload(struct keycache *kc, struct worker *w, struct kver *v)
 
 /* Find a ring slot for a newly loaded version, evicting if full. */
 static int
-ring_place(struct keycache *kc, struct worker *w, struct kver *v)
+ring_place_locked(struct keycache *kc, struct worker *w, struct kver *v)
 {
 	size_t i, tries;
 
+	kms_mutex_assert_held(&kc->mu);
 	if (kc->ring_len < kc->ring_cap) {
 		v->slot = kc->ring_len;
 		kc->ring[kc->ring_len++] = v;
@@ -480,7 +489,7 @@ ring_place(struct keycache *kc, struct worker *w, struct kver *v)
 			kc->ring[i]->referenced = 0;
 			continue;
 		}
-		unload(kc, w, kc->ring[i]);
+		unload_locked(kc, w, kc->ring[i]);
 		v->slot = i;
 		kc->ring[i] = v;
 		return 0;
@@ -488,19 +497,20 @@ ring_place(struct keycache *kc, struct worker *w, struct kver *v)
 	return KMS_ELIMITEXCEEDED;	/* every cached handle is pinned */
 }
 
-static struct kver *find_version(struct keycache *kc, const uint8_t id[16],
-    uint32_t version);
+static struct kver *find_version_locked(struct keycache *kc,
+    const uint8_t id[16], uint32_t version);
 
 /* The store's blob of wrapped version v, if it differs from the cached
  * one (lock held; a cold path: a domain-key rotation raced the load of
  * this entry).  1 when v->material changed. */
 static int
-reread_material(struct worker *w, struct kver *v)
+reread_material_locked(struct worker *w, struct kver *v)
 {
 	struct store_version *vs = NULL;
 	size_t n = 0;
 	int changed = 0;
 
+	kms_mutex_assert_held(&w->d->keys->mu);
 	if (w->st->ops->get_versions(w->st, v->e->id, &vs, &n) == 0 &&
 	    v->version <= n && vs[v->version - 1].version == v->version &&
 	    vs[v->version - 1].material_len <= STORE_MATERIAL_MAX &&
@@ -526,22 +536,23 @@ keycache_set_material(struct worker *w, const uint8_t id[16],
 	if (len > STORE_MATERIAL_MAX) {
 		return;
 	}
-	pthread_mutex_lock(&kc->mu);
-	if ((v = find_version(kc, id, version)) != NULL && !v->resident) {
+	kms_mutex_lock(&kc->mu);
+	if ((v = find_version_locked(kc, id, version)) != NULL && !v->resident) {
 		memcpy(v->material, m, len);
 		v->material_len = (uint8_t)len;
 	}
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 }
 
 /* Make sure v has a live HSM handle (lock held). */
 static int
-ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
+ensure_loaded_locked(struct keycache *kc, struct worker *w, struct kver *v)
 {
 	uint64_t gen = hsm_generation(kc->d->hsm);
 	hsm_key h = 0;
 	int r;
 
+	kms_mutex_assert_held(&kc->mu);
 	if (v->handle != 0 && v->gen == gen) {
 		v->referenced = 1;
 		return 0;
@@ -554,7 +565,7 @@ ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
 		    &v->tok, &h);
 	} else {
 		r = hsm_unwrap(w->hs, v->material, v->material_len, &h);
-		if (r == KMS_EINVALIDCIPHERTEXT && reread_material(w, v)) {
+		if (r == KMS_EINVALIDCIPHERTEXT && reread_material_locked(w, v)) {
 			/* Re-wrapped by a domain-key rotation since it was
 			 * cached: the store has the new blob. */
 			r = hsm_unwrap(w->hs, v->material, v->material_len,
@@ -578,7 +589,7 @@ ensure_loaded(struct keycache *kc, struct worker *w, struct kver *v)
 	if (r != 0) {
 		return r;
 	}
-	if (v->slot == SIZE_MAX && (r = ring_place(kc, w, v)) != 0) {
+	if (v->slot == SIZE_MAX && (r = ring_place_locked(kc, w, v)) != 0) {
 		hsm_key_release(w->hs, h);
 		return r;
 	}
@@ -595,10 +606,11 @@ pin_locked(struct keycache *kc, struct worker *w, struct kver *v,
 {
 	int r;
 
+	kms_mutex_assert_held(&kc->mu);
 	if (v->unavailable) {
 		return KMS_EKEYUNAVAILABLE;
 	}
-	if ((r = ensure_loaded(kc, w, v)) != 0) {
+	if ((r = ensure_loaded_locked(kc, w, v)) != 0) {
 		return r;
 	}
 	v->pins++;
@@ -626,11 +638,12 @@ state_error(int state)
 /*
  * Make version e->nversions + 1 in the HSM and commit it as e's current
  * version, recorded as kind.  Called and returns with kc->mu held and
- * e->rotating set by the caller; the lock is released over the HSM
- * generation and the store write.  *made gets the new version.
+ * e->rotating set by the caller; releases the lock over the HSM
+ * generation and the store write (e->rotating keeps the entry's versions
+ * as they are meanwhile).  *made gets the new version.
  */
 static int
-rotate_unlocked(struct worker *w, struct kentry *e, int kind, uint32_t *made)
+rotate_locked(struct worker *w, struct kentry *e, int kind, uint32_t *made)
 {
 	struct keycache *kc = w->d->keys;
 	struct store_version sv;
@@ -638,6 +651,7 @@ rotate_unlocked(struct worker *w, struct kentry *e, int kind, uint32_t *made)
 	uint64_t rv = 0;
 	int r, resident = w->d->cfg.key_storage == STORAGE_RESIDENT;
 
+	kms_mutex_assert_held(&kc->mu);
 	KMS_ASSERT(e->rotating);
 	if (strcmp(e->origin, "EXTERNAL") == 0) {
 		/* Imported material is the owner's: kmsd makes none. */
@@ -649,7 +663,10 @@ rotate_unlocked(struct worker *w, struct kentry *e, int kind, uint32_t *made)
 	/* The new version's first block of encryptions, reserved with it. */
 	sv.enc_reserved = w->d->cfg.max_encryptions < KC_RESERVE_BLOCK ?
 	    w->d->cfg.max_encryptions : KC_RESERVE_BLOCK;
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
+	/* Neither the HSM's generation nor the durable write under the
+	 * cache's mutex: every worker's lookups would wait on them. */
+	kms_mutex_assert_not_held(&kc->mu);
 	sv.creation_ms = now_ms();
 	if (resident) {
 		memcpy(sv.material, e->id, 16);
@@ -666,7 +683,7 @@ rotate_unlocked(struct worker *w, struct kentry *e, int kind, uint32_t *made)
 	    &rv)) != 0 && resident) {
 		(void)hsm_destroy_resident(w->hs, sv.material, 20);
 	}
-	pthread_mutex_lock(&kc->mu);
+	kms_mutex_lock(&kc->mu);
 	if (r != 0) {
 		return r;
 	}
@@ -696,7 +713,7 @@ keycache_rotate(struct worker *w, const struct key_info *ki, int kind,
 	struct kentry *e;
 	int r;
 
-	if ((r = get_locked_info(w, ki, &e)) != 0) {
+	if ((r = get_info_and_lock(w, ki, &e)) != 0) {
 		return r;
 	}
 	if (e->rotating) {
@@ -704,11 +721,11 @@ keycache_rotate(struct worker *w, const struct key_info *ki, int kind,
 		goto out;
 	}
 	e->rotating = 1;
-	r = rotate_unlocked(w, e, kind, made);
+	r = rotate_locked(w, e, kind, made);
 	e->rotating = 0;
 	pthread_cond_broadcast(&kc->cv);
  out:
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	return r;
 }
 
@@ -721,7 +738,7 @@ keycache_pin_encrypt(struct worker *w, const struct key_info *ki,
 	struct kver *v;
 	int r;
 
-	if ((r = get_locked_info(w, ki, &e)) != 0) {
+	if ((r = get_info_and_lock(w, ki, &e)) != 0) {
 		return r;
 	}
 	if ((r = state_error(e->state)) != 0) {
@@ -733,10 +750,10 @@ keycache_pin_encrypt(struct worker *w, const struct key_info *ki,
 		/* Spent: one request rotates (without the lock), the others
 		 * with this key wait for its new version. */
 		if (e->rotating) {
-			pthread_cond_wait(&kc->cv, &kc->mu);
+			kms_cond_wait(&kc->cv, &kc->mu);
 		} else {
 			e->rotating = 1;
-			r = rotate_unlocked(w, e, ROTATION_BUDGET, &made);
+			r = rotate_locked(w, e, ROTATION_BUDGET, &made);
 			e->rotating = 0;
 			pthread_cond_broadcast(&kc->cv);
 			if (r != 0) {
@@ -762,10 +779,11 @@ keycache_pin_encrypt(struct worker *w, const struct key_info *ki,
 		 * while the daemon runs, so v stays valid; a concurrent
 		 * reservation of the same block is harmless (the store only
 		 * raises it). */
-		pthread_mutex_unlock(&kc->mu);
+		kms_mutex_unlock(&kc->mu);
+		kms_mutex_assert_not_held(&kc->mu);
 		r = w->st->ops->reserve_encryptions(w->st, e->id, v->version,
 		    want);
-		pthread_mutex_lock(&kc->mu);
+		kms_mutex_lock(&kc->mu);
 		if (r != 0) {
 			goto out;
 		}
@@ -781,7 +799,7 @@ keycache_pin_encrypt(struct worker *w, const struct key_info *ki,
 		v->enc_count++;
 	}
  out:
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	return r;
 }
 
@@ -793,7 +811,7 @@ keycache_pin_decrypt(struct worker *w, const struct key_info *ki,
 	struct kentry *e;
 	int r;
 
-	if ((r = get_locked_info(w, ki, &e)) != 0) {
+	if ((r = get_info_and_lock(w, ki, &e)) != 0) {
 		return r;
 	}
 	if ((r = state_error(e->state)) != 0) {
@@ -805,7 +823,7 @@ keycache_pin_decrypt(struct worker *w, const struct key_info *ki,
 	}
 	r = pin_locked(kc, w, e->versions[version - 1], u);
  out:
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	return r;
 }
 
@@ -818,10 +836,10 @@ keycache_unpin(struct worker *w, struct key_use *u)
 	if (v == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&kc->mu);
+	kms_mutex_lock(&kc->mu);
 	KMS_ASSERT(v->pins > 0);
 	v->pins--;
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	u->v = NULL;
 }
 
@@ -836,8 +854,8 @@ keycache_refresh(struct worker *w, const uint8_t id[16])
 	if ((r = load_entry(w, id, &fresh)) != 0) {
 		return r;
 	}
-	pthread_mutex_lock(&kc->mu);
-	if ((e = find(kc, id)) == NULL) {
+	kms_mutex_lock(&kc->mu);
+	if ((e = find_locked(kc, id)) == NULL) {
 		size_t b = bucket_of(id);
 		fresh->next = kc->buckets[b];
 		kc->buckets[b] = fresh;
@@ -862,7 +880,7 @@ keycache_refresh(struct worker *w, const uint8_t id[16])
 		e->deletion_ms = fresh->deletion_ms;
 		e->row_version = fresh->row_version;
 	}
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	if (fresh != NULL) {
 		entry_free(fresh);
 	}
@@ -879,9 +897,9 @@ keycache_forget(struct worker *w, const uint8_t id[16])
 	uint32_t i;
 	int pinned;
 
-	pthread_mutex_lock(&kc->mu);
-	if ((e = find(kc, id)) == NULL) {
-		pthread_mutex_unlock(&kc->mu);
+	kms_mutex_lock(&kc->mu);
+	if ((e = find_locked(kc, id)) == NULL) {
+		kms_mutex_unlock(&kc->mu);
 		return 0;
 	}
 	/* From here no request pins a version of it: the ones in flight
@@ -889,7 +907,7 @@ keycache_forget(struct worker *w, const uint8_t id[16])
 	e->deleted = 1;
 	for (;;) {
 		while (e->rotating) {
-			pthread_cond_wait(&kc->cv, &kc->mu);
+			kms_cond_wait(&kc->cv, &kc->mu);
 		}
 		for (i = 0, pinned = 0; i < e->nversions; i++) {
 			pinned |= e->versions[i]->pins > 0;
@@ -897,24 +915,27 @@ keycache_forget(struct worker *w, const uint8_t id[16])
 		if (!pinned) {
 			break;
 		}
-		pthread_mutex_unlock(&kc->mu);
+		kms_mutex_unlock(&kc->mu);
 		usleep(KC_DRAIN_SLEEP_US);
-		pthread_mutex_lock(&kc->mu);
+		kms_mutex_lock(&kc->mu);
 	}
 	for (i = 0; i < e->nversions; i++) {
-		unload(kc, w, e->versions[i]);
+		unload_locked(kc, w, e->versions[i]);
 		e->versions[i]->unavailable = 1;
 	}
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	return 0;
 }
 
 /* The cached version record of (id, version), lock held; NULL if none. */
 static struct kver *
-find_version(struct keycache *kc, const uint8_t id[16], uint32_t version)
+find_version_locked(struct keycache *kc, const uint8_t id[16],
+    uint32_t version)
 {
-	struct kentry *e = find(kc, id);
+	struct kentry *e;
 
+	kms_mutex_assert_held(&kc->mu);
+	e = find_locked(kc, id);
 	if (e == NULL || version < 1 || version > e->nversions) {
 		return NULL;
 	}
@@ -928,11 +949,11 @@ keycache_set_resident_ref(struct worker *w, const uint8_t id[16],
 	struct keycache *kc = w->d->keys;
 	struct kver *v;
 
-	pthread_mutex_lock(&kc->mu);
-	if ((v = find_version(kc, id, version)) != NULL && v->resident) {
+	kms_mutex_lock(&kc->mu);
+	if ((v = find_version_locked(kc, id, version)) != NULL && v->resident) {
 		v->tok = *ref;
 	}
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 }
 
 int
@@ -943,12 +964,12 @@ keycache_resident_ref(struct worker *w, const uint8_t id[16],
 	struct kver *v;
 	int r = KMS_ENOTFOUND;
 
-	pthread_mutex_lock(&kc->mu);
-	if ((v = find_version(kc, id, version)) != NULL && v->resident) {
+	kms_mutex_lock(&kc->mu);
+	if ((v = find_version_locked(kc, id, version)) != NULL && v->resident) {
 		*out = v->tok;
 		r = 0;
 	}
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	return r;
 }
 
@@ -960,16 +981,16 @@ keycache_drop_material(struct worker *w, const uint8_t id[16])
 	uint32_t i;
 	int pinned;
 
-	pthread_mutex_lock(&kc->mu);
-	if ((e = find(kc, id)) == NULL) {
-		pthread_mutex_unlock(&kc->mu);
+	kms_mutex_lock(&kc->mu);
+	if ((e = find_locked(kc, id)) == NULL) {
+		kms_mutex_unlock(&kc->mu);
 		return 0;
 	}
 	/* No new pins: a key without material is PendingImport. */
 	e->state = KEY_PENDING_IMPORT;
 	for (;;) {
 		while (e->rotating) {
-			pthread_cond_wait(&kc->cv, &kc->mu);
+			kms_cond_wait(&kc->cv, &kc->mu);
 		}
 		for (i = 0, pinned = 0; i < e->nversions; i++) {
 			pinned |= e->versions[i]->pins > 0;
@@ -977,19 +998,19 @@ keycache_drop_material(struct worker *w, const uint8_t id[16])
 		if (!pinned) {
 			break;
 		}
-		pthread_mutex_unlock(&kc->mu);
+		kms_mutex_unlock(&kc->mu);
 		usleep(KC_DRAIN_SLEEP_US);
-		pthread_mutex_lock(&kc->mu);
+		kms_mutex_lock(&kc->mu);
 	}
 	for (i = 0; i < e->nversions; i++) {
-		unload(kc, w, e->versions[i]);
+		unload_locked(kc, w, e->versions[i]);
 		free(e->versions[i]);
 	}
 	free(e->versions);
 	e->versions = NULL;
 	e->nversions = 0;
 	e->current_version = 0;
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	return 0;
 }
 
@@ -1009,6 +1030,7 @@ keycache_create_external(struct worker *w, struct store_key *k,
 	k->state = KEY_PENDING_IMPORT;
 	k->current_version = 0;
 	k->row_version = 1;
+	kms_mutex_assert_not_held(&w->d->keys->mu);
 	if ((r = w->st->ops->create_key(w->st, k, NULL, tags, ntags)) != 0) {
 		return r;
 	}
@@ -1020,11 +1042,11 @@ keycache_handles(struct keycache *kc)
 {
 	size_t i, n = 0;
 
-	pthread_mutex_lock(&kc->mu);
+	kms_mutex_lock(&kc->mu);
 	for (i = 0; i < kc->ring_len; i++) {
 		n += kc->ring[i] != NULL && kc->ring[i]->handle != 0;
 	}
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	return n;
 }
 
@@ -1034,7 +1056,7 @@ keycache_invalidate_handles(struct keycache *kc)
 	size_t i;
 
 	/* The sessions that held them are gone: forget, don't release. */
-	pthread_mutex_lock(&kc->mu);
+	kms_mutex_lock(&kc->mu);
 	for (i = 0; i < kc->ring_len; i++) {
 		if (kc->ring[i] != NULL && kc->ring[i]->pins == 0) {
 			kc->ring[i]->handle = 0;
@@ -1042,13 +1064,13 @@ keycache_invalidate_handles(struct keycache *kc)
 			kc->ring[i] = NULL;
 		}
 	}
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 }
 
-/* Lock held: if resident object id (key id ‖ version) is a version of e,
+/* kc->mu held: if resident object id (key id ‖ version) is a version of e,
  * that version keeps ref (so loading it never searches); 1 if it was. */
 static int
-adopt_object(struct kentry *e, const uint8_t *id, size_t idlen,
+adopt_object_locked(struct kentry *e, const uint8_t *id, size_t idlen,
     const hsm_resident_ref *ref)
 {
 	uint32_t ver = get_u32_be(id + 16);
@@ -1078,11 +1100,11 @@ refind_object(const uint8_t *id, size_t idlen, const hsm_resident_ref *ref,
 	if (idlen != 20) {
 		return;		/* not one of ours */
 	}
-	pthread_mutex_lock(&kc->mu);
-	if ((e = find(kc, id)) != NULL) {
-		(void)adopt_object(e, id, idlen, ref);
+	kms_mutex_lock(&kc->mu);
+	if ((e = find_locked(kc, id)) != NULL) {
+		(void)adopt_object_locked(e, id, idlen, ref);
 	}
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 }
 
 int
@@ -1116,7 +1138,9 @@ keycache_create_key(struct worker *w, struct store_key *k,
 	/* The first block of encryptions is reserved with the key itself. */
 	sv.enc_reserved = w->d->cfg.max_encryptions < KC_RESERVE_BLOCK ?
 	    w->d->cfg.max_encryptions : KC_RESERVE_BLOCK;
-	/* Crash order (docs/design.md §8): material in the HSM, then the row. */
+	/* Crash order (docs/design.md §8): material in the HSM, then the row;
+	 * neither under the cache's mutex. */
+	kms_mutex_assert_not_held(&w->d->keys->mu);
 	if (resident) {
 		memcpy(sv.material, rnd, 16);
 		sv.material[19] = 1;
@@ -1141,12 +1165,12 @@ keycache_create_key(struct worker *w, struct store_key *k,
 	if ((r = keycache_refresh(w, k->id)) == 0) {
 		struct kentry *e;
 		/* Created here: none of its reserved block is spent yet. */
-		pthread_mutex_lock(&w->d->keys->mu);
-		if ((e = find(w->d->keys, k->id)) != NULL &&
+		kms_mutex_lock(&w->d->keys->mu);
+		if ((e = find_locked(w->d->keys, k->id)) != NULL &&
 		    e->nversions == 1) {
 			e->versions[0]->enc_count = 0;
 		}
-		pthread_mutex_unlock(&w->d->keys->mu);
+		kms_mutex_unlock(&w->d->keys->mu);
 	}
 	return r;
 }
@@ -1167,12 +1191,12 @@ startup_version(const struct store_version *sv, void *arg)
 	if (!sv->resident) {
 		return 0;
 	}
-	if ((r = get_locked(a->w, sv->key_id, &e)) != 0) {
+	if ((r = get_and_lock(a->w, sv->key_id, &e)) != 0) {
 		return r;
 	}
 	if (sv->version >= 1 && sv->version <= e->nversions) {
 		struct kver *v = e->versions[sv->version - 1];
-		if (ensure_loaded(kc, a->w, v) == 0) {
+		if (ensure_loaded_locked(kc, a->w, v) == 0) {
 			a->loaded++;
 		} else {
 			char idstr[37];
@@ -1183,7 +1207,7 @@ startup_version(const struct store_version *sv, void *arg)
 			a->missing++;
 		}
 	}
-	pthread_mutex_unlock(&kc->mu);
+	kms_mutex_unlock(&kc->mu);
 	return 0;
 }
 
@@ -1210,9 +1234,9 @@ reconcile_object(const uint8_t *id, size_t idlen, const hsm_resident_ref *ref,
 	if (idlen != 20) {
 		return;		/* not one of ours */
 	}
-	if (get_locked(a->w, id, &e) == 0) {
-		known = adopt_object(e, id, idlen, ref);
-		pthread_mutex_unlock(&kc->mu);
+	if (get_and_lock(a->w, id, &e) == 0) {
+		known = adopt_object_locked(e, id, idlen, ref);
+		kms_mutex_unlock(&kc->mu);
 	}
 	if (!known && hsm_destroy_resident(a->w->hs, id, idlen) == 0) {
 		a->destroyed++;

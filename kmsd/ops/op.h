@@ -16,6 +16,8 @@
 #include "common/b64.h"
 #include "common/blob.h"
 #include "common/json.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 
 #define OP_MSG_MAX 512

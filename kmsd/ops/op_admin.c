@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/daemon/clock.h"
 #include "kmsd/ops/op.h"
 
 /* Ten years: past any rotation period (2560 days) or deletion window. */

@@ -11,6 +11,8 @@
 
 #include "common/blob.h"
 #include "common/err.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 
 #define KMS_MAX_ALIASES_PER_KEY 50	/* AWS quota */

@@ -8,6 +8,7 @@
 
 #include "common/err.h"
 #include "kmsd/audit/audit.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 
 #define PEM_MAX 512

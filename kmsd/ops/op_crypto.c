@@ -18,6 +18,7 @@
 #include "common/ctx.h"
 #include "common/err.h"
 #include "common/secmem.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 
 #define ALG_DEFAULT "SYMMETRIC_DEFAULT"

@@ -18,6 +18,8 @@
 #include "common/err.h"
 #include "common/secmem.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 #include "policy/policy.h"
 

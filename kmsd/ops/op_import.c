@@ -27,6 +27,9 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/secmem.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/daemon/lifecycle.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 
 #define IMPORT_VALID_MS (24LL * 3600 * 1000)	/* AWS: 24 hours */

@@ -13,6 +13,8 @@
 #include "common/ctx.h"
 #include "common/err.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 #include "policy/policy.h"
 

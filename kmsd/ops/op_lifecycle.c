@@ -17,6 +17,9 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "kmsd/daemon/clock.h"
+#include "kmsd/daemon/lifecycle.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 
 #define DAY_MS 86400000LL

@@ -13,6 +13,7 @@
 
 #include "common/err.h"
 #include "kmsd/authz/authz.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 #include "policy/policy.h"
 

@@ -8,6 +8,7 @@
 
 #include "common/ctx.h"
 #include "common/err.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 
 int

@@ -109,7 +109,7 @@ int sq_tx_end(struct sqlite_store *s, const char *op, int r);
 /* After deleting key material, in the writer turn: copy the zeroed pages
  * into the database and cut the WAL to nothing, waiting a little for
  * readers (or leaving it to the next writer). */
-void sq_shred_wal(struct sqlite_store *s);
+void sq_shred_wal_locked(struct sqlite_store *s);
 /* One statement returning at most one integer (0 for NULL or no row). */
 int sq_exec_int(sqlite3 *db, const char *sql, int64_t *out);
 

@@ -275,7 +275,7 @@ sq_shred_key(store *sto, const uint8_t id[16])
 	if ((r = sq_exec(s, s->st[ST_KEY_DELETE], op,
 	    SQ_ARGS(SQ_ID(id)))) == 0) {
 		changes = sqlite3_changes(s->db);
-		sq_shred_wal(s);
+		sq_shred_wal_locked(s);
 		r = changes == 0 ? KMS_ENOTFOUND : 0;
 	}
 	sq_writer_unlock(s);
@@ -468,7 +468,7 @@ sq_delete_material(store *sto, const uint8_t id[16], uint64_t *row_version)
 	}
 	/* As for a shred: the erased material out of the WAL too, before
 	 * the next writer's turn. */
-	sq_shred_wal(s);
+	sq_shred_wal_locked(s);
 	sq_writer_unlock(s);
  done:
 	sqlite3_finalize(dv);

@@ -86,8 +86,10 @@
 #include <sqlite3.h>
 
 #include "common/cause.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/mutex.h"
 #include "kmsd/store/sqlite_int.h"
 
 #define STORE_BUSY_MS 5000	/* wait for another writer before failing */
@@ -294,13 +296,18 @@ static const char *const stmt_sql[ST_MAX] = {
 	    "WHERE retiring = ?1 AND grant_id > ?2 ORDER BY grant_id LIMIT ?3",
 };
 
-/* This process's writers, one at a time (see the top of the file). */
-static pthread_mutex_t writer_mu = PTHREAD_MUTEX_INITIALIZER;
+/* This process's writers, one at a time (see the top of the file).
+ * Process-wide, not in a store object: each worker has its own handle
+ * (connection) and SQLite allows one writer per database, which is what
+ * this turn queues for.  A process with handles on two databases (tests)
+ * only serialises their writes.  A handle holding it has s->writing set;
+ * functions named *_locked require it. */
+static struct kms_mutex writer_mu = KMS_MUTEX_INITIALIZER;
 
 /* A shred's WAL truncation that has not succeeded yet (a reader was in
  * the way): the next writer of this process tries again. */
 static atomic_int truncate_due;
-static int truncate_wal(struct sqlite_store *s, int busy_ms);
+static int truncate_wal_locked(struct sqlite_store *s, int busy_ms);
 
 /* SQLite's WAL hook, called after each commit: note the WAL's size (and
  * take over from auto-checkpointing, which would run inside the commit,
@@ -329,7 +336,7 @@ sq_writer_lock(struct sqlite_store *s, const char *op)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	if (pthread_mutex_timedlock(&writer_mu, &ts) != 0) {
+	if (kms_mutex_timedlock(&writer_mu, &ts) != 0) {
 		log_warn("store: %s: no turn to write in %d ms",
 		    op, STORE_BUSY_MS);
 		cause_note("the key store is busy: no turn to write in %d ms",
@@ -351,10 +358,10 @@ sq_writer_unlock(struct sqlite_store *s)
 	}
 	if (atomic_load(&truncate_due)) {
 		/* A shred's WAL still to cut: quick, or the next one. */
-		(void)truncate_wal(s, 0);
+		(void)truncate_wal_locked(s, 0);
 	}
 	s->writing = 0;
-	pthread_mutex_unlock(&writer_mu);
+	kms_mutex_unlock(&writer_mu);
 	if (s->wal_pages >= STORE_WAL_PAGES) {
 		s->wal_pages = 0;
 		(void)sqlite3_wal_checkpoint_v2(s->db, NULL,
@@ -432,10 +439,11 @@ sq_tx_end(struct sqlite_store *s, const char *op, int r)
 /* Checkpoint everything and cut the WAL to nothing, waiting at most
  * busy_ms for readers; 0 or an SQLite code. */
 static int
-truncate_wal(struct sqlite_store *s, int busy_ms)
+truncate_wal_locked(struct sqlite_store *s, int busy_ms)
 {
 	int rc;
 
+	kms_mutex_assert_held(&writer_mu);
 	sqlite3_busy_timeout(s->db, busy_ms);
 	rc = sqlite3_wal_checkpoint_v2(s->db, NULL,
 	    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
@@ -448,17 +456,18 @@ truncate_wal(struct sqlite_store *s, int busy_ms)
 }
 
 void
-sq_shred_wal(struct sqlite_store *s)
+sq_shred_wal_locked(struct sqlite_store *s)
 {
 	int rc = SQLITE_OK, tries;
 
+	kms_mutex_assert_held(&writer_mu);
 	KMS_ASSERT(s->writing);
 	/* The WAL still holds the old pages (and the frames that first
 	 * wrote the material).  Other connections' read transactions are
 	 * short; wait them out, a little. */
 	atomic_store(&truncate_due, 1);
 	for (tries = 0; tries < SHRED_CHECKPOINT_TRIES; tries++) {
-		if ((rc = truncate_wal(s, 100)) == SQLITE_OK ||
+		if ((rc = truncate_wal_locked(s, 100)) == SQLITE_OK ||
 		    ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) !=
 		    SQLITE_LOCKED)) {
 			break;
@@ -568,10 +577,7 @@ set_err(char *errbuf, size_t errlen, const char *fmt, ...)
 static int64_t
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_wall_ms();
 }
 
 /* Run one statement that returns at most one integer; *out gets it (0 for

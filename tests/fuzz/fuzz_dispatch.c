@@ -34,6 +34,10 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/secmem.h"
+#include "kmsd/daemon/daemon.h"
+#include "kmsd/dispatch/dispatch.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 #include "tests/testutil.h"
 

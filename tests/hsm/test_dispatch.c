@@ -18,6 +18,10 @@
 #include "common/blob.h"
 #include "common/err.h"
 #include "common/secmem.h"
+#include "kmsd/daemon/daemon.h"
+#include "kmsd/dispatch/dispatch.h"
+#include "kmsd/frontend/principal.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 #include "tests/testutil.h"
 
