@@ -1303,19 +1303,6 @@ rotate_locked(struct audit *a)
 	if (sync_locked(a) != 0) {
 		return;
 	}
-	/* Records written while mu was dropped: write them to this file
-	 * and sync them holding mu, so that no writer starts on it again
-	 * before it is closed. */
-	drain_locked(a);
-	if (a->wtotal != a->stotal) {
-		if (fdatasync(a->fd) != 0) {
-			fail_locked(a, errno);
-			pthread_cond_broadcast(&a->synced);
-			return;
-		}
-		a->stotal = a->wtotal;
-		pthread_cond_broadcast(&a->synced);
-	}
 	file_name(a->file_no, prev, sizeof(prev));
 	close(a->fd);
 	a->fd = -1;
