@@ -70,17 +70,8 @@ struct audit {
 	int fail_errno;
 	int64_t failed_at;
 	uint64_t refused, unaudited;
-	/* Combining writer: records are chained under mu into pbuf, then
-	 * one thread (the writer, outside mu) hands everything pending to
-	 * the kernel in one write while the others wait for it. */
-	char *wbuf, *pbuf;
-	size_t wcap, pcap, plen;
-	struct awaiter *pend, **pend_tail;
-	uint64_t pstart_seq;		/* the chain before pbuf's first */
-	uint8_t pstart_head[32];
-	uint64_t last_seq;		/* of the last record event_locked wrote */
-	int writing;
-	pthread_cond_t written;
+	char *wbuf;
+	size_t wcap;
 	/* GetKeyLastUsage: per key, the last successful crypto record. */
 	pthread_mutex_t umu;
 	struct usage **ubuckets;
@@ -930,191 +921,83 @@ fail_locked(struct audit *a, int e)
 	a->retry_ms = mono_ms() + AUDIT_RETRY_MS;
 }
 
-/* One caller waiting for its records to be written. */
-struct awaiter {
-	struct awaiter *next;
-	uint64_t last_seq;		/* of its last record */
-	uint64_t end;			/* wtotal once they are written */
-	int done, r;
-};
-
-/* Resolve a list of waiters, mu held. */
-static void
-resolve_locked(struct awaiter *w, int r, uint64_t end)
-{
-	for (; w != NULL; w = w->next) {
-		w->done = 1;
-		w->r = r;
-		w->end = end;
-	}
-}
-
 /*
- * Write everything pending in one write (the caller becomes the writer),
- * mu held and dropped meanwhile.  On failure the file is cut back to
- * where it was, and what was pending (written or chained on it since) is
- * dropped: the chain goes back to before it, and its callers fail.
- */
-static void
-write_pending_locked(struct audit *a)
-{
-	struct awaiter *list = a->pend;
-	uint64_t start_seq = a->pstart_seq, len = a->plen;
-	uint8_t start_head[32];
-	char *tmp;
-	size_t tcap;
-	int fd = a->fd, r = 0, e = 0;
-
-	memcpy(start_head, a->pstart_head, sizeof(start_head));
-	/* Swap the buffers: others chain into pbuf meanwhile. */
-	tmp = a->wbuf;
-	tcap = a->wcap;
-	a->wbuf = a->pbuf;
-	a->wcap = a->pcap;
-	a->pbuf = tmp;
-	a->pcap = tcap;
-	a->plen = 0;
-	a->pend = NULL;
-	a->pend_tail = &a->pend;
-	a->pstart_seq = a->seq;
-	memcpy(a->pstart_head, a->head, sizeof(a->head));
-	a->writing = 1;
-	pthread_mutex_unlock(&a->mu);
-	if (fd < 0) {
-		e = EBADF;
-		r = -1;
-	} else if ((r = write_all(fd, a->wbuf, len)) != 0) {
-		e = errno;
-	}
-	pthread_mutex_lock(&a->mu);
-	a->writing = 0;
-	if (r != 0) {
-		/* Cut what part of it went in: the file stays a chain. */
-		if (fd >= 0 && ftruncate(fd, (off_t)a->size) != 0) {
-			log_error("cutting a partial audit record: %s",
-			    strerror(errno));
-		}
-		fail_locked(a, e);
-		resolve_locked(list, KMS_EDEPENDENCYTIMEOUT, a->wtotal);
-		resolve_locked(a->pend, KMS_EDEPENDENCYTIMEOUT, a->wtotal);
-		a->plen = 0;
-		a->pend = NULL;
-		a->pend_tail = &a->pend;
-		a->seq = start_seq;
-		memcpy(a->head, start_head, sizeof(a->head));
-		a->pstart_seq = a->seq;
-		memcpy(a->pstart_head, a->head, sizeof(a->head));
-	} else {
-		a->size += len;
-		a->wtotal += len;
-		resolve_locked(list, 0, a->wtotal);
-		if (a->seq - a->cp_seq >= a->d->cfg.audit_checkpoint_records ||
-		    a->size >= a->d->cfg.audit_rotate_bytes) {
-			if (!a->want_work) {
-				a->want_work = 1;
-				pthread_cond_signal(&a->wake);
-			}
-		}
-	}
-	pthread_cond_broadcast(&a->written);
-}
-
-/* Wait until nothing is pending or being written (before the file
- * changes), mu held. */
-static void
-drain_locked(struct audit *a)
-{
-	while (a->writing || a->plen > 0) {
-		if (a->writing) {
-			pthread_cond_wait(&a->written, &a->mu);
-		} else {
-			write_pending_locked(a);
-		}
-	}
-}
-
-/*
- * Chain n record bodies (b->p at offs[i], each without its closing
- * brace) and return once they are written (in one write with those of
- * any other callers meanwhile), mu held (dropped while waiting).  pre
- * (may be NULL) holds each body's SHA-256 begun outside the mutex: only
- * the suffix (sequence, previousHash) is hashed here.  On failure nothing
- * of them stays in the file, and the log is marked failed.
+ * Chain and write n record bodies (b->p at offs[i], each without its
+ * closing brace) in one write, mu held.  pre (may be NULL) holds each
+ * body's SHA-256 begun outside the mutex: only the suffix (sequence,
+ * previousHash) is hashed here.  On failure nothing of them stays in the
+ * file, and the log is marked failed.
  */
 static int
 append_locked(struct audit *a, const struct sb *b, const size_t *offs,
-    size_t n, const SHA256_CTX *pre, struct awaiter *w)
+    size_t n, const SHA256_CTX *pre)
 {
 	SHA256_CTX sc;
 	uint8_t head[32];
 	uint64_t seq = a->seq;
-	size_t need = a->plen + b->len + n * AUDIT_SUFFIX_MAX, len, i;
-	char *np, *buf;
+	size_t need = b->len + n * AUDIT_SUFFIX_MAX, len = 0, i;
+	char *np;
+	int e;
 
 	if (a->fd < 0) {
 		fail_locked(a, EBADF);
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
-	if (need > a->pcap) {
-		size_t cap = a->pcap < 4096 ? 4096 : a->pcap;
-		while (cap < need) {
-			cap *= 2;
-		}
-		if ((np = realloc(a->pbuf, cap)) == NULL) {
+	if (need > a->wcap) {
+		if ((np = realloc(a->wbuf, need)) == NULL) {
 			return KMS_EINTERNAL;
 		}
-		a->pbuf = np;
-		a->pcap = cap;
+		a->wbuf = np;
+		a->wcap = need;
 	}
-	buf = a->pbuf;
-	len = a->plen;
 	memcpy(head, a->head, sizeof(head));
 	for (i = 0; i < n; i++) {
 		size_t blen = (i + 1 < n ? offs[i + 1] : b->len) - offs[i];
 		size_t start = len;
-		memcpy(buf + len, b->p + offs[i], blen);
+		memcpy(a->wbuf + len, b->p + offs[i], blen);
 		len += blen;
-		memcpy(buf + len, ",\"sequence\":", 12);
+		memcpy(a->wbuf + len, ",\"sequence\":", 12);
 		len += 12;
-		len += u64_dec(++seq, buf + len);
-		memcpy(buf + len, ",\"previousHash\":\"", 17);
+		len += u64_dec(++seq, a->wbuf + len);
+		memcpy(a->wbuf + len, ",\"previousHash\":\"", 17);
 		len += 17;
-		hex32(head, buf + len);	/* its NUL overwritten next */
+		hex32(head, a->wbuf + len);	/* its NUL overwritten next */
 		len += 64;
-		memcpy(buf + len, "\"}", 2);
+		memcpy(a->wbuf + len, "\"}", 2);
 		len += 2;
 		if (pre != NULL) {
 			sc = pre[i];
-			SHA256_Update(&sc, buf + start + blen,
+			SHA256_Update(&sc, a->wbuf + start + blen,
 			    len - start - blen);
 			SHA256_Final(head, &sc);
 		} else {
-			SHA256((const uint8_t *)buf + start, len - start,
+			SHA256((const uint8_t *)a->wbuf + start, len - start,
 			    head);
 		}
-		buf[len++] = '\n';
+		a->wbuf[len++] = '\n';
 	}
-	if (a->plen == 0) {
-		a->pstart_seq = a->seq;
-		memcpy(a->pstart_head, a->head, sizeof(a->head));
+	if (write_all(a->fd, a->wbuf, len) != 0) {
+		e = errno;
+		/* Cut what part of it went in: the file stays a chain. */
+		if (ftruncate(a->fd, (off_t)a->size) != 0) {
+			log_error("cutting a partial audit record: %s",
+			    strerror(errno));
+		}
+		fail_locked(a, e);
+		return KMS_EDEPENDENCYTIMEOUT;
 	}
-	a->plen = len;
 	a->seq = seq;
 	memcpy(a->head, head, sizeof(head));
-	w->next = NULL;
-	w->last_seq = seq;
-	w->done = 0;
-	w->r = 0;
-	*a->pend_tail = w;
-	a->pend_tail = &w->next;
-	while (!w->done) {
-		if (a->writing) {
-			pthread_cond_wait(&a->written, &a->mu);
-		} else {
-			write_pending_locked(a);
+	a->size += len;
+	a->wtotal += len;
+	if (a->seq - a->cp_seq >= a->d->cfg.audit_checkpoint_records ||
+	    a->size >= a->d->cfg.audit_rotate_bytes) {
+		if (!a->want_work) {
+			a->want_work = 1;
+			pthread_cond_signal(&a->wake);
 		}
 	}
-	return w->r;
+	return 0;
 }
 
 /* One service record, mu held. */
@@ -1123,17 +1006,13 @@ event_locked(struct audit *a, const char *name, const char *arn,
     json_t *details)
 {
 	struct sb b = { 0 };
-	struct awaiter w;
 	char when[32];
 	size_t off = 0;
 	int r;
 
 	utc_now(when);
 	put_service_record(&b, a->d, name, arn, details, when);
-	r = b.oom ? KMS_EINTERNAL : append_locked(a, &b, &off, 1, NULL, &w);
-	if (r == 0) {
-		a->last_seq = w.last_seq;
-	}
+	r = b.oom ? KMS_EINTERNAL : append_locked(a, &b, &off, 1, NULL);
 	free(b.p);
 	return r;
 }
@@ -1199,7 +1078,7 @@ checkpoint_locked(struct audit *a, const char *reason, int unlocked)
 	if (r == 0) {
 		/* Nothing came in between: everything up to this line is
 		 * signed (the line signs itself). */
-		a->cp_seq = a->last_seq == seq + 1 ? a->last_seq : seq;
+		a->cp_seq = a->seq == seq + 1 ? a->seq : seq;
 		a->cp_ms = mono_ms();
 	}
 	return r;
@@ -1299,7 +1178,6 @@ rotate_locked(struct audit *a)
 	char prev[64];
 
 	(void)checkpoint_locked(a, "rotate", 0);
-	drain_locked(a);
 	if (sync_locked(a) != 0) {
 		return;
 	}
@@ -1568,7 +1446,6 @@ static int
 commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
     const SHA256_CTX *pre)
 {
-	struct awaiter w;
 	uint64_t end;
 	int r;
 
@@ -1576,9 +1453,9 @@ commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
 		return KMS_EINTERNAL;
 	}
 	pthread_mutex_lock(&a->mu);
-	if ((r = append_locked(a, b, offs, n, pre, &w)) == 0 &&
+	if ((r = append_locked(a, b, offs, n, pre)) == 0 &&
 	    a->d->cfg.audit_sync == AUDIT_SYNC_REQUEST) {
-		end = w.end;
+		end = a->wtotal;
 		a->waiters++;
 		pthread_cond_signal(&a->wake);
 		while (a->stotal < end && !a->failed) {
@@ -1993,8 +1870,6 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	}
 	pthread_cond_init(&a->wake, NULL);
 	pthread_cond_init(&a->synced, NULL);
-	pthread_cond_init(&a->written, NULL);
-	a->pend_tail = &a->pend;
 	pthread_mutex_init(&a->umu, NULL);
 	a->ubuckets = calloc(USAGE_BUCKETS, sizeof(*a->ubuckets));
 	a->started_ms = now_ms();
@@ -2094,9 +1969,7 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
-	pthread_cond_destroy(&a->written);
 	free(a->wbuf);
-	free(a->pbuf);
 	free(a);
 	return r != 0 ? r : KMS_EINTERNAL;
 }
@@ -2127,7 +2000,6 @@ audit_close(struct kmsd *d)
 	(void)event_locked(a, "KmsdStop", NULL, det);
 	json_decref(det);
 	(void)checkpoint_locked(a, "shutdown", 0);
-	drain_locked(a);
 	(void)sync_locked(a);
 	pthread_mutex_unlock(&a->mu);
 	pthread_rwlock_unlock(&d->hsm_turn);
@@ -2139,9 +2011,7 @@ audit_close(struct kmsd *d)
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
-	pthread_cond_destroy(&a->written);
 	free(a->wbuf);
-	free(a->pbuf);
 	free(a);
 	d->audit = NULL;
 }
