@@ -120,6 +120,14 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(BUILD)/tools/pr
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(HTTP_LIBS) $(LDLIBS) $(KMSD_LDLIBS)
 
+# kmsctl's shorthand parsers, unit-tested and fuzzed without the rest of
+# kmsctl.
+KMSCTL_SHORTHAND := $(call obj,tools/kmsctl/shorthand.c tools/kmsctl/input.c)
+$(BUILD)/tests/test_shorthand: $(BUILD)/tests/test_shorthand.o \
+    $(KMSCTL_SHORTHAND) $(CLIENT_INT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
+
 tests: all $(TEST_BINS) $(SHIM_SO)
 
 deps:
@@ -167,8 +175,8 @@ fuzz:
 fuzz-bins: $(FUZZ_BINS)
 .SECONDARY: $(call obj,$(FUZZ_SRC) tests/testutil.c)
 
-$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/testutil.o $(CLIENT_INT) \
-    $(DAEMON_LIBS)
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/testutil.o \
+    $(KMSCTL_SHORTHAND) $(CLIENT_INT) $(DAEMON_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(HTTP_LIBS) $(LDLIBS)
 
