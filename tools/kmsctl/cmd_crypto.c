@@ -64,17 +64,20 @@ cmd_envelope(struct run *R)
 	a.encrypt = strcmp(R->cmd->name, "encrypt-file") == 0;
 	a.input = opt_str(R, "input");
 	a.output = opt_str(R, "output");
-	a.key_id = opt_str(R, "key-id");
-	a.algorithm = opt_str(R, "algorithm");
 	a.suffix = opt_str(R, "suffix");
 	if ((v = opt(R, "encryption-context")) != NULL) {
 		a.context = v->list;
 		a.ncontext = v->nlist;
 	}
-	if ((v = opt(R, "frame-length")) != NULL &&
-	    (r = parse_long(v->val, 1, KMS_FRAME_LENGTH_MAX, &a.frame_length,
-	    "frame-length")) != 0) {
-		return r;
+	/* The key and the message's shape are encrypt-file's alone. */
+	if (a.encrypt) {
+		a.key_id = opt_str(R, "key-id");
+		a.algorithm = opt_str(R, "algorithm");
+		if ((v = opt(R, "frame-length")) != NULL &&
+		    (r = parse_long(v->val, 1, KMS_FRAME_LENGTH_MAX,
+		    &a.frame_length, "frame-length")) != 0) {
+			return r;
+		}
 	}
 	a.recursive = (v = opt(R, "recursive")) != NULL && v->flag;
 	a.quiet = (v = opt(R, "quiet")) != NULL && v->flag;
