@@ -121,10 +121,16 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(BUILD)/tools/pr
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(HTTP_LIBS) $(LDLIBS) $(KMSD_LDLIBS)
 
 # kmsctl's shorthand parsers, unit-tested and fuzzed without the rest of
-# kmsctl.
+# kmsctl; its command table tested with all of kmsctl but main().
 KMSCTL_SHORTHAND := $(call obj,tools/kmsctl/shorthand.c tools/kmsctl/input.c)
+KMSCTL_NOMAIN := $(call obj,$(filter-out tools/kmsctl/kmsctl.c,\
+    $(wildcard tools/kmsctl/*.c)))
 $(BUILD)/tests/test_shorthand: $(BUILD)/tests/test_shorthand.o \
     $(KMSCTL_SHORTHAND) $(CLIENT_INT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
+$(BUILD)/tests/test_kmsctl_commands: $(BUILD)/tests/test_kmsctl_commands.o \
+    $(KMSCTL_NOMAIN) $(CLIENT_INT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
 
