@@ -29,7 +29,24 @@
 #include "tools/kmsctl/shorthand.h"
 #include "tools/kmsctl/cmd_envelope.h"
 
-/* Context and grant tokens shared by the crypto commands. */
+/*
+ * What a crypto command reads besides key ids: a blob option (base64 or
+ * fileb://), in locked memory, and up to two encryption contexts.
+ */
+struct crypto_in {
+	kms_secret blob;
+	struct ctxarg ctx[2];
+};
+
+static void
+crypto_in_free(struct crypto_in *in)
+{
+	input_free(&in->blob);
+	ctxarg_free(&in->ctx[0]);
+	ctxarg_free(&in->ctx[1]);
+}
+
+/* A context option, if given. */
 static int
 get_context(const struct run *R, const char *name, struct ctxarg *a)
 {
@@ -39,17 +56,42 @@ get_context(const struct run *R, const char *name, struct ctxarg *a)
 	return s != NULL ? parse_context(s, a, name) : 0;
 }
 
-static kms_grant_tokens
-get_grant_tokens(const struct run *R)
+/* blob_opt (NULL: none), then the context options ctx1 and ctx2 (NULL:
+ * none), in that order; 0 or an exit status with nothing held. */
+static int
+crypto_in_load(const struct run *R, const char *blob_opt, const char *ctx1,
+    const char *ctx2, struct crypto_in *in)
 {
-	const struct optval *gv = opt(R, "grant-tokens");
-	kms_grant_tokens gt = { 0 };
+	int r;
 
-	if (gv != NULL) {
-		gt.tokens = (const char *const *)gv->list;
-		gt.ntokens = (size_t)gv->nlist;
+	memset(in, 0, sizeof(*in));
+	if (blob_opt != NULL && (r = load_blob(opt_str(R, blob_opt),
+	    &in->blob, blob_opt)) != 0) {
+		return r;
 	}
-	return gt;
+	if ((r = get_context(R, ctx1, &in->ctx[0])) != 0 ||
+	    (ctx2 != NULL && (r = get_context(R, ctx2, &in->ctx[1])) != 0)) {
+		crypto_in_free(in);
+		return r;
+	}
+	return 0;
+}
+
+/* After the call that returned r: the inputs wiped and freed; the error
+ * line printed if r says so. */
+static int
+crypto_done(const struct run *R, struct crypto_in *in, int r,
+    const kms_error_info *ei)
+{
+	crypto_in_free(in);
+	return r != 0 ? fail(R, r, ei) : 0;
+}
+
+/* A string field of a reply (left out when s is NULL, as before). */
+static void
+put_str(json_t *o, const char *name, const char *s)
+{
+	json_object_set_new(o, name, json_string(s));
 }
 
 /* encrypt-file / decrypt-file: the options, then cmd_envelope.c. */
@@ -79,9 +121,9 @@ cmd_envelope(struct run *R)
 			return r;
 		}
 	}
-	a.recursive = (v = opt(R, "recursive")) != NULL && v->flag;
-	a.quiet = (v = opt(R, "quiet")) != NULL && v->flag;
-	a.grant_tokens = get_grant_tokens(R);
+	a.recursive = opt_flag(R, "recursive");
+	a.quiet = opt_flag(R, "quiet");
+	a.grant_tokens = opt_grant_tokens(R);
 	return envelope_run(R->c, &a);
 }
 
@@ -90,36 +132,29 @@ cmd_encrypt(struct run *R)
 {
 	kms_encrypt_req req = { 0 };
 	kms_encrypt_resp out;
-	kms_secret pt = { NULL, 0 };
+	struct crypto_in in;
 	kms_error_info ei;
-	struct ctxarg ctx;
 	json_t *o;
 	int r;
 
-	if ((r = load_blob(opt_str(R, "plaintext"), &pt, "plaintext")) != 0) {
-		return r;
-	}
-	if ((r = get_context(R, "encryption-context", &ctx)) != 0) {
-		input_free(&pt);
+	if ((r = crypto_in_load(R, "plaintext", "encryption-context", NULL,
+	    &in)) != 0) {
 		return r;
 	}
 	req.key_id = opt_str(R, "key-id");
-	req.plaintext = pt.data;
-	req.plaintext_len = pt.len;
-	req.context = ctx.ctx;
-	req.grant_tokens = get_grant_tokens(R);
-	r = kms_encrypt(R->c, &req, &out, &ei);
-	input_free(&pt);
-	ctxarg_free(&ctx);
-	if (r != 0) {
-		return fail(R, r, &ei);
+	req.plaintext = in.blob.data;
+	req.plaintext_len = in.blob.len;
+	req.context = in.ctx[0].ctx;
+	req.grant_tokens = opt_grant_tokens(R);
+	if ((r = crypto_done(R, &in, kms_encrypt(R->c, &req, &out, &ei),
+	    &ei)) != 0) {
+		return r;
 	}
 	o = json_object();
 	put_b64(o, "CiphertextBlob", out.ciphertext_blob.data,
 	    out.ciphertext_blob.len);
-	json_object_set_new(o, "KeyId", json_string(out.key_id));
-	json_object_set_new(o, "EncryptionAlgorithm",
-	    json_string(out.encryption_algorithm));
+	put_str(o, "KeyId", out.key_id);
+	put_str(o, "EncryptionAlgorithm", out.encryption_algorithm);
 	r = emit(R, o, "CiphertextBlob", out.ciphertext_blob.data,
 	    out.ciphertext_blob.len);
 	kms_encrypt_resp_free(&out);
@@ -131,36 +166,28 @@ cmd_decrypt(struct run *R)
 {
 	kms_decrypt_req req = { 0 };
 	kms_decrypt_resp out;
-	kms_secret ct = { NULL, 0 };
+	struct crypto_in in;
 	kms_error_info ei;
-	struct ctxarg ctx;
 	json_t *o;
 	int r;
 
-	if ((r = load_blob(opt_str(R, "ciphertext-blob"), &ct,
-	    "ciphertext-blob")) != 0) {
+	if ((r = crypto_in_load(R, "ciphertext-blob", "encryption-context",
+	    NULL, &in)) != 0) {
 		return r;
 	}
-	if ((r = get_context(R, "encryption-context", &ctx)) != 0) {
-		input_free(&ct);
-		return r;
-	}
-	req.ciphertext_blob = ct.data;
-	req.ciphertext_len = ct.len;
+	req.ciphertext_blob = in.blob.data;
+	req.ciphertext_len = in.blob.len;
 	req.key_id = opt_str(R, "key-id");
-	req.context = ctx.ctx;
-	req.grant_tokens = get_grant_tokens(R);
-	r = kms_decrypt(R->c, &req, &out, &ei);
-	input_free(&ct);
-	ctxarg_free(&ctx);
-	if (r != 0) {
-		return fail(R, r, &ei);
+	req.context = in.ctx[0].ctx;
+	req.grant_tokens = opt_grant_tokens(R);
+	if ((r = crypto_done(R, &in, kms_decrypt(R->c, &req, &out, &ei),
+	    &ei)) != 0) {
+		return r;
 	}
 	o = json_object();
-	json_object_set_new(o, "KeyId", json_string(out.key_id));
+	put_str(o, "KeyId", out.key_id);
 	put_b64(o, "Plaintext", out.plaintext.data, out.plaintext.len);
-	json_object_set_new(o, "EncryptionAlgorithm",
-	    json_string(out.encryption_algorithm));
+	put_str(o, "EncryptionAlgorithm", out.encryption_algorithm);
 	r = emit(R, o, "Plaintext", out.plaintext.data, out.plaintext.len);
 	kms_decrypt_resp_free(&out);
 	return r;
@@ -171,49 +198,36 @@ cmd_re_encrypt(struct run *R)
 {
 	kms_re_encrypt_req req = { 0 };
 	kms_re_encrypt_resp out;
-	kms_secret ct = { NULL, 0 };
+	struct crypto_in in;
 	kms_error_info ei;
-	struct ctxarg sctx, dctx;
 	json_t *o;
 	int r;
 
-	if ((r = load_blob(opt_str(R, "ciphertext-blob"), &ct,
-	    "ciphertext-blob")) != 0) {
+	if ((r = crypto_in_load(R, "ciphertext-blob",
+	    "source-encryption-context", "destination-encryption-context",
+	    &in)) != 0) {
 		return r;
 	}
-	if ((r = get_context(R, "source-encryption-context", &sctx)) != 0) {
-		input_free(&ct);
-		return r;
-	}
-	if ((r = get_context(R, "destination-encryption-context", &dctx)) !=
-	    0) {
-		input_free(&ct);
-		ctxarg_free(&sctx);
-		return r;
-	}
-	req.ciphertext_blob = ct.data;
-	req.ciphertext_len = ct.len;
+	req.ciphertext_blob = in.blob.data;
+	req.ciphertext_len = in.blob.len;
 	req.source_key_id = opt_str(R, "source-key-id");
-	req.source_context = sctx.ctx;
+	req.source_context = in.ctx[0].ctx;
 	req.destination_key_id = opt_str(R, "destination-key-id");
-	req.destination_context = dctx.ctx;
-	req.grant_tokens = get_grant_tokens(R);
-	r = kms_re_encrypt(R->c, &req, &out, &ei);
-	input_free(&ct);
-	ctxarg_free(&sctx);
-	ctxarg_free(&dctx);
-	if (r != 0) {
-		return fail(R, r, &ei);
+	req.destination_context = in.ctx[1].ctx;
+	req.grant_tokens = opt_grant_tokens(R);
+	if ((r = crypto_done(R, &in, kms_re_encrypt(R->c, &req, &out, &ei),
+	    &ei)) != 0) {
+		return r;
 	}
 	o = json_object();
 	put_b64(o, "CiphertextBlob", out.ciphertext_blob.data,
 	    out.ciphertext_blob.len);
-	json_object_set_new(o, "SourceKeyId", json_string(out.source_key_id));
-	json_object_set_new(o, "KeyId", json_string(out.key_id));
-	json_object_set_new(o, "SourceEncryptionAlgorithm",
-	    json_string(out.source_encryption_algorithm));
-	json_object_set_new(o, "DestinationEncryptionAlgorithm",
-	    json_string(out.destination_encryption_algorithm));
+	put_str(o, "SourceKeyId", out.source_key_id);
+	put_str(o, "KeyId", out.key_id);
+	put_str(o, "SourceEncryptionAlgorithm",
+	    out.source_encryption_algorithm);
+	put_str(o, "DestinationEncryptionAlgorithm",
+	    out.destination_encryption_algorithm);
 	r = emit(R, o, "CiphertextBlob", out.ciphertext_blob.data,
 	    out.ciphertext_blob.len);
 	kms_re_encrypt_resp_free(&out);
@@ -225,8 +239,8 @@ generate_data_key(struct run *R, int with_plaintext)
 {
 	kms_generate_data_key_req req = { 0 };
 	kms_generate_data_key_resp out;
+	struct crypto_in in;
 	kms_error_info ei;
-	struct ctxarg ctx;
 	long n = 0;
 	json_t *o;
 	int r;
@@ -236,19 +250,19 @@ generate_data_key(struct run *R, int with_plaintext)
 	    "number-of-bytes")) != 0) {
 		return r;
 	}
-	if ((r = get_context(R, "encryption-context", &ctx)) != 0) {
+	if ((r = crypto_in_load(R, NULL, "encryption-context", NULL,
+	    &in)) != 0) {
 		return r;
 	}
 	req.key_id = opt_str(R, "key-id");
 	req.key_spec = opt_str(R, "key-spec");
 	req.number_of_bytes = (size_t)n;
-	req.context = ctx.ctx;
-	req.grant_tokens = get_grant_tokens(R);
+	req.context = in.ctx[0].ctx;
+	req.grant_tokens = opt_grant_tokens(R);
 	r = with_plaintext ? kms_generate_data_key(R->c, &req, &out, &ei) :
 	    kms_generate_data_key_without_plaintext(R->c, &req, &out, &ei);
-	ctxarg_free(&ctx);
-	if (r != 0) {
-		return fail(R, r, &ei);
+	if ((r = crypto_done(R, &in, r, &ei)) != 0) {
+		return r;
 	}
 	o = json_object();
 	put_b64(o, "CiphertextBlob", out.ciphertext_blob.data,
@@ -257,7 +271,7 @@ generate_data_key(struct run *R, int with_plaintext)
 		put_b64(o, "Plaintext", out.plaintext.data,
 		    out.plaintext.len);
 	}
-	json_object_set_new(o, "KeyId", json_string(out.key_id));
+	put_str(o, "KeyId", out.key_id);
 	if (with_plaintext) {
 		r = emit(R, o, "Plaintext", out.plaintext.data,
 		    out.plaintext.len);

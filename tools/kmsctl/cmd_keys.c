@@ -64,6 +64,20 @@ metadata_json(const kms_key_metadata *m)
 	return o;
 }
 
+/* The reply of a call that returned r with key metadata m (freed), or
+ * its error line. */
+static int
+metadata_reply(struct run *R, int r, kms_key_metadata *m,
+    const kms_error_info *ei)
+{
+	if (r != 0) {
+		return fail(R, r, ei);
+	}
+	r = emit(R, metadata_json(m), NULL, NULL, 0);
+	kms_key_metadata_free(m);
+	return r;
+}
+
 int
 cmd_create_key(struct run *R)
 {
@@ -103,34 +117,19 @@ cmd_create_key(struct run *R)
 	free(hold_desc);
 	free(hold_policy);
 	tagarg_free(&tags);
-	if (r != 0) {
-		return fail(R, r, &ei);
-	}
-	r = emit(R, metadata_json(&m), NULL, NULL, 0);
-	kms_key_metadata_free(&m);
-	return r;
+	return metadata_reply(R, r, &m, &ei);
 }
 
 int
 cmd_describe_key(struct run *R)
 {
-	const struct optval *gv = opt(R, "grant-tokens");
-	kms_grant_tokens gt = { 0 };
+	kms_grant_tokens gt = opt_grant_tokens(R);
 	kms_key_metadata m;
 	kms_error_info ei;
 	int r;
 
-	if (gv != NULL) {
-		gt.tokens = (const char *const *)gv->list;
-		gt.ntokens = (size_t)gv->nlist;
-	}
-	if ((r = kms_describe_key(R->c, opt_str(R, "key-id"), &gt, &m,
-	    &ei)) != 0) {
-		return fail(R, r, &ei);
-	}
-	r = emit(R, metadata_json(&m), NULL, NULL, 0);
-	kms_key_metadata_free(&m);
-	return r;
+	r = kms_describe_key(R->c, opt_str(R, "key-id"), &gt, &m, &ei);
+	return metadata_reply(R, r, &m, &ei);
 }
 
 int

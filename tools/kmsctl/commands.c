@@ -59,6 +59,19 @@ cmd_audit_first(struct run *R)
 	"Encryption context: key=value,key2=value2 or a JSON object " \
 	"'{\"key\":\"value\"}' (file://PATH reads it from a file)." }
 
+#define POLICY_NAME { "policy-name", O_STR, 0, "default (the only name).", \
+	"PolicyName" }
+
+/* encrypt-file and decrypt-file: what they read and how a tree is named. */
+#define ENVELOPE_INPUT { "input", O_STR, 1, "File, directory (with " \
+	"--recursive) or - for stdin." }
+#define ENVELOPE_TREE(verb, suffix) \
+	{ "recursive", O_FLAG, 0, verb " every file under the --input " \
+	    "directory." }, \
+	{ "suffix", O_STR, 0, "Added to names made in an output directory " \
+	    "(default " suffix ")." }, \
+	{ "quiet", O_FLAG, 0, "No progress bar." }
+
 /* Options without a request field and commands without pages leave them
  * out: zero is their meaning. */
 #pragma GCC diagnostic push
@@ -151,14 +164,12 @@ static const struct command commands[] = {
 	{ "get-key-policy", "GetKeyPolicy", cmd_json,
 	    "Show a key's policy document.", {
 		KEY_ID(1),
-		{ "policy-name", O_STR, 0, "default (the only name).",
-		    "PolicyName" },
+		POLICY_NAME,
 	} },
 	{ "put-key-policy", "PutKeyPolicy", cmd_json,
 	    "Replace a key's policy.", {
 		KEY_ID(1),
-		{ "policy-name", O_STR, 0, "default (the only name).",
-		    "PolicyName" },
+		POLICY_NAME,
 		{ "policy", O_STR, 1, "Policy document, JSON (file://PATH or "
 		    "fileb://PATH reads it).", "Policy" },
 		{ "bypass-policy-lockout-safety-check", O_FLAG, 0,
@@ -258,8 +269,7 @@ static const struct command commands[] = {
 	    "Encrypt a file, stream or directory into AWS Encryption SDK "
 	    "messages.", {
 		KEY_ID(1),
-		{ "input", O_STR, 1, "File, directory (with --recursive) or - "
-		    "for stdin." },
+		ENVELOPE_INPUT,
 		{ "output", O_STR, 1, "File, directory or - for stdout; "
 		    "written only when the whole input succeeded." },
 		{ "encryption-context", O_LIST, 0, "Pairs key=value ... "
@@ -268,26 +278,17 @@ static const struct command commands[] = {
 		    "(default) or ..._COMMIT_KEY_ECDSA_P384." },
 		{ "frame-length", O_INT, 0, "Plaintext bytes per frame, "
 		    "1-4194304 (default 4096)." },
-		{ "recursive", O_FLAG, 0, "Encrypt every file under the "
-		    "--input directory." },
-		{ "suffix", O_STR, 0, "Added to names made in an output "
-		    "directory (default .encrypted)." },
-		{ "quiet", O_FLAG, 0, "No progress bar." },
+		ENVELOPE_TREE("Encrypt", ".encrypted"),
 		GRANTS } },
 	{ "decrypt-file", "DecryptFile", cmd_envelope,
 	    "Decrypt AWS Encryption SDK messages (a file, stream or "
 	    "directory).", {
-		{ "input", O_STR, 1, "File, directory (with --recursive) or - "
-		    "for stdin." },
+		ENVELOPE_INPUT,
 		{ "output", O_STR, 1, "File, directory or - for stdout; a "
 		    "file appears only when the message verified." },
 		{ "encryption-context", O_LIST, 0, "Pairs key=value ... the "
 		    "message's context must hold." },
-		{ "recursive", O_FLAG, 0, "Decrypt every file under the "
-		    "--input directory." },
-		{ "suffix", O_STR, 0, "Added to names made in an output "
-		    "directory (default .decrypted)." },
-		{ "quiet", O_FLAG, 0, "No progress bar." },
+		ENVELOPE_TREE("Decrypt", ".decrypted"),
 		GRANTS } },
 	{ "enable-key-rotation", "EnableKeyRotation", cmd_json,
 	    "Rotate a key automatically, every 90-2560 days.", {

@@ -95,6 +95,10 @@ int load_text(const char *arg, const char **out, char **hold,
  * the command declares: any other is a bug in kmsctl and aborts. */
 const struct optval *opt(const struct run *R, const char *name);
 const char *opt_str(const struct run *R, const char *name);
+/* 1 when flag name was given as --name, 0 when not or as --no-name. */
+int opt_flag(const struct run *R, const char *name);
+/* --grant-tokens, empty when not given. */
+kms_grant_tokens opt_grant_tokens(const struct run *R);
 /* The index of option name in cmd's table, or -1. */
 int opt_index(const struct command *cmd, const char *name);
 int parse_long(const char *s, long lo, long hi, long *out,

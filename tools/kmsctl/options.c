@@ -64,6 +64,27 @@ opt_str(const struct run *R, const char *name)
 	return v != NULL ? v->val : NULL;
 }
 
+kms_grant_tokens
+opt_grant_tokens(const struct run *R)
+{
+	const struct optval *gv = opt(R, "grant-tokens");
+	kms_grant_tokens gt = { 0 };
+
+	if (gv != NULL) {
+		gt.tokens = (const char *const *)gv->list;
+		gt.ntokens = (size_t)gv->nlist;
+	}
+	return gt;
+}
+
+int
+opt_flag(const struct run *R, const char *name)
+{
+	const struct optval *v = opt(R, name);
+
+	return v != NULL && v->flag;
+}
+
 int
 parse_long(const char *s, long lo, long hi, long *out, const char *opt_name)
 {
