@@ -2,28 +2,10 @@
  * commands.c — kmsctl's command table (name, AWS operation, function,
  * summary, options and the request field of each) and the help it prints.
  */
-#include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <jansson.h>
-
-#include "kms.h"
-#include "common/err.h"
-#include "common/b64.h"
-#include "common/json.h"
-#include "common/secmem.h"
 #include "tools/kmsctl/kmsctl.h"
-#include "tools/kmsctl/cmd_envelope.h"
 
 /* `audit` reached through the option parser: it must come first. */
 static int

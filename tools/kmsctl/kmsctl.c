@@ -6,35 +6,34 @@
  * --query, and the same error line and exit statuses (254 for a service
  * error, 252 for a usage error, 255 for anything else).
  *
- * Key and crypto operations go through the typed API of libkmsclient; the
- * policy, grant, alias and tag commands are built as JSON from a table of
- * option → request field (cmd_json); `call` sends any raw JSON request.
- * Plaintexts are read into
- * and returned in locked memory and wiped; JSON strings are wiped on free
- * (secure_json_allocator).  There is no state beyond the parsed options.
+ * This file is main(): the command line parsed, help or the command run.
+ * The rest of tools/kmsctl/, by job:
+ *   options.c      global and command options, positionals, two-word
+ *                  commands (`admin backup`); opt() and its kin
+ *   commands.c     the command table and the help printed from it
+ *   input.c        the usage error line; files, blobs and text arguments
+ *   shorthand.c    the AWS CLI shorthand: context, tags, lists, grant
+ *                  constraints
+ *   output.c       --query, --output json|text, --outfile, error lines
+ *   cmd_keys.c     key commands through libkmsclient's typed calls
+ *   cmd_crypto.c   the secret-carrying commands (encrypt, decrypt,
+ *                  re-encrypt, generate-data-key, generate-random) and
+ *                  encrypt-file / decrypt-file's options
+ *   cmd_json.c     commands built as JSON from the table, and `call`
+ *   cmd_envelope.c encrypt-file / decrypt-file (AWS Encryption SDK format)
+ *   cmd_lifecycle.c, cmd_audit.c  key material, domain key, the audit log
+ * Plaintexts are read into and returned in locked memory and wiped; JSON
+ * strings are wiped on free (secure_json_allocator).  There is no state
+ * beyond the parsed options.
  */
-#include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
 #include "kms.h"
-#include "common/err.h"
-#include "common/b64.h"
-#include "common/json.h"
 #include "common/secmem.h"
 #include "tools/kmsctl/kmsctl.h"
-#include "tools/kmsctl/cmd_envelope.h"
 
 int
 main(int argc, char **argv)

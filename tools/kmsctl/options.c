@@ -3,28 +3,13 @@
  * command), a command's own options (--x, --no-x, lists), positional
  * parameters, `help`, and the two-word commands (`admin backup`).
  */
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <jansson.h>
 
 #include "kms.h"
-#include "common/err.h"
-#include "common/b64.h"
-#include "common/json.h"
-#include "common/secmem.h"
 #include "tools/kmsctl/kmsctl.h"
-#include "tools/kmsctl/cmd_envelope.h"
 
 /* ------------------------------------------------------------ options */
 

@@ -9,29 +9,14 @@
  * freed before it returns an error.
  */
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
-#include "kms.h"
-#include "common/err.h"
-#include "common/b64.h"
 #include "common/json.h"
-#include "common/secmem.h"
 #include "tools/kmsctl/kmsctl.h"
 #include "tools/kmsctl/shorthand.h"
-#include "tools/kmsctl/cmd_envelope.h"
-
 
 void
 ctxarg_free(struct ctxarg *a)
@@ -125,7 +110,6 @@ parse_context(const char *arg, struct ctxarg *a, const char *opt)
 	return 0;
 }
 
-
 void
 tagarg_free(struct tagarg *a)
 {
@@ -140,11 +124,26 @@ tagarg_free(struct tagarg *a)
 	memset(a, 0, sizeof(*a));
 }
 
+/* One tag into a (sized for it), or the option refused with msg when a
+ * half is missing (a freed). */
+static int
+tag_add(struct tagarg *a, const char *tk, const char *tv, const char *msg)
+{
+	if (tk == NULL || tv == NULL) {
+		usage_error("argument --tags: %s", msg);
+		tagarg_free(a);
+		return EXIT_USAGE;
+	}
+	a->tags[a->ntags].key = tk;
+	a->tags[a->ntags++].value = tv;
+	return 0;
+}
+
 int
 parse_tags(const struct optval *v, struct tagarg *a)
 {
 	char msg[128], *save = NULL, *tok;
-	int err, i;
+	int err, i, r;
 
 	memset(a, 0, sizeof(*a));
 	if (v->nlist == 1 && v->list[0][0] == '[') {
@@ -169,14 +168,10 @@ parse_tags(const struct optval *v, struct tagarg *a)
 			    "TagKey"));
 			const char *tv = json_string_value(json_object_get(t,
 			    "TagValue"));
-			if (tk == NULL || tv == NULL) {
-				usage_error("argument --tags: each tag needs "
-				    "TagKey and TagValue");
-				tagarg_free(a);
-				return EXIT_USAGE;
+			if ((r = tag_add(a, tk, tv, "each tag needs TagKey "
+			    "and TagValue")) != 0) {
+				return r;
 			}
-			a->tags[a->ntags].key = tk;
-			a->tags[a->ntags++].value = tv;
 		}
 		return 0;
 	}
@@ -201,14 +196,10 @@ parse_tags(const struct optval *v, struct tagarg *a)
 				tv = tok + 9;
 			}
 		}
-		if (tk == NULL || tv == NULL) {
-			usage_error("argument --tags: expected "
-			    "TagKey=key,TagValue=value");
-			tagarg_free(a);
-			return EXIT_USAGE;
+		if ((r = tag_add(a, tk, tv, "expected "
+		    "TagKey=key,TagValue=value")) != 0) {
+			return r;
 		}
-		a->tags[a->ntags].key = tk;
-		a->tags[a->ntags++].value = tv;
 	}
 	return 0;
 }
