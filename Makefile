@@ -123,6 +123,20 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(BUILD)/tools/pr
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(HTTP_LIBS) $(LDLIBS) $(KMSD_LDLIBS)
 
+# kmsctl's shorthand parsers, unit-tested and fuzzed without the rest of
+# kmsctl; its command table tested with all of kmsctl but main().
+KMSCTL_SHORTHAND := $(call obj,tools/kmsctl/shorthand.c tools/kmsctl/input.c)
+KMSCTL_NOMAIN := $(call obj,$(filter-out tools/kmsctl/kmsctl.c,\
+    $(wildcard tools/kmsctl/*.c)))
+$(BUILD)/tests/test_shorthand: $(BUILD)/tests/test_shorthand.o \
+    $(KMSCTL_SHORTHAND) $(CLIENT_INT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
+$(BUILD)/tests/test_kmsctl_commands: $(BUILD)/tests/test_kmsctl_commands.o \
+    $(KMSCTL_NOMAIN) $(CLIENT_INT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
+
 tests: all $(TEST_BINS) $(SHIM_SO)
 
 deps:
@@ -170,8 +184,8 @@ fuzz:
 fuzz-bins: $(FUZZ_BINS)
 .SECONDARY: $(call obj,$(FUZZ_SRC) tests/testutil.c)
 
-$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/testutil.o $(CLIENT_INT) \
-    $(DAEMON_LIBS)
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/testutil.o \
+    $(KMSCTL_SHORTHAND) $(CLIENT_INT) $(DAEMON_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(HTTP_LIBS) -lcmocka \
 		$(LDLIBS)
