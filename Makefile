@@ -128,11 +128,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(BUILD)/tools/pr
 KMSCTL_SHORTHAND := $(call obj,tools/kmsctl/shorthand.c tools/kmsctl/input.c)
 KMSCTL_NOMAIN := $(call obj,$(filter-out tools/kmsctl/kmsctl.c,\
     $(wildcard tools/kmsctl/*.c)))
-$(BUILD)/tests/test_shorthand: $(BUILD)/tests/test_shorthand.o \
+$(BUILD)/tests/unit/test_shorthand: $(BUILD)/tests/unit/test_shorthand.o \
     $(KMSCTL_SHORTHAND) $(CLIENT_INT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
-$(BUILD)/tests/test_kmsctl_commands: $(BUILD)/tests/test_kmsctl_commands.o \
+$(BUILD)/tests/unit/test_kmsctl_commands: $(BUILD)/tests/unit/test_kmsctl_commands.o \
     $(KMSCTL_NOMAIN) $(CLIENT_INT) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -lcmocka $(LDLIBS)
