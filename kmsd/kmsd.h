@@ -61,6 +61,11 @@ struct kmsd {
 	/* kmsd_hsm_tend's own, scheduler thread only: */
 	uint64_t hsm_retry_at;		/* next recovery attempt (mono_ms) */
 	int recycle_off;		/* the module cannot be re-initialised */
+	/* <state_dir>/kmsd.lock, flock'd by kmsd_open: one kmsd per state
+	 * directory (two would interleave the audit chain and the store's
+	 * leases).  Valid while have_state_lock. */
+	int state_lock_fd;
+	int have_state_lock;
 	int hsm_down_told;		/* the audit log knows it is down */
 	hsm_session *tend_hs;		/* to find resident objects again */
 	/* This node's name in the store's leases: host:pid. */

@@ -2,10 +2,13 @@
  * daemon.c — the daemon's life cycle: open the HSM, the key cache and each
  * worker's HSM session and store connection.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +49,37 @@ warn_memlock(const struct kmsd *d)
 	}
 }
 
+/*
+ * One kmsd per state directory: a second one started on it (by mistake,
+ * or while the first is still stopping) would append to the same audit
+ * log from another chain head and claim leases under another name before
+ * it found the socket taken.  The lock is released when the process ends,
+ * however it ends.
+ */
+static int
+lock_state_dir(struct kmsd *d, char *err, size_t errlen)
+{
+	char path[CONFIG_PATH_MAX + 16];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/kmsd.lock", d->cfg.state_dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return KMS_EINTERNAL;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(err, errlen, "another kmsd is running on state "
+		    "directory %s (it holds %s); stop it first",
+		    d->cfg.state_dir, path);
+		close(fd);
+		return KMS_EALREADYEXISTS;
+	}
+	d->state_lock_fd = fd;
+	d->have_state_lock = 1;
+	return 0;
+}
+
 int
 kmsd_open(struct kmsd *d, char *err, size_t errlen)
 {
@@ -54,6 +88,10 @@ kmsd_open(struct kmsd *d, char *err, size_t errlen)
 	pthread_rwlockattr_t ra;
 	int r;
 
+	d->have_state_lock = 0;
+	if ((r = lock_state_dir(d, err, errlen)) != 0) {
+		return r;
+	}
 	warn_memlock(d);
 	/* Adaptive: a Batch of 100 holds it for about a millisecond, and
 	 * the next one is usually running on the other core. */
@@ -149,6 +187,10 @@ kmsd_close(struct kmsd *d)
 	}
 	pthread_mutex_destroy(&d->batch_turn);
 	pthread_rwlock_destroy(&d->hsm_turn);
+	if (d->have_state_lock) {
+		close(d->state_lock_fd);	/* the flock goes with it */
+		d->have_state_lock = 0;
+	}
 }
 
 /* Resident mode: one search finds every version's token object again

@@ -1152,6 +1152,51 @@ test_audit_log_of_a_kmsd_killed_20_times_verifies(void **state)
 	assert_int_equal(tu_env_destroy(&e), 0);
 }
 
+/* A second kmsd started on a running one's state directory leaves before
+ * it writes anything: its start record, chained from the log's head while
+ * the first kmsd went on appending, made the log fail verification. */
+static void
+test_audit_a_second_kmsd_on_the_same_state_dir_writes_nothing(void **state)
+{
+	struct tu_env e;
+	char pem[400], dir[400], files[16384], cmd[1400], *out = NULL,
+	    *err = NULL;
+	kms_client *c = NULL;
+	json_t *rep;
+	int i;
+
+	(void)state;
+	assert_int_equal(tu_env_init(&e, NULL), 0);
+	assert_int_equal(tu_kmsd_start(&e), 0);
+	export_key(&e, pem, sizeof(pem));
+	snprintf(cmd, sizeof(cmd), "%s -c %s", tu_bin("kmsd"), e.conf);
+	assert_int_equal(tu_run(cmd, &out, &err), 1);
+	if (strstr(err, "another kmsd is running on state directory") ==
+	    NULL) {
+		fail_msg("second kmsd said: %s", err);
+	}
+	free(out);
+	free(err);
+	/* The first goes on serving, and recording. */
+	assert_int_equal(kms_client_open(&c, e.endpoint), 0);
+	for (i = 0; i < 5; i++) {
+		char *reply = NULL;
+		assert_int_equal(call(c, &reply, "{\"Action\":\"GenerateRandom\","
+		    "\"NumberOfBytes\":8}"), 0);
+		free(reply);
+	}
+	kms_client_close(c);
+	assert_int_equal(tu_kmsd_stop(&e), 0);
+	snprintf(dir, sizeof(dir), "%s/audit", e.dir);
+	assert_int_equal(count_records(dir, "\"eventName\":\"KmsdStart\"",
+	    NULL), 1);
+	audit_files(dir, files, sizeof(files));
+	assert_int_equal(verify(pem, files, &rep), 0);
+	assert_int_equal(json_array_size(json_object_get(rep, "errors")), 0);
+	json_decref(rep);
+	assert_int_equal(tu_env_destroy(&e), 0);
+}
+
 /* ---- a full disk ---- */
 
 static char full_mnt[400];	/* mounted by the test below */
@@ -1254,6 +1299,8 @@ main(void)
 		    test_audit_records_requests_denials_failures_and_batch_items),
 		cmocka_unit_test(test_audit_query_follow_prints_new_records),
 		cmocka_unit_test(test_audit_start_cuts_a_partial_last_line),
+		cmocka_unit_test(
+		    test_audit_a_second_kmsd_on_the_same_state_dir_writes_nothing),
 		cmocka_unit_test(test_audit_no_secret_in_any_file_kmsd_wrote),
 		cmocka_unit_test(test_audit_log_of_a_kmsd_killed_20_times_verifies),
 		cmocka_unit_test_teardown(
