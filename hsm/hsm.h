@@ -202,10 +202,19 @@ int hsm_import_keypair(hsm_session *s, unsigned bits, const uint8_t *id,
     size_t idlen, uint8_t *spki, size_t cap, size_t *spkilen,
     hsm_resident_ref *priv);
 int hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
-    hsm_resident_ref *priv, const uint8_t *enc, size_t enclen,
+    hsm_resident_ref *priv, int sha256, const uint8_t *enc, size_t enclen,
     const uint8_t *res_id, size_t res_idlen, hsm_resident_ref *res_ref,
     uint8_t *wrapped, size_t wrapsz, size_t *wrappedlen, uint8_t kcv[16]);
 int hsm_destroy_import_key(hsm_session *s, const uint8_t *id, size_t idlen);
+/*
+ * 1 when this HSM unwraps RSAES-OAEP with SHA-256 (and MGF1-SHA-256)
+ * correctly: a known-answer test with a session key pair made for it
+ * (sha256 in hsm_import_unwrap is offered only then).  SoftHSM2 2.6.1
+ * refuses the parameters: 0.
+ */
+int hsm_probe_oaep_sha256(hsm_session *s);
+/* The same check with SHA-1 (sha256 0) or SHA-256: for tests. */
+int hsm_probe_oaep(hsm_session *s, int sha256);
 
 /*
  * Domain-key rotation (hsm/domain.c).

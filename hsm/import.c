@@ -18,8 +18,10 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "common/err.h"
@@ -186,12 +188,13 @@ find_import_key(hsm *h, const uint8_t *id, size_t idlen,
 
 int
 hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
-    hsm_resident_ref *pref, const uint8_t *enc, size_t enclen,
+    hsm_resident_ref *pref, int sha256, const uint8_t *enc, size_t enclen,
     const uint8_t *res_id, size_t res_idlen, hsm_resident_ref *res_ref,
     uint8_t *wrapped, size_t wrapsz, size_t *wrappedlen, uint8_t kcv[16])
 {
-	CK_RSA_PKCS_OAEP_PARAMS oaep = { CKM_SHA_1, CKG_MGF1_SHA1,
-		CKZ_DATA_SPECIFIED, NULL, 0 };
+	CK_RSA_PKCS_OAEP_PARAMS oaep = { sha256 ? CKM_SHA256 : CKM_SHA_1,
+		sha256 ? CKG_MGF1_SHA256 : CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED,
+		NULL, 0 };
 	CK_MECHANISM mech = { CKM_RSA_PKCS_OAEP, &oaep, sizeof(oaep) };
 	CK_MECHANISM kw = { CKM_AES_KEY_WRAP, NULL, 0 };
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
@@ -310,6 +313,133 @@ hsm_import_unwrap(hsm_session *s, const uint8_t *id, size_t idlen,
  out:
 	(void)s->h->f->C_DestroyObject(s->s, k);
 	return r;
+}
+
+/*
+ * The known-answer probe: a session key pair made here, a known AES-256
+ * key wrapped with OpenSSL (RSAES-OAEP, SHA-256 and MGF1-SHA-256, or SHA-1
+ * and MGF1-SHA-1) under its
+ * public half, unwrapped by the HSM, and the unwrapped key's AES-GCM of a
+ * zero block compared with OpenSSL's under the known key.  An HSM that
+ * refuses the parameters, or unwraps to another key, fails it.
+ */
+int
+hsm_probe_oaep(hsm_session *s, int sha256)
+{
+	static const uint8_t known[32] = {
+		0x6b, 0x6d, 0x73, 0x64, 0x2d, 0x6f, 0x61, 0x65,
+		0x70, 0x2d, 0x73, 0x68, 0x61, 0x32, 0x35, 0x36,
+		0x2d, 0x70, 0x72, 0x6f, 0x62, 0x65, 0x2d, 0x6b,
+		0x65, 0x79, 0x2d, 0x30, 0x31, 0x32, 0x33, 0x34,
+	};
+	CK_MECHANISM gen = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
+	CK_RSA_PKCS_OAEP_PARAMS oaep = { sha256 ? CKM_SHA256 : CKM_SHA_1,
+		sha256 ? CKG_MGF1_SHA256 : CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED,
+		NULL, 0 };
+	CK_MECHANISM mech = { CKM_RSA_PKCS_OAEP, &oaep, sizeof(oaep) };
+	const EVP_MD *md = sha256 ? EVP_sha256() : EVP_sha1();
+	CK_ULONG modbits = 2048;
+	CK_BYTE exp[] = { 0x01, 0x00, 0x01 };
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ATTRIBUTE pub[] = {
+		{ CKA_TOKEN, &no, sizeof(no) },
+		{ CKA_MODULUS_BITS, &modbits, sizeof(modbits) },
+		{ CKA_PUBLIC_EXPONENT, exp, sizeof(exp) },
+		{ CKA_WRAP, &yes, sizeof(yes) },
+	};
+	CK_ATTRIBUTE priv[] = {
+		{ CKA_TOKEN, &no, sizeof(no) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_UNWRAP, &yes, sizeof(yes) },
+	};
+	CK_ATTRIBUTE t[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
+		{ CKA_TOKEN, &no, sizeof(no) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_ENCRYPT, &yes, sizeof(yes) },
+	};
+	uint8_t n[RSA_MODULUS_MAX], e[16], spki[RSA_MODULUS_MAX + 64];
+	CK_ATTRIBUTE get[] = {
+		{ CKA_MODULUS, n, sizeof(n) },
+		{ CKA_PUBLIC_EXPONENT, e, sizeof(e) },
+	};
+	uint8_t wrapped[RSA_MODULUS_MAX], iv[12] = { 0 }, zero[16] = { 0 };
+	uint8_t hsm_out[32], sw_out[16], tag[16];
+	CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
+	const unsigned char *pp;
+	EVP_PKEY *pk = NULL;
+	EVP_PKEY_CTX *pc = NULL;
+	EVP_CIPHER_CTX *cc = NULL;
+	size_t spkilen = 0, wl = sizeof(wrapped);
+	int ok = 0, outl = 0;
+
+	if (hsm_ready(s) != 0 || s->h->f->C_GenerateKeyPair(s->s, &gen, pub,
+	    sizeof(pub) / sizeof(pub[0]), priv, sizeof(priv) / sizeof(priv[0]),
+	    &hpub, &hpriv) != CKR_OK) {
+		goto out;
+	}
+	atomic_fetch_add(&s->h->made, 2);
+	if (s->h->f->C_GetAttributeValue(s->s, hpub, get, 2) != CKR_OK ||
+	    spki_der(n, get[0].ulValueLen, e, get[1].ulValueLen, spki,
+	    sizeof(spki), &spkilen) != 0) {
+		goto out;
+	}
+	pp = spki;
+	if ((pk = d2i_PUBKEY(NULL, &pp, (long)spkilen)) == NULL ||
+	    (pc = EVP_PKEY_CTX_new(pk, NULL)) == NULL ||
+	    EVP_PKEY_encrypt_init(pc) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_OAEP_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_oaep_md(pc, md) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(pc, md) != 1 ||
+	    EVP_PKEY_encrypt(pc, wrapped, &wl, known, sizeof(known)) != 1) {
+		goto out;
+	}
+	if (s->h->f->C_UnwrapKey(s->s, &mech, hpriv, wrapped, wl, t,
+	    sizeof(t) / sizeof(t[0]), &k) != CKR_OK) {
+		goto out;
+	}
+	atomic_fetch_add(&s->h->made, 1);
+	if (hsm_gcm_encrypt(s, k, iv, NULL, 0, zero, sizeof(zero),
+	    hsm_out) != 0) {
+		goto out;
+	}
+	if ((cc = EVP_CIPHER_CTX_new()) == NULL ||
+	    EVP_EncryptInit_ex(cc, EVP_aes_256_gcm(), NULL, known, iv) != 1 ||
+	    EVP_EncryptUpdate(cc, sw_out, &outl, zero, sizeof(zero)) != 1 ||
+	    outl != (int)sizeof(sw_out) ||
+	    EVP_EncryptFinal_ex(cc, tag, &outl) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(cc, EVP_CTRL_GCM_GET_TAG, 16, tag) != 1) {
+		goto out;
+	}
+	ok = CRYPTO_memcmp(hsm_out, sw_out, 16) == 0 &&
+	    CRYPTO_memcmp(hsm_out + 16, tag, 16) == 0;
+ out:
+	EVP_CIPHER_CTX_free(cc);
+	EVP_PKEY_CTX_free(pc);
+	EVP_PKEY_free(pk);
+	if (k != CK_INVALID_HANDLE) {
+		(void)s->h->f->C_DestroyObject(s->s, k);
+	}
+	if (hpub != CK_INVALID_HANDLE) {
+		(void)s->h->f->C_DestroyObject(s->s, hpub);
+	}
+	if (hpriv != CK_INVALID_HANDLE) {
+		(void)s->h->f->C_DestroyObject(s->s, hpriv);
+	}
+	return ok;
+}
+
+int
+hsm_probe_oaep_sha256(hsm_session *s)
+{
+	return hsm_probe_oaep(s, 1);
 }
 
 int

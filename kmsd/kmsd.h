@@ -66,6 +66,9 @@ struct kmsd {
 	 * leases).  Valid while have_state_lock. */
 	int state_lock_fd;
 	int have_state_lock;
+	/* The HSM passed the start-up check of RSA-OAEP unwrapping with
+	 * SHA-256 (hsm_probe_oaep_sha256): RSAES_OAEP_SHA_256 is offered. */
+	atomic_int oaep_sha256;
 	int hsm_down_told;		/* the audit log knows it is down */
 	hsm_session *tend_hs;		/* to find resident objects again */
 	/* This node's name in the store's leases: host:pid. */

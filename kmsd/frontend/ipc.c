@@ -1704,6 +1704,13 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 	if ((r = keycache_startup(&ws[0].w, err, errlen)) != 0) {
 		goto out;
 	}
+	/* Imported key material wrapped with RSAES_OAEP_SHA_256 is offered
+	 * only when this HSM unwraps it right (a known-answer check). */
+	atomic_store(&d->oaep_sha256, hsm_probe_oaep_sha256(ws[0].w.hs));
+	log_info("HSM check: RSA-OAEP unwrapping with SHA-256 %s",
+	    atomic_load(&d->oaep_sha256) ? "works: RSAES_OAEP_SHA_256 "
+	    "offered for imports" : "refused or wrong: imports use "
+	    "RSAES_OAEP_SHA_1 only");
 	/* The HTTP endpoint, when configured: up before the socket is, so
 	 * that a started kmsd serves both. */
 	if ((r = http_start(d, &http, err, errlen)) != 0 ||

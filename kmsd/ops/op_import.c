@@ -16,6 +16,7 @@
  * once the same material is imported again.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,11 +145,13 @@ op_get_parameters_for_import(struct opctx *c, json_t **resp)
 		    "satisfy constraint: Member must satisfy enum value set: "
 		    "[RSA_2048, RSA_3072, RSA_4096, SM2]", spec);
 	}
-	if (strcmp(alg, "RSAES_OAEP_SHA_256") == 0) {
+	if (strcmp(alg, "RSAES_OAEP_SHA_256") == 0 &&
+	    !atomic_load(&c->w->d->oaep_sha256)) {
 		return op_fail(c, KMS_EUNSUPPORTED, "WrappingAlgorithm "
-		    "RSAES_OAEP_SHA_256 is not offered: this HSM (SoftHSM2 "
-		    "2.6.1) unwraps RSA-OAEP with SHA-1 only, and kmsd never "
-		    "unwraps in software. Use RSAES_OAEP_SHA_1.");
+		    "RSAES_OAEP_SHA_256 is not offered: this HSM failed "
+		    "kmsd's start-up check of RSA-OAEP unwrapping with "
+		    "SHA-256 (SoftHSM2 2.6.1 unwraps with SHA-1 only), and "
+		    "kmsd never unwraps in software. Use RSAES_OAEP_SHA_1.");
 	}
 	if (strcmp(alg, "RSAES_PKCS1_V1_5") == 0 ||
 	    strcmp(alg, "RSA_AES_KEY_WRAP_SHA_1") == 0 ||
@@ -157,7 +160,8 @@ op_get_parameters_for_import(struct opctx *c, json_t **resp)
 		return op_fail(c, KMS_EUNSUPPORTED, "WrappingAlgorithm %s is "
 		    "not supported by this kmsd; use RSAES_OAEP_SHA_1", alg);
 	}
-	if (strcmp(alg, "RSAES_OAEP_SHA_1") != 0) {
+	if (strcmp(alg, "RSAES_OAEP_SHA_1") != 0 &&
+	    strcmp(alg, "RSAES_OAEP_SHA_256") != 0) {
 		return op_fail(c, KMS_EVALIDATION, "1 validation error "
 		    "detected: Value '%.64s' at 'wrappingAlgorithm' failed to "
 		    "satisfy constraint: Member must satisfy enum value set",
@@ -328,7 +332,8 @@ op_import_key_material(struct opctx *c, json_t **resp)
 	}
 	priv_ref_get(t.wrapping_key_id, t.wrapping_key_id_len, &pref);
 	r = hsm_import_unwrap(c->w->hs, t.wrapping_key_id,
-	    t.wrapping_key_id_len, &pref, enc, enclen,
+	    t.wrapping_key_id_len, &pref,
+	    strcmp(t.algorithm, "RSAES_OAEP_SHA_256") == 0, enc, enclen,
 	    resident ? sv.material : NULL, resident ? 20 : 0, &res_ref,
 	    wrapped, sizeof(wrapped), &wl, im.kcv);
 	priv_ref_put(t.wrapping_key_id, t.wrapping_key_id_len, &pref);
@@ -336,7 +341,7 @@ op_import_key_material(struct opctx *c, json_t **resp)
 	if (r == KMS_EINVALIDCIPHERTEXT) {
 		return op_fail(c, r, "The EncryptedKeyMaterial does not "
 		    "decrypt to a 256-bit key under this import token's "
-		    "wrapping key (RSAES_OAEP_SHA_1).");
+		    "wrapping key (%s).", t.algorithm);
 	}
 	if (r == KMS_ENOTFOUND) {
 		return op_fail(c, KMS_EEXPIREDIMPORTTOKEN, "The import token's "

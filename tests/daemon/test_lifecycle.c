@@ -1079,11 +1079,15 @@ test_imported_key_material_round_trip_expiry_and_reimport(void **state)
 	kms_key_metadata_free(&m);
 	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"Encrypt\",\"KeyId\":\"%s\","
 	    "\"Plaintext\":\"aGk=\"}", id);
-	/* SoftHSM2 unwraps OAEP with SHA-1 only: said, not faked. */
+	/* SoftHSM2 unwraps OAEP with SHA-1 only: kmsd's start-up check
+	 * found so (and logged it), and the refusal says so: not faked. */
 	FAILS(KMS_EUNSUPPORTED, "{\"Action\":\"GetParametersForImport\","
 	    "\"KeyId\":\"%s\",\"WrappingAlgorithm\":\"RSAES_OAEP_SHA_256\","
 	    "\"WrappingKeySpec\":\"RSA_2048\"}", id);
+	assert_non_null(strstr(last_ei.message, "start-up check"));
 	assert_non_null(strstr(last_ei.message, "SHA-1"));
+	assert_true(tu_log_says(&env, "HSM check: RSA-OAEP unwrapping with "
+	    "SHA-256 refused or wrong"));
 	FAILS(KMS_EVALIDATION, "{\"Action\":\"GetParametersForImport\","
 	    "\"KeyId\":\"%s\",\"WrappingAlgorithm\":\"RSAES_OAEP_SHA_1\","
 	    "\"WrappingKeySpec\":\"RSA_1024\"}", id);

@@ -202,6 +202,19 @@ test_hsm_corrupt_wrapped_blob_is_refused(void **state)
 	assert_false(hsm_is_down(h));
 }
 
+/* The start-up check kmsd runs before it offers RSAES_OAEP_SHA_256 for
+ * imported material: a known-answer test that passes with SHA-1 on
+ * SoftHSM2 2.6.1 (so the check itself works) and fails with SHA-256,
+ * whose parameters SoftHSM2 refuses. */
+static void
+test_hsm_oaep_probe_passes_sha1_and_fails_sha256_on_softhsm2(void **state)
+{
+	(void)state;
+	assert_int_equal(hsm_probe_oaep(s, 0), 1);
+	assert_int_equal(hsm_probe_oaep(s, 1), 0);
+	assert_int_equal(hsm_probe_oaep_sha256(s), 0);
+}
+
 static void
 test_hsm_random_is_random(void **state)
 {
@@ -489,6 +502,8 @@ main(void)
 		cmocka_unit_test(test_hsm_gcm_rejects_tampering_and_zeroes_output),
 		cmocka_unit_test(test_hsm_corrupt_wrapped_blob_is_refused),
 		cmocka_unit_test(test_hsm_random_is_random),
+		cmocka_unit_test(
+		    test_hsm_oaep_probe_passes_sha1_and_fails_sha256_on_softhsm2),
 		cmocka_unit_test(test_hsm_open_errors_name_the_problem),
 		cmocka_unit_test(test_hsm_nothing_key_shaped_is_written_outside_the_token),
 		cmocka_unit_test(test_hsm_token_pulled_fails_fast_and_recovers),
