@@ -19,7 +19,17 @@
 #include "hsm/hsm.h"
 #include "hsm/internal.h"
 
+/* GCC says __SANITIZE_ADDRESS__; clang (the fuzz build) says it through
+ * __has_feature. */
 #if defined(__SANITIZE_ADDRESS__)
+#define KMS_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KMS_LSAN 1
+#endif
+#endif
+
+#if defined(KMS_LSAN)
 #include <sanitizer/lsan_interface.h>
 /* SoftHSM2 2.6.1 leaks a small ASN.1 string (24 + 13 bytes) on every
  * CKM_EDDSA signature (it decodes the private key on each call and does
