@@ -84,6 +84,10 @@ int codec_get_number(const json_t *o, const char *name, double *out,
     kms_error_info *ei);
 int codec_get_bool(const json_t *o, const char *name, int *out,
     kms_error_info *ei);
+/* A list reply's paging: Truncated, and NextMarker (malloc'd, or NULL
+ * when absent) into *next_marker. */
+int codec_get_page(const json_t *reply, int *truncated, char **next_marker,
+    kms_error_info *ei);
 /* A base64 member into owned bytes (malloc). */
 int codec_get_blob(const json_t *o, const char *name, kms_buf *out,
     int required, kms_error_info *ei);

@@ -544,3 +544,27 @@ parse_generate_data_key(const json_t *reply, int with_plaintext,
 	*out = v;
 	return 0;
 }
+
+int
+codec_get_page(const json_t *reply, int *truncated, char **next_marker,
+    kms_error_info *ei)
+{
+	json_t *nm;
+	int r;
+
+	*next_marker = NULL;
+	if ((r = codec_get_bool(reply, "Truncated", truncated, ei)) != 0) {
+		return r;
+	}
+	if ((nm = json_object_get(reply, "NextMarker")) == NULL) {
+		return 0;
+	}
+	if (!json_is_string(nm) || json_string_length(nm) > 1024) {
+		return client_fail(ei, KMS_EPROTO, "The reply's "
+		    "\"NextMarker\" is not a short string");
+	}
+	if ((*next_marker = strdup(json_string_value(nm))) == NULL) {
+		return NOMEM(ei);
+	}
+	return 0;
+}

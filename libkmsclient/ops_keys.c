@@ -262,7 +262,7 @@ kms_disable_key(kms_client *c, const char *key_id, kms_error_info *ei)
 static int
 parse_key_list(const json_t *reply, kms_key_list *out, kms_error_info *ei)
 {
-	const json_t *keys = json_object_get(reply, "Keys"), *k, *nm;
+	const json_t *keys = json_object_get(reply, "Keys"), *k;
 	kms_key_list v;
 	size_t i;
 	int r;
@@ -290,19 +290,9 @@ parse_key_list(const json_t *reply, kms_key_list *out, kms_error_info *ei)
 		}
 	}
 	v.nkeys = json_array_size(keys);
-	if ((r = codec_get_bool(reply, "Truncated", &v.truncated, ei)) != 0) {
+	if ((r = codec_get_page(reply, &v.truncated, &v.next_marker, ei)) !=
+	    0) {
 		goto fail;
-	}
-	if ((nm = json_object_get(reply, "NextMarker")) != NULL) {
-		if (!json_is_string(nm) || json_string_length(nm) > 1024) {
-			r = client_fail(ei, KMS_EPROTO, "The reply's "
-			    "\"NextMarker\" is not a short string");
-			goto fail;
-		}
-		if ((v.next_marker = strdup(json_string_value(nm))) == NULL) {
-			r = NOMEM(ei);
-			goto fail;
-		}
 	}
 	*out = v;
 	return 0;

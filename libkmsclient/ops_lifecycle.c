@@ -140,7 +140,7 @@ static int
 parse_rotations(const json_t *reply, kms_key_rotation_list *out,
     kms_error_info *ei)
 {
-	const json_t *arr = json_object_get(reply, "Rotations"), *e, *nm;
+	const json_t *arr = json_object_get(reply, "Rotations"), *e;
 	kms_key_rotation_list v;
 	size_t i;
 	int r;
@@ -171,19 +171,9 @@ parse_rotations(const json_t *reply, kms_key_rotation_list *out,
 		}
 	}
 	v.nrotations = json_array_size(arr);
-	if ((r = codec_get_bool(reply, "Truncated", &v.truncated, ei)) != 0) {
+	if ((r = codec_get_page(reply, &v.truncated, &v.next_marker, ei)) !=
+	    0) {
 		goto fail;
-	}
-	if ((nm = json_object_get(reply, "NextMarker")) != NULL) {
-		if (!json_is_string(nm) || json_string_length(nm) > 1024) {
-			r = client_fail(ei, KMS_EPROTO, "The reply's "
-			    "\"NextMarker\" is not a short string");
-			goto fail;
-		}
-		if ((v.next_marker = strdup(json_string_value(nm))) == NULL) {
-			r = NOMEM(ei);
-			goto fail;
-		}
 	}
 	*out = v;
 	return 0;

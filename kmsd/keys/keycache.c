@@ -889,13 +889,38 @@ keycache_refresh(struct worker *w, const uint8_t id[16])
 
 #define KC_DRAIN_SLEEP_US 1000	/* between looks at a deleted key's pins */
 
+/* Wait (lock held, let go while waiting) until no rotation of e is under
+ * way and no request holds a pin on any of its versions; the caller has
+ * already made sure no new pin is taken. */
+static void
+drain_locked(struct keycache *kc, struct kentry *e)
+{
+	uint32_t i;
+	int pinned;
+
+	kms_mutex_assert_held(&kc->mu);
+	for (;;) {
+		while (e->rotating) {
+			kms_cond_wait(&kc->cv, &kc->mu);
+		}
+		for (i = 0, pinned = 0; i < e->nversions; i++) {
+			pinned |= e->versions[i]->pins > 0;
+		}
+		if (!pinned) {
+			return;
+		}
+		kms_mutex_unlock(&kc->mu);
+		usleep(KC_DRAIN_SLEEP_US);
+		kms_mutex_lock(&kc->mu);
+	}
+}
+
 int
 keycache_forget(struct worker *w, const uint8_t id[16])
 {
 	struct keycache *kc = w->d->keys;
 	struct kentry *e;
 	uint32_t i;
-	int pinned;
 
 	kms_mutex_lock(&kc->mu);
 	if ((e = find_locked(kc, id)) == NULL) {
@@ -905,20 +930,7 @@ keycache_forget(struct worker *w, const uint8_t id[16])
 	/* From here no request pins a version of it: the ones in flight
 	 * (one HSM call each) are let finish. */
 	e->deleted = 1;
-	for (;;) {
-		while (e->rotating) {
-			kms_cond_wait(&kc->cv, &kc->mu);
-		}
-		for (i = 0, pinned = 0; i < e->nversions; i++) {
-			pinned |= e->versions[i]->pins > 0;
-		}
-		if (!pinned) {
-			break;
-		}
-		kms_mutex_unlock(&kc->mu);
-		usleep(KC_DRAIN_SLEEP_US);
-		kms_mutex_lock(&kc->mu);
-	}
+	drain_locked(kc, e);
 	for (i = 0; i < e->nversions; i++) {
 		unload_locked(kc, w, e->versions[i]);
 		e->versions[i]->unavailable = 1;
@@ -979,7 +991,6 @@ keycache_drop_material(struct worker *w, const uint8_t id[16])
 	struct keycache *kc = w->d->keys;
 	struct kentry *e;
 	uint32_t i;
-	int pinned;
 
 	kms_mutex_lock(&kc->mu);
 	if ((e = find_locked(kc, id)) == NULL) {
@@ -988,20 +999,7 @@ keycache_drop_material(struct worker *w, const uint8_t id[16])
 	}
 	/* No new pins: a key without material is PendingImport. */
 	e->state = KEY_PENDING_IMPORT;
-	for (;;) {
-		while (e->rotating) {
-			kms_cond_wait(&kc->cv, &kc->mu);
-		}
-		for (i = 0, pinned = 0; i < e->nversions; i++) {
-			pinned |= e->versions[i]->pins > 0;
-		}
-		if (!pinned) {
-			break;
-		}
-		kms_mutex_unlock(&kc->mu);
-		usleep(KC_DRAIN_SLEEP_US);
-		kms_mutex_lock(&kc->mu);
-	}
+	drain_locked(kc, e);
 	for (i = 0; i < e->nversions; i++) {
 		unload_locked(kc, w, e->versions[i]);
 		free(e->versions[i]);
