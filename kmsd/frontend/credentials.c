@@ -3,7 +3,9 @@
  *
  * The whole file is read into locked memory and parsed there: the secrets
  * stay in that one region, each entry pointing into it.  A reload builds
- * a new set and swaps it in under the write lock.
+ * a new set and swaps it in under the write lock.  Each key's SigV4
+ * signing key for the scope last used (it changes once a day) is kept
+ * beside it, in locked memory too, so that a request costs one HMAC.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include "common/secmem.h"
 #include "common/sp.h"
 #include "kmsd/frontend/credentials.h"
+#include "kmsd/frontend/sigv4.h"
 
 #define CREDS_RECHECK_MS 1000	/* how often the file's stamp is looked at */
 #define AKID_PREFIX "KMSD"	/* generated ids: KMSD + 16 of [A-Z2-7] */
@@ -34,11 +37,20 @@ struct cred {
 	char principal[CREDS_PRINCIPAL_MAX + 1];
 };
 
+/* A signing key and the scope it is for ("" when none yet). */
+struct skey {
+	char scope[8 + 1 + SIGV4_SCOPE_FIELD_MAX + 1 + SIGV4_SCOPE_FIELD_MAX +
+	    1];
+	uint8_t key[SIGV4_KEY_LEN];
+};
+
 struct cset {
 	char *text;			/* locked copy of the file */
 	size_t textlen;
 	struct cred *v;
 	size_t n;
+	struct skey *sk;		/* n of them, locked */
+	pthread_mutex_t sk_mu;
 };
 
 struct creds {
@@ -62,8 +74,24 @@ cset_free(struct cset *s)
 		return;
 	}
 	secure_free(s->text, s->textlen + 1);
+	if (s->sk != NULL) {
+		secure_free(s->sk, s->n * sizeof(*s->sk));
+	}
+	pthread_mutex_destroy(&s->sk_mu);
 	free(s->v);
 	free(s);
+}
+
+static struct cset *
+cset_new(void)
+{
+	struct cset *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		return NULL;
+	}
+	pthread_mutex_init(&s->sk_mu, NULL);
+	return s;
 }
 
 static int
@@ -234,13 +262,19 @@ load(const char *path, struct cset **out, struct stat *st, int *present,
 {
 	struct cset *s;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
+	if ((s = cset_new()) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	if (read_file(path, &s->text, &s->textlen, st, present, err,
 	    errlen) != 0 || (s->text != NULL && parse(s, path, err,
 	    errlen) != 0)) {
+		cset_free(s);
+		return -1;
+	}
+	if (s->n > 0 && (s->sk = secure_alloc(s->n * sizeof(*s->sk))) ==
+	    NULL) {
+		snprintf(err, errlen, "out of locked memory");
 		cset_free(s);
 		return -1;
 	}
@@ -317,7 +351,7 @@ maybe_reload(struct creds *c)
 		 * stamp is the file's, so that it is read again once fixed. */
 		log_error("credentials: %s; no access key is accepted until "
 		    "it is fixed", err);
-		s = calloc(1, sizeof(*s));
+		s = cset_new();
 		if (stat(c->path, &st) != 0) {
 			memset(&st, 0, sizeof(st));
 		}
@@ -343,21 +377,48 @@ maybe_reload(struct creds *c)
 }
 
 int
-creds_use(struct creds *c, const char *akid,
-    int (*fn)(void *arg, const uint8_t *secret, size_t secretlen,
-    const char *principal), void *arg)
+creds_signing_key(struct creds *c, const char *akid, const char *date,
+    const char *region, const char *service, uint8_t key[SIGV4_KEY_LEN],
+    char *principal, size_t plen)
 {
+	struct skey *k;
+	struct cset *s;
+	char scope[sizeof(k->scope)];
 	size_t i;
-	int r = -1;
+	int n, r = -1;
 
+	n = snprintf(scope, sizeof(scope), "%s/%s/%s", date, region, service);
+	if (n < 0 || (size_t)n >= sizeof(scope)) {
+		return -1;
+	}
 	maybe_reload(c);
 	pthread_rwlock_rdlock(&c->lock);
-	for (i = 0; c->set != NULL && i < c->set->n; i++) {
-		if (strcmp(c->set->v[i].akid, akid) == 0) {
-			r = fn(arg, c->set->v[i].secret, c->set->v[i].secretlen,
-			    c->set->v[i].principal);
-			break;
+	s = c->set;
+	for (i = 0; s != NULL && i < s->n; i++) {
+		if (strcmp(s->v[i].akid, akid) != 0) {
+			continue;
 		}
+		r = 0;
+		if (key != NULL) {
+			k = &s->sk[i];
+			pthread_mutex_lock(&s->sk_mu);
+			if (strcmp(k->scope, scope) != 0) {
+				k->scope[0] = '\0';
+				if (sigv4_signing_key(s->v[i].secret,
+				    s->v[i].secretlen, date, region, service,
+				    k->key) == 0) {
+					memcpy(k->scope, scope, (size_t)n + 1);
+				} else {
+					r = -2;
+				}
+			}
+			if (r == 0) {
+				memcpy(key, k->key, SIGV4_KEY_LEN);
+			}
+			pthread_mutex_unlock(&s->sk_mu);
+		}
+		snprintf(principal, plen, "%s", s->v[i].principal);
+		break;
 	}
 	pthread_rwlock_unlock(&c->lock);
 	return r;

@@ -37,12 +37,14 @@ int creds_open(const char *path, struct creds **out, char *err,
 void creds_close(struct creds *c);
 
 /*
- * Call fn with akid's secret and principal, under the read lock; returns
- * fn's result, or -1 when akid is unknown (fn not called).
+ * akid's principal, and when key is not NULL its SigV4 signing key for
+ * the scope date/region/service (derived once per scope and kept, in
+ * locked memory, until the file changes).  0; -1 when akid is unknown;
+ * -2 when its secret is too long to sign with.
  */
-int creds_use(struct creds *c, const char *akid,
-    int (*fn)(void *arg, const uint8_t *secret, size_t secretlen,
-    const char *principal), void *arg);
+int creds_signing_key(struct creds *c, const char *akid, const char *date,
+    const char *region, const char *service, uint8_t key[32],
+    char *principal, size_t plen);
 
 /*
  * `kmsd credentials add [--principal P] [--secret-stdin]`, `list`,

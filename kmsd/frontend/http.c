@@ -365,30 +365,6 @@ client_cert_principal(struct http_front *h, struct MHD_Connection *conn,
 	return 1;
 }
 
-struct sig_check {
-	const struct sigv4_msg *m;
-	const struct sigv4_auth *a;
-	const char *region;
-	char *msg;
-	size_t msglen;
-	char principal[PRINCIPAL_MAX];
-};
-
-static int
-check_with_secret(void *arg, const uint8_t *secret, size_t secretlen,
-    const char *principal)
-{
-	struct sig_check *s = arg;
-	int r;
-
-	r = sigv4_verify(s->m, s->a, secret, secretlen, s->region,
-	    HTTP_SERVICE, time(NULL), s->msg, s->msglen);
-	if (r == SIGV4_OK) {
-		snprintf(s->principal, sizeof(s->principal), "%s", principal);
-	}
-	return r;
-}
-
 /* SigV4: 0 with p filled, or a SIGV4_* error with AWS's message. */
 static int
 sigv4_principal(struct http_front *h, struct MHD_Connection *conn,
@@ -398,8 +374,9 @@ sigv4_principal(struct http_front *h, struct MHD_Connection *conn,
 	struct kv_list hdrs, query;
 	struct sigv4_msg m;
 	struct sigv4_auth a;
-	struct sig_check sc;
-	int r;
+	uint8_t key[SIGV4_KEY_LEN];
+	char principal[PRINCIPAL_MAX];
+	int r, rc;
 
 	memset(&hdrs, 0, sizeof(hdrs));
 	memset(&query, 0, sizeof(query));
@@ -423,22 +400,31 @@ sigv4_principal(struct http_front *h, struct MHD_Connection *conn,
 	if ((r = sigv4_parse(&m, &a, msg, msglen)) != 0) {
 		return r;
 	}
-	memset(&sc, 0, sizeof(sc));
-	sc.m = &m;
-	sc.a = &a;
-	sc.region = h->d->cfg.region;
-	sc.msg = msg;
-	sc.msglen = msglen;
-	r = creds_use(h->creds, a.akid, check_with_secret, &sc);
-	if (r < 0) {
+	/* An unknown access key is answered first, as AWS does; the
+	 * scope and the clock are checked before the key is derived. */
+	rc = sigv4_check(&m, &a, h->d->cfg.region, HTTP_SERVICE, time(NULL),
+	    msg, msglen);
+	r = creds_signing_key(h->creds, a.akid, a.scope_date, a.region,
+	    a.service, rc == SIGV4_OK ? key : NULL, principal,
+	    sizeof(principal));
+	if (r == -1) {
 		snprintf(msg, msglen, "The security token included in the "
 		    "request is invalid.");
 		return SIGV4_UNRECOGNIZED;
 	}
+	if (rc != SIGV4_OK) {
+		return rc;
+	}
+	if (r != 0) {
+		snprintf(msg, msglen, "The access key's secret is too long.");
+		return SIGV4_INVALID;
+	}
+	r = sigv4_verify_key(&m, &a, key, msg, msglen);
+	secure_wipe(key, sizeof(key));
 	if (r != SIGV4_OK) {
 		return r;
 	}
-	principal_named(p, sc.principal, source);
+	principal_named(p, principal, source);
 	return 0;
 }
 

@@ -19,6 +19,12 @@
  * and the key HMAC("AWS4" + secret, date) → region → service →
  * "aws4_request".  The test vectors of AWS's SigV4 test suite pass
  * (tests/test_sigv4.c).
+ *
+ * SHA-256 and HMAC are libsodium's: OpenSSL 3's one-shot HMAC() and
+ * SHA256() look their algorithm up on every call, which cost more than
+ * the hashing of a request.  The signing key depends only on the secret
+ * and the scope, so a caller may derive it once a day
+ * (sigv4_signing_key) and check each request with it (sigv4_verify_key).
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -28,10 +34,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
+#include <sodium.h>
 
 #include "common/secmem.h"
 #include "kmsd/frontend/sigv4.h"
@@ -146,9 +149,9 @@ hexify(const uint8_t *in, size_t n, char *out)
 static void
 sha256_hex(const void *p, size_t n, char out[65])
 {
-	uint8_t d[SHA256_DIGEST_LENGTH];
+	uint8_t d[crypto_hash_sha256_BYTES];
 
-	SHA256(p, n, d);
+	crypto_hash_sha256(d, p, n);
 	hexify(d, sizeof(d), out);
 }
 
@@ -522,29 +525,49 @@ sigv4_canonical_request(const struct sigv4_msg *m, const struct sigv4_auth *a,
 	return SIGV4_OK;
 }
 
-static int
+static void
 hmac(const uint8_t *key, size_t keylen, const void *data, size_t len,
-    uint8_t out[32])
+    uint8_t out[SIGV4_KEY_LEN])
 {
-	unsigned int n = 32;
+	crypto_auth_hmacsha256_state st;
 
-	return HMAC(EVP_sha256(), key, (int)keylen, data, len, out, &n) ==
-	    NULL || n != 32 ? -1 : 0;
+	crypto_auth_hmacsha256_init(&st, key, keylen);
+	crypto_auth_hmacsha256_update(&st, data, len);
+	crypto_auth_hmacsha256_final(&st, out);
+	secure_wipe(&st, sizeof(st));
 }
 
 int
-sigv4_sign(const struct sigv4_msg *m, const struct sigv4_auth *a,
-    const uint8_t *secret, size_t secretlen, char hex[65], char *msg,
-    size_t msglen)
+sigv4_signing_key(const uint8_t *secret, size_t secretlen, const char *date,
+    const char *region, const char *service, uint8_t key[SIGV4_KEY_LEN])
 {
-	uint8_t k[4 + SIGV4_SECRET_MAX], kd[32], kr[32], ks[32], kk[32];
+	uint8_t k[4 + SIGV4_SECRET_MAX], kd[32], kr[32], ks[32];
+
+	if (secretlen > SIGV4_SECRET_MAX) {
+		return -1;
+	}
+	memcpy(k, "AWS4", 4);
+	memcpy(k + 4, secret, secretlen);
+	hmac(k, 4 + secretlen, date, strlen(date), kd);
+	hmac(kd, 32, region, strlen(region), kr);
+	hmac(kr, 32, service, strlen(service), ks);
+	hmac(ks, 32, "aws4_request", 12, key);
+	secure_wipe(k, sizeof(k));
+	secure_wipe(kd, sizeof(kd));
+	secure_wipe(kr, sizeof(kr));
+	secure_wipe(ks, sizeof(ks));
+	return 0;
+}
+
+/* The signature of m under the signing key, as hex. */
+static int
+sign_key(const struct sigv4_msg *m, const struct sigv4_auth *a,
+    const uint8_t key[SIGV4_KEY_LEN], char hex[65], char *msg, size_t msglen)
+{
 	uint8_t sig[32];
 	char *creq = NULL, creq_hash[65], sts[256 + 2 * SIGV4_SCOPE_FIELD_MAX];
 	int r, n;
 
-	if (secretlen > SIGV4_SECRET_MAX) {
-		return fail(SIGV4_INVALID, msg, msglen, "secret too long");
-	}
 	if ((r = sigv4_canonical_request(m, a, &creq, msg, msglen)) != 0) {
 		return r;
 	}
@@ -553,26 +576,29 @@ sigv4_sign(const struct sigv4_msg *m, const struct sigv4_auth *a,
 	n = snprintf(sts, sizeof(sts), "%s\n%s\n%s/%s/%s/aws4_request\n%s",
 	    SIGV4_ALGORITHM, a->amz_date, a->scope_date, a->region,
 	    a->service, creq_hash);
-	memcpy(k, "AWS4", 4);
-	memcpy(k + 4, secret, secretlen);
-	r = SIGV4_OK;
-	if (n < 0 || (size_t)n >= sizeof(sts) ||
-	    hmac(k, 4 + secretlen, a->scope_date, strlen(a->scope_date),
-	    kd) != 0 ||
-	    hmac(kd, 32, a->region, strlen(a->region), kr) != 0 ||
-	    hmac(kr, 32, a->service, strlen(a->service), ks) != 0 ||
-	    hmac(ks, 32, "aws4_request", 12, kk) != 0 ||
-	    hmac(kk, 32, sts, (size_t)n, sig) != 0) {
-		r = fail(SIGV4_INVALID, msg, msglen, "cannot compute the "
+	if (n < 0 || (size_t)n >= sizeof(sts)) {
+		return fail(SIGV4_INVALID, msg, msglen, "cannot compute the "
 		    "signature");
-	} else {
-		hexify(sig, 32, hex);
 	}
-	secure_wipe(k, sizeof(k));
-	secure_wipe(kd, sizeof(kd));
-	secure_wipe(kr, sizeof(kr));
-	secure_wipe(ks, sizeof(ks));
-	secure_wipe(kk, sizeof(kk));
+	hmac(key, SIGV4_KEY_LEN, sts, (size_t)n, sig);
+	hexify(sig, 32, hex);
+	return SIGV4_OK;
+}
+
+int
+sigv4_sign(const struct sigv4_msg *m, const struct sigv4_auth *a,
+    const uint8_t *secret, size_t secretlen, char hex[65], char *msg,
+    size_t msglen)
+{
+	uint8_t key[SIGV4_KEY_LEN];
+	int r;
+
+	if (sigv4_signing_key(secret, secretlen, a->scope_date, a->region,
+	    a->service, key) != 0) {
+		return fail(SIGV4_INVALID, msg, msglen, "secret too long");
+	}
+	r = sign_key(m, a, key, hex, msg, msglen);
+	secure_wipe(key, sizeof(key));
 	return r;
 }
 
@@ -586,14 +612,12 @@ fmt_amz(time_t t, char out[17])
 }
 
 int
-sigv4_verify(const struct sigv4_msg *m, const struct sigv4_auth *a,
-    const uint8_t *secret, size_t secretlen, const char *region,
-    const char *service, time_t now, char *msg, size_t msglen)
+sigv4_check(const struct sigv4_msg *m, const struct sigv4_auth *a,
+    const char *region, const char *service, time_t now, char *msg,
+    size_t msglen)
 {
+	char t1[17], t2[17], bodyhash[65];
 	const char *sent;
-	char want[65], lower[65], t1[17], t2[17], bodyhash[65];
-	size_t i;
-	int r;
 
 	if (strncmp(a->amz_date, a->scope_date, 8) != 0) {
 		return fail(SIGV4_INVALID, msg, msglen, "Date in Credential "
@@ -632,8 +656,18 @@ sigv4_verify(const struct sigv4_msg *m, const struct sigv4_auth *a,
 			    "what was computed.");
 		}
 	}
-	if ((r = sigv4_sign(m, a, secret, secretlen, want, msg,
-	    msglen)) != 0) {
+	return SIGV4_OK;
+}
+
+int
+sigv4_verify_key(const struct sigv4_msg *m, const struct sigv4_auth *a,
+    const uint8_t key[SIGV4_KEY_LEN], char *msg, size_t msglen)
+{
+	char want[65], lower[65];
+	size_t i;
+	int r;
+
+	if ((r = sign_key(m, a, key, want, msg, msglen)) != 0) {
 		return r;
 	}
 	/* Hex digits in either case; compared whole, in constant time. */
@@ -641,11 +675,31 @@ sigv4_verify(const struct sigv4_msg *m, const struct sigv4_auth *a,
 	for (i = 0; i < 64 && a->signature[i] != '\0'; i++) {
 		lower[i] = (char)tolower((unsigned char)a->signature[i]);
 	}
-	if (i != 64 || CRYPTO_memcmp(lower, want, 64) != 0) {
+	if (i != 64 || sodium_memcmp(lower, want, 64) != 0) {
 		return fail(SIGV4_INVALID, msg, msglen, "The request signature "
 		    "we calculated does not match the signature you provided. "
 		    "Check your AWS Secret Access Key and signing method. "
 		    "Consult the service documentation for details.");
 	}
 	return SIGV4_OK;
+}
+
+int
+sigv4_verify(const struct sigv4_msg *m, const struct sigv4_auth *a,
+    const uint8_t *secret, size_t secretlen, const char *region,
+    const char *service, time_t now, char *msg, size_t msglen)
+{
+	uint8_t key[SIGV4_KEY_LEN];
+	int r;
+
+	if ((r = sigv4_check(m, a, region, service, now, msg, msglen)) != 0) {
+		return r;
+	}
+	if (sigv4_signing_key(secret, secretlen, a->scope_date, a->region,
+	    a->service, key) != 0) {
+		return fail(SIGV4_INVALID, msg, msglen, "secret too long");
+	}
+	r = sigv4_verify_key(m, a, key, msg, msglen);
+	secure_wipe(key, sizeof(key));
+	return r;
 }

@@ -23,6 +23,7 @@
 #define SIGV4_HEADERS_MAX 64		/* headers a request may carry */
 #define SIGV4_QUERY_MAX 64		/* query parameters */
 #define SIGV4_SKEW_S 300		/* X-Amz-Date within 5 minutes */
+#define SIGV4_KEY_LEN 32		/* a signing key: HMAC-SHA256 */
 
 enum sigv4_err {
 	SIGV4_OK = 0,
@@ -92,6 +93,29 @@ int sigv4_sign(const struct sigv4_msg *m, const struct sigv4_auth *a,
  * signature, compared in constant time.  SIGV4_OK or SIGV4_INVALID /
  * SIGV4_INCOMPLETE with AWS's message.
  */
+/*
+ * The signing key of secret for a scope: HMAC-SHA256 of date, region,
+ * service and "aws4_request" in turn, from "AWS4" + secret.  0, or -1 when
+ * the secret is longer than any accepted.
+ */
+int sigv4_signing_key(const uint8_t *secret, size_t secretlen,
+    const char *date, const char *region, const char *service,
+    uint8_t key[SIGV4_KEY_LEN]);
+
+/*
+ * What is checked before any secret is used: the scope's date, service and
+ * region, X-Amz-Date within SIGV4_SKEW_S of now, and x-amz-content-sha256
+ * when sent.  SIGV4_OK, or SIGV4_INVALID with AWS's message.
+ */
+int sigv4_check(const struct sigv4_msg *m, const struct sigv4_auth *a,
+    const char *region, const char *service, time_t now, char *msg,
+    size_t msglen);
+
+/* The signature compared, in constant time, with the one key makes. */
+int sigv4_verify_key(const struct sigv4_msg *m, const struct sigv4_auth *a,
+    const uint8_t key[SIGV4_KEY_LEN], char *msg, size_t msglen);
+
+/* sigv4_check, then sigv4_verify_key with the key of secret. */
 int sigv4_verify(const struct sigv4_msg *m, const struct sigv4_auth *a,
     const uint8_t *secret, size_t secretlen, const char *region,
     const char *service, time_t now, char *msg, size_t msglen);

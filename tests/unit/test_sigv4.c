@@ -2,7 +2,8 @@
  * test_sigv4.c — SigV4 as kmsd checks it: the vectors of AWS's Signature
  * Version 4 test suite (credentials AKIDEXAMPLE, 2015-08-30T12:36:00Z,
  * us-east-1, service "service"), a KMS request signed by botocore, and
- * each way a signature fails with AWS's exception.
+ * each way a signature fails with AWS's exception; the signing key as
+ * AWS's documentation derives it, and as the credentials file keeps it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,12 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
+#include "kmsd/frontend/credentials.h"
 #include "kmsd/frontend/sigv4.h"
 
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define SECRET2 "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEZ"	/* one letter */
 #define WHEN 1440938160		/* 20150830T123600Z */
 #define CRED "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/" \
 	"service/aws4_request, "
@@ -348,6 +354,101 @@ test_sigv4_mutations_never_verify(void **state)
 	assert_true(refused > 19000);
 }
 
+static void
+hex32(const uint8_t k[32], char out[65])
+{
+	static const char hx[] = "0123456789abcdef";
+	int i;
+
+	for (i = 0; i < 32; i++) {
+		out[2 * i] = hx[k[i] >> 4];
+		out[2 * i + 1] = hx[k[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+/* AWS's "Examples of how to derive a signing key for Signature Version
+ * 4": 20120215, us-east-1, iam. */
+static void
+test_sigv4_signing_key_as_aws_derives_it(void **state)
+{
+	uint8_t k[SIGV4_KEY_LEN];
+	char hex[65];
+
+	(void)state;
+	assert_int_equal(sigv4_signing_key((const uint8_t *)SECRET,
+	    strlen(SECRET), "20120215", "us-east-1", "iam", k), 0);
+	hex32(k, hex);
+	assert_string_equal(hex, "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505"
+	    "a000a1a9e090d414db404d");
+}
+
+static void
+write_creds(const char *path, const char *line)
+{
+	char tmp[600];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	assert_non_null(f = fopen(tmp, "w"));
+	fputs(line, f);
+	fclose(f);
+	assert_int_equal(chmod(tmp, 0600), 0);
+	assert_int_equal(rename(tmp, path), 0);
+}
+
+/* The key the credentials file keeps for a scope is the secret's, and a
+ * changed secret is used once the file is read again (within a second),
+ * not the key derived from the old one. */
+static void
+test_sigv4_credentials_keep_the_key_until_the_file_changes(void **state)
+{
+	char dir[] = "/tmp/kms-sigv4.XXXXXX", path[512], err[256];
+	char principal[128];
+	uint8_t got[SIGV4_KEY_LEN], want[SIGV4_KEY_LEN];
+	struct creds *c = NULL;
+	int i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/credentials", dir);
+	write_creds(path, "AKIDEXAMPLE0000001 " SECRET " user:alice\n");
+	assert_int_equal(creds_open(path, &c, err, sizeof(err)), 0);
+
+	assert_int_equal(creds_signing_key(c, "AKIDEXAMPLE0000001",
+	    "20150830", "local", "kms", got, principal, sizeof(principal)), 0);
+	assert_string_equal(principal, "user:alice");
+	assert_int_equal(sigv4_signing_key((const uint8_t *)SECRET,
+	    strlen(SECRET), "20150830", "local", "kms", want), 0);
+	assert_memory_equal(got, want, sizeof(want));
+	/* Another day, another key; the principal alone without a key. */
+	assert_int_equal(creds_signing_key(c, "AKIDEXAMPLE0000001",
+	    "20150831", "local", "kms", got, principal, sizeof(principal)), 0);
+	assert_memory_not_equal(got, want, sizeof(want));
+	assert_int_equal(creds_signing_key(c, "AKIDEXAMPLE0000001",
+	    "20150830", "local", "kms", NULL, principal, sizeof(principal)), 0);
+	assert_int_equal(creds_signing_key(c, "AKIDEXAMPLE0000002",
+	    "20150830", "local", "kms", got, principal, sizeof(principal)),
+	    -1);
+
+	write_creds(path, "AKIDEXAMPLE0000001 " SECRET2 " user:alice\n");
+	assert_int_equal(sigv4_signing_key((const uint8_t *)SECRET2,
+	    strlen(SECRET2), "20150830", "local", "kms", want), 0);
+	for (i = 0; i < 40; i++) {
+		assert_int_equal(creds_signing_key(c, "AKIDEXAMPLE0000001",
+		    "20150830", "local", "kms", got, principal,
+		    sizeof(principal)), 0);
+		if (memcmp(got, want, sizeof(want)) == 0) {
+			break;
+		}
+		usleep(100 * 1000);
+	}
+	assert_memory_equal(got, want, sizeof(want));
+	creds_close(c);
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -358,6 +459,8 @@ main(void)
 		cmocka_unit_test(test_sigv4_each_failure_has_aws_exception),
 		cmocka_unit_test(test_sigv4_every_prefix_of_the_header_fails),
 		cmocka_unit_test(test_sigv4_mutations_never_verify),
+		cmocka_unit_test(test_sigv4_signing_key_as_aws_derives_it),
+		cmocka_unit_test(test_sigv4_credentials_keep_the_key_until_the_file_changes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
