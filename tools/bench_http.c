@@ -9,20 +9,26 @@
  * same TLS certificate, --echo-workers pool threads) answering a fixed
  * body of the size of kmsd's reply, driven by the same clients with the
  * same signed requests, alternating with kmsd for --rounds rounds.  The
- * echo server runs inside kms-bench (it competes for the same cores as
- * kmsd does).  Its ratio says what kmsd's work costs over the transport.
+ * echo server is a child process of kms-bench on the same cores.  Its
+ * ratio says what kmsd's work costs over the transport; the server CPU
+ * time per request of each (kmsd found by its listening port, or
+ * --kmsd-pid) says the same without the clients' share of the cores.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 
 #include "tools/bench.h"
+#include "tools/proc.h"
 
 #define HTTP_BODY_MAX (64 * 1024)
 #define HTTP_PEM_MAX (256 * 1024)
@@ -136,7 +142,7 @@ http_req(void *arg, uint64_t *seed, uint64_t *ops, uint64_t *op_errors,
 /* ---- the echo server: libmicrohttpd answering a fixed body ---- */
 
 struct echo {
-	struct MHD_Daemon *mhd;
+	pid_t pid;			/* the child serving, 0 when none */
 	char *body;
 	size_t len;
 	char *cert, *key;
@@ -194,6 +200,9 @@ static int
 echo_start(const struct bench_opts *o, int tls, size_t len, struct echo *e)
 {
 	const union MHD_DaemonInfo *di;
+	unsigned port = 0;
+	int fds[2];
+	ssize_t n;
 	size_t i;
 
 	memset(e, 0, sizeof(*e));
@@ -214,36 +223,65 @@ echo_start(const struct bench_opts *o, int tls, size_t len, struct echo *e)
 		    "needs --tls-cert and --tls-key (kmsd's)\n");
 		return -1;
 	}
-	if (tls) {
-		e->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-		    MHD_USE_EPOLL | MHD_USE_TLS, 0, NULL, NULL, echo_answer, e,
-		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->echo_workers,
-		    MHD_OPTION_HTTPS_MEM_CERT, e->cert,
-		    MHD_OPTION_HTTPS_MEM_KEY, e->key,
-		    MHD_OPTION_HTTPS_PRIORITIES,
-		    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
-		    MHD_OPTION_END);
-	} else {
-		e->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-		    MHD_USE_EPOLL, 0, NULL, NULL, echo_answer, e,
-		    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->echo_workers,
-		    MHD_OPTION_END);
+	if (pipe(fds) != 0) {
+		return -1;
 	}
-	if (e->mhd == NULL || (di = MHD_get_daemon_info(e->mhd,
-	    MHD_DAEMON_INFO_BIND_PORT)) == NULL) {
+	if ((e->pid = fork()) < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (e->pid == 0) {
+		struct MHD_Daemon *mhd;
+
+		close(fds[0]);
+		if (tls) {
+			mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+			    MHD_USE_EPOLL | MHD_USE_TLS, 0, NULL, NULL,
+			    echo_answer, e, MHD_OPTION_THREAD_POOL_SIZE,
+			    (unsigned)o->echo_workers,
+			    MHD_OPTION_HTTPS_MEM_CERT, e->cert,
+			    MHD_OPTION_HTTPS_MEM_KEY, e->key,
+			    MHD_OPTION_HTTPS_PRIORITIES,
+			    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+			    MHD_OPTION_END);
+		} else {
+			mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+			    MHD_USE_EPOLL, 0, NULL, NULL, echo_answer, e,
+			    MHD_OPTION_THREAD_POOL_SIZE,
+			    (unsigned)o->echo_workers, MHD_OPTION_END);
+		}
+		if (mhd != NULL && (di = MHD_get_daemon_info(mhd,
+		    MHD_DAEMON_INFO_BIND_PORT)) != NULL) {
+			port = di->port;
+		}
+		if (write(fds[1], &port, sizeof(port)) != sizeof(port) ||
+		    port == 0) {
+			_exit(1);
+		}
+		for (;;) {
+			pause();	/* until echo_stop's SIGTERM */
+		}
+	}
+	close(fds[1]);
+	n = read(fds[0], &port, sizeof(port));
+	close(fds[0]);
+	if (n != (ssize_t)sizeof(port) || port == 0) {
 		fprintf(stderr, "kms-bench: cannot start the http-echo server\n");
 		return -1;
 	}
 	snprintf(e->url, sizeof(e->url), "%s://127.0.0.1:%u/", tls ? "https" :
-	    "http", (unsigned)di->port);
+	    "http", port);
 	return 0;
 }
 
 static void
 echo_stop(struct echo *e)
 {
-	if (e->mhd != NULL) {
-		MHD_stop_daemon(e->mhd);
+	if (e->pid > 0) {
+		kill(e->pid, SIGTERM);
+		waitpid(e->pid, NULL, 0);
+		e->pid = 0;
 	}
 	free(e->body);
 	free(e->cert);
@@ -312,13 +350,44 @@ call(const struct bench_opts *o, const char *target, const char *body,
 	return j;
 }
 
+/* The server's CPU time per request in microseconds, or -1. */
+static double
+cpu_us(const struct bench_result *r)
+{
+	return r->cpu_s >= 0 && r->requests > 0 ? r->cpu_s * 1e6 /
+	    (double)r->requests : -1;
+}
+
 static void
 print_result(const char *name, const struct bench_result *r)
 {
 	printf("  %-10s %10.1f ops/s  p50 %8.1f us  p99 %8.1f us  "
-	    "(%llu requests, %llu errors)\n", name, r->ops_per_s, r->lat.p50,
+	    "(%llu requests, %llu errors)", name, r->ops_per_s, r->lat.p50,
 	    r->lat.p99, (unsigned long long)r->requests,
 	    (unsigned long long)r->errors);
+	if (cpu_us(r) >= 0) {
+		printf(", server CPU %.1f us a request", cpu_us(r));
+	}
+	printf("\n");
+}
+
+/* kmsd's pid: --kmsd-pid, else the process listening on the URL's port
+ * on this machine, else 0 (no CPU figure). */
+static pid_t
+endpoint_pid(const struct bench_opts *o)
+{
+	const char *p = strrchr(o->endpoint, ':');
+	char *end;
+	long port;
+
+	if (o->kmsd_pid > 0) {
+		return o->kmsd_pid;
+	}
+	if (p == NULL || (port = strtol(p + 1, &end, 10)) <= 0 ||
+	    port > 65535 || (*end != '\0' && *end != '/')) {
+		return 0;
+	}
+	return proc_find_tcp_listener((unsigned)port);
 }
 
 int
@@ -336,6 +405,7 @@ bench_http_main(const struct bench_opts *o)
 	int tls = strncmp(o->endpoint, "https://", 8) == 0, k, m, rc = 1;
 	int ord[16];
 	size_t rep_len;
+	pid_t kpid = endpoint_pid(o);
 
 	memset(&e, 0, sizeof(e));
 	if (o->op != OP_GDK && o->op != OP_GDK_WP && o->op != OP_ENCRYPT) {
@@ -392,12 +462,12 @@ bench_http_main(const struct bench_opts *o)
 		    o->rounds == 1 ? "" : "s");
 	}
 	for (k = 0; k < o->rounds; k++) {
-		if (measure(o, o->endpoint, target, body, region, o->kmsd_pid,
+		if (measure(o, o->endpoint, target, body, region, kpid,
 		    &kr[k]) != 0) {
 			goto out;
 		}
 		if (o->baseline == BASE_HTTP_ECHO && measure(o, e.url, target,
-		    body, region, 0, &br[k]) != 0) {
+		    body, region, e.pid, &br[k]) != 0) {
 			goto out;
 		}
 		ratios[k] = o->baseline == BASE_HTTP_ECHO && br[k].ops_per_s >
@@ -430,11 +500,13 @@ bench_http_main(const struct bench_opts *o)
 		printf("  ratio      %.3f (kmsd / http-echo)\n", ratios[m]);
 	}
 	if (o->json) {
-		j = json_pack("{s:s, s:s, s:i, s:f, s:f, s:f}", "op", target,
-		    "endpoint", o->endpoint, "clients", o->clients,
+		j = json_pack("{s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:f}", "op",
+		    target, "endpoint", o->endpoint, "clients", o->clients,
 		    "ops_per_s", kr[m].ops_per_s, "p99_us", kr[m].lat.p99,
 		    "baseline_ops_per_s", o->baseline == BASE_HTTP_ECHO ?
-		    br[m].ops_per_s : 0.0);
+		    br[m].ops_per_s : 0.0, "cpu_us_per_request", cpu_us(&kr[m]),
+		    "baseline_cpu_us_per_request", o->baseline ==
+		    BASE_HTTP_ECHO ? cpu_us(&br[m]) : -1.0);
 		if (j != NULL) {
 			char *s = json_dumps(j, JSON_COMPACT);
 			printf("%s\n", s != NULL ? s : "{}");

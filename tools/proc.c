@@ -149,11 +149,46 @@ socket_inodes(const char *path, unsigned long *ino, size_t max)
 	return n;
 }
 
-pid_t
-proc_find_listener(const char *path)
+/* Inodes of the TCP sockets listening on port (IPv4 and IPv6). */
+static size_t
+tcp_listen_inodes(unsigned port, unsigned long *ino, size_t max)
 {
-	unsigned long ino[PROC_MAX_INODES];
-	size_t nino = socket_inodes(path, ino, PROC_MAX_INODES), i;
+	static const char *const files[] = { "/proc/net/tcp",
+	    "/proc/net/tcp6" };
+	char line[PROC_LINE_MAX];
+	size_t n = 0, k;
+	FILE *f;
+
+	for (k = 0; k < 2; k++) {
+		if ((f = fopen(files[k], "r")) == NULL) {
+			continue;
+		}
+		/* "sl local_address rem_address st tx:rx tr:when retrnsmt
+		 * uid timeout inode", addresses as HEXIP:HEXPORT. */
+		while (n < max && fgets(line, sizeof(line), f) != NULL) {
+			char local[64];
+			unsigned st, lport;
+			unsigned long inode;
+			char *colon;
+
+			if (sscanf(line, "%*s %63s %*s %x %*s %*s %*s %*s %*s "
+			    "%lu", local, &st, &inode) != 3 || st != 0x0A ||
+			    (colon = strrchr(local, ':')) == NULL ||
+			    sscanf(colon + 1, "%x", &lport) != 1 ||
+			    lport != port) {
+				continue;
+			}
+			ino[n++] = inode;
+		}
+		fclose(f);
+	}
+	return n;
+}
+
+static pid_t
+find_by_inodes(const unsigned long *ino, size_t nino)
+{
+	size_t i;
 	pid_t self = getpid(), found = 0;
 	struct dirent *de;
 	DIR *proc;
@@ -204,4 +239,21 @@ proc_find_listener(const char *path)
 	}
 	closedir(proc);
 	return found;
+}
+
+pid_t
+proc_find_listener(const char *path)
+{
+	unsigned long ino[PROC_MAX_INODES];
+
+	return find_by_inodes(ino, socket_inodes(path, ino, PROC_MAX_INODES));
+}
+
+pid_t
+proc_find_tcp_listener(unsigned port)
+{
+	unsigned long ino[PROC_MAX_INODES];
+
+	return find_by_inodes(ino, tcp_listen_inodes(port, ino,
+	    PROC_MAX_INODES));
 }

@@ -15,5 +15,7 @@ long long proc_ctx_switches(pid_t pid);
 long proc_status_kib(pid_t pid, const char *field);
 /* The process listening on the unix socket at path, or 0. */
 pid_t proc_find_listener(const char *path);
+/* The process listening on TCP port (any address), or 0. */
+pid_t proc_find_tcp_listener(unsigned port);
 
 #endif

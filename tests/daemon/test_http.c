@@ -406,11 +406,12 @@ test_http_tls_1_2_and_1_3_only(void **state)
 }
 
 /* kms-bench over HTTPS, with the http-echo baseline: it runs and
- * reports (not how fast). */
+ * reports (not how fast), with each server's CPU time a request (kmsd
+ * found by its port, the echo its child). */
 static void
 test_http_kms_bench_runs_against_the_endpoint(void **state)
 {
-	char *out = NULL;
+	char *out = NULL, *p;
 
 	assert_int_equal(run(&out, "AWS_ACCESS_KEY_ID=$ADMIN_AKID "
 	    "AWS_SECRET_ACCESS_KEY=$ADMIN_SECRET %s --endpoint $KMSD_ENDPOINT "
@@ -420,6 +421,10 @@ test_http_kms_bench_runs_against_the_endpoint(void **state)
 	    tu_bin("kms-bench"), env.dir, env.dir), 0);
 	assert_non_null(strstr(out, "ratio"));
 	assert_non_null(strstr(out, "0 errors"));
+	assert_non_null(p = strstr(out, "kmsd "));
+	assert_non_null(p = strstr(p, "server CPU"));
+	assert_non_null(p = strstr(p, "http-echo "));
+	assert_non_null(strstr(p, "server CPU"));
 	free(out);
 }
 
