@@ -90,24 +90,6 @@ hsm_domain_rotating(const hsm *h)
 int
 hsm_domain_begin(hsm_session *s)
 {
-	CK_MECHANISM m = { CKM_AES_KEY_GEN, NULL, 0 };
-	CK_ULONG len = 32;
-	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-	CK_ATTRIBUTE t[] = {
-		{ CKA_VALUE_LEN, &len, sizeof(len) },
-		{ CKA_TOKEN, &yes, sizeof(yes) },
-		{ CKA_PRIVATE, &yes, sizeof(yes) },
-		{ CKA_SENSITIVE, &yes, sizeof(yes) },
-		{ CKA_EXTRACTABLE, &no, sizeof(no) },
-		{ CKA_WRAP, &yes, sizeof(yes) },
-		{ CKA_UNWRAP, &yes, sizeof(yes) },
-		{ CKA_ENCRYPT, &no, sizeof(no) },
-		{ CKA_DECRYPT, &no, sizeof(no) },
-		{ CKA_SIGN, &no, sizeof(no) },
-		{ CKA_VERIFY, &no, sizeof(no) },
-		{ CKA_LABEL, (void *)HSM_DOMAIN_NEXT_LABEL,
-		    sizeof(HSM_DOMAIN_NEXT_LABEL) - 1 },
-	};
 	CK_OBJECT_HANDLE k = CK_INVALID_HANDLE;
 	hsm *h = s->h;
 	CK_RV rv;
@@ -122,8 +104,7 @@ hsm_domain_begin(hsm_session *s)
 	pthread_mutex_lock(&h->mu);
 	if ((rv = find_label(h, HSM_DOMAIN_NEXT_LABEL, &k)) == CKR_OK &&
 	    k == CK_INVALID_HANDLE) {
-		rv = h->f->C_GenerateKey(h->sess, &m, t, sizeof(t) /
-		    sizeof(t[0]), &k);
+		rv = hsm_domain_generate(h, HSM_DOMAIN_NEXT_LABEL, &k);
 	}
 	if (rv == CKR_OK) {
 		rv = hsm_domain_find_next(h);

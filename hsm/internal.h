@@ -59,6 +59,9 @@ CK_RV hsm_find_one(hsm *h, CK_ATTRIBUTE *t, CK_ULONG nt,
  * (a rotation died between destroying the old key and relabelling):
  * the next one becomes the domain key (*tok).  Then: find the next
  * domain key, if any, into h->domain_next. */
+/* A domain key labelled label in the token: AES-256, wraps and unwraps
+ * only, never leaves it; made on h->sess (h->mu held, or at start-up). */
+CK_RV hsm_domain_generate(hsm *h, const char *label, CK_OBJECT_HANDLE *out);
 CK_RV hsm_domain_adopt_next(hsm *h, CK_OBJECT_HANDLE *tok);
 CK_RV hsm_domain_find_next(hsm *h);
 

@@ -263,8 +263,8 @@ find_domain(hsm *h, CK_OBJECT_HANDLE *out)
 	return hsm_find_one(h, t, 2, out);
 }
 
-static CK_RV
-create_domain(hsm *h, CK_OBJECT_HANDLE *out)
+CK_RV
+hsm_domain_generate(hsm *h, const char *label, CK_OBJECT_HANDLE *out)
 {
 	CK_MECHANISM m = { CKM_AES_KEY_GEN, NULL, 0 };
 	CK_ULONG len = 32;
@@ -281,8 +281,7 @@ create_domain(hsm *h, CK_OBJECT_HANDLE *out)
 		{ CKA_DECRYPT, &no, sizeof(no) },
 		{ CKA_SIGN, &no, sizeof(no) },
 		{ CKA_VERIFY, &no, sizeof(no) },
-		{ CKA_LABEL, (void *)HSM_DOMAIN_LABEL,
-		    sizeof(HSM_DOMAIN_LABEL) - 1 },
+		{ CKA_LABEL, (void *)label, strlen(label) },
 	};
 
 	return h->f->C_GenerateKey(h->sess, &m, t, sizeof(t) / sizeof(t[0]),
@@ -332,7 +331,7 @@ attach(hsm *h, int create_domain_key, char *errbuf, size_t errlen)
 			rv = CKR_GENERAL_ERROR;
 			goto fail;
 		}
-		if ((rv = create_domain(h, &tok)) != CKR_OK) {
+		if ((rv = hsm_domain_generate(h, HSM_DOMAIN_LABEL, &tok)) != CKR_OK) {
 			snprintf(errbuf, errlen, "creating the domain key: %s",
 			    rv_name(rv));
 			goto fail;
