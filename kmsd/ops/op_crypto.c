@@ -496,9 +496,14 @@ op_generate_random(struct opctx *c, json_t **resp)
 	int present, r;
 	json_t *o;
 
-	if ((r = req_int(c, "NumberOfBytes", 1, 1, KMS_MAX_RANDOM_BYTES, &n,
+	if ((r = req_int(c, "NumberOfBytes", 0, 1, KMS_MAX_RANDOM_BYTES, &n,
 	    &present)) != 0) {
 		return r;
+	}
+	/* Optional in AWS's model; its operation answers thus (LocalStack's
+	 * snapshot of AWS). */
+	if (!present) {
+		return op_fail(c, KMS_EVALIDATION, "NumberOfBytes is required.");
 	}
 	if (json_object_get(c->req, "CustomKeyStoreId") != NULL ||
 	    json_object_get(c->req, "Recipient") != NULL) {
