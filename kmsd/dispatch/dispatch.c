@@ -237,6 +237,7 @@ fail_member(struct opctx *c, const char *name, const char *value,
     const char *constraint)
 {
 	char at[96];
+	int q, cut;
 
 	validate_member_name(name, at, sizeof(at));
 	if (value == NULL) {
@@ -244,9 +245,10 @@ fail_member(struct opctx *c, const char *name, const char *value,
 		    "detected: Value at '%s' failed to satisfy constraint: %s",
 		    at, constraint);
 	}
+	q = validate_quote_len(value, &cut);
 	return op_fail(c, KMS_EVALIDATION, "1 validation error detected: "
-	    "Value '%s' at '%s' failed to satisfy constraint: %s", value, at,
-	    constraint);
+	    "Value '%.*s%s' at '%s' failed to satisfy constraint: %s", q, value,
+	    cut ? "..." : "", at, constraint);
 }
 
 static int

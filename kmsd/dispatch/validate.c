@@ -337,6 +337,23 @@ validate_member_name(const char *name, char *buf, size_t bufsz)
 	return buf;
 }
 
+int
+validate_quote_len(const char *s, int *cut)
+{
+	size_t n = strlen(s);
+
+	*cut = 0;
+	if (n <= VALIDATE_QUOTE_WHOLE) {
+		return (int)n;
+	}
+	n = VALIDATE_QUOTE_CUT;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) {
+		n--;
+	}
+	*cut = 1;
+	return (int)n;
+}
+
 /* The next code point of valid UTF-8 at *s (advanced past it). */
 static unsigned long
 next_cp(const unsigned char **s)
@@ -428,25 +445,27 @@ check_string(struct vmsg *m, const char *at, json_t *v, long long min,
 {
 	const char *s = json_string_value(v);
 	size_t len = json_string_length(v), chars;
+	int q, cut;
 
 	if (strlen(s) != len || !ctx_utf8_valid(s, len)) {
 		return;		/* the operation's reader says what */
 	}
 	chars = ctx_utf8_chars(s, len);
+	q = validate_quote_len(s, &cut);
 	if ((long long)chars < min) {
-		vadd(m, "Value '%s' at '%s' failed to satisfy constraint: "
-		    "Member must have length greater than or equal to %lld", s,
-		    at, min);
+		vadd(m, "Value '%.*s%s' at '%s' failed to satisfy constraint: "
+		    "Member must have length greater than or equal to %lld", q,
+		    s, cut ? "..." : "", at, min);
 	}
 	if (max != NOMAX && (long long)chars > max) {
-		vadd(m, "Value '%s' at '%s' failed to satisfy constraint: "
-		    "Member must have length less than or equal to %lld", s,
-		    at, max);
+		vadd(m, "Value '%.*s%s' at '%s' failed to satisfy constraint: "
+		    "Member must have length less than or equal to %lld", q, s,
+		    cut ? "..." : "", at, max);
 	}
 	if (!matches(pattern, s, len)) {
-		vadd(m, "Value '%s' at '%s' failed to satisfy constraint: "
-		    "Member must satisfy regular expression pattern: %s", s, at,
-		    pattern_text[pattern]);
+		vadd(m, "Value '%.*s%s' at '%s' failed to satisfy constraint: "
+		    "Member must satisfy regular expression pattern: %s", q, s,
+		    cut ? "..." : "", at, pattern_text[pattern]);
 	}
 }
 
@@ -467,19 +486,21 @@ check_enum(struct vmsg *m, const char *at, const char *v,
 {
 	char list[1024];
 	size_t len = 0;
-	int w;
+	int w, q, cut;
 
 	if (in_set(v, set)) {
 		return;
 	}
+	q = validate_quote_len(v, &cut);
 	list[0] = '\0';
 	for (; *set != NULL && len < sizeof(list); set++) {
 		w = snprintf(list + len, sizeof(list) - len, "%s%s",
 		    len > 0 ? ", " : "", *set);
 		len += w > 0 ? (size_t)w : 0;
 	}
-	vadd(m, "Value '%s' at '%s' failed to satisfy constraint: Member "
-	    "must satisfy enum value set: [%s]", v, at, list);
+	vadd(m, "Value '%.*s%s' at '%s' failed to satisfy constraint: "
+	    "Member must satisfy enum value set: [%s]", q, v, cut ? "..." : "",
+	    at, list);
 }
 
 /* A list's value as AWS shows it (Java's List.toString: "[a, b]"). */

@@ -30,6 +30,18 @@
  */
 int validate_request(const char *op, json_t *req, char *msg, size_t msgsz);
 
+/*
+ * How a refused value is quoted: whole up to VALIDATE_QUOTE_WHOLE bytes
+ * (AWS quotes every value whole; LocalStack's snapshots of AWS quote a
+ * 257-character tag value), else its first VALIDATE_QUOTE_CUT bytes (cut
+ * at a character boundary) and "...", so that the member's name and the
+ * constraint after it still fit an error message (OP_MSG_MAX).
+ * validate_quote_len gives the bytes to quote and whether "..." follows.
+ */
+#define VALIDATE_QUOTE_WHOLE 512
+#define VALIDATE_QUOTE_CUT 256
+int validate_quote_len(const char *s, int *cut);
+
 /* name with its first letter lowered, as AWS names members in messages
  * ("KeyId" -> "keyId"), into buf. */
 const char *validate_member_name(const char *name, char *buf, size_t bufsz);

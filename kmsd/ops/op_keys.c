@@ -15,6 +15,7 @@
 #include "common/err.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/daemon/clock.h"
+#include "kmsd/dispatch/validate.h"
 #include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 #include "policy/policy.h"
@@ -55,10 +56,13 @@ req_enum(struct opctx *c, const char *name, const char *const *set,
 		*out = supported;
 		return 0;
 	}
+	/* validate.c answers this first, with AWS's whole set. */
 	if (!in_set(v, set)) {
+		char at[64];
 		return op_fail(c, KMS_EVALIDATION, "1 validation error "
 		    "detected: Value '%s' at '%s' failed to satisfy "
-		    "constraint: Member must satisfy enum value set", v, name);
+		    "constraint: Member must satisfy enum value set", v,
+		    validate_member_name(name, at, sizeof(at)));
 	}
 	if (strcmp(v, supported) != 0) {
 		return op_fail(c, KMS_EUNSUPPORTED, "%s %s is not supported "
