@@ -345,9 +345,12 @@ op_mgmt_key(struct opctx *c, int allow_alias, struct key_info *ki)
 	if ((r = req_string(c, "KeyId", 1, 1, KMS_MAX_KEY_ID, &id)) != 0) {
 		return r;
 	}
-	if (!allow_alias && strncmp(id, "alias/", 6) == 0) {
-		return op_fail(c, KMS_ENOTFOUND, "%s: %s does not accept an "
-		    "alias", id, c->action);
+	/* AWS's answer to an alias name or alias ARN where only a key will
+	 * do (its text as AWS KMS gives it, quoted in public reports). */
+	if (!allow_alias && (strncmp(id, "alias/", 6) == 0 ||
+	    (strncmp(id, "arn:", 4) == 0 && strstr(id, ":alias/") != NULL))) {
+		return op_fail(c, KMS_EINVALIDARN, "Key Aliases are not "
+		    "supported for this operation.");
 	}
 	return op_key(c, id, ki);
 }
