@@ -784,6 +784,17 @@ op_state_error(struct opctx *c, int err, const struct key_info *ki)
 		return op_fail(c, KMS_EINVALIDSTATE, "%s is Unavailable: its "
 		    "key material cannot be loaded from the HSM.", ki->arn);
 	case KMS_EINVALIDSTATE:
+		/* AWS's texts for these two (LocalStack's snapshot of AWS for
+		 * a key pending import; AWS's key-state table for one
+		 * pending deletion). */
+		if (ki->state == KEY_PENDING_IMPORT) {
+			return op_fail(c, err, "%s is pending import.",
+			    ki->arn);
+		}
+		if (ki->state == KEY_PENDING_DELETION) {
+			return op_fail(c, err, "%s is pending deletion.",
+			    ki->arn);
+		}
 		return op_fail(c, KMS_EINVALIDSTATE, "%s is %s and cannot be "
 		    "used for %s.", ki->arn, state_name(ki->state), c->action);
 	case KMS_ENOTFOUND:

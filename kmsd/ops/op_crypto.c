@@ -227,8 +227,10 @@ key_for_encrypt(struct opctx *c, const char *field, struct key_info *ki)
 		return r;
 	}
 	if (strcmp(ki->key_usage, "ENCRYPT_DECRYPT") != 0) {
-		return op_fail(c, KMS_EINVALIDKEYUSAGE, "%s key usage is %s",
-		    ki->arn, ki->key_usage);
+		/* AWS's text (LocalStack's snapshots of AWS). */
+		return op_fail(c, KMS_EINVALIDKEYUSAGE, "%s key usage is %s "
+		    "which is not valid for %s.", ki->arn, ki->key_usage,
+		    c->action);
 	}
 	return 0;
 }

@@ -53,9 +53,10 @@ parse_ops(struct opctx *c, json_t *ops, uint32_t *mask, const char **names,
 		    policy_grant_op_parse(json_string_value(v)) : 0;
 		if (bit == 0) {
 			return op_fail(c, KMS_EVALIDATION, "1 validation error "
-			    "detected: Value at 'operations' failed to satisfy "
-			    "constraint: Member must satisfy enum value set "
-			    "(Operations[%zu])", i);
+			    "detected: Value '%.64s' at 'operations.%zu.member' "
+			    "failed to satisfy constraint: Member must satisfy "
+			    "enum value set", json_is_string(v) ?
+			    json_string_value(v) : "", i + 1);
 		}
 		*mask |= bit;
 		names[(*n)++] = json_string_value(v);

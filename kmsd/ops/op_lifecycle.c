@@ -37,8 +37,9 @@ static int
 need_enabled(struct opctx *c, const struct key_info *ki)
 {
 	if (strcmp(ki->origin, "EXTERNAL") == 0) {
-		return op_fail(c, KMS_EUNSUPPORTED, "%s has imported key "
-		    "material, which kmsd does not rotate.", ki->arn);
+		/* AWS's text (LocalStack's snapshot of AWS). */
+		return op_fail(c, KMS_EUNSUPPORTED, "%s origin is EXTERNAL "
+		    "which is not valid for this operation.", ki->arn);
 	}
 	switch (ki->state) {
 	case KEY_ENABLED:
@@ -199,9 +200,11 @@ op_rotate_key_on_demand(struct opctx *c, json_t **resp)
 		goto out;
 	}
 	if (n >= ON_DEMAND_MAX) {
-		r = op_fail(c, KMS_ELIMITEXCEEDED, "%s has had %d on-demand "
-		    "rotations, the most a key may have.", ki.arn,
-		    ON_DEMAND_MAX);
+		/* AWS's text (LocalStack's snapshot of AWS). */
+		r = op_fail(c, KMS_ELIMITEXCEEDED, "The on-demand rotations "
+		    "limit has been reached for the given keyId. No more "
+		    "on-demand rotations can be performed for this key: %s",
+		    ki.arn);
 		goto out;
 	}
 	if ((r = keycache_rotate(c->w, &ki, ROTATION_ON_DEMAND, &made)) !=
