@@ -307,8 +307,11 @@ string_field(struct opctx *c, const char *name, int required, size_t minlen,
 		len = ctx_utf8_chars(json_string_value(v), len);
 	}
 	if (len < minlen || len > maxlen) {
-		return fail_length(c, name, json_string_value(v), len, minlen,
-		    maxlen);
+		/* Never quoted: what the audit log must not hold (grant
+		 * tokens, key policies: validate.c's HIDE_VALUE). */
+		return fail_length(c, name, strcmp(name, "GrantToken") == 0 ||
+		    strcmp(name, "Policy") == 0 ? NULL : json_string_value(v),
+		    len, minlen, maxlen);
 	}
 	*out = json_string_value(v);
 	return 0;
@@ -568,7 +571,7 @@ req_grant_tokens(struct opctx *c)
 		if (len < 1 || len > KMS_MAX_GRANT_TOKEN) {
 			snprintf(at, sizeof(at), "GrantTokens.%zu.member",
 			    i + 1);
-			return fail_length(c, at, json_string_value(t), len, 1,
+			return fail_length(c, at, NULL, len, 1,
 			    KMS_MAX_GRANT_TOKEN);
 		}
 		c->tokens[c->ntokens++] = json_string_value(t);

@@ -95,12 +95,20 @@ static const char *const include_key_material[] = { "ALL_KEY_MATERIAL",
 static const char *const dry_run_modifiers[] = { "IGNORE_CIPHERTEXT",
 	NULL };
 
+/*
+ * Values never quoted: AWS's sensitive members (not even "null"), and
+ * those kmsd's audit log must never hold (grant tokens and key policies,
+ * DESIGN §8: an error's message is recorded), whose absence still reads
+ * "Value null".
+ */
+enum { HIDE_NONE = 0, HIDE_SENSITIVE, HIDE_VALUE };
+
 struct vmember {
 	const char *op;
 	const char *name;		/* JSON member name */
 	unsigned char kind;		/* enum vkind */
 	unsigned char required;
-	unsigned char sensitive;	/* value never shown, even null */
+	unsigned char hide;		/* HIDE_* */
 	unsigned char pattern;		/* enum vpattern */
 	long long min, max;		/* length, value or list length */
 	const char *const *set;		/* V_ENUM, V_ENUMLIST */
@@ -111,16 +119,19 @@ struct vmember {
 #define NOMAX (-1)
 
 #define STR(o, n, r, lo, hi, p)	{ o, n, V_STR, r, 0, p, lo, hi, NULL, 0, 0 }
+#define HSTR(o, n, r, lo, hi, p)					\
+	{ o, n, V_STR, r, HIDE_VALUE, p, lo, hi, NULL, 0, 0 }
 #define INT(o, n, r, lo, hi)	{ o, n, V_INT, r, 0, 0, lo, hi, NULL, 0, 0 }
 #define BLOB(o, n, r, lo, hi)	{ o, n, V_BLOB, r, 0, 0, lo, hi, NULL, 0, 0 }
-#define SBLOB(o, n, r, lo, hi)	{ o, n, V_BLOB, r, 1, 0, lo, hi, NULL, 0, 0 }
+#define SBLOB(o, n, r, lo, hi)						\
+	{ o, n, V_BLOB, r, HIDE_SENSITIVE, 0, lo, hi, NULL, 0, 0 }
 #define ENUM(o, n, r, s)	{ o, n, V_ENUM, r, 0, 0, 0, 0, s, 0, 0 }
 #define ENUMS(o, n, r, s)	{ o, n, V_ENUMLIST, r, 0, 0, 0, NOMAX, s, 0, 0 }
 #define BOOL(o, n)		{ o, n, V_BOOL, 0, 0, 0, 0, 0, NULL, 0, 0 }
 #define MAP(o, n)		{ o, n, V_MAP, 0, 0, 0, 0, 0, NULL, 0, 0 }
 #define KEYID(o, r)		STR(o, "KeyId", r, 1, KEYID_MAX, P_NONE)
 #define TOKENS(o)							\
-	{ o, "GrantTokens", V_STRLIST, 0, 0, 0, 0, 10, NULL, 1, 8192 }
+	{ o, "GrantTokens", V_STRLIST, 0, HIDE_VALUE, 0, 0, 10, NULL, 1, 8192 }
 #define LIMIT(o)		INT(o, "Limit", 0, 1, 1000)
 #define MARKER(o)		STR(o, "Marker", 0, 1, 1024, P_LATIN1)
 
@@ -140,7 +151,7 @@ static const struct vmember members[] = {
 	STR("CreateGrant", "Name", 0, 1, 256, P_ALIAS),
 	BOOL("CreateGrant", "DryRun"),
 
-	STR("CreateKey", "Policy", 0, 1, 131072, P_POLICY),
+	HSTR("CreateKey", "Policy", 0, 1, 131072, P_POLICY),
 	STR("CreateKey", "Description", 0, 0, 8192, P_NONE),
 	ENUM("CreateKey", "KeyUsage", 0, key_usages),
 	ENUM("CreateKey", "CustomerMasterKeySpec", 0, cmk_specs),
@@ -251,7 +262,7 @@ static const struct vmember members[] = {
 
 	KEYID("PutKeyPolicy", 1),
 	STR("PutKeyPolicy", "PolicyName", 0, 1, 128, P_WORD),
-	STR("PutKeyPolicy", "Policy", 1, 1, 131072, P_POLICY),
+	HSTR("PutKeyPolicy", "Policy", 1, 1, 131072, P_POLICY),
 	BOOL("PutKeyPolicy", "BypassPolicyLockoutSafetyCheck"),
 
 	BLOB("ReEncrypt", "CiphertextBlob", 1, 1, 6144),
@@ -265,7 +276,7 @@ static const struct vmember members[] = {
 	BOOL("ReEncrypt", "DryRun"),
 	ENUMS("ReEncrypt", "DryRunModifiers", 0, dry_run_modifiers),
 
-	STR("RetireGrant", "GrantToken", 0, 1, 8192, P_NONE),
+	HSTR("RetireGrant", "GrantToken", 0, 1, 8192, P_NONE),
 	KEYID("RetireGrant", 0),
 	STR("RetireGrant", "GrantId", 0, 1, 128, P_NONE),
 	BOOL("RetireGrant", "DryRun"),
@@ -441,10 +452,11 @@ matches(int pattern, const char *s, size_t len)
 /* A string member's length and pattern (at is its name in messages). */
 static void
 check_string(struct vmsg *m, const char *at, json_t *v, long long min,
-    long long max, int pattern)
+    long long max, int pattern, int hide)
 {
 	const char *s = json_string_value(v);
 	size_t len = json_string_length(v), chars;
+	char value[VALIDATE_QUOTE_WHOLE + 16];
 	int q, cut;
 
 	if (strlen(s) != len || !ctx_utf8_valid(s, len)) {
@@ -452,20 +464,26 @@ check_string(struct vmsg *m, const char *at, json_t *v, long long min,
 	}
 	chars = ctx_utf8_chars(s, len);
 	q = validate_quote_len(s, &cut);
+	/* "Value '<v>' at" or, hidden, "Value at". */
+	if (hide) {
+		snprintf(value, sizeof(value), "Value");
+	} else {
+		snprintf(value, sizeof(value), "Value '%.*s%s'", q, s,
+		    cut ? "..." : "");
+	}
 	if ((long long)chars < min) {
-		vadd(m, "Value '%.*s%s' at '%s' failed to satisfy constraint: "
-		    "Member must have length greater than or equal to %lld", q,
-		    s, cut ? "..." : "", at, min);
+		vadd(m, "%s at '%s' failed to satisfy constraint: Member must "
+		    "have length greater than or equal to %lld", value, at,
+		    min);
 	}
 	if (max != NOMAX && (long long)chars > max) {
-		vadd(m, "Value '%.*s%s' at '%s' failed to satisfy constraint: "
-		    "Member must have length less than or equal to %lld", q, s,
-		    cut ? "..." : "", at, max);
+		vadd(m, "%s at '%s' failed to satisfy constraint: Member must "
+		    "have length less than or equal to %lld", value, at, max);
 	}
 	if (!matches(pattern, s, len)) {
-		vadd(m, "Value '%.*s%s' at '%s' failed to satisfy constraint: "
-		    "Member must satisfy regular expression pattern: %s", q, s,
-		    cut ? "..." : "", at, pattern_text[pattern]);
+		vadd(m, "%s at '%s' failed to satisfy constraint: Member must "
+		    "satisfy regular expression pattern: %s", value, at,
+		    pattern_text[pattern]);
 	}
 }
 
@@ -622,14 +640,14 @@ check_member(struct vmsg *m, const struct vmember *d, json_t *v)
 	if (v == NULL) {
 		if (d->required) {
 			vadd(m, "Value%s at '%s' failed to satisfy constraint: "
-			    "Member must not be null", d->sensitive ? "" :
-			    " null", at);
+			    "Member must not be null", d->hide ==
+			    HIDE_SENSITIVE ? "" : " null", at);
 		}
 		return;
 	}
 	switch (d->kind) {
 	case V_STR:
-		check_string(m, at, v, d->min, d->max, d->pattern);
+		check_string(m, at, v, d->min, d->max, d->pattern, d->hide);
 		break;
 	case V_ENUM:
 		check_enum(m, at, json_string_value(v), d->set);
@@ -662,7 +680,11 @@ check_member(struct vmsg *m, const struct vmember *d, json_t *v)
 	case V_STRLIST:
 	case V_ENUMLIST:
 		n = (long long)json_array_size(v);
-		if (d->max != NOMAX && n > d->max) {
+		if (d->max != NOMAX && n > d->max && d->hide) {
+			vadd(m, "Value at '%s' failed to satisfy constraint: "
+			    "Member must have length less than or equal to %lld",
+			    at, d->max);
+		} else if (d->max != NOMAX && n > d->max) {
 			list_text(v, list, sizeof(list));
 			vadd(m, "Value '%s' at '%s' failed to satisfy "
 			    "constraint: Member must have length less than or "
@@ -676,7 +698,7 @@ check_member(struct vmsg *m, const struct vmember *d, json_t *v)
 				    d->set);
 			} else {
 				check_string(m, elem, e, d->emin, d->emax,
-				    P_NONE);
+				    P_NONE, d->hide);
 			}
 		}
 		break;
@@ -690,7 +712,7 @@ check_member(struct vmsg *m, const struct vmember *d, json_t *v)
 				vadd(m, "Value null at '%s' failed to satisfy "
 				    "constraint: Member must not be null", elem);
 			} else {
-				check_string(m, elem, k, 1, 128, P_NONE);
+				check_string(m, elem, k, 1, 128, P_NONE, 0);
 			}
 			snprintf(elem, sizeof(elem), "%s.%zu.member.tagValue",
 			    at, i + 1);
@@ -698,7 +720,7 @@ check_member(struct vmsg *m, const struct vmember *d, json_t *v)
 				vadd(m, "Value null at '%s' failed to satisfy "
 				    "constraint: Member must not be null", elem);
 			} else {
-				check_string(m, elem, t, 0, 256, P_NONE);
+				check_string(m, elem, t, 0, 256, P_NONE, 0);
 			}
 		}
 		break;
