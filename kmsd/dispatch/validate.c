@@ -162,7 +162,8 @@ static const struct vmember members[] = {
 	{ "CreateKey", "Tags", V_TAGS, 0, 0, 0, 0, NOMAX, NULL, 0, 0 },
 	BOOL("CreateKey", "MultiRegion"),
 
-	BLOB("Decrypt", "CiphertextBlob", 1, 1, 6144),
+	/* Not required in the model (the operation requires it). */
+	BLOB("Decrypt", "CiphertextBlob", 0, 1, 6144),
 	MAP("Decrypt", "EncryptionContext"),
 	TOKENS("Decrypt"),
 	KEYID("Decrypt", 0),
@@ -265,7 +266,7 @@ static const struct vmember members[] = {
 	HSTR("PutKeyPolicy", "Policy", 1, 1, 131072, P_POLICY),
 	BOOL("PutKeyPolicy", "BypassPolicyLockoutSafetyCheck"),
 
-	BLOB("ReEncrypt", "CiphertextBlob", 1, 1, 6144),
+	BLOB("ReEncrypt", "CiphertextBlob", 0, 1, 6144),
 	MAP("ReEncrypt", "SourceEncryptionContext"),
 	STR("ReEncrypt", "SourceKeyId", 0, 1, KEYID_MAX, P_NONE),
 	STR("ReEncrypt", "DestinationKeyId", 1, 1, KEYID_MAX, P_NONE),
