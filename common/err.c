@@ -72,6 +72,8 @@ static const struct err_row err_table[KMS_ERR_MAX] = {
 	    "The import token has expired" },
 	[KMS_EINCORRECTKEYMATERIAL] = { "IncorrectKeyMaterialException",
 	    "The key material is not the key's" },
+	[KMS_ENOTAUTHORIZED] = { "NotAuthorizedException",
+	    "The name is reserved for AWS" },
 	/* Client-side: never on the wire, but named for kms_error_info. */
 	[KMS_EINVAL] = { "InvalidArgumentError",
 	    "Invalid argument" },

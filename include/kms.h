@@ -76,8 +76,9 @@ typedef enum kms_err {
 	KMS_EINVALIDIMPORTTOKEN = 31,	/* InvalidImportTokenException */
 	KMS_EEXPIREDIMPORTTOKEN = 32,	/* ExpiredImportTokenException */
 	KMS_EINCORRECTKEYMATERIAL = 33,	/* IncorrectKeyMaterialException */
+	KMS_ENOTAUTHORIZED = 34,	/* NotAuthorizedException (alias/aws/) */
 	/* New errors: the next free number, here. */
-	KMS_ERR_MAX = 34
+	KMS_ERR_MAX = 35
 } kms_err;
 
 /* The version of kmsd this library belongs to ("0.1.0"). */

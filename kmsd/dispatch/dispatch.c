@@ -27,6 +27,7 @@
 #include "kmsd/audit/audit.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/dispatch/dispatch.h"
+#include "kmsd/dispatch/validate.h"
 #include "kmsd/frontend/metrics.h"
 #include "kmsd/frontend/principal.h"
 #include "kmsd/keys/keycache.h"
@@ -226,6 +227,54 @@ field(struct opctx *c, const char *name)
 	return json_is_null(v) ? NULL : v;
 }
 
+/*
+ * AWS's answer to one member that fails a constraint of its model (its
+ * name lowerCamelCase): value NULL leaves the value out, as AWS does for
+ * blobs and null.  The constraint is AWS's wording ("Member must ...").
+ */
+static int
+fail_member(struct opctx *c, const char *name, const char *value,
+    const char *constraint)
+{
+	char at[96];
+	int q, cut;
+
+	validate_member_name(name, at, sizeof(at));
+	if (value == NULL) {
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value at '%s' failed to satisfy constraint: %s",
+		    at, constraint);
+	}
+	q = validate_quote_len(value, &cut);
+	return op_fail(c, KMS_EVALIDATION, "1 validation error detected: "
+	    "Value '%.*s%s' at '%s' failed to satisfy constraint: %s", q, value,
+	    cut ? "..." : "", at, constraint);
+}
+
+static int
+fail_null(struct opctx *c, const char *name)
+{
+	char at[96];
+
+	validate_member_name(name, at, sizeof(at));
+	return op_fail(c, KMS_EVALIDATION, "1 validation error detected: "
+	    "Value null at '%s' failed to satisfy constraint: Member must not "
+	    "be null", at);
+}
+
+/* A length outside [minlen, maxlen]: AWS names the bound crossed. */
+static int
+fail_length(struct opctx *c, const char *name, const char *value,
+    size_t len, size_t minlen, size_t maxlen)
+{
+	char constraint[96];
+
+	snprintf(constraint, sizeof(constraint), "Member must have length "
+	    "%s than or equal to %zu", len < minlen ? "greater" : "less",
+	    len < minlen ? minlen : maxlen);
+	return fail_member(c, name, value, constraint);
+}
+
 /* AWS's limits on strings count characters; unit 1 counts bytes. */
 static int
 string_field(struct opctx *c, const char *name, int required, size_t minlen,
@@ -237,9 +286,7 @@ string_field(struct opctx *c, const char *name, int required, size_t minlen,
 	*out = NULL;
 	if (v == NULL) {
 		if (required) {
-			return op_fail(c, KMS_EVALIDATION, "1 validation error "
-			    "detected: Value null at '%s' failed to satisfy "
-			    "constraint: Member must not be null", name);
+			return fail_null(c, name);
 		}
 		return 0;
 	}
@@ -260,10 +307,11 @@ string_field(struct opctx *c, const char *name, int required, size_t minlen,
 		len = ctx_utf8_chars(json_string_value(v), len);
 	}
 	if (len < minlen || len > maxlen) {
-		return op_fail(c, KMS_EVALIDATION, "1 validation error "
-		    "detected: Value at '%s' failed to satisfy constraint: "
-		    "Member must have length between %zu and %zu%s", name,
-		    minlen, maxlen, bytes ? " bytes" : "");
+		/* Never quoted: what the audit log must not hold (grant
+		 * tokens, key policies: validate.c's HIDE_VALUE). */
+		return fail_length(c, name, strcmp(name, "GrantToken") == 0 ||
+		    strcmp(name, "Policy") == 0 ? NULL : json_string_value(v),
+		    len, minlen, maxlen);
 	}
 	*out = json_string_value(v);
 	return 0;
@@ -288,13 +336,13 @@ req_int(struct opctx *c, const char *name, int required, long long min,
     long long max, long long *out, int *present)
 {
 	json_t *v = field(c, name);
+	char value[32], constraint[96];
+	long long n;
 
 	*present = 0;
 	if (v == NULL) {
 		if (required) {
-			return op_fail(c, KMS_EVALIDATION, "1 validation error "
-			    "detected: Value null at '%s' failed to satisfy "
-			    "constraint: Member must not be null", name);
+			return fail_null(c, name);
 		}
 		return 0;
 	}
@@ -302,11 +350,13 @@ req_int(struct opctx *c, const char *name, int required, long long min,
 		return op_fail(c, KMS_ESERIALIZATION, "%s must be an integer",
 		    name);
 	}
-	if (json_integer_value(v) < min || json_integer_value(v) > max) {
-		return op_fail(c, KMS_EVALIDATION, "1 validation error "
-		    "detected: Value '%lld' at '%s' failed to satisfy "
-		    "constraint: Member must have value between %lld and %lld",
-		    (long long)json_integer_value(v), name, min, max);
+	n = json_integer_value(v);
+	if (n < min || n > max) {
+		snprintf(value, sizeof(value), "%lld", n);
+		snprintf(constraint, sizeof(constraint), "Member must have "
+		    "value %s than or equal to %lld", n < min ? "greater" :
+		    "less", n < min ? min : max);
+		return fail_member(c, name, value, constraint);
 	}
 	*out = json_integer_value(v);
 	*present = 1;
@@ -340,9 +390,7 @@ req_blob(struct opctx *c, const char *name, int required, size_t minlen,
 	*outlen = 0;
 	if (v == NULL) {
 		if (required) {
-			return op_fail(c, KMS_EVALIDATION, "1 validation error "
-			    "detected: Value null at '%s' failed to satisfy "
-			    "constraint: Member must not be null", name);
+			return fail_null(c, name);
 		}
 		return 0;
 	}
@@ -355,10 +403,7 @@ req_blob(struct opctx *c, const char *name, int required, size_t minlen,
 	 * base64 (ill-formed input is refused by b64_decode below). */
 	n = b64_decoded_len(json_string_value(v), len);
 	if (n > maxlen || n > outsz) {
-		return op_fail(c, KMS_EVALIDATION, "1 validation error "
-		    "detected: Value at '%s' failed to satisfy constraint: "
-		    "Member must have length less than or equal to %zu", name,
-		    maxlen);
+		return fail_length(c, name, NULL, n, minlen, maxlen);
 	}
 	n = 0;
 	if (b64_decode(json_string_value(v), len, out, outsz, &n) != 0) {
@@ -367,10 +412,7 @@ req_blob(struct opctx *c, const char *name, int required, size_t minlen,
 	}
 	if (n < minlen || n > maxlen) {
 		secure_wipe(out, n);
-		return op_fail(c, KMS_EVALIDATION, "1 validation error "
-		    "detected: Value at '%s' failed to satisfy constraint: "
-		    "Member must have length between %zu and %zu", name,
-		    minlen, maxlen);
+		return fail_length(c, name, NULL, n, minlen, maxlen);
 	}
 	*outlen = n;
 	return 0;
@@ -433,10 +475,79 @@ req_context(struct opctx *c, const char *name, uint8_t *out, size_t outsz,
 }
 
 int
+req_limit(struct opctx *c, long long def, long long page_max,
+    long long *out)
+{
+	long long v = def;
+	int present, r;
+
+	if ((r = req_int(c, "Limit", 0, 1, KMS_LIST_MAX, &v, &present)) != 0) {
+		return r;
+	}
+	/* AWS accepts up to KMS_LIST_MAX everywhere and "might return
+	 * fewer": each list pages at most its documented maximum. */
+	*out = v < page_max ? v : page_max;
+	return 0;
+}
+
+/*
+ * Paging markers are opaque to clients, as AWS's are: base64 of
+ * "<list>:<where the next page starts>".  A marker that is not one kmsd
+ * made for this list is InvalidMarkerException.
+ */
+#define MARKER_MAX 1024		/* AWS MarkerType */
+
+int
+req_marker(struct opctx *c, const char *list, char *pos, size_t possz,
+    int *present)
+{
+	uint8_t raw[MARKER_MAX];
+	const char *m;
+	size_t n = 0, plen = strlen(list);
+	int r;
+
+	*present = 0;
+	pos[0] = '\0';
+	if ((r = req_string(c, "Marker", 0, 1, MARKER_MAX, &m)) != 0 ||
+	    m == NULL) {
+		return r;
+	}
+	if (b64_decode(m, strlen(m), raw, sizeof(raw), &n) != 0 ||
+	    n <= plen + 1 || memcmp(raw, list, plen) != 0 ||
+	    raw[plen] != ':' || n - plen - 1 >= possz ||
+	    memchr(raw, '\0', n) != NULL) {
+		return op_fail(c, KMS_EINVALIDMARKER, "Invalid Marker");
+	}
+	memcpy(pos, raw + plen + 1, n - plen - 1);
+	pos[n - plen - 1] = '\0';
+	*present = 1;
+	return 0;
+}
+
+int
+resp_next_marker(struct opctx *c, json_t *resp, const char *list,
+    const char *pos)
+{
+	char raw[MARKER_MAX / 4 * 3], b64[MARKER_MAX + 1];
+	int n;
+
+	n = snprintf(raw, sizeof(raw), "%s:%s", list, pos);
+	if (n < 0 || (size_t)n >= sizeof(raw) ||
+	    b64_encode((const uint8_t *)raw, (size_t)n, b64,
+	    sizeof(b64)) != 0 ||
+	    json_object_set_new(resp, "NextMarker", json_string(b64)) != 0 ||
+	    json_object_set_new(resp, "Truncated", json_true()) != 0) {
+		return op_fail(c, KMS_EINTERNAL, "out of memory");
+	}
+	return 0;
+}
+
+int
 req_grant_tokens(struct opctx *c)
 {
 	json_t *v = field(c, "GrantTokens"), *t;
-	size_t i;
+	char at[48];
+	size_t i, len;
 
 	c->ntokens = 0;
 	if (v == NULL) {
@@ -447,21 +558,20 @@ req_grant_tokens(struct opctx *c)
 		    "list of strings");
 	}
 	if (json_array_size(v) > KMS_MAX_GRANT_TOKENS) {
-		return op_fail(c, KMS_EVALIDATION, "1 validation error "
-		    "detected: Value at 'grantTokens' failed to satisfy "
-		    "constraint: Member must have length less than or equal "
-		    "to %d", KMS_MAX_GRANT_TOKENS);
+		return fail_length(c, "GrantTokens", NULL, json_array_size(v),
+		    0, KMS_MAX_GRANT_TOKENS);
 	}
 	json_array_foreach(v, i, t) {
 		if (!json_is_string(t)) {
 			return op_fail(c, KMS_ESERIALIZATION, "GrantTokens "
 			    "must be a list of strings");
 		}
-		if (json_string_length(t) < 1 ||
-		    ctx_utf8_chars(json_string_value(t), json_string_length(t)) >
-		    KMS_MAX_GRANT_TOKEN) {
-			return op_fail(c, KMS_EVALIDATION, "GrantTokens[%zu] "
-			    "must have length between 1 and %d", i,
+		len = ctx_utf8_chars(json_string_value(t),
+		    json_string_length(t));
+		if (len < 1 || len > KMS_MAX_GRANT_TOKEN) {
+			snprintf(at, sizeof(at), "GrantTokens.%zu.member",
+			    i + 1);
+			return fail_length(c, at, NULL, len, 1,
 			    KMS_MAX_GRANT_TOKEN);
 		}
 		c->tokens[c->ntokens++] = json_string_value(t);
@@ -526,10 +636,9 @@ req_algorithm(struct opctx *c, const char *name)
 		return op_fail(c, KMS_EINVALIDKEYUSAGE, "%s is not valid for "
 		    "a symmetric key", a);
 	}
-	return op_fail(c, KMS_EVALIDATION, "1 validation error detected: "
-	    "Value '%s' at '%s' failed to satisfy constraint: Member must "
-	    "satisfy enum value set: [SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_1, "
-	    "RSAES_OAEP_SHA_256, SM2PKE]", a, name);
+	return fail_member(c, name, a, "Member must satisfy enum value set: "
+	    "[SYMMETRIC_DEFAULT, RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256, "
+	    "SM2PKE]");
 }
 
 int
@@ -569,22 +678,44 @@ resp_hsm(json_t *obj, const char *field, uint8_t *buf, size_t len,
 	return resp_blob(obj, field, buf, len, c);
 }
 
+/* AWS's answer to an alias name without its prefix, as LocalStack's
+ * snapshot tests recorded it against AWS. */
+#define ALIAS_PREFIX_MSG "Alias must start with the prefix \"alias/\". " \
+	"Please see https://docs.aws.amazon.com/kms/latest/developerguide/" \
+	"kms-alias.html"
+
 int
 op_alias_name_ok(struct opctx *c, const char *name)
 {
 	size_t n = strlen(name);
 
-	if (n < 7 || n > 256 || strncmp(name, "alias/", 6) != 0 ||
-	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789:/_-") != n) {
+	/* The model's pattern (validate.c checks it first; this is the
+	 * second line). */
+	if (n < 1 || n > 256 || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:/_-") != n) {
 		return op_fail(c, KMS_EVALIDATION, "1 validation error "
 		    "detected: Value '%.256s' at 'aliasName' failed to satisfy "
 		    "constraint: Member must satisfy regular expression "
-		    "pattern: ^alias/[a-zA-Z0-9/_-]+$", name);
+		    "pattern: ^[a-zA-Z0-9:/_-]+$", name);
 	}
+	if (strncmp(name, "alias/", 6) != 0) {
+		return op_fail(c, KMS_EVALIDATION, "%s", ALIAS_PREFIX_MSG);
+	}
+	/* AWS answers NotAuthorizedException for the prefix of its own
+	 * aliases (with no message; this one says why). */
 	if (strncmp(name, "alias/aws/", 10) == 0) {
-		return op_fail(c, KMS_EINVALIDALIAS, "Alias names cannot begin "
-		    "with alias/aws/: that prefix is reserved");
+		return op_fail(c, KMS_ENOTAUTHORIZED, "Alias names beginning "
+		    "with alias/aws/ are reserved for AWS managed keys");
+	}
+	/* The model's pattern allows ':', the operation does not (the
+	 * text is moto's, after AWS's). */
+	if (strchr(name, ':') != NULL) {
+		return op_fail(c, KMS_EVALIDATION, "%s contains invalid "
+		    "characters for an alias", name);
+	}
+	if (n == 6) {
+		return op_fail(c, KMS_EINVALIDALIAS, "Alias name %s has no "
+		    "name after alias/", name);
 	}
 	return 0;
 }
@@ -656,6 +787,17 @@ op_state_error(struct opctx *c, int err, const struct key_info *ki)
 		return op_fail(c, KMS_EINVALIDSTATE, "%s is Unavailable: its "
 		    "key material cannot be loaded from the HSM.", ki->arn);
 	case KMS_EINVALIDSTATE:
+		/* AWS's texts for these two (LocalStack's snapshot of AWS for
+		 * a key pending import; AWS's key-state table for one
+		 * pending deletion). */
+		if (ki->state == KEY_PENDING_IMPORT) {
+			return op_fail(c, err, "%s is pending import.",
+			    ki->arn);
+		}
+		if (ki->state == KEY_PENDING_DELETION) {
+			return op_fail(c, err, "%s is pending deletion.",
+			    ki->arn);
+		}
 		return op_fail(c, KMS_EINVALIDSTATE, "%s is %s and cannot be "
 		    "used for %s.", ki->arn, state_name(ki->state), c->action);
 	case KMS_ENOTFOUND:
@@ -880,6 +1022,12 @@ run_one(struct opctx *c, json_t *req, int in_batch, int *measured)
 	c->action = op->name;
 	if (measured != NULL) {
 		*measured = op->batch == OP_BATCH_MEASURED;
+	}
+	/* AWS validates the whole request against its model before the
+	 * operation sees it, and names every violation at once. */
+	if ((r = validate_request(op->name, req, c->msg,
+	    sizeof(c->msg))) != 0) {
+		return error_object(r, c->msg);
 	}
 	if ((r = op->fn(c, &resp)) != 0) {
 		json_decref(resp);

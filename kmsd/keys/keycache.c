@@ -435,7 +435,10 @@ keycache_lookup(struct worker *w, const char *key_id, struct key_info *out,
 		return KMS_ENOTFOUND;
 	}
 	if (blob_uuid_parse(s, strlen(s), id) != 0) {
-		snprintf(msg, msglen, "Invalid keyId %s", key_id);
+		/* AWS quotes a bare key id (LocalStack's snapshot of AWS:
+		 * "Invalid keyId 'fake-key-id'"). */
+		snprintf(msg, msglen, s == key_id ? "Invalid keyId '%s'" :
+		    "Invalid keyId %s", key_id);
 		return KMS_ENOTFOUND;
 	}
 	if ((r = keycache_lookup_id(w, id, out)) == KMS_ENOTFOUND) {

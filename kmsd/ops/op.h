@@ -20,13 +20,18 @@
 #include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 
-#define OP_MSG_MAX 512
+/* An error's message: room for AWS's validation messages, which quote
+ * the values they refuse. */
+#define OP_MSG_MAX 1024
 #define KMS_MAX_DESCRIPTION 8192	/* AWS Description, characters */
 #define KMS_MAX_KEY_ID 2048		/* AWS KeyId length */
 #define KMS_MAX_GRANT_TOKEN 8192	/* AWS GrantToken length */
 #define KMS_MAX_TAGS 50			/* AWS tags per key */
 #define KMS_MAX_TAG_KEY 128		/* AWS TagKey, characters */
 #define KMS_MAX_TAG_VALUE 256		/* AWS TagValue, characters */
+/* AWS's TagException for more than KMS_MAX_TAGS (LocalStack's snapshot
+ * of AWS records it for CreateKey). */
+#define OP_TAGS_TOO_MANY "Too many tags"
 #define KMS_LIST_DEFAULT 100		/* AWS ListKeys default Limit */
 #define KMS_LIST_MAX 1000		/* AWS ListKeys maximum Limit */
 
@@ -179,6 +184,18 @@ int req_blob_alloc(struct opctx *c, const char *field, size_t minlen,
 /* Canonical encryption context of field (absent = empty). */
 int req_context(struct opctx *c, const char *field, uint8_t *out,
     size_t outsz, size_t *outlen);
+/* Limit of a List operation: 1 to KMS_LIST_MAX as AWS accepts, def when
+ * absent, at most page_max (the list's own page). */
+int req_limit(struct opctx *c, long long def, long long page_max,
+    long long *out);
+/* Marker of a List operation: where list's next page starts, as
+ * resp_next_marker made it, into pos (possz); *present 0 when absent.
+ * InvalidMarkerException for any other marker. */
+int req_marker(struct opctx *c, const char *list, char *pos, size_t possz,
+    int *present);
+/* Set NextMarker (opaque) and Truncated true on a List reply. */
+int resp_next_marker(struct opctx *c, json_t *resp, const char *list,
+    const char *pos);
 int req_grant_tokens(struct opctx *c);
 /* Reject a non-default EncryptionAlgorithm. */
 int req_algorithm(struct opctx *c, const char *field);

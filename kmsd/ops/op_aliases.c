@@ -16,8 +16,8 @@
 #include "kmsd/ops/op.h"
 
 #define KMS_MAX_ALIASES_PER_KEY 50	/* AWS quota */
-#define KMS_ALIAS_LIST_DEFAULT 50
-#define KMS_ALIAS_LIST_MAX 100
+#define KMS_ALIAS_LIST_DEFAULT 50	/* AWS ListAliases default Limit */
+#define KMS_ALIAS_LIST_MAX 100		/* AWS ListAliases page at most */
 
 static int
 alias_name(struct opctx *c, const char **name)
@@ -162,29 +162,31 @@ op_list_aliases(struct opctx *c, json_t **resp)
 {
 	struct store_alias *as = NULL;
 	struct key_info ki;
-	const char *key_id, *marker;
-	long long limit = KMS_ALIAS_LIST_DEFAULT;
+	const char *key_id;
+	char marker[300];
+	long long limit;
 	size_t n = 0, i;
 	int present, more = 0, r;
 	json_t *arr = NULL;
 
 	if ((r = req_string(c, "KeyId", 0, 1, KMS_MAX_KEY_ID, &key_id)) != 0 ||
-	    (r = req_int(c, "Limit", 0, 1, KMS_ALIAS_LIST_MAX, &limit,
-	    &present)) != 0 ||
-	    (r = req_string(c, "Marker", 0, 1, 320, &marker)) != 0) {
+	    (r = req_limit(c, KMS_ALIAS_LIST_DEFAULT, KMS_ALIAS_LIST_MAX,
+	    &limit)) != 0 ||
+	    (r = req_marker(c, "aliases", marker, sizeof(marker),
+	    &present)) != 0) {
 		return r;
 	}
 	if (key_id != NULL && (r = op_key(c, key_id, &ki)) != 0) {
 		return r;
 	}
-	if (marker != NULL && strncmp(marker, "alias/", 6) != 0) {
+	if (present && strncmp(marker, "alias/", 6) != 0) {
 		return op_fail(c, KMS_EINVALIDMARKER, "Invalid Marker");
 	}
 	if ((as = calloc((size_t)limit, sizeof(*as))) == NULL) {
 		return op_fail(c, KMS_EINTERNAL, "out of memory");
 	}
 	if ((r = c->w->st->ops->list_aliases(c->w->st, key_id ? ki.id : NULL,
-	    marker, (size_t)limit, as, &n, &more)) != 0) {
+	    present ? marker : NULL, (size_t)limit, as, &n, &more)) != 0) {
 		r = op_fail(c, r, "The key store failed");
 		goto out;
 	}
@@ -208,11 +210,10 @@ op_list_aliases(struct opctx *c, json_t **resp)
 		r = op_fail(c, KMS_EINTERNAL, "out of memory");
 		goto out;
 	}
-	if (more && n > 0) {
-		json_object_set_new(*resp, "NextMarker",
-		    json_string(as[n - 1].name));
-	}
 	r = 0;
+	if (more && n > 0) {
+		r = resp_next_marker(c, *resp, "aliases", as[n - 1].name);
+	}
  out:
 	json_decref(arr);
 	free(as);

@@ -227,8 +227,10 @@ key_for_encrypt(struct opctx *c, const char *field, struct key_info *ki)
 		return r;
 	}
 	if (strcmp(ki->key_usage, "ENCRYPT_DECRYPT") != 0) {
-		return op_fail(c, KMS_EINVALIDKEYUSAGE, "%s key usage is %s",
-		    ki->arn, ki->key_usage);
+		/* AWS's text (LocalStack's snapshots of AWS). */
+		return op_fail(c, KMS_EINVALIDKEYUSAGE, "%s key usage is %s "
+		    "which is not valid for %s.", ki->arn, ki->key_usage,
+		    c->action);
 	}
 	return 0;
 }
@@ -496,9 +498,14 @@ op_generate_random(struct opctx *c, json_t **resp)
 	int present, r;
 	json_t *o;
 
-	if ((r = req_int(c, "NumberOfBytes", 1, 1, KMS_MAX_RANDOM_BYTES, &n,
+	if ((r = req_int(c, "NumberOfBytes", 0, 1, KMS_MAX_RANDOM_BYTES, &n,
 	    &present)) != 0) {
 		return r;
+	}
+	/* Optional in AWS's model; its operation answers thus (LocalStack's
+	 * snapshot of AWS). */
+	if (!present) {
+		return op_fail(c, KMS_EVALIDATION, "NumberOfBytes is required.");
 	}
 	if (json_object_get(c->req, "CustomKeyStoreId") != NULL ||
 	    json_object_get(c->req, "Recipient") != NULL) {

@@ -25,7 +25,7 @@
 
 #define GRANT_NAME_MAX 256
 #define GRANT_LIST_DEFAULT 50
-#define GRANT_LIST_MAX 100
+#define GRANT_LIST_MAX 100		/* AWS ListGrants page at most */
 #define GRANT_OPS_MAX 32
 #define CTX_MAX_PAIRS_GRANT 64	/* pairs in one grant constraint */
 
@@ -53,9 +53,10 @@ parse_ops(struct opctx *c, json_t *ops, uint32_t *mask, const char **names,
 		    policy_grant_op_parse(json_string_value(v)) : 0;
 		if (bit == 0) {
 			return op_fail(c, KMS_EVALIDATION, "1 validation error "
-			    "detected: Value at 'operations' failed to satisfy "
-			    "constraint: Member must satisfy enum value set "
-			    "(Operations[%zu])", i);
+			    "detected: Value '%.64s' at 'operations.%zu.member' "
+			    "failed to satisfy constraint: Member must satisfy "
+			    "enum value set", json_is_string(v) ?
+			    json_string_value(v) : "", i + 1);
 		}
 		*mask |= bit;
 		names[(*n)++] = json_string_value(v);
@@ -394,7 +395,7 @@ reply_grants(struct opctx *c, struct store_grant *gs, size_t n,
 		return op_fail(c, KMS_EINTERNAL, "out of memory");
 	}
 	if (more && last != NULL) {
-		json_object_set_new(*resp, "NextMarker", json_string(last));
+		return resp_next_marker(c, *resp, "grants", last);
 	}
 	return 0;
 }
@@ -404,15 +405,17 @@ op_list_grants(struct opctx *c, json_t **resp)
 {
 	struct store_grant *gs = NULL;
 	struct key_info ki;
-	const char *marker, *grant_id, *grantee;
-	long long limit = GRANT_LIST_DEFAULT;
+	const char *grant_id, *grantee;
+	char marker[72];
+	long long limit;
 	size_t n = 0;
 	int present, r;
 
 	if ((r = op_mgmt_key(c, 0, &ki)) != 0 ||
-	    (r = req_int(c, "Limit", 0, 1, GRANT_LIST_MAX, &limit,
+	    (r = req_limit(c, GRANT_LIST_DEFAULT, GRANT_LIST_MAX,
+	    &limit)) != 0 ||
+	    (r = req_marker(c, "grants", marker, sizeof(marker),
 	    &present)) != 0 ||
-	    (r = req_string(c, "Marker", 0, 1, 1024, &marker)) != 0 ||
 	    (r = req_string(c, "GrantId", 0, 1, 128, &grant_id)) != 0 ||
 	    (r = req_string(c, "GranteePrincipal", 0, 1, 256, &grantee)) != 0 ||
 	    (r = op_authorize(c, &ki, "ListGrants", NULL)) != 0) {
@@ -421,7 +424,8 @@ op_list_grants(struct opctx *c, json_t **resp)
 	if ((r = c->w->st->ops->get_grants(c->w->st, ki.id, &gs, &n)) != 0) {
 		return op_fail(c, r, "The key store failed");
 	}
-	r = reply_grants(c, gs, n, marker, limit, grant_id, grantee, resp);
+	r = reply_grants(c, gs, n, present ? marker : NULL, limit, grant_id,
+	    grantee, resp);
 	free(gs);
 	return r;
 }
@@ -430,15 +434,17 @@ int
 op_list_retirable_grants(struct opctx *c, json_t **resp)
 {
 	struct store_grant *gs = NULL;
-	const char *who, *marker;
-	long long limit = GRANT_LIST_DEFAULT;
+	const char *who;
+	char marker[72];
+	long long limit;
 	size_t n = 0;
 	int present, more = 0, r;
 
 	if ((r = req_string(c, "RetiringPrincipal", 1, 1, 256, &who)) != 0 ||
-	    (r = req_int(c, "Limit", 0, 1, GRANT_LIST_MAX, &limit,
-	    &present)) != 0 ||
-	    (r = req_string(c, "Marker", 0, 1, 1024, &marker)) != 0) {
+	    (r = req_limit(c, GRANT_LIST_DEFAULT, GRANT_LIST_MAX,
+	    &limit)) != 0 ||
+	    (r = req_marker(c, "retirable", marker, sizeof(marker),
+	    &present)) != 0) {
 		return r;
 	}
 	if (!authz_principal_is(c->p, who) && !authz_is_admin(c->w->d, c->p)) {
@@ -446,15 +452,14 @@ op_list_retirable_grants(struct opctx *c, json_t **resp)
 		    "authorized to perform: kms:ListRetirableGrants for %s",
 		    c->p->name, who);
 	}
-	if ((r = c->w->st->ops->list_retirable(c->w->st, who, marker,
+	if ((r = c->w->st->ops->list_retirable(c->w->st, who,
+	    present ? marker : NULL,
 	    (size_t)limit, &gs, &n, &more)) != 0) {
 		return op_fail(c, r, "The key store failed");
 	}
 	r = reply_grants(c, gs, n, NULL, limit, NULL, NULL, resp);
-	if (r == 0 && more) {
-		json_object_set(*resp, "Truncated", json_true());
-		json_object_set_new(*resp, "NextMarker",
-		    json_string(gs[n - 1].grant_id));
+	if (r == 0 && more && n > 0) {
+		r = resp_next_marker(c, *resp, "retirable", gs[n - 1].grant_id);
 	}
 	free(gs);
 	return r;

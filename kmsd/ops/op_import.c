@@ -100,9 +100,9 @@ static int
 need_external(struct opctx *c, const struct key_info *ki)
 {
 	if (strcmp(ki->origin, "EXTERNAL") != 0) {
-		return op_fail(c, KMS_EUNSUPPORTED, "%s was created with "
-		    "origin %s: only keys of origin EXTERNAL take imported "
-		    "key material.", ki->arn, ki->origin);
+		/* AWS's text (LocalStack's snapshot of AWS). */
+		return op_fail(c, KMS_EUNSUPPORTED, "%s origin is %s which is "
+		    "not valid for this operation.", ki->arn, ki->origin);
 	}
 	if (ki->state == KEY_PENDING_DELETION ||
 	    ki->state == KEY_UNAVAILABLE) {
@@ -283,8 +283,10 @@ op_import_key_material(struct opctx *c, json_t **resp)
 		im.valid_to_ms = 0;
 	} else if (strcmp(model, "KEY_MATERIAL_EXPIRES") == 0) {
 		if (!has_valid) {
-			return op_fail(c, KMS_EVALIDATION, "ExpirationModel "
-			    "KEY_MATERIAL_EXPIRES needs ValidTo");
+			/* AWS's text (LocalStack's snapshot of AWS). */
+			return op_fail(c, KMS_EVALIDATION, "A validTo date must "
+			    "be set if the ExpirationModel is "
+			    "KEY_MATERIAL_EXPIRES");
 		}
 		if (im.valid_to_ms <= now || im.valid_to_ms > now +
 		    VALID_TO_MAX_MS) {

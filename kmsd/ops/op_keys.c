@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/blob.h"
 #include "common/ctx.h"
 #include "common/err.h"
 #include "kmsd/authz/authz.h"
 #include "kmsd/daemon/clock.h"
+#include "kmsd/dispatch/validate.h"
 #include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 #include "policy/policy.h"
@@ -54,10 +56,13 @@ req_enum(struct opctx *c, const char *name, const char *const *set,
 		*out = supported;
 		return 0;
 	}
+	/* validate.c answers this first, with AWS's whole set. */
 	if (!in_set(v, set)) {
+		char at[64];
 		return op_fail(c, KMS_EVALIDATION, "1 validation error "
 		    "detected: Value '%s' at '%s' failed to satisfy "
-		    "constraint: Member must satisfy enum value set", v, name);
+		    "constraint: Member must satisfy enum value set", v,
+		    validate_member_name(name, at, sizeof(at)));
 	}
 	if (strcmp(v, supported) != 0) {
 		return op_fail(c, KMS_EUNSUPPORTED, "%s %s is not supported "
@@ -101,8 +106,7 @@ op_parse_tags(struct opctx *c, json_t *tags, struct store_tag **out,
 		return op_fail(c, KMS_ESERIALIZATION, "Tags must be a list");
 	}
 	if (json_array_size(tags) > KMS_MAX_TAGS) {
-		return op_fail(c, KMS_ETAG, "A key can have at most %d tags",
-		    KMS_MAX_TAGS);
+		return op_fail(c, KMS_ETAG, "%s", OP_TAGS_TOO_MANY);
 	}
 	if (json_array_size(tags) == 0) {
 		return 0;
@@ -113,6 +117,8 @@ op_parse_tags(struct opctx *c, json_t *tags, struct store_tag **out,
 	json_array_foreach(tags, i, t) {
 		json_t *k = json_object_get(t, "TagKey");
 		json_t *v = json_object_get(t, "TagValue");
+		char at[64];
+		size_t klen, vlen;
 		if (!json_is_object(t) || !json_is_string(k) ||
 		    !json_is_string(v)) {
 			free(arr);
@@ -120,17 +126,34 @@ op_parse_tags(struct opctx *c, json_t *tags, struct store_tag **out,
 			    "needs string TagKey and TagValue", i);
 		}
 		if (!ctx_utf8_valid(json_string_value(k), json_string_length(k)) ||
-		    !ctx_utf8_valid(json_string_value(v), json_string_length(v)) ||
-		    json_string_length(k) < 1 ||
-		    ctx_utf8_chars(json_string_value(k), json_string_length(k)) >
-		    KMS_MAX_TAG_KEY ||
-		    ctx_utf8_chars(json_string_value(v), json_string_length(v)) >
-		    KMS_MAX_TAG_VALUE ||
-		    strncmp(json_string_value(k), "aws:", 4) == 0) {
+		    !ctx_utf8_valid(json_string_value(v), json_string_length(v))) {
 			free(arr);
-			return op_fail(c, KMS_ETAG, "Tags[%zu]: TagKey must be "
-			    "1-128 characters not starting with aws:, TagValue "
-			    "0-256 characters", i);
+			return op_fail(c, KMS_EVALIDATION, "Tags[%zu] is not "
+			    "UTF-8", i);
+		}
+		klen = ctx_utf8_chars(json_string_value(k), json_string_length(k));
+		vlen = ctx_utf8_chars(json_string_value(v), json_string_length(v));
+		/* AWS's texts (validate.c answers these first). */
+		if (klen < 1 || klen > KMS_MAX_TAG_KEY ||
+		    vlen > KMS_MAX_TAG_VALUE) {
+			free(arr);
+			snprintf(at, sizeof(at), "tags.%zu.member.%s", i + 1,
+			    vlen > KMS_MAX_TAG_VALUE ? "tagValue" : "tagKey");
+			return op_fail(c, KMS_EVALIDATION, "1 validation error "
+			    "detected: Value '%s' at '%s' failed to satisfy "
+			    "constraint: Member must have length %s than or "
+			    "equal to %d", vlen > KMS_MAX_TAG_VALUE ?
+			    json_string_value(v) : json_string_value(k), at,
+			    klen < 1 ? "greater" : "less", klen < 1 ? 1 :
+			    vlen > KMS_MAX_TAG_VALUE ? KMS_MAX_TAG_VALUE :
+			    KMS_MAX_TAG_KEY);
+		}
+		/* AWS reserves aws: in any case (LocalStack's snapshots of
+		 * AWS record "aws:" and "AWS:" alike). */
+		if (strncasecmp(json_string_value(k), "aws:", 4) == 0) {
+			free(arr);
+			return op_fail(c, KMS_ETAG, "Tags beginning with aws: "
+			    "are reserved");
 		}
 		snprintf(arr[i].key, sizeof(arr[i].key), "%s",
 		    json_string_value(k));
@@ -138,10 +161,9 @@ op_parse_tags(struct opctx *c, json_t *tags, struct store_tag **out,
 		    json_string_value(v));
 		for (j = 0; j < i; j++) {
 			if (strcmp(arr[j].key, arr[i].key) == 0) {
-				op_fail(c, KMS_ETAG, "Duplicate TagKey %s",
-				    arr[i].key);
 				free(arr);
-				return KMS_ETAG;
+				return op_fail(c, KMS_ETAG, "Duplicate tag "
+				    "keys");
 			}
 		}
 	}
@@ -323,9 +345,12 @@ op_mgmt_key(struct opctx *c, int allow_alias, struct key_info *ki)
 	if ((r = req_string(c, "KeyId", 1, 1, KMS_MAX_KEY_ID, &id)) != 0) {
 		return r;
 	}
-	if (!allow_alias && strncmp(id, "alias/", 6) == 0) {
-		return op_fail(c, KMS_ENOTFOUND, "%s: %s does not accept an "
-		    "alias", id, c->action);
+	/* AWS's answer to an alias name or alias ARN where only a key will
+	 * do (its text as AWS KMS gives it, quoted in public reports). */
+	if (!allow_alias && (strncmp(id, "alias/", 6) == 0 ||
+	    (strncmp(id, "arn:", 4) == 0 && strstr(id, ":alias/") != NULL))) {
+		return op_fail(c, KMS_EINVALIDARN, "Key Aliases are not "
+		    "supported for this operation.");
 	}
 	return op_key(c, id, ki);
 }
@@ -386,24 +411,24 @@ int
 op_list_keys(struct opctx *c, json_t **resp)
 {
 	uint8_t (*ids)[16] = NULL, after[16];
-	const char *marker;
-	long long limit = KMS_LIST_DEFAULT;
+	char marker[64];
+	long long limit;
 	size_t n = 0, i;
 	int present, more = 0, r;
 	json_t *keys = NULL;
 
-	if ((r = req_int(c, "Limit", 0, 1, KMS_LIST_MAX, &limit,
-	    &present)) != 0 ||
-	    (r = req_string(c, "Marker", 0, 1, 1024, &marker)) != 0) {
+	if ((r = req_limit(c, KMS_LIST_DEFAULT, KMS_LIST_MAX, &limit)) != 0 ||
+	    (r = req_marker(c, "keys", marker, sizeof(marker),
+	    &present)) != 0) {
 		return r;
 	}
-	if (marker != NULL && blob_uuid_parse(marker, strlen(marker), after) != 0) {
+	if (present && blob_uuid_parse(marker, strlen(marker), after) != 0) {
 		return op_fail(c, KMS_EINVALIDMARKER, "Invalid Marker");
 	}
 	if ((ids = calloc((size_t)limit, sizeof(*ids))) == NULL) {
 		return op_fail(c, KMS_EINTERNAL, "out of memory");
 	}
-	if ((r = c->w->st->ops->list_keys(c->w->st, marker ? after : NULL,
+	if ((r = c->w->st->ops->list_keys(c->w->st, present ? after : NULL,
 	    (size_t)limit, ids, &n, &more)) != 0) {
 		r = op_fail(c, r, "The key store failed");
 		goto out;
@@ -425,12 +450,12 @@ op_list_keys(struct opctx *c, json_t **resp)
 		r = op_fail(c, KMS_EINTERNAL, "out of memory");
 		goto out;
 	}
+	r = 0;
 	if (more && n > 0) {
 		char id[37];
 		blob_uuid_format(ids[n - 1], id);
-		json_object_set_new(*resp, "NextMarker", json_string(id));
+		r = resp_next_marker(c, *resp, "keys", id);
 	}
-	r = 0;
  out:
 	json_decref(keys);
 	free(ids);

@@ -37,8 +37,9 @@ static int
 need_enabled(struct opctx *c, const struct key_info *ki)
 {
 	if (strcmp(ki->origin, "EXTERNAL") == 0) {
-		return op_fail(c, KMS_EUNSUPPORTED, "%s has imported key "
-		    "material, which kmsd does not rotate.", ki->arn);
+		/* AWS's text (LocalStack's snapshot of AWS). */
+		return op_fail(c, KMS_EUNSUPPORTED, "%s origin is EXTERNAL "
+		    "which is not valid for this operation.", ki->arn);
 	}
 	switch (ki->state) {
 	case KEY_ENABLED:
@@ -199,9 +200,11 @@ op_rotate_key_on_demand(struct opctx *c, json_t **resp)
 		goto out;
 	}
 	if (n >= ON_DEMAND_MAX) {
-		r = op_fail(c, KMS_ELIMITEXCEEDED, "%s has had %d on-demand "
-		    "rotations, the most a key may have.", ki.arn,
-		    ON_DEMAND_MAX);
+		/* AWS's text (LocalStack's snapshot of AWS). */
+		r = op_fail(c, KMS_ELIMITEXCEEDED, "The on-demand rotations "
+		    "limit has been reached for the given keyId. No more "
+		    "on-demand rotations can be performed for this key: %s",
+		    ki.arn);
 		goto out;
 	}
 	if ((r = keycache_rotate(c->w, &ki, ROTATION_ON_DEMAND, &made)) !=
@@ -231,8 +234,8 @@ op_list_key_rotations(struct opctx *c, json_t **resp)
 {
 	struct store_rotation *rot = NULL;
 	struct key_info ki;
-	const char *marker;
-	long long limit = KMS_LIST_DEFAULT;
+	char marker[16];
+	long long limit;
 	unsigned long after = 0;
 	size_t n = 0, i;
 	json_t *arr = NULL, *o;
@@ -240,13 +243,13 @@ op_list_key_rotations(struct opctx *c, json_t **resp)
 	int present, more = 0, r;
 
 	if ((r = op_mgmt_key(c, 0, &ki)) != 0 ||
-	    (r = req_int(c, "Limit", 0, 1, KMS_LIST_MAX, &limit,
+	    (r = req_limit(c, KMS_LIST_DEFAULT, KMS_LIST_MAX, &limit)) != 0 ||
+	    (r = req_marker(c, "rotations", marker, sizeof(marker),
 	    &present)) != 0 ||
-	    (r = req_string(c, "Marker", 0, 1, 1024, &marker)) != 0 ||
 	    (r = op_authorize(c, &ki, "ListKeyRotations", NULL)) != 0) {
 		return r;
 	}
-	if (marker != NULL) {
+	if (present) {
 		after = strtoul(marker, &end, 10);
 		if (*marker < '1' || *marker > '9' || *end != '\0' ||
 		    after > UINT32_MAX) {
@@ -285,12 +288,12 @@ op_list_key_rotations(struct opctx *c, json_t **resp)
 		r = op_fail(c, KMS_EINTERNAL, "out of memory");
 		goto out;
 	}
+	r = 0;
 	if (more && n > 0) {
 		char m[16];
 		snprintf(m, sizeof(m), "%u", rot[n - 1].version);
-		json_object_set_new(*resp, "NextMarker", json_string(m));
+		r = resp_next_marker(c, *resp, "rotations", m);
 	}
-	r = 0;
  out:
 	json_decref(arr);
 	free(rot);

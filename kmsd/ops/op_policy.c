@@ -96,17 +96,16 @@ op_list_key_policies(struct opctx *c, json_t **resp)
 {
 	struct key_info ki;
 	long long limit;
-	const char *marker;
+	char marker[8];
 	int present, r;
 
+	/* One policy ("default"): never a second page, so no marker
+	 * is valid. */
 	if ((r = op_mgmt_key(c, 1, &ki)) != 0 ||
-	    (r = req_int(c, "Limit", 0, 1, 1000, &limit, &present)) != 0 ||
-	    (r = req_string(c, "Marker", 0, 1, 1024, &marker)) != 0 ||
+	    (r = req_limit(c, KMS_LIST_DEFAULT, KMS_LIST_MAX, &limit)) != 0 ||
+	    (r = req_marker(c, "", marker, 1, &present)) != 0 ||
 	    (r = op_authorize(c, &ki, "ListKeyPolicies", NULL)) != 0) {
 		return r;
-	}
-	if (marker != NULL) {
-		return op_fail(c, KMS_EINVALIDMARKER, "Invalid Marker");
 	}
 	*resp = json_pack("{s:[s], s:b}", "PolicyNames", "default",
 	    "Truncated", 0);

@@ -24,7 +24,9 @@ op_tag_resource(struct opctx *c, json_t **resp)
 		return r;
 	}
 	if (t == NULL || json_is_null(t)) {
-		return op_fail(c, KMS_EVALIDATION, "Tags must not be null");
+		return op_fail(c, KMS_EVALIDATION, "1 validation error "
+		    "detected: Value null at 'tags' failed to satisfy "
+		    "constraint: Member must not be null");
 	}
 	if ((r = op_authorize(c, &ki, "TagResource", NULL)) != 0 ||
 	    (r = op_parse_tags(c, t, &tags, &n)) != 0) {
@@ -49,8 +51,7 @@ op_tag_resource(struct opctx *c, json_t **resp)
 		total += j == nhave;
 	}
 	if (total > KMS_MAX_TAGS) {
-		r = op_fail(c, KMS_ETAG, "A key can have at most %d tags",
-		    KMS_MAX_TAGS);
+		r = op_fail(c, KMS_ETAG, "%s", OP_TAGS_TOO_MANY);
 		goto out;
 	}
 	if ((r = c->w->st->ops->put_tags(c->w->st, ki.id, tags, n)) != 0) {
@@ -81,7 +82,7 @@ op_untag_resource(struct opctx *c, json_t **resp)
 	}
 	if (tk == NULL || json_is_null(tk)) {
 		return op_fail(c, KMS_EVALIDATION, "1 validation error "
-		    "detected: Value null at 'TagKeys' failed to satisfy "
+		    "detected: Value null at 'tagKeys' failed to satisfy "
 		    "constraint: Member must not be null");
 	}
 	if (!json_is_array(tk)) {
@@ -89,19 +90,26 @@ op_untag_resource(struct opctx *c, json_t **resp)
 		    "of strings");
 	}
 	if (json_array_size(tk) > KMS_MAX_TAGS) {
-		return op_fail(c, KMS_ETAG, "At most %d TagKeys", KMS_MAX_TAGS);
+		return op_fail(c, KMS_ETAG, "%s", OP_TAGS_TOO_MANY);
 	}
 	json_array_foreach(tk, i, v) {
 		if (!json_is_string(v)) {
 			return op_fail(c, KMS_ESERIALIZATION, "TagKeys must be "
 			    "a list of strings");
 		}
+		if (!ctx_utf8_valid(json_string_value(v), json_string_length(v))) {
+			return op_fail(c, KMS_EVALIDATION, "TagKeys[%zu] is not "
+			    "UTF-8", i);
+		}
 		if (json_string_length(v) < 1 ||
-		    !ctx_utf8_valid(json_string_value(v), json_string_length(v)) ||
 		    ctx_utf8_chars(json_string_value(v), json_string_length(v)) >
 		    KMS_MAX_TAG_KEY) {
-			return op_fail(c, KMS_ETAG, "TagKeys[%zu] must be 1-%d "
-			    "characters", i, KMS_MAX_TAG_KEY);
+			return op_fail(c, KMS_EVALIDATION, "1 validation error "
+			    "detected: Value '%s' at 'tagKeys.%zu.member' failed "
+			    "to satisfy constraint: Member must have length %s "
+			    "than or equal to %d", json_string_value(v), i + 1,
+			    json_string_length(v) < 1 ? "greater" : "less",
+			    json_string_length(v) < 1 ? 1 : KMS_MAX_TAG_KEY);
 		}
 		keys[i] = json_string_value(v);
 	}
@@ -125,23 +133,23 @@ op_list_resource_tags(struct opctx *c, json_t **resp)
 {
 	struct store_tag *have = NULL;
 	struct key_info ki;
-	const char *marker;
-	long long limit = KMS_MAX_TAGS;
+	char marker[KMS_MAX_TAG_KEY * 4 + 1];
+	long long limit;
 	size_t n = 0, i, start = 0;
 	json_t *arr;
 	int present, r;
 
 	if ((r = op_mgmt_key(c, 0, &ki)) != 0 ||
-	    (r = req_int(c, "Limit", 0, 1, KMS_MAX_TAGS, &limit,
+	    (r = req_limit(c, KMS_MAX_TAGS, KMS_MAX_TAGS, &limit)) != 0 ||
+	    (r = req_marker(c, "tags", marker, sizeof(marker),
 	    &present)) != 0 ||
-	    (r = req_string(c, "Marker", 0, 1, 1024, &marker)) != 0 ||
 	    (r = op_authorize(c, &ki, "ListResourceTags", NULL)) != 0) {
 		return r;
 	}
 	if ((r = c->w->st->ops->get_tags(c->w->st, ki.id, &have, &n)) != 0) {
 		return op_fail(c, r, "The key store failed");
 	}
-	if (marker != NULL) {
+	if (present) {
 		/* The marker is the last tag key of the previous page. */
 		for (start = 0; start < n && strcmp(have[start].key,
 		    marker) <= 0; start++) {
@@ -153,11 +161,11 @@ op_list_resource_tags(struct opctx *c, json_t **resp)
 		json_array_append_new(arr, json_pack("{s:s, s:s}", "TagKey",
 		    have[i].key, "TagValue", have[i].value));
 	}
-	*resp = json_pack("{s:o, s:b}", "Tags", arr, "Truncated", i < n);
-	if (*resp != NULL && i < n && i > 0) {
-		json_object_set_new(*resp, "NextMarker",
-		    json_string(have[i - 1].key));
+	*resp = json_pack("{s:o, s:b}", "Tags", arr, "Truncated", 0);
+	r = *resp != NULL ? 0 : op_fail(c, KMS_EINTERNAL, "out of memory");
+	if (r == 0 && i < n && i > start) {
+		r = resp_next_marker(c, *resp, "tags", have[i - 1].key);
 	}
 	free(have);
-	return *resp != NULL ? 0 : op_fail(c, KMS_EINTERNAL, "out of memory");
+	return r;
 }

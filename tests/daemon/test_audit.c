@@ -198,7 +198,7 @@ test_audit_records_requests_denials_failures_and_batch_items(void **state)
 	assert_null(strstr(rep, "KeyLastUsage\""));
 	kms_free(rep);
 	assert_int_equal(call(c, &rep, "{\"Action\":\"GetKeyLastUsage\","
-	    "\"KeyId\":\"alias/x\"}"), KMS_ENOTFOUND);
+	    "\"KeyId\":\"alias/x\"}"), KMS_EINVALIDARN);
 	kms_free(rep);
 	kms_client_close(c);
 	export_key(&e, pem, sizeof(pem));

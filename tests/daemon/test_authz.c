@@ -410,7 +410,7 @@ test_authz_aliases_and_tags_follow_aws_rules(void **state)
 	json_decref(alice_call("AlreadyExistsException", "{\"Action\":"
 	    "\"CreateAlias\",\"AliasName\":\"alias/orders\",\"TargetKeyId\":"
 	    "\"%s\"}", key));
-	json_decref(alice_call("InvalidAliasNameException", "{\"Action\":"
+	json_decref(alice_call("NotAuthorizedException", "{\"Action\":"
 	    "\"CreateAlias\",\"AliasName\":\"alias/aws/x\",\"TargetKeyId\":"
 	    "\"%s\"}", key));
 	json_decref(alice_call("ValidationException", "{\"Action\":"
@@ -425,7 +425,7 @@ test_authz_aliases_and_tags_follow_aws_rules(void **state)
 	    j, "KeyMetadata"), "KeyId")), key);
 	json_decref(j);
 	/* Management operations refuse an alias as KeyId. */
-	json_decref(alice_call("NotFoundException", "{\"Action\":"
+	json_decref(alice_call("InvalidArnException", "{\"Action\":"
 	    "\"DisableKey\",\"KeyId\":\"alias/orders\"}"));
 	j = alice_call("", "{\"Action\":\"ListAliases\",\"KeyId\":\"%s\"}", key);
 	assert_int_equal(json_array_size(json_object_get(j, "Aliases")), 1);

@@ -355,7 +355,7 @@ test_cli_authz_aliases(void **state)
 	free(err);
 	assert_int_equal(alice(NULL, &err, "create-alias --alias-name "
 	    "alias/aws/x --target-key-id %s", key), 254);
-	assert_non_null(strstr(err, "(InvalidAliasNameException)"));
+	assert_non_null(strstr(err, "(NotAuthorizedException)"));
 	free(err);
 
 	/* One page at a time with --limit; every page without. */

@@ -11,6 +11,9 @@
  *   "expect"   the AWS error name ("__type") the reply must carry, or
  *              "ok" for a success reply
  *   "message"  (optional) a fragment the error's message must contain
+ *   "message_is" (optional) the whole message, exactly (placeholders
+ *              expanded as in "request"): AWS's text where it is on
+ *              record
  *   "items"    (optional) for a Batch: [{"expect", "message"}, ...], one
  *              per response, in order
  *   "each"     (optional) for a Batch: {"expect", "message"} for every
@@ -345,6 +348,31 @@ check_items(json_t *c, json_t *reply, char *got, size_t gotlen)
 	return 0;
 }
 
+/* Is the reply's message exactly want (placeholders expanded)?  0, or
+ * -1 with what was seen in got. */
+static int
+message_is(json_t *c, const char *want, json_t *reply, char *got,
+    size_t gotlen)
+{
+	const char *msg = json_string_value(json_object_get(reply, "message"));
+	struct buf w = { 0 };
+	const char *why = NULL;
+	int r = -1;
+
+	if (expand(want, strlen(want), &w, &why) != 0) {
+		snprintf(got, gotlen, "message_is: %s", why);
+	} else if (msg == NULL || strlen(msg) != w.len ||
+	    memcmp(msg, w.p, w.len) != 0) {
+		snprintf(got, gotlen, "message \"%.600s\", not \"%.*s\"",
+		    msg ? msg : "(none)", (int)(w.len < 600 ? w.len : 600),
+		    w.p ? w.p : "");
+	} else {
+		r = 0;
+	}
+	free(w.p);
+	return r;
+}
+
 /* kmsd still runs, and a client other than the hostile one is served. */
 static int
 still_serving(char *got, size_t gotlen)
@@ -373,6 +401,8 @@ run_case(const char *file, json_t *c)
 	const char *name = json_string_value(json_object_get(c, "name"));
 	const char *expect = json_string_value(json_object_get(c, "expect"));
 	const char *frag = json_string_value(json_object_get(c, "message"));
+	const char *exact = json_string_value(json_object_get(c,
+	    "message_is"));
 	const char *why = NULL;
 	struct buf text = { 0 };
 	char got[1024], *reply = NULL;
@@ -402,6 +432,9 @@ run_case(const char *file, json_t *c)
 		bad = 1;
 	} else if (matches(rj, expect, frag, got, sizeof(got)) != 0 ||
 	    check_items(c, rj, got, sizeof(got)) != 0) {
+		bad = 1;
+	} else if (exact != NULL && message_is(c, exact, rj, got,
+	    sizeof(got)) != 0) {
 		bad = 1;
 	}
 	if (!bad && still_serving(got, sizeof(got)) != 0) {

@@ -436,10 +436,10 @@ test_on_demand_rotation_limit_conflict_and_states(void **state)
 	    "KeyRotationEnabled")));
 	OK("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\"}", id);
 	assert_int_equal(count_of("Rotations"), 1);
-	/* Unknown keys and aliases. */
+	/* Unknown keys, and an alias where AWS takes only a key. */
 	FAILS(KMS_ENOTFOUND, "{\"Action\":\"RotateKeyOnDemand\","
 	    "\"KeyId\":\"00000000-0000-4000-8000-000000000000\"}");
-	FAILS(KMS_ENOTFOUND, "{\"Action\":\"EnableKeyRotation\","
+	FAILS(KMS_EINVALIDARN, "{\"Action\":\"EnableKeyRotation\","
 	    "\"KeyId\":\"alias/nope\"}");
 }
 

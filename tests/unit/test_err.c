@@ -179,6 +179,7 @@ test_err_codes_keep_their_pinned_values(void **state)
 		{ KMS_EEXPIREDIMPORTTOKEN, 32, "ExpiredImportTokenException" },
 		{ KMS_EINCORRECTKEYMATERIAL, 33,
 		    "IncorrectKeyMaterialException" },
+		{ KMS_ENOTAUTHORIZED, 34, "NotAuthorizedException" },
 	};
 	size_t i;
 
@@ -190,7 +191,7 @@ test_err_codes_keep_their_pinned_values(void **state)
 			    pinned[i].name);
 		}
 	}
-	assert_true(KMS_ERR_MAX >= 34);
+	assert_true(KMS_ERR_MAX >= 35);
 }
 
 static void

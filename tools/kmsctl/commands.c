@@ -35,7 +35,7 @@ cmd_audit_first(struct run *R)
 #define TARGET_KEY_ID { "target-key-id", O_STR, 1, "Key id or key ARN.", \
 	"TargetKeyId" }
 #define ALIAS_NAME { "alias-name", O_STR, 1, \
-	"alias/NAME: 1-256 characters of a-zA-Z0-9:/_-, not alias/aws/.", \
+	"alias/NAME: 1-256 characters of a-zA-Z0-9/_-, not alias/aws/.", \
 	"AliasName" }
 #define CONTEXT(name) { name, O_CTX, 0, \
 	"Encryption context: key=value,key2=value2 or a JSON object " \
