@@ -643,8 +643,6 @@ put_identity(struct sb *b, const struct kmsd *d, const struct principal *p,
 		sb_str(b, "LocalUser");
 		sb_key(b, &first, "principalId");
 		sb_str(b, p->name);
-		sb_key(b, &first, "accountId");
-		sb_str(b, d->cfg.account_id);
 		if (o == NULL || o->transport == NULL ||
 		    strcmp(o->transport, "ipc") == 0) {
 			sb_key(b, &first, "uid");
@@ -714,7 +712,6 @@ put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
 		    "\"eventName\":");
 	}
 	sb_str(b, op);
-	sb_puts(b, ",\"awsRegion\":\"local\"");
 	if (call->o != NULL && call->o->address != NULL) {
 		sb_puts(b, ",\"sourceIPAddress\":");
 		sb_str(b, call->o->address);
@@ -824,10 +821,7 @@ put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
 	if (nres > 0) {
 		sb_puts(b, ",\"resources\":[");
 		for (k = 0; k < (size_t)nres; k++) {
-			sb_puts(b, k > 0 ? ",{" : "{");
-			sb_puts(b, "\"accountId\":");
-			sb_str(b, d->cfg.account_id);
-			sb_puts(b, ",\"type\":\"AWS::KMS::Key\",\"ARN\":");
+			sb_puts(b, k > 0 ? ",{\"ARN\":" : "{\"ARN\":");
 			sb_str(b, res[k].arn);
 			if (res[k].version != 0) {
 				sb_puts(b, ",\"keyVersion\":");
@@ -837,10 +831,7 @@ put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
 		}
 		sb_put(b, "]", 1);
 	}
-	sb_puts(b, ",\"eventType\":\"AwsApiCall\",\"managementEvent\":true,"
-	    "\"recipientAccountId\":");
-	sb_str(b, d->cfg.account_id);
-	sb_puts(b, ",\"eventCategory\":\"Management\"");
+	sb_puts(b, ",\"eventType\":\"AwsApiCall\"");
 }
 
 static void
@@ -856,27 +847,21 @@ put_service_record(struct sb *b, const struct kmsd *d, const char *name,
 	sb_puts(b, when);
 	sb_puts(b, "\",\"eventSource\":\"" AUDIT_SOURCE "\",\"eventName\":");
 	sb_str(b, name);
-	sb_puts(b, ",\"awsRegion\":\"local\",\"requestParameters\":null,"
-	    "\"responseElements\":null,\"eventID\":\"");
+	sb_puts(b, ",\"requestParameters\":null,\"responseElements\":null,"
+	    "\"eventID\":\"");
 	sb_puts(b, id);
 	sb_puts(b, "\",\"readOnly\":false");
 	if (resource_arn != NULL) {
-		sb_puts(b, ",\"resources\":[{\"accountId\":");
-		sb_str(b, d->cfg.account_id);
-		sb_puts(b, ",\"type\":\"AWS::KMS::Key\",\"ARN\":");
+		sb_puts(b, ",\"resources\":[{\"ARN\":");
 		sb_str(b, resource_arn);
 		sb_puts(b, "}]");
 	}
-	sb_puts(b, ",\"eventType\":\"AwsServiceEvent\",\"managementEvent\":"
-	    "true,\"recipientAccountId\":");
-	sb_str(b, d->cfg.account_id);
-	sb_puts(b, ",\"serviceEventDetails\":");
+	sb_puts(b, ",\"eventType\":\"AwsServiceEvent\",\"serviceEventDetails\":");
 	if (details != NULL) {
 		sb_json(b, details);
 	} else {
 		sb_puts(b, "{}");
 	}
-	sb_puts(b, ",\"eventCategory\":\"Management\"");
 }
 
 /* ---- files and the chain ---- */
@@ -1329,6 +1314,16 @@ struct unote {
 	char id[37];
 };
 
+/* s into out (len bytes), cut to fit; no printf per record. */
+static void
+copy_str(char *out, size_t len, const char *s)
+{
+	size_t n = strnlen(s, len - 1);
+
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
 /* Records were written: remember them for their keys. */
 static void
 usage_note(struct audit *a, const struct unote *un, size_t n,
@@ -1358,10 +1353,10 @@ usage_note(struct audit *a, const struct unote *un, size_t n,
 			e->next = a->ubuckets[h];
 			a->ubuckets[h] = e;
 		}
-		snprintf(e->u.op, sizeof(e->u.op), "%s", un[i].op);
+		copy_str(e->u.op, sizeof(e->u.op), un[i].op);
 		e->u.at_ms = at;
 		memcpy(e->u.event_id, un[i].id, 37);
-		snprintf(e->u.request_id, sizeof(e->u.request_id), "%s",
+		copy_str(e->u.request_id, sizeof(e->u.request_id),
 		    request_id != NULL ? request_id : "");
 	}
 	pthread_mutex_unlock(&a->umu);
