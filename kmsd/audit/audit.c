@@ -69,13 +69,23 @@ struct audit {
 	uint64_t cp_seq;		/* last line a checkpoint covered */
 	uint64_t cp_ms;			/* mono_ms of that checkpoint */
 	uint64_t wtotal, stotal;	/* bytes written / known durable */
+	uint64_t wseq;			/* the last record written (seq and */
+	uint8_t whead[32];		/* head run ahead: records queued) */
 	int waiters, want_work;
 	atomic_int failed;		/* read without mu by audit_admit */
 	int fail_errno;
 	int64_t failed_at;
 	uint64_t refused, unaudited;
-	char *wbuf;
-	size_t wcap;
+	/* Records chained but not yet written (a queue in file order),
+	 * and who waits for them: one writer at a time (writing) takes the
+	 * whole queue and writes it with one write(2), mu let go, for every
+	 * caller that queued meanwhile (see commit). */
+	char *qbuf, *wbuf;
+	size_t qlen, qcap, wcap;
+	uint64_t qtotal;		/* bytes ever queued */
+	struct waiter *wq_head, *wq_tail;
+	int writing;
+	pthread_cond_t written;		/* writing went back to 0 */
 	/* GetKeyLastUsage: per key, the last successful crypto record. */
 	pthread_mutex_t umu;
 	struct usage **ubuckets;
@@ -911,84 +921,160 @@ fail_locked(struct audit *a, int e)
 	a->retry_ms = mono_ms() + AUDIT_RETRY_MS;
 }
 
+/* A caller whose records are queued, until a writer has written them. */
+struct waiter {
+	struct waiter *next;
+	uint64_t end;			/* qtotal just after its records */
+	uint64_t wpos;			/* wtotal once they are written */
+	pthread_cond_t cv;
+	int done, r;
+};
+
 /*
- * Chain and write n record bodies (b->p at offs[i], each without its
- * closing brace) in one write, mu held.  pre (may be NULL) holds each
- * body's SHA-256 begun outside the mutex: only the suffix (sequence,
- * previousHash) is hashed here.  On failure nothing of them stays in the
- * file, and the log is marked failed.
+ * Chain n record bodies (b->p at offs[i], each without its closing brace)
+ * onto the queue, mu held: their "sequence" and "previousHash" are
+ * appended and a->seq and a->head move on.  pre (may be NULL) holds each
+ * body's SHA-256 begun outside the mutex: only the suffix is hashed here.
  */
 static int
-append_locked(struct audit *a, const struct sb *b, const size_t *offs,
+chain_locked(struct audit *a, const struct sb *b, const size_t *offs,
     size_t n, const SHA256_CTX *pre)
 {
 	SHA256_CTX sc;
-	uint8_t head[32];
 	uint64_t seq = a->seq;
-	size_t need = b->len + n * AUDIT_SUFFIX_MAX, len = 0, i;
-	char *np;
-	int e;
+	size_t need = a->qlen + b->len + n * AUDIT_SUFFIX_MAX, len = a->qlen,
+	    i;
+	char *np, *q;
 
 	kms_mutex_assert_held(&a->mu);
 	if (a->fd < 0) {
 		fail_locked(a, EBADF);
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
-	if (need > a->wcap) {
-		if ((np = realloc(a->wbuf, need)) == NULL) {
+	if (need > a->qcap) {
+		if ((np = realloc(a->qbuf, need)) == NULL) {
 			return KMS_EINTERNAL;
 		}
-		a->wbuf = np;
-		a->wcap = need;
+		a->qbuf = np;
+		a->qcap = need;
 	}
-	memcpy(head, a->head, sizeof(head));
+	q = a->qbuf;
 	for (i = 0; i < n; i++) {
 		size_t blen = (i + 1 < n ? offs[i + 1] : b->len) - offs[i];
 		size_t start = len;
-		memcpy(a->wbuf + len, b->p + offs[i], blen);
+		memcpy(q + len, b->p + offs[i], blen);
 		len += blen;
-		memcpy(a->wbuf + len, ",\"sequence\":", 12);
+		memcpy(q + len, ",\"sequence\":", 12);
 		len += 12;
-		len += u64_dec(++seq, a->wbuf + len);
-		memcpy(a->wbuf + len, ",\"previousHash\":\"", 17);
+		len += u64_dec(++seq, q + len);
+		memcpy(q + len, ",\"previousHash\":\"", 17);
 		len += 17;
-		hex32(head, a->wbuf + len);	/* its NUL overwritten next */
+		hex32(a->head, q + len);	/* its NUL overwritten next */
 		len += 64;
-		memcpy(a->wbuf + len, "\"}", 2);
+		memcpy(q + len, "\"}", 2);
 		len += 2;
 		if (pre != NULL) {
 			sc = pre[i];
-			SHA256_Update(&sc, a->wbuf + start + blen,
-			    len - start - blen);
-			SHA256_Final(head, &sc);
+			SHA256_Update(&sc, q + start + blen, len - start - blen);
+			SHA256_Final(a->head, &sc);
 		} else {
-			SHA256((const uint8_t *)a->wbuf + start, len - start,
-			    head);
+			SHA256((const uint8_t *)q + start, len - start, a->head);
 		}
-		a->wbuf[len++] = '\n';
+		q[len++] = '\n';
 	}
-	if (write_all(a->fd, a->wbuf, len) != 0) {
+	a->seq = seq;
+	a->qtotal += len - a->qlen;
+	a->qlen = len;
+	return 0;
+}
+
+/*
+ * Write the whole queue with one write(2), mu held and no writer at work;
+ * with let_go, mu is let go meanwhile (the caller has set writing, so
+ * nobody else writes or closes the file, and callers queue behind).  The
+ * waiters whose records went in are told; on failure nothing of the
+ * queue stays in the file, every waiter is told so, the chain goes back
+ * to the last record written and the log is marked failed.
+ */
+static int
+write_queued_locked(struct audit *a, int let_go)
+{
+	struct waiter *w;
+	uint64_t seq = a->seq, end = a->qtotal;
+	uint8_t head[32];
+	size_t len = a->qlen, cap;
+	char *buf;
+	int fd = a->fd, e = 0, r = 0;
+
+	kms_mutex_assert_held(&a->mu);
+	memcpy(head, a->head, sizeof(head));
+	/* Take the queue; callers fill the other buffer meanwhile. */
+	buf = a->qbuf;
+	cap = a->qcap;
+	a->qbuf = a->wbuf;
+	a->qcap = a->wcap;
+	a->qlen = 0;
+	a->wbuf = buf;
+	a->wcap = cap;
+	if (let_go) {
+		kms_mutex_unlock(&a->mu);
+	}
+	if (write_all(fd, buf, len) != 0) {
 		e = errno;
+	}
+	if (let_go) {
+		kms_mutex_lock(&a->mu);
+	}
+	if (e != 0) {
 		/* Cut what part of it went in: the file stays a chain. */
 		if (ftruncate(a->fd, (off_t)a->size) != 0) {
 			log_error("cutting a partial audit record: %s",
 			    strerror(errno));
 		}
 		fail_locked(a, e);
-		return KMS_EDEPENDENCYTIMEOUT;
+		/* What was queued meanwhile is chained to what failed. */
+		a->qlen = 0;
+		a->seq = a->wseq;
+		memcpy(a->head, a->whead, sizeof(a->head));
+		end = a->qtotal;
+		r = KMS_EDEPENDENCYTIMEOUT;
+	} else {
+		a->wseq = seq;
+		memcpy(a->whead, head, sizeof(head));
+		a->size += len;
+		a->wtotal += len;
 	}
-	a->seq = seq;
-	memcpy(a->head, head, sizeof(head));
-	a->size += len;
-	a->wtotal += len;
-	if (a->seq - a->cp_seq >= a->d->cfg.audit_checkpoint_records ||
-	    a->size >= a->d->cfg.audit_rotate_bytes) {
+	while ((w = a->wq_head) != NULL && w->end <= end) {
+		a->wq_head = w->next;
+		w->done = 1;
+		w->r = r;
+		w->wpos = a->wtotal;
+		pthread_cond_signal(&w->cv);
+	}
+	if (a->wq_head == NULL) {
+		a->wq_tail = NULL;
+	}
+	if (r == 0 && (a->wseq - a->cp_seq >=
+	    a->d->cfg.audit_checkpoint_records ||
+	    a->size >= a->d->cfg.audit_rotate_bytes)) {
 		if (!a->want_work) {
 			a->want_work = 1;
 			pthread_cond_signal(&a->wake);
 		}
 	}
-	return 0;
+	return r;
+}
+
+/* Wait for the writer at work and write what is queued, mu held: then
+ * everything chained is in the file (or failed).  0 or an error. */
+static int
+drain_locked(struct audit *a)
+{
+	kms_mutex_assert_held(&a->mu);
+	while (a->writing) {
+		kms_cond_wait(&a->written, &a->mu);
+	}
+	return a->qlen > 0 ? write_queued_locked(a, 0) : 0;
 }
 
 /* One service record, mu held. */
@@ -1004,7 +1090,13 @@ event_locked(struct audit *a, const char *name, const char *arn,
 	kms_mutex_assert_held(&a->mu);
 	utc_now(when);
 	put_service_record(&b, a->d, name, arn, details, when);
-	r = b.oom ? KMS_EINTERNAL : append_locked(a, &b, &off, 1, NULL);
+	/* Written in order after what callers queued, mu held throughout:
+	 * the queue then holds this record alone. */
+	(void)drain_locked(a);
+	r = b.oom ? KMS_EINTERNAL : chain_locked(a, &b, &off, 1, NULL);
+	if (r == 0) {
+		r = write_queued_locked(a, 0);
+	}
 	free(b.p);
 	return r;
 }
@@ -1114,6 +1206,7 @@ new_file_locked(struct audit *a, uint64_t no, const char *prev)
 	int fd, r;
 
 	kms_mutex_assert_held(&a->mu);
+	KMS_ASSERT(!a->writing && a->qlen == 0);
 	file_name(no, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir, name);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND |
@@ -1177,6 +1270,21 @@ rotate_locked(struct audit *a)
 	if (sync_locked(a) != 0) {
 		return;
 	}
+	/* Records written while the file was synced: in, and durable,
+	 * before it is closed, with mu held from here to the next file's
+	 * first line (no writer can be at work on the old one). */
+	if (drain_locked(a) != 0) {
+		return;
+	}
+	if (a->wtotal != a->stotal) {
+		if (fdatasync(a->fd) != 0) {
+			fail_locked(a, errno);
+			pthread_cond_broadcast(&a->synced);
+			return;
+		}
+		a->stotal = a->wtotal;
+		pthread_cond_broadcast(&a->synced);
+	}
 	file_name(a->file_no, prev, sizeof(prev));
 	close(a->fd);
 	a->fd = -1;
@@ -1195,6 +1303,9 @@ try_resume_locked(struct audit *a)
 
 	kms_mutex_assert_held(&a->mu);
 	a->retry_ms = mono_ms() + AUDIT_RETRY_MS;
+	if (drain_locked(a) != 0) {
+		return;
+	}
 	if (a->fd < 0) {
 		/* A rotation failed half-way: start the next file. */
 		file_name(a->file_no, prev, sizeof(prev));
@@ -1448,21 +1559,63 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 	return failed ? KMS_EDEPENDENCYTIMEOUT : 0;
 }
 
-/* Chain and write; wait until durable with audit_sync = request. */
+/*
+ * Chain and write; wait until durable with audit_sync = request.
+ *
+ * Combining: the caller queues its chained records and, unless a writer
+ * is at work, writes the queue itself, mu let go during the write(2);
+ * callers that come meanwhile queue behind and wait, and the writer
+ * writes for them too (a few rounds at most, so its own reply is not
+ * held up long) or hands over to the first of them.  Under load one
+ * write(2) carries the records of several requests, and the mutex is
+ * held for chaining only.  Rotation and service records wait for the
+ * writer (drain_locked), so a file is never switched or closed under it.
+ */
+#define AUDIT_WRITER_ROUNDS 4
+
 static int
 commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
     const SHA256_CTX *pre)
 {
+	struct waiter w;
 	uint64_t end;
-	int r;
+	int r, round;
 
 	if (b->oom) {
 		return KMS_EINTERNAL;
 	}
+	memset(&w, 0, sizeof(w));
 	kms_mutex_lock(&a->mu);
-	if ((r = append_locked(a, b, offs, n, pre)) == 0 &&
-	    a->d->cfg.audit_sync == AUDIT_SYNC_REQUEST) {
-		end = a->wtotal;
+	if ((r = chain_locked(a, b, offs, n, pre)) != 0) {
+		goto out;
+	}
+	w.end = a->qtotal;
+	pthread_cond_init(&w.cv, NULL);
+	if (a->wq_tail != NULL) {
+		a->wq_tail->next = &w;
+	} else {
+		a->wq_head = &w;
+	}
+	a->wq_tail = &w;
+	while (!w.done) {
+		if (a->writing) {
+			kms_cond_wait(&w.cv, &a->mu);
+			continue;
+		}
+		a->writing = 1;
+		for (round = 0; round < AUDIT_WRITER_ROUNDS && a->qlen > 0;
+		    round++) {
+			(void)write_queued_locked(a, 1);
+		}
+		a->writing = 0;
+		if (a->wq_head != NULL) {
+			pthread_cond_signal(&a->wq_head->cv);
+		}
+		pthread_cond_broadcast(&a->written);
+	}
+	pthread_cond_destroy(&w.cv);
+	if ((r = w.r) == 0 && a->d->cfg.audit_sync == AUDIT_SYNC_REQUEST) {
+		end = w.wpos;
 		a->waiters++;
 		pthread_cond_signal(&a->wake);
 		while (a->stotal < end && !a->failed) {
@@ -1473,6 +1626,7 @@ commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
 			r = KMS_EDEPENDENCYTIMEOUT;
 		}
 	}
+ out:
 	if (r != 0 && !a->d->cfg.audit_required) {
 		a->unaudited += n;
 		r = 0;
@@ -1877,6 +2031,7 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	}
 	pthread_cond_init(&a->wake, NULL);
 	pthread_cond_init(&a->synced, NULL);
+	pthread_cond_init(&a->written, NULL);
 	pthread_mutex_init(&a->umu, NULL);
 	a->ubuckets = calloc(USAGE_BUCKETS, sizeof(*a->ubuckets));
 	a->started_ms = now_ms();
@@ -1911,6 +2066,8 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 		memset(a->head, 0, sizeof(a->head));
 		a->seq = 0;
 	}
+	a->wseq = a->seq;
+	memcpy(a->whead, a->head, sizeof(a->head));
 	file_name(no, prev, sizeof(prev));
 	kms_mutex_lock(&a->mu);
 	r = new_file_locked(a, last + 1, have ? prev : NULL);
@@ -1976,6 +2133,8 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	kms_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
+	pthread_cond_destroy(&a->written);
+	free(a->qbuf);
 	free(a->wbuf);
 	free(a);
 	return r != 0 ? r : KMS_EINTERNAL;
@@ -2018,6 +2177,8 @@ audit_close(struct kmsd *d)
 	kms_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
+	pthread_cond_destroy(&a->written);
+	free(a->qbuf);
 	free(a->wbuf);
 	free(a);
 	d->audit = NULL;
