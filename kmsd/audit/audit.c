@@ -1653,7 +1653,8 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 }
 
 /*
- * Chain and write; wait until durable with audit_sync = request.
+ * Chain and write; with wait_sync and audit_sync = request, wait until
+ * durable too.
  *
  * Combining: the caller queues its chained records and, unless a writer
  * is at work, writes the queue itself, mu let go during the write(2);
@@ -1668,7 +1669,7 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 
 static int
 commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
-    const SHA256_CTX *pre)
+    const SHA256_CTX *pre, int wait_sync)
 {
 	struct waiter w;
 	uint64_t end;
@@ -1707,7 +1708,8 @@ commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
 		pthread_cond_broadcast(&a->written);
 	}
 	pthread_cond_destroy(&w.cv);
-	if ((r = w.r) == 0 && a->d->cfg.audit_sync == AUDIT_SYNC_REQUEST) {
+	if ((r = w.r) == 0 && wait_sync &&
+	    a->d->cfg.audit_sync == AUDIT_SYNC_REQUEST) {
 		end = w.wpos;
 		a->waiters++;
 		pthread_cond_signal(&a->wake);
@@ -1792,7 +1794,7 @@ audit_calls(struct audit *a, const struct audit_call *call,
 			    offs[i + 1] : b.len) - offs[i]);
 		}
 	}
-	r = commit(a, &b, offs, n, pre);
+	r = commit(a, &b, offs, n, pre, 1);
 	if (pre != &one_pre) {
 		free(pre);
 	}
@@ -1852,7 +1854,10 @@ audit_service_event(struct audit *a, const char *name,
 	}
 	utc_now(when);
 	put_service_record(&b, a->d, name, resource_arn, details, when);
-	if ((r = commit(a, &b, &off, 1, NULL)) != 0) {
+	/* No reply waits for it: the group's sync makes it durable, and
+	 * the caller may hold the HSM turn (the log's thread takes it to
+	 * sign before it syncs). */
+	if ((r = commit(a, &b, &off, 1, NULL, 0)) != 0) {
 		log_warn("audit: the %s event could not be recorded: %s", name,
 		    kms_strerror(r));
 	}
