@@ -5,8 +5,9 @@
  *
  * A record is formatted outside any lock, without its last two fields;
  * under the log's mutex its "sequence" and "previousHash" are appended,
- * it is hashed, and all the records of one message go to the file in one
- * write(2).  The log's thread makes them durable (fdatasync), signs
+ * it is hashed and queued, and one caller at a time writes the whole
+ * queue (the records of its message and of every message queued
+ * meanwhile) with one write(2), the mutex let go (see commit).  The log's thread makes them durable (fdatasync), signs
  * checkpoints (with the HSM turn held for reading: the module may be
  * re-initialised otherwise) and rotates files; it also finds out when a
  * log that could not be written can be again.
@@ -69,8 +70,8 @@ struct audit {
 	uint64_t cp_seq;		/* last line a checkpoint covered */
 	uint64_t cp_ms;			/* mono_ms of that checkpoint */
 	uint64_t wtotal, stotal;	/* bytes written / known durable */
-	uint64_t wseq;			/* the last record written (seq and */
-	uint8_t whead[32];		/* head run ahead: records queued) */
+	uint64_t wseq;			/* seq and head of the last record */
+	uint8_t whead[32];		/* written (seq, head: last queued) */
 	int waiters, want_work;
 	atomic_int failed;		/* read without mu by audit_admit */
 	int fail_errno;

@@ -136,6 +136,49 @@ count_records(const char *dir, const char *a, const char *b)
 
 /* ---- records ---- */
 
+/* A Description as JSON text (for a request) and as the string it is. */
+#define ESCAPES_JSON "escape-marker q\\\"b\\\\s\\nn\\tt\\u0001x\\u001fy" \
+	"\\u007fz\\u00e9\\u20ac 0123456789abcdef\\\"\\\"\\\\end"
+#define ESCAPES_TEXT "escape-marker q\"b\\s\nn\tt\001x\037y\177z\xc3\xa9" \
+	"\xe2\x82\xac 0123456789abcdef\"\"\\end"
+
+/* 1 when the records of dir hold exactly one CreateKey whose
+ * description holds marker, it parses, and it is ESCAPES_TEXT. */
+static int
+logged_description(const char *dir, const char *marker)
+{
+	char path[600], line[65536];
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0, ok = 0;
+	json_t *j, *v;
+	FILE *f;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "kmsd-audit-", 11) != 0) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		assert_non_null(f = fopen(path, "r"));
+		while (fgets(line, sizeof(line), f) != NULL) {
+			if (strstr(line, marker) == NULL) {
+				continue;
+			}
+			n++;
+			j = json_loads(line, 0, NULL);
+			v = json_object_get(json_object_get(j,
+			    "requestParameters"), "description");
+			ok = json_is_string(v) && strcmp(json_string_value(v),
+			    ESCAPES_TEXT) == 0;
+			json_decref(j);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n == 1 && ok;
+}
+
 static void
 test_audit_records_requests_denials_failures_and_batch_items(void **state)
 {
@@ -183,6 +226,11 @@ test_audit_records_requests_denials_failures_and_batch_items(void **state)
 	kms_free(rep);
 	assert_int_equal(call(c, &rep, "not json"), KMS_ESERIALIZATION);
 	kms_free(rep);
+	/* A logged string with every kind of byte that must be escaped,
+	 * and some that must not, at every offset of an 8-byte word. */
+	(void)call(c, &rep, "{\"Action\":\"CreateKey\",\"Description\":"
+	    "\"%s\"}", ESCAPES_JSON);
+	kms_free(rep);
 	/* GetKeyLastUsage: the Batch's Decrypt, and the record it names. */
 	assert_int_equal(call(c, &rep, "{\"Action\":\"GetKeyLastUsage\","
 	    "\"KeyId\":\"%s\"}", key), 0);
@@ -229,6 +277,8 @@ test_audit_records_requests_denials_failures_and_batch_items(void **state)
 	assert_int_equal(count_records(dir, "\"eventName\":\"KmsdStop\"",
 	    NULL), 1);
 	assert_int_equal(count_records(dir, lu_ev, "\"eventName\":\"Decrypt\""),
+	    1);
+	assert_int_equal(logged_description(dir, "escape-marker"),
 	    1);
 	free(lu_op);
 	free(lu_ev);
