@@ -321,8 +321,8 @@ tu_audit_verify(const struct tu_env *e)
 	char cmd[1024], *out = NULL, *err = NULL;
 	int r;
 
-	snprintf(cmd, sizeof(cmd), "%s audit verify %s/audit/kmsd-audit-*.jsonl",
-	    tu_bin("kmsctl"), e->dir);
+	snprintf(cmd, sizeof(cmd), "%s audit verify "
+	    "%s/audit/kmsd-audit-*.jsonl", tu_bin("kmsctl"), e->dir);
 	if ((r = tu_run(cmd, &out, &err)) != 0) {
 		fprintf(stderr, "# kmsctl audit verify: %s%s\n", out ? out : "",
 		    err ? err : "");

@@ -142,8 +142,8 @@ run_fault_cycle(const char *storage)
 	assert_int_equal(tu_kmsd_stop(&env), 0);
 	/* The audit log says the token went and came back (once each, as
 	 * service events, in that order), and still verifies. */
-	assert_int_equal(tu_audit_count(&env, "\"eventName\":\"HsmUnavailable\"",
-	    "\"eventType\":\"AwsServiceEvent\""), 1);
+	assert_int_equal(tu_audit_count(&env, "\"eventName\":"
+	    "\"HsmUnavailable\"", "\"eventType\":\"AwsServiceEvent\""), 1);
 	assert_int_equal(tu_audit_count(&env, "\"eventName\":\"HsmRecovered\"",
 	    "\"eventType\":\"AwsServiceEvent\""), 1);
 	assert_true(audit_seq(&env, "HsmUnavailable") <
