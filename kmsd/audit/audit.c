@@ -146,24 +146,13 @@ fail_locked(struct audit *a, int e)
 	a->retry_ms = mono_ms() + AUDIT_RETRY_MS;
 }
 
-static inline void
-spin_pause(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* A caller whose records are queued, until a writer has written them. */
 struct waiter {
 	struct waiter *next;
 	uint64_t end;			/* qtotal just after its records */
 	uint64_t wpos;			/* wtotal once they are written */
 	pthread_cond_t cv;
-	atomic_int done;
-	int r;
+	int done, r;
 };
 
 /*
@@ -284,9 +273,9 @@ write_queued_locked(struct audit *a, int let_go)
 	}
 	while ((w = a->wq_head) != NULL && w->end <= end) {
 		a->wq_head = w->next;
+		w->done = 1;
 		w->r = r;
 		w->wpos = a->wtotal;
-		atomic_store_explicit(&w->done, 1, memory_order_release);
 		pthread_cond_signal(&w->cv);
 	}
 	if (a->wq_head == NULL) {
@@ -775,10 +764,6 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
  * writer (drain_locked), so a file is never switched or closed under it.
  */
 #define AUDIT_WRITER_ROUNDS 4
-/* A waiter first polls this many times (about a write(2)'s length),
- * with the mutex let go, before it sleeps: a sleep and a wake-up cost
- * two context switches, more than the wait. */
-#define AUDIT_WAIT_SPINS 200
 
 static int
 commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
@@ -806,16 +791,7 @@ commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
 	a->wq_tail = &w;
 	while (!w.done) {
 		if (a->writing) {
-			kms_mutex_unlock(&a->mu);
-			for (round = 0; round < AUDIT_WAIT_SPINS &&
-			    !atomic_load_explicit(&w.done,
-			    memory_order_acquire); round++) {
-				spin_pause();
-			}
-			kms_mutex_lock(&a->mu);
-			if (!w.done && a->writing) {
-				kms_cond_wait(&w.cv, &a->mu);
-			}
+			kms_cond_wait(&w.cv, &a->mu);
 			continue;
 		}
 		a->writing = 1;
