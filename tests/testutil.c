@@ -282,6 +282,56 @@ tu_log_count(const struct tu_env *e, const char *what)
 	return n;
 }
 
+int
+tu_audit_count(const struct tu_env *e, const char *a, const char *b)
+{
+	char dir[300], path[600], *line = NULL;
+	struct dirent *de;
+	size_t cap = 0;
+	int n = 0;
+	DIR *d;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s/audit", e->dir);
+	if ((d = opendir(dir)) == NULL) {
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "kmsd-audit-", 11) != 0) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if ((f = fopen(path, "r")) == NULL) {
+			continue;
+		}
+		while (getline(&line, &cap, f) > 0) {
+			n += strstr(line, a) != NULL && (b == NULL ||
+			    strstr(line, b) != NULL);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	free(line);
+	return n;
+}
+
+int
+tu_audit_verify(const struct tu_env *e)
+{
+	char cmd[1024], *out = NULL, *err = NULL;
+	int r;
+
+	snprintf(cmd, sizeof(cmd), "%s audit verify "
+	    "%s/audit/kmsd-audit-*.jsonl", tu_bin("kmsctl"), e->dir);
+	if ((r = tu_run(cmd, &out, &err)) != 0) {
+		fprintf(stderr, "# kmsctl audit verify: %s%s\n", out ? out : "",
+		    err ? err : "");
+	}
+	free(out);
+	free(err);
+	return r;
+}
+
 void
 tu_must(int r, const kms_error_info *ei, const char *what)
 {

@@ -44,6 +44,12 @@ int tu_open_fds(pid_t pid);
 int tu_log_says(const struct tu_env *e, const char *what);
 /* Lines of e's kmsd.log holding what (a plain string), or -1. */
 int tu_log_count(const struct tu_env *e, const char *what);
+/* Records of e's audit log (dir/audit, every file) holding the plain
+ * string a and, unless NULL, b; -1 when the directory cannot be read. */
+int tu_audit_count(const struct tu_env *e, const char *a, const char *b);
+/* kmsctl audit verify over e's audit files: its exit status (0: the
+ * chain and every checkpoint verify). */
+int tu_audit_verify(const struct tu_env *e);
 
 /* Fail the test (cmocka) naming what, the code and kmsd's error, unless
  * r is 0. */

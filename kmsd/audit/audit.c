@@ -1,15 +1,18 @@
 /*
- * audit.c — the audit log (see audit.h): records, the hash chain, files
- * and their rotation, group commit, signed checkpoints, and the log's own
- * thread.
+ * audit.c — the audit log (see audit.h): the hash chain, files and their
+ * rotation, group commit, signed checkpoints, the log's own thread, and
+ * the last-usage table; the records themselves are formatted in
+ * record.c.
  *
  * A record is formatted outside any lock, without its last two fields;
  * under the log's mutex its "sequence" and "previousHash" are appended,
- * it is hashed, and all the records of one message go to the file in one
- * write(2).  The log's thread makes them durable (fdatasync), signs
- * checkpoints (with the HSM turn held for reading: the module may be
- * re-initialised otherwise) and rotates files; it also finds out when a
- * log that could not be written can be again.
+ * it is hashed and queued, and one caller at a time writes the whole
+ * queue (the records of its message and of every message queued
+ * meanwhile) with one write(2), the mutex let go (see commit).  The
+ * log's thread makes them durable (fdatasync), signs checkpoints (with
+ * the HSM turn held for reading: the module may be re-initialised
+ * otherwise) and rotates files; it also finds out when a log that could
+ * not be written can be again.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,7 +27,7 @@
 #include <unistd.h>
 
 /* SHA256_CTX: a record's hash is begun outside the log's mutex (see
- * append_locked); OpenSSL 3 keeps the low-level API, deprecated. */
+ * chain_locked); OpenSSL 3 keeps the low-level API, deprecated. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 #include <sodium.h>
@@ -37,7 +40,7 @@
 #include "common/secmem.h"
 #include "common/sp.h"
 #include "kmsd/audit/audit.h"
-#include "kmsd/authz/authz.h"
+#include "kmsd/audit/record.h"
 #include "kmsd/daemon/clock.h"
 #include "kmsd/frontend/principal.h"
 #include "kmsd/keys/keycache.h"
@@ -45,12 +48,9 @@
 #define AUDIT_FILE_PREFIX "kmsd-audit-"
 #define AUDIT_FILE_SUFFIX ".jsonl"
 #define AUDIT_LINE_MAX (1024 * 1024)	/* a record; the tail read at start */
-#define AUDIT_STR_MAX 8192		/* a logged string (AWS Description) */
 #define AUDIT_SUFFIX_MAX 128		/* ,"sequence":N,"previousHash":"…"}\n */
 #define AUDIT_TICK_MS 20		/* the log thread's longest sleep */
 #define AUDIT_RETRY_MS 1000		/* a failed log is tried this often */
-#define AUDIT_EVENT_VERSION "1.08"
-#define AUDIT_SOURCE "kms.amazonaws.com"
 #define CHECKPOINT_STATEMENT "kmsd-audit-checkpoint-v1"
 
 struct audit {
@@ -69,13 +69,23 @@ struct audit {
 	uint64_t cp_seq;		/* last line a checkpoint covered */
 	uint64_t cp_ms;			/* mono_ms of that checkpoint */
 	uint64_t wtotal, stotal;	/* bytes written / known durable */
+	uint64_t wseq;			/* seq and head of the last record */
+	uint8_t whead[32];		/* written (seq, head: last queued) */
 	int waiters, want_work;
 	atomic_int failed;		/* read without mu by audit_admit */
 	int fail_errno;
 	int64_t failed_at;
 	uint64_t refused, unaudited;
-	char *wbuf;
-	size_t wcap;
+	/* Records chained but not yet written (a queue in file order),
+	 * and who waits for them: one writer at a time (writing) takes the
+	 * whole queue and writes it with one write(2), mu let go, for every
+	 * caller that queued meanwhile (see commit). */
+	char *qbuf, *wbuf;
+	size_t qlen, qcap, wcap;
+	uint64_t qtotal;		/* bytes ever queued */
+	struct waiter *wq_head, *wq_tail;
+	int writing;
+	pthread_cond_t written;		/* writing went back to 0 */
 	/* GetKeyLastUsage: per key, the last successful crypto record. */
 	pthread_mutex_t umu;
 	struct usage **ubuckets;
@@ -88,796 +98,6 @@ struct audit {
 	uint64_t retry_ms;
 	int cp_warned;
 };
-
-/* ---- text ---- */
-
-struct sb {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void
-sb_put(struct sb *b, const char *s, size_t n)
-{
-	if (b->oom) {
-		return;
-	}
-	if (n > b->cap - b->len) {
-		size_t cap = b->cap < 1024 ? 1024 : b->cap;
-		char *np;
-		while (cap - b->len < n) {
-			cap *= 2;
-		}
-		if ((np = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void
-sb_puts(struct sb *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-/* Decimal digits of v into out (at least 21 bytes); returns the length.
- * (Records are written on every request: no printf on that path.) */
-static size_t
-u64_dec(uint64_t v, char *out)
-{
-	char tmp[24];
-	size_t n = 0, i;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (i = 0; i < n; i++) {
-		out[i] = tmp[n - 1 - i];
-	}
-	return n;
-}
-
-static void
-sb_u64(struct sb *b, uint64_t v)
-{
-	char d[24];
-
-	sb_put(b, d, u64_dec(v, d));
-}
-
-static void
-sb_i64(struct sb *b, int64_t v)
-{
-	if (v < 0) {
-		sb_put(b, "-", 1);
-		sb_u64(b, (uint64_t)0 - (uint64_t)v);
-	} else {
-		sb_u64(b, (uint64_t)v);
-	}
-}
-
-/* A JSON string of s (n bytes, at most AUDIT_STR_MAX, cut on a UTF-8
- * character boundary). */
-static void
-sb_strn(struct sb *b, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i, run = 0;
-
-	if (n > AUDIT_STR_MAX) {
-		n = AUDIT_STR_MAX;
-		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) {
-			n--;
-		}
-	}
-	sb_put(b, "\"", 1);
-	for (i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
-		if (ch >= 0x20 && ch != '"' && ch != '\\' && ch != 0x7f) {
-			continue;
-		}
-		sb_put(b, s + run, i - run);
-		run = i + 1;
-		if (ch == '"' || ch == '\\') {
-			esc[1] = (char)ch;
-			sb_put(b, esc, 2);
-		} else {
-			esc[4] = hex[ch >> 4];
-			esc[5] = hex[ch & 15];
-			sb_put(b, esc, 6);
-		}
-	}
-	sb_put(b, s + run, n - run);
-	sb_put(b, "\"", 1);
-}
-
-static void
-sb_str(struct sb *b, const char *s)
-{
-	sb_strn(b, s, strlen(s));
-}
-
-/* "name": as a member (with the comma before it unless first). */
-static void
-sb_key(struct sb *b, int *first, const char *name)
-{
-	if (!*first) {
-		sb_put(b, ",", 1);
-	}
-	*first = 0;
-	sb_put(b, "\"", 1);
-	sb_puts(b, name);
-	sb_put(b, "\":", 2);
-}
-
-static void
-sb_json(struct sb *b, const json_t *v)
-{
-	char small[512];
-	size_t n = kjson_write_compact(v, small, sizeof(small));
-	char *big;
-
-	if (n <= sizeof(small)) {
-		sb_put(b, small, n);
-		return;
-	}
-	if ((big = malloc(n)) == NULL) {
-		b->oom = 1;
-		return;
-	}
-	if (kjson_write_compact(v, big, n) == n) {
-		sb_put(b, big, n);
-	}
-	free(big);
-}
-
-static void
-hex32(const uint8_t h[32], char out[65])
-{
-	static const char hex[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = hex[h[i] >> 4];
-		out[2 * i + 1] = hex[h[i] & 15];
-	}
-	out[64] = '\0';
-}
-
-static void
-uuid_str(const uint8_t u[16], char out[37])
-{
-	static const char hex[] = "0123456789abcdef";
-	int i, o = 0;
-
-	for (i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10) {
-			out[o++] = '-';
-		}
-		out[o++] = hex[u[i] >> 4];
-		out[o++] = hex[u[i] & 15];
-	}
-	out[o] = '\0';
-}
-
-/*
- * Ids (UUID version 4 in form) unique within and across runs: a random
- * base per thread, drawn once, with a counter added; a random draw per
- * record cost a getrandom(2) call each.
- */
-static __thread uint8_t id_base[16];
-static __thread uint64_t id_count;
-
-void
-audit_new_id(char out[37])
-{
-	uint8_t u[16];
-	uint64_t c;
-	int i;
-
-	if (id_count == 0) {
-		randombytes_buf(id_base, sizeof(id_base));
-	}
-	c = ++id_count;
-	memcpy(u, id_base, sizeof(u));
-	for (i = 15; i >= 8 && c != 0; i--) {
-		c += u[i];
-		u[i] = (uint8_t)c;
-		c >>= 8;
-	}
-	u[6] = (u[6] & 0x0f) | 0x40;	/* version 4 */
-	u[8] = (u[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
-	uuid_str(u, out);
-}
-
-/* UTC with milliseconds, as CloudTrail's eventTime (which has seconds). */
-static __thread time_t utc_sec = -1;
-static __thread char utc_text[24];	/* "YYYY-MM-DDTHH:MM:SS." */
-
-static void
-utc_now(char out[32])
-{
-	struct timespec ts;
-	struct tm tm;
-	long ms;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	/* The date and time to the second, once a second per thread. */
-	if (ts.tv_sec != utc_sec) {
-		gmtime_r(&ts.tv_sec, &tm);
-		snprintf(utc_text, sizeof(utc_text),
-		    "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
-		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		    tm.tm_sec);
-		utc_sec = ts.tv_sec;
-	}
-	ms = ts.tv_nsec / 1000000;
-	memcpy(out, utc_text, 20);
-	out[20] = (char)('0' + ms / 100);
-	out[21] = (char)('0' + ms / 10 % 10);
-	out[22] = (char)('0' + ms % 10);
-	out[23] = 'Z';
-	out[24] = '\0';
-}
-
-/* ---- records of requests ---- */
-
-/* Operations that change nothing (CloudTrail's readOnly). */
-static int
-read_only(const char *op)
-{
-	static const char *const ro[] = { "Decrypt", "Encrypt",
-		"GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
-		"GenerateRandom", "ReEncrypt", "GetAuditPublicKey", NULL };
-	int i;
-
-	if (strncmp(op, "Describe", 8) == 0 || strncmp(op, "List", 4) == 0 ||
-	    strncmp(op, "Get", 3) == 0) {
-		return 1;
-	}
-	for (i = 0; ro[i] != NULL; i++) {
-		if (strcmp(op, ro[i]) == 0) {
-			return 1;
-		}
-	}
-	return 0;
-}
-
-enum pkind { P_STR, P_INT, P_BOOL, P_MAP, P_STRLIST, P_TAGS,
-	P_CONSTRAINTS, P_SHA256, P_TOKENS };
-
-/*
- * The request fields that are logged, and how (the allow-list).  Anything
- * else (Plaintext, CiphertextBlob, GrantToken, fields nobody knows) is
- * never written.
- */
-static const struct {
-	const char *field, *name;
-	enum pkind kind;
-} params[] = {
-	{ "KeyId", "keyId", P_STR },
-	{ "EncryptionContext", "encryptionContext", P_MAP },
-	{ "KeySpec", "keySpec", P_STR },
-	{ "NumberOfBytes", "numberOfBytes", P_INT },
-	{ "EncryptionAlgorithm", "encryptionAlgorithm", P_STR },
-	{ "SourceKeyId", "sourceKeyId", P_STR },
-	{ "DestinationKeyId", "destinationKeyId", P_STR },
-	{ "SourceEncryptionContext", "sourceEncryptionContext", P_MAP },
-	{ "DestinationEncryptionContext", "destinationEncryptionContext",
-	    P_MAP },
-	{ "SourceEncryptionAlgorithm", "sourceEncryptionAlgorithm", P_STR },
-	{ "DestinationEncryptionAlgorithm", "destinationEncryptionAlgorithm",
-	    P_STR },
-	{ "Description", "description", P_STR },
-	{ "KeyUsage", "keyUsage", P_STR },
-	{ "CustomerMasterKeySpec", "customerMasterKeySpec", P_STR },
-	{ "Origin", "origin", P_STR },
-	{ "MultiRegion", "multiRegion", P_BOOL },
-	{ "BypassPolicyLockoutSafetyCheck", "bypassPolicyLockoutSafetyCheck",
-	    P_BOOL },
-	{ "Tags", "tags", P_TAGS },
-	{ "TagKeys", "tagKeys", P_STRLIST },
-	{ "PolicyName", "policyName", P_STR },
-	{ "Policy", "policySha256", P_SHA256 },
-	{ "AliasName", "aliasName", P_STR },
-	{ "TargetKeyId", "targetKeyId", P_STR },
-	{ "GranteePrincipal", "granteePrincipal", P_STR },
-	{ "RetiringPrincipal", "retiringPrincipal", P_STR },
-	{ "Operations", "operations", P_STRLIST },
-	{ "Constraints", "constraints", P_CONSTRAINTS },
-	{ "Name", "name", P_STR },
-	{ "GrantId", "grantId", P_STR },
-	{ "GrantTokens", "grantIds", P_TOKENS },
-	{ "PendingWindowInDays", "pendingWindowInDays", P_INT },
-	{ "RotationPeriodInDays", "rotationPeriodInDays", P_INT },
-	{ "Limit", "limit", P_INT },
-	{ "Marker", "marker", P_STR },
-};
-
-static int
-string_map(const json_t *v)
-{
-	const char *k;
-	json_t *x;
-
-	if (!json_is_object(v)) {
-		return 0;
-	}
-	json_object_foreach((json_t *)v, k, x) {
-		if (!json_is_string(x)) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-static int
-string_list(const json_t *v)
-{
-	size_t i;
-	json_t *x;
-
-	if (!json_is_array(v)) {
-		return 0;
-	}
-	json_array_foreach(v, i, x) {
-		if (!json_is_string(x)) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-/* Grant tokens → the ids of their grants ("invalid" for one that names
- * none); the tokens themselves are never written. */
-static void
-put_grant_ids(struct sb *b, const json_t *v, store *st)
-{
-	struct store_grant g;
-	uint8_t h[32];
-	size_t i;
-	json_t *t;
-
-	sb_put(b, "[", 1);
-	json_array_foreach(v, i, t) {
-		if (i > 0) {
-			sb_put(b, ",", 1);
-		}
-		if (st == NULL) {
-			sb_str(b, "unresolved");
-			continue;
-		}
-		authz_token_hash(json_string_value(t), h);
-		if (st->ops->find_grant_by_token(st, h, &g) == 0) {
-			sb_str(b, g.grant_id);
-		} else {
-			sb_str(b, "invalid");
-		}
-	}
-	sb_put(b, "]", 1);
-}
-
-static void
-put_param(struct sb *b, int *first, int i, const json_t *v, store *st)
-{
-	uint8_t h[32];
-	char hx[65];
-	const char *k;
-	json_t *x;
-	size_t j;
-	int f2 = 1;
-
-	switch (params[i].kind) {
-	case P_STR:
-		if (json_is_string(v)) {
-			sb_key(b, first, params[i].name);
-			sb_strn(b, json_string_value(v), json_string_length(v));
-		}
-		break;
-	case P_INT:
-		if (json_is_integer(v)) {
-			sb_key(b, first, params[i].name);
-			sb_i64(b, (int64_t)json_integer_value(v));
-		}
-		break;
-	case P_BOOL:
-		if (json_is_boolean(v)) {
-			sb_key(b, first, params[i].name);
-			sb_puts(b, json_is_true(v) ? "true" : "false");
-		}
-		break;
-	case P_MAP:
-		if (string_map(v)) {
-			sb_key(b, first, params[i].name);
-			sb_json(b, v);
-		}
-		break;
-	case P_STRLIST:
-		if (string_list(v)) {
-			sb_key(b, first, params[i].name);
-			sb_json(b, v);
-		}
-		break;
-	case P_TOKENS:
-		if (string_list(v) && json_array_size(v) > 0 &&
-		    json_array_size(v) <= KMS_MAX_GRANT_TOKENS) {
-			sb_key(b, first, params[i].name);
-			put_grant_ids(b, v, st);
-		}
-		break;
-	case P_TAGS:
-		if (!json_is_array(v)) {
-			break;
-		}
-		sb_key(b, first, params[i].name);
-		sb_put(b, "[", 1);
-		json_array_foreach(v, j, x) {
-			json_t *tk = json_object_get(x, "TagKey");
-			json_t *tv = json_object_get(x, "TagValue");
-			if (!json_is_string(tk) || !json_is_string(tv)) {
-				continue;
-			}
-			if (!f2) {
-				sb_put(b, ",", 1);
-			}
-			f2 = 0;
-			sb_puts(b, "{\"tagKey\":");
-			sb_strn(b, json_string_value(tk),
-			    json_string_length(tk));
-			sb_puts(b, ",\"tagValue\":");
-			sb_strn(b, json_string_value(tv),
-			    json_string_length(tv));
-			sb_put(b, "}", 1);
-		}
-		sb_put(b, "]", 1);
-		break;
-	case P_CONSTRAINTS:
-		if (!json_is_object(v)) {
-			break;
-		}
-		sb_key(b, first, params[i].name);
-		sb_put(b, "{", 1);
-		json_object_foreach((json_t *)v, k, x) {
-			if ((strcmp(k, "EncryptionContextSubset") == 0 ||
-			    strcmp(k, "EncryptionContextEquals") == 0) &&
-			    string_map(x)) {
-				sb_key(b, &f2, strcmp(k,
-				    "EncryptionContextSubset") == 0 ?
-				    "encryptionContextSubset" :
-				    "encryptionContextEquals");
-				sb_json(b, x);
-			}
-		}
-		sb_put(b, "}", 1);
-		break;
-	case P_SHA256:
-		/* The policy's digest: enough to tell which document was
-		 * set (compare with GetKeyPolicy's), never the document. */
-		if (json_is_string(v)) {
-			SHA256((const uint8_t *)json_string_value(v),
-			    json_string_length(v), h);
-			hex32(h, hx);
-			sb_key(b, first, params[i].name);
-			sb_str(b, hx);
-		}
-		break;
-	}
-}
-
-/* Key id and version from a ciphertext blob's base64 (its first 21
- * bytes: format, key id, version; DESIGN §3); 0 when it is not one. */
-static int
-blob_key(const struct kmsd *d, const json_t *v, char arn[KEY_ARN_MAX],
-    uint32_t *version)
-{
-	uint8_t hdr[21];
-	char id[37];
-	size_t n = 0;
-
-	if (!json_is_string(v) || json_string_length(v) < 28 ||
-	    b64_decode(json_string_value(v), 28, hdr, sizeof(hdr), &n) != 0 ||
-	    n != 21 || hdr[0] != 0x01) {
-		return 0;
-	}
-	uuid_str(hdr + 1, id);
-	memcpy(arn, d->key_arn_prefix, d->key_arn_prefix_len);
-	memcpy(arn + d->key_arn_prefix_len, id, sizeof(id));
-	*version = (uint32_t)hdr[17] << 24 | (uint32_t)hdr[18] << 16 |
-	    (uint32_t)hdr[19] << 8 | hdr[20];
-	return 1;
-}
-
-struct res {
-	char arn[KEY_ARN_MAX];
-	uint32_t version;
-};
-
-struct unote;
-static int tracked_op(const char *op);
-static void unote_add(struct unote *un, size_t *nun, const struct res *res,
-    int nres, const char *op, const char *id);
-#define RES_MAX 4
-
-static void
-res_add(struct res *r, int *n, const char *arn, uint32_t version)
-{
-	int i;
-
-	for (i = 0; i < *n; i++) {
-		if (strcmp(r[i].arn, arn) == 0) {
-			if (version != 0 && r[i].version == 0) {
-				r[i].version = version;
-				return;
-			}
-			if (version == 0 || r[i].version == version) {
-				return;
-			}
-		}
-	}
-	if (*n < RES_MAX && strlen(arn) < sizeof(r[*n].arn)) {
-		memcpy(r[*n].arn, arn, strlen(arn) + 1);
-		r[*n].version = version;
-		(*n)++;
-	}
-}
-
-static void
-put_identity(struct sb *b, const struct kmsd *d, const struct principal *p,
-    const struct audit_origin *o)
-{
-	int first = 1;
-
-	sb_puts(b, "\"userIdentity\":{");
-	if (p == NULL) {
-		sb_puts(b, "\"type\":\"Unknown\"");
-	} else {
-		sb_key(b, &first, "type");
-		sb_str(b, "LocalUser");
-		sb_key(b, &first, "principalId");
-		sb_str(b, p->name);
-		sb_key(b, &first, "accountId");
-		sb_str(b, d->cfg.account_id);
-		if (o == NULL || o->transport == NULL ||
-		    strcmp(o->transport, "ipc") == 0) {
-			sb_key(b, &first, "uid");
-			sb_u64(b, (uint64_t)p->uid);
-			sb_key(b, &first, "pid");
-			sb_i64(b, (int64_t)p->pid);
-		}
-	}
-	if (!first || p == NULL) {
-		first = 0;
-	}
-	sb_key(b, &first, "transport");
-	sb_str(b, o != NULL && o->transport != NULL ? o->transport : "ipc");
-	if (o != NULL && o->access_key != NULL) {
-		sb_key(b, &first, "accessKeyId");
-		sb_str(b, o->access_key);
-	}
-	sb_put(b, "}", 1);
-}
-
-/* A plausible operation name for the record of a request, whatever it
- * says. */
-static const char *
-event_name(json_t *req)
-{
-	json_t *a = json_object_get(req, "Action");
-	const char *s;
-	size_t n;
-
-	if (!json_is_string(a)) {
-		return "Unknown";
-	}
-	s = json_string_value(a);
-	n = json_string_length(a);
-	if (n < 1 || n > 64 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789") != n) {
-		return "Unknown";
-	}
-	return s;
-}
-
-static void
-put_api_record(struct sb *b, struct audit *a, const struct audit_call *call,
-    const struct audit_item *it, const char *when, const struct sb *prefix,
-    struct unote *un, size_t *nun)
-{
-	const struct kmsd *d = a->d;
-	const char *op = it->req != NULL ? event_name(it->req) : "Unknown";
-	json_t *err = it->resp != NULL ? json_object_get(it->resp, "__type") :
-	    NULL, *v, *md, *gid;
-	struct res res[RES_MAX];
-	char id[37], arn[KEY_ARN_MAX];
-	uint32_t ver;
-	int first = 1, nres = 0, i;
-	size_t k;
-
-	audit_new_id(id);
-	/* What every record of the message shares, formatted once. */
-	if (prefix != NULL && prefix->len > 0) {
-		sb_put(b, prefix->p, prefix->len);
-	} else {
-		sb_puts(b, "{\"eventVersion\":\"" AUDIT_EVENT_VERSION "\",");
-		put_identity(b, d, call->p, call->o);
-		sb_puts(b, ",\"eventTime\":\"");
-		sb_puts(b, when);
-		sb_puts(b, "\",\"eventSource\":\"" AUDIT_SOURCE "\","
-		    "\"eventName\":");
-	}
-	sb_str(b, op);
-	sb_puts(b, ",\"awsRegion\":\"local\"");
-	if (call->o != NULL && call->o->address != NULL) {
-		sb_puts(b, ",\"sourceIPAddress\":");
-		sb_str(b, call->o->address);
-	}
-	if (call->o != NULL && call->o->user_agent != NULL) {
-		sb_puts(b, ",\"userAgent\":");
-		sb_str(b, call->o->user_agent);
-	}
-	if (it->resp == NULL) {
-		sb_puts(b, ",\"errorCode\":\"KMSInternalException\","
-		    "\"errorMessage\":\"no reply\"");
-	} else if (json_is_string(err)) {
-		v = json_object_get(it->resp, "message");
-		sb_puts(b, ",\"errorCode\":");
-		sb_str(b, json_string_value(err));
-		if (json_is_string(v)) {
-			sb_puts(b, ",\"errorMessage\":");
-			sb_strn(b, json_string_value(v), json_string_length(v));
-		}
-	}
-	/* requestParameters: the allow-list. */
-	sb_puts(b, ",\"requestParameters\":");
-	if (!json_is_object(it->req)) {
-		sb_puts(b, "null");
-	} else {
-		const char *fk;
-		sb_put(b, "{", 1);
-		/* A request has a few fields; the list has dozens. */
-		json_object_foreach(it->req, fk, v) {
-			for (i = 0; i < (int)(sizeof(params) /
-			    sizeof(params[0])); i++) {
-				if (fk[0] == params[i].field[0] &&
-				    strcmp(fk, params[i].field) == 0) {
-					put_param(b, &first, i, v, call->st);
-					break;
-				}
-			}
-		}
-		sb_put(b, "}", 1);
-	}
-	/* responseElements: what CloudTrail shows, never a secret. */
-	sb_puts(b, ",\"responseElements\":");
-	md = it->resp != NULL ? json_object_get(it->resp, "KeyMetadata") :
-	    NULL;
-	gid = it->resp != NULL ? json_object_get(it->resp, "GrantId") : NULL;
-	if (err == NULL && strcmp(op, "CreateKey") == 0 && json_is_object(md)) {
-		v = md;
-		sb_puts(b, "{\"keyMetadata\":");
-		sb_json(b, v);
-		sb_put(b, "}", 1);
-	} else if (err == NULL && strcmp(op, "CreateGrant") == 0 &&
-	    json_is_string(gid)) {
-		sb_puts(b, "{\"grantId\":");
-		sb_str(b, json_string_value(gid));
-		sb_put(b, "}", 1);
-	} else {
-		sb_puts(b, "null");
-	}
-	first = 1;
-	if (it->count > 0 || (it->note != NULL &&
-	    it->note->grant_id[0] != '\0')) {
-		sb_puts(b, ",\"additionalEventData\":{");
-		if (it->count > 0) {
-			sb_key(b, &first, "batchIndex");
-			sb_u64(b, it->index);
-			sb_key(b, &first, "batchSize");
-			sb_u64(b, it->count);
-		}
-		if (it->note != NULL && it->note->grant_id[0] != '\0') {
-			sb_key(b, &first, "grantId");
-			sb_str(b, it->note->grant_id);
-		}
-		sb_put(b, "}", 1);
-	}
-	sb_puts(b, ",\"requestID\":");
-	sb_str(b, call->request_id != NULL ? call->request_id : "");
-	sb_puts(b, ",\"eventID\":\"");
-	sb_puts(b, id);
-	sb_puts(b, "\",\"readOnly\":");
-	sb_puts(b, read_only(op) ? "true" : "false");
-	/* resources: the keys it was authorised against, with the version a
-	 * ciphertext names (the request's for a decryption, the reply's for
-	 * an encryption). */
-	if (it->note != NULL) {
-		for (i = 0; i < it->note->narn; i++) {
-			res_add(res, &nres, it->note->arn[i], 0);
-		}
-	}
-	if (json_is_object(it->req) &&
-	    blob_key(d, json_object_get(it->req, "CiphertextBlob"), arn,
-	    &ver)) {
-		res_add(res, &nres, arn, ver);
-	}
-	if (err == NULL && it->resp != NULL) {
-		if (blob_key(d, json_object_get(it->resp, "CiphertextBlob"),
-		    arn, &ver)) {
-			res_add(res, &nres, arn, ver);
-		}
-		v = json_object_get(md, "Arn");
-		if (json_is_string(v)) {
-			res_add(res, &nres, json_string_value(v), 0);
-		}
-	}
-	if (err == NULL && it->resp != NULL && un != NULL && tracked_op(op)) {
-		unote_add(un, nun, res, nres, op, id);
-	}
-	if (nres > 0) {
-		sb_puts(b, ",\"resources\":[");
-		for (k = 0; k < (size_t)nres; k++) {
-			sb_puts(b, k > 0 ? ",{" : "{");
-			sb_puts(b, "\"accountId\":");
-			sb_str(b, d->cfg.account_id);
-			sb_puts(b, ",\"type\":\"AWS::KMS::Key\",\"ARN\":");
-			sb_str(b, res[k].arn);
-			if (res[k].version != 0) {
-				sb_puts(b, ",\"keyVersion\":");
-				sb_u64(b, res[k].version);
-			}
-			sb_put(b, "}", 1);
-		}
-		sb_put(b, "]", 1);
-	}
-	sb_puts(b, ",\"eventType\":\"AwsApiCall\",\"managementEvent\":true,"
-	    "\"recipientAccountId\":");
-	sb_str(b, d->cfg.account_id);
-	sb_puts(b, ",\"eventCategory\":\"Management\"");
-}
-
-static void
-put_service_record(struct sb *b, const struct kmsd *d, const char *name,
-    const char *resource_arn, json_t *details, const char *when)
-{
-	char id[37];
-
-	audit_new_id(id);
-	sb_puts(b, "{\"eventVersion\":\"" AUDIT_EVENT_VERSION "\","
-	    "\"userIdentity\":{\"type\":\"AWSService\",\"invokedBy\":"
-	    "\"kmsd\"},\"eventTime\":\"");
-	sb_puts(b, when);
-	sb_puts(b, "\",\"eventSource\":\"" AUDIT_SOURCE "\",\"eventName\":");
-	sb_str(b, name);
-	sb_puts(b, ",\"awsRegion\":\"local\",\"requestParameters\":null,"
-	    "\"responseElements\":null,\"eventID\":\"");
-	sb_puts(b, id);
-	sb_puts(b, "\",\"readOnly\":false");
-	if (resource_arn != NULL) {
-		sb_puts(b, ",\"resources\":[{\"accountId\":");
-		sb_str(b, d->cfg.account_id);
-		sb_puts(b, ",\"type\":\"AWS::KMS::Key\",\"ARN\":");
-		sb_str(b, resource_arn);
-		sb_puts(b, "}]");
-	}
-	sb_puts(b, ",\"eventType\":\"AwsServiceEvent\",\"managementEvent\":"
-	    "true,\"recipientAccountId\":");
-	sb_str(b, d->cfg.account_id);
-	sb_puts(b, ",\"serviceEventDetails\":");
-	if (details != NULL) {
-		sb_json(b, details);
-	} else {
-		sb_puts(b, "{}");
-	}
-	sb_puts(b, ",\"eventCategory\":\"Management\"");
-}
 
 /* ---- files and the chain ---- */
 
@@ -926,84 +146,162 @@ fail_locked(struct audit *a, int e)
 	a->retry_ms = mono_ms() + AUDIT_RETRY_MS;
 }
 
+/* A caller whose records are queued, until a writer has written them. */
+struct waiter {
+	struct waiter *next;
+	uint64_t end;			/* qtotal just after its records */
+	uint64_t wpos;			/* wtotal once they are written */
+	pthread_cond_t cv;
+	int done, r;
+};
+
 /*
- * Chain and write n record bodies (b->p at offs[i], each without its
- * closing brace) in one write, mu held.  pre (may be NULL) holds each
- * body's SHA-256 begun outside the mutex: only the suffix (sequence,
- * previousHash) is hashed here.  On failure nothing of them stays in the
- * file, and the log is marked failed.
+ * Chain n record bodies (b->p at offs[i], each without its closing brace)
+ * onto the queue, mu held: their "sequence" and "previousHash" are
+ * appended and a->seq and a->head move on.  pre (may be NULL) holds each
+ * body's SHA-256 begun outside the mutex: only the suffix is hashed here.
  */
 static int
-append_locked(struct audit *a, const struct sb *b, const size_t *offs,
+chain_locked(struct audit *a, const struct rec_buf *b, const size_t *offs,
     size_t n, const SHA256_CTX *pre)
 {
 	SHA256_CTX sc;
-	uint8_t head[32];
 	uint64_t seq = a->seq;
-	size_t need = b->len + n * AUDIT_SUFFIX_MAX, len = 0, i;
-	char *np;
-	int e;
+	size_t need = a->qlen + b->len + n * AUDIT_SUFFIX_MAX, len = a->qlen,
+	    i;
+	char *np, *q;
 
 	kms_mutex_assert_held(&a->mu);
 	if (a->fd < 0) {
 		fail_locked(a, EBADF);
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
-	if (need > a->wcap) {
-		if ((np = realloc(a->wbuf, need)) == NULL) {
+	if (need > a->qcap) {
+		if ((np = realloc(a->qbuf, need)) == NULL) {
 			return KMS_EINTERNAL;
 		}
-		a->wbuf = np;
-		a->wcap = need;
+		a->qbuf = np;
+		a->qcap = need;
 	}
-	memcpy(head, a->head, sizeof(head));
+	q = a->qbuf;
 	for (i = 0; i < n; i++) {
 		size_t blen = (i + 1 < n ? offs[i + 1] : b->len) - offs[i];
 		size_t start = len;
-		memcpy(a->wbuf + len, b->p + offs[i], blen);
+		memcpy(q + len, b->p + offs[i], blen);
 		len += blen;
-		memcpy(a->wbuf + len, ",\"sequence\":", 12);
+		memcpy(q + len, ",\"sequence\":", 12);
 		len += 12;
-		len += u64_dec(++seq, a->wbuf + len);
-		memcpy(a->wbuf + len, ",\"previousHash\":\"", 17);
+		len += rec_u64_dec(++seq, q + len);
+		memcpy(q + len, ",\"previousHash\":\"", 17);
 		len += 17;
-		hex32(head, a->wbuf + len);	/* its NUL overwritten next */
+		rec_hex32(a->head, q + len);	/* its NUL overwritten next */
 		len += 64;
-		memcpy(a->wbuf + len, "\"}", 2);
+		memcpy(q + len, "\"}", 2);
 		len += 2;
 		if (pre != NULL) {
 			sc = pre[i];
-			SHA256_Update(&sc, a->wbuf + start + blen,
+			SHA256_Update(&sc, q + start + blen,
 			    len - start - blen);
-			SHA256_Final(head, &sc);
+			SHA256_Final(a->head, &sc);
 		} else {
-			SHA256((const uint8_t *)a->wbuf + start, len - start,
-			    head);
+			SHA256((const uint8_t *)q + start, len - start,
+			    a->head);
 		}
-		a->wbuf[len++] = '\n';
+		q[len++] = '\n';
 	}
-	if (write_all(a->fd, a->wbuf, len) != 0) {
+	a->seq = seq;
+	a->qtotal += len - a->qlen;
+	a->qlen = len;
+	return 0;
+}
+
+/*
+ * Write the whole queue with one write(2), mu held and no writer at work;
+ * with let_go, mu is let go meanwhile (the caller has set writing, so
+ * nobody else writes or closes the file, and callers queue behind).  The
+ * waiters whose records went in are told; on failure nothing of the
+ * queue stays in the file, every waiter is told so, the chain goes back
+ * to the last record written and the log is marked failed.
+ */
+static int
+write_queued_locked(struct audit *a, int let_go)
+{
+	struct waiter *w;
+	uint64_t seq = a->seq, end = a->qtotal;
+	uint8_t head[32];
+	size_t len = a->qlen, cap;
+	char *buf;
+	int fd = a->fd, e = 0, r = 0;
+
+	kms_mutex_assert_held(&a->mu);
+	memcpy(head, a->head, sizeof(head));
+	/* Take the queue; callers fill the other buffer meanwhile. */
+	buf = a->qbuf;
+	cap = a->qcap;
+	a->qbuf = a->wbuf;
+	a->qcap = a->wcap;
+	a->qlen = 0;
+	a->wbuf = buf;
+	a->wcap = cap;
+	if (let_go) {
+		kms_mutex_unlock(&a->mu);
+	}
+	if (write_all(fd, buf, len) != 0) {
 		e = errno;
+	}
+	if (let_go) {
+		kms_mutex_lock(&a->mu);
+	}
+	if (e != 0) {
 		/* Cut what part of it went in: the file stays a chain. */
 		if (ftruncate(a->fd, (off_t)a->size) != 0) {
 			log_error("cutting a partial audit record: %s",
 			    strerror(errno));
 		}
 		fail_locked(a, e);
-		return KMS_EDEPENDENCYTIMEOUT;
+		/* What was queued meanwhile is chained to what failed. */
+		a->qlen = 0;
+		a->seq = a->wseq;
+		memcpy(a->head, a->whead, sizeof(a->head));
+		end = a->qtotal;
+		r = KMS_EDEPENDENCYTIMEOUT;
+	} else {
+		a->wseq = seq;
+		memcpy(a->whead, head, sizeof(head));
+		a->size += len;
+		a->wtotal += len;
 	}
-	a->seq = seq;
-	memcpy(a->head, head, sizeof(head));
-	a->size += len;
-	a->wtotal += len;
-	if (a->seq - a->cp_seq >= a->d->cfg.audit_checkpoint_records ||
-	    a->size >= a->d->cfg.audit_rotate_bytes) {
+	while ((w = a->wq_head) != NULL && w->end <= end) {
+		a->wq_head = w->next;
+		w->done = 1;
+		w->r = r;
+		w->wpos = a->wtotal;
+		pthread_cond_signal(&w->cv);
+	}
+	if (a->wq_head == NULL) {
+		a->wq_tail = NULL;
+	}
+	if (r == 0 && (a->wseq - a->cp_seq >=
+	    a->d->cfg.audit_checkpoint_records ||
+	    a->size >= a->d->cfg.audit_rotate_bytes)) {
 		if (!a->want_work) {
 			a->want_work = 1;
 			pthread_cond_signal(&a->wake);
 		}
 	}
-	return 0;
+	return r;
+}
+
+/* Wait for the writer at work and write what is queued, mu held: then
+ * everything chained is in the file (or failed).  0 or an error. */
+static int
+drain_locked(struct audit *a)
+{
+	kms_mutex_assert_held(&a->mu);
+	while (a->writing) {
+		kms_cond_wait(&a->written, &a->mu);
+	}
+	return a->qlen > 0 ? write_queued_locked(a, 0) : 0;
 }
 
 /* One service record, mu held. */
@@ -1011,15 +309,21 @@ static int
 event_locked(struct audit *a, const char *name, const char *arn,
     json_t *details)
 {
-	struct sb b = { 0 };
+	struct rec_buf b = { 0 };
 	char when[32];
 	size_t off = 0;
 	int r;
 
 	kms_mutex_assert_held(&a->mu);
-	utc_now(when);
-	put_service_record(&b, a->d, name, arn, details, when);
-	r = b.oom ? KMS_EINTERNAL : append_locked(a, &b, &off, 1, NULL);
+	rec_utc_now(when);
+	rec_service_record(&b, a->d, name, arn, details, when);
+	/* Written in order after what callers queued, mu held throughout:
+	 * the queue then holds this record alone. */
+	(void)drain_locked(a);
+	r = b.oom ? KMS_EINTERNAL : chain_locked(a, &b, &off, 1, NULL);
+	if (r == 0) {
+		r = write_queued_locked(a, 0);
+	}
 	free(b.p);
 	return r;
 }
@@ -1053,8 +357,8 @@ checkpoint_locked(struct audit *a, const char *reason, int unlocked)
 	int r, n;
 
 	kms_mutex_assert_held(&a->mu);
-	hex32(a->head, hx);
-	utc_now(when);
+	rec_hex32(a->head, hx);
+	rec_utc_now(when);
 	n = statement(st, sizeof(st), hx, seq, when, a->fp);
 	if (unlocked) {
 		kms_mutex_unlock(&a->mu);
@@ -1129,6 +433,7 @@ new_file_locked(struct audit *a, uint64_t no, const char *prev)
 	int fd, r;
 
 	kms_mutex_assert_held(&a->mu);
+	KMS_ASSERT(!a->writing && a->qlen == 0);
 	file_name(no, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir, name);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND |
@@ -1192,6 +497,21 @@ rotate_locked(struct audit *a)
 	if (sync_locked(a) != 0) {
 		return;
 	}
+	/* Records written while the file was synced: in, and durable,
+	 * before it is closed, with mu held from here to the next file's
+	 * first line (no writer can be at work on the old one). */
+	if (drain_locked(a) != 0) {
+		return;
+	}
+	if (a->wtotal != a->stotal) {
+		if (fdatasync(a->fd) != 0) {
+			fail_locked(a, errno);
+			pthread_cond_broadcast(&a->synced);
+			return;
+		}
+		a->stotal = a->wtotal;
+		pthread_cond_broadcast(&a->synced);
+	}
 	file_name(a->file_no, prev, sizeof(prev));
 	close(a->fd);
 	a->fd = -1;
@@ -1210,6 +530,9 @@ try_resume_locked(struct audit *a)
 
 	kms_mutex_assert_held(&a->mu);
 	a->retry_ms = mono_ms() + AUDIT_RETRY_MS;
+	if (drain_locked(a) != 0) {
+		return;
+	}
 	if (a->fd < 0) {
 		/* A rotation failed half-way: start the next file. */
 		file_name(a->file_no, prev, sizeof(prev));
@@ -1302,15 +625,6 @@ struct usage {
 	struct audit_usage u;
 };
 
-/* The operations GetKeyLastUsage tracks (AWS: cryptographic ones). */
-static int
-tracked_op(const char *op)
-{
-	return strcmp(op, "Encrypt") == 0 || strcmp(op, "Decrypt") == 0 ||
-	    strcmp(op, "ReEncrypt") == 0 || strcmp(op, "GenerateDataKey") ==
-	    0 || strcmp(op, "GenerateDataKeyWithoutPlaintext") == 0;
-}
-
 static unsigned
 usage_hash(const char *key)
 {
@@ -1322,16 +636,19 @@ usage_hash(const char *key)
 	return h % USAGE_BUCKETS;
 }
 
-/* What one record says for GetKeyLastUsage. */
-struct unote {
-	char key[37];
-	const char *op;
-	char id[37];
-};
+/* s into out (len bytes), cut to fit; no printf per record. */
+static void
+copy_str(char *out, size_t len, const char *s)
+{
+	size_t n = strnlen(s, len - 1);
+
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
 
 /* Records were written: remember them for their keys. */
 static void
-usage_note(struct audit *a, const struct unote *un, size_t n,
+usage_note(struct audit *a, const struct rec_use *un, size_t n,
     const char *request_id)
 {
 	struct usage *e;
@@ -1358,33 +675,13 @@ usage_note(struct audit *a, const struct unote *un, size_t n,
 			e->next = a->ubuckets[h];
 			a->ubuckets[h] = e;
 		}
-		snprintf(e->u.op, sizeof(e->u.op), "%s", un[i].op);
+		copy_str(e->u.op, sizeof(e->u.op), un[i].op);
 		e->u.at_ms = at;
 		memcpy(e->u.event_id, un[i].id, 37);
-		snprintf(e->u.request_id, sizeof(e->u.request_id), "%s",
+		copy_str(e->u.request_id, sizeof(e->u.request_id),
 		    request_id != NULL ? request_id : "");
 	}
 	pthread_mutex_unlock(&a->umu);
-}
-
-/* A successful tracked record's keys (at most two: ReEncrypt's). */
-static void
-unote_add(struct unote *un, size_t *nun, const struct res *res, int nres,
-    const char *op, const char *id)
-{
-	const char *k;
-	int i;
-
-	for (i = 0; i < nres && i < 2; i++) {
-		if ((k = strrchr(res[i].arn, '/')) == NULL ||
-		    strlen(++k) != 36) {
-			continue;
-		}
-		memcpy(un[*nun].key, k, 37);
-		un[*nun].op = op;
-		memcpy(un[*nun].id, id, 37);
-		(*nun)++;
-	}
 }
 
 int
@@ -1453,21 +750,65 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 	return failed ? KMS_EDEPENDENCYTIMEOUT : 0;
 }
 
-/* Chain and write; wait until durable with audit_sync = request. */
+/*
+ * Chain and write; with wait_sync and audit_sync = request, wait until
+ * durable too.
+ *
+ * Combining: the caller queues its chained records and, unless a writer
+ * is at work, writes the queue itself, mu let go during the write(2);
+ * callers that come meanwhile queue behind and wait, and the writer
+ * writes for them too (a few rounds at most, so its own reply is not
+ * held up long) or hands over to the first of them.  Under load one
+ * write(2) carries the records of several requests, and the mutex is
+ * held for chaining only.  Rotation and service records wait for the
+ * writer (drain_locked), so a file is never switched or closed under it.
+ */
+#define AUDIT_WRITER_ROUNDS 4
+
 static int
-commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
-    const SHA256_CTX *pre)
+commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
+    const SHA256_CTX *pre, int wait_sync)
 {
+	struct waiter w;
 	uint64_t end;
-	int r;
+	int r, round;
 
 	if (b->oom) {
 		return KMS_EINTERNAL;
 	}
+	memset(&w, 0, sizeof(w));
 	kms_mutex_lock(&a->mu);
-	if ((r = append_locked(a, b, offs, n, pre)) == 0 &&
+	if ((r = chain_locked(a, b, offs, n, pre)) != 0) {
+		goto out;
+	}
+	w.end = a->qtotal;
+	pthread_cond_init(&w.cv, NULL);
+	if (a->wq_tail != NULL) {
+		a->wq_tail->next = &w;
+	} else {
+		a->wq_head = &w;
+	}
+	a->wq_tail = &w;
+	while (!w.done) {
+		if (a->writing) {
+			kms_cond_wait(&w.cv, &a->mu);
+			continue;
+		}
+		a->writing = 1;
+		for (round = 0; round < AUDIT_WRITER_ROUNDS && a->qlen > 0;
+		    round++) {
+			(void)write_queued_locked(a, 1);
+		}
+		a->writing = 0;
+		if (a->wq_head != NULL) {
+			pthread_cond_signal(&a->wq_head->cv);
+		}
+		pthread_cond_broadcast(&a->written);
+	}
+	pthread_cond_destroy(&w.cv);
+	if ((r = w.r) == 0 && wait_sync &&
 	    a->d->cfg.audit_sync == AUDIT_SYNC_REQUEST) {
-		end = a->wtotal;
+		end = w.wpos;
 		a->waiters++;
 		pthread_cond_signal(&a->wake);
 		while (a->stotal < end && !a->failed) {
@@ -1478,6 +819,7 @@ commit(struct audit *a, const struct sb *b, const size_t *offs, size_t n,
 			r = KMS_EDEPENDENCYTIMEOUT;
 		}
 	}
+ out:
 	if (r != 0 && !a->d->cfg.audit_required) {
 		a->unaudited += n;
 		r = 0;
@@ -1490,10 +832,10 @@ int
 audit_calls(struct audit *a, const struct audit_call *call,
     const struct audit_item *items, size_t n)
 {
-	struct sb b = { 0 }, prefix = { 0 };
+	struct rec_buf b = { 0 }, prefix = { 0 };
 	struct audit_origin from_p;
 	struct audit_call derived;
-	struct unote one_un[2], *un;
+	struct rec_use one_un[2], *un;
 	size_t nun = 0;
 	size_t stack_offs[1], *offs = stack_offs, i;
 	SHA256_CTX *pre = NULL, one_pre;
@@ -1517,19 +859,13 @@ audit_calls(struct audit *a, const struct audit_call *call,
 		derived.o = &from_p;
 		call = &derived;
 	}
-	utc_now(when);
+	rec_utc_now(when);
 	/* Room for typical records at once: one allocation, not a chain. */
 	if ((b.p = malloc(n * 1024)) != NULL) {
 		b.cap = n * 1024;
 	}
 	if (n > 1) {
-		sb_puts(&prefix, "{\"eventVersion\":\"" AUDIT_EVENT_VERSION
-		    "\",");
-		put_identity(&prefix, a->d, call->p, call->o);
-		sb_puts(&prefix, ",\"eventTime\":\"");
-		sb_puts(&prefix, when);
-		sb_puts(&prefix, "\",\"eventSource\":\"" AUDIT_SOURCE "\","
-		    "\"eventName\":");
+		rec_api_prefix(&prefix, a->d, call, when);
 		if (prefix.oom) {
 			prefix.len = 0;
 		}
@@ -1537,7 +873,7 @@ audit_calls(struct audit *a, const struct audit_call *call,
 	un = n == 1 ? one_un : calloc(2 * n, sizeof(*un));
 	for (i = 0; i < n; i++) {
 		offs[i] = b.len;
-		put_api_record(&b, a, call, &items[i], when, &prefix, un,
+		rec_api_record(&b, a->d, call, &items[i], when, &prefix, un,
 		    &nun);
 	}
 	free(prefix.p);
@@ -1550,7 +886,7 @@ audit_calls(struct audit *a, const struct audit_call *call,
 			    offs[i + 1] : b.len) - offs[i]);
 		}
 	}
-	r = commit(a, &b, offs, n, pre);
+	r = commit(a, &b, offs, n, pre, 1);
 	if (pre != &one_pre) {
 		free(pre);
 	}
@@ -1600,7 +936,7 @@ int
 audit_service_event(struct audit *a, const char *name,
     const char *resource_arn, json_t *details)
 {
-	struct sb b = { 0 };
+	struct rec_buf b = { 0 };
 	char when[32];
 	size_t off = 0;
 	int r;
@@ -1608,9 +944,12 @@ audit_service_event(struct audit *a, const char *name,
 	if (a == NULL) {
 		return 0;
 	}
-	utc_now(when);
-	put_service_record(&b, a->d, name, resource_arn, details, when);
-	if ((r = commit(a, &b, &off, 1, NULL)) != 0) {
+	rec_utc_now(when);
+	rec_service_record(&b, a->d, name, resource_arn, details, when);
+	/* No reply waits for it: the group's sync makes it durable, and
+	 * the caller may hold the HSM turn (the log's thread takes it to
+	 * sign before it syncs). */
+	if ((r = commit(a, &b, &off, 1, NULL, 0)) != 0) {
 		log_warn("audit: the %s event could not be recorded: %s", name,
 		    kms_strerror(r));
 	}
@@ -1639,7 +978,7 @@ audit_public_key(struct audit *a, char *pem, size_t pemlen, char *fp,
     size_t fplen, const char **alg)
 {
 	char b64[B64_ENCODED_LEN(HSM_SPKI_MAX) + 1];
-	struct sb b = { 0 };
+	struct rec_buf b = { 0 };
 	size_t n, i;
 
 	if (a == NULL) {
@@ -1647,13 +986,13 @@ audit_public_key(struct audit *a, char *pem, size_t pemlen, char *fp,
 	}
 	b64_encode(a->key.spki, a->key.spkilen, b64, sizeof(b64));
 	n = strlen(b64);
-	sb_puts(&b, "-----BEGIN PUBLIC KEY-----\n");
+	rec_puts(&b, "-----BEGIN PUBLIC KEY-----\n");
 	for (i = 0; i < n; i += 64) {
-		sb_put(&b, b64 + i, n - i < 64 ? n - i : 64);
-		sb_put(&b, "\n", 1);
+		rec_put(&b, b64 + i, n - i < 64 ? n - i : 64);
+		rec_put(&b, "\n", 1);
 	}
-	sb_puts(&b, "-----END PUBLIC KEY-----\n");
-	sb_put(&b, "", 1);
+	rec_puts(&b, "-----END PUBLIC KEY-----\n");
+	rec_put(&b, "", 1);
 	if (b.oom || b.len > pemlen) {
 		free(b.p);
 		return KMS_EINTERNAL;
@@ -1882,6 +1221,7 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	}
 	pthread_cond_init(&a->wake, NULL);
 	pthread_cond_init(&a->synced, NULL);
+	pthread_cond_init(&a->written, NULL);
 	pthread_mutex_init(&a->umu, NULL);
 	a->ubuckets = calloc(USAGE_BUCKETS, sizeof(*a->ubuckets));
 	a->started_ms = now_ms();
@@ -1916,6 +1256,8 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 		memset(a->head, 0, sizeof(a->head));
 		a->seq = 0;
 	}
+	a->wseq = a->seq;
+	memcpy(a->whead, a->head, sizeof(a->head));
 	file_name(no, prev, sizeof(prev));
 	kms_mutex_lock(&a->mu);
 	r = new_file_locked(a, last + 1, have ? prev : NULL);
@@ -1981,6 +1323,8 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	kms_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
+	pthread_cond_destroy(&a->written);
+	free(a->qbuf);
 	free(a->wbuf);
 	free(a);
 	return r != 0 ? r : KMS_EINTERNAL;
@@ -2023,6 +1367,8 @@ audit_close(struct kmsd *d)
 	kms_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
+	pthread_cond_destroy(&a->written);
+	free(a->qbuf);
 	free(a->wbuf);
 	free(a);
 	d->audit = NULL;

@@ -2,7 +2,9 @@
  * audit.h — the audit log: one CloudTrail-shaped JSON line per request
  * (one per item of a Batch), allowed or denied, succeeded or failed, and
  * one per service event (start, stop, HSM lost and back, module recycles,
- * rotations and deletions), written before the reply is sent.
+ * automatic rotations, deletions at the end of their window, imported
+ * material expiring, the domain key's rotation begun and completed),
+ * written before the reply is sent.
  *
  * Tamper evidence: every line ends with "sequence" (counting every line
  * ever written, across files) and "previousHash", the SHA-256 (hex) of the
@@ -37,8 +39,9 @@
  * Thread-safe: any thread may call any function; records are chained
  * under one mutex, and one thread of the log's own syncs, signs and
  * rotates.  Lock order: the HSM turn (kmsd.h) before the log's mutex;
- * callers must not hold the turn while they wait for a record (dispatch
- * writes after releasing it).
+ * callers of audit_calls must not hold the turn (with audit_sync =
+ * request it waits for the log's thread, which takes the turn to sign;
+ * dispatch writes after releasing it).
  */
 #ifndef KMSD_AUDIT_H
 #define KMSD_AUDIT_H
@@ -118,7 +121,9 @@ int audit_request(struct kmsd *d, const struct principal *p,
  * A service event (eventType AwsServiceEvent): name is its eventName
  * (e.g. "RotateKey", "DeleteKey", "HsmUnavailable"), details (borrowed,
  * may be NULL) its serviceEventDetails, resource_arn (may be NULL) the
- * key it concerns.  0 or an error (logged).
+ * key it concerns.  Returns once it is written, never waiting for a sync
+ * (no reply depends on it), so the caller may hold the HSM turn.  0 or
+ * an error (logged).
  */
 int audit_service_event(struct audit *a, const char *name,
     const char *resource_arn, json_t *details);

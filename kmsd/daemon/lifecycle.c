@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "common/sp.h"
+#include "kmsd/audit/audit.h"
 #include "kmsd/daemon/clock.h"
 #include "kmsd/daemon/daemon.h"
 #include "kmsd/daemon/lifecycle.h"
@@ -100,6 +101,25 @@ lease_claim(struct worker *w, const char *name, const char *holder)
 	    LEASE_TTL_MS);
 }
 
+/* The audit log's record of a lifecycle step: a service event, as
+ * CloudTrail writes for KMS's own rotations and deletions, about key
+ * idstr (NULL: none); details (taken, may be NULL) its
+ * serviceEventDetails.  It waits for no sync, so the HSM turn may be
+ * held (audit.h). */
+static void
+life_event(struct worker *w, const char *name, const char *idstr,
+    json_t *details)
+{
+	char arn[KEY_ARN_MAX];
+
+	if (idstr != NULL) {
+		key_arn(w->d, idstr, arn, sizeof(arn));
+	}
+	(void)audit_service_event(w->d->audit, name, idstr != NULL ? arn :
+	    NULL, details);
+	json_decref(details);
+}
+
 static int
 rotate_due(struct worker *w, const uint8_t id[16], const char *holder)
 {
@@ -126,6 +146,9 @@ rotate_due(struct worker *w, const uint8_t id[16], const char *holder)
 	if ((r = keycache_rotate(w, &ki, ROTATION_AUTOMATIC, &made)) == 0) {
 		log_info("key %s rotated on schedule (every %u days): "
 		    "version %u", idstr, rs.period_days, made);
+		life_event(w, "RotateKey", idstr, json_pack("{s:s, s:I, s:I}",
+		    "rotationType", "AUTOMATIC", "keyVersion", (json_int_t)made,
+		    "rotationPeriodInDays", (json_int_t)rs.period_days));
 	} else if (r == KMS_ECONFLICT) {
 		r = 0;		/* rotating already: it counts */
 	}
@@ -169,6 +192,9 @@ lifecycle_shred(struct worker *w, const uint8_t id[16])
 	}
 	log_info("key %s deleted: %zu versions shredded (%d HSM objects "
 	    "destroyed)", idstr, n, destroyed);
+	life_event(w, "DeleteKey", idstr, json_pack("{s:I, s:i}",
+	    "versionsShredded", (json_int_t)n, "hsmObjectsDestroyed",
+	    destroyed));
 	r = 0;
  out:
 	if (vs != NULL) {
@@ -226,6 +252,7 @@ expire_due(struct worker *w, const uint8_t id[16], const char *holder)
 		blob_uuid_format(id, idstr);
 		log_info("key %s: imported key material expired and was "
 		    "destroyed; the key is PendingImport", idstr);
+		life_event(w, "DeleteExpiredKeyMaterial", idstr, NULL);
 	}
  out:
 	(void)w->st->ops->release_lease(w->st, lease, holder);
@@ -336,6 +363,8 @@ domain_tend(struct kmsd *d)
 			return;
 		}
 		domain_status_log(&dr, "begun");
+		life_event(w, "DomainKeyRotationBegun", NULL, json_pack(
+		    "{s:I}", "wrappedVersions", (json_int_t)dr.total));
 	}
 	if (!hsm_domain_rotating(d->hsm)) {
 		/* Re-wrapping, yet no next key: kmsd died between destroying
@@ -430,6 +459,9 @@ domain_tend(struct kmsd *d)
 	dr.finished_ms = now_ms();
 	if (w->st->ops->put_domain_rotation(w->st, &dr) == 0) {
 		domain_status_log(&dr, "done, old domain key destroyed");
+		life_event(w, "DomainKeyRotationCompleted", NULL, json_pack(
+		    "{s:I, s:I}", "versionsRewrapped", (json_int_t)dr.done,
+		    "wrappedVersions", (json_int_t)dr.total));
 	}
  out:
 	free(vs);

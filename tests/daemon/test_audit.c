@@ -4,7 +4,8 @@
  * no secret in any file kmsd wrote (canaries planted in every secret
  * field), `kmsctl audit verify` naming each kind of tampering and where,
  * a log written while kmsd was killed with SIGKILL twenty times verifying
- * end to end, and a full disk refusing requests and recovering by itself.
+ * end to end, files rotated under many concurrent writers, and a full
+ * disk refusing requests and recovering by itself.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -135,6 +136,49 @@ count_records(const char *dir, const char *a, const char *b)
 
 /* ---- records ---- */
 
+/* A Description as JSON text (for a request) and as the string it is. */
+#define ESCAPES_JSON "escape-marker q\\\"b\\\\s\\nn\\tt\\u0001x\\u001fy" \
+	"\\u007fz\\u00e9\\u20ac 0123456789abcdef\\\"\\\"\\\\end"
+#define ESCAPES_TEXT "escape-marker q\"b\\s\nn\tt\001x\037y\177z\xc3\xa9" \
+	"\xe2\x82\xac 0123456789abcdef\"\"\\end"
+
+/* 1 when the records of dir hold exactly one CreateKey whose
+ * description holds marker, it parses, and it is ESCAPES_TEXT. */
+static int
+logged_description(const char *dir, const char *marker)
+{
+	char path[600], line[65536];
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0, ok = 0;
+	json_t *j, *v;
+	FILE *f;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "kmsd-audit-", 11) != 0) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		assert_non_null(f = fopen(path, "r"));
+		while (fgets(line, sizeof(line), f) != NULL) {
+			if (strstr(line, marker) == NULL) {
+				continue;
+			}
+			n++;
+			j = json_loads(line, 0, NULL);
+			v = json_object_get(json_object_get(j,
+			    "requestParameters"), "description");
+			ok = json_is_string(v) && strcmp(json_string_value(v),
+			    ESCAPES_TEXT) == 0;
+			json_decref(j);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n == 1 && ok;
+}
+
 static void
 test_audit_records_requests_denials_failures_and_batch_items(void **state)
 {
@@ -182,6 +226,11 @@ test_audit_records_requests_denials_failures_and_batch_items(void **state)
 	kms_free(rep);
 	assert_int_equal(call(c, &rep, "not json"), KMS_ESERIALIZATION);
 	kms_free(rep);
+	/* A logged string with every kind of byte that must be escaped,
+	 * and some that must not, at every offset of an 8-byte word. */
+	(void)call(c, &rep, "{\"Action\":\"CreateKey\",\"Description\":"
+	    "\"%s\"}", ESCAPES_JSON);
+	kms_free(rep);
 	/* GetKeyLastUsage: the Batch's Decrypt, and the record it names. */
 	assert_int_equal(call(c, &rep, "{\"Action\":\"GetKeyLastUsage\","
 	    "\"KeyId\":\"%s\"}", key), 0);
@@ -228,6 +277,8 @@ test_audit_records_requests_denials_failures_and_batch_items(void **state)
 	assert_int_equal(count_records(dir, "\"eventName\":\"KmsdStop\"",
 	    NULL), 1);
 	assert_int_equal(count_records(dir, lu_ev, "\"eventName\":\"Decrypt\""),
+	    1);
+	assert_int_equal(logged_description(dir, "escape-marker"),
 	    1);
 	free(lu_op);
 	free(lu_ev);
@@ -1291,6 +1342,122 @@ test_audit_full_disk_refuses_then_resumes(void **state)
 	assert_int_equal(tu_env_destroy(&e), 0);
 }
 
+/* ---- rotation while many callers write ---- */
+
+#define RL_THREADS 8
+#define RL_SECONDS 3
+#define RL_BATCH 20
+
+struct rl_arg {
+	const char *endpoint;
+	long records;			/* answered, so recorded */
+	int bad;
+};
+
+static void *
+rl_client(void *p)
+{
+	struct rl_arg *arg = p;
+	kms_client *c;
+	char req[4096], *rep;
+	size_t o, n;
+	kms_error_info ei;
+	double t0 = tu_now_s();
+	int i, k;
+
+	if (kms_client_open(&c, arg->endpoint) != 0) {
+		arg->bad++;
+		return NULL;
+	}
+	for (i = 0; tu_now_s() - t0 < RL_SECONDS; i++) {
+		if (i % 4 == 3) {
+			/* A Batch: its records go in with one write. */
+			o = (size_t)snprintf(req, sizeof(req),
+			    "{\"Action\":\"Batch\",\"Requests\":[");
+			for (k = 0; k < RL_BATCH; k++) {
+				o += (size_t)snprintf(req + o, sizeof(req) - o,
+				    "%s{\"Action\":\"GenerateRandom\","
+				    "\"NumberOfBytes\":8}", k > 0 ? "," : "");
+			}
+			snprintf(req + o, sizeof(req) - o, "]}");
+			k = RL_BATCH;
+		} else {
+			snprintf(req, sizeof(req), "{\"Action\":"
+			    "\"GenerateRandom\",\"NumberOfBytes\":8}");
+			k = 1;
+		}
+		rep = NULL;
+		n = 0;
+		if (kms_call_json(c, req, strlen(req), &rep, &n, &ei) != 0) {
+			arg->bad++;
+		} else {
+			arg->records += k;
+		}
+		kms_free(rep);
+	}
+	kms_client_close(c);
+	return NULL;
+}
+
+/*
+ * Files rotated every 64 KiB while eight clients write singly and in
+ * Batches: records of concurrent requests go to the file in one write by
+ * whichever caller writes, and a rotation must never switch or close a
+ * file under that write.  Every answered request's record is there,
+ * every file begins with its AuditLogFileOpened, and the log verifies.
+ */
+static void
+test_audit_rotation_while_many_callers_write_verifies(void **state)
+{
+	struct rl_arg args[RL_THREADS];
+	pthread_t thr[RL_THREADS];
+	struct tu_env e;
+	char dir[400], files[4096];
+	struct dirent *de;
+	json_t *report;
+	long records = 0;
+	int i, nfiles = 0;
+	DIR *d;
+
+	(void)state;
+	assert_int_equal(tu_env_init(&e, "audit_rotate_bytes = 65536\n"
+	    "audit_checkpoint_records = 50\n"), 0);
+	assert_int_equal(tu_kmsd_start(&e), 0);
+	memset(args, 0, sizeof(args));
+	for (i = 0; i < RL_THREADS; i++) {
+		args[i].endpoint = e.endpoint;
+		assert_int_equal(pthread_create(&thr[i], NULL, rl_client,
+		    &args[i]), 0);
+	}
+	for (i = 0; i < RL_THREADS; i++) {
+		pthread_join(thr[i], NULL);
+		assert_int_equal(args[i].bad, 0);
+		records += args[i].records;
+	}
+	assert_int_equal(tu_kmsd_stop(&e), 0);
+	snprintf(dir, sizeof(dir), "%s/audit", e.dir);
+	assert_non_null(d = opendir(dir));
+	while ((de = readdir(d)) != NULL) {
+		nfiles += strncmp(de->d_name, "kmsd-audit-", 11) == 0;
+	}
+	closedir(d);
+	fprintf(stderr, "  (%ld records answered, %d files)\n", records,
+	    nfiles);
+	assert_true(nfiles >= 10);
+	assert_int_equal(count_records(dir, "\"eventName\":\"GenerateRandom\"",
+	    NULL), records);
+	assert_int_equal(count_records(dir, "\"eventName\":"
+	    "\"AuditLogFileOpened\"", NULL), nfiles);
+	audit_files(dir, files, sizeof(files));
+	assert_int_equal(verify(NULL, files, &report), 0);
+	assert_int_equal(json_array_size(json_object_get(report, "errors")),
+	    0);
+	assert_int_equal(json_integer_value(json_object_get(report, "files")),
+	    nfiles);
+	json_decref(report);
+	assert_int_equal(tu_env_destroy(&e), 0);
+}
+
 int
 main(void)
 {
@@ -1303,6 +1470,8 @@ main(void)
 		    test_audit_a_second_kmsd_on_the_same_state_dir_writes_nothing),
 		cmocka_unit_test(test_audit_no_secret_in_any_file_kmsd_wrote),
 		cmocka_unit_test(test_audit_log_of_a_kmsd_killed_20_times_verifies),
+		cmocka_unit_test(
+		    test_audit_rotation_while_many_callers_write_verifies),
 		cmocka_unit_test_teardown(
 		    test_audit_full_disk_refuses_then_resumes,
 		    full_disk_teardown),

@@ -54,6 +54,23 @@ gdk(const char *key, kms_generate_data_key_resp *out, kms_error_info *ei)
 	return kms_generate_data_key(cl, &gr, out, ei);
 }
 
+/* The sequence number of the first audit record named name (0: none). */
+static long long
+audit_seq(const struct tu_env *e, const char *name)
+{
+	char cmd[1024], *out = NULL;
+	long long seq = 0;
+
+	snprintf(cmd, sizeof(cmd), "cat %s/audit/kmsd-audit-*.jsonl | grep "
+	    "'\"eventName\":\"%s\"' | head -1 | sed -n "
+	    "'s/.*\"sequence\":\\([0-9]*\\).*/\\1/p'", e->dir, name);
+	if (tu_run(cmd, &out, NULL) == 0 && out != NULL) {
+		seq = atoll(out);
+	}
+	free(out);
+	return seq;
+}
+
 static void
 run_fault_cycle(const char *storage)
 {
@@ -123,6 +140,15 @@ run_fault_cycle(const char *storage)
 	kms_generate_data_key_resp_free(&before);
 	kms_client_close(cl);
 	assert_int_equal(tu_kmsd_stop(&env), 0);
+	/* The audit log says the token went and came back (once each, as
+	 * service events, in that order), and still verifies. */
+	assert_int_equal(tu_audit_count(&env, "\"eventName\":"
+	    "\"HsmUnavailable\"", "\"eventType\":\"AwsServiceEvent\""), 1);
+	assert_int_equal(tu_audit_count(&env, "\"eventName\":\"HsmRecovered\"",
+	    "\"eventType\":\"AwsServiceEvent\""), 1);
+	assert_true(audit_seq(&env, "HsmUnavailable") <
+	    audit_seq(&env, "HsmRecovered"));
+	assert_int_equal(tu_audit_verify(&env), 0);
 	tu_env_destroy(&env);
 	return;
 }
@@ -814,15 +840,21 @@ run_recycle_under_load(const char *storage)
 	for (i = 0; i < RC_THREADS; i++) {
 		pthread_join(thr[i], NULL);
 	}
+	kms_client_close(cl);
+	cl = NULL;
+	assert_int_equal(tu_kmsd_stop(&env), 0);
 	recycles = tu_log_count(&env, "HSM module re-initialised");
+	/* Every recycle is a service event in the audit log, which
+	 * verifies. */
+	assert_int_equal(tu_audit_count(&env, "\"eventName\":"
+	    "\"HsmModuleRecycled\"", "\"sessionObjects\":"), recycles);
+	assert_int_equal(tu_audit_verify(&env), 0);
 	fprintf(stderr, "# %s: %ld calls in %.1f s, %d recycles, %ld bad%s%s\n",
 	    storage, atomic_load(&rc_calls), tu_now_s() - t0, recycles,
 	    atomic_load(&rc_bad), rc_first[0] != '\0' ? ": " : "", rc_first);
 	assert_int_equal(atomic_load(&rc_bad), 0);
 	assert_true(recycles >= RC_RECYCLES);
 	assert_false(tu_log_says(&env, "token unavailable"));
-	kms_client_close(cl);
-	cl = NULL;
 	assert_int_equal(tu_env_destroy(&env), 0);
 }
 

@@ -186,6 +186,21 @@ count_of(const char *field)
 	return json_array_size(json_object_get(last, field));
 }
 
+/* Wait (up to 10 s) until the audit log holds n records with both
+ * strings; their count. */
+static int
+wait_audit(const char *a, const char *b, int n)
+{
+	int i, got = 0;
+
+	for (i = 0; i < 100 && (got = tu_audit_count(&env, a, b)) < n; i++) {
+		usleep(100000);
+	}
+	return got;
+}
+
+#define SERVICE_EVENT "\"eventType\":\"AwsServiceEvent\""
+
 /* Wait (up to 20 s) until the key has n rotations. */
 static int
 wait_rotations(const char *id, size_t n)
@@ -504,6 +519,12 @@ test_automatic_rotation_follows_the_test_clock(void **state)
 	sleep(2);
 	OK("{\"Action\":\"ListKeyRotations\",\"KeyId\":\"%s\"}", id);
 	assert_int_equal(count_of("Rotations"), 2);
+	/* Each automatic rotation is a service event in the audit log, as
+	 * CloudTrail records KMS's own (its key, the version it made). */
+	assert_int_equal(wait_audit("\"eventName\":\"RotateKey\"", id, 2), 2);
+	assert_int_equal(tu_audit_count(&env, id, SERVICE_EVENT), 2);
+	assert_int_equal(tu_audit_count(&env, "\"rotationType\":\"AUTOMATIC\","
+	    "\"keyVersion\":3", id), 1);
 }
 
 /* max_encryptions_per_version = 50 in this group: the 51st encryption
@@ -854,6 +875,11 @@ test_deletion_shreds_the_material_in_the_token_and_the_files(void **state)
 	    usleep(100000)) {
 	}
 	assert_true(tu_log_says(&env, "deleted: 2 versions shredded"));
+	/* The shred is a service event of its own in the audit log. */
+	assert_int_equal(wait_audit("\"eventName\":\"DeleteKey\"", id, 1), 1);
+	assert_int_equal(tu_audit_count(&env, id, "\"versionsShredded\":2"),
+	    1);
+	assert_int_equal(tu_audit_count(&env, id, SERVICE_EVENT), 1);
 	FAILS(KMS_ENOTFOUND, "{\"Action\":\"DescribeKey\",\"KeyId\":\"%s\"}",
 	    alias);
 	FAILS(KMS_EINVALIDCIPHERTEXT, "{\"Action\":\"Decrypt\","
@@ -1121,6 +1147,8 @@ test_imported_key_material_round_trip_expiry_and_reimport(void **state)
 	    strcmp(state_of(id), "PendingImport") != 0; usleep(100000)) {
 	}
 	assert_string_equal(state_of(id), "PendingImport");
+	assert_int_equal(wait_audit("\"eventName\":\"DeleteExpiredKeyMaterial\"",
+	    id, 1), 1);
 	FAILS(KMS_EINVALIDSTATE, "{\"Action\":\"Decrypt\",\"CiphertextBlob\":"
 	    "\"%s\"}", b64(&blob));
 
@@ -1433,6 +1461,12 @@ test_domain_key_rotation_online_and_after_kill_9_at_five_points(
 	}
 	assert_true(wait_domain_done());
 	assert_int_equal((int)num_of("VersionsRewrapped"), DK_BLOBS);
+	/* Its steps are service events in the audit log. */
+	assert_int_equal(wait_audit("\"eventName\":"
+	    "\"DomainKeyRotationCompleted\"", "\"versionsRewrapped\":24", 1),
+	    1);
+	assert_int_equal(tu_audit_count(&env, "\"eventName\":"
+	    "\"DomainKeyRotationBegun\"", SERVICE_EVENT), 1);
 	all_open(blobs, DK_BLOBS);
 	domain_keys(&cur, &next);
 	assert_int_equal(cur, 1);
@@ -1481,11 +1515,18 @@ test_domain_key_rotation_online_and_after_kill_9_at_five_points(
 	}
 	assert_true(tu_log_says(&env, "test crash point after-destroy"));
 	assert_true(tu_log_says(&env, "the new domain key takes over"));
+	/* Six rotations, each begun and completed once in the audit log,
+	 * whatever point a kill -9 fell on; and the log verifies. */
+	assert_int_equal(tu_audit_count(&env, "\"eventName\":"
+	    "\"DomainKeyRotationBegun\"", SERVICE_EVENT), 6);
+	assert_int_equal(tu_audit_count(&env, "\"eventName\":"
+	    "\"DomainKeyRotationCompleted\"", SERVICE_EVENT), 6);
 	unsetenv("KMSD_TEST_REWRAP_BATCH");
 	/* Restarted once more: everything unwraps from the store. */
 	kms_client_close(cl);
 	cl = NULL;
 	assert_int_equal(tu_kmsd_stop(&env), 0);
+	assert_int_equal(tu_audit_verify(&env), 0);
 	assert_int_equal(tu_kmsd_start(&env), 0);
 	assert_int_equal(kms_client_open(&cl, env.endpoint), 0);
 	all_open(blobs, DK_BLOBS);
