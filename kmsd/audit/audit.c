@@ -52,6 +52,11 @@
 #define AUDIT_TICK_MS 20		/* the log thread's longest sleep */
 #define AUDIT_RETRY_MS 1000		/* a failed log is tried this often */
 #define CHECKPOINT_STATEMENT "kmsd-audit-checkpoint-v1"
+/* GetKeyLastUsage's table, saved beside the log: at most this often
+ * when it changed, and at shutdown; what the log recorded after the
+ * previous save is read again at start-up. */
+#define USAGE_FILE "key-last-usage"
+#define USAGE_SAVE_MS 5000
 
 struct audit {
 	struct kmsd *d;
@@ -90,6 +95,10 @@ struct audit {
 	pthread_mutex_t umu;
 	struct usage **ubuckets;
 	int64_t started_ms;
+	int udirty;			/* umu: changed since saved */
+	/* The log thread's: where the next save says replay starts (the
+	 * log's end at the previous save), and when it saved. */
+	uint64_t usave_no, usave_off, usave_ms;
 	/* The log thread's (and start-up's and shutdown's) own: */
 	hsm_session *hs;
 	struct hsm_signing_key key;
@@ -98,6 +107,9 @@ struct audit {
 	uint64_t retry_ms;
 	int cp_warned;
 };
+
+static void usage_save(struct audit *a, uint64_t end_no, uint64_t end_off,
+    int force);
 
 /* ---- files and the chain ---- */
 
@@ -599,6 +611,14 @@ audit_main(void *arg)
 			(void)checkpoint(a, "interval");
 			kms_mutex_lock(&a->mu);
 		}
+		if (now - a->usave_ms >= USAGE_SAVE_MS) {
+			uint64_t end_no = a->file_no, end_off = a->size;
+
+			a->usave_ms = now;
+			kms_mutex_unlock(&a->mu);
+			usage_save(a, end_no, end_off, 0);
+			kms_mutex_lock(&a->mu);
+		}
 		if (a->size >= cfg->audit_rotate_bytes ||
 		    (cfg->audit_rotate_seconds > 0 && now - a->file_born_ms >=
 		    (uint64_t)cfg->audit_rotate_seconds * 1000)) {
@@ -681,6 +701,7 @@ usage_note(struct audit *a, const struct rec_use *un, size_t n,
 		copy_str(e->u.request_id, sizeof(e->u.request_id),
 		    request_id != NULL ? request_id : "");
 	}
+	a->udirty = 1;
 	pthread_mutex_unlock(&a->umu);
 }
 
@@ -725,6 +746,268 @@ usage_free(struct audit *a)
 	free(a->ubuckets);
 	a->ubuckets = NULL;
 	pthread_mutex_destroy(&a->umu);
+}
+
+/* A usage read back (saved or replayed), umu held: kept when it is
+ * the latest known for its key. */
+static void
+usage_merge(struct audit *a, const char *key, const char *op, int64_t at,
+    const char *event_id, const char *request_id)
+{
+	struct usage *e;
+	unsigned h;
+
+	if (strlen(key) != 36 || strlen(event_id) != 36) {
+		return;
+	}
+	h = usage_hash(key);
+	for (e = a->ubuckets[h]; e != NULL; e = e->next) {
+		if (memcmp(e->key, key, 37) == 0) {
+			break;
+		}
+	}
+	if (e == NULL) {
+		if ((e = calloc(1, sizeof(*e))) == NULL) {
+			return;
+		}
+		memcpy(e->key, key, 37);
+		e->next = a->ubuckets[h];
+		a->ubuckets[h] = e;
+	} else if (e->u.at_ms > at) {
+		return;
+	}
+	copy_str(e->u.op, sizeof(e->u.op), op);
+	e->u.at_ms = at;
+	memcpy(e->u.event_id, event_id, 37);
+	copy_str(e->u.request_id, sizeof(e->u.request_id), request_id);
+}
+
+/*
+ * Save the table when it changed: a header line (tracking start, and
+ * where in the log a reader must start again: the log's end at the
+ * previous save, so that a record written before this save but noted
+ * after its copy is read again) and a line per key, written to a new
+ * file renamed over the old.  end_no/end_off: the log's end now.
+ */
+static void
+usage_save(struct audit *a, uint64_t end_no, uint64_t end_off, int force)
+{
+	char path[CONFIG_PATH_MAX + 64], tmp[CONFIG_PATH_MAX + 80];
+	struct usage *e, *v = NULL;
+	size_t n = 0, cap = 0, i;
+	json_t *j;
+	FILE *f = NULL;
+	int fd, ok = 0;
+
+	pthread_mutex_lock(&a->umu);
+	if (a->ubuckets == NULL || (!a->udirty && !force)) {
+		pthread_mutex_unlock(&a->umu);
+		return;
+	}
+	for (i = 0; i < USAGE_BUCKETS; i++) {
+		for (e = a->ubuckets[i]; e != NULL; e = e->next) {
+			if (n == cap) {
+				struct usage *nv;
+				cap = cap == 0 ? 256 : 2 * cap;
+				if ((nv = realloc(v, cap * sizeof(*v))) ==
+				    NULL) {
+					pthread_mutex_unlock(&a->umu);
+					free(v);
+					return;
+				}
+				v = nv;
+			}
+			v[n++] = *e;
+		}
+	}
+	a->udirty = 0;
+	pthread_mutex_unlock(&a->umu);
+
+	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir,
+	    USAGE_FILE);
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) < 0 || (f = fdopen(fd, "w")) == NULL) {
+		if (fd >= 0) {
+			close(fd);
+		}
+		goto out;
+	}
+	fprintf(f, "{\"trackingStartMs\":%lld,\"file\":%llu,\"offset\":%llu}"
+	    "\n", (long long)a->started_ms, (unsigned long long)a->usave_no,
+	    (unsigned long long)a->usave_off);
+	for (i = 0; i < n; i++) {
+		j = json_pack("{s:s, s:s, s:I, s:s, s:s}", "keyId", v[i].key,
+		    "operation", v[i].u.op, "at", (json_int_t)v[i].u.at_ms,
+		    "eventID", v[i].u.event_id, "requestID",
+		    v[i].u.request_id);
+		if (j == NULL || json_dumpf(j, f, JSON_COMPACT) != 0) {
+			json_decref(j);
+			goto out;
+		}
+		json_decref(j);
+		fputc('\n', f);
+	}
+	ok = fflush(f) == 0 && fdatasync(fileno(f)) == 0;
+ out:
+	if (f != NULL && fclose(f) != 0) {
+		ok = 0;
+	}
+	if (ok && rename(tmp, path) == 0) {
+		(void)sync_dir(a);
+		a->usave_no = end_no;
+		a->usave_off = end_off;
+	} else {
+		log_warn("audit: cannot save the key usage table to %s: %s",
+		    path, strerror(errno));
+		(void)unlink(tmp);
+		pthread_mutex_lock(&a->umu);
+		a->udirty = 1;
+		pthread_mutex_unlock(&a->umu);
+	}
+	free(v);
+}
+
+/* "2026-12-05T17:00:00.000Z" as milliseconds since the epoch, or -1. */
+static int64_t
+parse_event_time(const char *s)
+{
+	struct tm tm;
+	const char *p;
+	int ms = 0;
+
+	memset(&tm, 0, sizeof(tm));
+	if ((p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL) {
+		return -1;
+	}
+	if (*p == '.' && sscanf(p + 1, "%3d", &ms) != 1) {
+		return -1;
+	}
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* A record of the log, umu held: a successful cryptographic operation
+ * tells the table about its keys, as usage_note did when it was
+ * written. */
+static void
+usage_replay_line(struct audit *a, const char *line, size_t len)
+{
+	const char *op, *ev, *rq, *arn, *k;
+	json_t *j, *res, *r;
+	int64_t at;
+	size_t i;
+
+	if (memmem(line, len, "\"eventType\":\"AwsApiCall\"", 24) == NULL ||
+	    memmem(line, len, "\"errorCode\"", 11) != NULL) {
+		return;
+	}
+	if ((j = json_loadb(line, len, 0, NULL)) == NULL) {
+		return;
+	}
+	op = json_string_value(json_object_get(j, "eventName"));
+	ev = json_string_value(json_object_get(j, "eventID"));
+	rq = json_string_value(json_object_get(j, "requestID"));
+	at = json_is_string(json_object_get(j, "eventTime")) ?
+	    parse_event_time(json_string_value(json_object_get(j,
+	    "eventTime"))) : -1;
+	res = json_object_get(j, "resources");
+	if (op != NULL && ev != NULL && at >= 0 && json_is_array(res) &&
+	    rec_tracked_op(op)) {
+		for (i = 0; i < json_array_size(res) && i < 2; i++) {
+			r = json_array_get(res, i);
+			if ((arn = json_string_value(json_object_get(r,
+			    "ARN"))) != NULL && (k = strrchr(arn, '/')) !=
+			    NULL) {
+				usage_merge(a, k + 1, op, at, ev,
+				    rq != NULL ? rq : "");
+			}
+		}
+	}
+	json_decref(j);
+}
+
+/*
+ * At start-up, before the log's new file: the saved table, then what
+ * the log recorded after the save's position up to its last file.
+ * Without a saved table, tracking starts now.
+ */
+static void
+usage_load(struct audit *a, uint64_t last)
+{
+	char path[CONFIG_PATH_MAX + 64], name[64], *line = NULL;
+	size_t cap = 0, nkeys = 0, nrec = 0;
+	uint64_t no, from_no = last + 1, from_off = 0;
+	ssize_t len;
+	json_t *j;
+	FILE *f;
+
+	a->usave_no = last + 1;
+	a->usave_off = 0;
+	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir,
+	    USAGE_FILE);
+	if ((f = fopen(path, "re")) == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&a->umu);
+	if ((len = getline(&line, &cap, f)) > 0 &&
+	    (j = json_loadb(line, (size_t)len, 0, NULL)) != NULL) {
+		if (json_integer_value(json_object_get(j,
+		    "trackingStartMs")) > 0) {
+			a->started_ms = json_integer_value(json_object_get(j,
+			    "trackingStartMs"));
+		}
+		from_no = (uint64_t)json_integer_value(json_object_get(j,
+		    "file"));
+		from_off = (uint64_t)json_integer_value(json_object_get(j,
+		    "offset"));
+		json_decref(j);
+		while ((len = getline(&line, &cap, f)) > 0) {
+			const char *k, *op, *ev, *rq;
+
+			if ((j = json_loadb(line, (size_t)len, 0, NULL)) ==
+			    NULL) {
+				continue;
+			}
+			k = json_string_value(json_object_get(j, "keyId"));
+			op = json_string_value(json_object_get(j,
+			    "operation"));
+			ev = json_string_value(json_object_get(j, "eventID"));
+			rq = json_string_value(json_object_get(j,
+			    "requestID"));
+			if (k != NULL && op != NULL && ev != NULL) {
+				usage_merge(a, k, op, json_integer_value(
+				    json_object_get(j, "at")), ev,
+				    rq != NULL ? rq : "");
+				nkeys++;
+			}
+			json_decref(j);
+		}
+	}
+	fclose(f);
+	for (no = from_no; no >= 1 && no <= last; no++) {
+		file_name(no, name, sizeof(name));
+		snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir,
+		    name);
+		if ((f = fopen(path, "re")) == NULL) {
+			continue;
+		}
+		if (no == from_no && from_off > 0 &&
+		    fseeko(f, (off_t)from_off, SEEK_SET) != 0) {
+			fclose(f);
+			continue;
+		}
+		while ((len = getline(&line, &cap, f)) > 0) {
+			if (len <= AUDIT_LINE_MAX) {
+				usage_replay_line(a, line, (size_t)len);
+				nrec++;
+			}
+		}
+		fclose(f);
+	}
+	pthread_mutex_unlock(&a->umu);
+	free(line);
+	log_info("audit: key usage of %zu keys read back, %zu records after "
+	    "it read again", nkeys, nrec);
 }
 
 /* ---- the API ---- */
@@ -1258,6 +1541,8 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	}
 	a->wseq = a->seq;
 	memcpy(a->whead, a->head, sizeof(a->head));
+	usage_load(a, last);
+	a->usave_ms = mono_ms();
 	file_name(no, prev, sizeof(prev));
 	kms_mutex_lock(&a->mu);
 	r = new_file_locked(a, last + 1, have ? prev : NULL);
@@ -1362,6 +1647,7 @@ audit_close(struct kmsd *d)
 	if (a->fd >= 0) {
 		close(a->fd);
 	}
+	usage_save(a, a->file_no, a->size, 1);
 	usage_free(a);
 	hsm_session_close(a->hs);
 	kms_mutex_destroy(&a->mu);

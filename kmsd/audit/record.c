@@ -652,8 +652,8 @@ res_add(struct res *r, int *n, const char *arn, uint32_t version)
 }
 
 /* The operations GetKeyLastUsage tracks (AWS: cryptographic ones). */
-static int
-tracked_op(const char *op)
+int
+rec_tracked_op(const char *op)
 {
 	return strcmp(op, "Encrypt") == 0 || strcmp(op, "Decrypt") == 0 ||
 	    strcmp(op, "ReEncrypt") == 0 || strcmp(op, "GenerateDataKey") ==
@@ -878,7 +878,8 @@ rec_api_record(struct rec_buf *b, const struct kmsd *d,
 			res_add(res, &nres, json_string_value(v), 0);
 		}
 	}
-	if (err == NULL && it->resp != NULL && un != NULL && tracked_op(op)) {
+	if (err == NULL && it->resp != NULL && un != NULL &&
+	    rec_tracked_op(op)) {
 		use_add(un, nun, res, nres, op, id);
 	}
 	if (nres > 0) {

@@ -36,6 +36,8 @@ void rec_puts(struct rec_buf *b, const char *s);
  * operation (the request's string: valid while the request lives) and
  * the record's eventID.  A record gives at most REC_USES_PER_ITEM. */
 #define REC_USES_PER_ITEM 2		/* ReEncrypt's two keys */
+/* Whether GetKeyLastUsage tracks the operation named op. */
+int rec_tracked_op(const char *op);
 struct rec_use {
 	char key[37];
 	const char *op;

@@ -33,10 +33,10 @@ op_get_audit_public_key(struct opctx *c, json_t **resp)
 
 /*
  * GetKeyLastUsage (AWS): the last successful cryptographic operation with
- * a key, as the audit log recorded it (its eventID and request id).  kmsd
- * keeps the table in memory, so tracking starts when kmsd started (or
- * when the key was created, whichever is later); for earlier use, query
- * the log (kmsctl audit query --key-id).
+ * a key, as the audit log recorded it (its eventID and request id).  The
+ * table is saved beside the log and read back at start-up with what the
+ * log recorded after the save, so tracking starts when the log first did
+ * (or when the key was created, whichever is later).
  */
 int
 op_get_key_last_usage(struct opctx *c, json_t **resp)

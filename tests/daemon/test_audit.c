@@ -351,6 +351,103 @@ test_audit_query_follow_prints_new_records(void **state)
 
 /* A partial last line (a write a crash cut short) is cut at the next
  * start, and recorded; also audit_sync = request and rotation by age. */
+/* GetKeyLastUsage's answer for key: the operation, event id and tracking
+ * start (seconds, as text), each malloc'd. */
+static void
+last_usage(kms_client *c, const char *key, char **op, char **ev,
+    char **since)
+{
+	json_t *j;
+	char *rep;
+
+	assert_int_equal(call(c, &rep, "{\"Action\":\"GetKeyLastUsage\","
+	    "\"KeyId\":\"%s\"}", key), 0);
+	*op = field(rep, "KeyLastUsage", "Operation");
+	*ev = field(rep, "KeyLastUsage", "CloudTrailEventId");
+	assert_non_null(j = json_loads(rep, 0, NULL));
+	assert_true(json_is_number(json_object_get(j, "TrackingStartDate")));
+	assert_true(asprintf(since, "%.3f", json_number_value(json_object_get(
+	    j, "TrackingStartDate"))) > 0);
+	json_decref(j);
+	kms_free(rep);
+}
+
+/* GetKeyLastUsage across restarts: what a clean stop saved, and after a
+ * kill -9 what the log recorded since the last save; tracking keeps the
+ * day it started. */
+static void
+test_audit_key_last_usage_survives_restarts_and_kill_9(void **state)
+{
+	struct tu_env e;
+	kms_client *c;
+	char *rep, *key, *blob, *op, *ev, *since, *op2, *ev2, *since2;
+
+	(void)state;
+	assert_int_equal(tu_env_init(&e, NULL), 0);
+	assert_int_equal(tu_kmsd_start(&e), 0);
+	assert_int_equal(kms_client_open(&c, e.endpoint), 0);
+	assert_int_equal(call(c, &rep, "{\"Action\":\"CreateKey\"}"), 0);
+	assert_non_null(key = field(rep, "KeyMetadata", "KeyId"));
+	kms_free(rep);
+	assert_int_equal(call(c, &rep, "{\"Action\":\"Encrypt\",\"KeyId\":"
+	    "\"%s\",\"Plaintext\":\"aGVsbG8=\"}", key), 0);
+	assert_non_null(blob = field(rep, "CiphertextBlob", NULL));
+	kms_free(rep);
+	last_usage(c, key, &op, &ev, &since);
+	assert_non_null(op);
+	assert_string_equal(op, "Encrypt");
+	kms_client_close(c);
+
+	/* A clean stop and start: the same answer, tracking unchanged. */
+	sleep(1);
+	assert_int_equal(tu_kmsd_stop(&e), 0);
+	assert_int_equal(tu_kmsd_start(&e), 0);
+	assert_int_equal(kms_client_open(&c, e.endpoint), 0);
+	last_usage(c, key, &op2, &ev2, &since2);
+	assert_non_null(op2);
+	assert_string_equal(op2, "Encrypt");
+	assert_string_equal(ev2, ev);
+	assert_string_equal(since2, since);
+	free(op2);
+	free(ev2);
+	free(since2);
+
+	/* A Decrypt, then kill -9 at once (before any save): read back
+	 * from the log. */
+	assert_int_equal(call(c, &rep, "{\"Action\":\"Decrypt\","
+	    "\"CiphertextBlob\":\"%s\"}", blob), 0);
+	kms_free(rep);
+	last_usage(c, key, &op2, &ev2, &since2);
+	assert_string_equal(op2, "Decrypt");
+	free(op);
+	free(ev);
+	op = op2;
+	ev = ev2;
+	free(since2);
+	kms_client_close(c);
+	assert_int_equal(kill(e.kmsd, SIGKILL), 0);
+	assert_int_equal(waitpid(e.kmsd, NULL, 0), e.kmsd);
+	e.kmsd = 0;
+	assert_int_equal(tu_kmsd_start(&e), 0);
+	assert_int_equal(kms_client_open(&c, e.endpoint), 0);
+	last_usage(c, key, &op2, &ev2, &since2);
+	assert_non_null(op2);
+	assert_string_equal(op2, "Decrypt");
+	assert_string_equal(ev2, ev);
+	assert_string_equal(since2, since);
+	kms_client_close(c);
+	assert_int_equal(tu_kmsd_stop(&e), 0);
+	free(op);
+	free(ev);
+	free(since);
+	free(op2);
+	free(ev2);
+	free(since2);
+	free(key);
+	free(blob);
+	assert_int_equal(tu_env_destroy(&e), 0);
+}
+
 static void
 test_audit_start_cuts_a_partial_last_line(void **state)
 {
@@ -1466,6 +1563,7 @@ main(void)
 		    test_audit_records_requests_denials_failures_and_batch_items),
 		cmocka_unit_test(test_audit_query_follow_prints_new_records),
 		cmocka_unit_test(test_audit_start_cuts_a_partial_last_line),
+		cmocka_unit_test(test_audit_key_last_usage_survives_restarts_and_kill_9),
 		cmocka_unit_test(
 		    test_audit_a_second_kmsd_on_the_same_state_dir_writes_nothing),
 		cmocka_unit_test(test_audit_no_secret_in_any_file_kmsd_wrote),
