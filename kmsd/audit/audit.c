@@ -801,7 +801,13 @@ usage_save(struct audit *a, uint64_t end_no, uint64_t end_off, int force)
 
 	pthread_mutex_lock(&a->umu);
 	if (a->ubuckets == NULL || (!a->udirty && !force)) {
+		/* Nothing noted since the last save: the saved table stands,
+		 * and the next save's readers may start here (a record written
+		 * before now and noted later marks the table, and that save
+		 * copies it). */
 		pthread_mutex_unlock(&a->umu);
+		a->usave_no = end_no;
+		a->usave_off = end_off;
 		return;
 	}
 	for (i = 0; i < USAGE_BUCKETS; i++) {
