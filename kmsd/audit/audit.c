@@ -666,40 +666,55 @@ copy_str(char *out, size_t len, const char *s)
 	out[n] = '\0';
 }
 
+/* One key's last use, umu held: always for a record just written, for
+ * one read back (saved or replayed) only when it is the latest known. */
+static void
+usage_set(struct audit *a, const char *key, const char *op, int64_t at,
+    const char *event_id, const char *request_id, int always)
+{
+	struct usage *e;
+	unsigned h;
+
+	if (strlen(key) != 36 || strlen(event_id) != 36) {
+		return;
+	}
+	h = usage_hash(key);
+	for (e = a->ubuckets[h]; e != NULL; e = e->next) {
+		if (memcmp(e->key, key, 37) == 0) {
+			break;
+		}
+	}
+	if (e == NULL) {
+		if ((e = calloc(1, sizeof(*e))) == NULL) {
+			return;
+		}
+		memcpy(e->key, key, 37);
+		e->next = a->ubuckets[h];
+		a->ubuckets[h] = e;
+	} else if (!always && e->u.at_ms > at) {
+		return;
+	}
+	copy_str(e->u.op, sizeof(e->u.op), op);
+	e->u.at_ms = at;
+	memcpy(e->u.event_id, event_id, 37);
+	copy_str(e->u.request_id, sizeof(e->u.request_id), request_id);
+}
+
 /* Records were written: remember them for their keys. */
 static void
 usage_note(struct audit *a, const struct rec_use *un, size_t n,
     const char *request_id)
 {
-	struct usage *e;
 	int64_t at = now_ms();
 	size_t i;
-	unsigned h;
 
 	if (a->ubuckets == NULL || n == 0) {
 		return;
 	}
 	pthread_mutex_lock(&a->umu);
 	for (i = 0; i < n; i++) {
-		h = usage_hash(un[i].key);
-		for (e = a->ubuckets[h]; e != NULL; e = e->next) {
-			if (memcmp(e->key, un[i].key, 37) == 0) {
-				break;
-			}
-		}
-		if (e == NULL) {
-			if ((e = calloc(1, sizeof(*e))) == NULL) {
-				continue;
-			}
-			memcpy(e->key, un[i].key, 37);
-			e->next = a->ubuckets[h];
-			a->ubuckets[h] = e;
-		}
-		copy_str(e->u.op, sizeof(e->u.op), un[i].op);
-		e->u.at_ms = at;
-		memcpy(e->u.event_id, un[i].id, 37);
-		copy_str(e->u.request_id, sizeof(e->u.request_id),
-		    request_id != NULL ? request_id : "");
+		usage_set(a, un[i].key, un[i].op, at, un[i].id,
+		    request_id != NULL ? request_id : "", 1);
 	}
 	a->udirty = 1;
 	pthread_mutex_unlock(&a->umu);
@@ -746,40 +761,6 @@ usage_free(struct audit *a)
 	free(a->ubuckets);
 	a->ubuckets = NULL;
 	pthread_mutex_destroy(&a->umu);
-}
-
-/* A usage read back (saved or replayed), umu held: kept when it is
- * the latest known for its key. */
-static void
-usage_merge(struct audit *a, const char *key, const char *op, int64_t at,
-    const char *event_id, const char *request_id)
-{
-	struct usage *e;
-	unsigned h;
-
-	if (strlen(key) != 36 || strlen(event_id) != 36) {
-		return;
-	}
-	h = usage_hash(key);
-	for (e = a->ubuckets[h]; e != NULL; e = e->next) {
-		if (memcmp(e->key, key, 37) == 0) {
-			break;
-		}
-	}
-	if (e == NULL) {
-		if ((e = calloc(1, sizeof(*e))) == NULL) {
-			return;
-		}
-		memcpy(e->key, key, 37);
-		e->next = a->ubuckets[h];
-		a->ubuckets[h] = e;
-	} else if (e->u.at_ms > at) {
-		return;
-	}
-	copy_str(e->u.op, sizeof(e->u.op), op);
-	e->u.at_ms = at;
-	memcpy(e->u.event_id, event_id, 37);
-	copy_str(e->u.request_id, sizeof(e->u.request_id), request_id);
 }
 
 /*
@@ -924,8 +905,8 @@ usage_replay_line(struct audit *a, const char *line, size_t len)
 			if ((arn = json_string_value(json_object_get(r,
 			    "ARN"))) != NULL && (k = strrchr(arn, '/')) !=
 			    NULL) {
-				usage_merge(a, k + 1, op, at, ev,
-				    rq != NULL ? rq : "");
+				usage_set(a, k + 1, op, at, ev,
+				    rq != NULL ? rq : "", 0);
 			}
 		}
 	}
@@ -981,9 +962,9 @@ usage_load(struct audit *a, uint64_t last)
 			rq = json_string_value(json_object_get(j,
 			    "requestID"));
 			if (k != NULL && op != NULL && ev != NULL) {
-				usage_merge(a, k, op, json_integer_value(
+				usage_set(a, k, op, json_integer_value(
 				    json_object_get(j, "at")), ev,
-				    rq != NULL ? rq : "");
+				    rq != NULL ? rq : "", 0);
 				nkeys++;
 			}
 			json_decref(j);

@@ -495,6 +495,29 @@ add_query(struct sbuf *b, const struct sigv4_msg *m)
 	return r;
 }
 
+/*
+ * The payload's hash for the canonical request: x-amz-content-sha256 when
+ * the request sent one (sigv4_check has compared it with the body, so the
+ * body is hashed once), else the body's SHA-256.
+ */
+static void
+payload_hash(const struct sigv4_msg *m, char out[65])
+{
+	const char *sent = header(m, "x-amz-content-sha256");
+	size_t i;
+
+	if (sent != NULL && strlen(sent) == 64 && strspn(sent,
+	    "0123456789abcdefABCDEF") == 64) {
+		for (i = 0; i < 64; i++) {
+			out[i] = (char)tolower((unsigned char)sent[i]);
+		}
+		out[64] = '\0';
+		return;
+	}
+	sha256_hex(m->body != NULL ? m->body : (const uint8_t *)"",
+	    m->bodylen, out);
+}
+
 int
 sigv4_canonical_request(const struct sigv4_msg *m, const struct sigv4_auth *a,
     char **out, char *msg, size_t msglen)
@@ -531,8 +554,7 @@ sigv4_canonical_request(const struct sigv4_msg *m, const struct sigv4_auth *a,
 	sb_add(&b, "\n", 1);
 	sb_str(&b, a->signed_headers);
 	sb_add(&b, "\n", 1);
-	sha256_hex(m->body != NULL ? m->body : (const uint8_t *)"",
-	    m->bodylen, bodyhash);
+	payload_hash(m, bodyhash);
 	sb_str(&b, bodyhash);
 	if (b.oom) {
 		free(b.p);

@@ -111,7 +111,9 @@ int sigv4_check(const struct sigv4_msg *m, const struct sigv4_auth *a,
     const char *region, const char *service, time_t now, char *msg,
     size_t msglen);
 
-/* The signature compared, in constant time, with the one key makes. */
+/* The signature compared, in constant time, with the one key makes;
+ * only after sigv4_check passed (the canonical request takes the payload's
+ * hash from x-amz-content-sha256 when sent, which sigv4_check compared). */
 int sigv4_verify_key(const struct sigv4_msg *m, const struct sigv4_auth *a,
     const uint8_t key[SIGV4_KEY_LEN], char *msg, size_t msglen);
 

@@ -367,6 +367,37 @@ hex32(const uint8_t k[32], char out[65])
 	out[64] = '\0';
 }
 
+/* x-amz-content-sha256, when sent, must be the body's hash: the right
+ * one verifies (the canonical request takes it as the payload's hash),
+ * another body's is refused before any signature is made. */
+static void
+test_sigv4_content_sha256_header_must_match_the_body(void **state)
+{
+	struct sigv4_kv h[6];
+	struct sigv4_msg m;
+	struct sigv4_auth a;
+	char msg[512], hex[65];
+	uint8_t d[32];
+	int i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		const char *b = i == 0 ? kms_body : "{}";
+		crypto_hash_sha256(d, (const uint8_t *)b, strlen(b));
+		hex32(d, hex);
+		kms_msg(h, &m, KMS_AUTHZ, kms_body);
+		h[5] = (struct sigv4_kv){ "X-Amz-Content-Sha256", hex };
+		m.nheaders = 6;
+		assert_int_equal(sigv4_parse(&m, &a, msg, sizeof(msg)), 0);
+		assert_int_equal(sigv4_verify(&m, &a, (const uint8_t *)SECRET,
+		    strlen(SECRET), "local", "kms", KMS_WHEN, msg,
+		    sizeof(msg)), i == 0 ? SIGV4_OK : SIGV4_INVALID);
+		if (i == 1) {
+			assert_non_null(strstr(msg, "x-amz-content-sha256"));
+		}
+	}
+}
+
 /* AWS's "Examples of how to derive a signing key for Signature Version
  * 4": 20120215, us-east-1, iam. */
 static void
@@ -460,6 +491,7 @@ main(void)
 		cmocka_unit_test(test_sigv4_every_prefix_of_the_header_fails),
 		cmocka_unit_test(test_sigv4_mutations_never_verify),
 		cmocka_unit_test(test_sigv4_signing_key_as_aws_derives_it),
+		cmocka_unit_test(test_sigv4_content_sha256_header_must_match_the_body),
 		cmocka_unit_test(test_sigv4_credentials_keep_the_key_until_the_file_changes),
 	};
 
