@@ -76,19 +76,8 @@ find_labelled(hsm *h, CK_OBJECT_CLASS cls, const char *label,
 		{ CKA_TOKEN, &yes, sizeof(yes) },
 		{ CKA_LABEL, (void *)label, strlen(label) },
 	};
-	CK_ULONG n = 0;
-	CK_RV rv;
 
-	*out = CK_INVALID_HANDLE;
-	if ((rv = h->f->C_FindObjectsInit(h->sess, t, 3)) != CKR_OK) {
-		return rv;
-	}
-	rv = h->f->C_FindObjects(h->sess, out, 1, &n);
-	(void)h->f->C_FindObjectsFinal(h->sess);
-	if (rv == CKR_OK && n == 0) {
-		*out = CK_INVALID_HANDLE;
-	}
-	return rv;
+	return hsm_find_one(h, t, 3, out);
 }
 
 static CK_RV
