@@ -791,13 +791,21 @@ usage_save(struct audit *a, uint64_t end_no, uint64_t end_off, int force)
 		a->usave_off = end_off;
 		return;
 	}
+	a->udirty = 0;
+	pthread_mutex_unlock(&a->umu);
+	/* Bucket by bucket, so that a request noting a use waits for one
+	 * bucket's copy at most; a use noted meanwhile marks the table again
+	 * for the next save, and its record lies after this save's replay
+	 * start. */
 	for (i = 0; i < USAGE_BUCKETS; i++) {
+		pthread_mutex_lock(&a->umu);
 		for (e = a->ubuckets[i]; e != NULL; e = e->next) {
 			if (n == cap) {
 				struct usage *nv;
 				cap = cap == 0 ? 256 : 2 * cap;
 				if ((nv = realloc(v, cap * sizeof(*v))) ==
 				    NULL) {
+					a->udirty = 1;
 					pthread_mutex_unlock(&a->umu);
 					free(v);
 					return;
@@ -806,9 +814,8 @@ usage_save(struct audit *a, uint64_t end_no, uint64_t end_off, int force)
 			}
 			v[n++] = *e;
 		}
+		pthread_mutex_unlock(&a->umu);
 	}
-	a->udirty = 0;
-	pthread_mutex_unlock(&a->umu);
 
 	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir,
 	    USAGE_FILE);
