@@ -6,13 +6,15 @@
  *
  * A record is formatted outside any lock, without its last two fields;
  * under the log's mutex its "sequence" and "previousHash" are appended,
- * it is hashed and queued, and one caller at a time writes the whole
- * queue (the records of its message and of every message queued
- * meanwhile) with one write(2), the mutex let go (see commit).  The
- * log's thread makes them durable (fdatasync), signs checkpoints (with
- * the HSM turn held for reading: the module may be re-initialised
+ * it is hashed and copied into the staging ring (a mapped file beside the
+ * log, so it outlives a crash of kmsd), and the reply may go.  One caller
+ * at a time writes what the ring holds (its records and every caller's
+ * staged meanwhile) with one write(2), the mutex let go (see commit).
+ * The log's thread makes them durable (fdatasync), signs checkpoints
+ * (with the HSM turn held for reading: the module may be re-initialised
  * otherwise) and rotates files; it also finds out when a log that could
- * not be written can be again.
+ * not be written can be again.  Start-up writes what a crash left staged
+ * (ring_recover).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,12 +54,34 @@
 #define AUDIT_SUFFIX_MAX 128		/* ,"sequence":N,"previousHash":"…"}\n */
 #define AUDIT_TICK_MS 20		/* the log thread's longest sleep */
 #define AUDIT_RETRY_MS 1000		/* a failed log is tried this often */
+#define AUDIT_WRITER_ROUNDS 4		/* writes a writer makes for others */
 #define CHECKPOINT_STATEMENT "kmsd-audit-checkpoint-v1"
 /* GetKeyLastUsage's table, saved beside the log: at most this often
  * when it changed, and at shutdown; what the log recorded after the
  * previous save is read again at start-up. */
 #define USAGE_FILE "key-last-usage"
 #define USAGE_SAVE_MS 5000
+
+/*
+ * The staging ring: records are copied here under the mutex, before their
+ * reply, and written to the log file from here.  It is a file of the
+ * audit directory, mapped shared, so what was staged outlives a crash of
+ * kmsd; its blocks are allocated when it is made (no SIGBUS on a full
+ * disk).  staged and written count bytes since start-up; start-up writes
+ * [written, staged) to the log where the chain shows it missing.
+ */
+#define RING_FILE "staging-ring"
+#define RING_MAGIC "kmsd-audit-ring1"	/* 16 bytes */
+#define RING_HDR 4096
+#define RING_MAX ((uint64_t)8 << 20)
+#define RING_MIN ((uint64_t)64 << 10)
+
+struct ring_hdr {
+	char magic[16];
+	uint64_t size;			/* of the ring after the header */
+	uint64_t staged;		/* atomics: bytes ever staged, */
+	uint64_t written;		/* and written to the log */
+};
 
 struct audit {
 	struct kmsd *d;
@@ -69,28 +94,26 @@ struct audit {
 	int fd;
 	uint64_t file_no, size;
 	uint64_t file_born_ms;		/* mono_ms */
-	uint64_t seq;			/* of the last record written */
+	uint64_t seq;			/* of the last record chained */
 	uint8_t head[32];		/* its hash */
 	uint64_t cp_seq;		/* last line a checkpoint covered */
 	uint64_t cp_ms;			/* mono_ms of that checkpoint */
 	uint64_t wtotal, stotal;	/* bytes written / known durable */
-	uint64_t wseq;			/* seq and head of the last record */
-	uint8_t whead[32];		/* written (seq, head: last queued) */
 	int waiters, want_work;
 	atomic_int failed;		/* read without mu by audit_admit */
 	int fail_errno;
 	int64_t failed_at;
 	uint64_t refused, unaudited;
-	/* Records chained but not yet written (a queue in file order),
-	 * and who waits for them: one writer at a time (writing) takes the
-	 * whole queue and writes it with one write(2), mu let go, for every
-	 * caller that queued meanwhile (see commit). */
-	char *qbuf, *wbuf;
-	size_t qlen, qcap, wcap;
-	uint64_t qtotal;		/* bytes ever queued */
-	struct waiter *wq_head, *wq_tail;
-	int writing;
-	pthread_cond_t written;		/* writing went back to 0 */
+	/* Records chained (qbuf: chain_locked's, copied at once) go to the
+	 * staging ring, in file order, before their reply; one writer at a
+	 * time (writing) moves what it holds to the file (see commit). */
+	char *qbuf;
+	size_t qlen, qcap;
+	struct ring_hdr *rh;		/* the ring file, mapped: its header */
+	char *ring;			/* and its rsize bytes of records */
+	uint64_t rsize, rs, rw;		/* bytes ever staged / written */
+	int writing, movewait;
+	pthread_cond_t moved;		/* writing went back to 0 */
 	/* GetKeyLastUsage: per key, the last successful crypto record. */
 	pthread_mutex_t umu;
 	struct usage **ubuckets;
@@ -158,20 +181,11 @@ fail_locked(struct audit *a, int e)
 	a->retry_ms = mono_ms() + AUDIT_RETRY_MS;
 }
 
-/* A caller whose records are queued, until a writer has written them. */
-struct waiter {
-	struct waiter *next;
-	uint64_t end;			/* qtotal just after its records */
-	uint64_t wpos;			/* wtotal once they are written */
-	pthread_cond_t cv;
-	int done, r;
-};
-
 /*
  * Chain n record bodies (b->p at offs[i], each without its closing brace)
- * onto the queue, mu held: their "sequence" and "previousHash" are
- * appended and a->seq and a->head move on.  pre (may be NULL) holds each
- * body's SHA-256 begun outside the mutex: only the suffix is hashed here.
+ * into qbuf, mu held: their "sequence" and "previousHash" are appended
+ * and a->seq and a->head move on.  pre (may be NULL) holds each body's
+ * SHA-256 begun outside the mutex: only the suffix is hashed here.
  */
 static int
 chain_locked(struct audit *a, const struct rec_buf *b, const size_t *offs,
@@ -179,11 +193,11 @@ chain_locked(struct audit *a, const struct rec_buf *b, const size_t *offs,
 {
 	SHA256_CTX sc;
 	uint64_t seq = a->seq;
-	size_t need = a->qlen + b->len + n * AUDIT_SUFFIX_MAX, len = a->qlen,
-	    i;
+	size_t need = b->len + n * AUDIT_SUFFIX_MAX, len = 0, i;
 	char *np, *q;
 
 	kms_mutex_assert_held(&a->mu);
+	KMS_ASSERT(a->qlen == 0);
 	if (a->fd < 0) {
 		fail_locked(a, EBADF);
 		return KMS_EDEPENDENCYTIMEOUT;
@@ -222,43 +236,76 @@ chain_locked(struct audit *a, const struct rec_buf *b, const size_t *offs,
 		q[len++] = '\n';
 	}
 	a->seq = seq;
-	a->qtotal += len - a->qlen;
 	a->qlen = len;
 	return 0;
 }
 
-/*
- * Write the whole queue with one write(2), mu held and no writer at work;
- * with let_go, mu is let go meanwhile (the caller has set writing, so
- * nobody else writes or closes the file, and callers queue behind).  The
- * waiters whose records went in are told; on failure nothing of the
- * queue stays in the file, every waiter is told so, the chain goes back
- * to the last record written and the log is marked failed.
- */
-static int
-write_queued_locked(struct audit *a, int let_go)
+/* Copy what chain_locked made into the ring, mu held; the caller made
+ * room (room_locked).  From here the records outlive the process. */
+static void
+stage_locked(struct audit *a)
 {
-	struct waiter *w;
-	uint64_t seq = a->seq, end = a->qtotal;
-	uint8_t head[32];
-	size_t len = a->qlen, cap;
-	char *buf;
-	int fd = a->fd, e = 0, r = 0;
+	uint64_t pos = a->rs % a->rsize;
+	size_t n1 = a->qlen;
 
 	kms_mutex_assert_held(&a->mu);
-	memcpy(head, a->head, sizeof(head));
-	/* Take the queue; callers fill the other buffer meanwhile. */
-	buf = a->qbuf;
-	cap = a->qcap;
-	a->qbuf = a->wbuf;
-	a->qcap = a->wcap;
+	KMS_ASSERT(a->rsize - (a->rs - a->rw) >= a->qlen);
+	if (n1 > a->rsize - pos) {
+		n1 = (size_t)(a->rsize - pos);
+	}
+	memcpy(a->ring + pos, a->qbuf, n1);
+	memcpy(a->ring, a->qbuf + n1, a->qlen - n1);
+	a->rs += a->qlen;
 	a->qlen = 0;
-	a->wbuf = buf;
-	a->wcap = cap;
+	/* After the bytes: start-up trusts what staged covers. */
+	__atomic_store_n(&a->rh->staged, a->rs, __ATOMIC_RELEASE);
+}
+
+/* Bytes went into the file: ask the log's thread for a checkpoint or a
+ * rotation when one is due. */
+static void
+written_locked(struct audit *a, size_t len)
+{
+	a->size += len;
+	a->wtotal += len;
+	if (a->seq - a->cp_seq >= a->d->cfg.audit_checkpoint_records ||
+	    a->size >= a->d->cfg.audit_rotate_bytes) {
+		if (!a->want_work) {
+			a->want_work = 1;
+			pthread_cond_signal(&a->wake);
+		}
+	}
+}
+
+/*
+ * Write what the ring holds to the file, mu held and writing set by the
+ * caller (or mu never let go); with let_go, mu is let go during the
+ * write(2): the part taken is not overwritten meanwhile (stage_locked
+ * never passes rw), and callers go on staging behind it.  On failure
+ * what part went in is cut, the records stay in the ring (they are
+ * written when the log can be again) and the log is marked failed.
+ */
+static int
+move_locked(struct audit *a, int let_go)
+{
+	uint64_t from = a->rw, to = a->rs, pos = from % a->rsize;
+	size_t len = (size_t)(to - from), n1;
+	int fd = a->fd, e = 0;
+
+	kms_mutex_assert_held(&a->mu);
+	if (len == 0) {
+		return 0;
+	}
+	if (fd < 0) {
+		fail_locked(a, EBADF);
+		return KMS_EDEPENDENCYTIMEOUT;
+	}
+	n1 = len < a->rsize - pos ? len : (size_t)(a->rsize - pos);
 	if (let_go) {
 		kms_mutex_unlock(&a->mu);
 	}
-	if (write_all(fd, buf, len) != 0) {
+	if (write_all(fd, a->ring + pos, n1) != 0 || (len > n1 &&
+	    write_all(fd, a->ring, len - n1) != 0)) {
 		e = errno;
 	}
 	if (let_go) {
@@ -266,57 +313,136 @@ write_queued_locked(struct audit *a, int let_go)
 	}
 	if (e != 0) {
 		/* Cut what part of it went in: the file stays a chain. */
+		if (ftruncate(fd, (off_t)a->size) != 0) {
+			log_error("cutting a partial audit record: %s",
+			    strerror(errno));
+		}
+		fail_locked(a, e);
+		return KMS_EDEPENDENCYTIMEOUT;
+	}
+	a->rw = to;
+	__atomic_store_n(&a->rh->written, to, __ATOMIC_RELEASE);
+	written_locked(a, len);
+	return 0;
+}
+
+/* Be the writer for up to rounds writes, mu held and no writer at work;
+ * callers waiting for room or for their records are woken after. */
+static void
+write_out_locked(struct audit *a, int rounds)
+{
+	kms_mutex_assert_held(&a->mu);
+	KMS_ASSERT(!a->writing);
+	a->writing = 1;
+	while (rounds-- > 0 && a->rs != a->rw && !a->failed) {
+		if (move_locked(a, 1) != 0) {
+			break;
+		}
+	}
+	a->writing = 0;
+	if (a->movewait > 0) {
+		pthread_cond_broadcast(&a->moved);
+	}
+}
+
+/* Wait for the writer at work and write what the ring holds, mu held
+ * throughout the write: then everything chained is in the file (or the
+ * log failed).  0 or an error. */
+static int
+drain_locked(struct audit *a)
+{
+	int r;
+
+	kms_mutex_assert_held(&a->mu);
+	while (a->writing) {
+		a->movewait++;
+		kms_cond_wait(&a->moved, &a->mu);
+		a->movewait--;
+	}
+	r = move_locked(a, 0);
+	if (a->movewait > 0) {
+		pthread_cond_broadcast(&a->moved);
+	}
+	return r;
+}
+
+/* Wait, mu held, until the ring has room for need bytes: by writing, or
+ * for the writer at work.  An error when the log cannot be written and
+ * the ring is full. */
+static int
+room_locked(struct audit *a, size_t need)
+{
+	kms_mutex_assert_held(&a->mu);
+	while (a->rsize - (a->rs - a->rw) < need) {
+		if (a->failed || a->fd < 0) {
+			return KMS_EDEPENDENCYTIMEOUT;
+		}
+		if (!a->writing) {
+			write_out_locked(a, 1);
+			continue;
+		}
+		a->movewait++;
+		kms_cond_wait(&a->moved, &a->mu);
+		a->movewait--;
+	}
+	return 0;
+}
+
+/*
+ * Chain and stage n records, mu held.  Records larger than the ring (a
+ * Batch of a thousand large ones) bypass it: what the ring holds is
+ * written first, then they are written directly, mu held; on failure
+ * they are taken back out of the chain.
+ */
+static int
+put_locked(struct audit *a, const struct rec_buf *b, const size_t *offs,
+    size_t n, const SHA256_CTX *pre)
+{
+	size_t need = b->len + n * AUDIT_SUFFIX_MAX;
+	uint8_t head[32];
+	uint64_t seq;
+	int r, e;
+
+	kms_mutex_assert_held(&a->mu);
+	if (b->oom) {
+		return KMS_EINTERNAL;
+	}
+	if (need <= a->rsize) {
+		if ((r = room_locked(a, need)) != 0 ||
+		    (r = chain_locked(a, b, offs, n, pre)) != 0) {
+			return r;
+		}
+		stage_locked(a);
+		return 0;
+	}
+	if ((r = drain_locked(a)) != 0) {
+		return r;
+	}
+	seq = a->seq;
+	memcpy(head, a->head, sizeof(head));
+	if ((r = chain_locked(a, b, offs, n, pre)) != 0) {
+		return r;
+	}
+	if (write_all(a->fd, a->qbuf, a->qlen) != 0) {
+		e = errno;
 		if (ftruncate(a->fd, (off_t)a->size) != 0) {
 			log_error("cutting a partial audit record: %s",
 			    strerror(errno));
 		}
 		fail_locked(a, e);
-		/* What was queued meanwhile is chained to what failed. */
+		a->seq = seq;
+		memcpy(a->head, head, sizeof(head));
 		a->qlen = 0;
-		a->seq = a->wseq;
-		memcpy(a->head, a->whead, sizeof(a->head));
-		end = a->qtotal;
-		r = KMS_EDEPENDENCYTIMEOUT;
-	} else {
-		a->wseq = seq;
-		memcpy(a->whead, head, sizeof(head));
-		a->size += len;
-		a->wtotal += len;
+		return KMS_EDEPENDENCYTIMEOUT;
 	}
-	while ((w = a->wq_head) != NULL && w->end <= end) {
-		a->wq_head = w->next;
-		w->done = 1;
-		w->r = r;
-		w->wpos = a->wtotal;
-		pthread_cond_signal(&w->cv);
-	}
-	if (a->wq_head == NULL) {
-		a->wq_tail = NULL;
-	}
-	if (r == 0 && (a->wseq - a->cp_seq >=
-	    a->d->cfg.audit_checkpoint_records ||
-	    a->size >= a->d->cfg.audit_rotate_bytes)) {
-		if (!a->want_work) {
-			a->want_work = 1;
-			pthread_cond_signal(&a->wake);
-		}
-	}
-	return r;
+	written_locked(a, a->qlen);
+	a->qlen = 0;
+	return 0;
 }
 
-/* Wait for the writer at work and write what is queued, mu held: then
- * everything chained is in the file (or failed).  0 or an error. */
-static int
-drain_locked(struct audit *a)
-{
-	kms_mutex_assert_held(&a->mu);
-	while (a->writing) {
-		kms_cond_wait(&a->written, &a->mu);
-	}
-	return a->qlen > 0 ? write_queued_locked(a, 0) : 0;
-}
-
-/* One service record, mu held. */
+/* One service record, mu held: chained after what callers staged and in
+ * the file before this returns (unless the log cannot be written: then
+ * it waits in the ring with the rest). */
 static int
 event_locked(struct audit *a, const char *name, const char *arn,
     json_t *details)
@@ -329,12 +455,8 @@ event_locked(struct audit *a, const char *name, const char *arn,
 	kms_mutex_assert_held(&a->mu);
 	rec_utc_now(when);
 	rec_service_record(&b, a->d, name, arn, details, when);
-	/* Written in order after what callers queued, mu held throughout:
-	 * the queue then holds this record alone. */
-	(void)drain_locked(a);
-	r = b.oom ? KMS_EINTERNAL : chain_locked(a, &b, &off, 1, NULL);
-	if (r == 0) {
-		r = write_queued_locked(a, 0);
+	if ((r = put_locked(a, &b, &off, 1, NULL)) == 0) {
+		r = drain_locked(a);
 	}
 	free(b.p);
 	return r;
@@ -445,7 +567,7 @@ new_file_locked(struct audit *a, uint64_t no, const char *prev)
 	int fd, r;
 
 	kms_mutex_assert_held(&a->mu);
-	KMS_ASSERT(!a->writing && a->qlen == 0);
+	KMS_ASSERT(!a->writing && a->qlen == 0 && a->rs == a->rw);
 	file_name(no, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir, name);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND |
@@ -593,6 +715,10 @@ audit_main(void *arg)
 			break;
 		}
 		now = mono_ms();
+		if (a->rs != a->rw && !a->writing && !a->failed) {
+			/* What the last writer left. */
+			write_out_locked(a, AUDIT_WRITER_ROUNDS);
+		}
 		if (a->failed) {
 			if (now >= a->retry_ms) {
 				try_resume_locked(a);
@@ -1028,73 +1154,62 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 }
 
 /*
- * Chain and write; with wait_sync and audit_sync = request, wait until
+ * Chain and stage a message's records, then write them unless a writer is
+ * at work; with wait_sync and audit_sync = request, wait until they are
  * durable too.
  *
- * Combining: the caller queues its chained records and, unless a writer
- * is at work, writes the queue itself, mu let go during the write(2);
- * callers that come meanwhile queue behind and wait, and the writer
- * writes for them too (a few rounds at most, so its own reply is not
- * held up long) or hands over to the first of them.  Under load one
- * write(2) carries the records of several requests, and the mutex is
- * held for chaining only.  Rotation and service records wait for the
- * writer (drain_locked), so a file is never switched or closed under it.
+ * Under the mutex a caller only chains its records and copies them into
+ * the staging ring: a file of the audit directory, mapped, so records
+ * staged outlive a crash of kmsd (start-up writes those a crash left
+ * unwritten; see ring_recover) and the reply need not wait for write(2).
+ * One caller at a time (writing) then writes everything staged, its own
+ * and others', with one write(2), mu let go, for a few rounds at most so
+ * that its own reply is not held up long; callers that come meanwhile
+ * stage and go.  What is left is written by the next caller or the log's
+ * thread.  Rotation and service records wait for the writer
+ * (drain_locked), so a file is never switched or closed under it.
  */
-#define AUDIT_WRITER_ROUNDS 4
-
 static int
 commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
     const SHA256_CTX *pre, int wait_sync)
 {
-	struct waiter w;
-	uint64_t end;
-	int r, round;
+	uint64_t end, target;
+	int r;
 
-	if (b->oom) {
-		return KMS_EINTERNAL;
-	}
-	memset(&w, 0, sizeof(w));
 	kms_mutex_lock(&a->mu);
-	if ((r = chain_locked(a, b, offs, n, pre)) != 0) {
+	if ((r = put_locked(a, b, offs, n, pre)) != 0) {
 		goto out;
 	}
-	w.end = a->qtotal;
-	pthread_cond_init(&w.cv, NULL);
-	if (a->wq_tail != NULL) {
-		a->wq_tail->next = &w;
-	} else {
-		a->wq_head = &w;
+	end = a->rs;
+	if (!a->writing && !a->failed && a->rs != a->rw) {
+		write_out_locked(a, AUDIT_WRITER_ROUNDS);
+		if (a->rs != a->rw && !a->want_work) {
+			a->want_work = 1;
+			pthread_cond_signal(&a->wake);
+		}
 	}
-	a->wq_tail = &w;
-	while (!w.done) {
-		if (a->writing) {
-			kms_cond_wait(&w.cv, &a->mu);
+	if (!wait_sync || a->d->cfg.audit_sync != AUDIT_SYNC_REQUEST) {
+		goto out;
+	}
+	/* In the file, then durable. */
+	while (a->rw < end && !a->failed) {
+		if (!a->writing) {
+			write_out_locked(a, AUDIT_WRITER_ROUNDS);
 			continue;
 		}
-		a->writing = 1;
-		for (round = 0; round < AUDIT_WRITER_ROUNDS && a->qlen > 0;
-		    round++) {
-			(void)write_queued_locked(a, 1);
-		}
-		a->writing = 0;
-		if (a->wq_head != NULL) {
-			pthread_cond_signal(&a->wq_head->cv);
-		}
-		pthread_cond_broadcast(&a->written);
+		a->movewait++;
+		kms_cond_wait(&a->moved, &a->mu);
+		a->movewait--;
 	}
-	pthread_cond_destroy(&w.cv);
-	if ((r = w.r) == 0 && wait_sync &&
-	    a->d->cfg.audit_sync == AUDIT_SYNC_REQUEST) {
-		end = w.wpos;
-		a->waiters++;
-		pthread_cond_signal(&a->wake);
-		while (a->stotal < end && !a->failed) {
-			kms_cond_wait(&a->synced, &a->mu);
-		}
-		a->waiters--;
-		if (a->stotal < end) {
-			r = KMS_EDEPENDENCYTIMEOUT;
-		}
+	target = a->wtotal;
+	a->waiters++;
+	pthread_cond_signal(&a->wake);
+	while (a->stotal < target && !a->failed) {
+		kms_cond_wait(&a->synced, &a->mu);
+	}
+	a->waiters--;
+	if (a->rw < end || a->stotal < target) {
+		r = KMS_EDEPENDENCYTIMEOUT;
 	}
  out:
 	if (r != 0 && !a->d->cfg.audit_required) {
@@ -1465,6 +1580,185 @@ recover_tail(struct audit *a, uint64_t no, json_t *repairs, int *clean,
 	return r;
 }
 
+/* ---- the staging ring ---- */
+
+/*
+ * Records a crash left in the ring, staged (so perhaps acknowledged) but
+ * not yet in the log: appended to file no, whose last record is a->seq
+ * and a->head, where the chain shows them missing.  A record the file
+ * already holds (written before the crash) is passed over; one that does
+ * not continue the chain stops it, and is said.  Runs before the ring is
+ * made again.
+ */
+static int
+ring_recover(struct audit *a, uint64_t no, json_t *repairs, int *clean,
+    char *err, size_t errlen)
+{
+	char path[CONFIG_PATH_MAX + 64], name[64], hx[65], *buf = NULL;
+	struct ring_hdr h;
+	struct stat st;
+	size_t len = 0, off, n1, added = 0, unusable = 0;
+	uint64_t pos;
+	int fd, lfd = -1, r = 0;
+
+	snprintf(path, sizeof(path), "%s/" RING_FILE, a->d->cfg.audit_dir);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		return 0;
+	}
+	if (fstat(fd, &st) != 0 || pread(fd, &h, sizeof(h), 0) !=
+	    (ssize_t)sizeof(h) || memcmp(h.magic, RING_MAGIC, 16) != 0 ||
+	    h.size < RING_MIN || h.size > RING_MAX || (uint64_t)st.st_size <
+	    RING_HDR + h.size || h.written > h.staged || h.staged -
+	    h.written > h.size) {
+		log_warn("audit: %s is not a staging ring kmsd wrote; records "
+		    "it may hold are not recovered", path);
+		goto out;
+	}
+	if ((len = (size_t)(h.staged - h.written)) == 0) {
+		goto out;
+	}
+	if ((buf = malloc(len)) == NULL) {
+		r = KMS_ENOMEM;
+		goto out;
+	}
+	pos = h.written % h.size;
+	n1 = len < h.size - pos ? len : (size_t)(h.size - pos);
+	if (pread(fd, buf, n1, (off_t)(RING_HDR + pos)) != (ssize_t)n1 ||
+	    (len > n1 && pread(fd, buf + n1, len - n1, RING_HDR) !=
+	    (ssize_t)(len - n1))) {
+		snprintf(err, errlen, "audit staging ring %s: short read",
+		    path);
+		r = KMS_EINTERNAL;
+		goto out;
+	}
+	file_name(no, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir, name);
+	if ((lfd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "audit file %s: %s", path,
+		    strerror(errno));
+		r = KMS_EINTERNAL;
+		goto out;
+	}
+	for (off = 0; off < len; ) {
+		const char *s = buf + off, *nl = memchr(s, '\n', len - off);
+		size_t n = nl != NULL ? (size_t)(nl - s) : len - off;
+		json_t *j = nl != NULL ? json_loadb(s, n, 0, NULL) : NULL;
+		json_int_t seq = json_integer_value(json_object_get(j,
+		    "sequence"));
+		const char *prev = json_string_value(json_object_get(j,
+		    "previousHash")), *ev;
+
+		off += n + 1;
+		if (j != NULL && seq > 0 && (uint64_t)seq <= a->seq) {
+			json_decref(j);
+			continue;	/* written before the crash */
+		}
+		rec_hex32(a->head, hx);
+		if (j == NULL || (uint64_t)seq != a->seq + 1 || prev == NULL ||
+		    strcmp(prev, hx) != 0) {
+			json_decref(j);
+			unusable++;
+			continue;
+		}
+		if (write_all(lfd, s, n + 1) != 0) {
+			snprintf(err, errlen, "audit file %s: %s", path,
+			    strerror(errno));
+			json_decref(j);
+			r = KMS_EINTERNAL;
+			goto out;
+		}
+		a->seq = (uint64_t)seq;
+		SHA256((const uint8_t *)s, n, a->head);
+		ev = json_string_value(json_object_get(j, "eventName"));
+		*clean = ev != NULL && strcmp(ev, "AuditCheckpoint") == 0;
+		added++;
+		json_decref(j);
+	}
+	if (added > 0 && fsync(lfd) != 0) {
+		snprintf(err, errlen, "audit file %s: %s", path,
+		    strerror(errno));
+		r = KMS_EINTERNAL;
+		goto out;
+	}
+	if (added > 0) {
+		log_warn("audit: %zu records staged before an unclean stop "
+		    "were not yet in %s; written", added, name);
+		json_array_append_new(repairs, json_pack("{s:s, s:I}", "file",
+		    name, "stagedRecordsWritten", (json_int_t)added));
+	}
+	if (unusable > 0) {
+		log_error("audit: %zu records of the staging ring do not "
+		    "continue the log's chain; left out", unusable);
+		json_array_append_new(repairs, json_pack("{s:s, s:I}", "file",
+		    name, "stagedRecordsLeftOut", (json_int_t)unusable));
+	}
+ out:
+	free(buf);
+	if (lfd >= 0) {
+		close(lfd);
+	}
+	close(fd);
+	return r;
+}
+
+/* Make the ring (as large as the file system allows, up to RING_MAX),
+ * its blocks allocated, and map it. */
+static int
+ring_open(struct audit *a, char *err, size_t errlen)
+{
+	char path[CONFIG_PATH_MAX + 64];
+	uint64_t size;
+	void *m;
+	int fd, e = 0;
+
+	snprintf(path, sizeof(path), "%s/" RING_FILE, a->d->cfg.audit_dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600)) < 0) {
+		snprintf(err, errlen, "audit staging ring %s: %s", path,
+		    strerror(errno));
+		return KMS_EINTERNAL;
+	}
+	for (size = RING_MAX; size >= RING_MIN; size /= 2) {
+		if ((e = posix_fallocate(fd, 0, (off_t)(RING_HDR + size))) ==
+		    0) {
+			break;
+		}
+	}
+	if (e != 0 || ftruncate(fd, (off_t)(RING_HDR + size)) != 0) {
+		snprintf(err, errlen, "audit staging ring %s: %s", path,
+		    strerror(e != 0 ? e : errno));
+		close(fd);
+		return KMS_EINTERNAL;
+	}
+	m = mmap(NULL, RING_HDR + size, PROT_READ | PROT_WRITE, MAP_SHARED,
+	    fd, 0);
+	close(fd);
+	if (m == MAP_FAILED) {
+		snprintf(err, errlen, "audit staging ring %s: %s", path,
+		    strerror(errno));
+		return KMS_EINTERNAL;
+	}
+	a->rh = m;
+	a->ring = (char *)m + RING_HDR;
+	a->rsize = size;
+	a->rs = a->rw = 0;
+	__atomic_store_n(&a->rh->staged, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&a->rh->written, 0, __ATOMIC_RELEASE);
+	a->rh->size = size;
+	memcpy(a->rh->magic, RING_MAGIC, 16);
+	return 0;
+}
+
+static void
+ring_close(struct audit *a)
+{
+	if (a->rh != NULL) {
+		munmap(a->rh, RING_HDR + a->rsize);
+		a->rh = NULL;
+		a->ring = NULL;
+	}
+}
+
 int
 audit_open(struct kmsd *d, char *err, size_t errlen)
 {
@@ -1498,7 +1792,7 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	}
 	pthread_cond_init(&a->wake, NULL);
 	pthread_cond_init(&a->synced, NULL);
-	pthread_cond_init(&a->written, NULL);
+	pthread_cond_init(&a->moved, NULL);
 	pthread_mutex_init(&a->umu, NULL);
 	a->ubuckets = calloc(USAGE_BUCKETS, sizeof(*a->ubuckets));
 	a->started_ms = now_ms();
@@ -1533,8 +1827,13 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 		memset(a->head, 0, sizeof(a->head));
 		a->seq = 0;
 	}
-	a->wseq = a->seq;
-	memcpy(a->whead, a->head, sizeof(a->head));
+	if (have && (r = ring_recover(a, no, repairs, &clean, err, errlen)) !=
+	    0) {
+		goto fail;
+	}
+	if ((r = ring_open(a, err, errlen)) != 0) {
+		goto fail;
+	}
 	usage_load(a, last);
 	a->usave_ms = mono_ms();
 	file_name(no, prev, sizeof(prev));
@@ -1602,9 +1901,9 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	kms_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
-	pthread_cond_destroy(&a->written);
+	pthread_cond_destroy(&a->moved);
 	free(a->qbuf);
-	free(a->wbuf);
+	ring_close(a);
 	free(a);
 	return r != 0 ? r : KMS_EINTERNAL;
 }
@@ -1647,9 +1946,9 @@ audit_close(struct kmsd *d)
 	kms_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
-	pthread_cond_destroy(&a->written);
+	pthread_cond_destroy(&a->moved);
 	free(a->qbuf);
-	free(a->wbuf);
+	ring_close(a);
 	free(a);
 	d->audit = NULL;
 }
