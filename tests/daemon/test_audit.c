@@ -1339,7 +1339,7 @@ test_audit_verify_finds_a_signature_by_another_key(void **state)
 struct load {
 	const char *endpoint;
 	volatile int stop;
-	long done;
+	long done, records;	/* messages and records answered */
 };
 
 static void *
@@ -1361,11 +1361,13 @@ load_main(void *arg)
 		    "{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":16}]}") ==
 		    0) {
 			ld->done++;
+			ld->records += 3;
 		}
 		kms_free(rep);
 		if (call(c, &rep, "{\"Action\":\"GenerateRandom\","
 		    "\"NumberOfBytes\":16}") == 0) {
 			ld->done++;
+			ld->records++;
 		}
 		kms_free(rep);
 	}
@@ -1425,6 +1427,12 @@ test_audit_log_of_a_kmsd_killed_20_times_verifies(void **state)
 	assert_true(json_integer_value(json_object_get(rep, "records")) >
 	    total);
 	json_decref(rep);
+	/* No answered request's record was lost to a kill. */
+	for (t = 0, total = 0; t < 3; t++) {
+		total += ld[t].records;
+	}
+	assert_true(count_records(dir, "\"eventName\":\"GenerateRandom\"",
+	    NULL) >= total);
 	assert_int_equal(tu_env_destroy(&e), 0);
 }
 

@@ -167,7 +167,7 @@ test_config_audit_is_on_by_default_and_every_key_reads(void **state)
 	assert_int_equal(c.audit_required, 1);
 	assert_int_equal(c.audit_sync, AUDIT_SYNC_GROUP);
 	assert_int_equal(c.audit_sync_ms, 50);
-	assert_int_equal(c.audit_checkpoint_records, 1000);
+	assert_int_equal(c.audit_checkpoint_records, 10000);
 	assert_int_equal(c.audit_checkpoint_seconds, 60);
 	assert_int_equal(c.audit_rotate_bytes, 64ULL << 20);
 	assert_int_equal(c.audit_rotate_seconds, 86400);
