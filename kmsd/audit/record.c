@@ -5,8 +5,12 @@
  * chain here (audit.c appends "sequence" and "previousHash" as it chains
  * a record): every function works on the caller's buffer.
  *
- * Records are written on every request: no printf and no random draw per
- * record, strings checked for escapes a word at a time.
+ * Records are written on every request (every Batch item): no printf, no
+ * random draw and no jansson lookup per record.  The request and the
+ * reply are each walked once for what the record takes of them, the
+ * operation is classed once, constant fragments are put with lengths
+ * known when compiled, and strings are checked for escapes and copied a
+ * word at a time.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -212,8 +216,9 @@ rec_strn_escaped(struct rec_buf *b, const char *s, size_t n)
  * A JSON string of s (n bytes, at most AUDIT_STR_MAX, cut on a UTF-8
  * character boundary).  Most strings need no escape: each word is
  * checked and copied at once (the last one overlapping), with no byte
- * loop and no memcpy call of a length known only now (a short string's
- * copy cost more than its check).
+ * loop beyond a string shorter than a word, and no memcpy of a length
+ * known only now (GCC made that a rep movs, dearer for a short string
+ * than its check).
  */
 static void
 rec_strn(struct rec_buf *b, const char *s, size_t n)
@@ -300,15 +305,32 @@ rec_json(struct rec_buf *b, const json_t *v)
 	free(big);
 }
 
+/* Every byte's two hex digits: one 2-byte copy per byte written. */
+static const char hex_pairs[513] =
+	"000102030405060708090a0b0c0d0e0f"
+	"101112131415161718191a1b1c1d1e1f"
+	"202122232425262728292a2b2c2d2e2f"
+	"303132333435363738393a3b3c3d3e3f"
+	"404142434445464748494a4b4c4d4e4f"
+	"505152535455565758595a5b5c5d5e5f"
+	"606162636465666768696a6b6c6d6e6f"
+	"707172737475767778797a7b7c7d7e7f"
+	"808182838485868788898a8b8c8d8e8f"
+	"909192939495969798999a9b9c9d9e9f"
+	"a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+	"b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+	"d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+	"e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+	"f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 void
 rec_hex32(const uint8_t h[32], char out[65])
 {
-	static const char hex[] = "0123456789abcdef";
 	int i;
 
 	for (i = 0; i < 32; i++) {
-		out[2 * i] = hex[h[i] >> 4];
-		out[2 * i + 1] = hex[h[i] & 15];
+		memcpy(out + 2 * i, hex_pairs + 2 * h[i], 2);
 	}
 	out[64] = '\0';
 }
@@ -321,12 +343,10 @@ static const uint8_t uuid_at[16] = {
 static void
 uuid_str(const uint8_t u[16], char out[37])
 {
-	static const char hex[] = "0123456789abcdef";
 	int i;
 
 	for (i = 0; i < 16; i++) {
-		out[uuid_at[i]] = hex[u[i] >> 4];
-		out[uuid_at[i] + 1] = hex[u[i] & 15];
+		memcpy(out + uuid_at[i], hex_pairs + 2 * u[i], 2);
 	}
 	out[8] = out[13] = out[18] = out[23] = '-';
 	out[36] = '\0';
@@ -889,29 +909,29 @@ put_identity(struct rec_buf *b, const struct kmsd *d,
 /* A plausible operation name (letters and digits, 1 to 64 of them) for
  * the record of a request, whatever a (its Action, may be NULL) says;
  * its length in *n. */
+#define UNKNOWN_OP "Unknown"
 static const char *
 event_name(const json_t *a, size_t *n)
 {
 	const char *s;
-	size_t i;
+	size_t len, i;
 
-	*n = 7;
+	*n = sizeof(UNKNOWN_OP) - 1;
 	if (!json_is_string(a)) {
-		return "Unknown";
+		return UNKNOWN_OP;
 	}
 	s = json_string_value(a);
-	i = json_string_length(a);
-	if (i < 1 || i > 64) {
-		return "Unknown";
+	len = json_string_length(a);
+	if (len < 1 || len > 64) {
+		return UNKNOWN_OP;
 	}
-	*n = i;
-	for (i = 0; i < *n; i++) {
+	for (i = 0; i < len; i++) {
 		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' &&
 		    s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9'))) {
-			*n = 7;
-			return "Unknown";
+			return UNKNOWN_OP;
 		}
 	}
+	*n = len;
 	return s;
 }
 
@@ -928,7 +948,9 @@ rec_api_prefix(struct rec_buf *b, const struct kmsd *d,
 
 /* What one walk of a request finds: its Action, its ciphertext and the
  * logged fields, in the request's order (an object's keys are unique,
- * so there are at most NPARAMS). */
+ * so there are at most NPARAMS).  Keys are matched by their length as
+ * jansson keeps it: neither the daemon's reader (common/json.c) nor
+ * jansson's accepts a NUL in a key. */
 struct req_fields {
 	json_t *action, *blob;
 	struct {
@@ -1124,7 +1146,7 @@ rec_api_record(struct rec_buf *b, const struct kmsd *d,
 		if (blob_key(d, rs.blob, &r)) {
 			res_add(res, &nres, r.arn, r.len, r.version);
 		}
-		v = json_object_get(rs.md, "Arn");
+		v = rs.md != NULL ? json_object_get(rs.md, "Arn") : NULL;
 		if (json_is_string(v)) {
 			res_add(res, &nres, json_string_value(v),
 			    strlen(json_string_value(v)), 0);

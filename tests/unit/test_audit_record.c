@@ -151,6 +151,35 @@ static const struct rcase cases[] = {
 	1, { K2, NULL },
 },
 {
+	"escapes_at_every_place_in_a_word",
+	"{\"Action\":\"Encrypt\",\"KeyId\":\"alias/app\",\"EncryptionContext\":"
+	    "{\"\":\"\",\"a\":\"\\\"\",\"b\":\"abcdefg\\\"\",\"c\":"
+	    "\"abcdefgh\\\"\",\"d\":\"abcdefghijklmn\\\\\",\"e\":"
+	    "\"abcdefghijklmnop\\n\",\"f\":\"0123456789\\u007f\",\"g\":"
+	    "\"0123456789abcdef\",\"h\":\"0123456\",\"context-key\\\"\":"
+	    "\"\\u001fabcdefghijklmnopq\",\"i\":\"abcdefgh\\tbcdefgh\","
+	    "\"j\":\"abcdefghijklmnopqrstuvwxy\\\"\"}}",
+	"{\"KeyId\":\"" PFX K2 "\",\"CiphertextBlob\":\"" BLOB2 "\"}",
+	{ PFX K2, NULL }, NULL, 0, 0, W_IPC, RID,
+	"{\"eventVersion\":\"1.08\",\"userIdentity\":{\"type\":"
+	    "\"LocalUser\",\"principalId\":\"user:alice\",\"uid\":1000,"
+	    "\"pid\":4242,\"transport\":\"ipc\"},\"eventTime\":\"" WHEN
+	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
+	    "\"Encrypt\",\"requestParameters\":{\"keyId\":"
+	    "\"alias/app\",\"encryptionContext\":{\"\":\"\",\"a\":"
+	    "\"\\\"\",\"b\":\"abcdefg\\\"\",\"c\":\"abcdefgh\\\"\","
+	    "\"d\":\"abcdefghijklmn\\\\\",\"e\":"
+	    "\"abcdefghijklmnop\\u000a\",\"f\":\"0123456789\\u007f\","
+	    "\"g\":\"0123456789abcdef\",\"h\":\"0123456\","
+	    "\"context-key\\\"\":\"\\u001fabcdefghijklmnopq\",\"i\":"
+	    "\"abcdefgh\\u0009bcdefgh\",\"j\":"
+	    "\"abcdefghijklmnopqrstuvwxy\\\"\"}},\"responseElements\":"
+	    "null,\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
+	    "\"readOnly\":true,\"resources\":[{\"ARN\":\"" PFX K2 "\","
+	    "\"keyVersion\":1}],\"eventType\":\"AwsApiCall\"",
+	1, { K2, NULL },
+},
+{
 	"decrypt_with_grant",
 	"{\"Action\":\"Decrypt\",\"CiphertextBlob\":\"" BLOB1 "\","
 	    "\"GrantTokens\":[\"t1\"],\"EncryptionContext\":{}}",
