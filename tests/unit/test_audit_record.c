@@ -6,7 +6,8 @@
  * identity, and what a record tells GetKeyLastUsage.  The expected lines
  * are the format kmsctl audit verify and CloudTrail tooling read; a change
  * to any of them is a change of the log's format.  (With REC_DUMP=1 set,
- * the records are printed as C literals instead of compared.)
+ * each record is printed instead, its bytes in hex: the material for new
+ * expected lines when the format changes on purpose.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -878,8 +879,8 @@ parse(const char *text)
 	return j;
 }
 
-/* REC_DUMP: one line per case (name, uses, the record in hex) for
- * tests/unit/ to take as its expected records when the format changes on
+/* REC_DUMP: one line per case (name, uses, the record in hex, eventID
+ * masked), to make new expected records from when the format changes on
  * purpose. */
 static void
 dump(const char *name, const char *got, const struct rec_use *uses,
