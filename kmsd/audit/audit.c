@@ -1181,7 +1181,15 @@ commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
 		goto out;
 	}
 	end = a->rs;
-	if (!a->writing && !a->failed && a->rs != a->rw) {
+	if (n > 1) {
+		/* A Batch's records: written by the log's thread, on a core
+		 * the Batch's own HSM work leaves idle, not in its reply's
+		 * time. */
+		if (!a->want_work) {
+			a->want_work = 1;
+			pthread_cond_signal(&a->wake);
+		}
+	} else if (!a->writing && !a->failed && a->rs != a->rw) {
 		write_out_locked(a, AUDIT_WRITER_ROUNDS);
 		if (a->rs != a->rw && !a->want_work) {
 			a->want_work = 1;
