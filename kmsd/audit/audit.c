@@ -29,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* SHA256_CTX: a record's hash is begun outside the log's mutex (see
- * chain_locked); OpenSSL 3 keeps the low-level API, deprecated. */
+/* SHA256(): a record's hash, the chain's; OpenSSL 3 keeps the low-level
+ * API, deprecated. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 #include <sodium.h>
@@ -79,8 +79,12 @@
 struct ring_hdr {
 	char magic[16];
 	uint64_t size;			/* of the ring after the header */
-	uint64_t staged;		/* atomics: bytes ever staged, */
-	uint64_t written;		/* and written to the log */
+	uint64_t staged;		/* bytes ever staged (atomic) */
+	uint64_t gen;			/* slot[gen & 1] holds (atomic): */
+	struct {
+		uint64_t written;	/* bytes ever written to the log, */
+		uint64_t seq;		/* the last of them's sequence */
+	} slot[2];
 };
 
 struct audit {
@@ -94,7 +98,7 @@ struct audit {
 	int fd;
 	uint64_t file_no, size;
 	uint64_t file_born_ms;		/* mono_ms */
-	uint64_t seq;			/* of the last record chained */
+	uint64_t seq;			/* of the last record written */
 	uint8_t head[32];		/* its hash */
 	uint64_t cp_seq;		/* last line a checkpoint covered */
 	uint64_t cp_ms;			/* mono_ms of that checkpoint */
@@ -104,14 +108,16 @@ struct audit {
 	int fail_errno;
 	int64_t failed_at;
 	uint64_t refused, unaudited;
-	/* Records chained (qbuf: chain_locked's, copied at once) go to the
-	 * staging ring, in file order, before their reply; one writer at a
-	 * time (writing) moves what it holds to the file (see commit). */
-	char *qbuf;
-	size_t qlen, qcap;
+	/* Records are staged in the ring, a line each, in file order,
+	 * before their reply; one writer at a time (writing) chains what it
+	 * holds (into wbuf, seq and head moving on) and writes it to the
+	 * file (see commit). */
+	char *wbuf;
+	size_t wcap;
 	struct ring_hdr *rh;		/* the ring file, mapped: its header */
 	char *ring;			/* and its rsize bytes of records */
 	uint64_t rsize, rs, rw;		/* bytes ever staged / written */
+	uint64_t nstaged, nwritten;	/* and records */
 	int writing, movewait;
 	pthread_cond_t moved;		/* writing went back to 0 */
 	/* GetKeyLastUsage: per key, the last successful crypto record. */
@@ -182,83 +188,89 @@ fail_locked(struct audit *a, int e)
 }
 
 /*
- * Chain n record bodies (b->p at offs[i], each without its closing brace)
- * into qbuf, mu held: their "sequence" and "previousHash" are appended
- * and a->seq and a->head move on.  pre (may be NULL) holds each body's
- * SHA-256 begun outside the mutex: only the suffix is hashed here.
+ * Stage n record bodies (b->p at offs[i], each without its closing
+ * brace) in the ring, a line each, mu held; the caller made room.  From
+ * here they outlive a crash of kmsd.
  */
-static int
-chain_locked(struct audit *a, const struct rec_buf *b, const size_t *offs,
-    size_t n, const SHA256_CTX *pre)
+static void
+stage_locked(struct audit *a, const struct rec_buf *b, const size_t *offs,
+    size_t n)
 {
-	SHA256_CTX sc;
-	uint64_t seq = a->seq;
-	size_t need = b->len + n * AUDIT_SUFFIX_MAX, len = 0, i;
-	char *np, *q;
+	size_t i;
 
 	kms_mutex_assert_held(&a->mu);
-	KMS_ASSERT(a->qlen == 0);
-	if (a->fd < 0) {
-		fail_locked(a, EBADF);
-		return KMS_EDEPENDENCYTIMEOUT;
+	for (i = 0; i < n; i++) {
+		const char *p = b->p + offs[i];
+		size_t len = (i + 1 < n ? offs[i + 1] : b->len) - offs[i];
+		uint64_t pos = a->rs & (a->rsize - 1);
+		size_t n1 = len < a->rsize - pos ? len : (size_t)(a->rsize -
+		    pos);
+
+		memcpy(a->ring + pos, p, n1);
+		memcpy(a->ring, p + n1, len - n1);
+		a->rs += len;
+		a->ring[a->rs & (a->rsize - 1)] = '\n';
+		a->rs++;
 	}
-	if (need > a->qcap) {
-		if ((np = realloc(a->qbuf, need)) == NULL) {
+	a->nstaged += n;
+	/* After the bytes: start-up trusts what staged covers. */
+	__atomic_store_n(&a->rh->staged, a->rs, __ATOMIC_RELEASE);
+}
+
+/*
+ * Chain the nl bodies of ring[from, to) into a->wbuf: each gets its
+ * "sequence" and "previousHash" and its closing brace; *seq and head move
+ * on.  Only the writer at work calls this (writing set, or mu held
+ * throughout), mu let go or not: the chain is the writer's.
+ */
+static int
+chain(struct audit *a, uint64_t from, uint64_t to, uint64_t nl,
+    uint64_t *seq, uint8_t head[32], size_t *outlen)
+{
+	size_t need = (size_t)(to - from) + nl * AUDIT_SUFFIX_MAX, len = 0;
+	uint64_t p, mask = a->rsize - 1;
+	char *np, *q;
+
+	if (need > a->wcap) {
+		if ((np = realloc(a->wbuf, need)) == NULL) {
 			return KMS_EINTERNAL;
 		}
-		a->qbuf = np;
-		a->qcap = need;
+		a->wbuf = np;
+		a->wcap = need;
 	}
-	q = a->qbuf;
-	for (i = 0; i < n; i++) {
-		size_t blen = (i + 1 < n ? offs[i + 1] : b->len) - offs[i];
-		size_t start = len;
-		memcpy(q + len, b->p + offs[i], blen);
-		len += blen;
+	q = a->wbuf;
+	for (p = from; p < to; ) {
+		size_t start = len, blen;
+		/* The body: up to its newline, perhaps across the ring's
+		 * end. */
+		while (a->ring[p & mask] != '\n') {
+			uint64_t pos = p & mask;
+			const char *s = a->ring + pos, *e;
+			size_t avail = (size_t)(a->rsize - pos);
+			if (avail > to - p) {
+				avail = (size_t)(to - p);
+			}
+			e = memchr(s, '\n', avail);
+			blen = e != NULL ? (size_t)(e - s) : avail;
+			memcpy(q + len, s, blen);
+			len += blen;
+			p += blen;
+		}
+		p++;				/* its newline */
 		memcpy(q + len, ",\"sequence\":", 12);
 		len += 12;
-		len += rec_u64_dec(++seq, q + len);
+		len += rec_u64_dec(++*seq, q + len);
 		memcpy(q + len, ",\"previousHash\":\"", 17);
 		len += 17;
-		rec_hex32(a->head, q + len);	/* its NUL overwritten next */
+		rec_hex32(head, q + len);	/* its NUL overwritten next */
 		len += 64;
 		memcpy(q + len, "\"}", 2);
 		len += 2;
-		if (pre != NULL) {
-			sc = pre[i];
-			SHA256_Update(&sc, q + start + blen,
-			    len - start - blen);
-			SHA256_Final(a->head, &sc);
-		} else {
-			SHA256((const uint8_t *)q + start, len - start,
-			    a->head);
-		}
+		SHA256((const uint8_t *)q + start, len - start, head);
 		q[len++] = '\n';
 	}
-	a->seq = seq;
-	a->qlen = len;
+	*outlen = len;
 	return 0;
-}
-
-/* Copy what chain_locked made into the ring, mu held; the caller made
- * room (room_locked).  From here the records outlive the process. */
-static void
-stage_locked(struct audit *a)
-{
-	uint64_t pos = a->rs % a->rsize;
-	size_t n1 = a->qlen;
-
-	kms_mutex_assert_held(&a->mu);
-	KMS_ASSERT(a->rsize - (a->rs - a->rw) >= a->qlen);
-	if (n1 > a->rsize - pos) {
-		n1 = (size_t)(a->rsize - pos);
-	}
-	memcpy(a->ring + pos, a->qbuf, n1);
-	memcpy(a->ring, a->qbuf + n1, a->qlen - n1);
-	a->rs += a->qlen;
-	a->qlen = 0;
-	/* After the bytes: start-up trusts what staged covers. */
-	__atomic_store_n(&a->rh->staged, a->rs, __ATOMIC_RELEASE);
 }
 
 /* Bytes went into the file: ask the log's thread for a checkpoint or a
@@ -278,38 +290,45 @@ written_locked(struct audit *a, size_t len)
 }
 
 /*
- * Write what the ring holds to the file, mu held and writing set by the
- * caller (or mu never let go); with let_go, mu is let go during the
- * write(2): the part taken is not overwritten meanwhile (stage_locked
- * never passes rw), and callers go on staging behind it.  On failure
- * what part went in is cut, the records stay in the ring (they are
- * written when the log can be again) and the log is marked failed.
+ * Chain what the ring holds and write it to the file, mu held and
+ * writing set by the caller (or mu never let go); with let_go, mu is let
+ * go while the records are chained and written: the part taken is not
+ * overwritten meanwhile (room_locked never passes rw) and callers go on
+ * staging behind it.  The chain moves on only once they are in the file.
+ * On failure what part went in is cut, the records stay in the ring
+ * (they are written when the log can be again) and the log is marked
+ * failed.
  */
 static int
 move_locked(struct audit *a, int let_go)
 {
-	uint64_t from = a->rw, to = a->rs, pos = from % a->rsize;
-	size_t len = (size_t)(to - from), n1;
-	int fd = a->fd, e = 0;
+	uint64_t from = a->rw, to = a->rs, seq = a->seq, nl = a->nstaged -
+	    a->nwritten;
+	uint8_t head[32];
+	size_t len = 0;
+	int fd = a->fd, e = 0, r, slot;
 
 	kms_mutex_assert_held(&a->mu);
-	if (len == 0) {
+	if (from == to) {
 		return 0;
 	}
 	if (fd < 0) {
 		fail_locked(a, EBADF);
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
-	n1 = len < a->rsize - pos ? len : (size_t)(a->rsize - pos);
+	memcpy(head, a->head, sizeof(head));
 	if (let_go) {
 		kms_mutex_unlock(&a->mu);
 	}
-	if (write_all(fd, a->ring + pos, n1) != 0 || (len > n1 &&
-	    write_all(fd, a->ring, len - n1) != 0)) {
+	if ((r = chain(a, from, to, nl, &seq, head, &len)) == 0 &&
+	    write_all(fd, a->wbuf, len) != 0) {
 		e = errno;
 	}
 	if (let_go) {
 		kms_mutex_lock(&a->mu);
+	}
+	if (r != 0) {
+		return r;
 	}
 	if (e != 0) {
 		/* Cut what part of it went in: the file stays a chain. */
@@ -320,8 +339,16 @@ move_locked(struct audit *a, int let_go)
 		fail_locked(a, e);
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
+	a->seq = seq;
+	memcpy(a->head, head, sizeof(head));
 	a->rw = to;
-	__atomic_store_n(&a->rh->written, to, __ATOMIC_RELEASE);
+	a->nwritten += nl;
+	/* The other slot, then the switch: start-up reads a pair that
+	 * belongs together whenever kmsd dies. */
+	slot = (int)((a->rh->gen + 1) & 1);
+	a->rh->slot[slot].written = to;
+	a->rh->slot[slot].seq = seq;
+	__atomic_store_n(&a->rh->gen, a->rh->gen + 1, __ATOMIC_RELEASE);
 	written_locked(a, len);
 	return 0;
 }
@@ -346,8 +373,8 @@ write_out_locked(struct audit *a, int rounds)
 }
 
 /* Wait for the writer at work and write what the ring holds, mu held
- * throughout the write: then everything chained is in the file (or the
- * log failed).  0 or an error. */
+ * throughout the write: then everything staged is chained and in the
+ * file (or the log failed).  0 or an error. */
 static int
 drain_locked(struct audit *a)
 {
@@ -389,58 +416,62 @@ room_locked(struct audit *a, size_t need)
 }
 
 /*
- * Chain and stage n records, mu held.  Records larger than the ring (a
- * Batch of a thousand large ones) bypass it: what the ring holds is
- * written first, then they are written directly, mu held; on failure
- * they are taken back out of the chain.
+ * Stage n records, mu held.  Records more than the ring can hold (a
+ * Batch of a thousand large ones) go through it in turns, mu held
+ * throughout so that nobody's come between them.
  */
 static int
 put_locked(struct audit *a, const struct rec_buf *b, const size_t *offs,
-    size_t n, const SHA256_CTX *pre)
+    size_t n)
 {
-	size_t need = b->len + n * AUDIT_SUFFIX_MAX;
-	uint8_t head[32];
-	uint64_t seq;
-	int r, e;
+	size_t i = 0, j, need;
+	int r;
 
 	kms_mutex_assert_held(&a->mu);
 	if (b->oom) {
 		return KMS_EINTERNAL;
 	}
-	if (need <= a->rsize) {
-		if ((r = room_locked(a, need)) != 0 ||
-		    (r = chain_locked(a, b, offs, n, pre)) != 0) {
+	if (a->fd < 0) {
+		fail_locked(a, EBADF);
+		return KMS_EDEPENDENCYTIMEOUT;
+	}
+	if (b->len + n <= a->rsize) {
+		if ((r = room_locked(a, b->len + n)) != 0) {
 			return r;
 		}
-		stage_locked(a);
+		stage_locked(a, b, offs, n);
 		return 0;
 	}
+	/* In turns: each as much as the ring holds, written at once. */
 	if ((r = drain_locked(a)) != 0) {
 		return r;
 	}
-	seq = a->seq;
-	memcpy(head, a->head, sizeof(head));
-	if ((r = chain_locked(a, b, offs, n, pre)) != 0) {
-		return r;
-	}
-	if (write_all(a->fd, a->qbuf, a->qlen) != 0) {
-		e = errno;
-		if (ftruncate(a->fd, (off_t)a->size) != 0) {
-			log_error("cutting a partial audit record: %s",
-			    strerror(errno));
+	while (i < n) {
+		for (j = i, need = 0; j < n; j++) {
+			size_t len = (j + 1 < n ? offs[j + 1] : b->len) -
+			    offs[j] + 1;
+			if (need + len > a->rsize) {
+				break;
+			}
+			need += len;
 		}
-		fail_locked(a, e);
-		a->seq = seq;
-		memcpy(a->head, head, sizeof(head));
-		a->qlen = 0;
-		return KMS_EDEPENDENCYTIMEOUT;
+		if (j == i) {
+			return KMS_EINTERNAL;	/* one record over the ring */
+		}
+		{
+			struct rec_buf part = *b;
+			part.len = j < n ? offs[j] : b->len;
+			stage_locked(a, &part, offs + i, j - i);
+		}
+		if ((r = drain_locked(a)) != 0 && j < n) {
+			return r;
+		}
+		i = j;
 	}
-	written_locked(a, a->qlen);
-	a->qlen = 0;
 	return 0;
 }
 
-/* One service record, mu held: chained after what callers staged and in
+/* One service record, mu held: staged after what callers staged and in
  * the file before this returns (unless the log cannot be written: then
  * it waits in the ring with the rest). */
 static int
@@ -455,7 +486,7 @@ event_locked(struct audit *a, const char *name, const char *arn,
 	kms_mutex_assert_held(&a->mu);
 	rec_utc_now(when);
 	rec_service_record(&b, a->d, name, arn, details, when);
-	if ((r = put_locked(a, &b, &off, 1, NULL)) == 0) {
+	if ((r = put_locked(a, &b, &off, 1)) == 0) {
 		r = drain_locked(a);
 	}
 	free(b.p);
@@ -486,11 +517,16 @@ checkpoint_locked(struct audit *a, const char *reason, int unlocked)
 	uint8_t sig[HSM_SIG_LEN];
 	char hx[65], when[32], st[512], sigb64[B64_ENCODED_LEN(HSM_SIG_LEN) +
 	    1];
-	uint64_t seq = a->seq;
+	uint64_t seq;
 	json_t *det;
 	int r, n;
 
 	kms_mutex_assert_held(&a->mu);
+	/* The head of everything staged so far. */
+	if ((r = drain_locked(a)) != 0) {
+		return r;
+	}
+	seq = a->seq;
 	rec_hex32(a->head, hx);
 	rec_utc_now(when);
 	n = statement(st, sizeof(st), hx, seq, when, a->fp);
@@ -567,7 +603,7 @@ new_file_locked(struct audit *a, uint64_t no, const char *prev)
 	int fd, r;
 
 	kms_mutex_assert_held(&a->mu);
-	KMS_ASSERT(!a->writing && a->qlen == 0 && a->rs == a->rw);
+	KMS_ASSERT(!a->writing && a->rs == a->rw);
 	file_name(no, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir, name);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND |
@@ -1154,30 +1190,32 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 }
 
 /*
- * Chain and stage a message's records, then write them unless a writer is
+ * Stage a message's records, then chain and write them unless a writer is
  * at work; with wait_sync and audit_sync = request, wait until they are
  * durable too.
  *
- * Under the mutex a caller only chains its records and copies them into
- * the staging ring: a file of the audit directory, mapped, so records
- * staged outlive a crash of kmsd (start-up writes those a crash left
- * unwritten; see ring_recover) and the reply need not wait for write(2).
- * One caller at a time (writing) then writes everything staged, its own
- * and others', with one write(2), mu let go, for a few rounds at most so
- * that its own reply is not held up long; callers that come meanwhile
- * stage and go.  What is left is written by the next caller or the log's
- * thread.  Rotation and service records wait for the writer
- * (drain_locked), so a file is never switched or closed under it.
+ * Under the mutex a caller only copies its records into the staging
+ * ring: a file of the audit directory, mapped, so records staged outlive
+ * a crash of kmsd (start-up chains and writes those a crash left
+ * unwritten; see ring_recover) and the reply need not wait for the chain
+ * or write(2).  One caller at a time (writing) then chains everything
+ * staged, its own and others', and writes it with one write(2), mu let go,
+ * for a few rounds at most so that its own reply is not held up long;
+ * callers that come meanwhile stage and go.  What is left is written by
+ * the next caller or the log's thread, which also writes every Batch's.
+ * Rotation, checkpoints and service records wait for the writer
+ * (drain_locked), so a file is never switched or closed under it and a
+ * checkpoint signs the head of everything staged before it.
  */
 static int
 commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
-    const SHA256_CTX *pre, int wait_sync)
+    int wait_sync)
 {
 	uint64_t end, target;
 	int r;
 
 	kms_mutex_lock(&a->mu);
-	if ((r = put_locked(a, b, offs, n, pre)) != 0) {
+	if ((r = put_locked(a, b, offs, n)) != 0) {
 		goto out;
 	}
 	end = a->rs;
@@ -1238,7 +1276,6 @@ audit_calls(struct audit *a, const struct audit_call *call,
 	struct rec_use one_un[2], *un;
 	size_t nun = 0;
 	size_t stack_offs[1], *offs = stack_offs, i;
-	SHA256_CTX *pre = NULL, one_pre;
 	char when[32];
 	int r;
 
@@ -1277,19 +1314,7 @@ audit_calls(struct audit *a, const struct audit_call *call,
 		    &nun);
 	}
 	free(prefix.p);
-	/* The bodies' hashes, begun here, outside the mutex. */
-	if (!b.oom && (pre = n == 1 ? &one_pre : malloc(n *
-	    sizeof(*pre))) != NULL) {
-		for (i = 0; i < n; i++) {
-			SHA256_Init(&pre[i]);
-			SHA256_Update(&pre[i], b.p + offs[i], (i + 1 < n ?
-			    offs[i + 1] : b.len) - offs[i]);
-		}
-	}
-	r = commit(a, &b, offs, n, pre, 1);
-	if (pre != &one_pre) {
-		free(pre);
-	}
+	r = commit(a, &b, offs, n, 1);
 	if (r == 0 && un != NULL) {
 		usage_note(a, un, nun, call->request_id);
 	}
@@ -1349,7 +1374,7 @@ audit_service_event(struct audit *a, const char *name,
 	/* No reply waits for it: the group's sync makes it durable, and
 	 * the caller may hold the HSM turn (the log's thread takes it to
 	 * sign before it syncs). */
-	if ((r = commit(a, &b, &off, 1, NULL, 0)) != 0) {
+	if ((r = commit(a, &b, &off, 1, 0)) != 0) {
 		log_warn("audit: the %s event could not be recorded: %s", name,
 		    kms_strerror(r));
 	}
@@ -1591,22 +1616,23 @@ recover_tail(struct audit *a, uint64_t no, json_t *repairs, int *clean,
 /* ---- the staging ring ---- */
 
 /*
- * Records a crash left in the ring, staged (so perhaps acknowledged) but
- * not yet in the log: appended to file no, whose last record is a->seq
- * and a->head, where the chain shows them missing.  A record the file
- * already holds (written before the crash) is passed over; one that does
- * not continue the chain stops it, and is said.  Runs before the ring is
- * made again.
+ * Records a crash left in the ring, staged (so perhaps answered) but not
+ * yet in the log: chained onto file no, whose last record is a->seq and
+ * a->head.  The ring's header says how far it was written and the
+ * sequence of the last record written; those of the records after it
+ * that the file holds all the same (written just before the crash, the
+ * header not yet told) are passed over.  Runs before the ring is made
+ * again.
  */
 static int
 ring_recover(struct audit *a, uint64_t no, json_t *repairs, int *clean,
     char *err, size_t errlen)
 {
-	char path[CONFIG_PATH_MAX + 64], name[64], hx[65], *buf = NULL;
+	char path[CONFIG_PATH_MAX + 64], name[64], *out = NULL;
 	struct ring_hdr h;
 	struct stat st;
-	size_t len = 0, off, n1, added = 0, unusable = 0;
-	uint64_t pos;
+	uint64_t written, wseq, p, skip, nl, i;
+	size_t len = 0, added = 0, k;
 	int fd, lfd = -1, r = 0;
 
 	snprintf(path, sizeof(path), "%s/" RING_FILE, a->d->cfg.audit_dir);
@@ -1615,93 +1641,73 @@ ring_recover(struct audit *a, uint64_t no, json_t *repairs, int *clean,
 	}
 	if (fstat(fd, &st) != 0 || pread(fd, &h, sizeof(h), 0) !=
 	    (ssize_t)sizeof(h) || memcmp(h.magic, RING_MAGIC, 16) != 0 ||
-	    h.size < RING_MIN || h.size > RING_MAX || (uint64_t)st.st_size <
-	    RING_HDR + h.size || h.written > h.staged || h.staged -
-	    h.written > h.size) {
+	    h.size < RING_MIN || h.size > RING_MAX || (h.size & (h.size - 1))
+	    != 0 || (uint64_t)st.st_size <
+	    RING_HDR + h.size || (written = h.slot[h.gen & 1].written) >
+	    h.staged || h.staged - written > h.size) {
 		log_warn("audit: %s is not a staging ring kmsd wrote; records "
 		    "it may hold are not recovered", path);
 		goto out;
 	}
-	if ((len = (size_t)(h.staged - h.written)) == 0) {
+	wseq = h.slot[h.gen & 1].seq;
+	if (h.staged == written) {
 		goto out;
 	}
-	if ((buf = malloc(len)) == NULL) {
-		r = KMS_ENOMEM;
-		goto out;
-	}
-	pos = h.written % h.size;
-	n1 = len < h.size - pos ? len : (size_t)(h.size - pos);
-	if (pread(fd, buf, n1, (off_t)(RING_HDR + pos)) != (ssize_t)n1 ||
-	    (len > n1 && pread(fd, buf + n1, len - n1, RING_HDR) !=
-	    (ssize_t)(len - n1))) {
-		snprintf(err, errlen, "audit staging ring %s: short read",
-		    path);
+	/* The ring mapped read-only, for chain() to read as it does. */
+	a->rsize = h.size;
+	a->ring = mmap(NULL, RING_HDR + h.size, PROT_READ, MAP_SHARED, fd, 0);
+	if (a->ring == MAP_FAILED) {
+		a->ring = NULL;
+		snprintf(err, errlen, "audit staging ring %s: %s", path,
+		    strerror(errno));
 		r = KMS_EINTERNAL;
+		goto out;
+	}
+	a->ring += RING_HDR;
+	/* Records after wseq the file already holds. */
+	skip = a->seq > wseq ? a->seq - wseq : 0;
+	for (p = written; p < h.staged && skip > 0; p++) {
+		skip -= a->ring[p & (h.size - 1)] == '\n';
+	}
+	for (i = (size_t)p, nl = 0; i < h.staged; i++) {
+		nl += a->ring[i & (h.size - 1)] == '\n';
+	}
+	if (p < h.staged) {
+		uint64_t seq = a->seq;
+		if ((r = chain(a, p, h.staged, nl, &seq, a->head, &len)) !=
+		    0) {
+			goto out;
+		}
+		added = (size_t)(seq - a->seq);
+		a->seq = seq;
+		out = a->wbuf;
+	}
+	if (added == 0) {
 		goto out;
 	}
 	file_name(no, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir, name);
-	if ((lfd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0) {
+	if ((lfd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0 ||
+	    write_all(lfd, out, len) != 0 || fsync(lfd) != 0) {
 		snprintf(err, errlen, "audit file %s: %s", path,
 		    strerror(errno));
 		r = KMS_EINTERNAL;
 		goto out;
 	}
-	for (off = 0; off < len; ) {
-		const char *s = buf + off, *nl = memchr(s, '\n', len - off);
-		size_t n = nl != NULL ? (size_t)(nl - s) : len - off;
-		json_t *j = nl != NULL ? json_loadb(s, n, 0, NULL) : NULL;
-		json_int_t seq = json_integer_value(json_object_get(j,
-		    "sequence"));
-		const char *prev = json_string_value(json_object_get(j,
-		    "previousHash")), *ev;
-
-		off += n + 1;
-		if (j != NULL && seq > 0 && (uint64_t)seq <= a->seq) {
-			json_decref(j);
-			continue;	/* written before the crash */
-		}
-		rec_hex32(a->head, hx);
-		if (j == NULL || (uint64_t)seq != a->seq + 1 || prev == NULL ||
-		    strcmp(prev, hx) != 0) {
-			json_decref(j);
-			unusable++;
-			continue;
-		}
-		if (write_all(lfd, s, n + 1) != 0) {
-			snprintf(err, errlen, "audit file %s: %s", path,
-			    strerror(errno));
-			json_decref(j);
-			r = KMS_EINTERNAL;
-			goto out;
-		}
-		a->seq = (uint64_t)seq;
-		SHA256((const uint8_t *)s, n, a->head);
-		ev = json_string_value(json_object_get(j, "eventName"));
-		*clean = ev != NULL && strcmp(ev, "AuditCheckpoint") == 0;
-		added++;
-		json_decref(j);
+	/* Whether the last is a checkpoint: the stop was clean after all. */
+	for (k = len - 1; k > 0 && out[k - 1] != '\n'; k--) {
 	}
-	if (added > 0 && fsync(lfd) != 0) {
-		snprintf(err, errlen, "audit file %s: %s", path,
-		    strerror(errno));
-		r = KMS_EINTERNAL;
-		goto out;
-	}
-	if (added > 0) {
-		log_warn("audit: %zu records staged before an unclean stop "
-		    "were not yet in %s; written", added, name);
-		json_array_append_new(repairs, json_pack("{s:s, s:I}", "file",
-		    name, "stagedRecordsWritten", (json_int_t)added));
-	}
-	if (unusable > 0) {
-		log_error("audit: %zu records of the staging ring do not "
-		    "continue the log's chain; left out", unusable);
-		json_array_append_new(repairs, json_pack("{s:s, s:I}", "file",
-		    name, "stagedRecordsLeftOut", (json_int_t)unusable));
-	}
+	*clean = strstr(out + k, "\"eventName\":\"AuditCheckpoint\"") !=
+	    NULL;
+	log_warn("audit: %zu records staged before an unclean stop were not "
+	    "yet in %s; written", added, name);
+	json_array_append_new(repairs, json_pack("{s:s, s:I}", "file", name,
+	    "stagedRecordsWritten", (json_int_t)added));
  out:
-	free(buf);
+	if (a->ring != NULL) {
+		munmap(a->ring - RING_HDR, RING_HDR + h.size);
+		a->ring = NULL;
+	}
 	if (lfd >= 0) {
 		close(lfd);
 	}
@@ -1750,8 +1756,11 @@ ring_open(struct audit *a, char *err, size_t errlen)
 	a->ring = (char *)m + RING_HDR;
 	a->rsize = size;
 	a->rs = a->rw = 0;
-	__atomic_store_n(&a->rh->staged, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&a->rh->written, 0, __ATOMIC_RELEASE);
+	a->nstaged = a->nwritten = 0;
+	a->rh->staged = 0;
+	a->rh->gen = 0;
+	a->rh->slot[0].written = 0;
+	a->rh->slot[0].seq = a->seq;
 	a->rh->size = size;
 	memcpy(a->rh->magic, RING_MAGIC, 16);
 	return 0;
@@ -1910,7 +1919,7 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
 	pthread_cond_destroy(&a->moved);
-	free(a->qbuf);
+	free(a->wbuf);
 	ring_close(a);
 	free(a);
 	return r != 0 ? r : KMS_EINTERNAL;
@@ -1955,7 +1964,7 @@ audit_close(struct kmsd *d)
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_destroy(&a->synced);
 	pthread_cond_destroy(&a->moved);
-	free(a->qbuf);
+	free(a->wbuf);
 	ring_close(a);
 	free(a);
 	d->audit = NULL;
