@@ -1697,8 +1697,8 @@ ring_recover(struct audit *a, uint64_t no, json_t *repairs, int *clean,
 	/* Whether the last is a checkpoint: the stop was clean after all. */
 	for (k = len - 1; k > 0 && out[k - 1] != '\n'; k--) {
 	}
-	*clean = strstr(out + k, "\"eventName\":\"AuditCheckpoint\"") !=
-	    NULL;
+	*clean = memmem(out + k, len - k, "\"eventName\":\"AuditCheckpoint\"",
+	    29) != NULL;
 	log_warn("audit: %zu records staged before an unclean stop were not "
 	    "yet in %s; written", added, name);
 	json_array_append_new(repairs, json_pack("{s:s, s:I}", "file", name,
