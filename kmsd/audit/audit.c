@@ -29,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* SHA256(): a record's hash, the chain's; OpenSSL 3 keeps the low-level
- * API, deprecated. */
+/* SHA256_CTX: a record's hash, the chain's, without OpenSSL 3's fetch of
+ * the digest on each call; it keeps the low-level API, deprecated. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/sha.h>
 #include <sodium.h>
@@ -230,6 +230,7 @@ chain(struct audit *a, uint64_t from, uint64_t to, uint64_t nl,
 	size_t need = (size_t)(to - from) + nl * AUDIT_SUFFIX_MAX, len = 0;
 	uint64_t p, mask = a->rsize - 1;
 	char *np, *q;
+	SHA256_CTX sc;
 
 	if (need > a->wcap) {
 		if ((np = realloc(a->wbuf, need)) == NULL) {
@@ -266,7 +267,11 @@ chain(struct audit *a, uint64_t from, uint64_t to, uint64_t nl,
 		len += 64;
 		memcpy(q + len, "\"}", 2);
 		len += 2;
-		SHA256((const uint8_t *)q + start, len - start, head);
+		/* Not SHA256(): OpenSSL 3's one-shot fetches the digest on
+		 * every call. */
+		SHA256_Init(&sc);
+		SHA256_Update(&sc, q + start, len - start);
+		SHA256_Final(head, &sc);
 		q[len++] = '\n';
 	}
 	*outlen = len;
