@@ -55,6 +55,7 @@
 #define AUDIT_TICK_MS 20		/* the log thread's longest sleep */
 #define AUDIT_RETRY_MS 1000		/* a failed log is tried this often */
 #define AUDIT_WRITER_ROUNDS 4		/* writes a writer makes for others */
+#define AUDIT_WRITE_MAX (256 * 1024)	/* about the most one write(2) takes */
 #define CHECKPOINT_STATEMENT "kmsd-audit-checkpoint-v1"
 /* GetKeyLastUsage's table, saved beside the log: at most this often
  * when it changed, and at shutdown; what the log recorded after the
@@ -73,7 +74,7 @@
 #define RING_FILE "staging-ring"
 #define RING_MAGIC "kmsd-audit-ring1"	/* 16 bytes */
 #define RING_HDR 4096
-#define RING_MAX ((uint64_t)8 << 20)
+#define RING_MAX ((uint64_t)4 << 20)
 #define RING_MIN ((uint64_t)64 << 10)
 
 struct ring_hdr {
@@ -117,7 +118,6 @@ struct audit {
 	struct ring_hdr *rh;		/* the ring file, mapped: its header */
 	char *ring;			/* and its rsize bytes of records */
 	uint64_t rsize, rs, rw;		/* bytes ever staged / written */
-	uint64_t nstaged, nwritten;	/* and records */
 	int writing, movewait;
 	pthread_cond_t moved;		/* writing went back to 0 */
 	/* GetKeyLastUsage: per key, the last successful crypto record. */
@@ -212,52 +212,67 @@ stage_locked(struct audit *a, const struct rec_buf *b, const size_t *offs,
 		a->ring[a->rs & (a->rsize - 1)] = '\n';
 		a->rs++;
 	}
-	a->nstaged += n;
 	/* After the bytes: start-up trusts what staged covers. */
 	__atomic_store_n(&a->rh->staged, a->rs, __ATOMIC_RELEASE);
 }
 
 /*
- * Chain the nl bodies of ring[from, to) into a->wbuf: each gets its
- * "sequence" and "previousHash" and its closing brace; *seq and head move
- * on.  Only the writer at work calls this (writing set, or mu held
- * throughout), mu let go or not: the chain is the writer's.
+ * Chain the bodies of ring[from, to) into a->wbuf, up to about max bytes
+ * of it: each gets its "sequence" and "previousHash" and its closing
+ * brace; *seq and head move on, and *stop says where in the ring the
+ * next body starts.  Only the writer at work calls this (writing set, or
+ * mu held throughout), mu let go or not: the chain is the writer's.
  */
 static int
-chain(struct audit *a, uint64_t from, uint64_t to, uint64_t nl,
-    uint64_t *seq, uint8_t head[32], size_t *outlen)
+chain(struct audit *a, uint64_t from, uint64_t to, size_t max,
+    uint64_t *seq, uint8_t head[32], size_t *outlen, uint64_t *stop)
 {
-	size_t need = (size_t)(to - from) + nl * AUDIT_SUFFIX_MAX, len = 0;
-	uint64_t p, mask = a->rsize - 1;
-	char *np, *q;
+	uint64_t p = from, mask = a->rsize - 1;
+	size_t len = 0, start, cap;
 	SHA256_CTX sc;
+	char *np, *q;
 
-	if (need > a->wcap) {
-		if ((np = realloc(a->wbuf, need)) == NULL) {
-			return KMS_EINTERNAL;
-		}
-		a->wbuf = np;
-		a->wcap = need;
-	}
-	q = a->wbuf;
-	for (p = from; p < to; ) {
-		size_t start = len, blen;
+	while (p < to && len < max) {
+		uint64_t body = p;
+		const char *e = NULL;
+
+		start = len;
 		/* The body: up to its newline, perhaps across the ring's
 		 * end. */
-		while (a->ring[p & mask] != '\n') {
+		while (e == NULL && p < to) {
 			uint64_t pos = p & mask;
-			const char *s = a->ring + pos, *e;
-			size_t avail = (size_t)(a->rsize - pos);
+			size_t avail = (size_t)(a->rsize - pos), blen;
+			const char *s = a->ring + pos;
+
 			if (avail > to - p) {
 				avail = (size_t)(to - p);
 			}
 			e = memchr(s, '\n', avail);
 			blen = e != NULL ? (size_t)(e - s) : avail;
-			memcpy(q + len, s, blen);
+			if (len + blen + AUDIT_SUFFIX_MAX > a->wcap) {
+				cap = a->wcap < 65536 ? 65536 : a->wcap;
+				while (cap < len + blen + AUDIT_SUFFIX_MAX) {
+					cap *= 2;
+				}
+				if ((np = realloc(a->wbuf, cap)) == NULL) {
+					return KMS_EINTERNAL;
+				}
+				a->wbuf = np;
+				a->wcap = cap;
+			}
+			memcpy(a->wbuf + len, s, blen);
 			len += blen;
 			p += blen;
 		}
+		if (e == NULL) {
+			/* No newline: not a whole body (start-up's reading of
+			 * a damaged ring); it is left out. */
+			len = start;
+			p = body;
+			break;
+		}
 		p++;				/* its newline */
+		q = a->wbuf;
 		memcpy(q + len, ",\"sequence\":", 12);
 		len += 12;
 		len += rec_u64_dec(++*seq, q + len);
@@ -275,6 +290,7 @@ chain(struct audit *a, uint64_t from, uint64_t to, uint64_t nl,
 		q[len++] = '\n';
 	}
 	*outlen = len;
+	*stop = p;
 	return 0;
 }
 
@@ -307,8 +323,7 @@ written_locked(struct audit *a, size_t len)
 static int
 move_locked(struct audit *a, int let_go)
 {
-	uint64_t from = a->rw, to = a->rs, seq = a->seq, nl = a->nstaged -
-	    a->nwritten;
+	uint64_t from = a->rw, to = a->rs, seq = a->seq;
 	uint8_t head[32];
 	size_t len = 0;
 	int fd = a->fd, e = 0, r, slot;
@@ -325,7 +340,8 @@ move_locked(struct audit *a, int let_go)
 	if (let_go) {
 		kms_mutex_unlock(&a->mu);
 	}
-	if ((r = chain(a, from, to, nl, &seq, head, &len)) == 0 &&
+	if ((r = chain(a, from, to, AUDIT_WRITE_MAX, &seq, head, &len,
+	    &to)) == 0 &&
 	    write_all(fd, a->wbuf, len) != 0) {
 		e = errno;
 	}
@@ -347,7 +363,6 @@ move_locked(struct audit *a, int let_go)
 	a->seq = seq;
 	memcpy(a->head, head, sizeof(head));
 	a->rw = to;
-	a->nwritten += nl;
 	/* The other slot, then the switch: start-up reads a pair that
 	 * belongs together whenever kmsd dies. */
 	slot = (int)((a->rh->gen + 1) & 1);
@@ -421,15 +436,15 @@ room_locked(struct audit *a, size_t need)
 }
 
 /*
- * Stage n records, mu held.  Records more than the ring can hold (a
- * Batch of a thousand large ones) go through it in turns, mu held
- * throughout so that nobody's come between them.
+ * Stage n records, mu held.  A message's records always fit in the ring
+ * (a message is at most JSON_MAX_MESSAGE, and a record at most about a
+ * kilobyte more than its request item), unless the file system left room
+ * for only a small ring: then they are refused, as when it is full.
  */
 static int
 put_locked(struct audit *a, const struct rec_buf *b, const size_t *offs,
     size_t n)
 {
-	size_t i = 0, j, need;
 	int r;
 
 	kms_mutex_assert_held(&a->mu);
@@ -440,39 +455,16 @@ put_locked(struct audit *a, const struct rec_buf *b, const size_t *offs,
 		fail_locked(a, EBADF);
 		return KMS_EDEPENDENCYTIMEOUT;
 	}
-	if (b->len + n <= a->rsize) {
-		if ((r = room_locked(a, b->len + n)) != 0) {
-			return r;
-		}
-		stage_locked(a, b, offs, n);
-		return 0;
+	if (b->len + n > a->rsize) {
+		log_warn("audit: %zu records of %zu bytes do not fit in the "
+		    "staging ring (%" PRIu64 " bytes: little room in %s)", n,
+		    b->len, a->rsize, a->d->cfg.audit_dir);
+		return KMS_EDEPENDENCYTIMEOUT;
 	}
-	/* In turns: each as much as the ring holds, written at once. */
-	if ((r = drain_locked(a)) != 0) {
+	if ((r = room_locked(a, b->len + n)) != 0) {
 		return r;
 	}
-	while (i < n) {
-		for (j = i, need = 0; j < n; j++) {
-			size_t len = (j + 1 < n ? offs[j + 1] : b->len) -
-			    offs[j] + 1;
-			if (need + len > a->rsize) {
-				break;
-			}
-			need += len;
-		}
-		if (j == i) {
-			return KMS_EINTERNAL;	/* one record over the ring */
-		}
-		{
-			struct rec_buf part = *b;
-			part.len = j < n ? offs[j] : b->len;
-			stage_locked(a, &part, offs + i, j - i);
-		}
-		if ((r = drain_locked(a)) != 0 && j < n) {
-			return r;
-		}
-		i = j;
-	}
+	stage_locked(a, b, offs, n);
 	return 0;
 }
 
@@ -757,8 +749,9 @@ audit_main(void *arg)
 		}
 		now = mono_ms();
 		if (a->rs != a->rw && !a->writing && !a->failed) {
-			/* What the last writer left. */
-			write_out_locked(a, AUDIT_WRITER_ROUNDS);
+			/* What the last writer left, and Batches'. */
+			write_out_locked(a, (int)(a->rsize / AUDIT_WRITE_MAX) +
+			    1);
 		}
 		if (a->failed) {
 			if (now >= a->retry_ms) {
@@ -1636,7 +1629,7 @@ ring_recover(struct audit *a, uint64_t no, json_t *repairs, int *clean,
 	char path[CONFIG_PATH_MAX + 64], name[64], *out = NULL;
 	struct ring_hdr h;
 	struct stat st;
-	uint64_t written, wseq, p, skip, nl, i;
+	uint64_t written, wseq, p, skip;
 	size_t len = 0, added = 0, k;
 	int fd, lfd = -1, r = 0;
 
@@ -1674,13 +1667,10 @@ ring_recover(struct audit *a, uint64_t no, json_t *repairs, int *clean,
 	for (p = written; p < h.staged && skip > 0; p++) {
 		skip -= a->ring[p & (h.size - 1)] == '\n';
 	}
-	for (i = (size_t)p, nl = 0; i < h.staged; i++) {
-		nl += a->ring[i & (h.size - 1)] == '\n';
-	}
 	if (p < h.staged) {
-		uint64_t seq = a->seq;
-		if ((r = chain(a, p, h.staged, nl, &seq, a->head, &len)) !=
-		    0) {
+		uint64_t seq = a->seq, end;
+		if ((r = chain(a, p, h.staged, SIZE_MAX, &seq, a->head, &len,
+		    &end)) != 0) {
 			goto out;
 		}
 		added = (size_t)(seq - a->seq);
@@ -1761,7 +1751,6 @@ ring_open(struct audit *a, char *err, size_t errlen)
 	a->ring = (char *)m + RING_HDR;
 	a->rsize = size;
 	a->rs = a->rw = 0;
-	a->nstaged = a->nwritten = 0;
 	a->rh->staged = 0;
 	a->rh->gen = 0;
 	a->rh->slot[0].written = 0;
