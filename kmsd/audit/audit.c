@@ -406,7 +406,9 @@ drain_locked(struct audit *a)
 		kms_cond_wait(&a->moved, &a->mu);
 		a->movewait--;
 	}
-	r = move_locked(a, 0);
+	do {
+		r = move_locked(a, 0);
+	} while (r == 0 && a->rs != a->rw);
 	if (a->movewait > 0) {
 		pthread_cond_broadcast(&a->moved);
 	}

@@ -1579,7 +1579,7 @@ test_audit_full_disk_refuses_then_resumes(void **state)
 
 #define RL_THREADS 8
 #define RL_SECONDS 3
-#define RL_BATCH 20
+#define RL_BATCH 400		/* its records: more than one write takes */
 
 struct rl_arg {
 	const char *endpoint;
@@ -1592,7 +1592,7 @@ rl_client(void *p)
 {
 	struct rl_arg *arg = p;
 	kms_client *c;
-	char req[4096], *rep;
+	char req[32768], *rep;
 	size_t o, n;
 	kms_error_info ei;
 	double t0 = tu_now_s();
@@ -1603,8 +1603,9 @@ rl_client(void *p)
 		return NULL;
 	}
 	for (i = 0; tu_now_s() - t0 < RL_SECONDS; i++) {
-		if (i % 4 == 3) {
-			/* A Batch: its records go in with one write. */
+		if (i % 16 == 15) {
+			/* A Batch: the log's thread writes its records, in
+			 * more than one write. */
 			o = (size_t)snprintf(req, sizeof(req),
 			    "{\"Action\":\"Batch\",\"Requests\":[");
 			for (k = 0; k < RL_BATCH; k++) {
@@ -1635,8 +1636,9 @@ rl_client(void *p)
 /*
  * Files rotated every 64 KiB while eight clients write singly and in
  * Batches: records of concurrent requests go to the file in one write by
- * whichever caller writes, and a rotation must never switch or close a
- * file under that write.  Every answered request's record is there,
+ * whichever caller writes, a Batch's in several by the log's thread, and
+ * a rotation must never switch or close a file under a write nor before
+ * the ring is empty.  Every answered request's record is there,
  * every file begins with its AuditLogFileOpened, and the log verifies.
  */
 static void
