@@ -630,7 +630,7 @@ new_file_locked(struct audit *a, uint64_t no, const char *prev)
 static int
 sync_locked(struct audit *a)
 {
-	uint64_t target = a->wtotal;
+	uint64_t target = a->wtotal, size = a->size;
 	int fd = a->fd, r = 0;
 
 	kms_mutex_assert_held(&a->mu);
@@ -640,6 +640,13 @@ sync_locked(struct audit *a)
 	kms_mutex_unlock(&a->mu);
 	if (fdatasync(fd) != 0) {
 		r = errno;
+	} else {
+		/* What is on disk need not stay in the page cache: an
+		 * append-only log would otherwise push out what is read
+		 * again (the key store), and each record would take a page
+		 * never used before. */
+		(void)posix_fadvise(fd, 0, (off_t)(size & ~(uint64_t)4095),
+		    POSIX_FADV_DONTNEED);
 	}
 	kms_mutex_lock(&a->mu);
 	if (r != 0) {
