@@ -105,6 +105,11 @@ export_key(const struct tu_env *e, char *pem, size_t len)
 	snprintf(cmd, sizeof(cmd), "KMS_ENDPOINT=%s %s audit public-key > %s",
 	    e->endpoint, tu_bin("kmsctl"), pem);
 	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
+	/* The endpoint given before the command, as for any other, gives
+	 * the same key. */
+	snprintf(cmd, sizeof(cmd), "%s --endpoint %s audit public-key | cmp "
+	    "-s - %s", tu_bin("kmsctl"), e->endpoint, pem);
+	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
 }
 
 /* Lines of the audit files holding every one of the strings. */

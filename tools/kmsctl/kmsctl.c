@@ -43,9 +43,31 @@ main(int argc, char **argv)
 	int k, r, help = 0, want_help_cmd = 0;
 
 	secure_json_allocator();
-	/* `kmsctl audit ...`: the audit log's tools (cmd_audit.c). */
+	/* `kmsctl audit ...`: the audit log's tools (cmd_audit.c); an
+	 * --endpoint given before it, as before any command, is passed on to
+	 * public-key. */
 	if (argc >= 2 && strcmp(argv[1], "audit") == 0) {
 		return cmd_audit(argc - 1, argv + 1);
+	}
+	if (argc >= 4 && (strcmp(argv[1], "--endpoint") == 0 ||
+	    strcmp(argv[1], "--endpoint-url") == 0) &&
+	    strcmp(argv[3], "audit") == 0) {
+		char **av = calloc((size_t)argc + 1, sizeof(*av));
+		if (av == NULL) {
+			return EXIT_OTHER;
+		}
+		for (k = 3; k < argc; k++) {
+			av[k - 3] = argv[k];
+		}
+		k = argc - 3;
+		if (argc >= 5 && strcmp(argv[4], "public-key") == 0) {
+			/* The one that talks to kmsd. */
+			av[k++] = "--endpoint";
+			av[k++] = argv[2];
+		}
+		r = cmd_audit(k, av);
+		free(av);
+		return r;
 	}
 	memset(&R, 0, sizeof(R));
 	R.output = "json";
