@@ -4,12 +4,13 @@
  * the last-usage table; the records themselves are formatted in
  * record.c.
  *
- * A record is formatted outside any lock, without its last two fields;
- * under the log's mutex its "sequence" and "previousHash" are appended,
- * it is hashed and copied into the staging ring (a mapped file beside the
- * log, so it outlives a crash of kmsd), and the reply may go.  One caller
- * at a time writes what the ring holds (its records and every caller's
- * staged meanwhile) with one write(2), the mutex let go (see commit).
+ * A record is formatted outside any lock, without its last two fields,
+ * and copied under the log's mutex into the staging ring (a mapped file
+ * beside the log, so it outlives a crash of kmsd); then the reply may
+ * go.  One writer at a time (a caller, or the log's thread for a Batch)
+ * appends each staged record's "sequence" and "previousHash", hashes it
+ * and writes what the ring held with one write(2), the mutex let go (see
+ * commit).
  * The log's thread makes them durable (fdatasync), signs checkpoints
  * (with the HSM turn held for reading: the module may be re-initialised
  * otherwise) and rotates files; it also finds out when a log that could

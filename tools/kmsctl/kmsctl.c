@@ -43,36 +43,27 @@ main(int argc, char **argv)
 	int k, r, help = 0, want_help_cmd = 0;
 
 	secure_json_allocator();
-	/* `kmsctl audit ...`: the audit log's tools (cmd_audit.c); an
-	 * --endpoint given before it, as before any command, is passed on to
-	 * public-key. */
-	if (argc >= 2 && strcmp(argv[1], "audit") == 0) {
-		return cmd_audit(argc - 1, argv + 1);
-	}
-	if (argc >= 4 && (strcmp(argv[1], "--endpoint") == 0 ||
-	    strcmp(argv[1], "--endpoint-url") == 0) &&
-	    strcmp(argv[3], "audit") == 0) {
-		char **av = calloc((size_t)argc + 1, sizeof(*av));
-		if (av == NULL) {
-			return EXIT_OTHER;
-		}
-		for (k = 3; k < argc; k++) {
-			av[k - 3] = argv[k];
-		}
-		k = argc - 3;
-		if (argc >= 5 && strcmp(argv[4], "public-key") == 0) {
-			/* The one that talks to kmsd. */
-			av[k++] = "--endpoint";
-			av[k++] = argv[2];
-		}
-		r = cmd_audit(k, av);
-		free(av);
-		return r;
-	}
 	memset(&R, 0, sizeof(R));
 	R.output = "json";
 	R.connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S;
 	R.read_timeout_s = 30;
+
+	/* `kmsctl [global options] audit ...`: the audit log's tools
+	 * (cmd_audit.c), with their own options; the endpoint given before
+	 * the command reaches them as $KMS_ENDPOINT does. */
+	for (k = 1, r = 0; k < argc && (r = global_option(&R, argc, argv,
+	    &k, &help)) > 0; k++) {
+	}
+	if (r < 0) {
+		return EXIT_USAGE;
+	}
+	if (k < argc && strcmp(argv[k], "audit") == 0) {
+		if (R.endpoint != NULL && setenv("KMS_ENDPOINT", R.endpoint,
+		    1) != 0) {
+			return EXIT_OTHER;
+		}
+		return cmd_audit(argc - k, argv + k);
+	}
 
 	if (parse_command_line(&R, argc, argv, &help, &help_topic,
 	    &want_help_cmd) != 0) {

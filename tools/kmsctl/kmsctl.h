@@ -91,6 +91,9 @@ int load_text(const char *arg, const char **out, char **hold,
     const char *opt);
 
 /* options.c */
+/* A global option (--endpoint, --output, ...) at argv[*i]?  1 when
+ * consumed (with its value), 0 when not one, -1 on a usage error. */
+int global_option(struct run *R, int argc, char **argv, int *i, int *help);
 /* The option's parsed value, or NULL when not given.  name must be one
  * the command declares: any other is a bug in kmsctl and aborts. */
 const struct optval *opt(const struct run *R, const char *name);

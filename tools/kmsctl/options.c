@@ -102,7 +102,7 @@ first_positional(const struct command *cmd, const struct run *R)
 }
 
 /* A global option at argv[*i]?  1 when consumed, -1 on error. */
-static int
+int
 global_option(struct run *R, int argc, char **argv, int *i, int *help)
 {
 	const char *a = argv[*i];
