@@ -1904,6 +1904,9 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 		r = pthread_create(&a->thr, NULL, audit_main, a);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
+	if (r == 0) {
+		(void)pthread_setname_np(a->thr, "kmsd-audit");
+	}
 	if (r != 0) {
 		snprintf(err, errlen, "cannot start the audit thread");
 		r = KMS_EINTERNAL;

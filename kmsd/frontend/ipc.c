@@ -1742,12 +1742,14 @@ server_run(struct kmsd *d, char *err, size_t errlen)
 			goto out;
 		}
 		ws[i].started = 1;
+		(void)pthread_setname_np(ws[i].thr, "kmsd-worker");
 	}
 	if (pthread_create(&sv.sched, NULL, sched_main, &sv) != 0) {
 		snprintf(err, errlen, "cannot start the scheduler");
 		goto out;
 	}
 	sched_started = 1;
+	(void)pthread_setname_np(sv.sched, "kmsd-sched");
 	printf("kmsd: ready on %s (%d workers, %s keys)\n", d->cfg.listen,
 	    d->cfg.workers, d->cfg.key_storage == STORAGE_RESIDENT ?
 	    "resident" : "wrapped");
