@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/io.h"
 #include "common/secmem.h"
 #include "libkmsclient/client.h"
 #include "libkmsclient/envelope.h"
@@ -144,20 +145,7 @@ kms_envelope_decrypt(kms_client *c, const kms_envelope_decrypt_opts *opts,
 static int
 fd_sink(void *arg, const uint8_t *p, size_t n)
 {
-	int fd = *(int *)arg;
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return io_write_all(*(int *)arg, p, n);
 }
 
 /* Read in_fd to its end through step(); 0 or the first error. */

@@ -38,6 +38,7 @@
 
 #include "common/b64.h"
 #include "common/err.h"
+#include "common/io.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mutex.h"
@@ -148,28 +149,6 @@ file_name(uint64_t no, char *out, size_t len)
 {
 	snprintf(out, len, AUDIT_FILE_PREFIX "%08" PRIu64 AUDIT_FILE_SUFFIX,
 	    no);
-}
-
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return -1;
-		}
-		if (w == 0) {
-			errno = ENOSPC;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 static void
@@ -343,7 +322,7 @@ move_locked(struct audit *a, int let_go)
 	}
 	if ((r = chain(a, from, to, AUDIT_WRITE_MAX, &seq, head, &len,
 	    &to)) == 0 &&
-	    write_all(fd, a->wbuf, len) != 0) {
+	    io_write_all(fd, a->wbuf, len) != 0) {
 		e = errno;
 	}
 	if (let_go) {
@@ -1693,7 +1672,7 @@ ring_recover(struct audit *a, uint64_t no, json_t *repairs, int *clean,
 	file_name(no, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/%s", a->d->cfg.audit_dir, name);
 	if ((lfd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0 ||
-	    write_all(lfd, out, len) != 0 || fsync(lfd) != 0) {
+	    io_write_all(lfd, out, len) != 0 || fsync(lfd) != 0) {
 		snprintf(err, errlen, "audit file %s: %s", path,
 		    strerror(errno));
 		r = KMS_EINTERNAL;

@@ -28,6 +28,7 @@
 
 #include "kms.h"
 #include "common/err.h"
+#include "common/io.h"
 #include "common/log.h"
 #include "kmsd/daemon/backup.h"
 #include "kmsd/kmsd.h"
@@ -113,23 +114,14 @@ copy_file(const char *src, const char *dst, mode_t mode)
 		goto out;
 	}
 	while ((k = read(in, buf, sizeof(buf))) != 0) {
-		unsigned char *p = buf;
 		if (k < 0) {
 			if (errno == EINTR) {
 				continue;
 			}
 			goto out;
 		}
-		while (k > 0) {
-			ssize_t w = write(out, p, (size_t)k);
-			if (w < 0) {
-				if (errno == EINTR) {
-					continue;
-				}
-				goto out;
-			}
-			p += w;
-			k -= w;
+		if (io_write_all(out, buf, (size_t)k) != 0) {
+			goto out;
 		}
 	}
 	if (fsync(out) != 0) {

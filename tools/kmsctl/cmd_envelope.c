@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/io.h"
 #include "tools/kmsctl/cmd_envelope.h"
 
 #define EXIT_USAGE 252
@@ -120,20 +121,7 @@ progress_show(struct progress *p, int final)
 static int
 write_all(void *arg, const uint8_t *p, size_t n)
 {
-	int fd = *(int *)arg;
-	ssize_t w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return io_write_all(*(int *)arg, p, n);
 }
 
 /* in_fd → out_fd through a new encryptor or decryptor. */

@@ -18,6 +18,7 @@
 
 #include "kms.h"
 #include "common/err.h"
+#include "common/io.h"
 #include "common/b64.h"
 #include "common/secmem.h"
 #include "tools/kmsctl/kmsctl.h"
@@ -253,7 +254,6 @@ print_json(const json_t *v)
 static int
 write_outfile(const char *path, const uint8_t *p, size_t n)
 {
-	size_t off = 0;
 	int fd;
 
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -263,18 +263,11 @@ write_outfile(const char *path, const uint8_t *p, size_t n)
 		return EXIT_OTHER;
 	}
 	(void)fchmod(fd, 0600);
-	while (off < n) {
-		ssize_t w = write(fd, p + off, n - off);
-		if (w < 0 && errno == EINTR) {
-			continue;
-		}
-		if (w <= 0) {
-			fprintf(stderr, "kmsctl: cannot write %s: %s\n", path,
-			    strerror(errno));
-			close(fd);
-			return EXIT_OTHER;
-		}
-		off += (size_t)w;
+	if (io_write_all(fd, p, n) != 0) {
+		fprintf(stderr, "kmsctl: cannot write %s: %s\n", path,
+		    strerror(errno));
+		close(fd);
+		return EXIT_OTHER;
 	}
 	if (close(fd) != 0) {
 		fprintf(stderr, "kmsctl: cannot write %s: %s\n", path,
