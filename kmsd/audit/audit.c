@@ -58,6 +58,7 @@
 #define AUDIT_RETRY_MS 1000		/* a failed log is tried this often */
 #define AUDIT_WRITER_ROUNDS 4		/* writes a writer makes for others */
 #define AUDIT_WRITE_MAX (256 * 1024)	/* about the most one write(2) takes */
+#define AUDIT_LINGER_US 200		/* the log thread gathers records */
 #define CHECKPOINT_STATEMENT "kmsd-audit-checkpoint-v1"
 /* GetKeyLastUsage's table, saved beside the log: at most this often
  * when it changed, and at shutdown; what the log recorded after the
@@ -108,6 +109,7 @@ struct audit {
 	uint64_t wtotal, stotal;	/* bytes written / known durable */
 	int waiters, want_work;
 	atomic_int failed;		/* read without mu by audit_admit */
+	atomic_int inflight;		/* requests admitted, not yet done */
 	int fail_errno;
 	int64_t failed_at;
 	uint64_t refused, unaudited;
@@ -736,6 +738,14 @@ audit_main(void *arg)
 		if (a->stop) {
 			break;
 		}
+		if (a->rs != a->rw && a->rs - a->rw < a->rsize / 4 &&
+		    a->waiters == 0 && !a->failed) {
+			/* Let the records of a burst gather: one write for
+			 * them all (see commit). */
+			kms_mutex_unlock(&a->mu);
+			usleep(AUDIT_LINGER_US);
+			kms_mutex_lock(&a->mu);
+		}
 		now = mono_ms();
 		if (a->rs != a->rw && !a->writing && !a->failed) {
 			/* What the last writer left, and Batches'. */
@@ -1160,8 +1170,13 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 {
 	int failed;
 
-	if (a == NULL || !atomic_load_explicit(&a->failed,
-	    memory_order_relaxed) || !a->d->cfg.audit_required) {
+	if (a == NULL) {
+		return 0;
+	}
+	if (!atomic_load_explicit(&a->failed, memory_order_relaxed) ||
+	    !a->d->cfg.audit_required) {
+		atomic_fetch_add_explicit(&a->inflight, 1,
+		    memory_order_relaxed);
 		return 0;
 	}
 	kms_mutex_lock(&a->mu);
@@ -1173,53 +1188,63 @@ audit_admit(struct audit *a, char *msg, size_t msglen)
 		    strerror(a->fail_errno));
 	}
 	kms_mutex_unlock(&a->mu);
-	return failed ? KMS_EDEPENDENCYTIMEOUT : 0;
+	if (failed) {
+		return KMS_EDEPENDENCYTIMEOUT;
+	}
+	atomic_fetch_add_explicit(&a->inflight, 1, memory_order_relaxed);
+	return 0;
+}
+
+void
+audit_done(struct audit *a)
+{
+	if (a != NULL) {
+		atomic_fetch_sub_explicit(&a->inflight, 1,
+		    memory_order_relaxed);
+	}
 }
 
 /*
- * Stage a message's records, then chain and write them unless a writer is
- * at work; with wait_sync and audit_sync = request, wait until they are
- * durable too.
+ * Stage a message's records and see them written; with wait_sync and
+ * audit_sync = request, wait until they are in the file and durable too.
  *
  * Under the mutex a caller only copies its records into the staging
  * ring: a file of the audit directory, mapped, so records staged outlive
  * a crash of kmsd (start-up chains and writes those a crash left
- * unwritten; see ring_recover) and the reply need not wait for the chain
- * or write(2).  One caller at a time (writing) then chains everything
- * staged, its own and others', and writes it with one write(2), mu let go,
- * for a few rounds at most so that its own reply is not held up long;
- * callers that come meanwhile stage and go.  What is left is written by
- * the next caller or the log's thread, which also writes every Batch's.
- * Rotation, checkpoints and service records wait for the writer
- * (drain_locked), so a file is never switched or closed under it and a
- * checkpoint signs the head of everything staged before it.
+ * unwritten; see ring_recover).  Who then chains and writes them depends
+ * on the load.  A request alone in flight writes its own record (and any
+ * other staged), mu let go: nothing to gather, and waking another thread
+ * would cost more than the write.  Otherwise (other requests in flight,
+ * or a Batch) the caller replies at once and the log's thread, woken by
+ * the first record after it went to sleep (a signal costs nothing while
+ * it is at work), gathers records for AUDIT_LINGER_US and writes them
+ * all with one write(2): one write for tens of records instead of one
+ * each, and no reply waits for one.  Rotation, checkpoints and service
+ * records wait for the writer at work (drain_locked), so a file is never
+ * switched or closed under it and a checkpoint signs the head of
+ * everything staged before it.
  */
 static int
 commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
     int wait_sync)
 {
 	uint64_t end, target;
-	int r;
+	int r, alone;
 
 	kms_mutex_lock(&a->mu);
+	/* Its own request the only one in flight (or none: a service
+	 * record, a refusal before dispatch). */
+	alone = n == 1 && atomic_load_explicit(&a->inflight,
+	    memory_order_relaxed) <= 1;
 	if ((r = put_locked(a, b, offs, n)) != 0) {
 		goto out;
 	}
 	end = a->rs;
-	if (n > 1) {
-		/* A Batch's records: written by the log's thread, on a core
-		 * the Batch's own HSM work leaves idle, not in its reply's
-		 * time. */
-		if (!a->want_work) {
-			a->want_work = 1;
-			pthread_cond_signal(&a->wake);
-		}
-	} else if (!a->writing && !a->failed && a->rs != a->rw) {
-		write_out_locked(a, AUDIT_WRITER_ROUNDS);
-		if (a->rs != a->rw && !a->want_work) {
-			a->want_work = 1;
-			pthread_cond_signal(&a->wake);
-		}
+	if (alone && !a->writing && !a->failed) {
+		write_out_locked(a, 1);
+	} else if (!a->want_work) {
+		a->want_work = 1;
+		pthread_cond_signal(&a->wake);
 	}
 	if (!wait_sync || a->d->cfg.audit_sync != AUDIT_SYNC_REQUEST) {
 		goto out;

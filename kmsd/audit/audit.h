@@ -101,12 +101,19 @@ void audit_close(struct kmsd *d);
 
 /* May a request be served?  0, or KMS_EDEPENDENCYTIMEOUT with a sentence
  * in msg when the log cannot be written and audit_required is set.  a may
- * be NULL (auditing off). */
+ * be NULL (auditing off).  A request admitted counts as in flight until
+ * audit_done: the log learns from it whether callers come one at a time
+ * (each writes its own record) or together (the log's thread gathers
+ * them into one write). */
 int audit_admit(struct audit *a, char *msg, size_t msglen);
-/* Write the records of n items of one message (a Batch: one per item);
- * returns once they are written (and synced, with audit_sync = request).
- * 0, or KMS_EDEPENDENCYTIMEOUT when they could not be written and
- * audit_required is set: the reply must then not be sent. */
+/* The request audit_admit let in has its records staged (or failed). */
+void audit_done(struct audit *a);
+/* Stage the records of n items of one message (a Batch: one per item);
+ * returns once they are staged, where they outlive a crash of kmsd, and
+ * written and synced with audit_sync = request.  0, or
+ * KMS_EDEPENDENCYTIMEOUT when they could not be staged (or written, with
+ * audit_sync = request) and audit_required is set: the reply must then
+ * not be sent. */
 int audit_calls(struct audit *a, const struct audit_call *call,
     const struct audit_item *items, size_t n);
 /*

@@ -1276,6 +1276,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 		c.note = &note;
 		resp = audit_reply(&c, msg, resp, request_id);
 		free(c.notes);
+		audit_done(w->d->audit);
 	}
 	json_decref(msg);
 	/* Plaintexts of this request die here, with the request. */
