@@ -796,7 +796,9 @@ audit_main(void *arg)
 
 /* ---- last usage ---- */
 
-#define USAGE_BUCKETS 4096
+/* Chains stay short for a store of 100,000 keys used (512 KiB of
+ * pointers, touched only as keys are used). */
+#define USAGE_BUCKETS 65536
 
 struct usage {
 	struct usage *next;
