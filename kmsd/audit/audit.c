@@ -7,8 +7,8 @@
  * A record is formatted outside any lock, without its last two fields,
  * and copied under the log's mutex into the staging ring (a mapped file
  * beside the log, so it outlives a crash of kmsd); then the reply may
- * go.  One writer at a time (a caller, or the log's thread for a Batch)
- * appends each staged record's "sequence" and "previousHash", hashes it
+ * go.  One writer at a time (a request alone in flight, else the log's
+ * thread) appends each staged record's "sequence" and "previousHash", hashes it
  * and writes what the ring held with one write(2), the mutex let go (see
  * commit).
  * The log's thread makes them durable (fdatasync), signs checkpoints
@@ -1206,26 +1206,22 @@ usage_load(struct audit *a, uint64_t last)
 int
 audit_admit(struct audit *a, char *msg, size_t msglen)
 {
-	int failed;
+	int failed = 0;
 
 	if (a == NULL) {
 		return 0;
 	}
-	if (!atomic_load_explicit(&a->failed, memory_order_relaxed) ||
-	    !a->d->cfg.audit_required) {
-		atomic_fetch_add_explicit(&a->inflight, 1,
-		    memory_order_relaxed);
-		return 0;
+	if (atomic_load_explicit(&a->failed, memory_order_relaxed) &&
+	    a->d->cfg.audit_required) {
+		kms_mutex_lock(&a->mu);
+		if ((failed = a->failed) != 0) {
+			a->refused++;
+			snprintf(msg, msglen, "The audit log cannot be written "
+			    "(%s); kmsd refuses requests until it can. Retry "
+			    "later.", strerror(a->fail_errno));
+		}
+		kms_mutex_unlock(&a->mu);
 	}
-	kms_mutex_lock(&a->mu);
-	failed = a->failed;
-	if (failed) {
-		a->refused++;
-		snprintf(msg, msglen, "The audit log cannot be written (%s); "
-		    "kmsd refuses requests until it can. Retry later.",
-		    strerror(a->fail_errno));
-	}
-	kms_mutex_unlock(&a->mu);
 	if (failed) {
 		return KMS_EDEPENDENCYTIMEOUT;
 	}

@@ -24,9 +24,10 @@
  * every call, and EVP_Digest() allocates a context, which cost more than
  * the hashing of a request: SHA-256 is OpenSSL's low-level one, which
  * uses the CPU's SHA instructions, and HMAC is made here on it
- * (libsodium's portable SHA-256 took four times as long).  The signing key depends only on the secret
- * and the scope, so a caller may derive it once a day
- * (sigv4_signing_key) and check each request with it (sigv4_verify_key).
+ * (libsodium's portable SHA-256 took four times as long).  The signing
+ * key depends only on the secret and the scope, so a caller may derive
+ * it once a day (sigv4_signing_key) and check each request with it
+ * (sigv4_verify_key).
  */
 #include <ctype.h>
 #include <stdarg.h>
