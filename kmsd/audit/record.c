@@ -1100,35 +1100,16 @@ rec_api_record(struct rec_buf *b, const struct kmsd *d,
 	} else {
 		PUTS(b, ",\"responseElements\":null");
 	}
-	first = 1;
-	if (it->count > 0 || (it->note != NULL &&
-	    it->note->grant_id[0] != '\0')) {
-		PUTS(b, ",\"additionalEventData\":{");
-		if (it->count > 0) {
-			PUTS(b, "\"batchIndex\":");
-			rec_u64(b, it->index);
-			PUTS(b, ",\"batchSize\":");
-			rec_u64(b, it->count);
-			first = 0;
-		}
-		if (it->note != NULL && it->note->grant_id[0] != '\0') {
-			rec_key(b, &first, "grantId");
-			rec_str(b, it->note->grant_id);
-		}
-		PUTS(b, "}");
-	}
 	PUTS(b, ",\"requestID\":");
 	if (call->request_id != NULL) {
 		rec_str(b, call->request_id);
 	} else {
 		PUTS(b, "\"\"");
 	}
-	PUTS(b, ",\"eventID\":\"");
-	put(b, id, 36);
 	if (opc & OPC_READ_ONLY) {
-		PUTS(b, "\",\"readOnly\":true");
+		PUTS(b, ",\"readOnly\":true");
 	} else {
-		PUTS(b, "\",\"readOnly\":false");
+		PUTS(b, ",\"readOnly\":false");
 	}
 	/* resources: the keys it was authorised against, with the version a
 	 * ciphertext names (the request's for a decryption, the reply's for
@@ -1172,7 +1153,30 @@ rec_api_record(struct rec_buf *b, const struct kmsd *d,
 		}
 		PUTS(b, "]");
 	}
-	PUTS(b, ",\"eventType\":\"AwsApiCall\"");
+	/* What differs between a Batch's items comes last: the writer
+	 * hashes a line from the state after the blocks it shares with the
+	 * line before (audit.c, line_hash), and JSON readers take keys in
+	 * any order. */
+	PUTS(b, ",\"eventType\":\"AwsApiCall\",\"eventID\":\"");
+	put(b, id, 36);
+	PUTS(b, "\"");
+	first = 1;
+	if (it->count > 0 || (it->note != NULL &&
+	    it->note->grant_id[0] != '\0')) {
+		PUTS(b, ",\"additionalEventData\":{");
+		if (it->count > 0) {
+			PUTS(b, "\"batchIndex\":");
+			rec_u64(b, it->index);
+			PUTS(b, ",\"batchSize\":");
+			rec_u64(b, it->count);
+			first = 0;
+		}
+		if (it->note != NULL && it->note->grant_id[0] != '\0') {
+			rec_key(b, &first, "grantId");
+			rec_str(b, it->note->grant_id);
+		}
+		PUTS(b, "}");
+	}
 }
 
 void

@@ -74,9 +74,9 @@ static const struct rcase cases[] = {
 	    "\"GenerateDataKey\",\"requestParameters\":{\"keyId\":"
 	    "\"alias/bench\",\"encryptionContext\":{\"purpose\":"
 	    "\"bench\"},\"keySpec\":\"AES_256\"},\"responseElements\":"
-	    "null,\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
-	    "\"readOnly\":true,\"resources\":[{\"ARN\":\"" PFX K1 "\","
-	    "\"keyVersion\":3}],\"eventType\":\"AwsApiCall\"",
+	    "null,\"requestID\":\"" RID "\",\"readOnly\":true,"
+	    "\"resources\":[{\"ARN\":\"" PFX K1 "\",\"keyVersion\":3}],"
+	    "\"eventType\":\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	1, { K1, NULL },
 },
 {
@@ -90,14 +90,14 @@ static const struct rcase cases[] = {
 	    "\"LocalUser\",\"principalId\":\"user:alice\",\"uid\":1000,"
 	    "\"pid\":4242,\"transport\":\"ipc\"},\"eventTime\":\"" WHEN
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
-	    "\"GenerateDataKey\",\"requestParameters\":{\"keyId\":\"" K1
-	    "\",\"numberOfBytes\":32,\"grantIds\":[\"unresolved\","
-	    "\"unresolved\"]},\"responseElements\":null,"
-	    "\"additionalEventData\":{\"batchIndex\":7,\"batchSize\":"
-	    "100,\"grantId\":\"gr-0123456789abcdef\"},\"requestID\":\""
-	    RID "\",\"eventID\":\"<ID>\",\"readOnly\":true,"
-	    "\"resources\":[{\"ARN\":\"" PFX K1 "\",\"keyVersion\":3}],"
-	    "\"eventType\":\"AwsApiCall\"",
+	    "\"GenerateDataKey\",\"requestParameters\":{\"keyId\":\""
+	    K1 "\",\"numberOfBytes\":32,\"grantIds\":[\"unresolved\","
+	    "\"unresolved\"]},\"responseElements\":null,\"requestID\":"
+	    "\"" RID "\",\"readOnly\":true,\"resources\":[{\"ARN\":\""
+	    PFX K1 "\",\"keyVersion\":3}],\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\",\"additionalEventData\":{"
+	    "\"batchIndex\":7,\"batchSize\":100,\"grantId\":"
+	    "\"gr-0123456789abcdef\"}",
 	1, { K1, NULL },
 },
 {
@@ -115,11 +115,11 @@ static const struct rcase cases[] = {
 	    "\"127.0.0.1\",\"userAgent\":"
 	    "\"aws-sdk-go/1.0 \\\"quoted\\\"\",\"requestParameters\":{"
 	    "\"keyId\":\"" PFX K1 "\",\"keySpec\":\"AES_128\"},"
-	    "\"responseElements\":null,\"additionalEventData\":{"
-	    "\"batchIndex\":0,\"batchSize\":2},\"requestID\":\"" RID
-	    "\",\"eventID\":\"<ID>\",\"readOnly\":true,\"resources\":[{"
-	    "\"ARN\":\"" PFX K1 "\",\"keyVersion\":3}],\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":true,\"resources\":[{\"ARN\":\"" PFX K1 "\","
+	    "\"keyVersion\":3}],\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\",\"additionalEventData\":{"
+	    "\"batchIndex\":0,\"batchSize\":2}",
 	1, { K1, NULL },
 },
 {
@@ -141,14 +141,14 @@ static const struct rcase cases[] = {
 	    "\"alias/app\",\"encryptionContext\":{\"q\\\"uote\":"
 	    "\"back\\\\slash\",\"ctl\":"
 	    "\"a\\u0001b\\u000ac\\u0009d\\u001f\\u007f\",\"utf8\":"
-	    "\"caf\303\251 \342\202\254\",\"nul\":\"x\\u0000y\","
+	    "\"café €\",\"nul\":\"x\\u0000y\","
 	    "\"long words without escapes\":"
 	    "\"0123456789abcdef0123456789abcdef\"},"
 	    "\"encryptionAlgorithm\":\"SYMMETRIC_DEFAULT\"},"
-	    "\"responseElements\":null,\"requestID\":\"" RID "\",\"even"
-	    "tID\":\"<ID>\",\"readOnly\":true,\"resources\":[{\"ARN\":"
-	    "\"" PFX K2 "\",\"keyVersion\":1}],\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":true,\"resources\":[{\"ARN\":\"" PFX K2 "\","
+	    "\"keyVersion\":1}],\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	1, { K2, NULL },
 },
 {
@@ -175,9 +175,9 @@ static const struct rcase cases[] = {
 	    "\"context-key\\\"\":\"\\u001fabcdefghijklmnopq\",\"i\":"
 	    "\"abcdefgh\\u0009bcdefgh\",\"j\":"
 	    "\"abcdefghijklmnopqrstuvwxy\\\"\"}},\"responseElements\":"
-	    "null,\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
-	    "\"readOnly\":true,\"resources\":[{\"ARN\":\"" PFX K2 "\","
-	    "\"keyVersion\":1}],\"eventType\":\"AwsApiCall\"",
+	    "null,\"requestID\":\"" RID "\",\"readOnly\":true,"
+	    "\"resources\":[{\"ARN\":\"" PFX K2 "\",\"keyVersion\":1}],"
+	    "\"eventType\":\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	1, { K2, NULL },
 },
 {
@@ -194,11 +194,11 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"Decrypt\",\"requestParameters\":{\"grantIds\":["
 	    "\"unresolved\"],\"encryptionContext\":{}},"
-	    "\"responseElements\":null,\"additionalEventData\":{"
-	    "\"grantId\":\"0123456789abcdef0123456789abcdef0123456789ab"
-	    "cdef0123456789abcdef\"},\"requestID\":\"" RID "\",\"eventI"
-	    "D\":\"<ID>\",\"readOnly\":true,\"resources\":[{\"ARN\":\""
-	    PFX K1 "\",\"keyVersion\":3}],\"eventType\":\"AwsApiCall\"",
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":true,\"resources\":[{\"ARN\":\"" PFX K1 "\","
+	    "\"keyVersion\":3}],\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\",\"additionalEventData\":{\"grantId\":"
+	    "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"}",
 	1, { K1, NULL },
 },
 {
@@ -216,11 +216,11 @@ static const struct rcase cases[] = {
 	    "\"errorMessage\":\"User: user:"
 	    "alice is not authorized to perform: kms:"
 	    "Decrypt on \\\"key\\\"\\u000a\",\"requestParameters\":{},"
-	    "\"responseElements\":null,\"additionalEventData\":{"
-	    "\"batchIndex\":3,\"batchSize\":4},\"requestID\":\"" RID
-	    "\",\"eventID\":\"<ID>\",\"readOnly\":true,\"resources\":[{"
-	    "\"ARN\":\"" PFX K2 "\",\"keyVersion\":1}],\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":true,\"resources\":[{\"ARN\":\"" PFX K2 "\","
+	    "\"keyVersion\":1}],\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\",\"additionalEventData\":{"
+	    "\"batchIndex\":3,\"batchSize\":4}",
 	0, { NULL, NULL },
 },
 {
@@ -234,8 +234,8 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"Decrypt\",\"errorCode\":\"InvalidCiphertextException\","
 	    "\"requestParameters\":{},\"responseElements\":null,"
-	    "\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
-	    "\"readOnly\":true,\"eventType\":\"AwsApiCall\"",
+	    "\"requestID\":\"" RID "\",\"readOnly\":true,\"eventType\":"
+	    "\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -250,8 +250,8 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"Decrypt\",\"errorCode\":\"InvalidCiphertextException\","
 	    "\"requestParameters\":{},\"responseElements\":null,"
-	    "\"requestID\":\"\",\"eventID\":\"<ID>\",\"readOnly\":true,"
-	    "\"eventType\":\"AwsApiCall\"",
+	    "\"requestID\":\"\",\"readOnly\":true,\"eventType\":"
+	    "\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -265,9 +265,9 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"Decrypt\",\"errorCode\":\"InvalidCiphertextException\","
 	    "\"errorMessage\":\"bad\",\"requestParameters\":{},"
-	    "\"responseElements\":null,\"requestID\":\"" RID "\",\"even"
-	    "tID\":\"<ID>\",\"readOnly\":true,\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":true,\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -291,10 +291,10 @@ static const struct rcase cases[] = {
 	    "\"sourceEncryptionAlgorithm\":\"SYMMETRIC_DEFAULT\","
 	    "\"destinationEncryptionAlgorithm\":\"SYMMETRIC_DEFAULT\","
 	    "\"sourceKeyId\":\"" K1 "\"},\"responseElements\":null,"
-	    "\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
-	    "\"readOnly\":true,\"resources\":[{\"ARN\":\"" PFX K1 "\","
-	    "\"keyVersion\":3},{\"ARN\":\"" PFX K2 "\",\"keyVersion\":"
-	    "1}],\"eventType\":\"AwsApiCall\"",
+	    "\"requestID\":\"" RID "\",\"readOnly\":true,\"resources\":"
+	    "[{\"ARN\":\"" PFX K1 "\",\"keyVersion\":3},{\"ARN\":\""
+	    PFX K2 "\",\"keyVersion\":1}],\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	2, { K1, K2 },
 },
 {
@@ -309,10 +309,10 @@ static const struct rcase cases[] = {
 	    "\"pid\":4242,\"transport\":\"ipc\"},\"eventTime\":\"" WHEN
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"ReEncrypt\",\"requestParameters\":{\"destinationKeyId\":"
-	    "\"" K1 "\"},\"responseElements\":null,\"requestID\":\"" RID
-	    "\",\"eventID\":\"<ID>\",\"readOnly\":true,\"resources\":[{"
-	    "\"ARN\":\"" PFX K1 "\",\"keyVersion\":3}],\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"" K1 "\"},\"responseElements\":null,\"requestID\":\""
+	    RID "\",\"readOnly\":true,\"resources\":[{\"ARN\":\"" PFX
+	    K1 "\",\"keyVersion\":3}],\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	1, { K1, NULL },
 },
 {
@@ -327,8 +327,8 @@ static const struct rcase cases[] = {
 	    "\"Encrypt\",\"errorCode\":\"KMSInternalException\","
 	    "\"errorMessage\":\"no reply\",\"requestParameters\":{"
 	    "\"keyId\":\"alias/x\"},\"responseElements\":null,"
-	    "\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
-	    "\"readOnly\":true,\"eventType\":\"AwsApiCall\"",
+	    "\"requestID\":\"" RID "\",\"readOnly\":true,\"eventType\":"
+	    "\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -341,9 +341,9 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"Unknown\",\"errorCode\":\"SerializationException\","
 	    "\"errorMessage\":\"bad JSON\",\"requestParameters\":null,"
-	    "\"responseElements\":null,\"requestID\":\"" RID "\",\"even"
-	    "tID\":\"<ID>\",\"readOnly\":false,\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":false,\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -352,13 +352,13 @@ static const struct rcase cases[] = {
 	"{\"__type\":\"SerializationException\"}",
 	{ NULL, NULL }, NULL, 0, 0, W_HTTPS_ANON, RID,
 	"{\"eventVersion\":\"1.08\",\"userIdentity\":{\"type\":"
-	    "\"Unknown\",\"transport\":\"https\"},\"eventTime\":\"" WHEN
-	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
-	    "\"Unknown\",\"sourceIPAddress\":\"127.0.0.1\","
-	    "\"errorCode\":\"SerializationException\","
+	    "\"Unknown\",\"transport\":\"https\"},\"eventTime\":\""
+	    WHEN "\",\"eventSource\":\"kms.amazonaws.com\","
+	    "\"eventName\":\"Unknown\",\"sourceIPAddress\":"
+	    "\"127.0.0.1\",\"errorCode\":\"SerializationException\","
 	    "\"requestParameters\":null,\"responseElements\":null,"
-	    "\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
-	    "\"readOnly\":false,\"eventType\":\"AwsApiCall\"",
+	    "\"requestID\":\"" RID "\",\"readOnly\":false,"
+	    "\"eventType\":\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -373,8 +373,8 @@ static const struct rcase cases[] = {
 	    "\"Unknown\",\"errorCode\":"
 	    "\"UnsupportedOperationException\",\"requestParameters\":{"
 	    "\"keyId\":\"k\"},\"responseElements\":null,\"requestID\":"
-	    "\"" RID "\",\"eventID\":\"<ID>\",\"readOnly\":false,"
-	    "\"eventType\":\"AwsApiCall\"",
+	    "\"" RID "\",\"readOnly\":false,\"eventType\":"
+	    "\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -389,8 +389,8 @@ static const struct rcase cases[] = {
 	    "\"Unknown\",\"errorCode\":"
 	    "\"UnsupportedOperationException\",\"requestParameters\":{"
 	    "\"limit\":10},\"responseElements\":null,\"requestID\":\""
-	    RID "\",\"eventID\":\"<ID>\",\"readOnly\":false,"
-	    "\"eventType\":\"AwsApiCall\"",
+	    RID "\",\"readOnly\":false,\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -405,8 +405,8 @@ static const struct rcase cases[] = {
 	    "\"Unknown\",\"errorCode\":"
 	    "\"UnsupportedOperationException\",\"requestParameters\":{"
 	    "},\"responseElements\":null,\"requestID\":\"" RID "\","
-	    "\"eventID\":\"<ID>\",\"readOnly\":false,\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"readOnly\":false,\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -422,8 +422,8 @@ static const struct rcase cases[] = {
 	    "\"Unknown\",\"errorCode\":"
 	    "\"UnsupportedOperationException\",\"requestParameters\":{"
 	    "},\"responseElements\":null,\"requestID\":\"" RID "\","
-	    "\"eventID\":\"<ID>\",\"readOnly\":false,\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"readOnly\":false,\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -436,12 +436,11 @@ static const struct rcase cases[] = {
 	    "\"LocalUser\",\"principalId\":\"user:alice\",\"uid\":1000,"
 	    "\"pid\":4242,\"transport\":\"ipc\"},\"eventTime\":\"" WHEN
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
-	    "\"A1234567890123456789012345678901234567890123456789012345"
-	    "67890123\",\"errorCode\":"
-	    "\"UnsupportedOperationException\",\"requestParameters\":{"
-	    "},\"responseElements\":null,\"requestID\":\"" RID "\","
-	    "\"eventID\":\"<ID>\",\"readOnly\":false,\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"A123456789012345678901234567890123456789012345678901234567890123\","
+	    "\"errorCode\":\"UnsupportedOperationException\","
+	    "\"requestParameters\":{},\"responseElements\":null,"
+	    "\"requestID\":\"" RID "\",\"readOnly\":false,"
+	    "\"eventType\":\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -469,14 +468,14 @@ static const struct rcase cases[] = {
 	    "\"bypassPolicyLockoutSafetyCheck\":true,\"tags\":[{"
 	    "\"tagKey\":\"team\",\"tagValue\":\"a\\\"b\"},{\"tagKey\":"
 	    "\"env\",\"tagValue\":\"prod\"}],\"policySha256\":"
-	    "\"52279714d77bcfad953e90e091f01cf2b8df980cb4c43eea600ce151"
-	    "03933a2c\"},\"responseElements\":{\"keyMetadata\":{"
-	    "\"AWSAccountId\":\"111122223333\",\"KeyId\":\"" K1 "\","
-	    "\"Arn\":\"" PFX K1 "\",\"CreationDate\":1746000000.5,"
-	    "\"Enabled\":true,\"Description\":\"my \\\"key\\\"\","
-	    "\"KeyUsage\":\"ENCRYPT_DECRYPT\"}},\"requestID\":\"" RID
-	    "\",\"eventID\":\"<ID>\",\"readOnly\":false,\"resources\":["
-	    "{\"ARN\":\"" PFX K1 "\"}],\"eventType\":\"AwsApiCall\"",
+	    "\"52279714d77bcfad953e90e091f01cf2b8df980cb4c43eea600ce15103933a2c\"},"
+	    "\"responseElements\":{\"keyMetadata\":{\"AWSAccountId\":"
+	    "\"111122223333\",\"KeyId\":\"" K1 "\",\"Arn\":\"" PFX K1
+	    "\",\"CreationDate\":1746000000.5,\"Enabled\":true,"
+	    "\"Description\":\"my \\\"key\\\"\",\"KeyUsage\":"
+	    "\"ENCRYPT_DECRYPT\"}},\"requestID\":\"" RID "\","
+	    "\"readOnly\":false,\"resources\":[{\"ARN\":\"" PFX K1
+	    "\"}],\"eventType\":\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -494,12 +493,12 @@ static const struct rcase cases[] = {
 	    "\"CreateKey\",\"requestParameters\":{},"
 	    "\"responseElements\":{\"keyMetadata\":{\"Arn\":\"" PFX
 	    "ffffffff-ffff-4fff-bfff-ffffffffffff\"}},\"requestID\":\""
-	    RID "\",\"eventID\":\"<ID>\",\"readOnly\":false,"
-	    "\"resources\":[{\"ARN\":\"" PFX "aaaaaaaa-aaaa-4aaa-baaa-a"
-	    "aaaaaaaaaaa\"},{\"ARN\":\"" PFX "bbbbbbbb-bbbb-4bbb-bbbb-b"
-	    "bbbbbbbbbbb\"},{\"ARN\":\"" PFX K1 "\",\"keyVersion\":3},{"
-	    "\"ARN\":\"" PFX K2 "\",\"keyVersion\":1}],\"eventType\":"
-	    "\"AwsApiCall\"",
+	    RID "\",\"readOnly\":false,\"resources\":[{\"ARN\":\"" PFX
+	    "aaaaaaaa-aaaa-4aaa-baaa-aaaaaaaaaaaa\"},{\"ARN\":\"" PFX
+	    "bbbbbbbb-bbbb-4bbb-bbbb-bbbbbbbbbbbb\"},{\"ARN\":\"" PFX
+	    K1 "\",\"keyVersion\":3},{\"ARN\":\"" PFX K2 "\","
+	    "\"keyVersion\":1}],\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -515,9 +514,9 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"CreateKey\",\"errorCode\":\"LimitExceededException\","
 	    "\"errorMessage\":\"too many\",\"requestParameters\":{},"
-	    "\"responseElements\":null,\"requestID\":\"" RID "\",\"even"
-	    "tID\":\"<ID>\",\"readOnly\":false,\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":false,\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -540,9 +539,9 @@ static const struct rcase cases[] = {
 	    "\"Encrypt\",\"Decrypt\"],\"constraints\":{"
 	    "\"encryptionContextSubset\":{\"dept\":\"a\\\"b\"}},"
 	    "\"name\":\"g1\"},\"responseElements\":{\"grantId\":"
-	    "\"abcdef0123456789\"},\"requestID\":\"" RID "\",\"eventID"
-	    "\":\"<ID>\",\"readOnly\":false,\"resources\":[{\"ARN\":\""
-	    PFX K1 "\"}],\"eventType\":\"AwsApiCall\"",
+	    "\"abcdef0123456789\"},\"requestID\":\"" RID "\","
+	    "\"readOnly\":false,\"resources\":[{\"ARN\":\"" PFX K1
+	    "\"}],\"eventType\":\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -559,8 +558,8 @@ static const struct rcase cases[] = {
 	    "\"CreateGrant\",\"requestParameters\":{\"keyId\":\"" K1
 	    "\",\"constraints\":{\"encryptionContextEquals\":{\"k\":"
 	    "\"v\"}}},\"responseElements\":null,\"requestID\":\"" RID
-	    "\",\"eventID\":\"<ID>\",\"readOnly\":false,\"resources\":["
-	    "{\"ARN\":\"" PFX K1 "\"}],\"eventType\":\"AwsApiCall\"",
+	    "\",\"readOnly\":false,\"resources\":[{\"ARN\":\"" PFX K1
+	    "\"}],\"eventType\":\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -574,10 +573,10 @@ static const struct rcase cases[] = {
 	    "\"pid\":4242,\"transport\":\"ipc\"},\"eventTime\":\"" WHEN
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"RetireGrant\",\"userAgent\":\"kmsctl/0.1\","
-	    "\"requestParameters\":{\"grantId\":\"abc\",\"keyId\":\"" K1
-	    "\"},\"responseElements\":null,\"requestID\":\"" RID "\","
-	    "\"eventID\":\"<ID>\",\"readOnly\":false,\"resources\":[{"
-	    "\"ARN\":\"" PFX K1 "\"}],\"eventType\":\"AwsApiCall\"",
+	    "\"requestParameters\":{\"grantId\":\"abc\",\"keyId\":\""
+	    K1 "\"},\"responseElements\":null,\"requestID\":\"" RID
+	    "\",\"readOnly\":false,\"resources\":[{\"ARN\":\"" PFX K1
+	    "\"}],\"eventType\":\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -588,12 +587,12 @@ static const struct rcase cases[] = {
 	"{\"eventVersion\":\"1.08\",\"userIdentity\":{\"type\":"
 	    "\"LocalUser\",\"principalId\":\"user:"
 	    "o\\\"dd\\\\name\\u0009\",\"uid\":1000,\"pid\":-1,"
-	    "\"transport\":\"ipc\"},\"eventTime\":\"" WHEN "\",\"eventS"
-	    "ource\":\"kms.amazonaws.com\",\"eventName\":\"ListKeys\","
-	    "\"requestParameters\":{\"limit\":-5,\"marker\":"
-	    "\"m\303\251\"},\"responseElements\":null,\"requestID\":\""
-	    RID "\",\"eventID\":\"<ID>\",\"readOnly\":true,"
-	    "\"eventType\":\"AwsApiCall\"",
+	    "\"transport\":\"ipc\"},\"eventTime\":\"" WHEN "\","
+	    "\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
+	    "\"ListKeys\",\"requestParameters\":{\"limit\":-5,"
+	    "\"marker\":\"mé\"},\"responseElements\":null,"
+	    "\"requestID\":\"" RID "\",\"readOnly\":true,\"eventType\":"
+	    "\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -609,10 +608,10 @@ static const struct rcase cases[] = {
 	    "\"sourceIPAddress\":\"127.0.0.1\",\"userAgent\":"
 	    "\"aws-sdk-go/1.0 \\\"quoted\\\"\",\"requestParameters\":{"
 	    "\"keyId\":\"alias/a\"},\"responseElements\":null,"
-	    "\"additionalEventData\":{\"batchIndex\":1,\"batchSize\":"
-	    "2},\"requestID\":\"\",\"eventID\":\"<ID>\",\"readOnly\":"
-	    "true,\"resources\":[{\"ARN\":\"" PFX K2 "\"}],\"eventType"
-	    "\":\"AwsApiCall\"",
+	    "\"requestID\":\"\",\"readOnly\":true,\"resources\":[{"
+	    "\"ARN\":\"" PFX K2 "\"}],\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\",\"additionalEventData\":{"
+	    "\"batchIndex\":1,\"batchSize\":2}",
 	0, { NULL, NULL },
 },
 {
@@ -627,9 +626,9 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"GetKeyPolicy\",\"requestParameters\":{\"keyId\":\"" K1
 	    "\",\"policyName\":\"default\"},\"responseElements\":null,"
-	    "\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
-	    "\"readOnly\":true,\"resources\":[{\"ARN\":\"" PFX K1 "\"}]"
-	    ",\"eventType\":\"AwsApiCall\"",
+	    "\"requestID\":\"" RID "\",\"readOnly\":true,\"resources\":"
+	    "[{\"ARN\":\"" PFX K1 "\"}],\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -642,9 +641,9 @@ static const struct rcase cases[] = {
 	    "\"pid\":4242,\"transport\":\"ipc\"},\"eventTime\":\"" WHEN
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"GetAuditPublicKey\",\"requestParameters\":{},"
-	    "\"responseElements\":null,\"requestID\":\"" RID "\",\"even"
-	    "tID\":\"<ID>\",\"readOnly\":true,\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":true,\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -658,9 +657,9 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"GenerateRandom\",\"requestParameters\":{"
 	    "\"numberOfBytes\":9223372036854775807},"
-	    "\"responseElements\":null,\"requestID\":\"" RID "\",\"even"
-	    "tID\":\"<ID>\",\"readOnly\":true,\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":true,\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -675,9 +674,9 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"ScheduleKeyDeletion\",\"requestParameters\":{\"keyId\":"
 	    "\"" K1 "\",\"pendingWindowInDays\":7},"
-	    "\"responseElements\":null,\"requestID\":\"" RID "\",\"even"
-	    "tID\":\"<ID>\",\"readOnly\":false,\"resources\":[{\"ARN\":"
-	    "\"" PFX K1 "\"}],\"eventType\":\"AwsApiCall\"",
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":false,\"resources\":[{\"ARN\":\"" PFX K1
+	    "\"}],\"eventType\":\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -692,9 +691,9 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"EnableKeyRotation\",\"requestParameters\":{\"keyId\":\""
 	    K1 "\",\"rotationPeriodInDays\":90},\"responseElements\":"
-	    "null,\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
-	    "\"readOnly\":false,\"resources\":[{\"ARN\":\"" PFX K1
-	    "\"}],\"eventType\":\"AwsApiCall\"",
+	    "null,\"requestID\":\"" RID "\",\"readOnly\":false,"
+	    "\"resources\":[{\"ARN\":\"" PFX K1 "\"}],\"eventType\":"
+	    "\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -708,10 +707,10 @@ static const struct rcase cases[] = {
 	    "\"pid\":4242,\"transport\":\"ipc\"},\"eventTime\":\"" WHEN
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"CreateAlias\",\"requestParameters\":{\"aliasName\":"
-	    "\"alias/new\",\"targetKeyId\":\"" K1 "\"},\"responseElemen"
-	    "ts\":null,\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
+	    "\"alias/new\",\"targetKeyId\":\"" K1 "\"},"
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
 	    "\"readOnly\":false,\"resources\":[{\"ARN\":\"" PFX K1
-	    "\"}],\"eventType\":\"AwsApiCall\"",
+	    "\"}],\"eventType\":\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -726,9 +725,9 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"UntagResource\",\"requestParameters\":{\"keyId\":\"" K1
 	    "\",\"tagKeys\":[\"a\",\"b\\\"c\"]},\"responseElements\":"
-	    "null,\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
-	    "\"readOnly\":false,\"resources\":[{\"ARN\":\"" PFX K1
-	    "\"}],\"eventType\":\"AwsApiCall\"",
+	    "null,\"requestID\":\"" RID "\",\"readOnly\":false,"
+	    "\"resources\":[{\"ARN\":\"" PFX K1 "\"}],\"eventType\":"
+	    "\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -744,9 +743,9 @@ static const struct rcase cases[] = {
 	    "\"TagResource\",\"errorCode\":\"ValidationException\","
 	    "\"errorMessage\":\"no\",\"requestParameters\":{\"keyId\":"
 	    "\"" K1 "\",\"tags\":[]},\"responseElements\":null,"
-	    "\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
-	    "\"readOnly\":false,\"resources\":[{\"ARN\":\"" PFX K1
-	    "\"}],\"eventType\":\"AwsApiCall\"",
+	    "\"requestID\":\"" RID "\",\"readOnly\":false,"
+	    "\"resources\":[{\"ARN\":\"" PFX K1 "\"}],\"eventType\":"
+	    "\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -761,10 +760,10 @@ static const struct rcase cases[] = {
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"PutKeyPolicy\",\"requestParameters\":{\"keyId\":\"" K1
 	    "\",\"policyName\":\"default\",\"policySha256\":"
-	    "\"701f12e2a45641932e7716b160cc43c240755a8790dc94ac5af17eb9"
-	    "dc4d261f\"},\"responseElements\":null,\"requestID\":\"" RID
-	    "\",\"eventID\":\"<ID>\",\"readOnly\":false,\"resources\":["
-	    "{\"ARN\":\"" PFX K1 "\"}],\"eventType\":\"AwsApiCall\"",
+	    "\"701f12e2a45641932e7716b160cc43c240755a8790dc94ac5af17eb9dc4d261f\"},"
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":false,\"resources\":[{\"ARN\":\"" PFX K1
+	    "\"}],\"eventType\":\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -780,10 +779,10 @@ static const struct rcase cases[] = {
 	    "\"pid\":4242,\"transport\":\"ipc\"},\"eventTime\":\"" WHEN
 	    "\",\"eventSource\":\"kms.amazonaws.com\",\"eventName\":"
 	    "\"Encrypt\",\"requestParameters\":{\"description\":\"\"},"
-	    "\"responseElements\":null,\"requestID\":\"" RID "\",\"even"
-	    "tID\":\"<ID>\",\"readOnly\":true,\"resources\":[{\"ARN\":"
-	    "\"" PFX K1 "\",\"keyVersion\":3}],\"eventType\":"
-	    "\"AwsApiCall\"",
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":true,\"resources\":[{\"ARN\":\"" PFX K1 "\","
+	    "\"keyVersion\":3}],\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\"",
 	1, { K1, NULL },
 },
 {
@@ -800,8 +799,8 @@ static const struct rcase cases[] = {
 	    "\"Encrypt\",\"errorCode\":\"ValidationException\","
 	    "\"errorMessage\":\"too many\",\"requestParameters\":{"
 	    "\"keyId\":\"" K1 "\"},\"responseElements\":null,"
-	    "\"requestID\":\"" RID "\",\"eventID\":\"<ID>\","
-	    "\"readOnly\":true,\"eventType\":\"AwsApiCall\"",
+	    "\"requestID\":\"" RID "\",\"readOnly\":true,\"eventType\":"
+	    "\"AwsApiCall\",\"eventID\":\"<ID>\"",
 	0, { NULL, NULL },
 },
 {
@@ -817,10 +816,11 @@ static const struct rcase cases[] = {
 	    "\"sourceIPAddress\":\"127.0.0.1\",\"userAgent\":"
 	    "\"aws-sdk-go/1.0 \\\"quoted\\\"\",\"errorCode\":"
 	    "\"UnsupportedOperationException\",\"errorMessage\":\"?\","
-	    "\"requestParameters\":{\"keyId\":\"" K1 "\"},\"responseEle"
-	    "ments\":null,\"additionalEventData\":{\"batchIndex\":99,"
-	    "\"batchSize\":100},\"requestID\":\"" RID "\",\"eventID\":"
-	    "\"<ID>\",\"readOnly\":false,\"eventType\":\"AwsApiCall\"",
+	    "\"requestParameters\":{\"keyId\":\"" K1 "\"},"
+	    "\"responseElements\":null,\"requestID\":\"" RID "\","
+	    "\"readOnly\":false,\"eventType\":\"AwsApiCall\","
+	    "\"eventID\":\"<ID>\",\"additionalEventData\":{"
+	    "\"batchIndex\":99,\"batchSize\":100}",
 	0, { NULL, NULL },
 },
 };
