@@ -764,7 +764,7 @@ audit_main(void *arg)
 {
 	struct audit *a = arg;
 	const struct config *cfg = &a->d->cfg;
-	uint64_t last_sync = mono_ms(), now;
+	uint64_t last_sync = mono_ms(), now, seen = 0;
 	struct timespec ts;
 
 	kms_mutex_lock(&a->mu);
@@ -782,13 +782,15 @@ audit_main(void *arg)
 			break;
 		}
 		now = mono_ms();
-		if (a->rs != a->rw && !a->writing && !a->failed) {
-			/* What the writer thread has not written yet (it
-			 * yields to every other thread): no record waits
-			 * longer than a tick for want of CPU. */
+		if (a->rw < seen && !a->writing && !a->failed) {
+			/* Records staged before the last tick and still not
+			 * written: the writer thread (which yields to every
+			 * other thread) had no CPU for them.  No record
+			 * waits more than two ticks for want of CPU. */
 			write_out_locked(a, (int)(a->rsize / AUDIT_WRITE_MAX) +
 			    1, AUDIT_WRITE_MAX);
 		}
+		seen = a->rs;
 		if (a->failed) {
 			if (now >= a->retry_ms) {
 				try_resume_locked(a);
@@ -1359,25 +1361,124 @@ commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
 	return r;
 }
 
+/*
+ * A thread's room for formatting a message's records, kept from one
+ * message to the next: a Batch of 100 would otherwise allocate, and wipe
+ * on freeing (heapwipe.c), 100 KB of records and 18 KB of uses each time.
+ * Records hold no secret (test_audit's canaries); what grew past
+ * SCRATCH_KEEP is given back after the message.
+ */
+#define SCRATCH_KEEP (256 * 1024)
+
+struct scratch {
+	struct rec_buf b;
+	size_t *offs;
+	struct rec_use *un;
+	size_t nitems;			/* offs has room for, un twice */
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_ok;
+
+static void
+scratch_free(void *p)
+{
+	struct scratch *sc = p;
+
+	if (sc != NULL) {
+		free(sc->b.p);
+		free(sc->offs);
+		free(sc->un);
+		free(sc);
+	}
+}
+
+static void
+scratch_init(void)
+{
+	scratch_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* The calling thread's scratch, with room for n items; NULL when out of
+ * memory. */
+static struct scratch *
+scratch_get(size_t n)
+{
+	struct scratch *sc;
+	size_t *no;
+	struct rec_use *nu;
+
+	if (pthread_once(&scratch_once, scratch_init) != 0 || !scratch_ok) {
+		return NULL;
+	}
+	if ((sc = pthread_getspecific(scratch_key)) == NULL) {
+		if ((sc = calloc(1, sizeof(*sc))) == NULL) {
+			return NULL;
+		}
+		if (pthread_setspecific(scratch_key, sc) != 0) {
+			free(sc);
+			return NULL;
+		}
+	}
+	if (n > sc->nitems) {
+		if ((no = reallocarray(sc->offs, n, sizeof(*no))) == NULL) {
+			return NULL;
+		}
+		sc->offs = no;
+		if ((nu = reallocarray(sc->un, n, 2 * sizeof(*nu))) == NULL) {
+			return NULL;
+		}
+		sc->un = nu;
+		sc->nitems = n;
+	}
+	if (sc->b.p == NULL && (sc->b.p = malloc(n * 1024)) != NULL) {
+		sc->b.cap = n * 1024;
+	}
+	sc->b.len = 0;
+	sc->b.oom = 0;
+	return sc;
+}
+
+/* After a message: what grew large goes back. */
+static void
+scratch_done(struct scratch *sc)
+{
+	if (sc->b.cap > SCRATCH_KEEP || sc->b.oom) {
+		free(sc->b.p);
+		sc->b.p = NULL;
+		sc->b.cap = 0;
+	}
+	if (sc->nitems * sizeof(*sc->un) * 2 > SCRATCH_KEEP) {
+		free(sc->offs);
+		free(sc->un);
+		sc->offs = NULL;
+		sc->un = NULL;
+		sc->nitems = 0;
+	}
+}
+
 int
 audit_calls(struct audit *a, const struct audit_call *call,
     const struct audit_item *items, size_t n)
 {
-	struct rec_buf b = { 0 }, prefix = { 0 };
+	struct rec_buf prefix = { 0 };
 	struct audit_origin from_p;
 	struct audit_call derived;
-	struct rec_use one_un[2], *un;
-	size_t nun = 0;
-	size_t stack_offs[1], *offs = stack_offs, i;
+	struct scratch *sc;
+	struct rec_use *un;
+	size_t nun = 0, *offs, i;
 	char when[32];
 	int r;
 
 	if (a == NULL || n == 0) {
 		return 0;
 	}
-	if (n > 1 && (offs = calloc(n, sizeof(*offs))) == NULL) {
+	if ((sc = scratch_get(n)) == NULL) {
 		return KMS_EINTERNAL;
 	}
+	offs = sc->offs;
+	un = sc->un;
 	/* No origin given: the principal says where the caller came from
 	 * (a peer address for a network front end). */
 	if (call->o == NULL && call->p != NULL && call->p->source[0] != '\0' &&
@@ -1390,34 +1491,23 @@ audit_calls(struct audit *a, const struct audit_call *call,
 		call = &derived;
 	}
 	rec_utc_now(when);
-	/* Room for typical records at once: one allocation, not a chain. */
-	if ((b.p = malloc(n * 1024)) != NULL) {
-		b.cap = n * 1024;
-	}
 	if (n > 1) {
 		rec_api_prefix(&prefix, a->d, call, when);
 		if (prefix.oom) {
 			prefix.len = 0;
 		}
 	}
-	un = n == 1 ? one_un : calloc(2 * n, sizeof(*un));
 	for (i = 0; i < n; i++) {
-		offs[i] = b.len;
-		rec_api_record(&b, a->d, call, &items[i], when, &prefix, un,
-		    &nun);
+		offs[i] = sc->b.len;
+		rec_api_record(&sc->b, a->d, call, &items[i], when, &prefix,
+		    un, &nun);
 	}
 	free(prefix.p);
-	r = commit(a, &b, offs, n, 1);
-	if (r == 0 && un != NULL) {
+	r = commit(a, &sc->b, offs, n, 1);
+	if (r == 0) {
 		usage_note(a, un, nun, call->request_id);
 	}
-	if (un != one_un) {
-		free(un);
-	}
-	free(b.p);
-	if (offs != stack_offs) {
-		free(offs);
-	}
+	scratch_done(sc);
 	return r;
 }
 
