@@ -972,6 +972,11 @@ usage_note(struct audit *a, const struct rec_use *un, size_t n,
 	}
 	pthread_mutex_lock(&a->umu);
 	for (i = 0; i < n; i++) {
+		/* A Batch's items often name one key: its last use is the
+		 * one kept. */
+		if (i + 1 < n && memcmp(un[i].key, un[i + 1].key, 37) == 0) {
+			continue;
+		}
 		usage_set(a, un[i].key, un[i].op, at, un[i].id,
 		    request_id != NULL ? request_id : "", 1);
 	}
