@@ -8,11 +8,9 @@
  * and copied under the log's mutex into the staging ring (a mapped file
  * beside the log, so it outlives a crash of kmsd); then the reply may
  * go.  One writer at a time (a request alone in flight, else the log's
- * thread, or its writer thread for a Batch) appends each staged record's
- * "sequence" and "previousHash", hashes it and writes what the ring held
- * with one write(2), the mutex let go (see commit).  The writer thread
- * runs at the scheduler's idle priority, so its work fills the time the
- * CPUs would otherwise idle; nothing waits on it for long (writer_main).
+ * thread) appends each staged record's "sequence" and "previousHash",
+ * hashes it and writes what the ring held with one write(2), the mutex
+ * let go (see commit).
  * The log's thread makes them durable (fdatasync), signs checkpoints
  * (with the HSM turn held for reading: the module may be re-initialised
  * otherwise) and rotates files; it also finds out when a log that could
@@ -27,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -61,7 +58,6 @@
 #define AUDIT_RETRY_MS 1000		/* a failed log is tried this often */
 #define AUDIT_WRITER_ROUNDS 4		/* writes a writer makes for others */
 #define AUDIT_WRITE_MAX (256 * 1024)	/* about the most one write(2) takes */
-#define AUDIT_WRITER_MAX (64 * 1024)	/* the writer thread's longest write */
 #define AUDIT_HASH_BLOCKS 12		/* leading blocks a line may share */
 #define AUDIT_LINGER_US 1000		/* the log thread gathers records */
 #define CHECKPOINT_STATEMENT "kmsd-audit-checkpoint-v1"
@@ -100,10 +96,9 @@ struct audit {
 	struct kmsd *d;
 	struct kms_mutex mu;		/* the file, the chain, the counters */
 	pthread_cond_t wake;		/* the log thread's */
-	pthread_cond_t wwake;		/* the writer thread's */
 	pthread_cond_t synced;		/* records became durable */
-	pthread_t thr, wthr;
-	int thr_started, wthr_started, stop;
+	pthread_t thr;
+	int thr_started, stop;
 	/* Under mu: */
 	int fd;
 	uint64_t file_no, size;
@@ -113,7 +108,7 @@ struct audit {
 	uint64_t cp_seq;		/* last line a checkpoint covered */
 	uint64_t cp_ms;			/* mono_ms of that checkpoint */
 	uint64_t wtotal, stotal;	/* bytes written / known durable */
-	int waiters, want_work, want_gather, want_write;
+	int waiters, want_work, want_gather;
 	atomic_int failed;		/* read without mu by audit_admit */
 	atomic_int inflight;		/* requests admitted, not yet done */
 	int fail_errno;
@@ -346,7 +341,7 @@ written_locked(struct audit *a, size_t len)
  * failed.
  */
 static int
-move_locked(struct audit *a, int let_go, size_t max)
+move_locked(struct audit *a, int let_go)
 {
 	uint64_t from = a->rw, to = a->rs, seq = a->seq;
 	uint8_t head[32];
@@ -365,7 +360,8 @@ move_locked(struct audit *a, int let_go, size_t max)
 	if (let_go) {
 		kms_mutex_unlock(&a->mu);
 	}
-	if ((r = chain(a, from, to, max, &seq, head, &len, &to)) == 0 &&
+	if ((r = chain(a, from, to, AUDIT_WRITE_MAX, &seq, head, &len,
+	    &to)) == 0 &&
 	    io_write_all(fd, a->wbuf, len) != 0) {
 		e = errno;
 	}
@@ -397,17 +393,16 @@ move_locked(struct audit *a, int let_go, size_t max)
 	return 0;
 }
 
-/* Be the writer for up to rounds writes of about max bytes, mu held and
- * no writer at work; callers waiting for room or for their records are
- * woken after. */
+/* Be the writer for up to rounds writes, mu held and no writer at work;
+ * callers waiting for room or for their records are woken after. */
 static void
-write_out_locked(struct audit *a, int rounds, size_t max)
+write_out_locked(struct audit *a, int rounds)
 {
 	kms_mutex_assert_held(&a->mu);
 	KMS_ASSERT(!a->writing);
 	a->writing = 1;
 	while (rounds-- > 0 && a->rs != a->rw && !a->failed) {
-		if (move_locked(a, 1, max) != 0) {
+		if (move_locked(a, 1) != 0) {
 			break;
 		}
 	}
@@ -432,7 +427,7 @@ drain_locked(struct audit *a)
 		a->movewait--;
 	}
 	do {
-		r = move_locked(a, 0, AUDIT_WRITE_MAX);
+		r = move_locked(a, 0);
 	} while (r == 0 && a->rs != a->rw);
 	if (a->movewait > 0) {
 		pthread_cond_broadcast(&a->moved);
@@ -452,7 +447,7 @@ room_locked(struct audit *a, size_t need)
 			return KMS_EDEPENDENCYTIMEOUT;
 		}
 		if (!a->writing) {
-			write_out_locked(a, 1, AUDIT_WRITE_MAX);
+			write_out_locked(a, 1);
 			continue;
 		}
 		a->movewait++;
@@ -764,7 +759,7 @@ audit_main(void *arg)
 {
 	struct audit *a = arg;
 	const struct config *cfg = &a->d->cfg;
-	uint64_t last_sync = mono_ms(), now, seen = 0;
+	uint64_t last_sync = mono_ms(), now;
 	struct timespec ts;
 	int gather;
 
@@ -792,17 +787,12 @@ audit_main(void *arg)
 			kms_mutex_lock(&a->mu);
 		}
 		now = mono_ms();
-		if ((gather ? a->rs != a->rw : a->rw < seen) && !a->writing &&
-		    !a->failed) {
-			/* Single requests' records; and a Batch's staged
-			 * before the last tick and still not written: the
-			 * writer thread (which yields to every other thread)
-			 * had no CPU for them, and no record waits more than
-			 * two ticks for want of CPU. */
+		if (a->rs != a->rw && !a->writing && !a->failed) {
+			/* What the last writer left, and what was
+			 * gathered. */
 			write_out_locked(a, (int)(a->rsize / AUDIT_WRITE_MAX) +
-			    1, AUDIT_WRITE_MAX);
+			    1);
 		}
-		seen = a->rs;
 		if (a->failed) {
 			if (now >= a->retry_ms) {
 				try_resume_locked(a);
@@ -839,53 +829,6 @@ audit_main(void *arg)
 			kms_mutex_unlock(&a->mu);
 			pthread_rwlock_unlock(&a->d->hsm_turn);
 			kms_mutex_lock(&a->mu);
-		}
-	}
-	kms_mutex_unlock(&a->mu);
-	return NULL;
-}
-
-/*
- * The writer thread, for Batches' records: woken by the first Batch
- * staged after it went to sleep, it lets the records gather for
- * AUDIT_LINGER_US and writes them, a write of at most AUDIT_WRITER_MAX at
- * a time.  It runs at SCHED_IDLE, so it takes only CPU time no other
- * thread wants: a Batch's workers, which leave the CPUs idle while they
- * wait their turn at the HSM, are never slowed by it (Batches of 100 at
- * 4 clients: about 5% more items a second than at normal priority).
- * Single requests' records stay with the log's thread: when 16 clients
- * keep the CPUs busy, an idle-priority writer falls behind.  Nothing
- * waits on it for long: the log's thread writes what it left since the
- * previous tick, callers that need room or their own records written
- * write them themselves when no writer is at work, and it stops after the
- * write at hand when one of them is waiting.
- */
-static void *
-writer_main(void *arg)
-{
-	struct audit *a = arg;
-	struct sched_param sp = { 0 };
-
-	if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0) {
-		log_debug("audit: the writer thread keeps normal priority");
-	}
-	kms_mutex_lock(&a->mu);
-	while (!a->stop) {
-		if (!a->want_write) {
-			kms_cond_wait(&a->wwake, &a->mu);
-			continue;
-		}
-		a->want_write = 0;
-		if (a->rs - a->rw < a->rsize / 4 && a->waiters == 0 &&
-		    !a->failed) {
-			/* One write for the records of a burst. */
-			kms_mutex_unlock(&a->mu);
-			usleep(AUDIT_LINGER_US);
-			kms_mutex_lock(&a->mu);
-		}
-		while (a->rs != a->rw && !a->writing && !a->failed &&
-		    !a->stop && a->movewait == 0) {
-			write_out_locked(a, 1, AUDIT_WRITER_MAX);
 		}
 	}
 	kms_mutex_unlock(&a->mu);
@@ -1315,14 +1258,15 @@ audit_done(struct audit *a)
  * unwritten; see ring_recover).  Who then chains and writes them depends
  * on the load.  A request alone in flight writes its own record (and any
  * other staged), mu let go: nothing to gather, and waking another thread
- * would cost more than the write.  Otherwise the caller replies at once
- * and a thread of the log's, woken by the first record after it went to
- * sleep (a signal costs nothing while it is at work), gathers records for
- * AUDIT_LINGER_US and writes them all with one write(2): one write for
- * tens of records instead of one each, and no reply waits for one.  A
- * single request's record goes to the log's thread; a Batch's records to
- * the writer thread, which uses only CPU time no other thread wants
- * (writer_main).  Rotation, checkpoints and service
+ * would cost more than the write.  Otherwise (other requests in flight,
+ * or a Batch) the caller replies at once and the log's thread, woken by
+ * the first record after it went to sleep (a signal costs nothing while
+ * it is at work), gathers records for AUDIT_LINGER_US and writes them
+ * all with one write(2): one write for tens of records instead of one
+ * each, and no reply waits for one.  (It runs at normal priority: a
+ * writer at idle priority made Batches about 5% faster, but starved by
+ * other programs it held the writer's role and stalled callers for
+ * seconds.)  Rotation, checkpoints and service
  * records wait for the writer at work (drain_locked), so a file is never
  * switched or closed under it and a checkpoint signs the head of
  * everything staged before it.
@@ -1344,15 +1288,10 @@ commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
 	}
 	end = a->rs;
 	if (alone && !a->writing && !a->failed) {
-		write_out_locked(a, 1, AUDIT_WRITE_MAX);
-	} else if (n == 1) {
-		if (!a->want_gather) {
-			a->want_gather = 1;
-			pthread_cond_signal(&a->wake);
-		}
-	} else if (!a->want_write) {
-		a->want_write = 1;
-		pthread_cond_signal(&a->wwake);
+		write_out_locked(a, 1);
+	} else if (!a->want_gather) {
+		a->want_gather = 1;
+		pthread_cond_signal(&a->wake);
 	}
 	if (!wait_sync || a->d->cfg.audit_sync != AUDIT_SYNC_REQUEST) {
 		goto out;
@@ -1360,8 +1299,7 @@ commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
 	/* In the file, then durable. */
 	while (a->rw < end && !a->failed) {
 		if (!a->writing) {
-			write_out_locked(a, AUDIT_WRITER_ROUNDS,
-			    AUDIT_WRITE_MAX);
+			write_out_locked(a, AUDIT_WRITER_ROUNDS);
 			continue;
 		}
 		a->movewait++;
@@ -2013,7 +1951,6 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 		pthread_mutexattr_destroy(&ma);
 	}
 	pthread_cond_init(&a->wake, NULL);
-	pthread_cond_init(&a->wwake, NULL);
 	pthread_cond_init(&a->synced, NULL);
 	pthread_cond_init(&a->moved, NULL);
 	pthread_mutex_init(&a->umu, NULL);
@@ -2104,32 +2041,18 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 		sigfillset(&all);
 		pthread_sigmask(SIG_BLOCK, &all, &old);
 		r = pthread_create(&a->thr, NULL, audit_main, a);
-		if (r == 0) {
-			a->thr_started = 1;
-			(void)pthread_setname_np(a->thr, "kmsd-audit");
-			r = pthread_create(&a->wthr, NULL, writer_main, a);
-		}
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
-	if (r == 0) {
-		a->wthr_started = 1;
-		(void)pthread_setname_np(a->wthr, "kmsd-audit-wr");
-	}
 	if (r != 0) {
-		snprintf(err, errlen, "cannot start the audit threads");
+		snprintf(err, errlen, "cannot start the audit thread");
 		r = KMS_EINTERNAL;
 		goto fail;
 	}
+	a->thr_started = 1;
+	(void)pthread_setname_np(a->thr, "kmsd-audit");
 	d->audit = a;
 	return 0;
  fail:
-	if (a->thr_started) {
-		kms_mutex_lock(&a->mu);
-		a->stop = 1;
-		pthread_cond_signal(&a->wake);
-		kms_mutex_unlock(&a->mu);
-		pthread_join(a->thr, NULL);
-	}
 	json_decref(repairs);
 	usage_free(a);
 	if (a->fd >= 0) {
@@ -2138,7 +2061,6 @@ audit_open(struct kmsd *d, char *err, size_t errlen)
 	hsm_session_close(a->hs);
 	kms_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
-	pthread_cond_destroy(&a->wwake);
 	pthread_cond_destroy(&a->synced);
 	pthread_cond_destroy(&a->moved);
 	free(a->wbuf);
@@ -2159,13 +2081,9 @@ audit_close(struct kmsd *d)
 	kms_mutex_lock(&a->mu);
 	a->stop = 1;
 	pthread_cond_signal(&a->wake);
-	pthread_cond_signal(&a->wwake);
 	kms_mutex_unlock(&a->mu);
 	if (a->thr_started) {
 		pthread_join(a->thr, NULL);
-	}
-	if (a->wthr_started) {
-		pthread_join(a->wthr, NULL);
 	}
 	pthread_rwlock_rdlock(&d->hsm_turn);
 	kms_mutex_lock(&a->mu);
@@ -2188,7 +2106,6 @@ audit_close(struct kmsd *d)
 	hsm_session_close(a->hs);
 	kms_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->wake);
-	pthread_cond_destroy(&a->wwake);
 	pthread_cond_destroy(&a->synced);
 	pthread_cond_destroy(&a->moved);
 	free(a->wbuf);
