@@ -108,7 +108,7 @@ struct audit {
 	uint64_t cp_seq;		/* last line a checkpoint covered */
 	uint64_t cp_ms;			/* mono_ms of that checkpoint */
 	uint64_t wtotal, stotal;	/* bytes written / known durable */
-	int waiters, want_work, want_gather;
+	int waiters, want_work;
 	atomic_int failed;		/* read without mu by audit_admit */
 	atomic_int inflight;		/* requests admitted, not yet done */
 	int fail_errno;
@@ -761,7 +761,6 @@ audit_main(void *arg)
 	const struct config *cfg = &a->d->cfg;
 	uint64_t last_sync = mono_ms(), now;
 	struct timespec ts;
-	int gather;
 
 	kms_mutex_lock(&a->mu);
 	while (!a->stop) {
@@ -769,17 +768,16 @@ audit_main(void *arg)
 		ts.tv_nsec += (long)AUDIT_TICK_MS * 1000000L;
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
-		if (!a->want_work && !a->want_gather && (a->waiters == 0 ||
+		if (!a->want_work && (a->waiters == 0 ||
 		    a->wtotal == a->stotal)) {
 			kms_cond_timedwait(&a->wake, &a->mu, &ts);
 		}
-		gather = a->want_gather;
-		a->want_work = a->want_gather = 0;
+		a->want_work = 0;
 		if (a->stop) {
 			break;
 		}
-		if (gather && a->rs - a->rw < a->rsize / 4 && a->waiters == 0 &&
-		    !a->failed) {
+		if (a->rs != a->rw && a->rs - a->rw < a->rsize / 4 &&
+		    a->waiters == 0 && !a->failed) {
 			/* Let the records of a burst gather: one write for
 			 * them all (see commit). */
 			kms_mutex_unlock(&a->mu);
@@ -789,7 +787,7 @@ audit_main(void *arg)
 		now = mono_ms();
 		if (a->rs != a->rw && !a->writing && !a->failed) {
 			/* What the last writer left, and what was
-			 * gathered. */
+			 * gathered (Batches' too). */
 			write_out_locked(a, (int)(a->rsize / AUDIT_WRITE_MAX) +
 			    1);
 		}
@@ -1289,8 +1287,8 @@ commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
 	end = a->rs;
 	if (alone && !a->writing && !a->failed) {
 		write_out_locked(a, 1);
-	} else if (!a->want_gather) {
-		a->want_gather = 1;
+	} else if (!a->want_work) {
+		a->want_work = 1;
 		pthread_cond_signal(&a->wake);
 	}
 	if (!wait_sync || a->d->cfg.audit_sync != AUDIT_SYNC_REQUEST) {

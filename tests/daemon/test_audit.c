@@ -1658,13 +1658,13 @@ test_audit_rotation_while_many_callers_write_verifies(void **state)
 	{
 		kms_client *c;
 		kms_error_info ei;
-		char req[256], *rep = NULL;
+		const char *req = "{\"Action\":\"Batch\",\"Requests\":["
+		    "{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":8},"
+		    "{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":8}]}";
+		char *rep = NULL;
 		size_t n = 0;
 
 		assert_int_equal(kms_client_open(&c, e.endpoint), 0);
-		snprintf(req, sizeof(req), "{\"Action\":\"Batch\",\"Requests\":["
-		    "{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":8},"
-		    "{\"Action\":\"GenerateRandom\",\"NumberOfBytes\":8}]}");
 		assert_int_equal(kms_call_json(c, req, strlen(req), &rep, &n,
 		    &ei), 0);
 		kms_free(rep);
