@@ -149,7 +149,8 @@ struct audit_usage {
 int audit_last_usage(struct audit *a, const char *key_id,
     struct audit_usage *out, int64_t *tracking_ms);
 
-/* A fresh random id (UUID form) for a request. */
+/* A fresh id (UUID version 4 in form: a random per-thread base plus a
+ * counter) for a request; the HTTP front end gives it as x-amzn-RequestId. */
 void audit_new_id(char out[37]);
 /* The signing key's public half: PEM (SubjectPublicKeyInfo), fingerprint
  * ("SHA256:" base64) and algorithm name.  0 or KMS_EUNSUPPORTED (off). */

@@ -75,7 +75,8 @@ config_defaults(struct config *c, const char *state_dir)
 	c->batch_hsm_exclusive = 1;
 	c->log_level = LOG_LEVEL_INFO;
 	c->log_syslog = 0;
-	c->http_threads = 4;
+	c->http_threads = 1;
+	c->http_workers = 4;
 	c->http_max_connections = 1024;
 	c->http_max_per_ip = 128;
 	c->http_idle_timeout_s = 30;
@@ -290,6 +291,8 @@ set_http_key(struct config *c, const char *k, char *v, const char **why)
 		unsigned long long min, max;
 	} ints[] = {
 		{ "http_threads", offsetof(struct config, http_threads), 1,
+		    CONFIG_WORKERS_MAX },
+		{ "http_workers", offsetof(struct config, http_workers), 1,
 		    CONFIG_WORKERS_MAX },
 		{ "http_max_connections", offsetof(struct config,
 		    http_max_connections), 1, 65536 },

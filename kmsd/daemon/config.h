@@ -66,6 +66,7 @@ struct config {
 	char http_tls_client_ca[CONFIG_PATH_MAX];	/* verify client certs */
 	char http_credentials[CONFIG_PATH_MAX];	/* SigV4 keys, mode 0600 */
 	int http_threads;			/* each with its own worker */
+	int http_workers;			/* the pool's, likewise */
 	int http_max_connections;
 	int http_max_per_ip;
 	int http_idle_timeout_s;		/* a silent connection closes */

@@ -827,12 +827,16 @@ static _Thread_local char request_id[LOG_REQUEST_ID_MAX];
 static _Thread_local size_t request_faults;
 
 static void
-request_begin(void)
+request_begin(const char *id)
 {
 	/* A UUID, as CloudTrail's requestID: the same id names the
-	 * request in the log, in an error's message and in its audit
-	 * record. */
-	audit_new_id(request_id);
+	 * request in the log, in an error's message, in its audit record
+	 * and, over HTTP, in x-amzn-RequestId. */
+	if (id != NULL && strlen(id) < sizeof(request_id)) {
+		memcpy(request_id, id, strlen(id) + 1);
+	} else {
+		audit_new_id(request_id);
+	}
 	log_set_request(request_id);
 	request_faults = 0;
 	cause_clear();
@@ -924,6 +928,18 @@ find_op(const char *name)
 		}
 	}
 	return NULL;
+}
+
+int
+dispatch_op_quick(const char *name)
+{
+	const struct op_def *o;
+
+	if (strcmp(name, "Batch") == 0) {
+		return 0;
+	}
+	o = find_op(name);
+	return o == NULL || o->batch != OP_SOLO;
 }
 
 /* Forget the recorded calls from the from-th on. */
@@ -1223,7 +1239,7 @@ audit_reply(struct opctx *c, json_t *msg, json_t *resp, const char *reqid)
 
 json_t *
 dispatch(struct worker *w, const struct principal *p, const void *buf,
-    size_t len)
+    size_t len, const char *id)
 {
 	struct opctx c;
 	struct audit_note note;
@@ -1236,7 +1252,7 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	c.p = p;
 	c.secret = w->secret;
 	c.secret_cap = w->secret_cap;
-	request_begin();
+	request_begin(id);
 	if (w->d->audit != NULL) {
 		/* Nothing is served that cannot be recorded. */
 		if ((r = audit_admit(w->d->audit, c.msg, sizeof(c.msg))) != 0) {
@@ -1292,7 +1308,7 @@ char *
 dispatch_bytes(struct worker *w, const struct principal *p, const void *buf,
     size_t len, size_t *outlen)
 {
-	json_t *resp = dispatch(w, p, buf, len);
+	json_t *resp = dispatch(w, p, buf, len, NULL);
 	char *s;
 
 	if (resp == NULL) {

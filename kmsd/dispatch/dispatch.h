@@ -20,10 +20,19 @@
 /*
  * Handle one message (a request or a Batch) from principal p and return
  * the reply object (never NULL unless out of memory; the caller
- * json_decref()s it).  Every failure is a typed error object.
+ * json_decref()s it).  Every failure is a typed error object.  id is the
+ * request id the front end gave its caller (audit_new_id's form), or NULL
+ * for a new one; the log and the audit record name the request by it.
  */
 json_t *dispatch(struct worker *w, const struct principal *p,
-    const void *buf, size_t len);
+    const void *buf, size_t len, const char *id);
+/*
+ * 1 when the operation named is a quick one: one a Batch may hold (HSM
+ * calls and cached reads, no key generation, no store write) or a name
+ * that is answered at once as unknown.  0 for Batch and the rest.  A front
+ * end may run quick ones on the thread that reads its connections.
+ */
+int dispatch_op_quick(const char *name);
 /* Same, serialised: malloc'd bytes (for tests and fuzzing). */
 char *dispatch_bytes(struct worker *w, const struct principal *p,
     const void *buf, size_t len, size_t *outlen);

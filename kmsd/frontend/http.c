@@ -17,7 +17,10 @@
  * verified client certificate's subject (cert:<CN>) or the principal of
  * the SigV4 access key; the body gets "Action" from the target and goes
  * to dispatch() like an IPC message, so every operation (Batch too)
- * answers the same here.  Every answer carries x-amzn-RequestId; errors
+ * answers the same here.  Quick operations run on the thread that read
+ * them (one thread by default: on a local token, threads that take turns
+ * at it cost more in switches than they gain); the rest are handed to the
+ * pool (struct http_pool) so that they never hold a connection thread.  Every answer carries x-amzn-RequestId; errors
  * are AWS's {"__type", "message"} with AWS's status (400; 500 for
  * internal errors, 503 when the HSM is away).
  *
@@ -42,13 +45,13 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
-#include <sodium.h>
 
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/secmem.h"
 #include "common/sp.h"
+#include "kmsd/audit/audit.h"
 #include "kmsd/daemon/daemon.h"
 #include "kmsd/dispatch/dispatch.h"
 #include "kmsd/frontend/credentials.h"
@@ -69,12 +72,32 @@
 /* TLS 1.2 and 1.3 only. */
 #define HTTP_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
+struct hreq;
+
+/*
+ * The threads that run the operations that are not quick (key creation,
+ * store changes, Batch, listings): a libmicrohttpd thread suspends the
+ * connection, queues the request here and goes back to its other
+ * connections; a pool thread runs it and resumes the connection, whose
+ * thread then sends the answer.
+ */
+struct http_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct hreq *head, *tail;	/* queued, oldest first */
+	int stopping;			/* no more queueing; drain and exit */
+	struct pool_thread *pt;
+	int n;				/* made (worker_init done) */
+	int started;			/* running */
+};
+
 struct http_front {
 	struct kmsd *d;
 	struct MHD_Daemon *mhd;
-	struct worker *ws;
+	struct worker *ws;		/* one per libmicrohttpd thread */
 	int nws;
 	atomic_int next_worker;
+	struct http_pool pool;
 	struct creds *creds;
 	char *cert, *ca;		/* PEM, malloc'd */
 	char *key;			/* PEM, locked */
@@ -82,9 +105,11 @@ struct http_front {
 	int tls, client_certs;
 };
 
-/* The worker of this libmicrohttpd pool thread (one front end per
+/* The worker of this libmicrohttpd or pool thread (one front end per
  * process). */
 static __thread struct worker *my_worker;
+
+enum { HQ_READING = 0, HQ_QUEUED, HQ_ANSWERED };
 
 /* One request's state across libmicrohttpd's calls. */
 struct hreq {
@@ -92,6 +117,15 @@ struct hreq {
 	uint8_t *body;
 	size_t len, cap;
 	char id[37];			/* x-amzn-RequestId */
+	int state;			/* HQ_* */
+	/* Queued for the pool: the connection (suspended), the caller and
+	 * the IPC message; then the pool's reply. */
+	struct MHD_Connection *conn;
+	struct principal p;
+	char *msg;
+	size_t msglen, msgcap;
+	json_t *resp;
+	struct hreq *next;
 };
 
 /* A reply body that is wiped when libmicrohttpd is done with it. */
@@ -184,18 +218,6 @@ send_error(struct MHD_Connection *conn, struct hreq *q, unsigned status,
 	return r;
 }
 
-static void
-new_request_id(char out[37])
-{
-	uint8_t b[16];
-
-	randombytes_buf(b, sizeof(b));
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);	/* version 4 */
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
-	    b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
 
 /* ---- who is calling ---- */
 
@@ -430,6 +452,103 @@ sigv4_principal(struct http_front *h, struct MHD_Connection *conn,
 
 /* ---- one request ---- */
 
+static void
+msg_free(struct hreq *q)
+{
+	if (q->msg != NULL) {
+		wipe_free(q->msg, q->msgcap);
+		q->msg = NULL;
+	}
+}
+
+/* dispatch()'s reply (NULL: out of memory) as the answer; resp taken. */
+static enum MHD_Result
+answer(struct MHD_Connection *conn, struct hreq *q, json_t *resp)
+{
+	json_t *type;
+	enum MHD_Result ret;
+
+	if (resp == NULL) {
+		return send_error(conn, q, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		    "KMSInternalException", "out of memory");
+	}
+	type = json_object_get(resp, "__type");
+	ret = send_json(conn, q, json_is_string(type) ?
+	    status_for(json_string_value(type)) : MHD_HTTP_OK, resp);
+	json_decref(resp);
+	return ret;
+}
+
+/*
+ * Queue q (its message built) for the pool, suspending conn: 1, or 0 when
+ * the pool is stopping and the caller is to run it itself.
+ */
+static int
+pool_submit(struct http_front *h, struct MHD_Connection *conn,
+    struct hreq *q, const struct principal *p)
+{
+	struct http_pool *pl = &h->pool;
+
+	pthread_mutex_lock(&pl->mu);
+	if (pl->stopping || pl->started == 0) {
+		pthread_mutex_unlock(&pl->mu);
+		return 0;
+	}
+	q->conn = conn;
+	q->p = *p;
+	q->state = HQ_QUEUED;
+	q->next = NULL;
+	/* Under the lock: the pool cannot resume it before this. */
+	MHD_suspend_connection(conn);
+	if (pl->tail != NULL) {
+		pl->tail->next = q;
+	} else {
+		pl->head = q;
+	}
+	pl->tail = q;
+	pthread_cond_signal(&pl->cv);
+	pthread_mutex_unlock(&pl->mu);
+	return 1;
+}
+
+struct pool_thread {
+	struct http_front *h;
+	struct worker w;
+	pthread_t thr;
+};
+
+static void *
+pool_main(void *arg)
+{
+	struct pool_thread *t = arg;
+	struct http_pool *pl = &t->h->pool;
+	struct hreq *q;
+
+	my_worker = &t->w;
+	pthread_mutex_lock(&pl->mu);
+	for (;;) {
+		while (pl->head == NULL && !pl->stopping) {
+			pthread_cond_wait(&pl->cv, &pl->mu);
+		}
+		if ((q = pl->head) == NULL) {
+			break;		/* stopping, and drained */
+		}
+		if ((pl->head = q->next) == NULL) {
+			pl->tail = NULL;
+		}
+		pthread_mutex_unlock(&pl->mu);
+		q->resp = dispatch(&t->w, &q->p, q->msg, q->msglen, q->id);
+		msg_free(q);
+		atomic_fetch_add(&t->h->d->requests, 1);
+		q->state = HQ_ANSWERED;
+		/* From here q is the connection thread's again. */
+		MHD_resume_connection(q->conn);
+		pthread_mutex_lock(&pl->mu);
+	}
+	pthread_mutex_unlock(&pl->mu);
+	return NULL;
+}
+
 static enum MHD_Result
 serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
     const char *method, struct hreq *q)
@@ -439,8 +558,7 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 	const char *target, *ctype, *op;
 	char msg[512], source[64], *buf = NULL;
 	size_t cap = 0, n;
-	json_t *req = NULL, *resp = NULL, *type;
-	enum MHD_Result ret;
+	json_t *req = NULL, *resp;
 	int err = 0, r;
 
 	if (strcmp(method, "POST") != 0 || strcmp(url, "/") != 0) {
@@ -522,18 +640,16 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 		cap = n;
 	}
 	json_decref(req);
-	resp = dispatch(w, &p, buf, n);
-	wipe_free(buf, cap);
-	atomic_fetch_add(&h->d->requests, 1);
-	if (resp == NULL) {
-		return send_error(conn, q, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		    "KMSInternalException", "out of memory");
+	q->msg = buf;
+	q->msglen = n;
+	q->msgcap = cap;
+	if (!dispatch_op_quick(op) && pool_submit(h, conn, q, &p)) {
+		return MHD_YES;	/* answered when the pool resumes it */
 	}
-	type = json_object_get(resp, "__type");
-	ret = send_json(conn, q, json_is_string(type) ?
-	    status_for(json_string_value(type)) : MHD_HTTP_OK, resp);
-	json_decref(resp);
-	return ret;
+	resp = dispatch(w, &p, q->msg, q->msglen, q->id);
+	msg_free(q);
+	atomic_fetch_add(&h->d->requests, 1);
+	return answer(conn, q, resp);
 }
 
 static enum MHD_Result
@@ -559,7 +675,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			return MHD_NO;
 		}
 		q->start_ms = mono_ms();
-		new_request_id(q->id);
+		audit_new_id(q->id);	/* as its audit record's requestID */
 		*con_cls = q;
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -575,6 +691,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			}
 		}
 		return MHD_YES;
+	}
+	if (q->state == HQ_ANSWERED) {
+		json_t *resp = q->resp;
+
+		q->resp = NULL;
+		q->state = HQ_READING;
+		return answer(conn, q, resp);
+	}
+	if (q->state == HQ_QUEUED) {
+		return MHD_YES;		/* not called while suspended */
 	}
 	if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;
@@ -628,6 +754,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	}
 	wipe_free(q->body, q->cap);
+	msg_free(q);
+	if (q->resp != NULL) {
+		json_decref(q->resp);
+	}
 	free(q);
 	*con_cls = NULL;
 }
@@ -743,6 +873,56 @@ http_resolve_listen(const char *key, const char *spec, struct addrinfo **out,
 	return 0;
 }
 
+static void
+pool_stop(struct http_pool *pl)
+{
+	int i, n;
+
+	pthread_mutex_lock(&pl->mu);
+	pl->stopping = 1;
+	n = pl->started;
+	pthread_cond_broadcast(&pl->cv);
+	pthread_mutex_unlock(&pl->mu);
+	for (i = 0; i < n; i++) {
+		pthread_join(pl->pt[i].thr, NULL);
+	}
+}
+
+/* The pool's threads, each with a worker (ids from first_id). */
+static int
+pool_start(struct http_front *h, int nthreads, int first_id, char *err,
+    size_t errlen)
+{
+	struct http_pool *pl = &h->pool;
+	int i, r;
+
+	if ((pl->pt = calloc((size_t)nthreads, sizeof(*pl->pt))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return KMS_ENOMEM;
+	}
+	for (i = 0; i < nthreads; i++) {
+		pl->pt[i].h = h;
+		if ((r = worker_init(h->d, first_id + i, &pl->pt[i].w, err,
+		    errlen)) != 0) {
+			return r;
+		}
+		pl->n = i + 1;
+	}
+	for (i = 0; i < nthreads; i++) {
+		if ((r = pthread_create(&pl->pt[i].thr, NULL, pool_main,
+		    &pl->pt[i])) != 0) {
+			snprintf(err, errlen, "http pool thread: %s",
+			    strerror(r));
+			return KMS_EINTERNAL;
+		}
+		(void)pthread_setname_np(pl->pt[i].thr, "kmsd-http");
+		pthread_mutex_lock(&pl->mu);
+		pl->started = i + 1;
+		pthread_mutex_unlock(&pl->mu);
+	}
+	return 0;
+}
+
 void
 http_stop(struct http_front *h)
 {
@@ -751,12 +931,22 @@ http_stop(struct http_front *h)
 	if (h == NULL) {
 		return;
 	}
+	/* The pool first: it runs what is queued and resumes every
+	 * suspended connection (libmicrohttpd must have none when it
+	 * stops); the connection threads then run the rest themselves. */
+	pool_stop(&h->pool);
 	if (h->mhd != NULL) {
 		MHD_stop_daemon(h->mhd);	/* waits for its threads */
 	}
 	for (i = 0; i < h->nws; i++) {
 		worker_fini(&h->ws[i]);
 	}
+	for (i = 0; i < h->pool.n; i++) {
+		worker_fini(&h->pool.pt[i].w);
+	}
+	free(h->pool.pt);
+	pthread_mutex_destroy(&h->pool.mu);
+	pthread_cond_destroy(&h->pool.cv);
 	free(h->ws);
 	creds_close(h->creds);
 	free(h->cert);
@@ -789,6 +979,8 @@ http_start(struct kmsd *d, struct http_front **out, char *err, size_t errlen)
 		return KMS_ENOMEM;
 	}
 	h->d = d;
+	pthread_mutex_init(&h->pool.mu, NULL);
+	pthread_cond_init(&h->pool.cv, NULL);
 	if (http_resolve_listen("http_listen", c->http_listen, &ai, err,
 	    errlen) != 0) {
 		r = KMS_EVALIDATION;
@@ -828,6 +1020,10 @@ http_start(struct kmsd *d, struct http_front **out, char *err, size_t errlen)
 		}
 		h->nws = i + 1;
 	}
+	if ((r = pool_start(h, c->http_workers, c->workers + c->http_threads,
+	    err, errlen)) != 0) {
+		goto fail;
+	}
 	r = KMS_EINTERNAL;
 #define OPT(o, v, p) opts[no++] = (struct MHD_OptionItem){ (o), \
 	(intptr_t)(v), (void *)(p) }
@@ -852,7 +1048,7 @@ http_start(struct kmsd *d, struct http_front **out, char *err, size_t errlen)
 	OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_USE_ERROR_LOG | (h->tls ? MHD_USE_TLS : 0) |
+	    MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | (h->tls ? MHD_USE_TLS : 0) |
 	    (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
 	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
 	    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
@@ -870,11 +1066,11 @@ http_start(struct kmsd *d, struct http_front **out, char *err, size_t errlen)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)
 		    ai->ai_addr)->sin_addr, addr, sizeof(addr));
 	}
-	printf("kmsd: %s on %s%s%s:%u (%d threads%s)\n", h->tls ? "https" :
-	    "http", ai->ai_family == AF_INET6 ? "[" : "", addr,
-	    ai->ai_family == AF_INET6 ? "]" : "", di != NULL ?
-	    (unsigned)di->port : 0, c->http_threads, h->client_certs ?
-	    ", client certificates" : "");
+	printf("kmsd: %s on %s%s%s:%u (%d threads, %d workers%s)\n",
+	    h->tls ? "https" : "http", ai->ai_family == AF_INET6 ? "[" : "",
+	    addr, ai->ai_family == AF_INET6 ? "]" : "", di != NULL ?
+	    (unsigned)di->port : 0, c->http_threads, c->http_workers,
+	    h->client_certs ? ", client certificates" : "");
 	fflush(stdout);
 	freeaddrinfo(ai);
 	*out = h;

@@ -4,9 +4,11 @@
  * verified client certificate, onto the same dispatcher as IPC.
  *
  * Off unless cfg.http_listen is set.  libmicrohttpd's thread pool
- * (cfg.http_threads threads, epoll) serves the connections; each of its
- * threads owns one struct worker (HSM session, store connection, locked
- * scratch), made here, so a request runs on the thread that read it.
+ * (cfg.http_threads threads, epoll) serves the connections and runs the
+ * quick operations (dispatch_op_quick) on the thread that read them; the
+ * rest go to a pool of cfg.http_workers threads while their connection is
+ * suspended.  Each thread owns one struct worker (HSM session, store
+ * connection, locked scratch), made here.
  * Not thread-safe itself: started and stopped by the daemon's main thread.
  */
 #ifndef KMSD_FRONTEND_HTTP_H

@@ -1251,7 +1251,7 @@ serve(struct srv_worker *sw, struct req *r)
 	} else {
 		principal_from_uid(&p, (uid_t)c->uid, (gid_t)c->gid,
 		    (pid_t)c->pid);
-		resp = dispatch(&sw->w, &p, r->data + r->idlen, r->len);
+		resp = dispatch(&sw->w, &p, r->data + r->idlen, r->len, NULL);
 	}
 	atomic_fetch_add(&sw->w.d->requests, 1);
 	/* Serialised once into the frame (a second time only when it did

@@ -113,7 +113,7 @@ find_port(const char *what)
 static int
 setup(void **state)
 {
-	char conf[2048], val[512], cwd[256], me[160];
+	char conf[2048], val[512], cwd[256], me[160], shim[512];
 	struct passwd *pw = getpwuid(getuid());
 	struct group *gr;
 	kms_create_key_req kr = { .description = "made over IPC" };
@@ -132,16 +132,29 @@ setup(void **state)
 	if (run(NULL, "tests/sdk/make-certs.sh %s", env.dir) != 0) {
 		return -1;
 	}
+	/* The token behind tests/p11shim, which forwards every call to
+	 * SoftHSM2 and holds C_GenerateKey while HOLD_FILE exists. */
+	snprintf(shim, sizeof(shim), "%s/%s/tests/libp11shim.so", cwd,
+	    getenv("BUILD") ? getenv("BUILD") : "build");
+	if (access(shim, R_OK) != 0) {
+		return -1;
+	}
+	setenv("P11SHIM_MODULE", env.module, 1);
+	snprintf(val, sizeof(val), "%s/hold", env.dir);
+	setenv("P11SHIM_HOLD_FILE", val, 1);
+	setenv("HOLD_FILE", val, 1);
+	/* The thread layout is the default one. */
 	snprintf(conf, sizeof(conf),
+	    "pkcs11_module = %s\n"
 	    "http_listen = 127.0.0.1:0\n"
 	    "http_tls_cert = %s/server.crt\n"
 	    "http_tls_key = %s/server.key\n"
 	    "http_tls_client_ca = %s/ca.crt\n"
-	    "http_threads = 2\n"
 	    "http_idle_timeout = " IDLE_TIMEOUT "\n"
 	    "http_request_timeout = " REQUEST_TIMEOUT "\n"
 	    "http_max_per_ip = " MAX_PER_IP "\n"
-	    "metrics_listen = 127.0.0.1:0\n", env.dir, env.dir, env.dir);
+	    "metrics_listen = 127.0.0.1:0\n", shim, env.dir, env.dir,
+	    env.dir);
 	if ((f = fopen(env.conf, "a")) == NULL) {
 		return -1;
 	}
@@ -312,6 +325,15 @@ test_http_hostile_peers_do_not_stall_others(void **state)
 	drive("/usr/bin/python3 tests/sdk/hostile.py");
 }
 
+/* An operation the token is slow at (CreateKey, held in C_GenerateKey)
+ * holds up only itself: another connection's quick calls are answered
+ * meanwhile.  Fails when the thread that reads the connections runs it. */
+static void
+test_http_slow_operation_holds_up_only_itself(void **state)
+{
+	drive("/usr/bin/python3 tests/sdk/slow_token.py");
+}
+
 /* Data keys and plaintexts that went over HTTPS are not left in kmsd's
  * memory (test_residue shows the same for IPC). */
 static void
@@ -456,6 +478,7 @@ main(void)
 		cmocka_unit_test(test_http_aws_cli_drives_every_operation),
 		cmocka_unit_test(test_http_javascript_sdk_drives_every_operation),
 		cmocka_unit_test(test_http_hostile_peers_do_not_stall_others),
+		cmocka_unit_test(test_http_slow_operation_holds_up_only_itself),
 		cmocka_unit_test(test_http_no_plaintext_left_in_kmsd_memory),
 		cmocka_unit_test(test_http_credentials_file_made_readable_fails_closed),
 		cmocka_unit_test(test_http_no_secret_in_log_and_plain_http_loopback_only),

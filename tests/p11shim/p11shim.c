@@ -19,6 +19,10 @@
  * CKR_FUNCTION_FAILED (or the number in $P11SHIM_REFUSE_RV), as an HSM
  * does that has hit a policy or an internal fault; sessions stay open.
  *
+ * While the file named by $P11SHIM_HOLD_FILE exists, C_GenerateKey
+ * waits (a minute at most): a slow token, for showing what else is served
+ * meanwhile.
+ *
  * With $P11SHIM_FIND_LOG set, every C_FindObjectsInit appends one byte to
  * that file, so a test can show that no search runs on a request path.
  */
@@ -153,9 +157,28 @@ shim_C_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR t, CK_ULONG n)
 FWD(C_FindObjects, (CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR o,
     CK_ULONG m, CK_ULONG_PTR n), (h, o, m, n), CKR_DEVICE_REMOVED)
 FWD(C_FindObjectsFinal, (CK_SESSION_HANDLE h), (h), CKR_DEVICE_REMOVED)
-FWD_REFUSABLE(C_GenerateKey, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
-    CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR k),
-    (h, m, t, n, k), CKR_DEVICE_REMOVED)
+/* A slow token: C_GenerateKey waits while $P11SHIM_HOLD_FILE exists (a
+ * minute at most), then goes on. */
+static CK_RV
+shim_C_GenerateKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
+    CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR k)
+{
+	const char *hold = getenv("P11SHIM_HOLD_FILE");
+	struct stat st;
+	CK_RV no;
+	int i;
+
+	for (i = 0; hold != NULL && i < 6000 && stat(hold, &st) == 0; i++) {
+		usleep(10000);
+	}
+	if (faulted()) {
+		return CKR_DEVICE_REMOVED;
+	}
+	if ((no = refused()) != CKR_OK) {
+		return no;
+	}
+	return real->C_GenerateKey(h, m, t, n, k);
+}
 FWD_REFUSABLE(C_WrapKey, (CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
     CK_OBJECT_HANDLE w, CK_OBJECT_HANDLE k, CK_BYTE_PTR o, CK_ULONG_PTR n),
     (h, m, w, k, o, n), CKR_DEVICE_REMOVED)
