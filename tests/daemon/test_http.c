@@ -331,7 +331,25 @@ test_http_hostile_peers_do_not_stall_others(void **state)
 static void
 test_http_slow_operation_holds_up_only_itself(void **state)
 {
+	char path[400], op[64], id[64], a[128], b[128];
+	FILE *f;
+	int n = 0;
+
 	drive("/usr/bin/python3 tests/sdk/slow_token.py");
+	/* The x-amzn-RequestId a caller was given is its audit record's
+	 * requestID, for a quick call and for one the pool ran. */
+	snprintf(path, sizeof(path), "%s/request-ids", env.dir);
+	assert_non_null(f = fopen(path, "r"));
+	while (fscanf(f, "%63s %63s", op, id) == 2) {
+		snprintf(a, sizeof(a), "\"requestID\":\"%s\"", id);
+		snprintf(b, sizeof(b), "\"eventName\":\"%s\"", op);
+		if (tu_audit_count(&env, a, b) != 1) {
+			fail_msg("%s %s: not one audit record", op, id);
+		}
+		n++;
+	}
+	fclose(f);
+	assert_int_equal(n, 2);
 }
 
 /* Data keys and plaintexts that went over HTTPS are not left in kmsd's

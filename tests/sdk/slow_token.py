@@ -6,7 +6,10 @@ that makes tests/p11shim hold C_GenerateKey while it exists).
 CreateKey is held inside the token; meanwhile another connection's
 GenerateDataKey, Encrypt, Decrypt, GenerateRandom and DescribeKey are all
 answered (each within a read timeout far shorter than the hold), and the
-CreateKey is still waiting when they are.  Released, it completes."""
+CreateKey is still waiting when they are.  Released, it completes.  The
+x-amzn-RequestId of a quick call and of the held one go to
+$WORK/request-ids ("Operation id" lines), for the audit log to be
+searched for them."""
 import os
 import threading
 import time
@@ -56,6 +59,7 @@ try:
         assert len(c.generate_random(NumberOfBytes=16)["Plaintext"]) == 16
         assert c.describe_key(KeyId=key)["KeyMetadata"]["KeyId"] == key
     took = time.monotonic() - t0
+    quick_id = dk["ResponseMetadata"]["RequestId"]
     assert t.is_alive(), "CreateKey finished while the token held it"
     print("ok: 50 quick calls answered in %.2f s while CreateKey was held"
           % took, flush=True)
@@ -66,4 +70,7 @@ t.join(60)
 assert not t.is_alive(), "CreateKey never finished"
 assert "key" in held, "CreateKey failed: %s" % held.get("error")
 assert held["key"]["KeyMetadata"]["Description"] == "held"
+with open(os.path.join(E["WORK"], "request-ids"), "w") as f:
+    f.write("GenerateDataKey %s\nCreateKey %s\n"
+            % (quick_id, held["key"]["ResponseMetadata"]["RequestId"]))
 print("ok: the held CreateKey completed once released", flush=True)
