@@ -1237,9 +1237,11 @@ audit_reply(struct opctx *c, json_t *msg, json_t *resp, const char *reqid)
 	return resp;
 }
 
-json_t *
-dispatch(struct worker *w, const struct principal *p, const void *buf,
-    size_t len, const char *id)
+/* dispatch() and dispatch_object(): buf is parsed unless parsed (taken)
+ * is given. */
+static json_t *
+dispatch_msg(struct worker *w, const struct principal *p, const void *buf,
+    size_t len, json_t *parsed, const char *id)
 {
 	struct opctx c;
 	struct audit_note note;
@@ -1257,14 +1259,15 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 		/* Nothing is served that cannot be recorded. */
 		if ((r = audit_admit(w->d->audit, c.msg, sizeof(c.msg))) != 0) {
 			resp = error_object(r, c.msg);
+			json_decref(parsed);
 			request_end();
 			return resp;
 		}
 		memset(&note, 0, sizeof(note));
 		c.note = &note;
 	}
-	if ((msg = kjson_read_bounded(buf, len, JSON_MAX_MESSAGE, &err, c.msg,
-	    sizeof(c.msg))) == NULL) {
+	if ((msg = parsed) == NULL && (msg = kjson_read_bounded(buf, len,
+	    JSON_MAX_MESSAGE, &err, c.msg, sizeof(c.msg))) == NULL) {
 		resp = error_object(KMS_ESERIALIZATION, c.msg);
 		goto out;
 	}
@@ -1302,6 +1305,20 @@ dispatch(struct worker *w, const struct principal *p, const void *buf,
 	heap_free(&c);
 	request_end();
 	return resp;
+}
+
+json_t *
+dispatch(struct worker *w, const struct principal *p, const void *buf,
+    size_t len, const char *id)
+{
+	return dispatch_msg(w, p, buf, len, NULL, id);
+}
+
+json_t *
+dispatch_object(struct worker *w, const struct principal *p, json_t *msg,
+    size_t len, const char *id)
+{
+	return dispatch_msg(w, p, NULL, len, msg, id);
 }
 
 char *

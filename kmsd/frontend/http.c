@@ -116,14 +116,16 @@ struct hreq {
 	uint64_t start_ms;
 	uint8_t *body;
 	size_t len, cap;
+	size_t expect;			/* Content-Length, when given */
 	char id[37];			/* x-amzn-RequestId */
 	int state;			/* HQ_* */
 	/* Queued for the pool: the connection (suspended), the caller and
-	 * the IPC message; then the pool's reply. */
+	 * the message (the body's object plus "Action"); then the pool's
+	 * reply. */
 	struct MHD_Connection *conn;
 	struct principal p;
-	char *msg;
-	size_t msglen, msgcap;
+	json_t *msg;
+	size_t msglen;
 	json_t *resp;
 	struct hreq *next;
 };
@@ -456,7 +458,7 @@ static void
 msg_free(struct hreq *q)
 {
 	if (q->msg != NULL) {
-		wipe_free(q->msg, q->msgcap);
+		json_decref(q->msg);	/* its strings wiped as freed */
 		q->msg = NULL;
 	}
 }
@@ -537,8 +539,9 @@ pool_main(void *arg)
 			pl->tail = NULL;
 		}
 		pthread_mutex_unlock(&pl->mu);
-		q->resp = dispatch(&t->w, &q->p, q->msg, q->msglen, q->id);
-		msg_free(q);
+		q->resp = dispatch_object(&t->w, &q->p, q->msg, q->msglen,
+		    q->id);
+		q->msg = NULL;
 		atomic_fetch_add(&t->h->d->requests, 1);
 		q->state = HQ_ANSWERED;
 		/* From here q is the connection thread's again. */
@@ -556,8 +559,8 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 	struct worker *w = my_worker;
 	struct principal p;
 	const char *target, *ctype, *op;
-	char msg[512], source[64], *buf = NULL;
-	size_t cap = 0, n;
+	char msg[512], source[64];
+	size_t n;
 	json_t *req = NULL, *resp;
 	int err = 0, r;
 
@@ -622,32 +625,15 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 		json_decref(req);
 		return MHD_NO;
 	}
-	for (cap = q->len + 64;;) {
-		if ((buf = malloc(cap)) == NULL) {
-			json_decref(req);
-			return MHD_NO;
-		}
-		n = kjson_write_compact(req, buf, cap);
-		if (n > 0 && n <= cap) {
-			break;
-		}
-		wipe_free(buf, cap);
-		buf = NULL;
-		if (n == 0) {
-			json_decref(req);
-			return MHD_NO;
-		}
-		cap = n;
-	}
-	json_decref(req);
-	q->msg = buf;
-	q->msglen = n;
-	q->msgcap = cap;
+	/* Handed over parsed; its size is the body's plus the member
+	 * added, as an IPC message's would be. */
+	q->msg = req;
+	q->msglen = q->len + sizeof(",\"Action\":\"\"") - 1 + n;
 	if (!dispatch_op_quick(op) && pool_submit(h, conn, q, &p)) {
 		return MHD_YES;	/* answered when the pool resumes it */
 	}
-	resp = dispatch(w, &p, q->msg, q->msglen, q->id);
-	msg_free(q);
+	q->msg = NULL;
+	resp = dispatch_object(w, &p, req, q->msglen, q->id);
 	atomic_fetch_add(&h->d->requests, 1);
 	return answer(conn, q, resp);
 }
@@ -689,6 +675,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				    "ValidationException", "The request body "
 				    "exceeds 1048576 bytes");
 			}
+			q->expect = (size_t)len;
 		}
 		return MHD_YES;
 	}
@@ -716,7 +703,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			return MHD_NO;
 		}
 		if (q->len + n > q->cap) {
-			size_t cap = q->cap == 0 ? 4096 : q->cap;
+			/* As announced (a body is wiped when freed: no
+			 * more room than it needs), else from 4 KiB. */
+			size_t cap = q->cap != 0 ? q->cap : q->expect > 0 ?
+			    q->expect : 4096;
 			uint8_t *b;
 			while (cap < q->len + n) {
 				cap *= 2;
