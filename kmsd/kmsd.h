@@ -90,6 +90,7 @@ struct kmsd {
 	atomic_uint_fast64_t hsm_recycles;
 	atomic_int ipc_connections;
 	atomic_int http_connections;
+	atomic_int http_queued;		/* waiting for an http_workers thread */
 };
 
 struct worker {

@@ -508,6 +508,7 @@ pool_submit(struct http_front *h, struct MHD_Connection *conn,
 		pl->head = q;
 	}
 	pl->tail = q;
+	atomic_fetch_add(&h->d->http_queued, 1);
 	pthread_cond_signal(&pl->cv);
 	pthread_mutex_unlock(&pl->mu);
 	return 1;
@@ -538,6 +539,7 @@ pool_main(void *arg)
 		if ((pl->head = q->next) == NULL) {
 			pl->tail = NULL;
 		}
+		atomic_fetch_sub(&t->h->d->http_queued, 1);
 		pthread_mutex_unlock(&pl->mu);
 		q->resp = dispatch_object(&t->w, &q->p, q->msg, q->msglen,
 		    q->id);

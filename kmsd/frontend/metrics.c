@@ -289,6 +289,9 @@ metrics_render(struct kmsd *d, size_t *len)
 	    "kmsd_connections{frontend=\"http\"} %d\n",
 	    atomic_load(&d->ipc_connections),
 	    atomic_load(&d->http_connections));
+	put(&o, "# HELP kmsd_http_queued HTTP requests waiting for a thread "
+	    "of http_workers.\n# TYPE kmsd_http_queued gauge\n"
+	    "kmsd_http_queued %d\n", atomic_load(&d->http_queued));
 	if (o.oom) {
 		free(o.p);
 		return NULL;

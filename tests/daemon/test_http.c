@@ -418,6 +418,7 @@ test_http_metrics_count_both_front_ends(void **state)
 	assert_non_null(strstr(out, "kmsd_hsm_up 1\n"));
 	assert_non_null(strstr(out, "kmsd_key_cache_handles "));
 	assert_non_null(strstr(out, "kmsd_connections{frontend=\"http\"} "));
+	assert_non_null(strstr(out, "\nkmsd_http_queued 0\n"));
 	assert_null(strstr(out, admin_secret));
 	assert_null(strstr(out, "user:"));
 	free(out);
