@@ -9,7 +9,9 @@
  * same TLS certificate, --echo-workers pool threads) answering a fixed
  * body of the size of kmsd's reply, driven by the same clients with the
  * same signed requests, alternating with kmsd for --rounds rounds.  The
- * echo server is a child process of kms-bench on the same cores.  Its
+ * echo server is a child process of kms-bench on the same cores, in a
+ * session of its own as a service would be (start kmsd likewise, e.g.
+ * with setsid(1), for a like-for-like figure).  Its
  * ratio says what kmsd's work costs over the transport; the server CPU
  * time per request of each (kmsd found by its listening port, or
  * --kmsd-pid) says the same without the clients' share of the cores.
@@ -234,6 +236,11 @@ echo_start(const struct bench_opts *o, int tls, size_t len, struct echo *e)
 	if (e->pid == 0) {
 		struct MHD_Daemon *mhd;
 
+		/* A server of its own, as kmsd is: its own session, so that
+		 * the scheduler's autogroups weigh it against the clients as
+		 * a service (systemd gives each its own group) and its callers
+		 * are weighed, not thread against thread. */
+		(void)setsid();
 		close(fds[0]);
 		if (tls) {
 			mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
