@@ -1255,8 +1255,9 @@ audit_done(struct audit *a)
  * a crash of kmsd (start-up chains and writes those a crash left
  * unwritten; see ring_recover).  Who then chains and writes them depends
  * on the load.  A request alone in flight writes its own record (and any
- * other staged), mu let go: nothing to gather, and waking another thread
- * would cost more than the write.  Otherwise (other requests in flight,
+ * other staged) once its reply is sent (audit_after_reply), mu let go:
+ * nothing to gather, and waking another thread would cost more than the
+ * write.  Otherwise (other requests in flight,
  * or a Batch) the caller replies at once and the log's thread, woken by
  * the first record after it went to sleep (a signal costs nothing while
  * it is at work), gathers records for AUDIT_LINGER_US and writes them
@@ -1269,6 +1270,10 @@ audit_done(struct audit *a)
  * switched or closed under it and a checkpoint signs the head of
  * everything staged before it.
  */
+/* The log whose staged records this thread is to write after its reply
+ * (commit, audit_after_reply). */
+static __thread struct audit *owed;
+
 static int
 commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
     int wait_sync)
@@ -1285,7 +1290,12 @@ commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
 		goto out;
 	}
 	end = a->rs;
-	if (alone && !a->writing && !a->failed) {
+	if (alone && !a->writing && !a->failed && wait_sync) {
+		/* A request's record: staged (in a file) already, written
+		 * once its reply is on its way (audit_after_reply), off the
+		 * path its caller waits on. */
+		owed = a;
+	} else if (alone && !a->writing && !a->failed) {
 		write_out_locked(a, 1);
 	} else if (!a->want_work) {
 		a->want_work = 1;
@@ -1471,6 +1481,23 @@ audit_calls(struct audit *a, const struct audit_call *call,
 	}
 	scratch_done(sc);
 	return r;
+}
+
+void
+audit_after_reply(void)
+{
+	struct audit *a = owed;
+
+	if (a == NULL) {
+		return;
+	}
+	owed = NULL;
+	kms_mutex_lock(&a->mu);
+	/* Unless the log's thread or another writer took them meanwhile. */
+	if (a->rs != a->rw && !a->writing && !a->failed) {
+		write_out_locked(a, 1);
+	}
+	kms_mutex_unlock(&a->mu);
 }
 
 int

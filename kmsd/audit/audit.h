@@ -117,6 +117,13 @@ void audit_done(struct audit *a);
 int audit_calls(struct audit *a, const struct audit_call *call,
     const struct audit_item *items, size_t n);
 /*
+ * For front ends, once a reply is sent: a request alone in flight leaves
+ * its staged record for its own thread to write now, off the path its
+ * caller waited on (else the log's thread writes it at its next tick).
+ * Cheap when nothing is owed.
+ */
+void audit_after_reply(void);
+/*
  * For front ends, about a request they answered without dispatch (an
  * unknown caller, a failed signature): req is the raw message (parsed
  * here, never logged as is), reply the answer.  p and o may be NULL.

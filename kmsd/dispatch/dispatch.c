@@ -1326,6 +1326,8 @@ dispatch_bytes(struct worker *w, const struct principal *p, const void *buf,
     size_t len, size_t *outlen)
 {
 	json_t *resp = dispatch(w, p, buf, len, NULL);
+
+	audit_after_reply();	/* as a front end does once it replied */
 	char *s;
 
 	if (resp == NULL) {

@@ -548,6 +548,7 @@ pool_main(void *arg)
 		q->state = HQ_ANSWERED;
 		/* From here q is the connection thread's again. */
 		MHD_resume_connection(q->conn);
+		audit_after_reply();
 		pthread_mutex_lock(&pl->mu);
 	}
 	pthread_mutex_unlock(&pl->mu);
@@ -742,6 +743,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct hreq *q = *con_cls;
 
+	audit_after_reply();	/* the reply has been sent */
 	if (q == NULL) {
 		return;
 	}

@@ -1283,6 +1283,7 @@ serve(struct srv_worker *sw, struct req *r)
 	memcpy(sw->rep + SP_FRAME_HDR, r->data, r->idlen);
 	conn_send(c, sw->rep, head + n);
 	secure_wipe(sw->rep, head + n);
+	audit_after_reply();
  out:
 	req_free(r);
 	conn_done(c);
