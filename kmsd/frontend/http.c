@@ -20,8 +20,9 @@
  * answers the same here.  Quick operations run on the thread that read
  * them (one thread by default: on a local token, threads that take turns
  * at it cost more in switches than they gain); the rest are handed to the
- * pool (struct http_pool) so that they never hold a connection thread.  Every answer carries x-amzn-RequestId; errors
- * are AWS's {"__type", "message"} with AWS's status (400; 500 for
+ * pool (struct http_pool) so that they never hold a connection thread.
+ * Every answer carries x-amzn-RequestId (the audit record's requestID);
+ * errors are AWS's {"__type", "message"} with AWS's status (400; 500 for
  * internal errors, 503 when the HSM is away).
  *
  * libmicrohttpd parses HTTP, runs TLS (GnuTLS), bounds connections (in
