@@ -806,7 +806,9 @@ test_envelope_kms_interoperates_with_the_sdk_over_https(void **state)
 	    certs, certs);
 	assert_int_equal(tu_run(cmd, NULL, NULL), 0);
 	port = free_port();
+	/* Two connection threads (test_http has the default one). */
 	snprintf(extra, sizeof(extra), "http_listen = 127.0.0.1:%d\n"
+	    "http_threads = 2\n"
 	    "http_tls_cert = %s/server.crt\nhttp_tls_key = %s/server.key\n"
 	    "http_credentials = %s/credentials", port, certs, certs, certs);
 	assert_int_equal(tu_env_init(e2, extra), 0);
