@@ -124,6 +124,31 @@ test_config_reads_every_key(void **state)
 	assert_int_equal(c.test_clock, 1);
 }
 
+/* The HTTP front end's threads: one reads connections and runs the quick
+ * operations, a pool of four the rest; each at least one. */
+static void
+test_config_http_threads_and_workers(void **state)
+{
+	struct config c;
+	char err[256];
+
+	config_defaults(&c, dir);
+	assert_int_equal(c.http_threads, 1);
+	assert_int_equal(c.http_workers, 4);
+	assert_int_equal(config_load(&c, write_conf("http_threads = 3\n"
+	    "http_workers = 7\n"), err, sizeof(err)), 0);
+	assert_int_equal(c.http_threads, 3);
+	assert_int_equal(c.http_workers, 7);
+	config_defaults(&c, dir);
+	assert_int_not_equal(config_load(&c, write_conf("http_workers = 0\n"),
+	    err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "http_workers"));
+	config_defaults(&c, dir);
+	assert_int_not_equal(config_load(&c, write_conf("http_threads = 0\n"),
+	    err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "http_threads"));
+}
+
 static void
 test_config_hsm_recycle_objects_defaults_to_a_bound_and_zero_is_never(
     void **state)
@@ -558,6 +583,7 @@ main(void)
 		cmocka_unit_test(test_config_defaults_derive_from_state_dir),
 		cmocka_unit_test(test_config_relative_state_dir_is_made_absolute),
 		cmocka_unit_test(test_config_reads_every_key),
+		cmocka_unit_test(test_config_http_threads_and_workers),
 		cmocka_unit_test(test_config_hsm_recycle_objects_defaults_to_a_bound_and_zero_is_never),
 		cmocka_unit_test(test_config_rejects_bad_lines_with_file_and_line),
 		cmocka_unit_test(test_config_audit_is_on_by_default_and_every_key_reads),
