@@ -1246,6 +1246,10 @@ audit_done(struct audit *a)
 	}
 }
 
+/* The log whose staged records this thread is to write after its reply
+ * (commit, audit_after_reply). */
+static __thread struct audit *owed;
+
 /*
  * Stage a message's records and see them written; with wait_sync and
  * audit_sync = request, wait until they are in the file and durable too.
@@ -1270,10 +1274,6 @@ audit_done(struct audit *a)
  * switched or closed under it and a checkpoint signs the head of
  * everything staged before it.
  */
-/* The log whose staged records this thread is to write after its reply
- * (commit, audit_after_reply). */
-static __thread struct audit *owed;
-
 static int
 commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
     int wait_sync)
@@ -1290,13 +1290,15 @@ commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
 		goto out;
 	}
 	end = a->rs;
-	if (alone && !a->writing && !a->failed && wait_sync) {
-		/* A request's record: staged (in a file) already, written
-		 * once its reply is on its way (audit_after_reply), off the
-		 * path its caller waits on. */
-		owed = a;
-	} else if (alone && !a->writing && !a->failed) {
-		write_out_locked(a, 1);
+	if (alone && !a->writing && !a->failed) {
+		if (wait_sync) {
+			/* A request's record, staged (in a file): written
+			 * once its reply is on its way (audit_after_reply),
+			 * off the path its caller waits on. */
+			owed = a;
+		} else {
+			write_out_locked(a, 1);
+		}
 	} else if (!a->want_work) {
 		a->want_work = 1;
 		pthread_cond_signal(&a->wake);

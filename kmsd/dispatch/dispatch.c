@@ -1326,10 +1326,9 @@ dispatch_bytes(struct worker *w, const struct principal *p, const void *buf,
     size_t len, size_t *outlen)
 {
 	json_t *resp = dispatch(w, p, buf, len, NULL);
-
-	audit_after_reply();	/* as a front end does once it replied */
 	char *s;
 
+	audit_after_reply();	/* as a front end does once it replied */
 	if (resp == NULL) {
 		return NULL;
 	}
