@@ -1261,8 +1261,8 @@ static __thread struct audit *owed;
  * on the load.  A request alone in flight writes its own record (and any
  * other staged) once its reply is sent (audit_after_reply), mu let go:
  * nothing to gather, and waking another thread would cost more than the
- * write.  Otherwise (other requests in flight,
- * or a Batch) the caller replies at once and the log's thread, woken by
+ * write.  Otherwise (other requests in flight, or a Batch) the caller
+ * replies at once and the log's thread, woken by
  * the first record after it went to sleep (a signal costs nothing while
  * it is at work), gathers records for AUDIT_LINGER_US and writes them
  * all with one write(2): one write for tens of records instead of one

@@ -829,11 +829,13 @@ static _Thread_local size_t request_faults;
 static void
 request_begin(const char *id)
 {
+	size_t n;
+
 	/* A UUID, as CloudTrail's requestID: the same id names the
 	 * request in the log, in an error's message, in its audit record
 	 * and, over HTTP, in x-amzn-RequestId. */
-	if (id != NULL && strlen(id) < sizeof(request_id)) {
-		memcpy(request_id, id, strlen(id) + 1);
+	if (id != NULL && (n = strlen(id)) < sizeof(request_id)) {
+		memcpy(request_id, id, n + 1);
 	} else {
 		audit_new_id(request_id);
 	}

@@ -106,8 +106,8 @@ struct http_front {
 	int tls, client_certs;
 };
 
-/* The worker of this libmicrohttpd or pool thread (one front end per
- * process). */
+/* The worker of this libmicrohttpd thread (one front end per process);
+ * a pool thread has its own (struct pool_thread). */
 static __thread struct worker *my_worker;
 
 enum { HQ_READING = 0, HQ_QUEUED, HQ_ANSWERED };
@@ -528,7 +528,6 @@ pool_main(void *arg)
 	struct http_pool *pl = &t->h->pool;
 	struct hreq *q;
 
-	my_worker = &t->w;
 	pthread_mutex_lock(&pl->mu);
 	for (;;) {
 		while (pl->head == NULL && !pl->stopping) {

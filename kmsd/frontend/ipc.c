@@ -1283,8 +1283,8 @@ serve(struct srv_worker *sw, struct req *r)
 	memcpy(sw->rep + SP_FRAME_HDR, r->data, r->idlen);
 	conn_send(c, sw->rep, head + n);
 	secure_wipe(sw->rep, head + n);
-	audit_after_reply();
  out:
+	audit_after_reply();	/* replied, or never will */
 	req_free(r);
 	conn_done(c);
 }

@@ -97,15 +97,19 @@ refused(void)
 	return rv != NULL ? (CK_RV)strtoul(rv, NULL, 0) : CKR_FUNCTION_FAILED;
 }
 
-/* A call the token may refuse (above) besides pulling out. */
+/* What a call the token may refuse meets: fault_rv while it is pulled,
+ * the refusal above, else CKR_OK. */
+static CK_RV
+gate(CK_RV fault_rv)
+{
+	return faulted() ? fault_rv : refused();
+}
+
 #define FWD_REFUSABLE(name, params, args, fault_rv)			\
 	static CK_RV shim_##name params					\
 	{								\
 		CK_RV no;						\
-		if (faulted()) {					\
-			return fault_rv;				\
-		}							\
-		if ((no = refused()) != CKR_OK) {			\
+		if ((no = gate(fault_rv)) != CKR_OK) {			\
 			return no;					\
 		}							\
 		return real->name args;					\
@@ -171,10 +175,7 @@ shim_C_GenerateKey(CK_SESSION_HANDLE h, CK_MECHANISM_PTR m,
 	for (i = 0; hold != NULL && i < 6000 && stat(hold, &st) == 0; i++) {
 		usleep(10000);
 	}
-	if (faulted()) {
-		return CKR_DEVICE_REMOVED;
-	}
-	if ((no = refused()) != CKR_OK) {
+	if ((no = gate(CKR_DEVICE_REMOVED)) != CKR_OK) {
 		return no;
 	}
 	return real->C_GenerateKey(h, m, t, n, k);
