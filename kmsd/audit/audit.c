@@ -1437,8 +1437,6 @@ audit_calls(struct audit *a, const struct audit_call *call,
     const struct audit_item *items, size_t n)
 {
 	struct rec_buf prefix = { 0 };
-	struct audit_origin from_p;
-	struct audit_call derived;
 	struct scratch *sc;
 	struct rec_use *un;
 	size_t nun = 0, *offs, i;
@@ -1453,17 +1451,6 @@ audit_calls(struct audit *a, const struct audit_call *call,
 	}
 	offs = sc->offs;
 	un = sc->un;
-	/* No origin given: the principal says where the caller came from
-	 * (a peer address for a network front end). */
-	if (call->o == NULL && call->p != NULL && call->p->source[0] != '\0' &&
-	    strcmp(call->p->source, "ipc") != 0) {
-		memset(&from_p, 0, sizeof(from_p));
-		from_p.transport = "https";
-		from_p.address = call->p->source;
-		derived = *call;
-		derived.o = &from_p;
-		call = &derived;
-	}
 	rec_utc_now(when);
 	if (n > 1) {
 		rec_api_prefix(&prefix, a->d, call, when);

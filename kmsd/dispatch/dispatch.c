@@ -1206,6 +1206,7 @@ audit_reply(struct opctx *c, json_t *msg, json_t *resp, const char *reqid)
 
 	memset(&call, 0, sizeof(call));
 	call.p = c->p;
+	call.o = c->origin;
 	call.request_id = reqid;
 	call.st = c->w->st;
 	memset(&one, 0, sizeof(one));
@@ -1242,8 +1243,9 @@ audit_reply(struct opctx *c, json_t *msg, json_t *resp, const char *reqid)
 /* dispatch() and dispatch_object(): buf is parsed unless parsed (taken)
  * is given. */
 static json_t *
-dispatch_msg(struct worker *w, const struct principal *p, const void *buf,
-    size_t len, json_t *parsed, const char *id)
+dispatch_msg(struct worker *w, const struct principal *p,
+    const struct audit_origin *o, const void *buf, size_t len, json_t *parsed,
+    const char *id)
 {
 	struct opctx c;
 	struct audit_note note;
@@ -1254,6 +1256,7 @@ dispatch_msg(struct worker *w, const struct principal *p, const void *buf,
 	memset(&c, 0, sizeof(c));
 	c.w = w;
 	c.p = p;
+	c.origin = o;
 	c.secret = w->secret;
 	c.secret_cap = w->secret_cap;
 	request_begin(id);
@@ -1313,14 +1316,14 @@ json_t *
 dispatch(struct worker *w, const struct principal *p, const void *buf,
     size_t len, const char *id)
 {
-	return dispatch_msg(w, p, buf, len, NULL, id);
+	return dispatch_msg(w, p, NULL, buf, len, NULL, id);
 }
 
 json_t *
-dispatch_object(struct worker *w, const struct principal *p, json_t *msg,
-    size_t len, const char *id)
+dispatch_object(struct worker *w, const struct principal *p,
+    const struct audit_origin *o, json_t *msg, size_t len, const char *id)
 {
-	return dispatch_msg(w, p, NULL, len, msg, id);
+	return dispatch_msg(w, p, o, NULL, len, msg, id);
 }
 
 char *

@@ -26,11 +26,14 @@
  */
 json_t *dispatch(struct worker *w, const struct principal *p,
     const void *buf, size_t len, const char *id);
-/* Same for a message a front end has parsed already (msg, taken: an
- * object with "Action"), len the size of the bytes it came from (at most
- * JSON_MAX_MESSAGE), which bounds a single request as dispatch() does. */
+/* Same for a message a network front end has parsed already (msg,
+ * taken: an object with "Action"), len the size of the bytes it came from
+ * (at most JSON_MAX_MESSAGE), which bounds a single request as dispatch()
+ * does; o (may be NULL) says where the caller came from, for its audit
+ * record. */
+struct audit_origin;
 json_t *dispatch_object(struct worker *w, const struct principal *p,
-    json_t *msg, size_t len, const char *id);
+    const struct audit_origin *o, json_t *msg, size_t len, const char *id);
 /*
  * 1 when the operation named is a quick one: one a Batch may hold (HSM
  * calls and cached reads, no key generation, no store write) or a name

@@ -68,6 +68,7 @@
 #define HTTP_PEM_MAX (256 * 1024)	/* a certificate chain or a key */
 #define HTTP_TARGET_PREFIX "TrentService."
 #define HTTP_OP_MAX 64
+#define HTTP_UA_MAX 256		/* of a User-Agent, in its audit record */
 #define HTTP_JSON_TYPE "application/x-amz-json-1.1"
 #define HTTP_SERVICE "kms"
 /* TLS 1.2 and 1.3 only. */
@@ -120,6 +121,11 @@ struct hreq {
 	size_t expect;			/* Content-Length, when given */
 	char id[37];			/* x-amzn-RequestId */
 	int state;			/* HQ_* */
+	/* Where the caller came from, for its audit record (origin_init). */
+	char source[64];		/* the peer's address */
+	char akid[SIGV4_AKID_MAX + 1];	/* the access key it named */
+	char ua[HTTP_UA_MAX + 1];	/* its User-Agent */
+	struct audit_origin o;
 	/* Queued for the pool: the connection (suspended), the caller and
 	 * the message (the body's object plus "Action"); then the pool's
 	 * reply. */
@@ -221,6 +227,52 @@ send_error(struct MHD_Connection *conn, struct hreq *q, unsigned status,
 	return r;
 }
 
+/*
+ * Refuse q before it reaches dispatch, with its audit record: every
+ * request is recorded, whoever sent it.  p is the caller when known (a
+ * malformed body from a verified caller), else NULL; op the operation
+ * the target named, if any.  A refused request's parameters are not
+ * recorded: nobody vouched for them.  When the record cannot be written
+ * and audit_required holds, the answer says that instead.
+ */
+static enum MHD_Result
+refuse(struct http_front *h, struct MHD_Connection *conn, struct hreq *q,
+    const struct principal *p, const char *op, unsigned status,
+    const char *type, const char *msg)
+{
+	struct audit_call call;
+	struct audit_item it;
+	json_t *req = NULL, *resp;
+	int r;
+
+	if (h->d->audit == NULL) {
+		return send_error(conn, q, status, type, msg);
+	}
+	if ((resp = json_pack("{s:s, s:s}", "__type", type, "message",
+	    msg)) == NULL) {
+		return MHD_NO;
+	}
+	if (op != NULL) {
+		req = json_pack("{s:s}", "Action", op);	/* NULL: "Unknown" */
+	}
+	memset(&call, 0, sizeof(call));
+	call.p = p;
+	call.o = &q->o;
+	call.request_id = q->id;
+	memset(&it, 0, sizeof(it));
+	it.req = req;
+	it.resp = resp;
+	r = audit_calls(h->d->audit, &call, &it, 1);
+	json_decref(req);
+	json_decref(resp);
+	if (r != 0) {
+		return send_error(conn, q, status_for(kms_error_name(r)),
+		    kms_error_name(r), "The audit log cannot be written; the "
+		    "request was not answered. Retry later.");
+	}
+	return send_error(conn, q, status, type, msg);
+}
+
 
 /* ---- who is calling ---- */
 
@@ -264,6 +316,54 @@ peer_address(struct MHD_Connection *conn, char *out, size_t len)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
 		    (const void *)sa)->sin6_addr, out, (socklen_t)len);
 	}
+}
+
+/*
+ * Where q's caller came from: the peer's address and its User-Agent (cut
+ * at HTTP_UA_MAX, every byte outside printable ASCII made '?': a header
+ * may hold any byte, an audit record only valid UTF-8).  The access key
+ * is added once SigV4 has parsed one.
+ */
+static void
+origin_init(struct http_front *h, struct MHD_Connection *conn,
+    struct hreq *q)
+{
+	const char *ua = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_USER_AGENT);
+	size_t i;
+
+	peer_address(conn, q->source, sizeof(q->source));
+	for (i = 0; ua != NULL && ua[i] != '\0' && i < HTTP_UA_MAX; i++) {
+		unsigned char ch = (unsigned char)ua[i];
+		q->ua[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+	}
+	q->ua[i] = '\0';
+	q->o.transport = h->tls ? "https" : "http";
+	q->o.address = q->source;
+	q->o.access_key = NULL;
+	q->o.user_agent = q->ua[0] != '\0' ? q->ua : NULL;
+}
+
+/* The operation X-Amz-Target names (letters only, at most HTTP_OP_MAX),
+ * or NULL. */
+static const char *
+target_op(struct MHD_Connection *conn)
+{
+	const char *t = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    "X-Amz-Target"), *op;
+	size_t n;
+
+	if (t == NULL || strncmp(t, HTTP_TARGET_PREFIX,
+	    sizeof(HTTP_TARGET_PREFIX) - 1) != 0) {
+		return NULL;
+	}
+	op = t + sizeof(HTTP_TARGET_PREFIX) - 1;
+	n = strlen(op);
+	if (n == 0 || n > HTTP_OP_MAX || strspn(op, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz") != n) {
+		return NULL;
+	}
+	return op;
 }
 
 /*
@@ -393,8 +493,8 @@ client_cert_principal(struct http_front *h, struct MHD_Connection *conn,
 /* SigV4: 0 with p filled, or a SIGV4_* error with AWS's message. */
 static int
 sigv4_principal(struct http_front *h, struct MHD_Connection *conn,
-    const char *method, const char *url, const struct hreq *q,
-    struct principal *p, const char *source, char *msg, size_t msglen)
+    const char *method, const char *url, struct hreq *q,
+    struct principal *p, char *msg, size_t msglen)
 {
 	struct kv_list hdrs, query;
 	struct sigv4_msg m;
@@ -425,6 +525,10 @@ sigv4_principal(struct http_front *h, struct MHD_Connection *conn,
 	if ((r = sigv4_parse(&m, &a, msg, msglen)) != 0) {
 		return r;
 	}
+	/* Letters and digits (sigv4_parse): named in the audit record,
+	 * verified or not. */
+	memcpy(q->akid, a.akid, sizeof(q->akid));
+	q->o.access_key = q->akid;
 	/* An unknown access key is answered first, as AWS does; the
 	 * scope and the clock are checked before the key is derived. */
 	rc = sigv4_check(&m, &a, h->d->cfg.region, HTTP_SERVICE, time(NULL),
@@ -449,7 +553,7 @@ sigv4_principal(struct http_front *h, struct MHD_Connection *conn,
 	if (r != SIGV4_OK) {
 		return r;
 	}
-	principal_named(p, principal, source);
+	principal_named(p, principal, q->source);
 	return 0;
 }
 
@@ -541,8 +645,8 @@ pool_main(void *arg)
 		}
 		atomic_fetch_sub(&t->h->d->http_queued, 1);
 		pthread_mutex_unlock(&pl->mu);
-		q->resp = dispatch_object(&t->w, &q->p, q->msg, q->msglen,
-		    q->id);
+		q->resp = dispatch_object(&t->w, &q->p, &q->o, q->msg,
+		    q->msglen, q->id);
 		q->msg = NULL;
 		atomic_fetch_add(&t->h->d->requests, 1);
 		q->state = HQ_ANSWERED;
@@ -561,58 +665,49 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 {
 	struct worker *w = my_worker;
 	struct principal p;
-	const char *target, *ctype, *op;
-	char msg[512], source[64];
+	const char *ctype, *op;
+	char msg[512];
 	size_t n;
 	json_t *req = NULL, *resp;
 	int err = 0, r;
 
 	if (strcmp(method, "POST") != 0 || strcmp(url, "/") != 0) {
-		return send_error(conn, q, strcmp(url, "/") != 0 ?
+		return refuse(h, conn, q, NULL, NULL, strcmp(url, "/") != 0 ?
 		    MHD_HTTP_NOT_FOUND : MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "UnknownOperationException", "kmsd serves AWS JSON 1.1: "
 		    "POST / with X-Amz-Target: TrentService.<Operation>");
 	}
-	target = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	    "X-Amz-Target");
-	if (target == NULL || strncmp(target, HTTP_TARGET_PREFIX,
-	    sizeof(HTTP_TARGET_PREFIX) - 1) != 0) {
-		return send_error(conn, q, MHD_HTTP_BAD_REQUEST,
+	if ((op = target_op(conn)) == NULL) {
+		return refuse(h, conn, q, NULL, NULL, MHD_HTTP_BAD_REQUEST,
 		    "UnknownOperationException", "X-Amz-Target must be "
 		    "TrentService.<Operation>");
 	}
-	op = target + sizeof(HTTP_TARGET_PREFIX) - 1;
 	n = strlen(op);
-	if (n == 0 || n > HTTP_OP_MAX || strspn(op, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz") != n) {
-		return send_error(conn, q, MHD_HTTP_BAD_REQUEST,
-		    "UnknownOperationException", "Unknown operation");
-	}
 	ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (ctype != NULL && strncasecmp(ctype, HTTP_JSON_TYPE,
 	    sizeof(HTTP_JSON_TYPE) - 1) != 0 && strncasecmp(ctype,
 	    "application/json", 16) != 0) {
-		return send_error(conn, q, MHD_HTTP_BAD_REQUEST,
+		return refuse(h, conn, q, NULL, op, MHD_HTTP_BAD_REQUEST,
 		    "SerializationException", "Content-Type must be "
 		    HTTP_JSON_TYPE);
 	}
 	if (w == NULL) {
-		return send_error(conn, q, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		    "KMSInternalException", "no worker for this thread");
+		return refuse(h, conn, q, NULL, op,
+		    MHD_HTTP_INTERNAL_SERVER_ERROR, "KMSInternalException",
+		    "no worker for this thread");
 	}
-	peer_address(conn, source, sizeof(source));
 	msg[0] = '\0';
-	if ((r = client_cert_principal(h, conn, &p, source)) < 0) {
-		return send_error(conn, q, MHD_HTTP_FORBIDDEN,
+	if ((r = client_cert_principal(h, conn, &p, q->source)) < 0) {
+		return refuse(h, conn, q, NULL, op, MHD_HTTP_FORBIDDEN,
 		    "UnrecognizedClientException", "The client certificate "
 		    "did not verify");
 	}
 	if (r == 0 && (r = sigv4_principal(h, conn, method, url, q, &p,
-	    source, msg, sizeof(msg))) != 0) {
-		log_debug("%s from %s: %s: %s", op, source,
+	    msg, sizeof(msg))) != 0) {
+		log_debug("%s from %s: %s: %s", op, q->source,
 		    sigv4_error_name(r), msg);
-		return send_error(conn, q, r == SIGV4_MISSING ?
+		return refuse(h, conn, q, NULL, op, r == SIGV4_MISSING ?
 		    MHD_HTTP_FORBIDDEN : MHD_HTTP_BAD_REQUEST,
 		    sigv4_error_name(r), msg);
 	}
@@ -620,7 +715,7 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 	req = q->len == 0 ? json_object() : kjson_read_bounded(q->body, q->len,
 	    HTTP_BODY_MAX, &err, msg, sizeof(msg));
 	if (req == NULL) {
-		return send_error(conn, q, MHD_HTTP_BAD_REQUEST,
+		return refuse(h, conn, q, &p, op, MHD_HTTP_BAD_REQUEST,
 		    "SerializationException", msg[0] != '\0' ? msg :
 		    "out of memory");
 	}
@@ -636,7 +731,7 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 		return MHD_YES;	/* answered when the pool resumes it */
 	}
 	q->msg = NULL;
-	resp = dispatch_object(w, &p, req, q->msglen, q->id);
+	resp = dispatch_object(w, &p, &q->o, req, q->msglen, q->id);
 	atomic_fetch_add(&h->d->requests, 1);
 	return answer(conn, q, resp);
 }
@@ -665,6 +760,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		}
 		q->start_ms = mono_ms();
 		audit_new_id(q->id);	/* as its audit record's requestID */
+		origin_init(h, conn, q);
 		*con_cls = q;
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -673,7 +769,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			len = strtoull(cl, &end, 10);
 			if (errno != 0 || *end != '\0' || len > HTTP_BODY_MAX) {
 				/* Refused before a byte of it is read. */
-				return send_error(conn, q,
+				return refuse(h, conn, q, NULL,
+				    target_op(conn),
 				    MHD_HTTP_CONTENT_TOO_LARGE,
 				    "ValidationException", "The request body "
 				    "exceeds 1048576 bytes");

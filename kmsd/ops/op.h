@@ -76,10 +76,12 @@
 	    B64_ENCODED_LEN(KMS_MAX_CIPHERTEXT) + 1 + KMS_MAX_RANDOM_BYTES + \
 	    2 * OP_SECRET_ALIGN)
 struct audit_note;
+struct audit_origin;
 
 struct opctx {
 	struct worker *w;
 	const struct principal *p;
+	const struct audit_origin *origin;	/* NULL: IPC */
 	const char *action;
 	json_t *req;
 	char msg[OP_MSG_MAX];

@@ -167,6 +167,7 @@ setup(void **state)
 	}
 	snprintf(val, sizeof(val), "group:%s", gr->gr_name);
 	setenv("ADMIN_GROUP", val, 1);
+	setenv("ADMIN_PRINCIPAL", me, 1);
 	if (add_credentials("ADMIN", me) != 0 ||
 	    add_credentials("BOB", "user:bob") != 0) {
 		return -1;
@@ -352,6 +353,15 @@ test_http_slow_operation_holds_up_only_itself(void **state)
 	assert_int_equal(n, 2);
 }
 
+/* Every request over HTTPS has its audit record, those refused before
+ * they reach an operation too (SigV4, a malformed or oversized body, a
+ * path not served), naming the access key, address and User-Agent. */
+static void
+test_http_every_request_audited_refusals_too(void **state)
+{
+	drive("/usr/bin/python3 tests/sdk/audit_http.py");
+}
+
 /* Data keys and plaintexts that went over HTTPS are not left in kmsd's
  * memory (test_residue shows the same for IPC). */
 static void
@@ -498,6 +508,7 @@ main(void)
 		cmocka_unit_test(test_http_javascript_sdk_drives_every_operation),
 		cmocka_unit_test(test_http_hostile_peers_do_not_stall_others),
 		cmocka_unit_test(test_http_slow_operation_holds_up_only_itself),
+		cmocka_unit_test(test_http_every_request_audited_refusals_too),
 		cmocka_unit_test(test_http_no_plaintext_left_in_kmsd_memory),
 		cmocka_unit_test(test_http_credentials_file_made_readable_fails_closed),
 		cmocka_unit_test(test_http_no_secret_in_log_and_plain_http_loopback_only),
