@@ -342,7 +342,10 @@ vadd(struct vmsg *m, const char *fmt, ...)
 const char *
 validate_member_name(const char *name, char *buf, size_t bufsz)
 {
-	snprintf(buf, bufsz, "%s", name);
+	size_t n = strnlen(name, bufsz - 1);
+
+	memcpy(buf, name, n);
+	buf[n] = '\0';
 	if (buf[0] >= 'A' && buf[0] <= 'Z') {
 		buf[0] = (char)(buf[0] - 'A' + 'a');
 	}
@@ -458,12 +461,18 @@ check_string(struct vmsg *m, const char *at, json_t *v, long long min,
 	const char *s = json_string_value(v);
 	size_t len = json_string_length(v), chars;
 	char value[VALIDATE_QUOTE_WHOLE + 16];
-	int q, cut;
+	int q, cut, shortv, longv, badv;
 
 	if (strlen(s) != len || !ctx_utf8_valid(s, len)) {
 		return;		/* the operation's reader says what */
 	}
 	chars = ctx_utf8_chars(s, len);
+	shortv = (long long)chars < min;
+	longv = max != NOMAX && (long long)chars > max;
+	badv = !matches(pattern, s, len);
+	if (!shortv && !longv && !badv) {
+		return;
+	}
 	q = validate_quote_len(s, &cut);
 	/* "Value '<v>' at" or, hidden, "Value at". */
 	if (hide) {
@@ -472,16 +481,16 @@ check_string(struct vmsg *m, const char *at, json_t *v, long long min,
 		snprintf(value, sizeof(value), "Value '%.*s%s'", q, s,
 		    cut ? "..." : "");
 	}
-	if ((long long)chars < min) {
+	if (shortv) {
 		vadd(m, "%s at '%s' failed to satisfy constraint: Member must "
 		    "have length greater than or equal to %lld", value, at,
 		    min);
 	}
-	if (max != NOMAX && (long long)chars > max) {
+	if (longv) {
 		vadd(m, "%s at '%s' failed to satisfy constraint: Member must "
 		    "have length less than or equal to %lld", value, at, max);
 	}
-	if (!matches(pattern, s, len)) {
+	if (badv) {
 		vadd(m, "%s at '%s' failed to satisfy constraint: Member must "
 		    "satisfy regular expression pattern: %s", value, at,
 		    pattern_text[pattern]);
