@@ -762,6 +762,7 @@ keycache_pin_encrypt(struct worker *w, const struct key_info *ki,
 			if (r != 0) {
 				goto out;
 			}
+			u->rotated = made;
 		}
 		if (e->deleted) {
 			r = KMS_ENOTFOUND;

@@ -45,6 +45,9 @@ struct key_use {
 	void *v;			/* the cache's version record */
 	hsm_key handle;
 	uint32_t version;
+	uint32_t rotated;		/* the version this pin's budget
+					 * rotation made (0: none), for the
+					 * caller to record */
 };
 
 int keycache_create(struct kmsd *d, struct keycache **out);

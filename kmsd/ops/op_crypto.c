@@ -17,11 +17,31 @@
 #include "common/blob.h"
 #include "common/ctx.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/secmem.h"
+#include "kmsd/audit/audit.h"
 #include "kmsd/keys/keycache.h"
 #include "kmsd/ops/op.h"
 
 #define ALG_DEFAULT "SYMMETRIC_DEFAULT"
+
+/* A version's encryption budget was spent and this request rotated the
+ * key: a service event in the audit log, as for a rotation on schedule
+ * (lifecycle.c), saying why.  It waits for no sync (the HSM turn is
+ * held). */
+static void
+budget_rotated(struct opctx *c, const struct key_info *ki, uint32_t made)
+{
+	json_t *det = json_pack("{s:s, s:s, s:I, s:I}", "rotationType",
+	    "AUTOMATIC", "rotationReason", "ENCRYPTION_LIMIT", "keyVersion",
+	    (json_int_t)made, "maxEncryptionsPerVersion",
+	    (json_int_t)c->w->d->cfg.max_encryptions);
+
+	log_info("key %s rotated: version %u's encryption budget spent; "
+	    "version %u", ki->arn, made - 1, made);
+	(void)audit_service_event(c->w->d->audit, "RotateKey", ki->arn, det);
+	json_decref(det);
+}
 
 /* The HSM's part of sealing: pin the key's current version, write the
  * header, encrypt under it with AAD = header ‖ context. */
@@ -45,6 +65,9 @@ seal_now(struct opctx *c, const struct key_info *ki, const uint8_t *iv,
 	    BLOB_HEADER_LEN + ctxlen, pt, ptlen,
 	    blob + BLOB_HEADER_LEN + BLOB_IV_LEN);
 	keycache_unpin(c->w, &u);
+	if (u.rotated != 0) {
+		budget_rotated(c, ki, u.rotated);
+	}
 	if (r != 0) {
 		return op_state_error(c, r, ki);
 	}

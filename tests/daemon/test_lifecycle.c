@@ -554,6 +554,12 @@ test_budget_rotation_joins_the_history(void **state)
 	    "RotationType")), "AUTOMATIC");
 	assert_string_equal(json_string_value(json_object_get(rot,
 	    "RotationReason")), "ENCRYPTION_LIMIT");
+	/* A service event in the audit log, as for a rotation on
+	 * schedule, saying why. */
+	assert_int_equal(wait_audit("\"eventName\":\"RotateKey\"", id, 1), 1);
+	assert_int_equal(tu_audit_count(&env, "\"rotationType\":\"AUTOMATIC\","
+	    "\"rotationReason\":\"ENCRYPTION_LIMIT\",\"keyVersion\":2", id),
+	    1);
 }
 
 /* ------------------------------------------------------------- deletion */
