@@ -125,7 +125,11 @@ struct hreq {
 	char source[64];		/* the peer's address */
 	char akid[SIGV4_AKID_MAX + 1];	/* the access key it named */
 	char ua[HTTP_UA_MAX + 1];	/* its User-Agent */
+	char op[HTTP_OP_MAX + 1];	/* the operation its target names */
 	struct audit_origin o;
+	int recorded;			/* dispatched or refused: it has its
+					 * audit record */
+	const char *cut;		/* why kmsd closed it unanswered */
 	/* Queued for the pool: the connection (suspended), the caller and
 	 * the message (the body's object plus "Action"); then the pool's
 	 * reply. */
@@ -229,31 +233,32 @@ send_error(struct MHD_Connection *conn, struct hreq *q, unsigned status,
 
 /*
  * Refuse q before it reaches dispatch, with its audit record: every
- * request is recorded, whoever sent it.  p is the caller when known (a
- * malformed body from a verified caller), else NULL; op the operation
- * the target named, if any.  A refused request's parameters are not
- * recorded: nobody vouched for them.  When the record cannot be written
- * and audit_required holds, the answer says that instead.
+ * request is recorded, whoever sent it, and whether it is answered or
+ * closed (on_completed).  p is the caller when known (a malformed body
+ * from a verified caller), else NULL; the operation is the one its target
+ * named, if any.  A refused request's parameters are not recorded:
+ * nobody vouched for them.  When the record cannot be written and
+ * audit_required holds, the answer says that instead.
  */
-static enum MHD_Result
-refuse(struct http_front *h, struct MHD_Connection *conn, struct hreq *q,
-    const struct principal *p, const char *op, unsigned status,
-    const char *type, const char *msg)
+static int
+refusal_record(struct http_front *h, struct hreq *q,
+    const struct principal *p, const char *type, const char *msg)
 {
 	struct audit_call call;
 	struct audit_item it;
 	json_t *req = NULL, *resp;
 	int r;
 
+	q->recorded = 1;
 	if (h->d->audit == NULL) {
-		return send_error(conn, q, status, type, msg);
+		return 0;
 	}
 	if ((resp = json_pack("{s:s, s:s}", "__type", type, "message",
 	    msg)) == NULL) {
-		return MHD_NO;
+		return KMS_EINTERNAL;
 	}
-	if (op != NULL) {
-		req = json_pack("{s:s}", "Action", op);	/* NULL: "Unknown" */
+	if (q->op[0] != '\0') {
+		req = json_pack("{s:s}", "Action", q->op); /* NULL: "Unknown" */
 	}
 	memset(&call, 0, sizeof(call));
 	call.p = p;
@@ -265,6 +270,16 @@ refuse(struct http_front *h, struct MHD_Connection *conn, struct hreq *q,
 	r = audit_calls(h->d->audit, &call, &it, 1);
 	json_decref(req);
 	json_decref(resp);
+	return r;
+}
+
+static enum MHD_Result
+refuse(struct http_front *h, struct MHD_Connection *conn, struct hreq *q,
+    const struct principal *p, unsigned status, const char *type,
+    const char *msg)
+{
+	int r = refusal_record(h, q, p, type, msg);
+
 	if (r != 0) {
 		return send_error(conn, q, status_for(kms_error_name(r)),
 		    kms_error_name(r), "The audit log cannot be written; the "
@@ -318,32 +333,6 @@ peer_address(struct MHD_Connection *conn, char *out, size_t len)
 	}
 }
 
-/*
- * Where q's caller came from: the peer's address and its User-Agent (cut
- * at HTTP_UA_MAX, every byte outside printable ASCII made '?': a header
- * may hold any byte, an audit record only valid UTF-8).  The access key
- * is added once SigV4 has parsed one.
- */
-static void
-origin_init(struct http_front *h, struct MHD_Connection *conn,
-    struct hreq *q)
-{
-	const char *ua = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_USER_AGENT);
-	size_t i;
-
-	peer_address(conn, q->source, sizeof(q->source));
-	for (i = 0; ua != NULL && ua[i] != '\0' && i < HTTP_UA_MAX; i++) {
-		unsigned char ch = (unsigned char)ua[i];
-		q->ua[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-	}
-	q->ua[i] = '\0';
-	q->o.transport = h->tls ? "https" : "http";
-	q->o.address = q->source;
-	q->o.access_key = NULL;
-	q->o.user_agent = q->ua[0] != '\0' ? q->ua : NULL;
-}
-
 /* The operation X-Amz-Target names (letters only, at most HTTP_OP_MAX),
  * or NULL. */
 static const char *
@@ -364,6 +353,35 @@ target_op(struct MHD_Connection *conn)
 		return NULL;
 	}
 	return op;
+}
+
+/*
+ * Where q's caller came from: the peer's address and its User-Agent (cut
+ * at HTTP_UA_MAX, every byte outside printable ASCII made '?': a header
+ * may hold any byte, an audit record only valid UTF-8).  The access key
+ * is added once SigV4 has parsed one.
+ */
+static void
+origin_init(struct http_front *h, struct MHD_Connection *conn,
+    struct hreq *q)
+{
+	const char *ua = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_USER_AGENT), *op;
+	size_t i;
+
+	peer_address(conn, q->source, sizeof(q->source));
+	for (i = 0; ua != NULL && ua[i] != '\0' && i < HTTP_UA_MAX; i++) {
+		unsigned char ch = (unsigned char)ua[i];
+		q->ua[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+	}
+	q->ua[i] = '\0';
+	if ((op = target_op(conn)) != NULL) {
+		memcpy(q->op, op, strlen(op) + 1);	/* HTTP_OP_MAX at most */
+	}
+	q->o.transport = h->tls ? "https" : "http";
+	q->o.address = q->source;
+	q->o.access_key = NULL;
+	q->o.user_agent = q->ua[0] != '\0' ? q->ua : NULL;
 }
 
 /*
@@ -672,34 +690,35 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 	int err = 0, r;
 
 	if (strcmp(method, "POST") != 0 || strcmp(url, "/") != 0) {
-		return refuse(h, conn, q, NULL, NULL, strcmp(url, "/") != 0 ?
+		return refuse(h, conn, q, NULL, strcmp(url, "/") != 0 ?
 		    MHD_HTTP_NOT_FOUND : MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "UnknownOperationException", "kmsd serves AWS JSON 1.1: "
 		    "POST / with X-Amz-Target: TrentService.<Operation>");
 	}
-	if ((op = target_op(conn)) == NULL) {
-		return refuse(h, conn, q, NULL, NULL, MHD_HTTP_BAD_REQUEST,
+	if (q->op[0] == '\0') {
+		return refuse(h, conn, q, NULL, MHD_HTTP_BAD_REQUEST,
 		    "UnknownOperationException", "X-Amz-Target must be "
 		    "TrentService.<Operation>");
 	}
+	op = q->op;
 	n = strlen(op);
 	ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (ctype != NULL && strncasecmp(ctype, HTTP_JSON_TYPE,
 	    sizeof(HTTP_JSON_TYPE) - 1) != 0 && strncasecmp(ctype,
 	    "application/json", 16) != 0) {
-		return refuse(h, conn, q, NULL, op, MHD_HTTP_BAD_REQUEST,
+		return refuse(h, conn, q, NULL, MHD_HTTP_BAD_REQUEST,
 		    "SerializationException", "Content-Type must be "
 		    HTTP_JSON_TYPE);
 	}
 	if (w == NULL) {
-		return refuse(h, conn, q, NULL, op,
+		return refuse(h, conn, q, NULL,
 		    MHD_HTTP_INTERNAL_SERVER_ERROR, "KMSInternalException",
 		    "no worker for this thread");
 	}
 	msg[0] = '\0';
 	if ((r = client_cert_principal(h, conn, &p, q->source)) < 0) {
-		return refuse(h, conn, q, NULL, op, MHD_HTTP_FORBIDDEN,
+		return refuse(h, conn, q, NULL, MHD_HTTP_FORBIDDEN,
 		    "UnrecognizedClientException", "The client certificate "
 		    "did not verify");
 	}
@@ -707,7 +726,7 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 	    msg, sizeof(msg))) != 0) {
 		log_debug("%s from %s: %s: %s", op, q->source,
 		    sigv4_error_name(r), msg);
-		return refuse(h, conn, q, NULL, op, r == SIGV4_MISSING ?
+		return refuse(h, conn, q, NULL, r == SIGV4_MISSING ?
 		    MHD_HTTP_FORBIDDEN : MHD_HTTP_BAD_REQUEST,
 		    sigv4_error_name(r), msg);
 	}
@@ -715,7 +734,7 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 	req = q->len == 0 ? json_object() : kjson_read_bounded(q->body, q->len,
 	    HTTP_BODY_MAX, &err, msg, sizeof(msg));
 	if (req == NULL) {
-		return refuse(h, conn, q, &p, op, MHD_HTTP_BAD_REQUEST,
+		return refuse(h, conn, q, &p, MHD_HTTP_BAD_REQUEST,
 		    "SerializationException", msg[0] != '\0' ? msg :
 		    "out of memory");
 	}
@@ -727,6 +746,7 @@ serve(struct http_front *h, struct MHD_Connection *conn, const char *url,
 	 * added, as an IPC message's would be. */
 	q->msg = req;
 	q->msglen = q->len + sizeof(",\"Action\":\"\"") - 1 + n;
+	q->recorded = 1;		/* by dispatch */
 	if (!dispatch_op_quick(op) && pool_submit(h, conn, q, &p)) {
 		return MHD_YES;	/* answered when the pool resumes it */
 	}
@@ -770,7 +790,6 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			if (errno != 0 || *end != '\0' || len > HTTP_BODY_MAX) {
 				/* Refused before a byte of it is read. */
 				return refuse(h, conn, q, NULL,
-				    target_op(conn),
 				    MHD_HTTP_CONTENT_TOO_LARGE,
 				    "ValidationException", "The request body "
 				    "exceeds 1048576 bytes");
@@ -794,12 +813,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		if (mono_ms() - q->start_ms > (uint64_t)h->d->cfg.
 		    http_request_timeout_s * 1000) {
 			log_debug("request %s: body too slow, closing", q->id);
+			q->cut = "The request body did not arrive within "
+			    "http_request_timeout; the connection was closed";
 			return MHD_NO;
 		}
 		if (n > HTTP_BODY_MAX - q->len) {
 			/* Chunked past the limit: nothing more is read. */
 			log_debug("request %s: body over %d bytes, closing",
 			    q->id, HTTP_BODY_MAX);
+			q->cut = "The request body exceeds 1048576 bytes; the "
+			    "connection was closed";
 			return MHD_NO;
 		}
 		if (q->len + n > q->cap) {
@@ -838,8 +861,20 @@ static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	struct http_front *h = cls;
 	struct hreq *q = *con_cls;
 
+	if (q != NULL && !q->recorded) {
+		/* Closed before it was answered: recorded all the same. */
+		(void)refusal_record(h, q, NULL, "ConnectionClosed",
+		    q->cut != NULL ? q->cut :
+		    toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ?
+		    "The connection was idle past http_idle_timeout before "
+		    "the request was complete" :
+		    toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ?
+		    "kmsd stopped before the request was complete" :
+		    "The connection closed before the request was complete");
+	}
 	audit_after_reply();	/* the reply has been sent */
 	if (q == NULL) {
 		return;

@@ -8,9 +8,11 @@ path kmsd does not serve: the record whose requestID is the
 x-amzn-RequestId the caller was given names the operation, the outcome
 (errorCode), where the caller came from (transport, sourceIPAddress,
 userAgent) and the access key it named, verified or not; a refused
-caller is "Unknown", never the principal it claimed.  A User-Agent with
-bytes outside printable ASCII is recorded with those bytes as '?', and
-every line of the log stays valid JSON."""
+caller is "Unknown", never the principal it claimed.  Requests closed
+unanswered (a chunked body past the limit, a client that hangs up
+mid-body) are recorded as ConnectionClosed.  A User-Agent with bytes
+outside printable ASCII is recorded with those bytes as '?', and every
+line of the log stays valid JSON."""
 import glob
 import http.client
 import json
@@ -157,5 +159,57 @@ assert (st, typ) == (404, "UnknownOperationException"), (st, typ)
 check(rid, "Unknown", "UnknownOperationException", None, None)
 print("ok: refusals before the body and off the API path recorded",
       flush=True)
+
+
+
+# Closed unanswered: a chunked body past the limit (kmsd closes the
+# connection), a client that hangs up mid-body.
+def by_agent(agent):
+    deadline = time.monotonic() + 5
+    while True:
+        found = [r for r in records() if r.get("userAgent") == agent]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(found) == 1, "%d records from %s" % (len(found), agent)
+    return found[0]
+
+
+def cut(agent, headers, body, chunks):
+    c = http.client.HTTPSConnection("127.0.0.1", int(E["KMSD_PORT"]),
+                                    context=ctx, timeout=10)
+    c.putrequest("POST", "/")
+    hdrs = {"X-Amz-Target": "TrentService.Encrypt",
+            "Content-Type": "application/x-amz-json-1.1",
+            "User-Agent": agent}
+    hdrs.update(headers)
+    for k, v in hdrs.items():
+        c.putheader(k, v)
+    c.endheaders()
+    try:
+        c.send(body)
+        if chunks == 0:
+            return  # hangs up mid-body
+        for _ in range(chunks):
+            c.send(b"10000\r\n" + b"a" * 65536 + b"\r\n")
+        a = c.getresponse()
+        raise AssertionError("answered: %d" % a.status)
+    except (OSError, http.client.HTTPException):
+        pass  # closed by kmsd, as it should be
+    finally:
+        c.close()
+
+
+cut("kmsd-cut-over-limit", {"Transfer-Encoding": "chunked"}, b"", 40)
+r = by_agent("kmsd-cut-over-limit")
+assert r["eventName"] == "Encrypt", r
+assert r["errorCode"] == "ConnectionClosed", r
+assert "exceeds" in r["errorMessage"], r
+assert r["userIdentity"]["type"] == "Unknown", r
+cut("kmsd-cut-closed", {"Content-Length": "1000"}, b'{"KeyId": ', 0)
+r = by_agent("kmsd-cut-closed")
+assert r["errorCode"] == "ConnectionClosed", r
+assert "closed before" in r["errorMessage"], r
+print("ok: requests closed unanswered recorded", flush=True)
 
 records()  # every line of every file still parses
