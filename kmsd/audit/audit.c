@@ -1619,6 +1619,35 @@ config_json(const struct config *c)
 	json_object_set_new(o, "administrators", admins);
 	json_object_set_new(o, "key_creators", creators);
 	json_object_set_new(o, "account_id", json_string(c->account_id));
+	json_object_set_new(o, "arn_partition", json_string(c->arn_partition));
+	json_object_set_new(o, "region", json_string(c->region));
+	if (c->http_listen[0] != '\0') {
+		json_t *h = json_object(), *regions = json_array();
+
+		for (i = 0; i < c->nhttp_regions; i++) {
+			json_array_append_new(regions,
+			    json_string(c->http_regions[i]));
+		}
+		json_object_set_new(h, "listen", json_string(c->http_listen));
+		json_object_set_new(h, "tls_cert", json_string(c->http_tls_cert));
+		json_object_set_new(h, "tls_client_ca",
+		    json_string(c->http_tls_client_ca));
+		json_object_set_new(h, "credentials",
+		    json_string(c->http_credentials));
+		json_object_set_new(h, "regions", regions);
+		json_object_set_new(h, "threads", json_integer(c->http_threads));
+		json_object_set_new(h, "workers", json_integer(c->http_workers));
+		json_object_set_new(h, "max_connections",
+		    json_integer(c->http_max_connections));
+		json_object_set_new(h, "max_per_ip",
+		    json_integer(c->http_max_per_ip));
+		json_object_set_new(h, "idle_timeout",
+		    json_integer(c->http_idle_timeout_s));
+		json_object_set_new(h, "request_timeout",
+		    json_integer(c->http_request_timeout_s));
+		json_object_set_new(o, "http", h);
+	}
+	json_object_set_new(o, "metrics_listen", json_string(c->metrics_listen));
 	json_object_set_new(o, "key_cache_handles",
 	    json_integer((json_int_t)c->key_cache_handles));
 	json_object_set_new(o, "max_encryptions_per_version",

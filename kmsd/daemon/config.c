@@ -278,6 +278,25 @@ arn_field_ok(const char *v, size_t max)
 	return 0;
 }
 
+/* http_regions: regions separated by spaces or commas. */
+static int
+set_regions(struct config *c, char *v)
+{
+	char *tok, *save = NULL;
+
+	c->nhttp_regions = 0;
+	for (tok = strtok_r(v, " ,\t", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ,\t", &save)) {
+		if (c->nhttp_regions == CONFIG_HTTP_REGIONS ||
+		    arn_field_ok(tok, CONFIG_REGION_MAX) != 0) {
+			return -1;
+		}
+		copy(c->http_regions[c->nhttp_regions++],
+		    sizeof(c->http_regions[0]), tok);
+	}
+	return 0;
+}
+
 static int set_path(char *dst, size_t dstlen, const char *v,
     const char **why);
 
@@ -538,6 +557,11 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 			return -1;
 		}
 		copy(c->region, sizeof(c->region), v);
+	} else if (strcmp(k, "http_regions") == 0) {
+		if (set_regions(c, v) != 0) {
+			*why = "at most 16 regions, each 1-24 of a-z, 0-9 and -";
+			return -1;
+		}
 	} else if (strcmp(k, "key_cache_handles") == 0) {
 		if (parse_uint(v, 10000000, &n, 10) != 0 || n < 16) {
 			*why = "key_cache_handles must be 16-10000000";

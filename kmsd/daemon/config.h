@@ -17,6 +17,7 @@
 /* ARN fields (so that a key ARN always fits KEY_ARN_MAX). */
 #define CONFIG_PARTITION_MAX 16		/* aws-iso-b is the longest AWS's */
 #define CONFIG_REGION_MAX 24		/* ap-southeast-3 and the like */
+#define CONFIG_HTTP_REGIONS 16		/* http_regions */
 /* What one peer may make the IPC listener hold (kmsd/frontend/ipc.c). */
 #define CONFIG_PER_UID_DEFAULT 1024	/* connections of one peer uid */
 #define CONFIG_PER_UID_MAX 1000000
@@ -65,6 +66,9 @@ struct config {
 	char http_tls_key[CONFIG_PATH_MAX];	/* PEM, mode 0600 */
 	char http_tls_client_ca[CONFIG_PATH_MAX];	/* verify client certs */
 	char http_credentials[CONFIG_PATH_MAX];	/* SigV4 keys, mode 0600 */
+	/* Regions a SigV4 scope may name besides region. */
+	char http_regions[CONFIG_HTTP_REGIONS][CONFIG_REGION_MAX + 1];
+	int nhttp_regions;
 	int http_threads;			/* each with its own worker */
 	int http_workers;			/* the pool's, likewise */
 	int http_max_connections;

@@ -508,6 +508,21 @@ client_cert_principal(struct http_front *h, struct MHD_Connection *conn,
 	return 1;
 }
 
+/* The region a request's scope may name: its own when http_regions
+ * lists it, else the one of kmsd's ARNs. */
+static const char *
+scope_region(const struct config *c, const char *r)
+{
+	int i;
+
+	for (i = 0; i < c->nhttp_regions; i++) {
+		if (strcmp(c->http_regions[i], r) == 0) {
+			return r;
+		}
+	}
+	return c->region;
+}
+
 /* SigV4: 0 with p filled, or a SIGV4_* error with AWS's message. */
 static int
 sigv4_principal(struct http_front *h, struct MHD_Connection *conn,
@@ -549,8 +564,8 @@ sigv4_principal(struct http_front *h, struct MHD_Connection *conn,
 	q->o.access_key = q->akid;
 	/* An unknown access key is answered first, as AWS does; the
 	 * scope and the clock are checked before the key is derived. */
-	rc = sigv4_check(&m, &a, h->d->cfg.region, HTTP_SERVICE, time(NULL),
-	    msg, msglen);
+	rc = sigv4_check(&m, &a, scope_region(&h->d->cfg, a.region),
+	    HTTP_SERVICE, time(NULL), msg, msglen);
 	r = creds_signing_key(h->creds, a.akid, a.scope_date, a.region,
 	    a.service, rc == SIGV4_OK ? key : NULL, principal,
 	    sizeof(principal));

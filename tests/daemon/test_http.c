@@ -150,6 +150,7 @@ setup(void **state)
 	    "http_tls_cert = %s/server.crt\n"
 	    "http_tls_key = %s/server.key\n"
 	    "http_tls_client_ca = %s/ca.crt\n"
+	    "http_regions = eu-west-3\n"
 	    "http_idle_timeout = " IDLE_TIMEOUT "\n"
 	    "http_request_timeout = " REQUEST_TIMEOUT "\n"
 	    "http_max_per_ip = " MAX_PER_IP "\n"

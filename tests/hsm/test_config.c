@@ -149,6 +149,27 @@ test_config_http_threads_and_workers(void **state)
 	assert_non_null(strstr(err, "http_threads"));
 }
 
+/* http_regions: the regions a SigV4 scope may name besides region. */
+static void
+test_config_http_regions(void **state)
+{
+	struct config c;
+	char err[256];
+
+	config_defaults(&c, dir);
+	assert_int_equal(c.nhttp_regions, 0);
+	assert_int_equal(config_load(&c, write_conf("http_regions = "
+	    "us-east-1, eu-west-3\n"), err, sizeof(err)), 0);
+	assert_int_equal(c.nhttp_regions, 2);
+	assert_string_equal(c.http_regions[0], "us-east-1");
+	assert_string_equal(c.http_regions[1], "eu-west-3");
+	assert_string_equal(c.region, "local");
+	config_defaults(&c, dir);
+	assert_int_not_equal(config_load(&c, write_conf("http_regions = "
+	    "us-east-1 EU_WEST\n"), err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "http_regions"));
+}
+
 static void
 test_config_hsm_recycle_objects_defaults_to_a_bound_and_zero_is_never(
     void **state)
@@ -584,6 +605,7 @@ main(void)
 		cmocka_unit_test(test_config_relative_state_dir_is_made_absolute),
 		cmocka_unit_test(test_config_reads_every_key),
 		cmocka_unit_test(test_config_http_threads_and_workers),
+		cmocka_unit_test(test_config_http_regions),
 		cmocka_unit_test(test_config_hsm_recycle_objects_defaults_to_a_bound_and_zero_is_never),
 		cmocka_unit_test(test_config_rejects_bad_lines_with_file_and_line),
 		cmocka_unit_test(test_config_audit_is_on_by_default_and_every_key_reads),
