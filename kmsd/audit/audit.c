@@ -1629,14 +1629,17 @@ config_json(const struct config *c)
 			    json_string(c->http_regions[i]));
 		}
 		json_object_set_new(h, "listen", json_string(c->http_listen));
-		json_object_set_new(h, "tls_cert", json_string(c->http_tls_cert));
+		json_object_set_new(h, "tls_cert",
+		    json_string(c->http_tls_cert));
 		json_object_set_new(h, "tls_client_ca",
 		    json_string(c->http_tls_client_ca));
 		json_object_set_new(h, "credentials",
 		    json_string(c->http_credentials));
 		json_object_set_new(h, "regions", regions);
-		json_object_set_new(h, "threads", json_integer(c->http_threads));
-		json_object_set_new(h, "workers", json_integer(c->http_workers));
+		json_object_set_new(h, "threads",
+		    json_integer(c->http_threads));
+		json_object_set_new(h, "workers",
+		    json_integer(c->http_workers));
 		json_object_set_new(h, "max_connections",
 		    json_integer(c->http_max_connections));
 		json_object_set_new(h, "max_per_ip",
@@ -1647,7 +1650,8 @@ config_json(const struct config *c)
 		    json_integer(c->http_request_timeout_s));
 		json_object_set_new(o, "http", h);
 	}
-	json_object_set_new(o, "metrics_listen", json_string(c->metrics_listen));
+	json_object_set_new(o, "metrics_listen",
+	    json_string(c->metrics_listen));
 	json_object_set_new(o, "key_cache_handles",
 	    json_integer((json_int_t)c->key_cache_handles));
 	json_object_set_new(o, "max_encryptions_per_version",

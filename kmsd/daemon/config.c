@@ -559,7 +559,8 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 		copy(c->region, sizeof(c->region), v);
 	} else if (strcmp(k, "http_regions") == 0) {
 		if (set_regions(c, v) != 0) {
-			*why = "at most 16 regions, each 1-24 of a-z, 0-9 and -";
+			*why = "at most 16 regions, each 1-24 of a-z, 0-9 "
+			    "and -";
 			return -1;
 		}
 	} else if (strcmp(k, "key_cache_handles") == 0) {

@@ -68,7 +68,7 @@
 #define HTTP_PEM_MAX (256 * 1024)	/* a certificate chain or a key */
 #define HTTP_TARGET_PREFIX "TrentService."
 #define HTTP_OP_MAX 64
-#define HTTP_UA_MAX 256		/* of a User-Agent, in its audit record */
+#define HTTP_UA_MAX 256		/* a User-Agent in an audit record */
 #define HTTP_JSON_TYPE "application/x-amz-json-1.1"
 #define HTTP_SERVICE "kms"
 /* TLS 1.2 and 1.3 only. */
@@ -127,8 +127,8 @@ struct hreq {
 	char ua[HTTP_UA_MAX + 1];	/* its User-Agent */
 	char op[HTTP_OP_MAX + 1];	/* the operation its target names */
 	struct audit_origin o;
-	int recorded;			/* dispatched or refused: it has its
-					 * audit record */
+	int recorded;			/* dispatched or refused: it has
+					 * its audit record */
 	const char *cut;		/* why kmsd closed it unanswered */
 	/* Queued for the pool: the connection (suspended), the caller and
 	 * the message (the body's object plus "Action"); then the pool's
@@ -376,7 +376,8 @@ origin_init(struct http_front *h, struct MHD_Connection *conn,
 	}
 	q->ua[i] = '\0';
 	if ((op = target_op(conn)) != NULL) {
-		memcpy(q->op, op, strlen(op) + 1);	/* HTTP_OP_MAX at most */
+		/* At most HTTP_OP_MAX letters (target_op). */
+		memcpy(q->op, op, strlen(op) + 1);
 	}
 	q->o.transport = h->tls ? "https" : "http";
 	q->o.address = q->source;
