@@ -18,6 +18,8 @@
  * (ring_recover).
  */
 #include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -761,7 +763,24 @@ audit_main(void *arg)
 	const struct config *cfg = &a->d->cfg;
 	uint64_t last_sync = mono_ms(), now;
 	struct timespec ts;
+	struct sched_param sp = { 0 };
+	int e;
 
+	/*
+	 * With group commit no reply waits for this thread, so it runs as
+	 * SCHED_BATCH: the same share of the CPUs as any thread, but woken
+	 * it waits for its turn instead of preempting a worker (perhaps one
+	 * in the middle of a Batch's turn at the HSM).  Batches of 100 at 4
+	 * clients on 2 cores: about 2% more, in 12 rounds of 15; 16 clients:
+	 * the same.  With audit_sync = request, callers wait for its syncs:
+	 * it stays as it is.
+	 */
+	if (cfg->audit_sync == AUDIT_SYNC_GROUP &&
+	    (e = pthread_setschedparam(pthread_self(), SCHED_BATCH,
+	    &sp)) != 0) {
+		log_debug("audit: the log's thread stays SCHED_OTHER: %s",
+		    strerror(e));
+	}
 	kms_mutex_lock(&a->mu);
 	while (!a->stop) {
 		clock_gettime(CLOCK_REALTIME, &ts);
