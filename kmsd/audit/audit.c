@@ -18,11 +18,11 @@
  * (ring_recover).
  */
 #include <dirent.h>
-#include <pthread.h>
-#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1509,12 +1509,28 @@ audit_after_reply(void)
 }
 
 int
-audit_request(struct kmsd *d, const struct principal *p,
-    const struct audit_origin *o, const void *req, size_t len,
+audit_one(struct audit *a, const struct principal *p,
+    const struct audit_origin *o, const char *request_id, json_t *req,
     json_t *reply)
 {
 	struct audit_call call;
 	struct audit_item it;
+
+	memset(&call, 0, sizeof(call));
+	call.p = p;
+	call.o = o;
+	call.request_id = request_id;
+	memset(&it, 0, sizeof(it));
+	it.req = req;
+	it.resp = reply;
+	return audit_calls(a, &call, &it, 1);
+}
+
+int
+audit_request(struct kmsd *d, const struct principal *p,
+    const struct audit_origin *o, const void *req, size_t len,
+    json_t *reply)
+{
 	char id[37], msg[128];
 	json_t *j;
 	int err = 0, r;
@@ -1525,14 +1541,7 @@ audit_request(struct kmsd *d, const struct principal *p,
 	j = kjson_read_bounded(req, len, JSON_MAX_MESSAGE, &err, msg,
 	    sizeof(msg));
 	audit_new_id(id);
-	memset(&call, 0, sizeof(call));
-	call.p = p;
-	call.o = o;
-	call.request_id = id;
-	memset(&it, 0, sizeof(it));
-	it.req = j;
-	it.resp = reply;
-	r = audit_calls(d->audit, &call, &it, 1);
+	r = audit_one(d->audit, p, o, id, j, reply);
 	json_decref(j);
 	return r;
 }
@@ -1612,20 +1621,25 @@ audit_public_key(struct audit *a, char *pem, size_t pemlen, char *fp,
 
 /* ---- start-up ---- */
 
+/* A JSON array of config's list of n strings, width bytes apart. */
+static json_t *
+str_array(const char *list, size_t width, int n)
+{
+	json_t *a = json_array();
+	int i;
+
+	for (i = 0; i < n; i++) {
+		json_array_append_new(a, json_string(list + (size_t)i * width));
+	}
+	return a;
+}
+
 /* The configuration in force, for the start-up record. */
 static json_t *
 config_json(const struct config *c)
 {
-	json_t *o = json_object(), *admins = json_array(),
-	    *creators = json_array();
-	int i;
+	json_t *o = json_object();
 
-	for (i = 0; i < c->nadministrators; i++) {
-		json_array_append_new(admins, json_string(c->administrators[i]));
-	}
-	for (i = 0; i < c->nkey_creators; i++) {
-		json_array_append_new(creators, json_string(c->key_creators[i]));
-	}
 	json_object_set_new(o, "state_dir", json_string(c->state_dir));
 	json_object_set_new(o, "pkcs11_module", json_string(c->pkcs11_module));
 	json_object_set_new(o, "token_label", json_string(c->token_label));
@@ -1635,18 +1649,17 @@ config_json(const struct config *c)
 	json_object_set_new(o, "key_storage", json_string(c->key_storage ==
 	    STORAGE_RESIDENT ? "resident" : "wrapped"));
 	json_object_set_new(o, "workers", json_integer(c->workers));
-	json_object_set_new(o, "administrators", admins);
-	json_object_set_new(o, "key_creators", creators);
+	json_object_set_new(o, "administrators", str_array(
+	    c->administrators[0], sizeof(c->administrators[0]),
+	    c->nadministrators));
+	json_object_set_new(o, "key_creators", str_array(c->key_creators[0],
+	    sizeof(c->key_creators[0]), c->nkey_creators));
 	json_object_set_new(o, "account_id", json_string(c->account_id));
 	json_object_set_new(o, "arn_partition", json_string(c->arn_partition));
 	json_object_set_new(o, "region", json_string(c->region));
 	if (c->http_listen[0] != '\0') {
-		json_t *h = json_object(), *regions = json_array();
+		json_t *h = json_object();
 
-		for (i = 0; i < c->nhttp_regions; i++) {
-			json_array_append_new(regions,
-			    json_string(c->http_regions[i]));
-		}
 		json_object_set_new(h, "listen", json_string(c->http_listen));
 		json_object_set_new(h, "tls_cert",
 		    json_string(c->http_tls_cert));
@@ -1654,7 +1667,9 @@ config_json(const struct config *c)
 		    json_string(c->http_tls_client_ca));
 		json_object_set_new(h, "credentials",
 		    json_string(c->http_credentials));
-		json_object_set_new(h, "regions", regions);
+		json_object_set_new(h, "regions", str_array(
+		    c->http_regions[0], sizeof(c->http_regions[0]),
+		    c->nhttp_regions));
 		json_object_set_new(h, "threads",
 		    json_integer(c->http_threads));
 		json_object_set_new(h, "workers",

@@ -124,9 +124,17 @@ int audit_calls(struct audit *a, const struct audit_call *call,
  */
 void audit_after_reply(void);
 /*
- * For front ends, about a request they answered without dispatch (an
- * unknown caller, a failed signature): req is the raw message (parsed
- * here, never logged as is), reply the answer.  p and o may be NULL.
+ * For front ends, about one request they answered (or closed) without
+ * dispatch, under the id they gave it: req is its parsed request (NULL:
+ * none), reply the answer, as dispatch would record them.  p and o may
+ * be NULL.
+ */
+int audit_one(struct audit *a, const struct principal *p,
+    const struct audit_origin *o, const char *request_id, json_t *req,
+    json_t *reply);
+/*
+ * The same for a raw message (parsed here, never logged as is: an
+ * unknown caller on IPC), under a new id.
  */
 int audit_request(struct kmsd *d, const struct principal *p,
     const struct audit_origin *o, const void *req, size_t len,

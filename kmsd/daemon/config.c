@@ -249,22 +249,6 @@ parse_uint(const char *v, unsigned long long max, unsigned long long *out,
 }
 
 /* A list of principals separated by blanks or commas. */
-static int
-set_list(char (*list)[128], int *n, char *v)
-{
-	char *tok, *save = NULL;
-
-	*n = 0;
-	for (tok = strtok_r(v, " ,\t", &save); tok != NULL;
-	    tok = strtok_r(NULL, " ,\t", &save)) {
-		if (*n == CONFIG_MAX_ADMINS || strlen(tok) >= 128) {
-			return -1;
-		}
-		copy(list[(*n)++], 128, tok);
-	}
-	return 0;
-}
-
 /* A partition or region: what AWS uses in ARNs (lower case, digits, '-'). */
 static int
 arn_field_ok(const char *v, size_t max)
@@ -278,21 +262,23 @@ arn_field_ok(const char *v, size_t max)
 	return 0;
 }
 
-/* http_regions: regions separated by spaces or commas. */
+/*
+ * Words separated by spaces or commas into list, an array of at most max
+ * strings of width bytes each; with region, each must be one.
+ */
 static int
-set_regions(struct config *c, char *v)
+set_list(char *list, size_t width, int max, int *n, char *v, int region)
 {
 	char *tok, *save = NULL;
 
-	c->nhttp_regions = 0;
+	*n = 0;
 	for (tok = strtok_r(v, " ,\t", &save); tok != NULL;
 	    tok = strtok_r(NULL, " ,\t", &save)) {
-		if (c->nhttp_regions == CONFIG_HTTP_REGIONS ||
-		    arn_field_ok(tok, CONFIG_REGION_MAX) != 0) {
+		if (*n == max || strlen(tok) >= width || (region &&
+		    arn_field_ok(tok, CONFIG_REGION_MAX) != 0)) {
 			return -1;
 		}
-		copy(c->http_regions[c->nhttp_regions++],
-		    sizeof(c->http_regions[0]), tok);
+		copy(list + (size_t)(*n)++ * width, width, tok);
 	}
 	return 0;
 }
@@ -530,12 +516,14 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 		}
 		c->workers = (int)n;
 	} else if (strcmp(k, "administrators") == 0) {
-		if (set_list(c->administrators, &c->nadministrators, v) != 0) {
+		if (set_list(c->administrators[0], sizeof(c->administrators[0]),
+		    CONFIG_MAX_ADMINS, &c->nadministrators, v, 0) != 0) {
 			*why = "too many or too long administrators";
 			return -1;
 		}
 	} else if (strcmp(k, "key_creators") == 0) {
-		if (set_list(c->key_creators, &c->nkey_creators, v) != 0) {
+		if (set_list(c->key_creators[0], sizeof(c->key_creators[0]),
+		    CONFIG_MAX_ADMINS, &c->nkey_creators, v, 0) != 0) {
 			*why = "too many or too long key_creators";
 			return -1;
 		}
@@ -558,7 +546,8 @@ set_key(struct config *c, const char *k, char *v, const char **why)
 		}
 		copy(c->region, sizeof(c->region), v);
 	} else if (strcmp(k, "http_regions") == 0) {
-		if (set_regions(c, v) != 0) {
+		if (set_list(c->http_regions[0], sizeof(c->http_regions[0]),
+		    CONFIG_HTTP_REGIONS, &c->nhttp_regions, v, 1) != 0) {
 			*why = "at most 16 regions, each 1-24 of a-z, 0-9 "
 			    "and -";
 			return -1;

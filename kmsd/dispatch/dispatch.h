@@ -17,6 +17,8 @@
 #include "kmsd/frontend/principal.h"
 #include "kmsd/kmsd.h"
 
+struct audit_origin;
+
 /*
  * Handle one message (a request or a Batch) from principal p and return
  * the reply object (never NULL unless out of memory; the caller
@@ -31,7 +33,6 @@ json_t *dispatch(struct worker *w, const struct principal *p,
  * (at most JSON_MAX_MESSAGE), which bounds a single request as dispatch()
  * does; o (may be NULL) says where the caller came from, for its audit
  * record. */
-struct audit_origin;
 json_t *dispatch_object(struct worker *w, const struct principal *p,
     const struct audit_origin *o, json_t *msg, size_t len, const char *id);
 /*

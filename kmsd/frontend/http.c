@@ -62,6 +62,7 @@
 #include "kmsd/kmsd.h"
 
 #define HTTP_BODY_MAX JSON_MAX_MESSAGE	/* as IPC: one message */
+#define HTTP_BODY_TOO_LARGE "The request body exceeds 1048576 bytes"
 /* libmicrohttpd's per-connection pool: request line, headers and the
  * read buffer (AWS SDKs send under 2 KiB of headers). */
 #define HTTP_CONN_MEMORY (32 * 1024)
@@ -244,8 +245,6 @@ static int
 refusal_record(struct http_front *h, struct hreq *q,
     const struct principal *p, const char *type, const char *msg)
 {
-	struct audit_call call;
-	struct audit_item it;
 	json_t *req = NULL, *resp;
 	int r;
 
@@ -260,14 +259,7 @@ refusal_record(struct http_front *h, struct hreq *q,
 	if (q->op[0] != '\0') {
 		req = json_pack("{s:s}", "Action", q->op); /* NULL: "Unknown" */
 	}
-	memset(&call, 0, sizeof(call));
-	call.p = p;
-	call.o = &q->o;
-	call.request_id = q->id;
-	memset(&it, 0, sizeof(it));
-	it.req = req;
-	it.resp = resp;
-	r = audit_calls(h->d->audit, &call, &it, 1);
+	r = audit_one(h->d->audit, p, &q->o, q->id, req, resp);
 	json_decref(req);
 	json_decref(resp);
 	return r;
@@ -807,8 +799,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				/* Refused before a byte of it is read. */
 				return refuse(h, conn, q, NULL,
 				    MHD_HTTP_CONTENT_TOO_LARGE,
-				    "ValidationException", "The request body "
-				    "exceeds 1048576 bytes");
+				    "ValidationException",
+				    HTTP_BODY_TOO_LARGE);
 			}
 			q->expect = (size_t)len;
 		}
@@ -837,8 +829,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 			/* Chunked past the limit: nothing more is read. */
 			log_debug("request %s: body over %d bytes, closing",
 			    q->id, HTTP_BODY_MAX);
-			q->cut = "The request body exceeds 1048576 bytes; the "
-			    "connection was closed";
+			q->cut = HTTP_BODY_TOO_LARGE "; the connection was "
+			    "closed";
 			return MHD_NO;
 		}
 		if (q->len + n > q->cap) {
@@ -873,6 +865,24 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	return serve(h, conn, url, method, q);
 }
 
+/* Why q was closed before it was answered. */
+static const char *
+cut_reason(const struct hreq *q, enum MHD_RequestTerminationCode toe)
+{
+	if (q->cut != NULL) {
+		return q->cut;
+	}
+	switch (toe) {
+	case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+		return "The connection was idle past http_idle_timeout before "
+		    "the request was complete";
+	case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+		return "kmsd stopped before the request was complete";
+	default:
+		return "The connection closed before the request was complete";
+	}
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
@@ -883,13 +893,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (q != NULL && !q->recorded) {
 		/* Closed before it was answered: recorded all the same. */
 		(void)refusal_record(h, q, NULL, "ConnectionClosed",
-		    q->cut != NULL ? q->cut :
-		    toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ?
-		    "The connection was idle past http_idle_timeout before "
-		    "the request was complete" :
-		    toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ?
-		    "kmsd stopped before the request was complete" :
-		    "The connection closed before the request was complete");
+		    cut_reason(q, toe));
 	}
 	audit_after_reply();	/* the reply has been sent */
 	if (q == NULL) {

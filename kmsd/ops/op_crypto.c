@@ -54,7 +54,12 @@ seal_now(struct opctx *c, const struct key_info *ki, const uint8_t *iv,
 	struct key_use u = { 0 };
 	int r;
 
-	if ((r = keycache_pin_encrypt(c->w, ki, &u)) != 0) {
+	r = keycache_pin_encrypt(c->w, ki, &u);
+	if (u.rotated != 0) {
+		/* Recorded even when the pin then failed: it rotated. */
+		budget_rotated(c, ki, u.rotated);
+	}
+	if (r != 0) {
 		return op_state_error(c, r, ki);
 	}
 	blob_write_header(blob, ki->id, u.version);
@@ -65,9 +70,6 @@ seal_now(struct opctx *c, const struct key_info *ki, const uint8_t *iv,
 	    BLOB_HEADER_LEN + ctxlen, pt, ptlen,
 	    blob + BLOB_HEADER_LEN + BLOB_IV_LEN);
 	keycache_unpin(c->w, &u);
-	if (u.rotated != 0) {
-		budget_rotated(c, ki, u.rotated);
-	}
 	if (r != 0) {
 		return op_state_error(c, r, ki);
 	}

@@ -356,7 +356,8 @@ test_http_slow_operation_holds_up_only_itself(void **state)
 
 /* Every request over HTTPS has its audit record, those refused before
  * they reach an operation too (SigV4, a malformed or oversized body, a
- * path not served), naming the access key, address and User-Agent. */
+ * path not served) and those closed unanswered, naming the access key,
+ * address and User-Agent. */
 static void
 test_http_every_request_audited_refusals_too(void **state)
 {

@@ -66,21 +66,22 @@ def records():
     return out
 
 
-def record(rid):
-    """The one record of request rid (written at most a tick after the
-    reply)."""
+def record(field, value):
+    """The one record whose field is value (written at most a tick after
+    the reply)."""
     deadline = time.monotonic() + 5
     while True:
-        found = [r for r in records() if r.get("requestID") == rid]
+        found = [r for r in records() if r.get(field) == value]
         if found or time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    assert len(found) == 1, "%d records of request %s" % (len(found), rid)
+    assert len(found) == 1, "%d records with %s %s" % (len(found), field,
+                                                       value)
     return found[0]
 
 
 def check(rid, op, error, principal, akid):
-    r = record(rid)
+    r = record("requestID", rid)
     u = r["userIdentity"]
     assert r["eventName"] == op, r
     assert r.get("errorCode") == error, r
@@ -136,13 +137,19 @@ print("ok: a malformed body from a verified caller recorded", flush=True)
 ctx = ssl.create_default_context(cafile=E["KMSD_CA"])
 
 
-def raw(method, path, headers):
+def opened(method, path, headers):
+    """A connection with a request's headers sent, no body yet."""
     c = http.client.HTTPSConnection("127.0.0.1", int(E["KMSD_PORT"]),
                                     context=ctx, timeout=10)
     c.putrequest(method, path)
     for k, v in headers.items():
         c.putheader(k, v)
     c.endheaders()
+    return c
+
+
+def raw(method, path, headers):
+    c = opened(method, path, headers)
     a = c.getresponse()
     body = json.loads(a.read())
     c.close()
@@ -161,31 +168,14 @@ print("ok: refusals before the body and off the API path recorded",
       flush=True)
 
 
-
 # Closed unanswered: a chunked body past the limit (kmsd closes the
 # connection), a client that hangs up mid-body.
-def by_agent(agent):
-    deadline = time.monotonic() + 5
-    while True:
-        found = [r for r in records() if r.get("userAgent") == agent]
-        if found or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert len(found) == 1, "%d records from %s" % (len(found), agent)
-    return found[0]
-
-
 def cut(agent, headers, body, chunks):
-    c = http.client.HTTPSConnection("127.0.0.1", int(E["KMSD_PORT"]),
-                                    context=ctx, timeout=10)
-    c.putrequest("POST", "/")
     hdrs = {"X-Amz-Target": "TrentService.Encrypt",
             "Content-Type": "application/x-amz-json-1.1",
             "User-Agent": agent}
     hdrs.update(headers)
-    for k, v in hdrs.items():
-        c.putheader(k, v)
-    c.endheaders()
+    c = opened("POST", "/", hdrs)
     try:
         c.send(body)
         if chunks == 0:
@@ -201,13 +191,13 @@ def cut(agent, headers, body, chunks):
 
 
 cut("kmsd-cut-over-limit", {"Transfer-Encoding": "chunked"}, b"", 40)
-r = by_agent("kmsd-cut-over-limit")
+r = record("userAgent", "kmsd-cut-over-limit")
 assert r["eventName"] == "Encrypt", r
 assert r["errorCode"] == "ConnectionClosed", r
 assert "exceeds" in r["errorMessage"], r
 assert r["userIdentity"]["type"] == "Unknown", r
 cut("kmsd-cut-closed", {"Content-Length": "1000"}, b'{"KeyId": ', 0)
-r = by_agent("kmsd-cut-closed")
+r = record("userAgent", "kmsd-cut-closed")
 assert r["errorCode"] == "ConnectionClosed", r
 assert "closed before" in r["errorMessage"], r
 print("ok: requests closed unanswered recorded", flush=True)
