@@ -39,8 +39,8 @@
 
 /* SHA256_CTX: OpenSSL 3 keeps the low-level API, deprecated. */
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
-#include <sodium.h>
 
 #include "common/secmem.h"
 #include "kmsd/frontend/sigv4.h"
@@ -117,25 +117,31 @@ sb_str(struct sbuf *b, const char *s)
 	sb_add(b, s, strlen(s));
 }
 
+#define SIGV4_UNRESERVED "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
+    "0123456789-_.~"
+
 /* s, each byte outside the unreserved set (and '/' when keep_slash)
- * as %XX. */
+ * as %XX; runs of bytes kept as they are added at once. */
 static void
 sb_uri(struct sbuf *b, const char *s, int keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	const char *keep = keep_slash ? SIGV4_UNRESERVED "/" :
+	    SIGV4_UNRESERVED;
 	char e[3];
+	size_t run;
 
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (isalnum(c) || c == '-' || c == '_' || c == '.' ||
-		    c == '~' || (keep_slash && c == '/')) {
-			sb_add(b, (const char *)&c, 1);
-		} else {
-			e[0] = '%';
-			e[1] = hex[c >> 4];
-			e[2] = hex[c & 15];
-			sb_add(b, e, 3);
+	while (*s != '\0') {
+		if ((run = strspn(s, keep)) > 0) {
+			sb_add(b, s, run);
+			s += run;
+			continue;
 		}
+		e[0] = '%';
+		e[1] = hex[(unsigned char)*s >> 4];
+		e[2] = hex[(unsigned char)*s & 15];
+		sb_add(b, e, 3);
+		s++;
 	}
 }
 
@@ -192,30 +198,45 @@ digits(const char *s, size_t n)
 	return 1;
 }
 
-/* YYYYMMDDTHHMMSSZ → seconds since the epoch; -1 if malformed. */
+/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar
+ * (m 1-12), as timegm(3) counts them without its time-zone machinery. */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+#define D2(p) (((p)[0] - '0') * 10 + ((p)[1] - '0'))
+
+/* YYYYMMDDTHHMMSSZ → seconds since the epoch; -1 if malformed.  Like
+ * timegm(3), a day past the month's end runs into the next month. */
 static int
 parse_amz_date(const char *s, time_t *out)
 {
-	struct tm tm;
+	int y, mon, mday, hour, min, sec;
 
 	if (strlen(s) != 16 || !digits(s, 8) || s[8] != 'T' ||
 	    !digits(s + 9, 6) || s[15] != 'Z') {
 		return -1;
 	}
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 +
-	    (s[2] - '0') * 10 + (s[3] - '0') - 1900;
-	tm.tm_mon = (s[4] - '0') * 10 + (s[5] - '0') - 1;
-	tm.tm_mday = (s[6] - '0') * 10 + (s[7] - '0');
-	tm.tm_hour = (s[9] - '0') * 10 + (s[10] - '0');
-	tm.tm_min = (s[11] - '0') * 10 + (s[12] - '0');
-	tm.tm_sec = (s[13] - '0') * 10 + (s[14] - '0');
-	if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 ||
-	    tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-	    tm.tm_sec > 60) {
+	y = D2(s) * 100 + D2(s + 2);
+	mon = D2(s + 4);
+	mday = D2(s + 6);
+	hour = D2(s + 9);
+	min = D2(s + 11);
+	sec = D2(s + 13);
+	if (mon < 1 || mon > 12 || mday < 1 || mday > 31 || hour > 23 ||
+	    min > 59 || sec > 60) {
 		return -1;
 	}
-	*out = timegm(&tm);
+	*out = (time_t)((days_from_civil(y, mon, 1) + mday - 1) * 86400 +
+	    hour * 3600 + min * 60 + sec);
 	return 0;
 }
 
@@ -402,27 +423,23 @@ add_header_values(struct sbuf *b, const struct sigv4_msg *m,
 
 	for (i = 0; i < m->nheaders; i++) {
 		const char *v = m->headers[i].value;
-		int space = 0;
-		if (strlen(m->headers[i].name) != namelen ||
-		    strncasecmp(m->headers[i].name, name, namelen) != 0) {
+		size_t run;
+		if (strncasecmp(m->headers[i].name, name, namelen) != 0 ||
+		    m->headers[i].name[namelen] != '\0') {
 			continue;
 		}
 		if (found++) {
 			sb_add(b, ",", 1);
 		}
-		while (*v == ' ' || *v == '\t') {
-			v++;
-		}
-		for (; *v != '\0'; v++) {
-			if (*v == ' ' || *v == '\t') {
-				space = 1;
-				continue;
-			}
-			if (space) {
+		v += strspn(v, " \t");
+		while (*v != '\0') {
+			run = strcspn(v, " \t");
+			sb_add(b, v, run);
+			v += run;
+			v += strspn(v, " \t");
+			if (*v != '\0') {
 				sb_add(b, " ", 1);
-				space = 0;
 			}
-			sb_add(b, v, 1);
 		}
 	}
 	return found;
@@ -615,28 +632,44 @@ sigv4_signing_key(const uint8_t *secret, size_t secretlen, const char *date,
 	return 0;
 }
 
+/* Append s at out + n; the new length. */
+static size_t
+put_field(char *out, size_t n, const char *s)
+{
+	size_t len = strlen(s);
+
+	memcpy(out + n, s, len);
+	return n + len;
+}
+
 /* The signature of m under the signing key, as hex. */
 static int
 sign_key(const struct sigv4_msg *m, const struct sigv4_auth *a,
     const uint8_t key[SIGV4_KEY_LEN], char hex[65], char *msg, size_t msglen)
 {
 	uint8_t sig[32];
-	char *creq = NULL, creq_hash[65], sts[256 + 2 * SIGV4_SCOPE_FIELD_MAX];
-	int r, n;
+	char *creq = NULL, sts[256 + 2 * SIGV4_SCOPE_FIELD_MAX];
+	size_t n = 0;
+	int r;
 
 	if ((r = sigv4_canonical_request(m, a, &creq, msg, msglen)) != 0) {
 		return r;
 	}
-	sha256_hex(creq, strlen(creq), creq_hash);
+	/* AWS4-HMAC-SHA256 \n X-Amz-Date \n scope \n hex(SHA-256(creq));
+	 * each field is bounded by its array in struct sigv4_auth. */
+	n = put_field(sts, n, SIGV4_ALGORITHM "\n");
+	n = put_field(sts, n, a->amz_date);
+	n = put_field(sts, n, "\n");
+	n = put_field(sts, n, a->scope_date);
+	n = put_field(sts, n, "/");
+	n = put_field(sts, n, a->region);
+	n = put_field(sts, n, "/");
+	n = put_field(sts, n, a->service);
+	n = put_field(sts, n, "/aws4_request\n");
+	sha256_hex(creq, strlen(creq), sts + n);
+	n += 64;
 	free(creq);
-	n = snprintf(sts, sizeof(sts), "%s\n%s\n%s/%s/%s/aws4_request\n%s",
-	    SIGV4_ALGORITHM, a->amz_date, a->scope_date, a->region,
-	    a->service, creq_hash);
-	if (n < 0 || (size_t)n >= sizeof(sts)) {
-		return fail(SIGV4_INVALID, msg, msglen, "cannot compute the "
-		    "signature");
-	}
-	hmac(key, SIGV4_KEY_LEN, sts, (size_t)n, sig);
+	hmac(key, SIGV4_KEY_LEN, sts, n, sig);
 	hexify(sig, 32, hex);
 	return SIGV4_OK;
 }
@@ -731,7 +764,7 @@ sigv4_verify_key(const struct sigv4_msg *m, const struct sigv4_auth *a,
 	for (i = 0; i < 64 && a->signature[i] != '\0'; i++) {
 		lower[i] = (char)tolower((unsigned char)a->signature[i]);
 	}
-	if (i != 64 || sodium_memcmp(lower, want, 64) != 0) {
+	if (i != 64 || CRYPTO_memcmp(lower, want, 64) != 0) {
 		return fail(SIGV4_INVALID, msg, msglen, "The request signature "
 		    "we calculated does not match the signature you provided. "
 		    "Check your AWS Secret Access Key and signing method. "

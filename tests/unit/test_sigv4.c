@@ -480,6 +480,51 @@ test_sigv4_credentials_keep_the_key_until_the_file_changes(void **state)
 	rmdir(dir);
 }
 
+/* X-Amz-Date as seconds since the epoch, sigv4_parse's and timegm(3)'s. */
+static void
+date_as_timegm(const char *date)
+{
+	struct sigv4_kv h[6];
+	struct sigv4_msg m;
+	struct sigv4_auth a;
+	struct tm tm;
+	char msg[512];
+
+	kms_msg(h, &m, KMS_AUTHZ, kms_body);
+	h[3].value = date;
+	assert_int_equal(sigv4_parse(&m, &a, msg, sizeof(msg)), 0);
+	memset(&tm, 0, sizeof(tm));
+	assert_int_equal(sscanf(date, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year,
+	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec), 6);
+	tm.tm_year -= 1900;
+	tm.tm_mon--;
+	assert_int_equal((long long)a.when, (long long)timegm(&tm));
+}
+
+/* X-Amz-Date is read as timegm(3) reads a UTC time: every 13th day over
+ * four centuries, leap days, a leap second, a day past a month's end. */
+static void
+test_sigv4_dates_count_as_timegm_does(void **state)
+{
+	static const char *odd[] = { "20000229T000000Z", "21000301T000000Z",
+	    "20240229T235959Z", "19991231T235960Z", "20260231T120000Z",
+	    "19700101T000000Z", "99991231T235959Z", "16000101T000000Z" };
+	struct tm tm;
+	char date[17];
+	time_t t;
+	size_t i;
+
+	(void)state;
+	for (t = 0; t < (time_t)400 * 366 * 86400; t += 13 * 86400 + 3661) {
+		gmtime_r(&t, &tm);
+		strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+		date_as_timegm(date);
+	}
+	for (i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		date_as_timegm(odd[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -493,6 +538,7 @@ main(void)
 		cmocka_unit_test(test_sigv4_signing_key_as_aws_derives_it),
 		cmocka_unit_test(test_sigv4_content_sha256_header_must_match_the_body),
 		cmocka_unit_test(test_sigv4_credentials_keep_the_key_until_the_file_changes),
+		cmocka_unit_test(test_sigv4_dates_count_as_timegm_does),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
