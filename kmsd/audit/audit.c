@@ -1571,6 +1571,12 @@ audit_service_event(struct audit *a, const char *name,
 	return r;
 }
 
+void
+audit_time_now(char out[32])
+{
+	rec_utc_now(out);
+}
+
 static void
 fingerprint(const uint8_t *spki, size_t len, char out[64])
 {
@@ -1678,6 +1684,8 @@ config_json(const struct config *c)
 		    json_integer(c->http_max_connections));
 		json_object_set_new(h, "max_per_ip",
 		    json_integer(c->http_max_per_ip));
+		json_object_set_new(h, "refusals_per_minute",
+		    json_integer(c->http_refusals_per_minute));
 		json_object_set_new(h, "idle_timeout",
 		    json_integer(c->http_idle_timeout_s));
 		json_object_set_new(h, "request_timeout",

@@ -150,6 +150,10 @@ int audit_request(struct kmsd *d, const struct principal *p,
 int audit_service_event(struct audit *a, const char *name,
     const char *resource_arn, json_t *details);
 
+/* The time now as records write it (UTC, milliseconds, "…Z"), for a
+ * service event's details. */
+void audit_time_now(char out[32]);
+
 /*
  * GetKeyLastUsage: the last successful cryptographic operation recorded
  * for key id (36-character form) since tracking_ms (kmsd's start: the

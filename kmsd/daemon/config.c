@@ -79,6 +79,7 @@ config_defaults(struct config *c, const char *state_dir)
 	c->http_workers = 4;
 	c->http_max_connections = 1024;
 	c->http_max_per_ip = 128;
+	c->http_refusals_per_minute = 600;
 	c->http_idle_timeout_s = 30;
 	c->http_request_timeout_s = 30;
 	c->max_connections_per_uid = CONFIG_PER_UID_DEFAULT;
@@ -303,6 +304,8 @@ set_http_key(struct config *c, const char *k, char *v, const char **why)
 		    http_max_connections), 1, 65536 },
 		{ "http_max_per_ip", offsetof(struct config, http_max_per_ip),
 		    1, 65536 },
+		{ "http_refusals_per_minute", offsetof(struct config,
+		    http_refusals_per_minute), 0, 1000000 },
 		{ "http_idle_timeout", offsetof(struct config,
 		    http_idle_timeout_s), 1, 3600 },
 		{ "http_request_timeout", offsetof(struct config,

@@ -73,6 +73,8 @@ struct config {
 	int http_workers;			/* the pool's, likewise */
 	int http_max_connections;
 	int http_max_per_ip;
+	int http_refusals_per_minute;		/* recorded one by one, per
+						 * address; 0: all */
 	int http_idle_timeout_s;		/* a silent connection closes */
 	int http_request_timeout_s;		/* a whole request's body */
 	char metrics_listen[CONFIG_PATH_MAX];	/* Prometheus; "" = off */

@@ -47,6 +47,7 @@
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -94,6 +95,44 @@ struct http_pool {
 	int started;			/* running */
 };
 
+/*
+ * Refusals of peers nobody vouched for (no verified caller: a missing or
+ * bad signature, an unknown access key, a certificate that does not
+ * verify, a request cut short) are recorded one by one up to
+ * http_refusals_per_minute from each address; past that they are
+ * counted, and the count is recorded once that address's minute is over
+ * (within a second, or at shutdown) in one service event,
+ * UnauthenticatedRefusalsCounted: the address, how many, which errors,
+ * the first and the last.  Otherwise a peer without credentials could
+ * grow the audit log without bound and, with audit_required, stop kmsd
+ * for everyone by filling its disk; the auditor still sees all it tried.
+ * A verified caller's requests are always recorded one by one.  When
+ * REFUSAL_SLOTS addresses are being counted at once, the others share
+ * one count (its sourceIPAddress null).
+ */
+#define REFUSAL_SLOTS 1024
+#define REFUSAL_PROBE 8			/* slots an address may take */
+#define REFUSAL_CODES 8			/* errors counted by name */
+#define REFUSAL_WINDOW_MS 60000
+
+struct refusal_slot {
+	char addr[64];			/* "": free */
+	uint64_t start_ms;		/* mono_ms: its minute began */
+	uint32_t recorded, dropped;
+	char first[32], last[32];	/* the first and last dropped */
+	struct {
+		const char *type;	/* a static string (refuse's) */
+		uint32_t n;
+	} code[REFUSAL_CODES];
+	uint32_t other;			/* dropped with yet other errors */
+};
+
+struct refusals {
+	pthread_mutex_t mu;
+	struct refusal_slot *slot;	/* REFUSAL_SLOTS, then the others' */
+	atomic_int pending;		/* slots with a count to record */
+};
+
 struct http_front {
 	struct kmsd *d;
 	struct MHD_Daemon *mhd;
@@ -106,6 +145,7 @@ struct http_front {
 	char *key;			/* PEM, locked */
 	size_t keycap;
 	int tls, client_certs;
+	struct refusals ref;
 };
 
 /* The worker of this libmicrohttpd thread (one front end per process);
@@ -232,6 +272,142 @@ send_error(struct MHD_Connection *conn, struct hreq *q, unsigned status,
 	return r;
 }
 
+/* Record sl's count, ref.mu held, and start its address's next minute;
+ * the slot is free again. */
+static void
+refusal_flush(struct http_front *h, struct refusal_slot *sl)
+{
+	json_t *det, *codes;
+	int i, ok;
+
+	if (sl->dropped > 0) {
+		codes = json_object();
+		ok = codes != NULL;
+		for (i = 0; ok && i < REFUSAL_CODES && sl->code[i].type != NULL;
+		    i++) {
+			ok = json_object_set_new(codes, sl->code[i].type,
+			    json_integer(sl->code[i].n)) == 0;
+		}
+		if (ok && sl->other > 0) {
+			ok = json_object_set_new(codes, "other",
+			    json_integer(sl->other)) == 0;
+		}
+		det = ok ? json_pack("{s:s?, s:I, s:o, s:s, s:s, s:I, s:I}",
+		    "sourceIPAddress", sl == &h->ref.slot[REFUSAL_SLOTS] ?
+		    NULL : sl->addr, "count", (json_int_t)sl->dropped,
+		    "errorCodes", codes, "firstTime", sl->first, "lastTime",
+		    sl->last, "recordedOneByOne", (json_int_t)sl->recorded,
+		    "limitPerMinute",
+		    (json_int_t)h->d->cfg.http_refusals_per_minute) : NULL;
+		if (det == NULL) {
+			json_decref(codes);
+			log_error("http: %u refusals from %s could not be "
+			    "recorded: out of memory", sl->dropped, sl->addr);
+		} else {
+			(void)audit_service_event(h->d->audit,
+			    "UnauthenticatedRefusalsCounted", NULL, det);
+			json_decref(det);
+		}
+		atomic_fetch_sub(&h->ref.pending, 1);
+	}
+	memset(sl, 0, sizeof(*sl));
+}
+
+/* Record the counts of the minutes that are over (all, with every). */
+static void
+refusals_sweep(struct http_front *h, int every)
+{
+	uint64_t now = mono_ms();
+	int i;
+
+	if (h->ref.slot == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&h->ref.mu);
+	for (i = 0; i <= REFUSAL_SLOTS; i++) {
+		struct refusal_slot *sl = &h->ref.slot[i];
+		if (sl->addr[0] != '\0' && (every ||
+		    now - sl->start_ms >= REFUSAL_WINDOW_MS)) {
+			refusal_flush(h, sl);
+		}
+	}
+	pthread_mutex_unlock(&h->ref.mu);
+}
+
+/* May a refusal from addr (nobody vouched for it) have its own record?
+ * Else it is counted. */
+static int
+refusal_admit(struct http_front *h, const char *addr, const char *type)
+{
+	struct refusal_slot *sl = NULL, *free_sl = NULL;
+	uint64_t now = mono_ms();
+	unsigned hash = 2166136261u;
+	const char *c;
+	int i, admit;
+
+	if (h->ref.slot == NULL || h->d->cfg.http_refusals_per_minute == 0) {
+		return 1;
+	}
+	for (c = addr; *c != '\0'; c++) {
+		hash = (hash ^ (unsigned char)*c) * 16777619u;
+	}
+	pthread_mutex_lock(&h->ref.mu);
+	for (i = 0; i < REFUSAL_PROBE; i++) {
+		struct refusal_slot *s = &h->ref.slot[(hash + (unsigned)i) %
+		    REFUSAL_SLOTS];
+		if (s->addr[0] != '\0' && now - s->start_ms >=
+		    REFUSAL_WINDOW_MS) {
+			refusal_flush(h, s);	/* its minute is over */
+		}
+		if (strcmp(s->addr, addr) == 0) {
+			sl = s;
+			break;
+		}
+		if (s->addr[0] == '\0' && free_sl == NULL) {
+			free_sl = s;
+		}
+	}
+	if (sl == NULL && (sl = free_sl) == NULL) {
+		sl = &h->ref.slot[REFUSAL_SLOTS];	/* the others' */
+		if (sl->addr[0] != '\0' && now - sl->start_ms >=
+		    REFUSAL_WINDOW_MS) {
+			refusal_flush(h, sl);
+		}
+	}
+	if (sl->addr[0] == '\0') {
+		snprintf(sl->addr, sizeof(sl->addr), "%s",
+		    sl == &h->ref.slot[REFUSAL_SLOTS] ? "*" : addr);
+		sl->start_ms = now;
+	}
+	admit = sl->recorded < (uint32_t)h->d->cfg.http_refusals_per_minute;
+	if (admit) {
+		sl->recorded++;
+	} else {
+		if (sl->dropped++ == 0) {
+			audit_time_now(sl->first);
+			if (atomic_fetch_add(&h->ref.pending, 1) == 0) {
+				/* A pool thread records it when the minute is
+				 * over (pool_main). */
+				pthread_mutex_lock(&h->pool.mu);
+				pthread_cond_signal(&h->pool.cv);
+				pthread_mutex_unlock(&h->pool.mu);
+			}
+		}
+		audit_time_now(sl->last);
+		for (i = 0; i < REFUSAL_CODES && sl->code[i].type != NULL &&
+		    strcmp(sl->code[i].type, type) != 0; i++) {
+		}
+		if (i == REFUSAL_CODES) {
+			sl->other++;
+		} else {
+			sl->code[i].type = type;
+			sl->code[i].n++;
+		}
+	}
+	pthread_mutex_unlock(&h->ref.mu);
+	return admit;
+}
+
 /*
  * Refuse q before it reaches dispatch, with its audit record: every
  * request is recorded, whoever sent it, and whether it is answered or
@@ -249,7 +425,8 @@ refusal_record(struct http_front *h, struct hreq *q,
 	int r;
 
 	q->recorded = 1;
-	if (h->d->audit == NULL) {
+	if (h->d->audit == NULL || (p == NULL && !refusal_admit(h, q->source,
+	    type))) {
 		return 0;
 	}
 	if ((resp = json_pack("{s:s, s:s}", "__type", type, "message",
@@ -656,12 +833,26 @@ pool_main(void *arg)
 {
 	struct pool_thread *t = arg;
 	struct http_pool *pl = &t->h->pool;
+	struct timespec ts;
 	struct hreq *q;
 
 	pthread_mutex_lock(&pl->mu);
 	for (;;) {
 		while (pl->head == NULL && !pl->stopping) {
-			pthread_cond_wait(&pl->cv, &pl->mu);
+			if (atomic_load(&t->h->ref.pending) == 0) {
+				pthread_cond_wait(&pl->cv, &pl->mu);
+				continue;
+			}
+			/* Refusals are being counted: their minute's count
+			 * is recorded within a second of its end. */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec++;
+			if (pthread_cond_timedwait(&pl->cv, &pl->mu, &ts) ==
+			    ETIMEDOUT) {
+				pthread_mutex_unlock(&pl->mu);
+				refusals_sweep(t->h, 0);
+				pthread_mutex_lock(&pl->mu);
+			}
 		}
 		if ((q = pl->head) == NULL) {
 			break;		/* stopping, and drained */
@@ -1084,6 +1275,8 @@ http_stop(struct http_front *h)
 	if (h->mhd != NULL) {
 		MHD_stop_daemon(h->mhd);	/* waits for its threads */
 	}
+	/* No refusal comes now: the counts of the minutes begun. */
+	refusals_sweep(h, 1);
 	for (i = 0; i < h->nws; i++) {
 		worker_fini(&h->ws[i]);
 	}
@@ -1093,6 +1286,8 @@ http_stop(struct http_front *h)
 	free(h->pool.pt);
 	pthread_mutex_destroy(&h->pool.mu);
 	pthread_cond_destroy(&h->pool.cv);
+	pthread_mutex_destroy(&h->ref.mu);
+	free(h->ref.slot);
 	free(h->ws);
 	creds_close(h->creds);
 	free(h->cert);
@@ -1127,6 +1322,16 @@ http_start(struct kmsd *d, struct http_front **out, char *err, size_t errlen)
 	h->d = d;
 	pthread_mutex_init(&h->pool.mu, NULL);
 	pthread_cond_init(&h->pool.cv, NULL);
+	pthread_mutex_init(&h->ref.mu, NULL);
+	if (d->audit != NULL && (h->ref.slot = calloc(REFUSAL_SLOTS + 1,
+	    sizeof(*h->ref.slot))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		pthread_mutex_destroy(&h->pool.mu);
+		pthread_cond_destroy(&h->pool.cv);
+		pthread_mutex_destroy(&h->ref.mu);
+		free(h);
+		return KMS_ENOMEM;
+	}
 	if (http_resolve_listen("http_listen", c->http_listen, &ai, err,
 	    errlen) != 0) {
 		r = KMS_EVALIDATION;

@@ -501,6 +501,45 @@ test_http_no_secret_in_log_and_plain_http_loopback_only(void **state)
 	free(out);
 }
 
+/*
+ * Refusals of a peer nobody vouched for are recorded one by one up to
+ * http_refusals_per_minute from its address, then counted: the count is
+ * recorded at the end of its minute or, as here, when kmsd stops.  Other
+ * addresses keep their own allowance, and the log still verifies.
+ */
+static void
+test_http_unauthenticated_refusals_counted_past_the_limit(void **state)
+{
+	const char *one = "\"sourceIPAddress\":\"127.0.0.2\"";
+	int i, n = -1;
+
+	setenv("LIMIT", "600", 1);	/* the default */
+	setenv("EXTRA", "50", 1);
+	drive("/usr/bin/python3 tests/sdk/refusal_limit.py");
+	for (i = 0; i < 100 && (n = tu_audit_count(&env, one,
+	    "MissingAuthenticationTokenException")) < 600; i++) {
+		usleep(50 * 1000);
+	}
+	usleep(200 * 1000);
+	assert_int_equal(tu_audit_count(&env, one,
+	    "MissingAuthenticationTokenException"), 600);
+	assert_int_equal(tu_audit_count(&env,
+	    "\"sourceIPAddress\":\"127.0.0.3\"",
+	    "MissingAuthenticationTokenException"), 3);
+	assert_int_equal(tu_audit_count(&env,
+	    "UnauthenticatedRefusalsCounted", NULL), 0);
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	assert_int_equal(tu_audit_count(&env,
+	    "\"eventName\":\"UnauthenticatedRefusalsCounted\"",
+	    "\"serviceEventDetails\":{\"sourceIPAddress\":\"127.0.0.2\","
+	    "\"count\":50,\"errorCodes\":{"
+	    "\"MissingAuthenticationTokenException\":50}"), 1);
+	assert_int_equal(tu_audit_count(&env,
+	    "UnauthenticatedRefusalsCounted", "127.0.0.3"), 0);
+	assert_int_equal(tu_audit_verify(&env), 0);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+}
+
 int
 main(void)
 {
@@ -517,6 +556,7 @@ main(void)
 		cmocka_unit_test(test_http_metrics_count_both_front_ends),
 		cmocka_unit_test(test_http_kms_bench_runs_against_the_endpoint),
 		cmocka_unit_test(test_http_tls_1_2_and_1_3_only),
+		cmocka_unit_test(test_http_unauthenticated_refusals_counted_past_the_limit),
 	};
 
 	if (getenv("KMS_TEST_FILTER") != NULL) {

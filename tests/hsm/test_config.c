@@ -157,6 +157,24 @@ test_config_http_threads_and_workers(void **state)
 	expect_error("http_threads = 0\n", "http_threads");
 }
 
+/* http_refusals_per_minute: 600 by default, 0 (no limit) allowed. */
+static void
+test_config_http_refusals_per_minute(void **state)
+{
+	struct config c;
+	char err[256];
+
+	config_defaults(&c, dir);
+	assert_int_equal(c.http_refusals_per_minute, 600);
+	assert_int_equal(config_load(&c, write_conf(
+	    "http_refusals_per_minute = 0\n"), err, sizeof(err)), 0);
+	assert_int_equal(c.http_refusals_per_minute, 0);
+	expect_error("http_refusals_per_minute = -1\n",
+	    "http_refusals_per_minute");
+	expect_error("http_refusals_per_minute = 1000001\n",
+	    "http_refusals_per_minute");
+}
+
 /* http_regions: the regions a SigV4 scope may name besides region. */
 static void
 test_config_http_regions(void **state)
@@ -596,6 +614,7 @@ main(void)
 		cmocka_unit_test(test_config_relative_state_dir_is_made_absolute),
 		cmocka_unit_test(test_config_reads_every_key),
 		cmocka_unit_test(test_config_http_threads_and_workers),
+		cmocka_unit_test(test_config_http_refusals_per_minute),
 		cmocka_unit_test(test_config_http_regions),
 		cmocka_unit_test(test_config_hsm_recycle_objects_defaults_to_a_bound_and_zero_is_never),
 		cmocka_unit_test(test_config_rejects_bad_lines_with_file_and_line),
