@@ -313,6 +313,17 @@ refusal_flush(struct http_front *h, struct refusal_slot *sl)
 	memset(sl, 0, sizeof(*sl));
 }
 
+/* Flush sl when its minute is over (any time, with every). */
+static void
+refusal_expire(struct http_front *h, struct refusal_slot *sl, uint64_t now,
+    int every)
+{
+	if (sl->addr[0] != '\0' && (every ||
+	    now - sl->start_ms >= REFUSAL_WINDOW_MS)) {
+		refusal_flush(h, sl);
+	}
+}
+
 /* Record the counts of the minutes that are over (all, with every). */
 static void
 refusals_sweep(struct http_front *h, int every)
@@ -325,11 +336,7 @@ refusals_sweep(struct http_front *h, int every)
 	}
 	pthread_mutex_lock(&h->ref.mu);
 	for (i = 0; i <= REFUSAL_SLOTS; i++) {
-		struct refusal_slot *sl = &h->ref.slot[i];
-		if (sl->addr[0] != '\0' && (every ||
-		    now - sl->start_ms >= REFUSAL_WINDOW_MS)) {
-			refusal_flush(h, sl);
-		}
+		refusal_expire(h, &h->ref.slot[i], now, every);
 	}
 	pthread_mutex_unlock(&h->ref.mu);
 }
@@ -355,10 +362,7 @@ refusal_admit(struct http_front *h, const char *addr, const char *type)
 	for (i = 0; i < REFUSAL_PROBE; i++) {
 		struct refusal_slot *s = &h->ref.slot[(hash + (unsigned)i) %
 		    REFUSAL_SLOTS];
-		if (s->addr[0] != '\0' && now - s->start_ms >=
-		    REFUSAL_WINDOW_MS) {
-			refusal_flush(h, s);	/* its minute is over */
-		}
+		refusal_expire(h, s, now, 0);
 		if (strcmp(s->addr, addr) == 0) {
 			sl = s;
 			break;
@@ -369,10 +373,7 @@ refusal_admit(struct http_front *h, const char *addr, const char *type)
 	}
 	if (sl == NULL && (sl = free_sl) == NULL) {
 		sl = &h->ref.slot[REFUSAL_SLOTS];	/* the others' */
-		if (sl->addr[0] != '\0' && now - sl->start_ms >=
-		    REFUSAL_WINDOW_MS) {
-			refusal_flush(h, sl);
-		}
+		refusal_expire(h, sl, now, 0);
 	}
 	if (sl->addr[0] == '\0') {
 		snprintf(sl->addr, sizeof(sl->addr), "%s",
