@@ -98,7 +98,8 @@ struct http_pool {
 /*
  * Refusals of peers nobody vouched for (no verified caller: a missing or
  * bad signature, an unknown access key, a certificate that does not
- * verify, a request cut short) are recorded one by one up to
+ * verify, a bad path, target or content type, a body over the limit, a
+ * request cut short) are recorded one by one up to
  * http_refusals_per_minute from each address; past that they are
  * counted, and the count is recorded once that address's minute is over
  * (within a second, or at shutdown) in one service event,
@@ -292,15 +293,15 @@ refusal_flush(struct http_front *h, struct refusal_slot *sl)
 			ok = json_object_set_new(codes, "other",
 			    json_integer(sl->other)) == 0;
 		}
-		det = ok ? json_pack("{s:s?, s:I, s:o, s:s, s:s, s:I, s:I}",
+		det = ok ? json_pack("{s:s?, s:I, s:O, s:s, s:s, s:I, s:I}",
 		    "sourceIPAddress", sl == &h->ref.slot[REFUSAL_SLOTS] ?
 		    NULL : sl->addr, "count", (json_int_t)sl->dropped,
 		    "errorCodes", codes, "firstTime", sl->first, "lastTime",
 		    sl->last, "recordedOneByOne", (json_int_t)sl->recorded,
 		    "limitPerMinute",
 		    (json_int_t)h->d->cfg.http_refusals_per_minute) : NULL;
+		json_decref(codes);	/* det holds its own reference */
 		if (det == NULL) {
-			json_decref(codes);
 			log_error("http: %u refusals from %s could not be "
 			    "recorded: out of memory", sl->dropped, sl->addr);
 		} else {
