@@ -100,7 +100,8 @@ struct http_pool {
  * bad signature, an unknown access key, a certificate that does not
  * verify, a bad path, target or content type, a body over the limit, a
  * request cut short) are recorded one by one up to
- * http_refusals_per_minute from each address; past that they are
+ * http_refusals_per_minute from each address, and ten times that from
+ * all addresses together; past that they are
  * counted, and the count is recorded once that address's minute is over
  * (within a second, or at shutdown) in one service event,
  * UnauthenticatedRefusalsCounted: the address, how many, which errors,
@@ -115,6 +116,7 @@ struct http_pool {
 #define REFUSAL_PROBE 8			/* slots an address may take */
 #define REFUSAL_CODES 8			/* errors counted by name */
 #define REFUSAL_WINDOW_MS 60000
+#define REFUSAL_ALL 10			/* the limit, for all addresses */
 
 struct refusal_slot {
 	char addr[64];			/* "": free */
@@ -132,6 +134,8 @@ struct refusals {
 	pthread_mutex_t mu;
 	struct refusal_slot *slot;	/* REFUSAL_SLOTS, then the others' */
 	atomic_int pending;		/* slots with a count to record */
+	uint64_t all_ms;		/* mono_ms: all addresses' minute */
+	uint64_t all;			/* recorded one by one in it */
 };
 
 struct http_front {
@@ -381,9 +385,16 @@ refusal_admit(struct http_front *h, const char *addr, const char *type)
 		    sl == &h->ref.slot[REFUSAL_SLOTS] ? "*" : addr);
 		sl->start_ms = now;
 	}
-	admit = sl->recorded < (uint32_t)h->d->cfg.http_refusals_per_minute;
+	if (now - h->ref.all_ms >= REFUSAL_WINDOW_MS) {
+		h->ref.all_ms = now;
+		h->ref.all = 0;
+	}
+	admit = sl->recorded < (uint32_t)h->d->cfg.http_refusals_per_minute &&
+	    h->ref.all < (uint64_t)h->d->cfg.http_refusals_per_minute *
+	    REFUSAL_ALL;
 	if (admit) {
 		sl->recorded++;
+		h->ref.all++;
 	} else {
 		if (sl->dropped++ == 0) {
 			audit_time_now(sl->first);

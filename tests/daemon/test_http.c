@@ -501,41 +501,84 @@ test_http_no_secret_in_log_and_plain_http_loopback_only(void **state)
 	free(out);
 }
 
+/* Records of unsigned requests from addr, one by one, and counts. */
+static int
+refusals_of(const char *addr)
+{
+	char a[64];
+
+	snprintf(a, sizeof(a), "\"sourceIPAddress\":\"%s\"", addr);
+	return tu_audit_count(&env, a, "\"errorCode\":"
+	    "\"MissingAuthenticationTokenException\"");
+}
+
+static int
+counted(const char *addr, int n)
+{
+	char a[200];
+
+	snprintf(a, sizeof(a), "\"serviceEventDetails\":{"
+	    "\"sourceIPAddress\":\"%s\",\"count\":%d,\"errorCodes\":{"
+	    "\"MissingAuthenticationTokenException\":%d}", addr, n, n);
+	return tu_audit_count(&env,
+	    "\"eventName\":\"UnauthenticatedRefusalsCounted\"", a);
+}
+
 /*
  * Refusals of a peer nobody vouched for are recorded one by one up to
- * http_refusals_per_minute from its address, then counted: the count is
- * recorded at the end of its minute or, as here, when kmsd stops.  Other
- * addresses keep their own allowance, and the log still verifies.
+ * http_refusals_per_minute from its address (and ten times that from all
+ * together), then counted: the count is recorded at the end of its
+ * minute or, as here, when kmsd stops.  Other addresses keep their own
+ * allowance, and the log still verifies.
  */
 static void
 test_http_unauthenticated_refusals_counted_past_the_limit(void **state)
 {
-	const char *one = "\"sourceIPAddress\":\"127.0.0.2\"";
-	int i, n = -1;
+	char addr[32], bursts[512], val[32];
+	size_t len = 0;
+	int i, total = 0;
+	FILE *f;
 
-	setenv("LIMIT", "600", 1);	/* the default */
-	setenv("EXTRA", "50", 1);
+	/* The default limit, 600: 650 from one address, 3 from another. */
+	setenv("BURSTS", "127.0.0.2:650,127.0.0.3:3", 1);
 	drive("/usr/bin/python3 tests/sdk/refusal_limit.py");
-	for (i = 0; i < 100 && (n = tu_audit_count(&env, one,
-	    "MissingAuthenticationTokenException")) < 600; i++) {
+	for (i = 0; i < 100 && refusals_of("127.0.0.2") < 600; i++) {
 		usleep(50 * 1000);
 	}
 	usleep(200 * 1000);
-	assert_int_equal(tu_audit_count(&env, one,
-	    "MissingAuthenticationTokenException"), 600);
-	assert_int_equal(tu_audit_count(&env,
-	    "\"sourceIPAddress\":\"127.0.0.3\"",
-	    "MissingAuthenticationTokenException"), 3);
+	assert_int_equal(refusals_of("127.0.0.2"), 600);
+	assert_int_equal(refusals_of("127.0.0.3"), 3);
 	assert_int_equal(tu_audit_count(&env,
 	    "UnauthenticatedRefusalsCounted", NULL), 0);
 	assert_int_equal(tu_kmsd_stop(&env), 0);
-	assert_int_equal(tu_audit_count(&env,
-	    "\"eventName\":\"UnauthenticatedRefusalsCounted\"",
-	    "\"serviceEventDetails\":{\"sourceIPAddress\":\"127.0.0.2\","
-	    "\"count\":50,\"errorCodes\":{"
-	    "\"MissingAuthenticationTokenException\":50}"), 1);
+	assert_int_equal(counted("127.0.0.2", 50), 1);
 	assert_int_equal(tu_audit_count(&env,
 	    "UnauthenticatedRefusalsCounted", "127.0.0.3"), 0);
+	assert_int_equal(tu_audit_verify(&env), 0);
+
+	/* A limit of 3: 4 each from 12 addresses; all together may have 30
+	 * records, so the first ten have 3 and a count of 1, the last two
+	 * a count of 4. */
+	assert_non_null(f = fopen(env.conf, "a"));
+	fputs("http_refusals_per_minute = 3\n", f);
+	fclose(f);
+	assert_int_equal(tu_kmsd_start(&env), 0);
+	snprintf(val, sizeof(val), "%d", find_port("https on 127.0.0.1:"));
+	setenv("KMSD_PORT", val, 1);
+	for (i = 10; i < 22; i++) {
+		len += (size_t)snprintf(bursts + len, sizeof(bursts) - len,
+		    "%s127.0.0.%d:4", i > 10 ? "," : "", i);
+	}
+	setenv("BURSTS", bursts, 1);
+	drive("/usr/bin/python3 tests/sdk/refusal_limit.py");
+	assert_int_equal(tu_kmsd_stop(&env), 0);
+	for (i = 10; i < 22; i++) {
+		snprintf(addr, sizeof(addr), "127.0.0.%d", i);
+		total += refusals_of(addr);
+		assert_int_equal(refusals_of(addr), i < 20 ? 3 : 0);
+		assert_int_equal(counted(addr, i < 20 ? 1 : 4), 1);
+	}
+	assert_int_equal(total, 30);
 	assert_int_equal(tu_audit_verify(&env), 0);
 	assert_int_equal(tu_kmsd_start(&env), 0);
 }
