@@ -117,8 +117,8 @@ sb_str(struct sbuf *b, const char *s)
 	sb_add(b, s, strlen(s));
 }
 
-#define SIGV4_UNRESERVED "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
-    "0123456789-_.~"
+#define SIGV4_UNRESERVED "ABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+    "abcdefghijklmnopqrstuvwxyz0123456789-_.~"
 
 /* s, each byte outside the unreserved set (and '/' when keep_slash)
  * as %XX; runs of bytes kept as they are added at once. */
