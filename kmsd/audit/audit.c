@@ -1664,33 +1664,19 @@ config_json(const struct config *c)
 	json_object_set_new(o, "arn_partition", json_string(c->arn_partition));
 	json_object_set_new(o, "region", json_string(c->region));
 	if (c->http_listen[0] != '\0') {
-		json_t *h = json_object();
-
-		json_object_set_new(h, "listen", json_string(c->http_listen));
-		json_object_set_new(h, "tls_cert",
-		    json_string(c->http_tls_cert));
-		json_object_set_new(h, "tls_client_ca",
-		    json_string(c->http_tls_client_ca));
-		json_object_set_new(h, "credentials",
-		    json_string(c->http_credentials));
-		json_object_set_new(h, "regions", str_array(
-		    c->http_regions[0], sizeof(c->http_regions[0]),
-		    c->nhttp_regions));
-		json_object_set_new(h, "threads",
-		    json_integer(c->http_threads));
-		json_object_set_new(h, "workers",
-		    json_integer(c->http_workers));
-		json_object_set_new(h, "max_connections",
-		    json_integer(c->http_max_connections));
-		json_object_set_new(h, "max_per_ip",
-		    json_integer(c->http_max_per_ip));
-		json_object_set_new(h, "refusals_per_minute",
-		    json_integer(c->http_refusals_per_minute));
-		json_object_set_new(h, "idle_timeout",
-		    json_integer(c->http_idle_timeout_s));
-		json_object_set_new(h, "request_timeout",
-		    json_integer(c->http_request_timeout_s));
-		json_object_set_new(o, "http", h);
+		json_object_set_new(o, "http", json_pack("{s:s, s:s, s:s, s:s, "
+		    "s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:i}",
+		    "listen", c->http_listen, "tls_cert", c->http_tls_cert,
+		    "tls_client_ca", c->http_tls_client_ca,
+		    "credentials", c->http_credentials,
+		    "regions", str_array(c->http_regions[0],
+		    sizeof(c->http_regions[0]), c->nhttp_regions),
+		    "threads", c->http_threads, "workers", c->http_workers,
+		    "max_connections", c->http_max_connections,
+		    "max_per_ip", c->http_max_per_ip,
+		    "refusals_per_minute", c->http_refusals_per_minute,
+		    "idle_timeout", c->http_idle_timeout_s,
+		    "request_timeout", c->http_request_timeout_s));
 	}
 	json_object_set_new(o, "metrics_listen",
 	    json_string(c->metrics_listen));

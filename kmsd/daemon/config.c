@@ -249,7 +249,6 @@ parse_uint(const char *v, unsigned long long max, unsigned long long *out,
 	return 0;
 }
 
-/* A list of principals separated by blanks or commas. */
 /* A partition or region: what AWS uses in ARNs (lower case, digits, '-'). */
 static int
 arn_field_ok(const char *v, size_t max)

@@ -384,22 +384,13 @@ creds_signing_key(struct creds *c, const char *akid, const char *date,
 	struct skey *k;
 	struct cset *s;
 	char scope[sizeof(k->scope)];
-	size_t i, n, dl, rl, sl, pl;
-	int r = -1;
+	size_t i;
+	int n, r = -1;
 
-	/* date/region/service, without snprintf's cost on each request. */
-	dl = strlen(date);
-	rl = strlen(region);
-	sl = strlen(service);
-	if (dl + rl + sl + 2 >= sizeof(scope)) {
+	n = snprintf(scope, sizeof(scope), "%s/%s/%s", date, region, service);
+	if (n < 0 || (size_t)n >= sizeof(scope)) {
 		return -1;
 	}
-	memcpy(scope, date, dl);
-	scope[dl] = '/';
-	memcpy(scope + dl + 1, region, rl);
-	scope[dl + 1 + rl] = '/';
-	memcpy(scope + dl + 2 + rl, service, sl + 1);
-	n = dl + rl + sl + 2;
 	maybe_reload(c);
 	pthread_rwlock_rdlock(&c->lock);
 	s = c->set;
@@ -416,7 +407,7 @@ creds_signing_key(struct creds *c, const char *akid, const char *date,
 				if (sigv4_signing_key(s->v[i].secret,
 				    s->v[i].secretlen, date, region, service,
 				    k->key) == 0) {
-					memcpy(k->scope, scope, n + 1);
+					memcpy(k->scope, scope, (size_t)n + 1);
 				} else {
 					r = -2;
 				}
@@ -426,11 +417,7 @@ creds_signing_key(struct creds *c, const char *akid, const char *date,
 			}
 			pthread_mutex_unlock(&s->sk_mu);
 		}
-		if (plen > 0) {
-			pl = strnlen(s->v[i].principal, plen - 1);
-			memcpy(principal, s->v[i].principal, pl);
-			principal[pl] = '\0';
-		}
+		snprintf(principal, plen, "%s", s->v[i].principal);
 		break;
 	}
 	pthread_rwlock_unlock(&c->lock);

@@ -277,6 +277,9 @@ send_error(struct MHD_Connection *conn, struct hreq *q, unsigned status,
 	return r;
 }
 
+/* The slot of the addresses the table has no room for. */
+#define REFUSAL_OTHERS(h) (&(h)->ref.slot[REFUSAL_SLOTS])
+
 /* Record sl's count, ref.mu held, and start its address's next minute;
  * the slot is free again. */
 static void
@@ -298,8 +301,8 @@ refusal_flush(struct http_front *h, struct refusal_slot *sl)
 			    json_integer(sl->other)) == 0;
 		}
 		det = ok ? json_pack("{s:s?, s:I, s:O, s:s, s:s, s:I, s:I}",
-		    "sourceIPAddress", sl == &h->ref.slot[REFUSAL_SLOTS] ?
-		    NULL : sl->addr, "count", (json_int_t)sl->dropped,
+		    "sourceIPAddress", sl == REFUSAL_OTHERS(h) ? NULL :
+		    sl->addr, "count", (json_int_t)sl->dropped,
 		    "errorCodes", codes, "firstTime", sl->first, "lastTime",
 		    sl->last, "recordedOneByOne", (json_int_t)sl->recorded,
 		    "limitPerMinute",
@@ -377,12 +380,12 @@ refusal_admit(struct http_front *h, const char *addr, const char *type)
 		}
 	}
 	if (sl == NULL && (sl = free_sl) == NULL) {
-		sl = &h->ref.slot[REFUSAL_SLOTS];	/* the others' */
+		sl = REFUSAL_OTHERS(h);
 		refusal_expire(h, sl, now, 0);
 	}
 	if (sl->addr[0] == '\0') {
 		snprintf(sl->addr, sizeof(sl->addr), "%s",
-		    sl == &h->ref.slot[REFUSAL_SLOTS] ? "*" : addr);
+		    sl == REFUSAL_OTHERS(h) ? "*" : addr);
 		sl->start_ms = now;
 	}
 	if (now - h->ref.all_ms >= REFUSAL_WINDOW_MS) {
@@ -1339,11 +1342,8 @@ http_start(struct kmsd *d, struct http_front **out, char *err, size_t errlen)
 	if (d->audit != NULL && (h->ref.slot = calloc(REFUSAL_SLOTS + 1,
 	    sizeof(*h->ref.slot))) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		pthread_mutex_destroy(&h->pool.mu);
-		pthread_cond_destroy(&h->pool.cv);
-		pthread_mutex_destroy(&h->ref.mu);
-		free(h);
-		return KMS_ENOMEM;
+		r = KMS_ENOMEM;
+		goto fail;
 	}
 	if (http_resolve_listen("http_listen", c->http_listen, &ai, err,
 	    errlen) != 0) {
