@@ -100,6 +100,12 @@ struct jp {
 	char *tmp;			/* unescaped strings, wiped after */
 	size_t tmpcap;
 	int depth;
+	/* kjson_read_spans: the root's member whose elements are noted,
+	 * and whether the value about to be read is that member's. */
+	const char *member;
+	size_t mlen;
+	struct kjson_spans *spans;
+	int noting;
 };
 
 static json_t *jp_value(struct jp *j);
@@ -445,9 +451,11 @@ jp_after_member(struct jp *j, char close)
 }
 
 static json_t *
-jp_array(struct jp *j)
+jp_array(struct jp *j, int noting)
 {
+	struct kjson_spans *sp = j->spans;
 	json_t *a, *v;
+	size_t off = 0;
 	int more;
 
 	if ((a = json_array()) == NULL) {
@@ -460,8 +468,17 @@ jp_array(struct jp *j)
 		return a;
 	}
 	for (;;) {
+		if (noting) {
+			jp_ws(j);
+			off = (size_t)(j->p - j->s);
+		}
 		if ((v = jp_value(j)) == NULL) {
 			break;
+		}
+		if (noting && sp->n < sp->max) {
+			sp->at[sp->n].off = off;
+			sp->at[sp->n].len = (size_t)(j->p - j->s) - off;
+			sp->n++;
 		}
 		if (json_array_append_new(a, v) != 0) {
 			jp_fail(j, "out of memory");
@@ -526,6 +543,8 @@ jp_object(struct jp *j)
 			memcpy(kcopy, k, klen);
 			k = kcopy;
 		}
+		j->noting = j->depth == 1 && j->member != NULL &&
+		    klen == j->mlen && memcmp(k, j->member, klen) == 0;
 		v = jp_value(j);
 		if (v != NULL && json_object_setn_new_nocheck(o, k, klen,
 		    v) != 0) {
@@ -557,7 +576,9 @@ jp_value(struct jp *j)
 	const char *str;
 	size_t len;
 	json_t *v;
+	int noting = j->noting;
 
+	j->noting = 0;
 	jp_ws(j);
 	if (j->p >= j->end) {
 		return jp_fail(j, "unexpected end of input");
@@ -573,7 +594,7 @@ jp_value(struct jp *j)
 			}
 			return jp_fail(j, "nesting too deep");
 		}
-		v = *j->p == '{' ? jp_object(j) : jp_array(j);
+		v = *j->p == '{' ? jp_object(j) : jp_array(j, noting);
 		j->depth--;
 		return v;
 	case '"':
@@ -603,6 +624,14 @@ json_t *
 kjson_read_bounded(const void *buf, size_t len, size_t maxlen, int *err,
     char *msg, size_t msglen)
 {
+	return kjson_read_spans(buf, len, maxlen, err, msg, msglen, NULL,
+	    NULL);
+}
+
+json_t *
+kjson_read_spans(const void *buf, size_t len, size_t maxlen, int *err,
+    char *msg, size_t msglen, const char *member, struct kjson_spans *spans)
+{
 	struct jp j;
 	json_t *root = NULL;
 	int dummy;
@@ -620,6 +649,12 @@ kjson_read_bounded(const void *buf, size_t len, size_t maxlen, int *err,
 		return NULL;
 	}
 	memset(&j, 0, sizeof(j));
+	if (member != NULL && spans != NULL) {
+		j.member = member;
+		j.mlen = strlen(member);
+		j.spans = spans;
+		spans->n = 0;
+	}
 	j.s = j.p = buf != NULL ? buf : (const unsigned char *)"";
 	j.end = j.s + len;
 	jp_ws(&j);

@@ -55,6 +55,21 @@
  */
 json_t *kjson_read_bounded(const void *buf, size_t len, size_t maxlen,
     int *err, char *msg, size_t msglen);
+/*
+ * kjson_read_bounded, noting where in buf each element of the root
+ * object's member named member (when it is an array) lies: the first
+ * spans->max of them, in spans->at[0 .. spans->n).  (A Batch's audit
+ * records tell items of the same text by them.)
+ */
+struct kjson_spans {
+	struct kjson_span {
+		size_t off, len;
+	} *at;
+	size_t n, max;
+};
+json_t *kjson_read_spans(const void *buf, size_t len, size_t maxlen,
+    int *err, char *msg, size_t msglen, const char *member,
+    struct kjson_spans *spans);
 /* Depth of the deepest array/object in buf, scanning strings correctly;
  * stops early and returns limit + 1 once limit is exceeded.  (A cheap
  * check for callers that hand bytes to another parser.) */

@@ -1456,6 +1456,7 @@ audit_calls(struct audit *a, const struct audit_call *call,
     const struct audit_item *items, size_t n)
 {
 	struct rec_buf prefix = { 0 };
+	struct rec_memo memo;
 	struct scratch *sc;
 	struct rec_use *un;
 	size_t nun = 0, *offs, i;
@@ -1476,11 +1477,12 @@ audit_calls(struct audit *a, const struct audit_call *call,
 		if (prefix.oom) {
 			prefix.len = 0;
 		}
+		memset(&memo, 0, sizeof(memo));
 	}
 	for (i = 0; i < n; i++) {
 		offs[i] = sc->b.len;
 		rec_api_record(&sc->b, a->d, call, &items[i], when, &prefix,
-		    un, &nun);
+		    n > 1 ? &memo : NULL, un, &nun);
 	}
 	free(prefix.p);
 	r = commit(a, &sc->b, offs, n, 1);

@@ -86,6 +86,10 @@ struct audit_item {
 	json_t *resp;			/* its reply (NULL: none) */
 	const struct audit_note *note;	/* may be NULL */
 	size_t index, count;		/* in a Batch of count; 0: not */
+	/* A Batch item's text as it came (NULL: not known): items of the
+	 * same text that succeeded alike share most of their record. */
+	const char *raw;
+	size_t rawlen;
 };
 
 /*

@@ -773,16 +773,10 @@ static const uint8_t b64_val[256] = {
 	NB, NB, NB, NB, NB, NB, NB, NB, NB, NB, NB, NB, NB, NB, NB, NB,
 };
 
-struct res {
-	char arn[KEY_ARN_MAX];
-	size_t len;
-	uint32_t version;
-};
-
 /* Key ARN and version from a ciphertext blob's base64 (its first 21
  * bytes: format, key id, version; DESIGN §3); 0 when it is not one. */
 static int
-blob_key(const struct kmsd *d, const json_t *v, struct res *out)
+blob_key(const struct kmsd *d, const json_t *v, struct rec_res *out)
 {
 	uint8_t hdr[21];
 	const char *s;
@@ -817,12 +811,10 @@ blob_key(const struct kmsd *d, const json_t *v, struct res *out)
 	return 1;
 }
 
-#define RES_MAX 4
-
 /* A resource (arn of len bytes, no NUL within) unless it is listed:
  * a version fills in one listed without. */
 static void
-res_add(struct res *r, int *n, const char *arn, size_t len,
+res_add(struct rec_res *r, int *n, const char *arn, size_t len,
     uint32_t version)
 {
 	int i;
@@ -838,7 +830,7 @@ res_add(struct res *r, int *n, const char *arn, size_t len,
 			}
 		}
 	}
-	if (*n < RES_MAX && len < sizeof(r[*n].arn)) {
+	if (*n < REC_RES_MAX && len < sizeof(r[*n].arn)) {
 		memcpy(r[*n].arn, arn, len);
 		r[*n].arn[len] = '\0';
 		r[*n].len = len;
@@ -857,7 +849,7 @@ rec_tracked_op(const char *op)
 /* A successful tracked record's keys (at most two: ReEncrypt's): those
  * of its resources whose ARN ends in a 36-character key id. */
 static void
-use_add(struct rec_use *un, size_t *nun, const struct res *res, int nres,
+use_add(struct rec_use *un, size_t *nun, const struct rec_res *res, int nres,
     const char *op, const char *id)
 {
 	const char *k;
@@ -1017,22 +1009,142 @@ resp_fields(json_t *resp, struct resp_fields *f)
 	}
 }
 
+/*
+ * The keys a record names: those the request was authorised against
+ * (its note), with the version a ciphertext names (the request's, rq,
+ * for a decryption; the reply's for an encryption), and a created key.
+ */
+static int
+find_resources(const struct kmsd *d, const struct audit_item *it,
+    const struct rec_res *rq, int failed, const struct resp_fields *rs,
+    struct rec_res *res)
+{
+	struct rec_res r;
+	json_t *v;
+	int nres = 0, i;
+
+	if (it->note != NULL) {
+		for (i = 0; i < it->note->narn; i++) {
+			res_add(res, &nres, it->note->arn[i],
+			    strlen(it->note->arn[i]), 0);
+		}
+	}
+	if (rq != NULL) {
+		res_add(res, &nres, rq->arn, rq->len, rq->version);
+	}
+	if (!failed && it->resp != NULL) {
+		if (blob_key(d, rs->blob, &r)) {
+			res_add(res, &nres, r.arn, r.len, r.version);
+		}
+		v = rs->md != NULL ? json_object_get(rs->md, "Arn") : NULL;
+		if (json_is_string(v)) {
+			res_add(res, &nres, json_string_value(v),
+			    strlen(json_string_value(v)), 0);
+		}
+	}
+	return nres;
+}
+
+/* What differs between a Batch's items comes last: the writer hashes a
+ * line from the state after the blocks it shares with the line before
+ * (audit.c, line_hash), and JSON readers take keys in any order. */
+static void
+put_tail(struct rec_buf *b, const struct audit_item *it, const char *id)
+{
+	int first = 1;
+
+	PUTS(b, ",\"eventType\":\"AwsApiCall\",\"eventID\":\"");
+	put(b, id, 36);
+	PUTS(b, "\"");
+	if (it->count > 0 || (it->note != NULL &&
+	    it->note->grant_id[0] != '\0')) {
+		PUTS(b, ",\"additionalEventData\":{");
+		if (it->count > 0) {
+			PUTS(b, "\"batchIndex\":");
+			rec_u64(b, it->index);
+			PUTS(b, ",\"batchSize\":");
+			rec_u64(b, it->count);
+			first = 0;
+		}
+		if (it->note != NULL && it->note->grant_id[0] != '\0') {
+			rec_key(b, &first, "grantId");
+			rec_str(b, it->note->grant_id);
+		}
+		PUTS(b, "}");
+	}
+}
+
+/*
+ * The record of an item that is the same text as the previous one (m),
+ * when both succeeded and name the same keys: the previous record up to
+ * its eventID, then its own tail.  0 (nothing written) when it is not.
+ */
+static int
+memo_record(struct rec_buf *b, const struct kmsd *d,
+    const struct audit_item *it, struct rec_memo *m, struct rec_use *un,
+    size_t *nun)
+{
+	struct resp_fields rs;
+	struct rec_res res[REC_RES_MAX];
+	size_t start = b->len;
+	char id[37], *w;
+	int nres, i;
+
+	if (m == NULL || !m->ok || it->raw == NULL || it->resp == NULL ||
+	    it->rawlen != m->rawlen || memcmp(it->raw, m->raw,
+	    it->rawlen) != 0) {
+		return 0;
+	}
+	resp_fields(it->resp, &rs);
+	if (rs.type != NULL) {
+		return 0;
+	}
+	nres = find_resources(d, it, m->has_rq ? &m->rq : NULL, 0, &rs, res);
+	if (nres != m->nres) {
+		return 0;
+	}
+	for (i = 0; i < nres; i++) {
+		if (res[i].len != m->res[i].len ||
+		    res[i].version != m->res[i].version ||
+		    memcmp(res[i].arn, m->res[i].arn, res[i].len) != 0) {
+			return 0;
+		}
+	}
+	/* Room first: the copy comes from b itself. */
+	if ((w = rec_room(b, m->mid)) == NULL) {
+		return 0;
+	}
+	memcpy(w, b->p + m->start, m->mid);
+	b->len += m->mid;
+	m->start = start;
+	audit_new_id(id);
+	if (un != NULL && (m->opc & OPC_TRACKED)) {
+		use_add(un, nun, res, nres, m->op, id);
+	}
+	put_tail(b, it, id);
+	return 1;
+}
+
 void
 rec_api_record(struct rec_buf *b, const struct kmsd *d,
     const struct audit_call *call, const struct audit_item *it,
-    const char *when, const struct rec_buf *prefix, struct rec_use *un,
-    size_t *nun)
+    const char *when, const struct rec_buf *prefix, struct rec_memo *m,
+    struct rec_use *un, size_t *nun)
 {
 	struct req_fields rq;
 	struct resp_fields rs;
 	const char *op;
-	json_t *err, *v;
-	struct res res[RES_MAX], r;
+	json_t *err;
+	struct rec_res res[REC_RES_MAX], rqres;
 	char id[37];
-	size_t k, oplen;
+	size_t k, oplen, start = b->len;
 	unsigned opc;
-	int first = 1, nres = 0, i, is_obj = json_is_object(it->req);
+	int first = 1, nres, has_rq, tokens = 0,
+	    is_obj = json_is_object(it->req);
 
+	if (memo_record(b, d, it, m, un, nun)) {
+		return;
+	}
 	audit_new_id(id);
 	/* Each of the request and reply walked once for what the record
 	 * takes of them. */
@@ -1083,6 +1195,7 @@ rec_api_record(struct rec_buf *b, const struct kmsd *d,
 	} else {
 		PUTS(b, ",\"requestParameters\":{");
 		for (k = 0; k < rq.np; k++) {
+			tokens |= params[rq.p[k].i].kind == P_TOKENS;
 			put_param(b, &first, rq.p[k].i, rq.p[k].v, call->st);
 		}
 		PUTS(b, "}");
@@ -1111,28 +1224,9 @@ rec_api_record(struct rec_buf *b, const struct kmsd *d,
 	} else {
 		PUTS(b, ",\"readOnly\":false");
 	}
-	/* resources: the keys it was authorised against, with the version a
-	 * ciphertext names (the request's for a decryption, the reply's for
-	 * an encryption). */
-	if (it->note != NULL) {
-		for (i = 0; i < it->note->narn; i++) {
-			res_add(res, &nres, it->note->arn[i],
-			    strlen(it->note->arn[i]), 0);
-		}
-	}
-	if (blob_key(d, rq.blob, &r)) {
-		res_add(res, &nres, r.arn, r.len, r.version);
-	}
-	if (err == NULL && it->resp != NULL) {
-		if (blob_key(d, rs.blob, &r)) {
-			res_add(res, &nres, r.arn, r.len, r.version);
-		}
-		v = rs.md != NULL ? json_object_get(rs.md, "Arn") : NULL;
-		if (json_is_string(v)) {
-			res_add(res, &nres, json_string_value(v),
-			    strlen(json_string_value(v)), 0);
-		}
-	}
+	has_rq = blob_key(d, rq.blob, &rqres);
+	nres = find_resources(d, it, has_rq ? &rqres : NULL, err != NULL ||
+	    it->resp == NULL, &rs, res);
 	if (err == NULL && it->resp != NULL && un != NULL &&
 	    (opc & OPC_TRACKED)) {
 		use_add(un, nun, res, nres, op, id);
@@ -1153,30 +1247,29 @@ rec_api_record(struct rec_buf *b, const struct kmsd *d,
 		}
 		PUTS(b, "]");
 	}
-	/* What differs between a Batch's items comes last: the writer
-	 * hashes a line from the state after the blocks it shares with the
-	 * line before (audit.c, line_hash), and JSON readers take keys in
-	 * any order. */
-	PUTS(b, ",\"eventType\":\"AwsApiCall\",\"eventID\":\"");
-	put(b, id, 36);
-	PUTS(b, "\"");
-	first = 1;
-	if (it->count > 0 || (it->note != NULL &&
-	    it->note->grant_id[0] != '\0')) {
-		PUTS(b, ",\"additionalEventData\":{");
-		if (it->count > 0) {
-			PUTS(b, "\"batchIndex\":");
-			rec_u64(b, it->index);
-			PUTS(b, ",\"batchSize\":");
-			rec_u64(b, it->count);
-			first = 0;
+	/* What the next item may share: all but the tail, when nothing in
+	 * it came of anything but the item's text and the keys named.
+	 * (Grant tokens are looked up in the store: not lent.) */
+	if (m != NULL) {
+		m->ok = it->raw != NULL && it->resp != NULL && err == NULL &&
+		    !(opc & (OPC_CREATE_KEY | OPC_CREATE_GRANT)) && !tokens &&
+		    !b->oom;
+		if (m->ok) {
+			m->raw = it->raw;
+			m->rawlen = it->rawlen;
+			m->start = start;
+			m->mid = b->len - start;
+			m->op = op;
+			m->opc = opc;
+			m->has_rq = has_rq;
+			if (has_rq) {
+				m->rq = rqres;
+			}
+			m->nres = nres;
+			memcpy(m->res, res, (size_t)nres * sizeof(res[0]));
 		}
-		if (it->note != NULL && it->note->grant_id[0] != '\0') {
-			rec_key(b, &first, "grantId");
-			rec_str(b, it->note->grant_id);
-		}
-		PUTS(b, "}");
 	}
+	put_tail(b, it, id);
 }
 
 void

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "kmsd/audit/audit.h"
+#include "kmsd/keys/keycache.h"
 #include "kmsd/kmsd.h"
 
 /* A growing text buffer: p is malloc'd (the owner frees it); oom is set,
@@ -48,16 +49,47 @@ struct rec_use {
  * (version, caller, time, source); a Batch formats them once. */
 void rec_api_prefix(struct rec_buf *b, const struct kmsd *d,
     const struct audit_call *call, const char *when);
+/* A key a record names in "resources", with the version a ciphertext
+ * names (0: none). */
+#define REC_RES_MAX 4
+struct rec_res {
+	char arn[KEY_ARN_MAX];
+	size_t len;
+	uint32_t version;
+};
+
+/*
+ * What the record of a message's previous item lends the next: a Batch's
+ * items are often the same request (one key, one context), and the
+ * record of an item whose text is the previous one's, when both
+ * succeeded and name the same keys, is the previous record up to its
+ * eventID, copied instead of formatted again.  Zeroed for each message.
+ */
+struct rec_memo {
+	const char *raw;		/* the previous item's text */
+	size_t rawlen;
+	size_t start, mid;		/* its record is b->p + start; the
+					 * first mid bytes are shared */
+	const char *op;			/* its operation (its request's) */
+	unsigned opc;
+	struct rec_res rq;		/* its request's ciphertext's key */
+	int has_rq;
+	struct rec_res res[REC_RES_MAX];	/* its resources */
+	int nres;
+	int ok;				/* the next may share it */
+};
+
 /*
  * The record of one request or Batch item, appended to b: it begins with
  * prefix when that is not empty (else with rec_api_prefix's fields).
  * When it is a successful cryptographic operation, uses[*nuses...] get
- * what it tells GetKeyLastUsage (uses may be NULL).
+ * what it tells GetKeyLastUsage (uses may be NULL).  memo (may be NULL)
+ * carries what the message's previous record lends (see rec_memo).
  */
 void rec_api_record(struct rec_buf *b, const struct kmsd *d,
     const struct audit_call *call, const struct audit_item *it,
-    const char *when, const struct rec_buf *prefix, struct rec_use *uses,
-    size_t *nuses);
+    const char *when, const struct rec_buf *prefix, struct rec_memo *memo,
+    struct rec_use *uses, size_t *nuses);
 /* A service event's record (eventType AwsServiceEvent), appended to b;
  * resource_arn and details (borrowed) may be NULL. */
 void rec_service_record(struct rec_buf *b, const struct kmsd *d,

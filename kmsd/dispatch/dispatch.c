@@ -1194,8 +1194,13 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
  * be and audit_required is set, the reply is replaced by the error (its
  * plaintexts are freed, and wiped, with it).
  */
+/* Where a Batch's items lie in the message as it came (dispatch_msg),
+ * for their audit records: a thread's, kept from message to message. */
+static __thread struct kjson_span item_at[KMS_MAX_BATCH];
+
 static json_t *
-audit_reply(struct opctx *c, json_t *msg, json_t *resp, const char *reqid)
+audit_reply(struct opctx *c, json_t *msg, json_t *resp, const char *reqid,
+    const char *buf, const struct kjson_spans *spans)
 {
 	struct audit_call call;
 	struct audit_item one, *items = &one;
@@ -1224,6 +1229,10 @@ audit_reply(struct opctx *c, json_t *msg, json_t *resp, const char *reqid)
 			items[i].note = c->notes != NULL ? &c->notes[i] : NULL;
 			items[i].index = i;
 			items[i].count = n;
+			if (buf != NULL && i < spans->n) {
+				items[i].raw = buf + spans->at[i].off;
+				items[i].rawlen = spans->at[i].len;
+			}
 		}
 	} else if (items == NULL) {
 		items = &one;
@@ -1249,6 +1258,7 @@ dispatch_msg(struct worker *w, const struct principal *p,
 {
 	struct opctx c;
 	struct audit_note note;
+	struct kjson_spans spans = { item_at, 0, KMS_MAX_BATCH };
 	json_t *msg = NULL, *action = NULL, *resp;
 	double t0 = metrics_now();
 	int err = 0, r;
@@ -1271,8 +1281,9 @@ dispatch_msg(struct worker *w, const struct principal *p,
 		memset(&note, 0, sizeof(note));
 		c.note = &note;
 	}
-	if ((msg = parsed) == NULL && (msg = kjson_read_bounded(buf, len,
-	    JSON_MAX_MESSAGE, &err, c.msg, sizeof(c.msg))) == NULL) {
+	if ((msg = parsed) == NULL && (msg = kjson_read_spans(buf, len,
+	    JSON_MAX_MESSAGE, &err, c.msg, sizeof(c.msg), w->d->audit != NULL ?
+	    "Requests" : NULL, &spans)) == NULL) {
 		resp = error_object(KMS_ESERIALIZATION, c.msg);
 		goto out;
 	}
@@ -1298,7 +1309,8 @@ dispatch_msg(struct worker *w, const struct principal *p,
 		/* The record carries the request id of the log and of any
 		 * error message. */
 		c.note = &note;
-		resp = audit_reply(&c, msg, resp, request_id);
+		resp = audit_reply(&c, msg, resp, request_id, parsed == NULL ?
+		    buf : NULL, &spans);
 		free(c.notes);
 		audit_done(w->d->audit);
 	}

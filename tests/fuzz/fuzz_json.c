@@ -6,7 +6,9 @@
  * reader about the depth limit; and the reader (ours) accepts what
  * jansson's json_loadb(JSON_REJECT_DUPLICATES) accepts with an object on
  * top, building equal values (a raw NUL byte, which jansson sometimes
- * skips, we always refuse).
+ * skips, we always refuse).  The spans it notes of the elements of a
+ * root member "Requests" are each that element's text: read again
+ * alone, it is an equal value.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,10 +20,47 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+#define FUZZ_SPANS 8
+
+/* Each noted span, read alone (as {"v": span}), equals its element. */
+static void
+check_spans(const uint8_t *data, size_t size, json_t *o,
+    const struct kjson_spans *sp)
+{
+	json_t *arr = json_object_get(o, "Requests"), *w;
+	size_t i, want;
+	char *buf;
+
+	want = json_is_array(arr) ? json_array_size(arr) : 0;
+	if (sp->n != (want < FUZZ_SPANS ? want : FUZZ_SPANS)) {
+		abort();
+	}
+	for (i = 0; i < sp->n; i++) {
+		if (sp->at[i].off > size || sp->at[i].len > size -
+		    sp->at[i].off || (buf = malloc(sp->at[i].len + 6)) ==
+		    NULL) {
+			abort();
+		}
+		memcpy(buf, "{\"v\":", 5);
+		memcpy(buf + 5, data + sp->at[i].off, sp->at[i].len);
+		buf[5 + sp->at[i].len] = '}';
+		w = kjson_read_bounded(buf, sp->at[i].len + 6, JSON_MAX_MESSAGE,
+		    NULL, NULL, 0);
+		if (w == NULL || !json_equal(json_object_get(w, "v"),
+		    json_array_get(arr, i))) {
+			abort();
+		}
+		json_decref(w);
+		free(buf);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char msg[256];
+	struct kjson_span at[FUZZ_SPANS];
+	struct kjson_spans sp = { at, 0, FUZZ_SPANS };
 	json_t *o;
 	size_t i;
 	int err = -1, depth;
@@ -31,8 +70,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	msg[0] = '\0';
-	o = kjson_read_bounded(data, size, JSON_MAX_REQUEST, &err, msg,
-	    sizeof(msg));
+	o = kjson_read_spans(data, size, JSON_MAX_REQUEST, &err, msg,
+	    sizeof(msg), "Requests", &sp);
 	if (size <= JSON_MAX_REQUEST && depth <= JSON_MAX_DEPTH) {
 		json_t *ref = json_loadb(size > 0 ? (const char *)data : "",
 		    size, JSON_REJECT_DUPLICATES, NULL);
@@ -53,6 +92,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (err != 0 || !json_is_object(o) || depth > JSON_MAX_DEPTH) {
 			abort();
 		}
+		check_spans(data, size, o, &sp);
 		json_decref(o);
 		return 0;
 	}

@@ -992,7 +992,7 @@ run_case(const struct rcase *c, int dumping)
 		}
 		nuses = 0;
 		rec_api_record(&b, &d, &call, &it, WHEN, pass & 1 ? &prefix :
-		    NULL, uses, &nuses);
+		    NULL, NULL, uses, &nuses);
 		assert_false(b.oom);
 		if (pass >= 2) {
 			assert_memory_equal(b.p, pre, start);
@@ -1020,6 +1020,44 @@ run_case(const struct rcase *c, int dumping)
 		free(got);
 		free(b.p);
 	}
+	/* Three items of the same text in a row, as a Batch's: the second
+	 * and third lend what they can of the record before; each is the
+	 * same record still, with its own eventID and uses. */
+	if (!dumping) {
+		struct rec_buf b = { 0 };
+		struct rec_memo memo;
+		size_t offs[4], k;
+		char prev[37] = "";
+
+		memset(&memo, 0, sizeof(memo));
+		it.raw = c->req;
+		it.rawlen = c->req != NULL ? strlen(c->req) : 0;
+		for (k = 0; k < 3; k++) {
+			struct rec_use u3[REC_USES_PER_ITEM];
+			size_t n3 = 0;
+			char *got;
+
+			offs[k] = b.len;
+			rec_api_record(&b, &d, &call, &it, WHEN, &prefix,
+			    &memo, u3, &n3);
+			assert_false(b.oom);
+			got = masked(b.p + offs[k], b.len - offs[k], id);
+			if (strcmp(got, c->want) != 0) {
+				print_error("case %s, item %zu of a run:\n got  "
+				    "%s\n want %s\n", c->name, k, got, c->want);
+				fail();
+			}
+			assert_string_not_equal(id, prev);
+			memcpy(prev, id, sizeof(prev));
+			assert_int_equal(n3, c->nuses);
+			for (i = 0; i < n3; i++) {
+				assert_string_equal(u3[i].key, c->uses[i]);
+				assert_string_equal(u3[i].id, id);
+			}
+			free(got);
+		}
+		free(b.p);
+	}
 	free(prefix.p);
 	json_decref(it.req);
 	json_decref(it.resp);
@@ -1034,6 +1072,129 @@ test_record_formats_every_case_byte_for_byte(void **state)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		run_case(&cases[i], dumping);
 	}
+}
+
+/*
+ * A Batch of items of one text whose outcomes differ (a failure, another
+ * key in the note, a reply naming another version, a grant) and of
+ * another text: each record, formatted after the one before (lending
+ * what it can), is the record formatted alone.
+ */
+static void
+test_record_of_items_alike_is_each_its_own(void **state)
+{
+	static const char *text = "{\"Action\":\"GenerateDataKey\","
+	    "\"KeyId\":\"alias/bench\",\"EncryptionContext\":{\"a\":"
+	    "\"b\"},\"KeySpec\":\"AES_256\"}";
+	static const char *other = "{\"Action\":\"GenerateDataKey\","
+	    "\"KeyId\":\"alias/bench\",\"EncryptionContext\":{\"a\":"
+	    "\"c\"},\"KeySpec\":\"AES_256\"}";
+	static const char *ok1 = "{\"KeyId\":\"" PFX K1 "\","
+	    "\"CiphertextBlob\":\"" BLOB1 "\"}";
+	static const char *ok2 = "{\"KeyId\":\"" PFX K2 "\","
+	    "\"CiphertextBlob\":\"" BLOB2 "\"}";
+	static const char *bad = "{\"__type\":\"DisabledException\","
+	    "\"message\":\"off\"}";
+	/* A decryption names the same keys whether it fails or not. */
+	static const char *dec = "{\"Action\":\"Decrypt\","
+	    "\"CiphertextBlob\":\"" BLOB1 "\"}";
+	static const char *dok = "{\"KeyId\":\"" PFX K1 "\","
+	    "\"Plaintext\":\"c2VjcmV0\"}";
+	static const struct {
+		const char *req, *resp, *arn, *grant;
+	} items[] = {
+		{ NULL, NULL, PFX K1, NULL },	/* text */
+		{ NULL, NULL, PFX K1, NULL },
+		{ NULL, "bad", PFX K1, NULL },
+		{ NULL, NULL, PFX K1, NULL },
+		{ NULL, NULL, PFX K1, "g-1" },
+		{ NULL, NULL, PFX K2, NULL },
+		{ NULL, "ok2", PFX K2, NULL },
+		{ NULL, "ok2", PFX K2, NULL },
+		{ "other", "ok2", PFX K2, NULL },
+		{ NULL, "ok2", PFX K2, NULL },
+		{ NULL, NULL, NULL, NULL },
+		{ NULL, NULL, PFX K1, NULL },
+		{ "dec", "dok", PFX K1, NULL },
+		{ "dec", "dok", PFX K1, NULL },
+		{ "dec", "bad", PFX K1, NULL },
+		{ "dec", "dok", PFX K1, NULL },
+	};
+	size_t n = sizeof(items) / sizeof(items[0]), k, start, nu, nu1, i;
+	struct principal p;
+	struct audit_origin o;
+	struct audit_call call;
+	struct audit_note notes[16];
+	struct audit_item its[16];
+	struct rec_buf prefix = { 0 }, b = { 0 };
+	struct rec_memo memo;
+	struct rec_use u[REC_USES_PER_ITEM], u1[REC_USES_PER_ITEM];
+	char id[37], id1[37];
+
+	(void)state;
+	caller(W_IPC, &p, &o, &call);
+	call.request_id = RID;
+	rec_api_prefix(&prefix, &d, &call, WHEN);
+	memset(&memo, 0, sizeof(memo));
+	memset(notes, 0, sizeof(notes));
+	memset(its, 0, sizeof(its));
+	for (k = 0; k < n; k++) {
+		const char *t = items[k].req == NULL ? text :
+		    strcmp(items[k].req, "dec") == 0 ? dec : other;
+		const char *r = items[k].resp == NULL ? ok1 :
+		    strcmp(items[k].resp, "bad") == 0 ? bad :
+		    strcmp(items[k].resp, "dok") == 0 ? dok : ok2;
+		struct rec_buf one = { 0 };
+		char *got, *want;
+
+		if (items[k].arn != NULL) {
+			snprintf(notes[k].arn[0], KEY_ARN_MAX, "%s",
+			    items[k].arn);
+			notes[k].narn = 1;
+		}
+		if (items[k].grant != NULL) {
+			snprintf(notes[k].grant_id, sizeof(notes[k].grant_id),
+			    "%s", items[k].grant);
+		}
+		its[k].req = parse(t);
+		its[k].resp = parse(r);
+		its[k].note = &notes[k];
+		its[k].index = k;
+		its[k].count = n;
+		its[k].raw = t;
+		its[k].rawlen = strlen(t);
+		start = b.len;
+		nu = 0;
+		rec_api_record(&b, &d, &call, &its[k], WHEN, &prefix, &memo,
+		    u, &nu);
+		nu1 = 0;
+		rec_api_record(&one, &d, &call, &its[k], WHEN, &prefix, NULL,
+		    u1, &nu1);
+		assert_false(b.oom);
+		assert_false(one.oom);
+		got = masked(b.p + start, b.len - start, id);
+		want = masked(one.p, one.len, id1);
+		if (strcmp(got, want) != 0) {
+			print_error("item %zu:\n got  %s\n want %s\n", k, got,
+			    want);
+			fail();
+		}
+		assert_int_equal(nu, nu1);
+		for (i = 0; i < nu; i++) {
+			assert_string_equal(u[i].key, u1[i].key);
+			assert_string_equal(u[i].op, u1[i].op);
+			assert_string_equal(u[i].id, id);
+		}
+		free(got);
+		free(want);
+		free(one.p);
+	}
+	for (k = 0; k < n; k++) {
+		json_decref(its[k].req);
+		json_decref(its[k].resp);
+	}
+	free(b.p);
+	free(prefix.p);
 }
 
 /* Without uses, nothing is noted and the record is the same. */
@@ -1052,7 +1213,7 @@ test_record_without_uses(void **state)
 	memset(&it, 0, sizeof(it));
 	it.req = parse(cases[0].req);
 	it.resp = parse(cases[0].resp);
-	rec_api_record(&b, &d, &call, &it, WHEN, NULL, NULL, NULL);
+	rec_api_record(&b, &d, &call, &it, WHEN, NULL, NULL, NULL, NULL);
 	got = masked(b.p, b.len, id);
 	/* No note: the key comes from the reply's blob alone. */
 	assert_string_equal(got, cases[0].want);
@@ -1091,7 +1252,7 @@ test_record_cuts_long_strings_on_a_character(void **state)
 	json_object_set_new(it.req, "Action", json_string("CreateKey"));
 	json_object_set_new(it.req, "Description", json_stringn(desc, n));
 	it.resp = json_object();
-	rec_api_record(&b, &d, &call, &it, WHEN, NULL, NULL, NULL);
+	rec_api_record(&b, &d, &call, &it, WHEN, NULL, NULL, NULL, NULL);
 	rec_put(&b, "", 1);
 	assert_false(b.oom);
 	memcpy(want, head, hl);
@@ -1174,6 +1335,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_formats_every_case_byte_for_byte),
+		cmocka_unit_test(test_record_of_items_alike_is_each_its_own),
 		cmocka_unit_test(test_record_without_uses),
 		cmocka_unit_test(test_record_cuts_long_strings_on_a_character),
 		cmocka_unit_test(test_record_of_a_service_event),

@@ -491,6 +491,61 @@ test_json_survives_random_mutations(void **state)
 	assert_true(accepted > 0);
 }
 
+/* kjson_read_spans notes where the root member's elements lie, each
+ * exactly (no surrounding blanks), and nothing else: not a member of the
+ * same name deeper down, not a member that is no array, not past max. */
+static void
+test_json_spans_of_a_members_elements(void **state)
+{
+	static const char text[] = "{\"X\":{\"Requests\":[1,2]}, \"Requests\""
+	    " : [ {\"a\":[1,{\"Requests\":[3]}]} ,\"s]\", [ ] ,7 ],\"Z\":1}";
+	static const char *want[] = { "{\"a\":[1,{\"Requests\":[3]}]}",
+	    "\"s]\"", "[ ]", "7" };
+	struct kjson_span at[4];
+	struct kjson_spans sp = { at, 99, 4 };
+	json_t *j;
+	size_t i;
+	int err;
+
+	(void)state;
+	j = kjson_read_spans(text, strlen(text), JSON_MAX_REQUEST, &err, NULL,
+	    0, "Requests", &sp);
+	assert_non_null(j);
+	assert_int_equal(sp.n, 4);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(at[i].len, strlen(want[i]));
+		assert_memory_equal(text + at[i].off, want[i], at[i].len);
+	}
+	json_decref(j);
+	/* At most max of them; the parse is whole all the same. */
+	sp.max = 2;
+	j = kjson_read_spans(text, strlen(text), JSON_MAX_REQUEST, &err, NULL,
+	    0, "Requests", &sp);
+	assert_non_null(j);
+	assert_int_equal(sp.n, 2);
+	assert_int_equal(json_array_size(json_object_get(j, "Requests")), 4);
+	json_decref(j);
+	/* Not an array, absent, or only deeper down: none. */
+	sp.max = 4;
+	j = kjson_read_spans("{\"Requests\":{\"a\":[1]}}", 22,
+	    JSON_MAX_REQUEST, &err, NULL, 0, "Requests", &sp);
+	assert_non_null(j);
+	assert_int_equal(sp.n, 0);
+	json_decref(j);
+	j = kjson_read_spans("{\"X\":{\"Requests\":[1,2]}}", 24,
+	    JSON_MAX_REQUEST, &err, NULL, 0, "Requests", &sp);
+	assert_non_null(j);
+	assert_int_equal(sp.n, 0);
+	json_decref(j);
+	/* Without a member to note, spans are left alone. */
+	sp.n = 3;
+	j = kjson_read_spans(text, strlen(text), JSON_MAX_REQUEST, &err, NULL,
+	    0, NULL, &sp);
+	assert_non_null(j);
+	assert_int_equal(sp.n, 3);
+	json_decref(j);
+}
+
 static void
 test_json_handles_null_arguments(void **state)
 {
@@ -513,6 +568,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_reads_a_valid_request),
+		cmocka_unit_test(test_json_spans_of_a_members_elements),
 		cmocka_unit_test(test_json_accepts_depth_32_rejects_33),
 		cmocka_unit_test(test_json_depth_counts_objects_too),
 		cmocka_unit_test(test_json_depth_caps_at_limit_plus_one),
