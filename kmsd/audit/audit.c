@@ -61,7 +61,7 @@
 #define AUDIT_WRITER_ROUNDS 4		/* writes a writer makes for others */
 #define AUDIT_WRITE_MAX (256 * 1024)	/* about the most one write(2) takes */
 #define AUDIT_HASH_BLOCKS 12		/* leading blocks a line may share */
-#define AUDIT_LINGER_US 1000		/* the log thread gathers records */
+#define AUDIT_LINGER_US 3000		/* the log thread gathers records */
 #define CHECKPOINT_STATEMENT "kmsd-audit-checkpoint-v1"
 /* GetKeyLastUsage's table, saved beside the log: at most this often
  * when it changed, and at shutdown; what the log recorded after the
