@@ -61,7 +61,8 @@
 #define AUDIT_WRITER_ROUNDS 4		/* writes a writer makes for others */
 #define AUDIT_WRITE_MAX (256 * 1024)	/* about the most one write(2) takes */
 #define AUDIT_HASH_BLOCKS 12		/* leading blocks a line may share */
-#define AUDIT_LINGER_US 3000		/* the log thread gathers records */
+#define AUDIT_LINGER_US 1000		/* the log thread gathers records */
+#define AUDIT_LINGER_BATCH_US 3000	/* ... when Batches are among them */
 #define CHECKPOINT_STATEMENT "kmsd-audit-checkpoint-v1"
 /* GetKeyLastUsage's table, saved beside the log: at most this often
  * when it changed, and at shutdown; what the log recorded after the
@@ -111,6 +112,8 @@ struct audit {
 	uint64_t cp_ms;			/* mono_ms of that checkpoint */
 	uint64_t wtotal, stotal;	/* bytes written / known durable */
 	int waiters, want_work;
+	int batches;			/* a Batch's records were staged since
+					 * the log thread's last write */
 	atomic_int failed;		/* read without mu by audit_admit */
 	atomic_int inflight;		/* requests admitted, not yet done */
 	int fail_errno;
@@ -797,10 +800,20 @@ audit_main(void *arg)
 		}
 		if (a->rs != a->rw && a->rs - a->rw < a->rsize / 4 &&
 		    a->waiters == 0 && !a->failed) {
-			/* Let the records of a burst gather: one write for
-			 * them all (see commit). */
+			/*
+			 * Let the records of a burst gather: one write for
+			 * them all (see commit).  Longer when Batches are
+			 * among them: their records come a hundred at a
+			 * time (3 ms: the log thread's CPU a record 0.75 ->
+			 * 0.70 us), while single requests at 16 clients ran
+			 * 4% slower with 3 ms than with 1.
+			 */
+			int us = a->batches ? AUDIT_LINGER_BATCH_US :
+			    AUDIT_LINGER_US;
+
+			a->batches = 0;
 			kms_mutex_unlock(&a->mu);
-			usleep(AUDIT_LINGER_US);
+			usleep(us);
 			kms_mutex_lock(&a->mu);
 		}
 		now = mono_ms();
@@ -1283,7 +1296,8 @@ static __thread struct audit *owed;
  * write.  Otherwise (other requests in flight, or a Batch) the caller
  * replies at once and the log's thread, woken by
  * the first record after it went to sleep (a signal costs nothing while
- * it is at work), gathers records for AUDIT_LINGER_US and writes them
+ * it is at work), gathers records for AUDIT_LINGER_US (longer when
+ * Batches are among them) and writes them
  * all with one write(2): one write for tens of records instead of one
  * each, and no reply waits for one.  (It runs at normal priority: a
  * writer at idle priority made Batches about 5% faster, but starved by
@@ -1309,6 +1323,7 @@ commit(struct audit *a, const struct rec_buf *b, const size_t *offs, size_t n,
 		goto out;
 	}
 	end = a->rs;
+	a->batches |= n > 1;
 	if (alone && !a->writing && !a->failed) {
 		if (wait_sync) {
 			/* A request's record, staged (in a file): written
