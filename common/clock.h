@@ -18,5 +18,9 @@ int64_t clock_wall_ms(void);
 uint64_t mono_ms(void);
 /* CLOCK_MONOTONIC in seconds: durations (metrics, tests). */
 double clock_mono_s(void);
+/* Days from 1970-01-01 to y-m-d (m 1-12) of the proleptic Gregorian
+ * calendar, as timegm(3) counts them without its time-zone machinery;
+ * a d past the month's end runs into the next month. */
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d);
 
 #endif

@@ -46,6 +46,7 @@
 #include "common/mutex.h"
 #include "common/secmem.h"
 #include "common/sp.h"
+#include "common/strhash.h"
 #include "kmsd/audit/audit.h"
 #include "kmsd/audit/record.h"
 #include "kmsd/daemon/clock.h"
@@ -880,12 +881,7 @@ struct usage {
 static unsigned
 usage_hash(const char *key)
 {
-	unsigned h = 2166136261u;
-
-	while (*key != '\0') {
-		h = (h ^ (unsigned char)*key++) * 16777619u;
-	}
-	return h % USAGE_BUCKETS;
+	return str_hash(key) % USAGE_BUCKETS;
 }
 
 /* s into out (len bytes), cut to fit; no printf per record. */

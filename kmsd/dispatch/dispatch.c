@@ -1188,16 +1188,17 @@ run_batch(struct opctx *c, json_t *msg, size_t msglen)
 	return out;
 }
 
+/* Where a Batch's items lie in the message as it came (dispatch_msg:
+ * none when it came parsed), for their audit records: a thread's, kept
+ * from message to message. */
+static __thread struct kjson_span item_at[KMS_MAX_BATCH];
+
 /*
  * The audit records of one message (audit.h): one per item of a Batch
  * that ran, else one.  Written before the reply leaves; when they cannot
  * be and audit_required is set, the reply is replaced by the error (its
  * plaintexts are freed, and wiped, with it).
  */
-/* Where a Batch's items lie in the message as it came (dispatch_msg),
- * for their audit records: a thread's, kept from message to message. */
-static __thread struct kjson_span item_at[KMS_MAX_BATCH];
-
 static json_t *
 audit_reply(struct opctx *c, json_t *msg, json_t *resp, const char *reqid,
     const char *buf, const struct kjson_spans *spans)
@@ -1229,7 +1230,7 @@ audit_reply(struct opctx *c, json_t *msg, json_t *resp, const char *reqid,
 			items[i].note = c->notes != NULL ? &c->notes[i] : NULL;
 			items[i].index = i;
 			items[i].count = n;
-			if (buf != NULL && i < spans->n) {
+			if (i < spans->n) {
 				items[i].raw = buf + spans->at[i].off;
 				items[i].rawlen = spans->at[i].len;
 			}
@@ -1309,8 +1310,7 @@ dispatch_msg(struct worker *w, const struct principal *p,
 		/* The record carries the request id of the log and of any
 		 * error message. */
 		c.note = &note;
-		resp = audit_reply(&c, msg, resp, request_id, parsed == NULL ?
-		    buf : NULL, &spans);
+		resp = audit_reply(&c, msg, resp, request_id, buf, &spans);
 		free(c.notes);
 		audit_done(w->d->audit);
 	}

@@ -53,6 +53,7 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "common/sp.h"
+#include "common/strhash.h"
 #include "kmsd/audit/audit.h"
 #include "kmsd/daemon/daemon.h"
 #include "kmsd/dispatch/dispatch.h"
@@ -356,16 +357,13 @@ refusal_admit(struct http_front *h, const char *addr, const char *type)
 {
 	struct refusal_slot *sl = NULL, *free_sl = NULL;
 	uint64_t now = mono_ms();
-	unsigned hash = 2166136261u;
-	const char *c;
+	unsigned hash;
 	int i, admit;
 
 	if (h->ref.slot == NULL || h->d->cfg.http_refusals_per_minute == 0) {
 		return 1;
 	}
-	for (c = addr; *c != '\0'; c++) {
-		hash = (hash ^ (unsigned char)*c) * 16777619u;
-	}
+	hash = str_hash(addr);
 	pthread_mutex_lock(&h->ref.mu);
 	for (i = 0; i < REFUSAL_PROBE; i++) {
 		struct refusal_slot *s = &h->ref.slot[(hash + (unsigned)i) %

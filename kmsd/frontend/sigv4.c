@@ -42,6 +42,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "common/clock.h"
 #include "common/secmem.h"
 #include "kmsd/frontend/sigv4.h"
 
@@ -198,20 +199,6 @@ digits(const char *s, size_t n)
 	return 1;
 }
 
-/* Days from 1970-01-01 to y-m-d of the proleptic Gregorian calendar
- * (m 1-12), as timegm(3) counts them without its time-zone machinery. */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
-}
-
 #define D2(p) (((p)[0] - '0') * 10 + ((p)[1] - '0'))
 
 /* YYYYMMDDTHHMMSSZ → seconds since the epoch; -1 if malformed.  Like
@@ -235,8 +222,8 @@ parse_amz_date(const char *s, time_t *out)
 	    min > 59 || sec > 60) {
 		return -1;
 	}
-	*out = (time_t)((days_from_civil(y, mon, 1) + mday - 1) * 86400 +
-	    hour * 3600 + min * 60 + sec);
+	*out = (time_t)(days_from_civil(y, (unsigned)mon, (unsigned)mday) *
+	    86400 + hour * 3600 + min * 60 + sec);
 	return 0;
 }
 
